@@ -1,0 +1,141 @@
+/*
+ * cli.h - what the naq subcommands share: the command entry points, the
+ * common connection flags, error printing with the exit-code convention,
+ * and the one event formatter used by every listing.
+ *
+ * Every command is `int naq_cmd_<name>(int argc, char **argv)` where argv[0]
+ * names the command as the user typed it ("naq events"), so getopt's own
+ * messages read "naq events: unrecognized option '--x'". The return value is
+ * the process exit code: 0 ok, 1 failure, 2 bad usage (STYLE.md 9).
+ */
+#ifndef NAQ_CLI_H
+#define NAQ_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "naq/naq.h"
+
+#define NAQ_EXIT_OK 0
+#define NAQ_EXIT_FAILURE 1
+#define NAQ_EXIT_USAGE 2
+
+int naq_cmd_server(int argc, char **argv);
+int naq_cmd_enqueue(int argc, char **argv);
+int naq_cmd_worker(int argc, char **argv);
+int naq_cmd_events(int argc, char **argv);
+int naq_cmd_job(int argc, char **argv);
+int naq_cmd_health(int argc, char **argv);
+int naq_cmd_bench(int argc, char **argv);
+
+/* ---- common connection flags: --url, --event-url, --prefix, --stream ---- */
+
+/* getopt_long values of the common flags (outside the char range). */
+enum {
+    NAQ_CLI_OPT_URL = 0x100,
+    NAQ_CLI_OPT_EVENT_URL,
+    NAQ_CLI_OPT_PREFIX,
+    NAQ_CLI_OPT_STREAM,
+    NAQ_CLI_OPT_FIRST_FREE /* commands number their own long-only flags from here */
+};
+
+/* Entries for a struct option table; end the table with {NULL, 0, NULL, 0}. */
+#define NAQ_CLI_COMMON_OPTIONS                                                                     \
+    {"url", required_argument, NULL, NAQ_CLI_OPT_URL},                                             \
+        {"event-url", required_argument, NULL, NAQ_CLI_OPT_EVENT_URL},                             \
+        {"prefix", required_argument, NULL, NAQ_CLI_OPT_PREFIX},                                   \
+    {                                                                                              \
+        "stream", required_argument, NULL, NAQ_CLI_OPT_STREAM                                      \
+    }
+
+/* Usage text of the common flags, for each command's --help. */
+#define NAQ_CLI_COMMON_USAGE                                                                       \
+    "connection (override the environment, see docs/configuration.md):\n"                          \
+    "  --url URL          NATS server of the job queue (NAQ_URL, default " NAQ_DEFAULT_URL ")\n"   \
+    "  --event-url URL    NATS server of the event log (NAQ_EVENT_STORAGE_URL)\n"                  \
+    "  --prefix PREFIX    subject prefix (NAQ_NATS_SUBJECT_PREFIX, default naq)\n"                 \
+    "  --stream NAME      event stream (NAQ_NATS_STREAM_NAME, default NAQ_JOB_EVENTS)\n"
+
+/* The common flags as given on the command line; NULL = not given. The
+ * strings point into argv. */
+typedef struct {
+    const char *url;
+    const char *event_url;
+    const char *prefix;
+    const char *stream;
+} naq_cli_common;
+
+/* Records a common flag: 1 if `ch` was one (from the getopt loop), else 0. */
+int naq_cli_common_option(naq_cli_common *o, int ch, const char *arg);
+
+/* Builds the configuration: defaults < NAQ_* environment < flags. Prints the
+ * error and returns NAQ_EXIT_USAGE when a variable or flag is malformed,
+ * else NAQ_EXIT_OK. */
+int naq_cli_config(const naq_cli_common *o, naq_config *cfg);
+
+/* naq_cli_config() then naq_client_connect(). Read-only commands pass
+ * publishes_events = 0: they log nothing, so the client starts no event
+ * logger. Returns an exit code; on failure the error is printed ("naq:
+ * cannot reach NATS at ...") and *out is NULL. */
+int naq_cli_connect(const naq_cli_common *o, int publishes_events, naq_client **out);
+
+/* ---- errors ---- */
+
+/* Prints "naq: <message>\n" to stderr. */
+void naq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "naq: <naq_last_error()>" (or the status text when there is no
+ * message) and returns the exit code for s: 2 for NAQ_ERR_INVALID_ARG (the
+ * user gave something malformed), 1 otherwise. */
+int naq_cli_fail(naq_status s);
+
+/* Prints "<cmd>: <message>" and "try '<cmd> --help'" to stderr and returns
+ * NAQ_EXIT_USAGE. cmd is argv[0] of the command ("naq enqueue"). */
+int naq_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* For getopt's '?': getopt already said what is wrong; adds the hint. */
+int naq_cli_try_help(const char *cmd);
+
+/* Parses a whole number in [min, max]; on error prints a usage error naming
+ * the flag and returns 0. */
+int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
+                      long long max, long long *out);
+
+/* ---- the event formatter ---- */
+
+typedef enum {
+    NAQ_CLI_FORMAT_TABLE, /* aligned columns for people */
+    NAQ_CLI_FORMAT_JSON,  /* one compact JSON object per line (JSONL), with nats_subject/sequence */
+    NAQ_CLI_FORMAT_RAW,   /* the event's wire JSON, nothing added */
+} naq_cli_format;
+
+#define NAQ_CLI_FORMAT_USAGE                                                                       \
+    "  --format FORMAT    table (default), json (one object per line) or raw\n"
+
+/* Parses "table", "json" or "raw" ("raw" only when allow_raw). Prints a
+ * usage error and returns NAQ_EXIT_USAGE when unknown. */
+int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out);
+
+typedef struct {
+    naq_cli_format format;
+    FILE *out;
+    int rows;  /* events printed so far (the table header precedes the first) */
+    int flush; /* fflush after every event (live streams) */
+} naq_cli_printer;
+
+void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format);
+
+/* Prints one event. 0 on success; -1 when it cannot be encoded (the error is
+ * printed) or stdout is gone (a closed pipe). */
+int naq_cli_print_event(naq_cli_printer *p, const naq_event *e);
+
+/* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch. */
+void naq_cli_format_time(double ts, char *buf, size_t cap);
+
+/* The one-line detail of an event: "error_type: error_message",
+ * "<duration> ms" or the message; control characters become spaces and the
+ * text is cut to fit cap. */
+void naq_cli_event_detail(const naq_event *e, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,937 @@
+/*
+ * cmd_events_query.c - `naq events list|count|delete|cleanup|replay|stats|
+ * workers|rollup`: questions about the event log, and the rollup
+ * maintainer.
+ *
+ * Thin over naq/query.h and naq/stats.h: every command parses its flags
+ * into a naq_query (the filters are the same everywhere), calls the
+ * library and prints. Events print through the shared formatter (cli.h);
+ * stats and workers, which are not events, print a table or one JSON object
+ * per line (raw is the same as json for them).
+ */
+#include "cli.h"
+#include "cmd_events_query.h"
+
+#include "naq/query.h"
+#include "naq/stats.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_TAGS 16
+#define DEFAULT_LIMIT 1000
+
+/* ---- the shared filter flags ---- */
+
+#define FILTER_USAGE                                                                               \
+    "filters (all given must match):\n"                                                            \
+    "      --job ID          events of this job\n"                                                 \
+    "      --type TYPE       events of this type ('naq events types' lists them)\n"                \
+    "      --queue Q         events about this queue\n"                                            \
+    "      --worker W        events about this worker\n"                                           \
+    "      --tag KEY=VALUE   events whose job has this tag (repeatable)\n"                         \
+    "      --since TIME      events at or after TIME: a duration before now (90s, 1h,\n"           \
+    "                        7d), an ISO-8601 UTC time (2026-01-31T12:00:00Z) or\n"                \
+    "                        @SECONDS since the epoch\n"                                           \
+    "      --until TIME      events at or before TIME (same forms)\n"                              \
+    "      --from-seq N      from stream sequence N\n"                                             \
+    "      --until-seq N     up to stream sequence N\n"
+
+enum {
+    OPT_JOB = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_TYPE,
+    OPT_QUEUE,
+    OPT_WORKER,
+    OPT_TAG,
+    OPT_SINCE,
+    OPT_UNTIL,
+    OPT_FROM_SEQ,
+    OPT_UNTIL_SEQ,
+    OPT_FROM_TIME,
+    OPT_OFFSET,
+    OPT_LIMIT,
+    OPT_FORMAT,
+    OPT_HOURS,
+    OPT_BY_QUEUE,
+    OPT_BY_WORKER,
+    OPT_OLDER_THAN,
+    OPT_TIMING,
+    OPT_SPEED,
+    OPT_MAX_GAP,
+    OPT_ONCE,
+};
+
+#define FILTER_OPTIONS                                                                             \
+    {"job", required_argument, NULL, OPT_JOB}, {"type", required_argument, NULL, OPT_TYPE},        \
+        {"queue", required_argument, NULL, OPT_QUEUE},                                             \
+        {"worker", required_argument, NULL, OPT_WORKER},                                           \
+        {"tag", required_argument, NULL, OPT_TAG}, {"since", required_argument, NULL, OPT_SINCE},  \
+        {"until", required_argument, NULL, OPT_UNTIL},                                             \
+        {"from-seq", required_argument, NULL, OPT_FROM_SEQ},                                       \
+    {                                                                                              \
+        "until-seq", required_argument, NULL, OPT_UNTIL_SEQ                                        \
+    }
+
+typedef struct {
+    naq_query q;
+    const char *tags[MAX_TAGS + 1];
+    int ntags;
+    double now;
+} query_args;
+
+static void query_args_init(query_args *a)
+{
+    memset(a, 0, sizeof *a);
+    naq_query_init(&a->q);
+    a->q.tags = a->tags;
+    a->now = 0;
+}
+
+static int parse_time_flag(const char *cmd, const char *flag, const char *text, double *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (naq_parse_time(text, now, out) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s: %s", flag, naq_last_error());
+    return NAQ_EXIT_OK;
+}
+
+static int parse_seq(const char *cmd, const char *flag, const char *text, uint64_t *out)
+{
+    long long v = 0;
+    if (!naq_cli_parse_int(cmd, flag, text, 1, INT64_MAX, &v))
+        return NAQ_EXIT_USAGE;
+    *out = (uint64_t)v;
+    return NAQ_EXIT_OK;
+}
+
+/* Handles a filter flag: *handled is set when ch was one. */
+static int filter_option(const char *cmd, query_args *a, int ch, const char *arg, int *handled)
+{
+    naq_event_type t;
+    *handled = 1;
+    switch (ch) {
+    case OPT_JOB: a->q.filter.job_id = arg; return NAQ_EXIT_OK;
+    case OPT_TYPE:
+        if (naq_event_type_parse(arg, &t) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "%s", naq_last_error());
+        a->q.filter.type = arg;
+        return NAQ_EXIT_OK;
+    case OPT_QUEUE: a->q.filter.queue = arg; return NAQ_EXIT_OK;
+    case OPT_WORKER: a->q.filter.worker = arg; return NAQ_EXIT_OK;
+    case OPT_TAG:
+        if (a->ntags == MAX_TAGS)
+            return naq_cli_usage_error(cmd, "at most %d --tag filters", MAX_TAGS);
+        if (strchr(arg, '=') == NULL || arg[0] == '=')
+            return naq_cli_usage_error(cmd, "--tag needs KEY=VALUE, got '%s'", arg);
+        a->tags[a->ntags++] = arg;
+        return NAQ_EXIT_OK;
+    case OPT_SINCE: return parse_time_flag(cmd, "--since", arg, &a->q.since);
+    case OPT_UNTIL: return parse_time_flag(cmd, "--until", arg, &a->q.until);
+    case OPT_FROM_SEQ: return parse_seq(cmd, "--from-seq", arg, &a->q.from_seq);
+    case OPT_UNTIL_SEQ: return parse_seq(cmd, "--until-seq", arg, &a->q.until_seq);
+    default: *handled = 0; return NAQ_EXIT_OK;
+    }
+}
+
+/* Ids are checked before connecting, so a typo is a usage error. */
+static int check_query(const char *cmd, const query_args *a)
+{
+    if (naq_query_validate(&a->q) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    return NAQ_EXIT_OK;
+}
+
+/* Common flags, -h, or a usage error for anything else. */
+static int other_option(const char *cmd, naq_cli_common *common, int ch, const char *arg,
+                        const char *help, int *done)
+{
+    if (ch == 'h') {
+        fputs(help, stdout);
+        *done = 1;
+        return NAQ_EXIT_OK;
+    }
+    if (naq_cli_common_option(common, ch, arg))
+        return NAQ_EXIT_OK;
+    return naq_cli_try_help(cmd);
+}
+
+static int no_arguments(const char *cmd, int argc, char **argv)
+{
+    if (optind < argc)
+        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return NAQ_EXIT_OK;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- list ---- */
+
+static const char list_usage[] =
+    "usage: naq events list [FILTERS] [--offset N] [--limit N] [--format table|json|raw]\n"
+    "\n"
+    "Prints the stored events that match every filter, oldest first.\n"
+    "\n" FILTER_USAGE "      --offset N        skip the first N matches\n"
+    "      --limit N         at most N (default 1000; 0 = all)\n" NAQ_CLI_FORMAT_USAGE
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "A time range reads only that part of the stream; without a job or time\n"
+    "range the whole stream is read (use 'naq events stats' for totals).\n"
+    "\n"
+    "examples:\n"
+    "  naq events list --since 1h --type failed --queue emails\n"
+    "  naq events list --tag team=billing --since 2026-01-31T00:00:00Z --format json\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
+
+int naq_cmd_events_list(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {FILTER_OPTIONS,
+                                         {"offset", required_argument, NULL, OPT_OFFSET},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    query_args a;
+    query_args_init(&a);
+    a.q.limit = DEFAULT_LIMIT;
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    long long n = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int handled = 0;
+        rc = filter_option(cmd, &a, ch, optarg, &handled);
+        if (handled)
+            continue;
+        switch (ch) {
+        case OPT_OFFSET:
+            if (!naq_cli_parse_int(cmd, "--offset", optarg, 0, INT64_MAX, &n))
+                rc = NAQ_EXIT_USAGE;
+            a.q.offset = (size_t)n;
+            break;
+        case OPT_LIMIT:
+            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
+                rc = NAQ_EXIT_USAGE;
+            a.q.limit = (size_t)n;
+            break;
+        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
+        default: rc = other_option(cmd, &common, ch, optarg, list_usage, &done); break;
+        }
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
+        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    naq_event_list l = {0};
+    int more = 0;
+    naq_status s = naq_events_list(c, &a.q, &l, &more);
+    if (s != NAQ_OK) {
+        rc = naq_cli_fail(s);
+    } else {
+        naq_cli_printer p;
+        naq_cli_printer_init(&p, format);
+        for (size_t i = 0; i < l.count && rc == NAQ_EXIT_OK; i++)
+            if (naq_cli_print_event(&p, &l.items[i]) != 0)
+                rc = NAQ_EXIT_FAILURE;
+        if (more)
+            fprintf(stderr,
+                    "naq: more events match; see the next ones with --offset %zu, or give "
+                    "--limit 0 for all\n",
+                    a.q.offset + l.count);
+    }
+    naq_event_list_free(&l);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- count ---- */
+
+static const char count_usage[] =
+    "usage: naq events count [FILTERS] [--format table|json|raw]\n"
+    "\n"
+    "Prints how many stored events match every filter: always the number of\n"
+    "events 'naq events list' with the same filters and --limit 0 prints.\n"
+    "\n" FILTER_USAGE NAQ_CLI_FORMAT_USAGE "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "json prints {\"count\":N}. No filter costs one request, a job filter one\n"
+    "request; other filters read the range like list does.\n"
+    "\n"
+    "example:\n"
+    "  naq events count --since 10m --type failed\n";
+
+int naq_cmd_events_count(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {FILTER_OPTIONS,
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    query_args a;
+    query_args_init(&a);
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int handled = 0;
+        rc = filter_option(cmd, &a, ch, optarg, &handled);
+        if (handled)
+            continue;
+        if (ch == OPT_FORMAT)
+            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
+        else
+            rc = other_option(cmd, &common, ch, optarg, count_usage, &done);
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
+        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    uint64_t n = 0;
+    naq_status s = naq_events_count(c, &a.q, &n);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    else if (format == NAQ_CLI_FORMAT_TABLE)
+        printf("%llu\n", (unsigned long long)n);
+    else
+        printf("{\"count\":%llu}\n", (unsigned long long)n);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- delete ---- */
+
+static const char delete_usage[] =
+    "usage: naq events delete JOB_ID [--format table|json|raw]\n"
+    "\n"
+    "Deletes every stored event of one job (its history) and nothing else.\n"
+    "Stats already folded into the rollups keep counting them.\n"
+    "\n" NAQ_CLI_FORMAT_USAGE "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "exit codes: 0 ok (also when the job had no events), 1 failure, 2 bad usage\n";
+
+int naq_cmd_events_delete(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == OPT_FORMAT)
+            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
+        else
+            rc = other_option(cmd, &common, ch, optarg, delete_usage, &done);
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if (optind >= argc)
+        return naq_cli_usage_error(cmd, "which job? give its id");
+    if (optind + 1 < argc)
+        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    const char *job = argv[optind];
+    if (naq_id_validate("job id", job) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    uint64_t n = 0;
+    naq_status s = naq_job_events_delete(c, job, &n);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    else if (format == NAQ_CLI_FORMAT_TABLE)
+        printf("deleted %llu event%s of job %s\n", (unsigned long long)n, n == 1 ? "" : "s", job);
+    else
+        printf("{\"job_id\":\"%s\",\"deleted\":%llu}\n", job, (unsigned long long)n);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- cleanup ---- */
+
+static const char cleanup_usage[] =
+    "usage: naq events cleanup --older-than DURATION [--format table|json|raw]\n"
+    "\n"
+    "Deletes every event the server stored more than DURATION ago (30m, 12h,\n"
+    "3d ...), oldest first. The stream also drops events past its max age on\n"
+    "its own (NAQ_EVENT_MAX_AGE); this does it sooner. Rollups keep counting\n"
+    "what they already folded; events not yet folded are lost to the stats.\n"
+    "\n"
+    "      --older-than D    the age (required)\n" NAQ_CLI_FORMAT_USAGE
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "example:\n"
+    "  naq events cleanup --older-than 3d\n";
+
+int naq_cmd_events_cleanup(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"older-than", required_argument, NULL, OPT_OLDER_THAN},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    int64_t age_ms = -1;
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == OPT_OLDER_THAN) {
+            if (naq_parse_duration_ms(optarg, &age_ms) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "--older-than: %s", naq_last_error());
+        } else if (ch == OPT_FORMAT) {
+            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
+        } else {
+            rc = other_option(cmd, &common, ch, optarg, cleanup_usage, &done);
+        }
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
+        return rc;
+    if (age_ms < 0)
+        return naq_cli_usage_error(cmd, "how old? give --older-than DURATION (e.g. 3d)");
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    uint64_t deleted = 0, first = 0;
+    naq_status s = naq_events_cleanup(c, age_ms, &deleted, &first);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    else if (format == NAQ_CLI_FORMAT_TABLE)
+        printf("deleted %llu event%s; the stream now starts at sequence %llu\n",
+               (unsigned long long)deleted, deleted == 1 ? "" : "s", (unsigned long long)first);
+    else
+        printf("{\"deleted\":%llu,\"first_seq\":%llu}\n", (unsigned long long)deleted,
+               (unsigned long long)first);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- replay ---- */
+
+static const char replay_usage[] =
+    "usage: naq events replay [--since TIME | --from-time TIME | --from-seq N] [FILTERS]\n"
+    "                         [--timing fast|original] [--speed X] [--max-gap D]\n"
+    "                         [--limit N] [--format table|json|raw]\n"
+    "\n"
+    "Prints stored events again, oldest first, from a time or a stream sequence\n"
+    "(default: the start of the stream) up to --until / --until-seq or the last\n"
+    "event stored when the replay began. With --timing original each event\n"
+    "waits the time that separated it from the previous one when recorded,\n"
+    "divided by --speed. Ctrl-C stops.\n"
+    "\n"
+    "      --from-time TIME  same as --since\n" FILTER_USAGE
+    "      --timing T        fast (default) or original\n"
+    "      --speed X         original timing X times faster (implies original)\n"
+    "      --max-gap D       never wait longer than D between two events (e.g. 5s)\n"
+    "      --limit N         stop after N events\n" NAQ_CLI_FORMAT_USAGE
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "examples:\n"
+    "  naq events replay --since 1h --type failed\n"
+    "  naq events replay --from-seq 1200 --speed 10 --format json | my-consumer\n"
+    "\n"
+    "exit codes: 0 done or stopped by Ctrl-C, 1 failure, 2 bad usage\n";
+
+static int print_replayed(const naq_event *e, void *user)
+{
+    return naq_cli_print_event(user, e) != 0;
+}
+
+int naq_cmd_events_replay(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {FILTER_OPTIONS,
+                                         {"from-time", required_argument, NULL, OPT_FROM_TIME},
+                                         {"timing", required_argument, NULL, OPT_TIMING},
+                                         {"speed", required_argument, NULL, OPT_SPEED},
+                                         {"max-gap", required_argument, NULL, OPT_MAX_GAP},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    naq_replay_opts ro;
+    naq_replay_opts_init(&ro);
+    query_args a;
+    query_args_init(&a);
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    long long n = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int handled = 0;
+        rc = filter_option(cmd, &a, ch, optarg, &handled);
+        if (handled)
+            continue;
+        switch (ch) {
+        case OPT_FROM_TIME: rc = parse_time_flag(cmd, "--from-time", optarg, &a.q.since); break;
+        case OPT_TIMING:
+            if (strcmp(optarg, "fast") == 0)
+                ro.timing = NAQ_REPLAY_FAST;
+            else if (strcmp(optarg, "original") == 0)
+                ro.timing = NAQ_REPLAY_ORIGINAL;
+            else
+                rc = naq_cli_usage_error(cmd, "--timing is fast or original, not '%s'", optarg);
+            break;
+        case OPT_SPEED: {
+            char *end = NULL;
+            ro.speed = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(ro.speed > 0) || !isfinite(ro.speed))
+                rc = naq_cli_usage_error(cmd, "--speed needs a number above 0, got '%s'", optarg);
+            ro.timing = NAQ_REPLAY_ORIGINAL;
+            break;
+        }
+        case OPT_MAX_GAP: {
+            int64_t ms = 0;
+            if (naq_parse_duration_ms(optarg, &ms) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "--max-gap: %s", naq_last_error());
+            ro.max_gap_s = (double)ms / 1000.0;
+            break;
+        }
+        case OPT_LIMIT:
+            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
+                rc = NAQ_EXIT_USAGE;
+            a.q.limit = (size_t)n;
+            break;
+        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
+        default: rc = other_option(cmd, &common, ch, optarg, replay_usage, &done); break;
+        }
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
+        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    catch_signals();
+    ro.query = a.q;
+    ro.query.stop = (const volatile int *)&stop_requested;
+    naq_cli_printer p;
+    naq_cli_printer_init(&p, format);
+    p.flush = ro.timing == NAQ_REPLAY_ORIGINAL;
+    naq_status s = naq_events_replay(c, &ro, print_replayed, &p, NULL);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    else if (ferror(stdout))
+        rc = NAQ_EXIT_FAILURE;
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- stats ---- */
+
+static const char stats_usage[] =
+    "usage: naq events stats [--hours H] [--by-queue] [--by-worker] [--format table|json]\n"
+    "\n"
+    "Figures over the current hour and the H-1 before it (default 24), read from\n"
+    "the hourly rollups that 'naq events rollup' maintains (never a scan of the\n"
+    "stream): events per type, success rate, throughput, run durations\n"
+    "(avg/p50/p95/p99, within 2%), the most frequent error types.\n"
+    "\n"
+    "      --hours H         1 to 8784 (default 24)\n"
+    "      --by-queue        the same figures per queue\n"
+    "      --by-worker       counts, success rate and throughput per worker\n"
+    "      --format F        table (default) or json (one object)\n"
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "success rate = completed / (completed + failed - retry_scheduled): the share\n"
+    "of jobs that ended well among those that ended (a failure followed by a\n"
+    "retry has not ended). throughput = completed per second of the window.\n"
+    "docs/queries.md has the exact definitions.\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
+
+static void fmt_ms(double v, char *buf, size_t cap)
+{
+    if (v < 0)
+        snprintf(buf, cap, "-");
+    else if (v < 10)
+        snprintf(buf, cap, "%.2f", v);
+    else
+        snprintf(buf, cap, "%.0f", v);
+}
+
+static void fmt_rate(double r, char *buf, size_t cap)
+{
+    if (r < 0)
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%.1f%%", r * 100.0);
+}
+
+static const char *top_error(const naq_stats_group *g)
+{
+    return g->nerrors > 0 ? g->errors[0].name : "-";
+}
+
+static void print_group_rows(const char *title, const naq_stats_group *v, size_t n, int durations)
+{
+    if (n == 0) {
+        printf("\n%s: none in the window\n", title);
+        return;
+    }
+    printf("\n%-20s %9s %9s %9s %8s %9s", title, "EVENTS", "COMPLETED", "FAILED", "SUCCESS",
+           "PER_MIN");
+    if (durations)
+        printf(" %8s %8s %8s %8s  %s", "AVG_MS", "P50_MS", "P95_MS", "P99_MS", "TOP_ERROR");
+    printf("\n");
+    for (size_t i = 0; i < n; i++) {
+        const naq_stats_group *g = &v[i];
+        char rate[16], avg[16], p50[16], p95[16], p99[16];
+        fmt_rate(g->success_rate, rate, sizeof rate);
+        printf("%-20s %9llu %9llu %9llu %8s %9.1f", g->name, (unsigned long long)g->events,
+               (unsigned long long)g->counts[NAQ_EVENT_COMPLETED],
+               (unsigned long long)g->counts[NAQ_EVENT_FAILED], rate, g->throughput_per_min);
+        if (durations) {
+            fmt_ms(g->duration_avg, avg, sizeof avg);
+            fmt_ms(g->p50, p50, sizeof p50);
+            fmt_ms(g->p95, p95, sizeof p95);
+            fmt_ms(g->p99, p99, sizeof p99);
+            printf(" %8s %8s %8s %8s  %s", avg, p50, p95, p99, top_error(g));
+        }
+        printf("\n");
+    }
+}
+
+static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
+{
+    char from[40], to[40];
+    naq_cli_format_time(st->window_start, from, sizeof from);
+    naq_cli_format_time(st->window_end, to, sizeof to);
+    const naq_stats_group *t = &st->total;
+    printf("window: %s .. %s (%d h, %.0f s)\n", from, to, st->hours, st->window_s);
+    char rate[16], avg[16], p50[16], p95[16], p99[16];
+    fmt_rate(t->success_rate, rate, sizeof rate);
+    fmt_ms(t->duration_avg, avg, sizeof avg);
+    fmt_ms(t->p50, p50, sizeof p50);
+    fmt_ms(t->p95, p95, sizeof p95);
+    fmt_ms(t->p99, p99, sizeof p99);
+    printf("events: %llu   jobs ended: %llu completed, %llu failed (%llu final)\n",
+           (unsigned long long)t->events, (unsigned long long)t->counts[NAQ_EVENT_COMPLETED],
+           (unsigned long long)t->counts[NAQ_EVENT_FAILED], (unsigned long long)t->final_failed);
+    printf("success rate: %s   throughput: %.3f jobs/s (%.1f/min)\n", rate, t->throughput_per_s,
+           t->throughput_per_min);
+    printf("duration (%llu runs): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
+           (unsigned long long)t->duration_n, avg, p50, p95, p99);
+    printf("\n%-26s %10s\n", "TYPE", "COUNT");
+    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
+        if (t->counts[i] > 0)
+            printf("%-26s %10llu\n", naq_event_type_name((naq_event_type)i),
+                   (unsigned long long)t->counts[i]);
+    if (t->nerrors > 0) {
+        printf("\n%-26s %10s\n", "ERROR_TYPE", "COUNT");
+        for (size_t i = 0; i < t->nerrors; i++)
+            printf("%-26s %10llu\n", t->errors[i].name, (unsigned long long)t->errors[i].count);
+    }
+    if (by_queue)
+        print_group_rows("QUEUE", st->queues, st->nqueues, 1);
+    if (by_worker)
+        print_group_rows("WORKER", st->workers, st->nworkers, 0);
+}
+
+static json_t *group_to_json(const naq_stats_group *g, int durations)
+{
+    json_t *o = json_object(), *counts = json_object(), *errors = json_array();
+    if (g->name[0] != '\0')
+        json_object_set_new(o, "name", json_string(g->name));
+    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
+        if (g->counts[i] > 0)
+            json_object_set_new(counts, naq_event_type_name((naq_event_type)i),
+                                json_integer((json_int_t)g->counts[i]));
+    json_object_set_new(o, "events", json_integer((json_int_t)g->events));
+    json_object_set_new(o, "counts", counts);
+    json_object_set_new(o, "runs", json_integer((json_int_t)g->runs));
+    json_object_set_new(o, "final_failed", json_integer((json_int_t)g->final_failed));
+    json_object_set_new(o, "success_rate",
+                        g->success_rate < 0 ? json_null() : json_real(g->success_rate));
+    json_object_set_new(o, "throughput_per_s", json_real(g->throughput_per_s));
+    json_object_set_new(o, "throughput_per_min", json_real(g->throughput_per_min));
+    if (durations) {
+        json_t *d = json_object();
+        json_object_set_new(d, "n", json_integer((json_int_t)g->duration_n));
+        const char *names[] = {"avg_ms", "p50_ms", "p95_ms", "p99_ms"};
+        double vals[] = {g->duration_avg, g->p50, g->p95, g->p99};
+        for (int i = 0; i < 4; i++)
+            json_object_set_new(d, names[i], vals[i] < 0 ? json_null() : json_real(vals[i]));
+        json_object_set_new(o, "duration", d);
+    }
+    for (size_t i = 0; i < g->nerrors; i++)
+        json_array_append_new(errors, json_pack("{sssI}", "error_type", g->errors[i].name,
+                                                "count", (json_int_t)g->errors[i].count));
+    json_object_set_new(o, "errors", errors);
+    return o;
+}
+
+static int print_stats_json(const naq_stats *st, int by_queue, int by_worker)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "hours", json_integer(st->hours));
+    json_object_set_new(o, "window_start", json_real(st->window_start));
+    json_object_set_new(o, "window_end", json_real(st->window_end));
+    json_object_set_new(o, "window_s", json_real(st->window_s));
+    json_object_set_new(o, "total", group_to_json(&st->total, 1));
+    if (by_queue) {
+        json_t *q = json_array();
+        for (size_t i = 0; i < st->nqueues; i++)
+            json_array_append_new(q, group_to_json(&st->queues[i], 1));
+        json_object_set_new(o, "queues", q);
+    }
+    if (by_worker) {
+        json_t *w = json_array();
+        for (size_t i = 0; i < st->nworkers; i++)
+            json_array_append_new(w, group_to_json(&st->workers[i], 0));
+        json_object_set_new(o, "workers", w);
+    }
+    json_object_set_new(o, "rollup_cursor", json_integer((json_int_t)st->rollup_cursor));
+    json_object_set_new(o, "rollup_lag", json_integer((json_int_t)st->rollup_lag));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (line == NULL)
+        return NAQ_EXIT_FAILURE;
+    puts(line);
+    free(line);
+    return NAQ_EXIT_OK;
+}
+
+int naq_cmd_events_stats(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"hours", required_argument, NULL, OPT_HOURS},
+                                         {"by-queue", no_argument, NULL, OPT_BY_QUEUE},
+                                         {"by-worker", no_argument, NULL, OPT_BY_WORKER},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    naq_stats_opts o;
+    naq_stats_opts_init(&o);
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    long long n = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_HOURS:
+            if (!naq_cli_parse_int(cmd, "--hours", optarg, 1, 8784, &n))
+                rc = NAQ_EXIT_USAGE;
+            o.hours = (int)n;
+            break;
+        case OPT_BY_QUEUE: o.by_queue = 1; break;
+        case OPT_BY_WORKER: o.by_worker = 1; break;
+        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
+        default: rc = other_option(cmd, &common, ch, optarg, stats_usage, &done); break;
+        }
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    naq_stats st;
+    naq_status s = naq_stats_query(c, &o, &st);
+    if (s != NAQ_OK) {
+        rc = naq_cli_fail(s);
+    } else {
+        if (format == NAQ_CLI_FORMAT_TABLE)
+            print_stats_table(&st, o.by_queue, o.by_worker);
+        else
+            rc = print_stats_json(&st, o.by_queue, o.by_worker);
+        if (st.rollup_lag > 0)
+            fprintf(format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
+                    "%srollups are %llu events behind; run `naq events rollup` or any naq "
+                    "worker/scheduler with rollups enabled\n",
+                    format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ",
+                    (unsigned long long)st.rollup_lag);
+    }
+    naq_stats_free(&st);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- workers ---- */
+
+static const char workers_usage[] =
+    "usage: naq events workers [--since TIME] [--format table|json|raw]\n"
+    "\n"
+    "Workers that wrote events since TIME (default 10m): their state from those\n"
+    "events (busy: a job started and has not ended; idle; stopped: its last\n"
+    "event was worker_stopped), the job in progress, jobs processed and failed\n"
+    "in the window, and when it was last seen. A worker that wrote nothing in\n"
+    "the window is not listed.\n"
+    "\n"
+    "      --since TIME      a duration before now or a time (see 'naq events list')\n"
+    "      --format F        table (default), json or raw (one object per line)\n"
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE;
+
+int naq_cmd_events_workers(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    double since = 0;
+    int rc = parse_time_flag(cmd, "--since", "10m", &since), ch, done = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == OPT_SINCE)
+            rc = parse_time_flag(cmd, "--since", optarg, &since);
+        else if (ch == OPT_FORMAT)
+            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
+        else
+            rc = other_option(cmd, &common, ch, optarg, workers_usage, &done);
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    naq_worker_activity *w = NULL;
+    size_t n = 0;
+    naq_status s = naq_events_workers(c, since, &w, &n);
+    if (s != NAQ_OK) {
+        rc = naq_cli_fail(s);
+    } else if (format == NAQ_CLI_FORMAT_TABLE) {
+        printf("%-28s  %-7s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATE", "QUEUE",
+               "CURRENT_JOB", "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN");
+        for (size_t i = 0; i < n; i++) {
+            char seen[40];
+            naq_cli_format_time(w[i].last_seen, seen, sizeof seen);
+            printf("%-28s  %-7s  %-14s  %-32s  %7d  %9llu  %6llu  %s\n", w[i].worker_id,
+                   naq_worker_state_name(w[i].state), w[i].queue[0] ? w[i].queue : "-",
+                   w[i].current_job[0] ? w[i].current_job : "-", w[i].running,
+                   (unsigned long long)w[i].processed, (unsigned long long)w[i].failed, seen);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = json_pack("{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id,
+                                  "state", naq_worker_state_name(w[i].state), "queue",
+                                  w[i].queue, "current_job", w[i].current_job, "running",
+                                  w[i].running, "processed", (json_int_t)w[i].processed,
+                                  "failed", (json_int_t)w[i].failed, "first_seen",
+                                  w[i].first_seen, "last_seen", w[i].last_seen, "last_event",
+                                  naq_event_type_name(w[i].last_type));
+            char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+            json_decref(o);
+            if (line == NULL) {
+                rc = NAQ_EXIT_FAILURE;
+                break;
+            }
+            puts(line);
+            free(line);
+        }
+    }
+    free(w);
+    naq_client_destroy(c);
+    return rc;
+}
+
+/* ---- rollup ---- */
+
+static const char rollup_usage[] =
+    "usage: naq events rollup [--once]\n"
+    "\n"
+    "Runs the stats rollup maintainer until Ctrl-C (or SIGTERM): it folds every\n"
+    "new event into the hourly rollups that 'naq events stats' reads. Run one or\n"
+    "more anywhere (they never count an event twice); when none runs, stats\n"
+    "fall behind and catch up when one starts again, nothing is lost while the\n"
+    "events are still in the stream.\n"
+    "\n"
+    "      --once            fold what is stored now, print how many, and exit\n"
+    "  -h, --help            this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "exit codes: 0 stopped (or done with --once), 1 failure, 2 bad usage\n";
+
+int naq_cmd_events_rollup(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"once", no_argument, NULL, OPT_ONCE},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    int once = 0;
+    int rc = NAQ_EXIT_OK, ch, done = 0;
+    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == OPT_ONCE)
+            once = 1;
+        else
+            rc = other_option(cmd, &common, ch, optarg, rollup_usage, &done);
+    }
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *c = NULL;
+    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+        return rc;
+    catch_signals();
+    naq_status s = NAQ_OK;
+    if (once) {
+        /* Until the cursor stops moving: a step that only skipped events
+         * another maintainer had folded still moves it. */
+        size_t total = 0, folded = 0;
+        uint64_t cursor = 0, before = 0, lag = 0;
+        do {
+            before = cursor;
+            s = naq_rollup_step(c, 0, &folded);
+            total += folded;
+            if (s == NAQ_OK)
+                s = naq_rollup_lag(c, &cursor, &lag);
+        } while (s == NAQ_OK && cursor > before && !stop_requested);
+        if (s == NAQ_OK)
+            printf("folded %zu event%s\n", total, total == 1 ? "" : "s");
+    } else {
+        fprintf(stderr, "naq rollup: folding events into the stats rollups; Ctrl-C stops\n");
+        s = naq_rollup_run(c, (const volatile int *)&stop_requested);
+    }
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    naq_client_destroy(c);
+    return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * cmd_worker.c - `naq worker`: run jobs from one or more queues with the
+ * built-in "exec" handler until SIGINT or SIGTERM.
+ *
+ * Signals: a handler calls naq_worker_stop() (async-signal-safe), so the
+ * first Ctrl-C lets running jobs finish. It is installed with SA_RESETHAND,
+ * so a second Ctrl-C kills the process at once; jobs cut short that way
+ * are delivered again after the ack wait. A handler rather than a sigwait
+ * thread: it needs no extra thread and no process-wide signal mask that
+ * every nats.c and worker thread would have to be created under.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: naq worker -q QUEUE [-q QUEUE...] [-c N] [--id WORKER_ID]\n"
+    "\n"
+    "Runs jobs from the given queues (higher priority first) until Ctrl-C or\n"
+    "SIGTERM. Jobs whose function is \"exec\" (naq enqueue ... -- COMMAND) run\n"
+    "their command; C handlers are registered by programs using libnaq.\n"
+    "The first Ctrl-C stops taking jobs and waits for the running ones; a\n"
+    "second one quits at once (those jobs are then delivered again after\n"
+    "NAQ_ACK_WAIT).\n"
+    "\n"
+    "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
+    "  -c, --concurrency N      jobs run at once (default 1)\n"
+    "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
+    "  -h, --help               this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "example:\n"
+    "  naq worker -q default -q emails -c 4\n"
+    "\n"
+    "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
+
+enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE };
+
+#define MAX_QUEUES 64
+
+static naq_worker *volatile running_worker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    static const char msg[] =
+        "naq worker: stopping after the running jobs; Ctrl-C again to quit at once\n";
+    naq_worker *w = running_worker;
+    if (w != NULL)
+        naq_worker_stop(w);
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+}
+
+/* Splits "a,b" and appends each name to queues (NULL-terminated). */
+static int add_queues(const char *cmd, char *text, const char **queues, int *count)
+{
+    char *save = NULL;
+    for (char *q = strtok_r(text, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
+        if (*count >= MAX_QUEUES)
+            return naq_cli_usage_error(cmd, "at most %d queues per worker", MAX_QUEUES);
+        naq_status s = naq_id_validate("queue name", q);
+        if (s != NAQ_OK)
+            return naq_cli_fail(s);
+        queues[(*count)++] = q;
+        queues[*count] = NULL;
+    }
+    return NAQ_EXIT_OK;
+}
+
+int naq_cmd_worker(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
+                                         {"concurrency", required_argument, NULL, 'c'},
+                                         {"id", required_argument, NULL, OPT_ID},
+                                         {"help", no_argument, NULL, 'h'},
+                                         NAQ_CLI_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    naq_cli_common common = {0};
+    naq_worker_opts wo;
+    naq_worker_opts_init(&wo);
+    const char *queues[MAX_QUEUES + 1] = {NULL};
+    int nqueues = 0, rc = NAQ_EXIT_OK, ch;
+    long long n = 0;
+    naq_client *client = NULL;
+    naq_worker *w = NULL;
+
+    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'q': rc = add_queues(cmd, optarg, queues, &nqueues); break;
+        case 'c':
+            if (!naq_cli_parse_int(cmd, "--concurrency", optarg, 1, 1024, &n))
+                rc = NAQ_EXIT_USAGE;
+            wo.concurrency = (int)n;
+            break;
+        case OPT_ID: wo.worker_id = optarg; break;
+        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
+        default:
+            if (!naq_cli_common_option(&common, ch, optarg))
+                rc = naq_cli_try_help(cmd);
+            break;
+        }
+    }
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    if (optind < argc)
+        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (nqueues == 0)
+        return naq_cli_usage_error(cmd, "which queues? give -q QUEUE");
+    naq_status s;
+    if (wo.worker_id != NULL && (s = naq_id_validate("worker id", wo.worker_id)) != NAQ_OK)
+        return naq_cli_fail(s);
+    wo.queues = queues;
+
+    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+        return rc;
+    if ((s = naq_worker_create(client, &wo, &w)) != NAQ_OK) {
+        rc = naq_cli_fail(s);
+        goto out;
+    }
+
+    running_worker = w;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    fprintf(stderr, "naq worker %s on queues ", naq_worker_id(w));
+    for (int i = 0; i < nqueues; i++)
+        fprintf(stderr, "%s%s", i ? "," : "", queues[i]);
+    fprintf(stderr, " with concurrency %d; Ctrl-C to stop\n",
+            wo.concurrency > 0 ? wo.concurrency : 1);
+
+    s = naq_worker_run(w);
+
+    /* Back to the defaults before the worker goes away, so a late signal
+     * never touches a destroyed worker. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    running_worker = NULL;
+
+    naq_worker_stats st;
+    naq_worker_get_stats(w, &st);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(s);
+    fprintf(stderr, "naq worker %s stopped: processed %llu (completed %llu, failed %llu)\n",
+            naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
+            (unsigned long long)st.failed);
+out:
+    naq_worker_destroy(w);
+    naq_client_destroy(client);
+    return rc;
+}

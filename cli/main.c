@@ -1,0 +1,119 @@
+/*
+ * main.c - the `naq` binary: dispatches to one command per file
+ * (cmd_<name>.c) and answers --help and --version itself.
+ *
+ * A command receives argv starting at its own name, with argv[0] rewritten
+ * to "naq <name>" so that getopt's messages and our usage errors name the
+ * command the user typed.
+ */
+#include "cli.h"
+#include "cmd_schedule.h"
+
+#include <string.h>
+
+#ifndef NAQ_VERSION
+#define NAQ_VERSION "0.1.0"
+#endif
+
+typedef struct {
+    const char *name;
+    const char *argv0; /* how errors name it */
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"server", "naq server", naq_cmd_server, "run a local NATS server with JetStream for naq"},
+    {"enqueue", "naq enqueue", naq_cmd_enqueue,
+     "queue a job (a function call or a command) and print its id"},
+    {"worker", "naq worker", naq_cmd_worker, "run jobs from one or more queues"},
+    {"job", "naq job", naq_cmd_job, "show a job's state (naq job status ID)"},
+    {"events", "naq events", naq_cmd_events,
+     "a job's history, live events, event types, dead events"},
+    {"schedule", "naq schedule", naq_cmd_schedule, "add, list, change and remove scheduled jobs"},
+    {"scheduler", "naq scheduler", naq_cmd_scheduler,
+     "run a scheduler that enqueues scheduled jobs"},
+    {"health", "naq health", naq_cmd_health, "check the connection and the streams"},
+    {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fputs("usage: naq COMMAND [OPTIONS]\n"
+          "\n"
+          "naq is a job queue on NATS JetStream in which every job and worker\n"
+          "transition is an event you can list, follow and replay.\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n"
+          "  naq COMMAND --help   options of one command\n"
+          "  naq --version        the version\n"
+          "\n"
+          "Start with:  naq server &   then   naq enqueue -q default -- echo hello\n"
+          "             naq worker -q default\n"
+          "Configuration comes from NAQ_* environment variables (docs/configuration.md);\n"
+          "exit codes: 0 ok, 1 failure, 2 bad usage.\n",
+          out);
+}
+
+static const command *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int run(const command *cmd, int argc, char **argv)
+{
+    argv[0] = (char *)cmd->argv0;
+    optind = 1;
+    int rc = cmd->run(argc, argv);
+    if (fflush(stdout) != 0 && rc == NAQ_EXIT_OK)
+        rc = NAQ_EXIT_FAILURE;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NAQ_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+        usage(stdout);
+        return NAQ_EXIT_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V") || !strcmp(name, "version")) {
+        printf("naq %s (wire format %d)\n", NAQ_VERSION, NAQ_WIRE_VERSION);
+        return NAQ_EXIT_OK;
+    }
+    if (!strcmp(name, "help")) {
+        /* `naq help CMD` is `naq CMD --help`. */
+        if (argc < 3) {
+            usage(stdout);
+            return NAQ_EXIT_OK;
+        }
+        const command *cmd = find(argv[2]);
+        if (cmd == NULL) {
+            naq_cli_error("unknown command '%s'", argv[2]);
+            fputs("try 'naq --help'\n", stderr);
+            return NAQ_EXIT_USAGE;
+        }
+        char help[] = "--help";
+        char *args[] = {argv[2], help, NULL};
+        return run(cmd, 2, args);
+    }
+    const command *cmd = find(name);
+    if (cmd == NULL) {
+        naq_cli_error("unknown command '%s'", name);
+        fputs("try 'naq --help'\n", stderr);
+        return NAQ_EXIT_USAGE;
+    }
+    return run(cmd, argc - 1, argv + 1);
+}

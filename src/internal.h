@@ -1,0 +1,391 @@
+/*
+ * internal.h - declarations shared by libnaq's modules and private to them.
+ * Internal non-static functions are named naq__<module>_<verb>.
+ */
+#ifndef NAQ_INTERNAL_H
+#define NAQ_INTERNAL_H
+
+#include "naq/naq.h"
+
+#include <nats/nats.h>
+
+/* Record a failure for naq_last_error() and return s. printf-style. */
+naq_status naq__fail(naq_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Same, appending nats.c's last error text for ns. */
+naq_status naq__fail_nats(naq_status s, natsStatus ns, int js_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void naq__clear_error(void);
+
+#endif
+
+#include <stdint.h>
+
+/* ---- client.c ---- */
+
+typedef struct naq__logger naq__logger;
+
+struct naq_client {
+    naq_config cfg;
+    natsConnection *nc; /* job queue server */
+    jsCtx *js;
+    natsConnection *enc; /* event store server; == nc when the URLs agree */
+    jsCtx *ejs;          /* == js when enc == nc */
+    naq__logger *logger; /* NULL when logging is disabled */
+};
+
+/* Formats "<prefix>.<rest...>" into buf. NAQ_ERR_INVALID_ARG if it does not fit. */
+naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Writes "$XDG_DATA_HOME/naq/<leaf>" (or ~/.local/share/naq/<leaf>). */
+void naq__default_data_dir(char *buf, size_t cap, const char *leaf);
+
+/* Seconds since the epoch, UTC, as the events carry it. */
+double naq__now(void);
+/* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
+int64_t naq__mono_ms(void);
+
+/* ---- logger.c: the non-blocking event logger (see logger.c) ---- */
+
+naq_status naq__logger_create(naq_client *c, naq__logger **out);
+/* Stops the background thread after publishing or spooling what is
+ * buffered (bounded by a few seconds). Accepts NULL. */
+void naq__logger_destroy(naq__logger *l);
+naq_status naq__logger_log(naq__logger *l, const naq_event *e);
+void naq__logger_stats(naq__logger *l, naq_logger_stats *out);
+naq_status naq__logger_flush(naq__logger *l, int64_t timeout_ms);
+
+/* ---- job.c / worker.c ---- */
+
+struct json_t; /* jansson's, for modules that build event details */
+
+/* NAQ_OK when name may be a job's function: 1..NAQ_ID_MAX printable ASCII
+ * characters without white space ('.' is allowed: it never becomes a
+ * subject token). Otherwise NAQ_ERR_INVALID_ARG saying what is wrong. */
+naq_status naq__function_validate(const char *name);
+
+/* The "enqueued" event of a job has a fixed event id (its Nats-Msg-Id),
+ * "enq-<job_id>" (a hash of the id when that is too long), so the copy a
+ * worker logs before "dequeued" and the enqueuer's copy are stored once,
+ * whichever arrives first: the job's history then always starts with
+ * "enqueued", even when the enqueuer's logger is slower than the worker. */
+void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE]);
+/* Fills e (initialised here; naq_event_clear it) with j's "enqueued". */
+naq_status naq__enqueued_event(const naq_job *j, naq_event *e);
+
+/* What built-in handlers (exec_handler.c) need from a job context beyond
+ * the public calls. The context belongs to the handler's thread. */
+
+/* The flag naq_job_ctx_cancelled() reads, for naq__exec_opts.cancel. */
+const volatile int *naq__job_ctx_cancel_flag(naq_job_ctx *ctx);
+/* Non-zero once the job has run past its timeout_ms. */
+int naq__job_ctx_timed_out(const naq_job_ctx *ctx);
+/* Resource usage of the run, carried by the completed / failed event
+ * (NAQ_UNSET for unknown). Overrides what the worker measured. */
+void naq__job_ctx_set_usage(naq_job_ctx *ctx, double cpu_time_ms, double memory_mb);
+/* Sets details[key] of the outcome event; takes the reference to value. */
+naq_status naq__job_ctx_set_detail(naq_job_ctx *ctx, const char *key, struct json_t *value);
+
+/* exec_handler.c: the built-in "exec" handler (NAQ_EXEC_FUNCTION). */
+naq_status naq__exec_handler(naq_job_ctx *ctx, const naq_job *job, void *user);
+
+/* ---- scheduler ---- */
+/* schedule.c (schedules in KV), delay.c (due-time index), lease.c (the
+ * leader lease, see lease.h), scheduler.c (the runner, and the heap both
+ * the runner and the due index use). */
+
+#include <stdatomic.h>
+
+#include "naq/schedule.h"
+
+#define NAQ__SCHEDULES_BUCKET "naq_schedules"
+#define NAQ__LOCK_BUCKET "naq_scheduler_lock"
+#define NAQ__DELAYED_STREAM "NAQ_DELAYED"
+/* JetStream API error: "wrong last sequence" (a compare-and-set lost). */
+#define NAQ__JS_WRONG_LAST_SEQUENCE 10071
+
+/* Counters of what the leader asks the server (naq_scheduler_stats). */
+typedef struct {
+    _Atomic uint64_t kv_reads, kv_writes, watch_entries, index_reads, index_feed, released;
+} naq__sched_counters;
+
+/* Binds the schedules bucket through js, creating it when missing. */
+naq_status naq__schedules_kv(naq_client *c, jsCtx *js, kvStore **out);
+/* Decodes a KV entry (a put) into out, with its revision. */
+naq_status naq__schedule_from_entry(kvEntry *e, naq_schedule *out);
+/* Compare-and-set write of key in bucket: stored only if the key's last
+ * revision is `last`. NAQ_ERR_EXISTS when it is not (someone wrote in
+ * between), NAQ_ERR_NATS / NAQ_ERR_TIMEOUT otherwise. *rev (may be NULL)
+ * receives the new revision. del != 0 writes a delete marker instead. */
+naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data,
+                       size_t len, uint64_t last, int del, uint64_t *rev);
+/* A deterministic event id "<tag>-<key>", or "<tag>-<32 hex digits of a
+ * hash of key>" when that is too long: a re-sent event gets the same id, so
+ * the event stream (duplicate window) stores it once. */
+void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE]);
+/* Logs a scheduler / job / system event about a schedule or scheduler.
+ * Takes the reference to details (may be NULL). Strings may be NULL. */
+void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_id,
+                         const char *job_id, const char *queue, const char *event_id,
+                         const char *message, struct json_t *details);
+
+/* scheduler.c: a binary min-heap of (key, item). When `moved` is set it is
+ * told every item's new index, so an item can be re-keyed or removed. */
+typedef struct {
+    int64_t key;
+    void *item;
+} naq__heap_node;
+typedef struct {
+    naq__heap_node *v;
+    size_t n, cap;
+    void (*moved)(void *item, size_t index);
+} naq__heap;
+#define NAQ__HEAP_NONE ((size_t)-1)
+naq_status naq__heap_push(naq__heap *h, int64_t key, void *item);
+/* Removes and returns the smallest node; h->n must be > 0. */
+naq__heap_node naq__heap_pop(naq__heap *h);
+void naq__heap_remove(naq__heap *h, size_t index);
+void naq__heap_rekey(naq__heap *h, size_t index, int64_t key);
+void naq__heap_free(naq__heap *h);
+
+/* delay.c: the due-time index as the leader reads it. */
+typedef struct naq__due_index naq__due_index;
+/* Creates the NAQ_DELAYED stream when missing and starts following its
+ * arrivals (headers only, from the first stored message). The index has
+ * its own JetStream context (its async publishes report to it). */
+naq_status naq__due_index_open(naq_client *c, naq__sched_counters *ctr, naq__due_index **out);
+void naq__due_index_close(naq__due_index *d);
+/* Takes in new arrivals, then releases the jobs of every bucket due at
+ * now_ms into their queues (at most a bounded number per call), checking
+ * still_leader(ud) before each bucket. NAQ_ERR_CLOSED means the arrival
+ * feed broke and the index must be rebuilt; other errors are retried by
+ * the next call. */
+naq_status naq__due_index_tick(naq__due_index *d, int64_t now_ms, int (*still_leader)(void *),
+                               void *ud);
+/* Buckets the index knows of (a bucket counts once per arrival). */
+size_t naq__due_index_pending(const naq__due_index *d);
+
+/* ---- processor ---- */
+/* processor.c (handlers, pool, watchdog), group.c (consumer groups),
+ * event_dlq.c (the event dead-letter stream), job_watch.c (one job). */
+
+#include "naq/processor.h"
+
+/* One member's side of a consumer group (group.c). */
+typedef struct naq__group naq__group;
+
+/* What a group member needs; strings are borrowed for the call. */
+typedef struct {
+    const char *name;
+    const char *filter_subject; /* "" = the whole event stream */
+    const char *identity;       /* canonical header filters; every member must agree */
+    naq_start start;
+    uint64_t start_sequence;
+    double start_time;
+    int64_t ack_wait_ms;
+    int max_ack_pending;
+    int max_deliveries;
+    const int64_t *backoff_ms;
+    int backoff_len;
+    int ack_sync;
+} naq__group_cfg;
+
+/* Where a message came from, read once before it is handled. */
+typedef struct {
+    int deliveries;        /* 1 for the first */
+    uint64_t stream_seq;   /* of this message in its stream */
+    int replay;            /* from the group's replay subject (NAQ_EVENT_DLQ) */
+    char original_subject[2 * NAQ_ID_SIZE]; /* as naq_event.nats_subject */
+    uint64_t original_seq; /* in the event stream */
+} naq__group_msg;
+
+/* NAQ_ERR_INVALID_ARG unless name can be a group name. */
+naq_status naq__group_validate_name(const char *name);
+/* Ensures the DLQ stream and the group's consumers, binds to them. */
+naq_status naq__group_join(naq_client *c, const naq__group_cfg *cfg, naq__group **out);
+/* Unbinds (the consumers stay for the other members). Accepts NULL. */
+void naq__group_leave(naq__group *g);
+/* Up to max messages (caller owns them) within about timeout_ms; *n = 0
+ * on timeout. Replays are polled between fetches. */
+naq_status naq__group_fetch(naq__group *g, natsMsg **msgs, int max, int64_t timeout_ms, int *n);
+/* Fills gm from m's JetStream metadata and headers. Works for any
+ * JetStream-delivered message (live ones too; then replay is 0). */
+void naq__group_msg_info(const naq__group *g, natsMsg *m, naq__group_msg *gm);
+/* Acks a handled message, or naks it with the backoff delay, or (at
+ * max_deliveries, or when final) dead-letters and terminates it. Fills
+ * o->kind, o->retry_in_ms. Not thread-safe for one message. */
+void naq__group_settle(naq__group *g, natsMsg *m, const naq__group_msg *gm, int ok, int final,
+                       const char *reason, naq_outcome *o);
+/* Nak without delay: another member takes it now. */
+void naq__group_release(natsMsg *m);
+/* In-progress ack: the member still holds it. */
+void naq__group_keepalive(natsMsg *m);
+/* Ack without handling (filtered out); replays are also deleted. */
+void naq__group_skip(naq__group *g, natsMsg *m);
+
+/* Creates NAQ_EVENT_DLQ when missing, or adds this prefix's subjects. */
+naq_status naq__event_dlq_ensure(naq_client *c);
+/* "<prefix>.eventdlq.<group>" or, with replay, "<...>.replay". */
+naq_status naq__event_dlq_subject(const naq_client *c, const char *group, int replay, char *buf,
+                                  size_t cap);
+/* Stores one dead event (payload = the event's JSON as stored) and waits
+ * for the server's ack. msg_id makes a re-sent entry a no-op. */
+naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reason,
+                              int deliveries, const char *original_subject,
+                              uint64_t original_seq, natsMsg *original, const char *msg_id);
+
+/* ---- query/stats ---- */
+/* query.c (reading ranges of the event stream, listing, counting, deleting,
+ * health, workers), replay.c, rollup.c (the rollup codec and maintainer),
+ * stats.c (stats over rollups, the live window). */
+#ifndef NAQ_INTERNAL_QUERY_STATS
+#define NAQ_INTERNAL_QUERY_STATS
+
+#include <stdatomic.h>
+
+#include "naq/query.h"
+#include "naq/stats.h"
+
+/* A forward read of the event stream through an ordered consumer. */
+typedef struct naq__reader naq__reader;
+
+/* Where a read starts: at start_seq when > 0, else at the first event
+ * stored at or after start_time (seconds) when > 0, else at the start.
+ * subject NULL = the whole stream, else one literal subject. */
+naq_status naq__reader_open(naq_client *c, const char *subject, uint64_t start_seq,
+                            double start_time, naq__reader **out);
+/* The next message within timeout_ms. NAQ_OK with *m (the caller destroys
+ * it), *seq, *stored_ns (server time) and *pending (messages after it now);
+ * NAQ_ERR_TIMEOUT when none came (then *pending holds the consumer's count
+ * of messages not yet delivered, so 0 means "nothing more stored"). */
+naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uint64_t *seq,
+                            int64_t *stored_ns, uint64_t *pending);
+/* Accepts NULL. */
+void naq__reader_close(naq__reader *r);
+
+/* 0 when the Naq-* headers show m cannot match q (no decoding needed). */
+int naq__query_headers_may_match(natsMsg *m, const naq_query *q);
+/* 1 when the decoded e matches every filter of q (time range included). */
+int naq__query_matches(const naq_event *e, const naq_query *q);
+
+/* Called per matching, decoded event (valid during the call) with its
+ * stored time; non-zero stops the read. */
+typedef int (*naq__query_fn)(const naq_event *e, int64_t stored_ns, void *ud);
+/* Reads the range of q (positioned by from_seq / since, ended by until_seq
+ * / until / the last sequence when the read began) and calls fn for each
+ * matching event in stream order. offset and limit are NOT applied.
+ * *stopped (may be NULL) tells whether fn or *q->stop ended it. */
+naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, void *ud,
+                           int *stopped);
+
+/* Worker activity from events, in stream order (query.c; naq_live uses it
+ * too). Each worker keeps the ids of its jobs in progress (at most
+ * NAQ__WORKER_JOBS), so a job's dequeued and started events count once. At
+ * most `max` workers are kept: the least recently seen is dropped. */
+#define NAQ__WORKER_JOBS 32
+typedef struct {
+    naq_worker_activity a;
+    char (*jobs)[NAQ_ID_SIZE]; /* heap, NAQ__WORKER_JOBS, NULL until needed */
+} naq__worker_entry;
+typedef struct {
+    naq__worker_entry *v;
+    size_t n, cap;
+    size_t max; /* 0 = no bound */
+} naq__worker_table;
+void naq__worker_table_add(naq__worker_table *t, const naq_event *e);
+void naq__worker_table_free(naq__worker_table *t);
+/* Copies the activities out, sorted by worker id, keeping those whose
+ * latest queue is `queue` (NULL = all). *out is heap (free()). */
+naq_status naq__worker_table_export(const naq__worker_table *t, const char *queue,
+                                    naq_worker_activity **out, size_t *n);
+
+/* ---- rollups (rollup.c) ---- */
+
+/* Duration histogram: log-scale buckets with relative error
+ * NAQ_STATS_PRECISION (the DDSketch mapping, gamma = 1.02 / 0.98).
+ * Bucket 0 holds durations <= NAQ__HIST_MIN_MS. */
+#define NAQ__HIST_BUCKETS 700
+#define NAQ__HIST_MIN_MS 0.001
+int naq__hist_index(double ms);
+double naq__hist_value(int index);
+
+typedef struct {
+    char name[2 * NAQ_NAME_MAX];
+    uint64_t count;
+} naq__named_count;
+
+/* One group of a rollup: the total, a queue or a worker. */
+typedef struct {
+    char name[NAQ_ID_SIZE];
+    uint64_t types[NAQ_EVENT_TYPE_COUNT];
+    uint64_t dur_n;
+    double dur_sum;
+    uint64_t *hist;            /* NAQ__HIST_BUCKETS counts; NULL while dur_n == 0 */
+    naq__named_count *errors;  /* heap; at most NAQ__ROLLUP_MAX_ERRORS + 1 ("(other)") */
+    size_t nerrors;
+} naq__rollup_group;
+
+/* A name -> group table (open addressing). */
+typedef struct {
+    naq__rollup_group **v;
+    size_t n, cap;
+    uint32_t *slots; /* index + 1; 0 = empty */
+    size_t nslots;
+} naq__group_table;
+
+#define NAQ__ROLLUP_MAX_QUEUES 1000
+#define NAQ__ROLLUP_MAX_WORKERS 2000
+#define NAQ__ROLLUP_MAX_ERRORS 64
+#define NAQ__ROLLUP_OTHER "(other)"
+
+/* The rollup of one hour (or, summed, of a window). */
+typedef struct {
+    int64_t hour;      /* unix hour: floor(timestamp / 3600) */
+    uint64_t last_seq; /* every event of this hour with a sequence <= last_seq is folded */
+    naq__rollup_group total;
+    naq__group_table queues, workers;
+} naq__rollup;
+
+/* What the maintainer keeps of one event to fold it. */
+typedef struct {
+    uint64_t seq;
+    int64_t hour;
+    naq_event_type type;
+    double duration_ms; /* NAQ_UNSET when absent */
+    char queue[NAQ_ID_SIZE];
+    char worker[NAQ_ID_SIZE];
+    char error_type[2 * NAQ_NAME_MAX];
+} naq__rollup_rec;
+
+void naq__rollup_init(naq__rollup *r, int64_t hour);
+void naq__rollup_free(naq__rollup *r);
+naq_status naq__rollup_add(naq__rollup *r, const naq__rollup_rec *e);
+/* Adds src into dst (groups by name); dst->last_seq becomes the max. */
+naq_status naq__rollup_merge(naq__rollup *dst, const naq__rollup *src);
+/* JSON of docs/queries.md. *json is heap (free()). */
+naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len);
+/* Adds the counts of the JSON into r (initialised), as merge does: decoding
+ * several hours into one rollup sums them. */
+naq_status naq__rollup_decode(const char *json, size_t len, naq__rollup *r);
+
+/* The stats bucket of the client's event stream: NAQ_STATS_BUCKET for the
+ * default stream, "naq_stats_<stream>" for any other, so two naq
+ * installations on one server never share a cursor. */
+void naq__stats_bucket(const naq_client *c, char *buf, size_t cap);
+/* Binds the stats bucket. With create, makes it when missing; without,
+ * a missing bucket is NAQ_ERR_NOT_FOUND (no message recorded). */
+naq_status naq__stats_kv(naq_client *c, int create, kvStore **out);
+/* Reads the cursor key: *seq (0 when missing) and *rev (0 when missing). */
+naq_status naq__rollup_cursor_get(kvStore *kv, uint64_t *seq, uint64_t *rev);
+
+/* Events stored after sequence `cursor` (naq_rollup_lag without the
+ * cursor read): one stream-info request. */
+naq_status naq__rollup_lag_after(naq_client *c, uint64_t cursor, uint64_t *lag);
+
+/* Test seam: when non-zero, naq_rollup_step() stops right after writing the
+ * hour keys, before moving the cursor, and returns NAQ_ERR_CLOSED: what a
+ * maintainer killed at that instant leaves behind. */
+extern atomic_int naq__rollup_crash_before_cursor;
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * jsonw.c - see jsonw.h.
+ */
+#include "jsonw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void naq__jsonw_init(naq__jsonw *w, size_t initial)
+{
+    w->cap = initial < 64 ? 64 : initial;
+    w->buf = malloc(w->cap);
+    w->len = 0;
+    w->failed = w->buf == NULL;
+    w->need_comma = 0;
+}
+
+static int reserve(naq__jsonw *w, size_t more)
+{
+    if (w->failed)
+        return 0;
+    if (w->len + more + 1 <= w->cap)
+        return 1;
+    size_t cap = w->cap * 2;
+    while (cap < w->len + more + 1)
+        cap *= 2;
+    char *b = realloc(w->buf, cap);
+    if (b == NULL) {
+        w->failed = 1;
+        return 0;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return 1;
+}
+
+static void put(naq__jsonw *w, const char *s, size_t n)
+{
+    if (!reserve(w, n))
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+/* Length of a valid UTF-8 sequence starting at s (1..4), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || c > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)))
+        return 0; /* overlong, or a UTF-16 surrogate */
+    if (n == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+static void put_string(naq__jsonw *w, const char *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    put(w, "\"", 1);
+    const unsigned char *s = (const unsigned char *)v;
+    while (*s) {
+        const unsigned char *run = s;
+        /* Copy the longest run that needs no escaping in one go. */
+        while (*s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
+            s++;
+        put(w, (const char *)run, (size_t)(s - run));
+        if (*s == '\0')
+            break;
+        if (*s >= 0x80) {
+            size_t n = utf8_len(s);
+            if (n == 0) {
+                put(w, "\xef\xbf\xbd", 3); /* U+FFFD for an invalid byte */
+                s++;
+            } else {
+                put(w, (const char *)s, n);
+                s += n;
+            }
+            continue;
+        }
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (*s) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*s >> 4];
+            esc[5] = hex[*s & 15];
+            n = 6;
+        }
+        put(w, esc, n);
+        s++;
+    }
+    put(w, "\"", 1);
+}
+
+static void put_key(naq__jsonw *w, const char *key)
+{
+    if (w->need_comma)
+        put(w, ",", 1);
+    w->need_comma = 1;
+    put_string(w, key);
+    put(w, ":", 1);
+}
+
+void naq__jsonw_begin(naq__jsonw *w)
+{
+    put(w, "{", 1);
+    w->need_comma = 0;
+}
+
+void naq__jsonw_str(naq__jsonw *w, const char *key, const char *v)
+{
+    put_key(w, key);
+    put_string(w, v);
+}
+
+void naq__jsonw_int(naq__jsonw *w, const char *key, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%lld", v);
+    put_key(w, key);
+    put(w, num, (size_t)n);
+}
+
+void naq__jsonw_real(naq__jsonw *w, const char *key, double v)
+{
+    char num[40];
+    int n = snprintf(num, sizeof num, "%.17g", v);
+    if (strspn(num, "-0123456789") == (size_t)n)
+        n += snprintf(num + n, sizeof num - (size_t)n, ".0");
+    put_key(w, key);
+    put(w, num, (size_t)n);
+}
+
+void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len)
+{
+    put_key(w, key);
+    put(w, json, len);
+}
+
+char *naq__jsonw_finish(naq__jsonw *w, size_t *len)
+{
+    put(w, "}", 1);
+    if (w->failed) {
+        free(w->buf);
+        w->buf = NULL;
+        return NULL;
+    }
+    w->buf[w->len] = '\0';
+    *len = w->len;
+    char *out = w->buf;
+    w->buf = NULL;
+    return out;
+}

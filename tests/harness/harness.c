@@ -1,0 +1,271 @@
+/*
+ * harness.c - real nats-server processes for tests, and CLI runs.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef NAQ_BIN
+#define NAQ_BIN "naq"
+#endif
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int naq_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void spawn_server(naq_test_server *s)
+{
+    char store[300], log[300], port[16];
+    snprintf(store, sizeof store, "%s/store", s->dir);
+    snprintf(log, sizeof log, "%s/server.log", s->dir);
+    snprintf(port, sizeof port, "%d", s->port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store,
+               (char *)NULL);
+        fprintf(stderr, "cannot run nats-server: %s (install it: scripts/install-deps.sh)\n",
+                strerror(errno));
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int i = 0; i < 500; i++) {
+        if (port_accepts(s->port))
+            return;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            fail_msg("nats-server exited at start (see %s)", log);
+        }
+        sleep_ms(10);
+    }
+    fail_msg("nats-server did not accept connections on port %d within 5 s", s->port);
+}
+
+void naq_test_server_start(naq_test_server *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/naq-test-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->port = naq_test_free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    spawn_server(s);
+}
+
+static void stop_with(naq_test_server *s, int sig)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, sig);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return;
+        }
+        sleep_ms(10);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+void naq_test_server_stop(naq_test_server *s) { stop_with(s, SIGTERM); }
+void naq_test_server_kill(naq_test_server *s) { stop_with(s, SIGKILL); }
+
+void naq_test_server_restart(naq_test_server *s)
+{
+    naq_test_server_stop(s);
+    spawn_server(s);
+}
+
+void naq_test_rmtree(const char *dir)
+{
+    if (dir == NULL || dir[0] != '/' || strlen(dir) < 6)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
+void naq_test_server_destroy(naq_test_server *s)
+{
+    naq_test_server_stop(s);
+    naq_test_rmtree(s->dir);
+}
+
+void naq_test_config(const naq_test_server *s, naq_config *cfg)
+{
+    naq_config_init(cfg);
+    snprintf(cfg->url, sizeof cfg->url, "%s", s->url);
+    snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s/spool", s->dir);
+    cfg->ack_wait_ms = 2000;
+}
+
+naq_client *naq_test_connect(const naq_test_server *s)
+{
+    naq_config cfg;
+    naq_test_config(s, &cfg);
+    naq_client *c = NULL;
+    naq_status st = naq_client_connect(&cfg, &c);
+    if (st != NAQ_OK)
+        fail_msg("connect to %s: %s: %s", s->url, naq_status_str(st), naq_last_error());
+    return c;
+}
+
+static char *read_all(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static void exec_cli(const char *const *argv, const char *const *env)
+{
+    for (const char *const *e = env; e && *e; e++)
+        putenv((char *)*e);
+    int n = 0;
+    while (argv[n])
+        n++;
+    const char **full = calloc((size_t)n + 2, sizeof *full);
+    full[0] = NAQ_BIN;
+    for (int i = 0; i < n; i++)
+        full[i + 1] = argv[i];
+    execv(NAQ_BIN, (char *const *)full);
+    fprintf(stderr, "cannot run %s: %s\n", NAQ_BIN, strerror(errno));
+    _exit(127);
+}
+
+int naq_test_run_cli(const char *const *argv, const char *const *env, char **out, char **err)
+{
+    /* stderr goes to a temp file so that reading stdout cannot deadlock on a
+     * full stderr pipe. */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char errpath[] = "/tmp/naq-test-stderr-XXXXXX";
+    int efd = mkstemp(errpath);
+    assert_true(efd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 1);
+        dup2(efd, 2);
+        close(p[1]);
+        close(efd);
+        exec_cli(argv, env);
+    }
+    close(p[1]);
+    char *o = read_all(p[0]);
+    close(p[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    lseek(efd, 0, SEEK_SET);
+    char *e = read_all(efd);
+    close(efd);
+    unlink(errpath);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+pid_t naq_test_spawn_cli(const char *const *argv, const char *const *env, const char *log_path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        exec_cli(argv, env);
+    }
+    return pid;
+}
+
+int naq_test_wait_for(int (*cond)(void *ud), void *ud, int64_t timeout_ms)
+{
+    for (int64_t waited = 0; waited <= timeout_ms; waited += 20) {
+        if (cond(ud))
+            return 1;
+        sleep_ms(20);
+    }
+    return cond(ud);
+}

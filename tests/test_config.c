@@ -1,0 +1,207 @@
+/*
+ * test_config.c - defaults, NAQ_* environment variables, durations, sizes
+ * and id validation. No server needed.
+ */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void clear_env(void)
+{
+    static const char *const names[] = {
+        "NAQ_URL", "NAQ_JOB_QUEUE_URL", "NAQ_EVENT_STORAGE_URL", "NAQ_NATS_STREAM_NAME",
+        "NAQ_NATS_SUBJECT_PREFIX", "NAQ_NATS_CONNECTION_TIMEOUT", "NAQ_LOG_LEVEL",
+        "NAQ_DISABLE_LOGGING", "NAQ_EVENT_MAX_AGE", "NAQ_REPLICAS", "NAQ_EVENT_BUFFER",
+        "NAQ_EVENT_FLUSH_INTERVAL", "NAQ_ACK_WAIT", "NAQ_SPOOL_DIR", "NAQ_EVENT_MAX_BYTES",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
+}
+
+static void defaults_point_at_a_local_server(void **state)
+{
+    (void)state;
+    clear_env();
+    naq_config c;
+    naq_config_init(&c);
+    assert_string_equal(c.url, "nats://127.0.0.1:4222");
+    assert_string_equal(c.event_stream, "NAQ_JOB_EVENTS");
+    assert_string_equal(c.subject_prefix, "naq");
+    assert_int_equal(c.connect_timeout_ms, 2000);
+    assert_int_equal(c.event_max_age_s, 7 * 24 * 3600);
+    assert_int_equal(c.event_dup_window_s, 120);
+    assert_int_equal(c.replicas, 1);
+    assert_int_equal(c.disable_logging, 0);
+    assert_non_null(strstr(c.spool_dir, "naq/spool"));
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.url, "nats://127.0.0.1:4222");
+}
+
+static void environment_overrides_defaults(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("NAQ_URL", "nats://10.0.0.1:4333", 1);
+    setenv("NAQ_EVENT_STORAGE_URL", "nats://127.0.0.2:4222", 1);
+    setenv("NAQ_NATS_STREAM_NAME", "EV", 1);
+    setenv("NAQ_NATS_SUBJECT_PREFIX", "acme", 1);
+    setenv("NAQ_NATS_CONNECTION_TIMEOUT", "5", 1);
+    setenv("NAQ_LOG_LEVEL", "debug", 1);
+    setenv("NAQ_DISABLE_LOGGING", "true", 1);
+    setenv("NAQ_EVENT_MAX_AGE", "2d", 1);
+    setenv("NAQ_REPLICAS", "3", 1);
+    setenv("NAQ_EVENT_FLUSH_INTERVAL", "250ms", 1);
+    setenv("NAQ_EVENT_MAX_BYTES", "1G", 1);
+    naq_config c;
+    naq_config_init(&c);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.url, "nats://10.0.0.1:4333");
+    assert_string_equal(c.event_url, "nats://127.0.0.2:4222");
+    assert_string_equal(c.event_stream, "EV");
+    assert_string_equal(c.subject_prefix, "acme");
+    assert_int_equal(c.connect_timeout_ms, 5000);
+    assert_int_equal(c.log_level, NAQ_LOG_DEBUG);
+    assert_int_equal(c.disable_logging, 1);
+    assert_int_equal(c.event_max_age_s, 2 * 86400);
+    assert_int_equal(c.replicas, 3);
+    assert_int_equal(c.logger_flush_ms, 250);
+    assert_int_equal(c.event_max_bytes, 1LL << 30);
+    clear_env();
+}
+
+static void job_queue_url_is_the_older_name_and_naq_url_wins(void **state)
+{
+    (void)state;
+    clear_env();
+    naq_config c;
+    naq_config_init(&c);
+    setenv("NAQ_JOB_QUEUE_URL", "nats://old:1", 1);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.url, "nats://old:1");
+    setenv("NAQ_URL", "nats://new:2", 1);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.url, "nats://new:2");
+    clear_env();
+}
+
+static void malformed_variables_are_errors_that_name_the_variable(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"NAQ_NATS_CONNECTION_TIMEOUT", "soon"},
+        {"NAQ_LOG_LEVEL", "loud"},
+        {"NAQ_DISABLE_LOGGING", "maybe"},
+        {"NAQ_REPLICAS", "7"},
+        {"NAQ_REPLICAS", "0"},
+        {"NAQ_EVENT_BUFFER", "-3"},
+        {"NAQ_EVENT_MAX_BYTES", "12X"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        clear_env();
+        setenv(cases[i][0], cases[i][1], 1);
+        naq_config c;
+        naq_config_init(&c);
+        assert_int_equal(naq_config_from_env(&c), NAQ_ERR_INVALID_ARG);
+        if (strstr(naq_last_error(), cases[i][0]) == NULL)
+            fail_msg("error for %s=%s does not name it: %s", cases[i][0], cases[i][1],
+                     naq_last_error());
+    }
+    clear_env();
+}
+
+static void durations_accept_units(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(naq_parse_duration_ms("500ms", &ms), NAQ_OK);
+    assert_int_equal(ms, 500);
+    assert_int_equal(naq_parse_duration_ms("30", &ms), NAQ_OK);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(naq_parse_duration_ms("1.5s", &ms), NAQ_OK);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(naq_parse_duration_ms("5m", &ms), NAQ_OK);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(naq_parse_duration_ms("2h", &ms), NAQ_OK);
+    assert_int_equal(ms, 7200000);
+    assert_int_equal(naq_parse_duration_ms("7d", &ms), NAQ_OK);
+    assert_int_equal(ms, 7LL * 86400000);
+    assert_int_equal(naq_parse_duration_ms("-1s", &ms), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_duration_ms("10 years", &ms), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_duration_ms("", &ms), NAQ_ERR_INVALID_ARG);
+}
+
+static void sizes_accept_binary_suffixes(void **state)
+{
+    (void)state;
+    int64_t b;
+    assert_int_equal(naq_parse_size("512", &b), NAQ_OK);
+    assert_int_equal(b, 512);
+    assert_int_equal(naq_parse_size("64K", &b), NAQ_OK);
+    assert_int_equal(b, 65536);
+    assert_int_equal(naq_parse_size("10MB", &b), NAQ_OK);
+    assert_int_equal(b, 10LL << 20);
+    assert_int_equal(naq_parse_size("1g", &b), NAQ_OK);
+    assert_int_equal(b, 1LL << 30);
+    assert_int_equal(naq_parse_size("1.5G", &b), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_size("lots", &b), NAQ_ERR_INVALID_ARG);
+}
+
+static void ids_that_would_break_subjects_are_refused(void **state)
+{
+    (void)state;
+    char long_id[NAQ_ID_MAX + 2];
+    memset(long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    static const char *const bad[] = {"", "a.b", "a*", "a>", "a b", "tab\there", "nl\n", "é"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (naq_id_validate("queue name", bad[i]) != NAQ_ERR_INVALID_ARG)
+            fail_msg("'%s' was accepted", bad[i]);
+        assert_non_null(strstr(naq_last_error(), "queue name"));
+    }
+    assert_int_equal(naq_id_validate("job id", long_id), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "at most 128"));
+    long_id[NAQ_ID_MAX] = '\0';
+    assert_int_equal(naq_id_validate("job id", long_id), NAQ_OK);
+    assert_int_equal(naq_id_validate("queue name", "emails-high_1"), NAQ_OK);
+}
+
+static void new_ids_are_valid_unique_and_time_ordered(void **state)
+{
+    (void)state;
+    char prev[NAQ_ID_SIZE] = "", id[NAQ_ID_SIZE];
+    for (int i = 0; i < 2000; i++) {
+        naq_id_new(id);
+        assert_int_equal(strlen(id), 32);
+        assert_int_equal(naq_id_validate("job id", id), NAQ_OK);
+        assert_int_equal(id[12], '7'); /* UUID version 7 */
+        assert_string_not_equal(id, prev);
+        /* the 48-bit millisecond prefix never goes backwards */
+        assert_true(strncmp(prev, id, 12) <= 0);
+        strcpy(prev, id);
+    }
+}
+
+static void status_strings_come_from_one_table(void **state)
+{
+    (void)state;
+    assert_string_equal(naq_status_str(NAQ_OK), "ok");
+    assert_string_equal(naq_status_str(NAQ_ERR_CONNECT), "cannot connect");
+    assert_string_equal(naq_status_str(NAQ_STATUS_COUNT), "unknown status");
+    for (int i = 0; i < NAQ_STATUS_COUNT; i++)
+        assert_true(strlen(naq_status_str((naq_status)i)) > 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(defaults_point_at_a_local_server),
+    cmocka_unit_test(environment_overrides_defaults),
+    cmocka_unit_test(job_queue_url_is_the_older_name_and_naq_url_wins),
+    cmocka_unit_test(malformed_variables_are_errors_that_name_the_variable),
+    cmocka_unit_test(durations_accept_units),
+    cmocka_unit_test(sizes_accept_binary_suffixes),
+    cmocka_unit_test(ids_that_would_break_subjects_are_refused),
+    cmocka_unit_test(new_ids_are_valid_unique_and_time_ordered),
+    cmocka_unit_test(status_strings_come_from_one_table),
+};
+
+NAQ_TEST_MAIN(tests)

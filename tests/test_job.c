@@ -1,0 +1,401 @@
+/*
+ * test_job.c - the job wire format and naq_enqueue, against a real
+ * nats-server: what is stored, with which headers, what is refused, and
+ * that a refused job leaves no trace (nothing queued, no event logged).
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    naq_test_server srv;
+    naq_client *c;
+    natsConnection *nc; /* the tests' own view of the server */
+    jsCtx *js;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    naq_test_server_start(&fx->srv);
+    fx->c = naq_test_connect(&fx->srv);
+    assert_int_equal(natsConnection_ConnectTo(&fx->nc, fx->srv.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&fx->js, fx->nc, NULL), NATS_OK);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    jsCtx_Destroy(fx->js);
+    natsConnection_Destroy(fx->nc);
+    naq_client_destroy(fx->c);
+    naq_test_server_destroy(&fx->srv);
+    free(fx);
+    return 0;
+}
+
+static uint64_t queued_messages(fixture *fx)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, fx->js, "NAQ_JOBS", NULL, &jerr);
+    if (ns != NATS_OK)
+        fail_msg("stream info: %s (%d)", natsStatus_GetText(ns), (int)jerr);
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+static uint64_t events_logged(fixture *fx)
+{
+    naq_logger_stats st;
+    naq_client_logger_stats(fx->c, &st);
+    return st.logged;
+}
+
+/* The last message stored on a subject of the job stream. */
+static natsMsg *last_job_msg(fixture *fx, const char *subject)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetLastMsg(&m, fx->js, "NAQ_JOBS", subject, NULL, &jerr);
+    if (ns != NATS_OK)
+        fail_msg("no job on %s: %s (%d)", subject, natsStatus_GetText(ns), (int)jerr);
+    return m;
+}
+
+static void assert_json_equal(const char *a, const char *b)
+{
+    json_t *ja = json_loads(a, JSON_DECODE_ANY, NULL);
+    json_t *jb = json_loads(b, JSON_DECODE_ANY, NULL);
+    if (ja == NULL || jb == NULL || !json_equal(ja, jb))
+        fail_msg("JSON differs: %s vs %s", a, b);
+    json_decref(ja);
+    json_decref(jb);
+}
+
+/* ---- codec ---- */
+
+static void job_codec_round_trips_every_field(void **state)
+{
+    (void)state;
+    naq_job j = {0};
+    j.version = NAQ_WIRE_VERSION;
+    snprintf(j.id, sizeof j.id, "job-1");
+    snprintf(j.queue, sizeof j.queue, "emails");
+    snprintf(j.function, sizeof j.function, "billing.send_invoice");
+    j.args_json = "{\"to\":\"a@b.c\",\"n\":[1,2.5,null,true],\"u\":\"\\u00e9\"}";
+    j.tags_json = "{\"team\":\"billing\",\"env\":\"prod\"}";
+    j.max_retries = 3;
+    j.timeout_ms = 30000;
+    j.priority = NAQ_PRIORITY_HIGH;
+    j.enqueued_at = 1763900000.1234567;
+
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    assert_int_equal(len, strlen(json));
+    naq_job d;
+    naq_status s = naq_job_decode(json, len, &d);
+    if (s != NAQ_OK)
+        fail_msg("decode %s: %s", json, naq_last_error());
+    assert_int_equal(d.version, NAQ_WIRE_VERSION);
+    assert_string_equal(d.id, "job-1");
+    assert_string_equal(d.queue, "emails");
+    assert_string_equal(d.function, "billing.send_invoice");
+    assert_json_equal(d.args_json, j.args_json);
+    assert_json_equal(d.tags_json, j.tags_json);
+    assert_int_equal(d.max_retries, 3);
+    assert_int_equal(d.timeout_ms, 30000);
+    assert_int_equal(d.priority, NAQ_PRIORITY_HIGH);
+    assert_true(d.enqueued_at == j.enqueued_at);
+    assert_int_equal(d.attempt, 0); /* set by the worker, never on the wire */
+    naq_job_clear(&d);
+    free(json);
+}
+
+static void job_decode_fills_defaults_for_optional_fields(void **state)
+{
+    (void)state;
+    const char *json = "{\"version\":1,\"job_id\":\"j\",\"queue\":\"q\",\"function\":\"f\","
+                       "\"timeout_ms\":1500.0,\"unknown_field\":{\"x\":1}}";
+    naq_job d;
+    assert_int_equal(naq_job_decode(json, strlen(json), &d), NAQ_OK);
+    assert_string_equal(d.args_json, "[]");
+    assert_null(d.tags_json);
+    assert_int_equal(d.max_retries, 0);
+    assert_int_equal(d.timeout_ms, 1500);
+    assert_int_equal(d.priority, NAQ_PRIORITY_NORMAL);
+    naq_job_clear(&d);
+}
+
+static void expect_codec_error(const char *json, const char *id, const char *words)
+{
+    naq_job d;
+    naq_status s = naq_job_decode(json, strlen(json), &d);
+    if (s != NAQ_ERR_CODEC)
+        fail_msg("decoding %s gave %s, wanted a codec error", json, naq_status_str(s));
+    if (strstr(naq_last_error(), words) == NULL)
+        fail_msg("message '%s' does not mention '%s'", naq_last_error(), words);
+    assert_string_equal(d.id, id);
+    naq_job_clear(&d);
+}
+
+static void job_decode_refuses_malformed_jobs_but_keeps_the_id(void **state)
+{
+    (void)state;
+    expect_codec_error("not json", "", "not JSON");
+    expect_codec_error("[1,2]", "", "not a JSON object");
+    expect_codec_error("{\"version\":1,\"queue\":\"q\",\"function\":\"f\"}", "", "job_id");
+    expect_codec_error("{\"version\":1,\"job_id\":\"a.b\",\"queue\":\"q\",\"function\":\"f\"}", "",
+                       "job_id");
+    /* The id is read first, so a worker can record the failure against it. */
+    expect_codec_error("{\"version\":1,\"job_id\":\"j1\",\"queue\":\"q\"}", "j1", "function");
+    expect_codec_error("{\"version\":99,\"job_id\":\"j2\",\"queue\":\"q\",\"function\":\"f\"}",
+                       "j2", "version");
+    expect_codec_error(
+        "{\"version\":1,\"job_id\":\"j3\",\"queue\":\"q\",\"function\":\"f\",\"priority\":7}", "j3",
+        "priority");
+    expect_codec_error(
+        "{\"version\":1,\"job_id\":\"j4\",\"queue\":\"q\",\"function\":\"f\",\"tags\":{\"a\":1}}",
+        "j4", "tag");
+}
+
+/* ---- enqueue ---- */
+
+static void enqueue_returns_an_id_and_the_job_is_stored_with_its_headers(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "emails";
+    o.function = "send_email";
+    o.args_json = "{\"to\": \"a@b.c\"}";
+    o.tags_json = "{\"team\": \"billing\"}";
+    o.max_retries = 2;
+    o.timeout_ms = 5000;
+    o.priority = NAQ_PRIORITY_CRITICAL;
+    char id[NAQ_ID_SIZE];
+    naq_status s = naq_enqueue(fx->c, &o, id);
+    if (s != NAQ_OK)
+        fail_msg("enqueue: %s", naq_last_error());
+    assert_int_equal(naq_id_validate("job id", id), NAQ_OK);
+    assert_int_equal(queued_messages(fx), 1);
+
+    natsMsg *m = last_job_msg(fx, "naq.queue.emails.4");
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(m, "Nats-Msg-Id", &v), NATS_OK);
+    assert_string_equal(v, id);
+    assert_int_equal(natsMsgHeader_Get(m, "Naq-Queue", &v), NATS_OK);
+    assert_string_equal(v, "emails");
+    assert_int_equal(natsMsgHeader_Get(m, "Naq-Function", &v), NATS_OK);
+    assert_string_equal(v, "send_email");
+    naq_job j;
+    assert_int_equal(naq_job_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j),
+                     NAQ_OK);
+    assert_string_equal(j.id, id);
+    assert_string_equal(j.queue, "emails");
+    assert_string_equal(j.function, "send_email");
+    assert_json_equal(j.args_json, "{\"to\":\"a@b.c\"}");
+    assert_json_equal(j.tags_json, "{\"team\":\"billing\"}");
+    assert_int_equal(j.max_retries, 2);
+    assert_int_equal(j.timeout_ms, 5000);
+    assert_int_equal(j.priority, 4);
+    assert_true(j.enqueued_at > 1.7e9);
+    naq_job_clear(&j);
+    natsMsg_Destroy(m);
+}
+
+static void enqueue_logs_an_enqueued_event_with_function_priority_and_tags(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "reports";
+    o.function = "exec";
+    o.args_json = "[\"true\"]";
+    o.tags_json = "{\"owner\": \"ops\"}";
+    o.max_retries = 1;
+    o.job_id = "report-42";
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    assert_string_equal(id, "report-42");
+    assert_int_equal(naq_client_flush_events(fx->c, 5000), NAQ_OK);
+    naq_event_list l;
+    naq_status s = naq_job_history(fx->c, id, &l);
+    if (s != NAQ_OK)
+        fail_msg("history: %s", naq_last_error());
+    assert_int_equal(l.count, 1);
+    naq_event *e = &l.items[0];
+    assert_int_equal(e->type, NAQ_EVENT_ENQUEUED);
+    assert_string_equal(e->job_id, "report-42");
+    assert_string_equal(e->queue_name, "reports");
+    assert_json_equal(e->details_json, "{\"function\":\"exec\",\"priority\":2,\"max_retries\":1}");
+    assert_json_equal(e->tags_json, "{\"owner\":\"ops\"}");
+    naq_event_list_free(&l);
+}
+
+/* Enqueues o, expects NAQ_ERR_INVALID_ARG naming `words`, and checks that
+ * nothing was queued and no event logged. */
+static void expect_refused(fixture *fx, const naq_job_opts *o, const char *words)
+{
+    uint64_t before = queued_messages(fx), logged = events_logged(fx);
+    char id[NAQ_ID_SIZE] = "untouched";
+    naq_status s = naq_enqueue(fx->c, o, id);
+    if (s != NAQ_ERR_INVALID_ARG)
+        fail_msg("enqueue (%s) gave %s, wanted invalid argument", words, naq_status_str(s));
+    if (strstr(naq_last_error(), words) == NULL)
+        fail_msg("message '%s' does not mention '%s'", naq_last_error(), words);
+    assert_string_equal(id, "");
+    assert_int_equal(queued_messages(fx), before);
+    assert_int_equal(events_logged(fx), logged);
+}
+
+static void enqueue_refuses_bad_queue_names_and_publishes_nothing(void **state)
+{
+    fixture *fx = *state;
+    char longname[201];
+    memset(longname, 'q', 200);
+    longname[200] = '\0';
+    const char *bad[] = {"a.b", "a b", "", "a*", "a>", longname, NULL};
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.function = "f";
+    for (int i = 0; bad[i] != NULL; i++) {
+        o.queue = bad[i];
+        expect_refused(fx, &o, "queue name");
+    }
+    o.queue = NULL;
+    expect_refused(fx, &o, "queue name");
+}
+
+static void enqueue_refuses_bad_options_and_publishes_nothing(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+
+    o.args_json = "{\"to\": ";
+    expect_refused(fx, &o, "args are not valid JSON");
+    o.args_json = NULL;
+
+    o.tags_json = "[\"a\"]";
+    expect_refused(fx, &o, "tags must be a JSON object");
+    o.tags_json = "{\"a\": 1}";
+    expect_refused(fx, &o, "tag 'a' is not a string");
+    o.tags_json = "{bad";
+    expect_refused(fx, &o, "tags are not valid JSON");
+    o.tags_json = NULL;
+
+    o.priority = 5;
+    expect_refused(fx, &o, "priority 5 is out of range");
+    o.priority = -1;
+    expect_refused(fx, &o, "priority -1 is out of range");
+    o.priority = NAQ_PRIORITY_NORMAL;
+
+    o.max_retries = -1;
+    expect_refused(fx, &o, "max_retries");
+    o.max_retries = 0;
+    o.timeout_ms = -5;
+    expect_refused(fx, &o, "timeout_ms");
+    o.timeout_ms = 0;
+
+    o.function = "";
+    expect_refused(fx, &o, "function name is empty");
+    o.function = "send email";
+    expect_refused(fx, &o, "function name");
+    o.function = "f";
+
+    o.job_id = "a.b";
+    expect_refused(fx, &o, "job id");
+    o.job_id = NULL;
+
+    /* Still fine after all that. */
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    assert_int_equal(queued_messages(fx), 1);
+}
+
+static void enqueue_of_the_same_job_id_twice_stores_it_once(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    o.job_id = "once-only";
+    char id1[NAQ_ID_SIZE], id2[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id1), NAQ_OK);
+    assert_int_equal(naq_enqueue(fx->c, &o, id2), NAQ_OK);
+    assert_string_equal(id1, "once-only");
+    assert_string_equal(id2, "once-only");
+    assert_int_equal(queued_messages(fx), 1);
+    /* The duplicate logs no second "enqueued". */
+    assert_int_equal(naq_client_flush_events(fx->c, 5000), NAQ_OK);
+    naq_event_list l;
+    assert_int_equal(naq_job_history(fx->c, "once-only", &l), NAQ_OK);
+    assert_int_equal(l.count, 1);
+    naq_event_list_free(&l);
+}
+
+static void enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(js_DeleteStream(fx->js, "NAQ_JOBS", NULL, NULL), NATS_OK);
+    uint64_t logged = events_logged(fx);
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    char id[NAQ_ID_SIZE];
+    naq_status s = naq_enqueue(fx->c, &o, id);
+    assert_int_not_equal(s, NAQ_OK);
+    if (strstr(naq_last_error(), "not queued") == NULL)
+        fail_msg("message '%s' does not say the job was not queued", naq_last_error());
+    assert_string_equal(id, "");
+    assert_int_equal(events_logged(fx), logged);
+}
+
+static void enqueue_refuses_a_job_larger_than_the_server_accepts(void **state)
+{
+    fixture *fx = *state;
+    size_t n = 2 * 1024 * 1024;
+    char *big = malloc(n + 3);
+    assert_non_null(big);
+    big[0] = '"';
+    memset(big + 1, 'x', n);
+    big[n + 1] = '"';
+    big[n + 2] = '\0';
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    o.args_json = big;
+    expect_refused(fx, &o, "max_payload");
+    free(big);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(job_codec_round_trips_every_field),
+    cmocka_unit_test(job_decode_fills_defaults_for_optional_fields),
+    cmocka_unit_test(job_decode_refuses_malformed_jobs_but_keeps_the_id),
+    T(enqueue_returns_an_id_and_the_job_is_stored_with_its_headers),
+    T(enqueue_logs_an_enqueued_event_with_function_priority_and_tags),
+    T(enqueue_refuses_bad_queue_names_and_publishes_nothing),
+    T(enqueue_refuses_bad_options_and_publishes_nothing),
+    T(enqueue_of_the_same_job_id_twice_stores_it_once),
+    T(enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone),
+    T(enqueue_refuses_a_job_larger_than_the_server_accepts),
+};
+
+NAQ_TEST_MAIN(tests)
