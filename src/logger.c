@@ -496,14 +496,33 @@ static void spool_leftovers(struct naq__logger *l)
     }
 }
 
+/* Connection changes are system events of the process: losing the server
+ * is logged as system_error (it reaches the stream once the server is
+ * back), regaining it as system_recovery. The publisher thread notices
+ * both, so no nats.c callback can outlive the client. */
+static void log_connection_change(struct naq__logger *l, int up)
+{
+    naq_event e;
+    naq_event_init(&e, up ? NAQ_EVENT_SYSTEM_RECOVERY : NAQ_EVENT_SYSTEM_ERROR);
+    char details[64];
+    snprintf(details, sizeof details, "{\"pid\":%ld}", (long)getpid());
+    e.message = up ? "reconnected to NATS" : "lost the connection to NATS; reconnecting";
+    e.details_json = details;
+    naq__logger_log(l, &e); /* copies: the strings above are borrowed */
+}
+
 static void *publisher_main(void *arg)
 {
     struct naq__logger *l = arg;
     naq__bqueue_record **batch = calloc((size_t)l->batch, sizeof *batch);
     int64_t next_orphan_scan = 0;
+    int was_up = 1;
     for (;;) {
         int up = connected(l);
         int stopping = atomic_load(&l->stopping);
+        if (up != was_up && !stopping)
+            log_connection_change(l, up);
+        was_up = up;
         if (up)
             resend_retries(l);
         /* While the server is away, leave records in the queue (they

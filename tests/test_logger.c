@@ -12,20 +12,32 @@
 #include <string.h>
 #include <time.h>
 
-/* Messages in the event stream, read with a fresh plain connection. */
-static int64_t stream_count(const naq_test_server *srv)
+/* Job events in the event stream (system events about the connection come
+ * and go with timing, so they are counted apart), read with a fresh plain
+ * connection. */
+static int64_t count_on(const naq_test_server *srv, const char *filter)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsStreamInfo *si = NULL;
     assert_int_equal(natsConnection_ConnectTo(&nc, srv->url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    assert_int_equal(js_GetStreamInfo(&si, js, "NAQ_JOB_EVENTS", NULL, NULL), NATS_OK);
-    int64_t n = (int64_t)si->State.Msgs;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    assert_int_equal(js_GetStreamInfo(&si, js, "NAQ_JOB_EVENTS", &o, NULL), NATS_OK);
+    int64_t n = 0;
+    for (int i = 0; si->State.Subjects != NULL && i < si->State.Subjects->Count; i++)
+        n += (int64_t)si->State.Subjects->List[i].Msgs;
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return n;
+}
+
+static int64_t stream_count(const naq_test_server *srv)
+{
+    return count_on(srv, "naq.jobs.events.>");
 }
 
 static void log_events(naq_client *c, int n, const char *job)
@@ -253,6 +265,23 @@ static void a_short_outage_is_ridden_out_in_memory(void **state)
     assert_true(naq_test_wait_for(stream_has, &w, 30000));
     naq_client_destroy(c);
     assert_int_equal(stream_count(&srv), 200);
+    /* the outage itself is on record: lost, then recovered */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.LastBySubject = "naq.system.events";
+    natsMsg *m = NULL;
+    assert_int_equal(js_DirectGetMsg(&m, js, "NAQ_JOB_EVENTS", NULL, &o), NATS_OK);
+    const char *type = NULL;
+    assert_int_equal(natsMsgHeader_Get(m, "Naq-Event-Type", &type), NATS_OK);
+    assert_string_equal(type, "system_recovery");
+    assert_int_equal(count_on(&srv, "naq.system.events"), 2);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     naq_test_server_destroy(&srv);
 }
 
