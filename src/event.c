@@ -107,10 +107,12 @@ static void put_str(naq__jsonw *w, const char *key, const char *v)
         naq__jsonw_str(w, key, v);
 }
 
+/* Durations and sizes with 3 decimals: microseconds and kilobytes are as
+ * fine as anything naq measures. */
 static void put_num(naq__jsonw *w, const char *key, double v)
 {
     if (v >= 0)
-        naq__jsonw_real(w, key, v);
+        naq__jsonw_fixed(w, key, v, 3);
 }
 
 /* A *_json field must be a JSON object (the protocol says so). It is
@@ -134,6 +136,12 @@ static naq_status put_object(naq__jsonw *w, const char *key, const char *text)
 
 naq_status naq_event_encode(const naq_event *e, char **json, size_t *len)
 {
+    return naq__event_encode_buf(e, NULL, 0, json, len);
+}
+
+naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char **json,
+                                 size_t *len)
+{
     *json = NULL;
     double ts = e->timestamp;
     if (ts <= 0) {
@@ -142,14 +150,18 @@ naq_status naq_event_encode(const naq_event *e, char **json, size_t *len)
         ts = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     }
     naq__jsonw w;
-    naq__jsonw_init(&w, 512);
+    if (buf != NULL)
+        naq__jsonw_init_buf(&w, buf, cap);
+    else
+        naq__jsonw_init(&w, 512);
     naq__jsonw_begin(&w);
     naq__jsonw_int(&w, "version", e->version ? e->version : NAQ_WIRE_VERSION);
     naq__jsonw_str(&w, "event_type", naq_event_type_name(e->type));
     put_str(&w, "event_id", e->event_id);
     put_str(&w, "job_id", e->job_id);
     put_str(&w, "schedule_id", e->schedule_id);
-    naq__jsonw_real(&w, "timestamp", ts);
+    /* Microseconds: the resolution events are ordered and compared at. */
+    naq__jsonw_fixed(&w, "timestamp", ts, 6);
     put_str(&w, "worker_id", e->worker_id);
     put_str(&w, "worker_type", e->worker_type);
     put_str(&w, "queue_name", e->queue_name);
@@ -165,7 +177,7 @@ naq_status naq_event_encode(const naq_event *e, char **json, size_t *len)
     if ((s = put_object(&w, "details", e->details_json)) != NAQ_OK ||
         (s = put_object(&w, "tags", e->tags_json)) != NAQ_OK ||
         (s = put_object(&w, "metadata", e->metadata_json)) != NAQ_OK) {
-        free(w.buf);
+        naq__jsonw_discard(&w);
         return s;
     }
     *json = naq__jsonw_finish(&w, len);

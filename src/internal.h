@@ -46,6 +46,11 @@ double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
 
+/* event.c: naq_event_encode into buf when it fits (then *json == buf),
+ * else into heap memory the caller frees (*json != buf). */
+naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char **json,
+                                 size_t *len);
+
 /* ---- logger.c: the non-blocking event logger (see logger.c) ---- */
 
 naq_status naq__logger_create(naq_client *c, naq__logger **out);
@@ -389,3 +394,64 @@ naq_status naq__rollup_lag_after(naq_client *c, uint64_t cursor, uint64_t *lag);
 extern atomic_int naq__rollup_crash_before_cursor;
 
 #endif
+
+/* ---- job lifecycle (issue 3): the contract between the worker (worker.c)
+ * and the lifecycle modules (dlq.c, results.c, cancel.c, deps.c, unique in
+ * job.c). Each function logs its own events. ---- */
+
+/* dlq.c: stores the whole job (its JSON as received, the last error and the
+ * attempts) on "<p>.dlq.<queue>" and logs max_retries_exceeded. */
+naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json, size_t len,
+                        const char *error_type, const char *error_message, int attempts);
+
+/* results.c: stores result_json (a JSON object: {"status":"completed"|"failed",
+ * "result":..., "exit_status":..., "stdout_tail":..., "error_type":...,
+ * "error_message":..., "attempt":N, "finished_at":T}) under the job id in KV
+ * naq_results, kept for the job's result_ttl_ms. */
+naq_status naq__result_store(naq_client *c, const naq_job *job, const char *result_json);
+
+/* cancel.c: non-zero when `naq job cancel` was asked for this job (one KV
+ * read; the worker calls it at dequeue and then does not run the job). */
+int naq__cancel_requested(naq_client *c, const char *job_id);
+/* Watches cancellations of running jobs: calls on_cancel(job_id, ud) from a
+ * nats.c thread for every job cancelled from now on. */
+typedef struct naq__cancel_watch naq__cancel_watch;
+naq_status naq__cancel_watch_start(naq_client *c, void (*on_cancel)(const char *job_id, void *ud),
+                                   void *ud, naq__cancel_watch **out);
+void naq__cancel_watch_stop(naq__cancel_watch *w); /* accepts NULL */
+
+/* deps.c: called by the worker after a job's final outcome is logged
+ * (succeeded = completed; otherwise failed for good or cancelled):
+ * releases dependents whose dependencies are now all complete
+ * (dependency_satisfied, then queued) or fails them (dependency_failed,
+ * cancelled) unless they run on failure. */
+naq_status naq__deps_on_finished(naq_client *c, const char *job_id, int succeeded);
+
+/* job.c: releases the unique key of a finished job (no-op without one). */
+void naq__unique_release(naq_client *c, const naq_job *job);
+
+/* ---- worker_registry.c (issue 4): worker lifecycle events, the live
+ * registry in KV naq_workers, heartbeats. worker.c calls these. ---- */
+typedef struct naq__registry naq__registry;
+typedef struct {
+    const char *worker_id;
+    const char *const *queues; /* NULL-terminated */
+    int concurrency;
+} naq__registry_info;
+/* Logs worker_started (+ system_startup), registers the worker in KV and
+ * starts the heartbeat thread (interval NAQ_HEARTBEAT_INTERVAL, default 5 s;
+ * KV entry TTL = 3 intervals). */
+naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, naq__registry **out);
+/* Logs worker_assigned on the job, and worker_busy / status_changed when
+ * the worker goes from idle to busy. */
+void naq__registry_job_started(naq__registry *r, const char *job_id, const char *queue);
+/* Logs worker_released on the job, counts it, and worker_idle when no job
+ * is left running. */
+void naq__registry_job_finished(naq__registry *r, const char *job_id, const char *queue,
+                                int succeeded);
+/* Logs worker_error. */
+void naq__registry_error(naq__registry *r, const char *error_type, const char *message);
+/* Logs worker_stopped with details {"how": "graceful"|"forced",
+ * "handed_back": n} (+ system_shutdown), removes the KV entry, stops the
+ * heartbeat thread and frees r. Accepts NULL. */
+void naq__registry_stop(naq__registry *r, const char *how, int handed_back);

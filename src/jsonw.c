@@ -14,6 +14,23 @@ void naq__jsonw_init(naq__jsonw *w, size_t initial)
     w->len = 0;
     w->failed = w->buf == NULL;
     w->need_comma = 0;
+    w->borrowed = NULL;
+}
+
+void naq__jsonw_init_buf(naq__jsonw *w, char *buf, size_t cap)
+{
+    w->buf = w->borrowed = buf;
+    w->cap = cap;
+    w->len = 0;
+    w->failed = 0;
+    w->need_comma = 0;
+}
+
+void naq__jsonw_discard(naq__jsonw *w)
+{
+    if (w->buf != w->borrowed)
+        free(w->buf);
+    w->buf = NULL;
 }
 
 static int reserve(naq__jsonw *w, size_t more)
@@ -25,11 +42,13 @@ static int reserve(naq__jsonw *w, size_t more)
     size_t cap = w->cap * 2;
     while (cap < w->len + more + 1)
         cap *= 2;
-    char *b = realloc(w->buf, cap);
+    char *b = w->buf == w->borrowed ? malloc(cap) : realloc(w->buf, cap);
     if (b == NULL) {
         w->failed = 1;
         return 0;
     }
+    if (w->buf == w->borrowed)
+        memcpy(b, w->buf, w->len);
     w->buf = b;
     w->cap = cap;
     return 1;
@@ -155,12 +174,40 @@ void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len
     put(w, json, len);
 }
 
+void naq__jsonw_fixed(naq__jsonw *w, const char *key, double v, int decimals)
+{
+    static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000, 1000000000};
+    if (decimals < 1 || decimals > 9 || !(v > -1e9 && v < 1e12)) {
+        naq__jsonw_real(w, key, v); /* out of the fast path's range */
+        return;
+    }
+    int neg = v < 0;
+    double a = neg ? -v : v;
+    uint64_t scale = pow10[decimals];
+    uint64_t units = (uint64_t)(a * (double)scale + 0.5);
+    uint64_t whole = units / scale, frac = units % scale;
+    char num[48], *p = num + sizeof num;
+    for (int i = 0; i < decimals; i++) {
+        *--p = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    *--p = '.';
+    do {
+        *--p = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    if (neg)
+        *--p = '-';
+    put_key(w, key);
+    put(w, p, (size_t)(num + sizeof num - p));
+}
+
 char *naq__jsonw_finish(naq__jsonw *w, size_t *len)
 {
     put(w, "}", 1);
     if (w->failed) {
-        free(w->buf);
-        w->buf = NULL;
+        naq__jsonw_discard(w);
         return NULL;
     }
     w->buf[w->len] = '\0';

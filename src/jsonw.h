@@ -14,13 +14,17 @@
 #include <stdint.h>
 
 typedef struct {
-    char *buf;     /* heap; the caller takes it with naq__jsonw_finish */
+    char *buf;     /* the text; heap unless it is still the caller's buffer */
     size_t len, cap;
     int failed;    /* an allocation failed; the writer ignores further calls */
     int need_comma;
+    char *borrowed; /* the caller's buffer given to naq__jsonw_init_buf */
 } naq__jsonw;
 
 void naq__jsonw_init(naq__jsonw *w, size_t initial);
+/* Writes into the caller's buffer first (no allocation while it fits),
+ * moving to the heap only when it is too small. */
+void naq__jsonw_init_buf(naq__jsonw *w, char *buf, size_t cap);
 void naq__jsonw_begin(naq__jsonw *w);                      /* { */
 void naq__jsonw_str(naq__jsonw *w, const char *key, const char *v);
 void naq__jsonw_int(naq__jsonw *w, const char *key, long long v);
@@ -29,8 +33,14 @@ void naq__jsonw_int(naq__jsonw *w, const char *key, long long v);
 void naq__jsonw_real(naq__jsonw *w, const char *key, double v);
 /* Appends already-valid compact JSON text as the value of key. */
 void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len);
-/* Closes the object; returns the NUL-terminated text (heap, free()) and its
- * length, or NULL when an allocation failed (everything is then freed). */
+/* Fixed-point number with `decimals` digits after the point (at most 9),
+ * without printf: timestamps and durations are written on every event. */
+void naq__jsonw_fixed(naq__jsonw *w, const char *key, double v, int decimals);
+/* Closes the object; returns the NUL-terminated text and its length, or
+ * NULL when an allocation failed (everything is then freed). The text is
+ * heap (free()) unless it is the buffer given to naq__jsonw_init_buf. */
 char *naq__jsonw_finish(naq__jsonw *w, size_t *len);
+/* Frees what the writer holds (after a failure, or to abandon it). */
+void naq__jsonw_discard(naq__jsonw *w);
 
 #endif

@@ -641,9 +641,10 @@ naq_status naq__logger_log(naq__logger *l, const naq_event *e)
         naq_id_new(copy.event_id);
     if (copy.timestamp <= 0)
         copy.timestamp = naq__now();
+    char json_buf[1024];
     char *json = NULL;
     size_t json_len = 0;
-    if ((s = naq_event_encode(&copy, &json, &json_len)) != NAQ_OK)
+    if ((s = naq__event_encode_buf(&copy, json_buf, sizeof json_buf, &json, &json_len)) != NAQ_OK)
         return s;
     record_view v = {subject, copy.event_id, naq_event_type_name(copy.type), copy.queue_name,
                      copy.worker_id, json, json_len};
@@ -651,12 +652,14 @@ naq_status naq__logger_log(naq__logger *l, const naq_event *e)
     size_t need = pack_record(stack, sizeof stack, &v);
     char *rec = need <= sizeof stack ? stack : malloc(need);
     if (rec == NULL) {
-        free(json);
+        if (json != json_buf)
+            free(json);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory logging an event");
     }
     if (rec != stack)
         pack_record(rec, need, &v);
-    free(json);
+    if (json != json_buf)
+        free(json);
     atomic_fetch_add(&l->logged, 1);
     s = naq__bqueue_push(l->queue, rec, need);
     if (s != NAQ_OK)

@@ -110,7 +110,7 @@ static void absent_fields_are_left_out_and_decode_as_unset(void **state)
     char *json = NULL;
     size_t len = 0;
     assert_int_equal(naq_event_encode(&e, &json, &len), NAQ_OK);
-    assert_string_equal(json, "{\"version\":1,\"event_type\":\"enqueued\",\"job_id\":\"j1\",\"timestamp\":5.0}");
+    assert_string_equal(json, "{\"version\":1,\"event_type\":\"enqueued\",\"job_id\":\"j1\",\"timestamp\":5.000000}");
     assert_int_equal(naq_event_decode(json, len, &d), NAQ_OK);
     assert_true(d.duration_ms == NAQ_UNSET);
     assert_true(d.memory_mb == NAQ_UNSET);
