@@ -8,7 +8,10 @@
  *          the server confirms (ack_sync).
  *   live:  a live processor; a publisher sends events at a fixed rate with
  *          js_PublishMsgAsync, each stamped with the time of the publish
- *          call; the handler records now - stamp. Reports p50/p99/max.
+ *          call; the handler records now - stamp. Reports p50/p99/max, and
+ *          the same for a bare nats.c ordered consumer reading the same
+ *          events at the same time (live_raw_*), the floor the processor's
+ *          own threads add to.
  *
  * Prints name=value lines. Uses NAQ_URL when set, else starts its own
  * nats-server (JetStream, temporary store) on a free port.
@@ -165,9 +168,20 @@ static void publish_events(const char *url, long n)
         e.attempt = 1;
         e.duration_ms = 12.5;
         naq_client_log(c, &e);
+        /* Stay inside the logger's memory buffer: with no spool, overflow
+         * would be dropped. */
+        if (i % 20000 == 19999 && naq_client_flush_events(c, 120000) != NAQ_OK)
+            die("publish");
     }
     if (naq_client_flush_events(c, 120000) != NAQ_OK)
         die("publish");
+    naq_logger_stats st;
+    naq_client_logger_stats(c, &st);
+    if (st.dropped > 0) {
+        fprintf(stderr, "bench_group: the logger dropped %llu events\n",
+                (unsigned long long)st.dropped);
+        exit(1);
+    }
     naq_client_destroy(c);
 }
 
@@ -195,9 +209,19 @@ static void group_run(const char *url, const char *group, long n, int ack_sync)
             naq_processor_start(members[k]) != NAQ_OK)
             die("group member");
     }
-    while (atomic_load(&handled_total) < n && mono_s() - t0 < 300)
+    /* Until all are handled, or nothing moved for 5 s (then the figure says
+     * how many were handled). */
+    long seen = 0;
+    double last_progress = mono_s(), last_event = t0;
+    while (atomic_load(&handled_total) < n && mono_s() - last_progress < 5) {
         sleep_ms(1);
-    double elapsed = mono_s() - t0;
+        long now = atomic_load(&handled_total);
+        if (now != seen) {
+            seen = now;
+            last_progress = last_event = mono_s();
+        }
+    }
+    double elapsed = (atomic_load(&handled_total) >= n ? mono_s() : last_event) - t0;
     long done = atomic_load(&handled_total);
     for (int k = 0; k < 2; k++) {
         naq_processor_destroy(members[k]);
@@ -231,10 +255,64 @@ static int latency_handler(const naq_event *e, void *user, char *reason)
     return 0;
 }
 
+/* The baseline: a bare ordered consumer on its own connection and thread. */
+typedef struct {
+    const char *url;
+    latencies *l;
+    atomic_int ready, stop;
+} raw_reader;
+
+static void *raw_main(void *arg)
+{
+    raw_reader *r = arg;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    if (natsConnection_ConnectTo(&nc, r->url) != NATS_OK ||
+        natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+        js_SubscribeSync(&sub, js, "naq.jobs.events.>", NULL, &so, NULL) != NATS_OK) {
+        fprintf(stderr, "bench_group: raw reader cannot subscribe\n");
+        exit(1);
+    }
+    atomic_store(&r->ready, 1);
+    while (!atomic_load(&r->stop)) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK)
+            continue;
+        naq_event e;
+        if (naq_event_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &e) == NAQ_OK)
+            latency_handler(&e, r->l, NULL);
+        naq_event_clear(&e);
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return NULL;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+static void report(const char *tag, latencies *l)
+{
+    long n = atomic_load(&l->n) < l->cap ? atomic_load(&l->n) : l->cap;
+    qsort(l->lat_ms, (size_t)n, sizeof(double), cmp_double);
+    printf("%s_events=%ld\n", tag, n);
+    if (n > 0) {
+        printf("%s_latency_p50_ms=%.3f\n", tag, l->lat_ms[n / 2]);
+        printf("%s_latency_p99_ms=%.3f\n", tag, l->lat_ms[(long)((double)n * 0.99)]);
+        printf("%s_latency_max_ms=%.3f\n", tag, l->lat_ms[n - 1]);
+    }
+    free(l->lat_ms);
 }
 
 static void live_run(const char *url, int rate, int seconds)
@@ -242,6 +320,12 @@ static void live_run(const char *url, int rate, int seconds)
     naq_client *c = connect_to(url, 0);
     long total = (long)rate * seconds;
     latencies l = {calloc((size_t)total, sizeof(double)), 0, total};
+    latencies raw = {calloc((size_t)total, sizeof(double)), 0, total};
+    raw_reader rr = {url, &raw, 0, 0};
+    pthread_t raw_thread;
+    pthread_create(&raw_thread, NULL, raw_main, &rr);
+    while (!atomic_load(&rr.ready))
+        sleep_ms(1);
     naq_processor_opts o;
     naq_processor_opts_init(&o);
     naq_processor *p = NULL;
@@ -291,19 +375,14 @@ static void live_run(const char *url, int rate, int seconds)
     }
     js_PublishAsyncComplete(js, NULL);
     double t0 = mono_s();
-    while (atomic_load(&l.n) < total && mono_s() - t0 < 10)
+    while ((atomic_load(&l.n) < total || atomic_load(&raw.n) < total) && mono_s() - t0 < 10)
         sleep_ms(5);
     naq_processor_destroy(p);
-    long n = atomic_load(&l.n) < total ? atomic_load(&l.n) : total;
-    qsort(l.lat_ms, (size_t)n, sizeof(double), cmp_double);
+    atomic_store(&rr.stop, 1);
+    pthread_join(raw_thread, NULL);
     printf("live_rate_per_s=%d\n", rate);
-    printf("live_events=%ld\n", n);
-    if (n > 0) {
-        printf("live_latency_p50_ms=%.3f\n", l.lat_ms[n / 2]);
-        printf("live_latency_p99_ms=%.3f\n", l.lat_ms[(long)((double)n * 0.99)]);
-        printf("live_latency_max_ms=%.3f\n", l.lat_ms[n - 1]);
-    }
-    free(l.lat_ms);
+    report("live", &l);
+    report("live_raw", &raw);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     naq_client_destroy(c);

@@ -14,9 +14,7 @@
  * without the per-queue and per-worker breakdown. Prints name=value lines;
  * times are milliseconds.
  *
- * Build (not part of the CMake build):
- *   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude \
- *       bench/bench_stats.c build/libnaq.a -lnats -ljansson -lpthread -lm -o bench_stats
+ * Built by CMake as build/bench_stats (every bench/bench_*.c is a program).
  */
 #include "naq/naq.h"
 #include "naq/query.h"
@@ -34,9 +32,9 @@
 #define NWORKERS 50
 #define NERRORS 8
 
-static const char *const errors[NERRORS] = {"ExitStatus", "Timeout",     "Signal",
+static const char *const errors[NERRORS] = {"ExitStatus",   "Timeout",         "Signal",
                                             "HandlerError", "ConnectionReset", "OutOfMemory",
-                                            "ValueError",  "KeyError"};
+                                            "ValueError",   "KeyError"};
 
 static double now_ms(void)
 {

@@ -25,8 +25,10 @@ int naq_cmd_enqueue(int argc, char **argv);
 int naq_cmd_worker(int argc, char **argv);
 int naq_cmd_events(int argc, char **argv);
 int naq_cmd_job(int argc, char **argv);
+int naq_cmd_dlq(int argc, char **argv);
 int naq_cmd_health(int argc, char **argv);
 int naq_cmd_bench(int argc, char **argv);
+int naq_cmd_workers(int argc, char **argv);
 
 /* ---- common connection flags: --url, --event-url, --prefix, --stream ---- */
 

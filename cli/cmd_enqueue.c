@@ -1,12 +1,15 @@
 /*
- * cmd_enqueue.c - `naq enqueue`: queue one job and print its id.
+ * cmd_enqueue.c - `naq enqueue`: queue one job, or a batch from a JSONL
+ * file, and print the id(s).
  *
- * stdout carries the job id alone, so `id=$(naq enqueue ...)` works;
- * everything else goes to stderr. A command after `--` becomes a job for
- * the built-in "exec" handler with args {"argv": [...]}.
+ * stdout carries the job ids alone, one per line, so `id=$(naq enqueue
+ * ...)` works; everything else goes to stderr. A command after `--`
+ * becomes a job for the built-in "exec" handler with args {"argv": [...]}.
+ * In a batch the flags are defaults that each line's fields override.
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 static const char usage[] =
     "usage: naq enqueue -q QUEUE -f FUNCTION [--args JSON] [OPTIONS]\n"
     "       naq enqueue -q QUEUE [OPTIONS] -- COMMAND [ARG...]\n"
+    "       naq enqueue --batch FILE [OPTIONS]\n"
     "\n"
     "Queues a job and prints its id (alone, on stdout) once the server has\n"
     "stored it. With '-- COMMAND ARG...' the job runs that command through the\n"
@@ -23,36 +27,64 @@ static const char usage[] =
     "  -f, --function NAME    handler that runs the job (a worker registers it)\n"
     "      --args JSON        arguments passed to the handler (default [])\n"
     "      --retries N        further attempts after a failure (default 0)\n"
+    "      --retry-policy P   delay before each retry: fixed:5s, linear:1s[:CAP],\n"
+    "                         exponential:1s[:CAP[:JITTER]] (default exponential:1s:5m),\n"
+    "                         list:1s,5s,30s\n"
+    "      --retry-on TYPES   retry only these error types (comma-separated)\n"
+    "      --skip-on TYPES    never retry these error types\n"
     "      --timeout DURATION stop the job after this long (500ms, 30s, 5m, 2h)\n"
+    "      --ttl DURATION     do not run the job if no worker started it this long\n"
+    "                         after it was queued (event ttl_expired)\n"
+    "      --depends-on IDS   run only after these jobs completed (repeatable or\n"
+    "                         comma-separated); it waits, and is queued after the last\n"
+    "      --run-on-dependency-failure\n"
+    "                         run even when a dependency failed (default: cancel)\n"
+    "      --unique-key KEY   while a job of this queue with this key is pending,\n"
+    "                         print that job's id and enqueue nothing\n"
+    "      --result-ttl DUR   keep the job's result this long (default 24h, at most\n"
+    "                         the results bucket's TTL)\n"
     "      --tag KEY=VALUE    a tag carried by the job and its events (repeatable)\n"
     "      --priority P       lowest, low, normal (default), high, critical or 0-4\n"
     "      --id JOB_ID        use this id: enqueueing the same id again within\n"
     "                         2 minutes stores the job once\n"
+    "      --batch FILE       enqueue every job of FILE (JSONL, one job object per\n"
+    "                         line; '-' = stdin) in one go; prints one line per job\n"
+    "                         in input order: its id, or '-' when it was not enqueued\n"
     "  -h, --help             this help\n"
+    "\n"
+    "A batch line holds the fields of the job JSON (docs/protocol.md): queue,\n"
+    "function, args, max_retries, timeout_ms, tags, priority (0-4 or a name),\n"
+    "job_id, ttl_ms, depends_on, run_on_dependency_failure, unique_key,\n"
+    "result_ttl_ms, retry (a policy text like \"fixed:5s\" or the JSON object),\n"
+    "or \"argv\": [...] for an exec job. Flags given with --batch are defaults.\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "examples:\n"
     "  naq enqueue -q default -- sh -c 'echo hello'\n"
     "  id=$(naq enqueue -q emails -f send_email --args '{\"to\":\"a@b.c\"}' --retries 3)\n"
+    "  naq enqueue -q reports --depends-on \"$a,$b\" -- ./merge-reports\n"
+    "  naq enqueue -q sync --unique-key user-42 -- ./sync-user 42\n"
+    "  naq enqueue --batch jobs.jsonl -q default > ids.txt\n"
     "\n"
-    "exit codes: 0 queued, 1 failure (server), 2 bad usage (nothing queued)\n";
+    "exit codes: 0 queued (or a pending unique job found), 1 failure (server; in a\n"
+    "batch: some jobs were not enqueued), 2 bad usage (nothing queued)\n";
 
-enum { OPT_ARGS = NAQ_CLI_OPT_FIRST_FREE, OPT_RETRIES, OPT_TIMEOUT, OPT_TAG, OPT_PRIORITY, OPT_ID };
-
-static int parse_priority(const char *cmd, const char *text, int *out)
-{
-    static const char *const names[NAQ_PRIORITY_LEVELS] = {"lowest", "low", "normal", "high",
-                                                           "critical"};
-    for (int i = 0; i < NAQ_PRIORITY_LEVELS; i++) {
-        if (strcmp(text, names[i]) == 0 || (text[0] == '0' + i && text[1] == '\0')) {
-            *out = i;
-            return NAQ_EXIT_OK;
-        }
-    }
-    return naq_cli_usage_error(cmd,
-                               "unknown priority '%s': use lowest, low, normal, high, "
-                               "critical or 0-4",
-                               text);
-}
+enum {
+    OPT_ARGS = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_RETRIES,
+    OPT_RETRY_POLICY,
+    OPT_RETRY_ON,
+    OPT_SKIP_ON,
+    OPT_TIMEOUT,
+    OPT_TTL,
+    OPT_DEPENDS_ON,
+    OPT_RUN_ON_FAILURE,
+    OPT_UNIQUE_KEY,
+    OPT_RESULT_TTL,
+    OPT_TAG,
+    OPT_PRIORITY,
+    OPT_ID,
+    OPT_BATCH,
+};
 
 /* Adds "KEY=VALUE" to the tags object. */
 static int add_tag(const char *cmd, json_t *tags, const char *kv)
@@ -84,25 +116,346 @@ static char *exec_args(int argc, char **argv)
     return text;
 }
 
+/* The --depends-on values: heap copies, NULL-terminated. */
+typedef struct {
+    char **ids;
+    size_t n;
+} dep_list;
+
+static void free_deps(dep_list *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->ids[i]);
+    free(d->ids);
+}
+
+/* Appends "a,b,c" to the list. */
+static int add_deps(const char *cmd, dep_list *d, const char *text)
+{
+    for (const char *p = text;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0)
+            return naq_cli_usage_error(cmd, "--depends-on has an empty job id in '%s'", text);
+        char **v = realloc(d->ids, (d->n + 2) * sizeof *v);
+        if (v == NULL)
+            return naq_cli_usage_error(cmd, "out of memory");
+        d->ids = v;
+        if ((d->ids[d->n] = strndup(p, len)) == NULL)
+            return naq_cli_usage_error(cmd, "out of memory");
+        d->ids[++d->n] = NULL;
+        if (comma == NULL)
+            return NAQ_EXIT_OK;
+        p = comma + 1;
+    }
+}
+
+/* ---------------------------------------------------------------- batch */
+
+/* One line's job: the options plus the heap text they borrow. */
+typedef struct {
+    json_t *line;      /* the parsed line; strings of it are borrowed */
+    char *args;        /* heap */
+    char *tags;        /* heap */
+    const char **deps; /* heap array; strings in line */
+} batch_job;
+
+static int line_error(int lineno, const char *fmt, const char *what)
+{
+    fprintf(stderr, "naq: line %d: ", lineno);
+    fprintf(stderr, fmt, what);
+    fputc('\n', stderr);
+    return NAQ_EXIT_USAGE;
+}
+
+/* A whole number field of the line into *out (unchanged when absent). */
+static int line_int(int lineno, json_t *o, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return NAQ_EXIT_OK;
+    if (!json_is_integer(v))
+        return line_error(lineno, "'%s' must be a whole number", key);
+    *out = (int64_t)json_integer_value(v);
+    return NAQ_EXIT_OK;
+}
+
+static int line_string(int lineno, json_t *o, const char *key, const char **out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return NAQ_EXIT_OK;
+    if (!json_is_string(v))
+        return line_error(lineno, "'%s' must be a string", key);
+    *out = json_string_value(v);
+    return NAQ_EXIT_OK;
+}
+
+/* Fills jo (a copy of the defaults) from one JSONL line. */
+static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
+{
+    json_t *o = bj->line;
+    int rc;
+    int64_t n;
+    static const char *const known[] = {
+        "queue",   "function", "args",       "argv",       "max_retries",
+        "retries", "timeout_ms", "tags",     "priority",   "job_id",
+        "id",      "ttl_ms",   "depends_on", "run_on_dependency_failure",
+        "unique_key", "result_ttl_ms", "retry", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        int ok = 0;
+        for (int i = 0; known[i] != NULL; i++)
+            ok |= strcmp(key, known[i]) == 0;
+        if (!ok)
+            return line_error(lineno, "unknown field '%s' (see 'naq enqueue --help')", key);
+    }
+    if ((rc = line_string(lineno, o, "queue", &jo->queue)) != 0 ||
+        (rc = line_string(lineno, o, "function", &jo->function)) != 0 ||
+        (rc = line_string(lineno, o, "job_id", &jo->job_id)) != 0 ||
+        (rc = line_string(lineno, o, "id", &jo->job_id)) != 0 ||
+        (rc = line_string(lineno, o, "unique_key", &jo->unique_key)) != 0 ||
+        (rc = line_int(lineno, o, "timeout_ms", &jo->timeout_ms)) != 0 ||
+        (rc = line_int(lineno, o, "ttl_ms", &jo->ttl_ms)) != 0 ||
+        (rc = line_int(lineno, o, "result_ttl_ms", &jo->result_ttl_ms)) != 0)
+        return rc;
+    n = jo->max_retries;
+    if ((rc = line_int(lineno, o, "retries", &n)) != 0 ||
+        (rc = line_int(lineno, o, "max_retries", &n)) != 0)
+        return rc;
+    if (n < 0 || n > 1000000)
+        return line_error(lineno, "%s must be 0 to 1000000", "max_retries");
+    jo->max_retries = (int)n;
+    json_t *argv = json_object_get(o, "argv");
+    json_t *args = json_object_get(o, "args");
+    if (argv != NULL) {
+        if (args != NULL || json_object_get(o, "function") != NULL)
+            return line_error(lineno, "%s", "give either \"argv\" or \"function\"/\"args\"");
+        json_t *wrap = json_pack("{s:O}", "argv", argv);
+        bj->args = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+        json_decref(wrap);
+        jo->function = NAQ_EXEC_FUNCTION;
+        jo->args_json = bj->args;
+    } else if (args != NULL) {
+        bj->args = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+        jo->args_json = bj->args;
+    }
+    json_t *tags = json_object_get(o, "tags");
+    if (tags != NULL) {
+        bj->tags = json_dumps(tags, JSON_COMPACT | JSON_ENCODE_ANY);
+        jo->tags_json = bj->tags;
+    }
+    json_t *prio = json_object_get(o, "priority");
+    if (json_is_integer(prio)) {
+        jo->priority = (int)json_integer_value(prio);
+    } else if (json_is_string(prio)) {
+        if (naq_priority_parse(json_string_value(prio), &jo->priority) != NAQ_OK)
+            return line_error(lineno, "%s", naq_last_error());
+    } else if (prio != NULL) {
+        return line_error(lineno, "%s", "'priority' must be 0-4 or a name like \"high\"");
+    }
+    json_t *retry = json_object_get(o, "retry");
+    if (json_is_string(retry)) {
+        if (naq_retry_policy_parse(json_string_value(retry), &jo->retry) != NAQ_OK)
+            return line_error(lineno, "%s", naq_last_error());
+    } else if (retry != NULL) {
+        /* The wire form: decode it the way a worker would. */
+        json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x",
+                                  "queue", "x", "function", "x", "retry", retry);
+        char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
+        json_decref(probe);
+        naq_job j;
+        naq_status s = text ? naq_job_decode(text, strlen(text), &j) : NAQ_ERR_NO_MEMORY;
+        free(text);
+        if (s == NAQ_OK) {
+            jo->retry.kind = j.retry.kind;
+            jo->retry.delay_ms = j.retry.delay_ms;
+            jo->retry.max_delay_ms = j.retry.max_delay_ms;
+            jo->retry.jitter = j.retry.jitter;
+            memcpy(jo->retry.delays_ms, j.retry.delays_ms, sizeof j.retry.delays_ms);
+            jo->retry.n_delays = j.retry.n_delays;
+        }
+        naq_job_clear(&j);
+        if (s != NAQ_OK)
+            return line_error(lineno, "%s", naq_last_error());
+    }
+    json_t *deps = json_object_get(o, "depends_on");
+    if (deps != NULL) {
+        if (!json_is_array(deps))
+            return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
+        bj->deps = calloc(json_array_size(deps) + 1, sizeof *bj->deps);
+        if (bj->deps == NULL)
+            return line_error(lineno, "%s", "out of memory");
+        size_t i;
+        json_t *d;
+        json_array_foreach(deps, i, d)
+        {
+            if (!json_is_string(d))
+                return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
+            bj->deps[i] = json_string_value(d);
+        }
+        jo->depends_on = bj->deps;
+    }
+    json_t *run = json_object_get(o, "run_on_dependency_failure");
+    if (run != NULL) {
+        if (!json_is_boolean(run))
+            return line_error(lineno, "%s", "'run_on_dependency_failure' must be true or false");
+        jo->run_on_dependency_failure = json_is_true(run);
+    }
+    return NAQ_EXIT_OK;
+}
+
+static int run_batch(const char *cmd, const char *path, const naq_job_opts *defaults,
+                     const naq_cli_common *common)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (in == NULL) {
+        naq_cli_error("cannot open %s: %s", path, strerror(errno));
+        return NAQ_EXIT_USAGE;
+    }
+    batch_job *bjs = NULL;
+    naq_job_opts *jobs = NULL;
+    int *linenos = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    int rc = NAQ_EXIT_OK, lineno = 0;
+    ssize_t got;
+    while ((got = getline(&line, &lcap, in)) >= 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r' || line[got - 1] == ' '))
+            line[--got] = '\0';
+        if (got == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            batch_job *b2 = realloc(bjs, cap * sizeof *b2);
+            naq_job_opts *j2 = b2 ? realloc(jobs, cap * sizeof *j2) : NULL;
+            int *l2 = j2 ? realloc(linenos, cap * sizeof *l2) : NULL;
+            if (b2)
+                bjs = b2;
+            if (j2)
+                jobs = j2;
+            if (l2 == NULL) {
+                naq_cli_error("out of memory reading %s", path);
+                rc = NAQ_EXIT_FAILURE;
+                goto out;
+            }
+            linenos = l2;
+        }
+        batch_job *bj = &bjs[n];
+        memset(bj, 0, sizeof *bj);
+        jobs[n] = *defaults;
+        linenos[n] = lineno;
+        n++;
+        json_error_t e;
+        bj->line = json_loads(line, 0, &e);
+        int bad = 0;
+        if (!json_is_object(bj->line))
+            bad = line_error(lineno, "%s", bj->line ? "not a JSON object" : e.text);
+        else
+            bad = parse_line(lineno, bj, &jobs[n - 1]);
+        if (!bad && naq_job_opts_validate(&jobs[n - 1]) != NAQ_OK)
+            bad = line_error(lineno, "%s", naq_last_error());
+        if (bad)
+            rc = NAQ_EXIT_USAGE;
+    }
+    if (ferror(in)) {
+        naq_cli_error("cannot read %s: %s", path, strerror(errno));
+        rc = NAQ_EXIT_USAGE;
+    }
+    if (rc != NAQ_EXIT_OK) {
+        naq_cli_error("nothing was enqueued; fix the lines above");
+        goto out;
+    }
+    if (n == 0) {
+        naq_cli_error("%s holds no jobs", path);
+        rc = NAQ_EXIT_USAGE;
+        goto out;
+    }
+    naq_client *client = NULL;
+    if ((rc = naq_cli_connect(common, 1, &client)) != NAQ_EXIT_OK)
+        goto out;
+    char(*ids)[NAQ_ID_SIZE] = calloc(n, sizeof *ids);
+    naq_status *st = calloc(n, sizeof *st);
+    if (ids == NULL || st == NULL) {
+        naq_cli_error("out of memory");
+        rc = NAQ_EXIT_FAILURE;
+    } else {
+        size_t done = 0;
+        naq_status s = naq_enqueue_batch(client, jobs, n, ids, st, &done);
+        if (s == NAQ_ERR_INVALID_ARG) {
+            rc = naq_cli_fail(s);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                printf("%s\n", st[i] == NAQ_OK ? ids[i] : "-");
+                if (st[i] != NAQ_OK)
+                    fprintf(stderr, "naq: line %d (job %s) was not enqueued: %s\n", linenos[i],
+                            ids[i], naq_status_str(st[i]));
+            }
+            if (s != NAQ_OK) {
+                rc = naq_cli_fail(s);
+                fprintf(stderr, "naq: %zu of %zu jobs enqueued; enqueue the others again with "
+                                "their ids (a job stored meanwhile is stored once)\n",
+                        done, n);
+            }
+        }
+    }
+    free(ids);
+    free(st);
+    naq_client_destroy(client);
+out:
+    (void)cmd;
+    for (size_t i = 0; i < n; i++) {
+        json_decref(bjs[i].line);
+        free(bjs[i].args);
+        free(bjs[i].tags);
+        free(bjs[i].deps);
+    }
+    free(bjs);
+    free(jobs);
+    free(linenos);
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
 int naq_cmd_enqueue(int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
-                                         {"function", required_argument, NULL, 'f'},
-                                         {"args", required_argument, NULL, OPT_ARGS},
-                                         {"retries", required_argument, NULL, OPT_RETRIES},
-                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                                         {"tag", required_argument, NULL, OPT_TAG},
-                                         {"priority", required_argument, NULL, OPT_PRIORITY},
-                                         {"id", required_argument, NULL, OPT_ID},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"queue", required_argument, NULL, 'q'},
+        {"function", required_argument, NULL, 'f'},
+        {"args", required_argument, NULL, OPT_ARGS},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"retry-policy", required_argument, NULL, OPT_RETRY_POLICY},
+        {"retry-on", required_argument, NULL, OPT_RETRY_ON},
+        {"skip-on", required_argument, NULL, OPT_SKIP_ON},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"ttl", required_argument, NULL, OPT_TTL},
+        {"depends-on", required_argument, NULL, OPT_DEPENDS_ON},
+        {"run-on-dependency-failure", no_argument, NULL, OPT_RUN_ON_FAILURE},
+        {"unique-key", required_argument, NULL, OPT_UNIQUE_KEY},
+        {"result-ttl", required_argument, NULL, OPT_RESULT_TTL},
+        {"tag", required_argument, NULL, OPT_TAG},
+        {"priority", required_argument, NULL, OPT_PRIORITY},
+        {"id", required_argument, NULL, OPT_ID},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"help", no_argument, NULL, 'h'},
+        NAQ_CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_job_opts jo;
     naq_job_opts_init(&jo);
     json_t *tags = json_object();
     char *args_text = NULL;
+    const char *batch = NULL;
+    dep_list deps = {0};
     naq_client *client = NULL;
     int rc = NAQ_EXIT_OK, ch;
     long long n = 0;
@@ -123,13 +476,34 @@ int naq_cmd_enqueue(int argc, char **argv)
                 rc = NAQ_EXIT_USAGE;
             jo.max_retries = (int)n;
             break;
+        case OPT_RETRY_POLICY:
+            if (naq_retry_policy_parse(optarg, &jo.retry) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "--retry-policy: %s", naq_last_error());
+            break;
+        case OPT_RETRY_ON: jo.retry.retry_on = optarg; break;
+        case OPT_SKIP_ON: jo.retry.skip_on = optarg; break;
         case OPT_TIMEOUT:
             if (naq_parse_duration_ms(optarg, &jo.timeout_ms) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
             break;
+        case OPT_TTL:
+            if (naq_parse_duration_ms(optarg, &jo.ttl_ms) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "--ttl: %s", naq_last_error());
+            break;
+        case OPT_RESULT_TTL:
+            if (naq_parse_duration_ms(optarg, &jo.result_ttl_ms) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "--result-ttl: %s", naq_last_error());
+            break;
+        case OPT_DEPENDS_ON: rc = add_deps(cmd, &deps, optarg); break;
+        case OPT_RUN_ON_FAILURE: jo.run_on_dependency_failure = 1; break;
+        case OPT_UNIQUE_KEY: jo.unique_key = optarg; break;
         case OPT_TAG: rc = add_tag(cmd, tags, optarg); break;
-        case OPT_PRIORITY: rc = parse_priority(cmd, optarg, &jo.priority); break;
+        case OPT_PRIORITY:
+            if (naq_priority_parse(optarg, &jo.priority) != NAQ_OK)
+                rc = naq_cli_usage_error(cmd, "%s", naq_last_error());
+            break;
         case OPT_ID: jo.job_id = optarg; break;
+        case OPT_BATCH: batch = optarg; break;
         case 'h': fputs(usage, stdout); goto out;
         default:
             if (!naq_cli_common_option(&common, ch, optarg))
@@ -139,6 +513,11 @@ int naq_cmd_enqueue(int argc, char **argv)
     }
     if (rc != NAQ_EXIT_OK)
         goto out;
+    jo.depends_on = (const char *const *)deps.ids;
+    if (json_object_size(tags) > 0) {
+        /* Kept until the end: naq_enqueue borrows it. */
+        jo.tags_json = json_dumps(tags, JSON_COMPACT);
+    }
 
     int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
     if (optind < argc && !dashdash) {
@@ -146,6 +525,15 @@ int naq_cmd_enqueue(int argc, char **argv)
                                  "unexpected argument '%s'; to run a command, put it after "
                                  "'--'",
                                  argv[optind]);
+        goto out;
+    }
+    if (batch != NULL) {
+        if (dashdash || jo.job_id != NULL) {
+            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND' "
+                                          "and --id belong to single jobs");
+            goto out;
+        }
+        rc = run_batch(cmd, batch, &jo, &common);
         goto out;
     }
     if (jo.queue == NULL) {
@@ -177,32 +565,32 @@ int naq_cmd_enqueue(int argc, char **argv)
                                       "'-- COMMAND ARG...'");
         goto out;
     }
-    if (json_object_size(tags) > 0) {
-        /* Kept until the end: naq_enqueue borrows it. */
-        jo.tags_json = json_dumps(tags, JSON_COMPACT);
-    }
 
-    /* Reject bad names before touching the network, so a typo is reported
-     * as a typo even when no server runs. naq_enqueue checks them again. */
-    naq_status s;
-    if ((s = naq_id_validate("queue name", jo.queue)) != NAQ_OK ||
-        (jo.job_id != NULL && (s = naq_id_validate("job id", jo.job_id)) != NAQ_OK)) {
+    /* Reject bad options before touching the network, so a typo is
+     * reported as a typo even when no server runs. */
+    naq_status s = naq_job_opts_validate(&jo);
+    if (s != NAQ_OK) {
         rc = naq_cli_fail(s);
         goto out;
     }
-
     if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char id[NAQ_ID_SIZE];
-    if ((s = naq_enqueue(client, &jo, id)) != NAQ_OK) {
+    int existing = 0;
+    if ((s = naq_enqueue_ex(client, &jo, id, &existing)) != NAQ_OK) {
         rc = naq_cli_fail(s);
         goto out;
     }
     printf("%s\n", id);
+    if (existing)
+        naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "
+                      "enqueued",
+                      id, jo.unique_key, jo.queue);
 out:
     naq_client_destroy(client);
     free((char *)jo.tags_json);
     free(args_text);
+    free_deps(&deps);
     json_decref(tags);
     return rc;
 }

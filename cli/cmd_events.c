@@ -6,6 +6,7 @@
  * formatter so their lines look alike in every format.
  */
 #include "cli.h"
+#include "cmd_events_query.h"
 #include "cmd_events_dlq.h"
 
 #include <signal.h>
@@ -17,11 +18,20 @@ static const char usage[] =
     "                         [--tail N] [--no-follow] [--format table|json|raw]\n"
     "       naq events types\n"
     "       naq events dlq list|replay ...\n"
+    "       naq events list|count|replay|stats|workers|delete|cleanup|rollup ...\n"
     "\n"
     "  history   every event of one job, oldest first\n"
     "  stream    live events matching all the given filters, until Ctrl-C\n"
     "  types     every event type with its category\n"
     "  dlq       events a consumer group gave up on: list them, replay them\n"
+    "  list      stored events with filters, time range, offset and limit\n"
+    "  count     how many stored events match the filters\n"
+    "  replay    stored events again, from a time or sequence, fast or in original timing\n"
+    "  stats     counts, success rate, throughput, durations, top errors (from rollups)\n"
+    "  workers   worker status from recent events\n"
+    "  delete    remove one job's events\n"
+    "  cleanup   remove events older than a duration\n"
+    "  rollup    keep the statistics rollups up to date (runs until Ctrl-C)\n"
     "\n"
     "'naq events SUBCOMMAND --help' shows the options of one.\n"
     "exit codes: 0 ok, 1 failure (no such job, no server), 2 bad usage\n";
@@ -280,9 +290,17 @@ int naq_cmd_events(int argc, char **argv)
         {"stream", "naq events stream", stream},
         {"types", "naq events types", types},
         {"dlq", "naq events dlq", naq_cmd_events_dlq},
+        {"list", "naq events list", naq_cmd_events_list},
+        {"count", "naq events count", naq_cmd_events_count},
+        {"replay", "naq events replay", naq_cmd_events_replay},
+        {"stats", "naq events stats", naq_cmd_events_stats},
+        {"workers", "naq events workers", naq_cmd_events_workers},
+        {"delete", "naq events delete", naq_cmd_events_delete},
+        {"cleanup", "naq events cleanup", naq_cmd_events_cleanup},
+        {"rollup", "naq events rollup", naq_cmd_events_rollup},
     };
     if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which subcommand? history, stream, types or dlq");
+        return naq_cli_usage_error(argv[0], "which subcommand? history, stream, types, dlq, list, count, replay, stats, workers, delete, cleanup or rollup");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         return NAQ_EXIT_OK;
@@ -295,5 +313,5 @@ int naq_cmd_events(int argc, char **argv)
         }
     }
     return naq_cli_usage_error(
-        argv[0], "unknown subcommand '%s': use history, stream, types or dlq", argv[1]);
+        argv[0], "unknown subcommand '%s': see 'naq events --help'", argv[1]);
 }

@@ -36,8 +36,7 @@ static const char list_usage[] =
     "      --limit N      at most N entries (the oldest)\n"
     "      --format F     table (default) or json (one object per line)\n"
     "  -h, --help         this help\n"
-    "\n" NAQ_CLI_COMMON_USAGE
-    "\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
     "table columns: SEQ (what replay --seq takes), FAILED (UTC), GROUP, TYPE,\n"
     "JOB, DELIVERIES, REASON. json objects hold sequence, group, reason,\n"
     "deliveries, original_subject, original_sequence, failed_at and event.\n"
@@ -58,8 +57,7 @@ static const char replay_usage[] =
     "      --type TYPE    with --group or --all: only entries of this event type\n"
     "      --all          every entry of every group\n"
     "  -h, --help         this help\n"
-    "\n" NAQ_CLI_COMMON_USAGE
-    "\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
     "examples:\n"
     "  naq events dlq replay --seq 42\n"
     "  naq events dlq replay --group billing\n"
@@ -118,9 +116,8 @@ static int print_row(const naq_event_dlq_entry *e, int first)
     reason[n] = '\0';
     const char *type = e->event_decoded ? naq_event_type_name(e->event.type) : "?";
     const char *job = e->event_decoded && e->event.job_id[0] ? e->event.job_id : "-";
-    return printf("%-8llu  %-24s  %-16s  %-22s  %-32s  %-4d  %s\n",
-                  (unsigned long long)e->sequence, when, e->group, type, job, e->deliveries,
-                  reason) < 0
+    return printf("%-8llu  %-24s  %-16s  %-22s  %-32s  %-4d  %s\n", (unsigned long long)e->sequence,
+                  when, e->group, type, job, e->deliveries, reason) < 0
                ? -1
                : 0;
 }

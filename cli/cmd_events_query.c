@@ -694,8 +694,8 @@ static json_t *group_to_json(const naq_stats_group *g, int durations)
         json_object_set_new(o, "duration", d);
     }
     for (size_t i = 0; i < g->nerrors; i++)
-        json_array_append_new(errors, json_pack("{sssI}", "error_type", g->errors[i].name,
-                                                "count", (json_int_t)g->errors[i].count));
+        json_array_append_new(errors, json_pack("{sssI}", "error_type", g->errors[i].name, "count",
+                                                (json_int_t)g->errors[i].count));
     json_object_set_new(o, "errors", errors);
     return o;
 }
@@ -777,11 +777,11 @@ int naq_cmd_events_stats(int argc, char **argv)
         else
             rc = print_stats_json(&st, o.by_queue, o.by_worker);
         if (st.rollup_lag > 0)
-            fprintf(format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
-                    "%srollups are %llu events behind; run `naq events rollup` or any naq "
-                    "worker/scheduler with rollups enabled\n",
-                    format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ",
-                    (unsigned long long)st.rollup_lag);
+            fprintf(
+                format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
+                "%srollups are %llu events behind; run `naq events rollup` or `naq scheduler` "
+                "(which keeps them up to date unless --no-rollup)\n",
+                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag);
     }
     naq_stats_free(&st);
     naq_client_destroy(c);
@@ -849,13 +849,12 @@ int naq_cmd_events_workers(int argc, char **argv)
         }
     } else {
         for (size_t i = 0; i < n; i++) {
-            json_t *o = json_pack("{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id,
-                                  "state", naq_worker_state_name(w[i].state), "queue",
-                                  w[i].queue, "current_job", w[i].current_job, "running",
-                                  w[i].running, "processed", (json_int_t)w[i].processed,
-                                  "failed", (json_int_t)w[i].failed, "first_seen",
-                                  w[i].first_seen, "last_seen", w[i].last_seen, "last_event",
-                                  naq_event_type_name(w[i].last_type));
+            json_t *o = json_pack(
+                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "state",
+                naq_worker_state_name(w[i].state), "queue", w[i].queue, "current_job",
+                w[i].current_job, "running", w[i].running, "processed", (json_int_t)w[i].processed,
+                "failed", (json_int_t)w[i].failed, "first_seen", w[i].first_seen, "last_seen",
+                w[i].last_seen, "last_event", naq_event_type_name(w[i].last_type));
             char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
             json_decref(o);
             if (line == NULL) {

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ static const char usage_scheduler[] =
     "                         an existing bucket's TTL wins\n"
     "      --id ID            this candidate's id (default HOST-PID-RANDOM)\n"
     "      --misfire-grace D  due times older than this are misfires (default 30s)\n"
+    "      --no-rollup        do not also keep the statistics rollups up to date\n"
+    "                         (by default every scheduler folds new events into the\n"
+    "                         rollups behind 'naq events stats'; several may, safely)\n"
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
@@ -90,6 +94,7 @@ enum {
     OPT_LEASE,
     OPT_ID,
     OPT_GRACE,
+    OPT_NO_ROLLUP,
 };
 
 /* The flags of add / modify; NULL or has_* = 0 when not given. */
@@ -669,11 +674,25 @@ int naq_cmd_schedule(int argc, char **argv)
 /* ---------------------------------------------------------------- scheduler */
 
 static naq_scheduler *volatile running_scheduler;
+static volatile int rollup_stop;
+
+typedef struct {
+    naq_client *client;
+    naq_status status;
+} rollup_thread;
+
+static void *run_rollup(void *arg)
+{
+    rollup_thread *r = arg;
+    r->status = naq_rollup_run(r->client, &rollup_stop);
+    return NULL;
+}
 
 static void on_signal(int sig)
 {
     (void)sig;
     static const char msg[] = "naq scheduler: stopping, handing the lease over\n";
+    rollup_stop = 1;
     naq_scheduler *s = running_scheduler;
     if (s != NULL)
         naq_scheduler_stop(s);
@@ -687,13 +706,14 @@ int naq_cmd_scheduler(int argc, char **argv)
     static const struct option opts[] = {{"lease", required_argument, NULL, OPT_LEASE},
                                          {"id", required_argument, NULL, OPT_ID},
                                          {"misfire-grace", required_argument, NULL, OPT_GRACE},
+                                         {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_scheduler_opts so;
     naq_scheduler_opts_init(&so);
-    int c, lease_given = 0;
+    int c, lease_given = 0, with_rollup = 1;
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -713,6 +733,7 @@ int naq_cmd_scheduler(int argc, char **argv)
             if (naq_parse_duration_ms(optarg, &so.misfire_grace_ms) != NAQ_OK)
                 return naq_cli_usage_error(cmd, "--misfire-grace: %s", naq_last_error());
             break;
+        case OPT_NO_ROLLUP: with_rollup = 0; break;
         case 'h': fputs(usage_scheduler, stdout); return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(&common, c, optarg))
@@ -725,6 +746,9 @@ int naq_cmd_scheduler(int argc, char **argv)
 
     naq_client *client = NULL;
     naq_scheduler *s = NULL;
+    pthread_t rollup_tid;
+    rollup_thread rollup = {NULL, NAQ_OK};
+    int rollup_started = 0;
     int rc = naq_cli_connect(&common, 1, &client);
     if (rc != NAQ_EXIT_OK)
         return rc;
@@ -748,7 +772,16 @@ int naq_cmd_scheduler(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "naq scheduler %s running (lease %lld ms); Ctrl-C to stop\n",
             naq_scheduler_id(s), (long long)naq_scheduler_lease_ms(s));
+    rollup.client = client;
+    rollup_stop = 0;
+    rollup_started = with_rollup && pthread_create(&rollup_tid, NULL, run_rollup, &rollup) == 0;
     st = naq_scheduler_run(s);
+    rollup_stop = 1;
+    if (rollup_started) {
+        pthread_join(rollup_tid, NULL);
+        if (rollup.status != NAQ_OK)
+            fprintf(stderr, "naq scheduler: rollups stopped: %s\n", naq_status_str(rollup.status));
+    }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     running_scheduler = NULL;

@@ -12,23 +12,10 @@
  * the library (rates, percentiles, worker states), the screen only lays
  * them out. It fits 80x24: sections share the rows that are left, each
  * keeping at least one.
- *
- * Compiled only with NAQ_WITH_NCURSES (the build links ncursesw then).
  */
 #include "cli.h"
 #include "cmd_top.h"
 
-#ifndef NAQ_WITH_NCURSES
-/* Built without ncurses (the build defines NAQ_WITH_NCURSES when it links
- * ncursesw): say so instead of failing to link the whole CLI. */
-int naq_cmd_top(int argc, char **argv)
-{
-    (void)argc;
-    naq_cli_error("%s: this naq was built without ncurses; install libncurses-dev and rebuild",
-                  argv[0]);
-    return NAQ_EXIT_FAILURE;
-}
-#else
 
 #include "naq/query.h"
 #include "naq/stats.h"
@@ -128,8 +115,7 @@ static void *events_main(void *arg)
         naq_status s = naq_events_stream(t->c, &so, take_event, t);
         if (t->stop)
             break;
-        set_status(t, "event stream: %s; retrying",
-                   s != NAQ_OK ? naq_last_error() : "ended");
+        set_status(t, "event stream: %s; retrying", s != NAQ_OK ? naq_last_error() : "ended");
         tail = 0;
         nap(t, 1000);
     }
@@ -213,6 +199,7 @@ typedef struct {
     char filter[NAQ_ID_SIZE];
     size_t sel;
     char sel_job[NAQ_ID_SIZE];
+    int pinned;  /* the user moved the selection: it follows its job, else the newest */
     int history; /* showing a job's history */
     int scroll;
     int prompting;
@@ -284,8 +271,11 @@ static void refresh_data(top_shared *t, ui_state *u)
     snprintf(u->status, sizeof u->status, "%s", t->status);
     u->connected = t->connected;
     pthread_mutex_unlock(&t->lock);
-    /* Keep the selection on the same job as the list moves. */
-    for (size_t i = 0; u->sel_job[0] && i < u->snap.njobs; i++)
+    /* A chosen job keeps its selection as the list moves; otherwise the
+     * selection stays on the newest. */
+    if (!u->pinned)
+        u->sel = 0;
+    for (size_t i = 0; u->pinned && u->sel_job[0] && i < u->snap.njobs; i++)
         if (strcmp(u->snap.jobs[i].job_id, u->sel_job) == 0)
             u->sel = i;
     if (u->snap.njobs == 0)
@@ -422,8 +412,8 @@ static void draw_main(const ui_state *u)
         const naq_live_job *j = &s->jobs[k];
         char at[16];
         clock_of(j->timestamp, at, sizeof at);
-        row(y++, k == u->sel ? A_REVERSE : 0, "%s%s %-32s %-12.12s %s", k == u->sel ? ">" : " ",
-            at, j->job_id, j->queue[0] ? j->queue : "-", naq_event_type_name(j->last_type));
+        row(y++, k == u->sel ? A_REVERSE : 0, "%s%s %-32s %-12.12s %s", k == u->sel ? ">" : " ", at,
+            j->job_id, j->queue[0] ? j->queue : "-", naq_event_type_name(j->last_type));
     }
 }
 
@@ -505,6 +495,7 @@ static int on_key(top_shared *t, ui_state *u, int ch)
             snprintf(u->filter, sizeof u->filter, "%s", u->input);
             u->prompting = 0;
             u->sel = 0;
+            u->pinned = 0;
             u->sel_job[0] = '\0';
             refresh_data(t, u);
         } else if (ch == KEY_ESC) {
@@ -545,6 +536,7 @@ static int on_key(top_shared *t, ui_state *u, int ch)
         break;
     case 'j':
     case KEY_DOWN:
+        u->pinned = 1;
         if (u->sel + 1 < u->snap.njobs)
             u->sel++;
         if (u->snap.njobs > 0)
@@ -552,6 +544,7 @@ static int on_key(top_shared *t, ui_state *u, int ch)
         break;
     case 'k':
     case KEY_UP:
+        u->pinned = u->sel > 0; /* up from the top: follow the newest again */
         if (u->sel > 0)
             u->sel--;
         if (u->snap.njobs > 0)
@@ -706,5 +699,3 @@ int naq_cmd_top(int argc, char **argv)
     pthread_mutex_destroy(&t.lock);
     return rc;
 }
-
-#endif /* NAQ_WITH_NCURSES */

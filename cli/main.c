@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "cmd_schedule.h"
+#include "cmd_top.h"
 
 #include <string.h>
 
@@ -27,12 +28,16 @@ static const command commands[] = {
     {"enqueue", "naq enqueue", naq_cmd_enqueue,
      "queue a job (a function call or a command) and print its id"},
     {"worker", "naq worker", naq_cmd_worker, "run jobs from one or more queues"},
+    {"workers", "naq workers", naq_cmd_workers,
+     "list live workers (and, with --show-inactive, those that are gone)"},
     {"job", "naq job", naq_cmd_job, "show a job's state (naq job status ID)"},
+    {"dlq", "naq dlq", naq_cmd_dlq, "dead jobs: list, show, retry, purge"},
     {"events", "naq events", naq_cmd_events,
      "a job's history, live events, event types, dead events"},
     {"schedule", "naq schedule", naq_cmd_schedule, "add, list, change and remove scheduled jobs"},
     {"scheduler", "naq scheduler", naq_cmd_scheduler,
      "run a scheduler that enqueues scheduled jobs"},
+    {"top", "naq top", naq_cmd_top, "live view: rates, queues, workers, failures, latency"},
     {"health", "naq health", naq_cmd_health, "check the connection and the streams"},
     {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
 };

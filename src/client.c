@@ -15,8 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-/* JetStream API error code: "stream name already in use". */
+/* JetStream API error codes: "stream name already in use", and "subjects
+ * overlap with an existing stream", which a create racing another
+ * process's create of the same stream gets on 2.9.10. */
 #define JS_STREAM_NAME_EXISTS 10058
+#define JS_STREAM_SUBJECT_OVERLAP 10065
 
 double naq__now(void)
 {
@@ -121,7 +124,7 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     sc.AllowDirect = true;
     jsErrCode jerr = 0;
     natsStatus ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-    if (ns != NATS_OK && jerr == JS_STREAM_NAME_EXISTS) {
+    if (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP)) {
         jerr = 0;
         ns = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
     }

@@ -44,6 +44,7 @@ void naq_config_init(naq_config *c)
     c->logger_batch = 512;
     c->logger_flush_ms = 100;
     c->ack_wait_ms = 30000;
+    c->heartbeat_interval_ms = 5000;
     naq__default_data_dir(c->spool_dir, sizeof c->spool_dir, "spool");
 }
 
@@ -232,6 +233,10 @@ naq_status naq_config_from_env(naq_config *c)
     TRY(env_duration("NAQ_EVENT_FLUSH_INTERVAL", &c->logger_flush_ms));
     TRY(env_string("NAQ_SPOOL_DIR", c->spool_dir, sizeof c->spool_dir));
     TRY(env_duration("NAQ_ACK_WAIT", &c->ack_wait_ms));
+    TRY(env_duration("NAQ_HEARTBEAT_INTERVAL", &c->heartbeat_interval_ms));
+    if (c->heartbeat_interval_ms < 1)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "NAQ_HEARTBEAT_INTERVAL must be longer than 0 (e.g. 5s)");
 #undef TRY
     return NAQ_OK;
 }

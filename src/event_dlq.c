@@ -111,9 +111,9 @@ static void copy_header(natsMsg *dst, natsMsg *src, const char *name)
         natsMsgHeader_Set(dst, name, v);
 }
 
-naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reason,
-                              int deliveries, const char *original_subject,
-                              uint64_t original_seq, natsMsg *original, const char *msg_id)
+naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reason, int deliveries,
+                              const char *original_subject, uint64_t original_seq,
+                              natsMsg *original, const char *msg_id)
 {
     char subject[NAQ_URL_MAX];
     naq_status s = naq__event_dlq_subject(c, group, 0, subject, sizeof subject);
@@ -223,8 +223,7 @@ static naq_status parse_entry(natsMsg *m, uint64_t seq, naq_event_dlq_entry *e)
     json_decref(o);
     if (e->reason == NULL || e->event_json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading a dead-letter entry");
-    e->event_decoded =
-        naq_event_decode(e->event_json, strlen(e->event_json), &e->event) == NAQ_OK;
+    e->event_decoded = naq_event_decode(e->event_json, strlen(e->event_json), &e->event) == NAQ_OK;
     if (!e->event_decoded)
         naq_event_clear(&e->event);
     snprintf(e->event.nats_subject, sizeof e->event.nats_subject, "%s", e->original_subject);
@@ -350,8 +349,7 @@ static naq_status replay_entry(naq_client *c, const naq_event_dlq_entry *e)
     snprintf(msg_id, sizeof msg_id, "replay-%llu", (unsigned long long)e->sequence);
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->original_sequence);
     natsMsg *m = NULL;
-    natsStatus ns =
-        natsMsg_Create(&m, subject, NULL, e->event_json, (int)strlen(e->event_json));
+    natsStatus ns = natsMsg_Create(&m, subject, NULL, e->event_json, (int)strlen(e->event_json));
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
     if (ns == NATS_OK)
@@ -417,8 +415,7 @@ naq_status naq_event_dlq_replay(naq_client *c, uint64_t sequence)
     return s;
 }
 
-naq_status naq_event_dlq_replay_all(naq_client *c, const naq_event_dlq_filter *f,
-                                    size_t *replayed)
+naq_status naq_event_dlq_replay_all(naq_client *c, const naq_event_dlq_filter *f, size_t *replayed)
 {
     if (replayed != NULL)
         *replayed = 0;

@@ -117,8 +117,8 @@ static naq_status ensure_consumer(naq_client *c, const char *stream, jsConsumerC
         ns = js_UpdateConsumer(&ui, c->ejs, stream, &up, NULL, &jerr);
         jsConsumerInfo_Destroy(ui);
         if (ns != NATS_OK)
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                               "cannot update consumer %s of group %s", cc->Durable, group);
+            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot update consumer %s of group %s",
+                               cc->Durable, group);
     }
     jsConsumerInfo_Destroy(ci);
     return s;
@@ -132,7 +132,7 @@ static void consumer_config(jsConsumerConfig *cc, const naq__group_cfg *cfg, con
     cc->Description = description;
     cc->AckPolicy = js_AckExplicit;
     cc->AckWait = cfg->ack_wait_ms * 1000000LL; /* nanoseconds */
-    cc->MaxDeliver = -1;                         /* see the top of this file */
+    cc->MaxDeliver = -1;                        /* see the top of this file */
     cc->MaxAckPending = cfg->max_ack_pending;
     cc->FilterSubject = filter[0] ? filter : NULL;
     cc->DeliverPolicy = js_DeliverAll;
@@ -257,8 +257,7 @@ naq_status naq__group_fetch(naq__group *g, natsMsg **msgs, int max, int64_t time
     if (now >= g->next_replay_poll_ms) {
         g->next_replay_poll_ms = now + REPLAY_POLL_MS;
         if (replays_waiting(g) &&
-            natsSubscription_Fetch(&l, g->replay_sub, max, REPLAY_FETCH_WAIT_MS, NULL) ==
-                NATS_OK) {
+            natsSubscription_Fetch(&l, g->replay_sub, max, REPLAY_FETCH_WAIT_MS, NULL) == NATS_OK) {
             *n = take_list(&l, msgs, max);
             if (*n == max)
                 g->next_replay_poll_ms = 0; /* more may wait */
@@ -274,8 +273,7 @@ naq_status naq__group_fetch(naq__group *g, natsMsg **msgs, int max, int64_t time
     }
     if (ns == NATS_TIMEOUT)
         return NAQ_OK;
-    return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot fetch events of group %s",
-                          g->name);
+    return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot fetch events of group %s", g->name);
 }
 
 /* ---- settling ---- */
@@ -298,8 +296,7 @@ void naq__group_msg_info(const naq__group *g, natsMsg *m, naq__group_msg *gm)
         if (natsMsgHeader_Get(m, "Naq-Original-Sequence", &v) == NATS_OK && v)
             gm->original_seq = strtoull(v, NULL, 10);
     } else {
-        snprintf(gm->original_subject, sizeof gm->original_subject, "%s",
-                 subject ? subject : "");
+        snprintf(gm->original_subject, sizeof gm->original_subject, "%s", subject ? subject : "");
         gm->original_seq = gm->stream_seq;
     }
 }
@@ -368,9 +365,15 @@ void naq__group_settle(naq__group *g, natsMsg *m, const naq__group_msg *gm, int 
     o->kind = NAQ_OUTCOME_DEAD_LETTERED;
 }
 
-void naq__group_release(natsMsg *m) { natsMsg_Nak(m, NULL); }
+void naq__group_release(natsMsg *m)
+{
+    natsMsg_Nak(m, NULL);
+}
 
-void naq__group_keepalive(natsMsg *m) { natsMsg_InProgress(m, NULL); }
+void naq__group_keepalive(natsMsg *m)
+{
+    natsMsg_InProgress(m, NULL);
+}
 
 void naq__group_skip(naq__group *g, natsMsg *m)
 {

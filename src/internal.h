@@ -269,11 +269,6 @@ naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uin
 /* Accepts NULL. */
 void naq__reader_close(naq__reader *r);
 
-/* 0 when the Naq-* headers show m cannot match q (no decoding needed). */
-int naq__query_headers_may_match(natsMsg *m, const naq_query *q);
-/* 1 when the decoded e matches every filter of q (time range included). */
-int naq__query_matches(const naq_event *e, const naq_query *q);
-
 /* Called per matching, decoded event (valid during the call) with its
  * stored time; non-zero stops the read. */
 typedef int (*naq__query_fn)(const naq_event *e, int64_t stored_ns, void *ud);
@@ -366,18 +361,12 @@ typedef struct {
 void naq__rollup_init(naq__rollup *r, int64_t hour);
 void naq__rollup_free(naq__rollup *r);
 naq_status naq__rollup_add(naq__rollup *r, const naq__rollup_rec *e);
-/* Adds src into dst (groups by name); dst->last_seq becomes the max. */
-naq_status naq__rollup_merge(naq__rollup *dst, const naq__rollup *src);
 /* JSON of docs/queries.md. *json is heap (free()). */
 naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len);
-/* Adds the counts of the JSON into r (initialised), as merge does: decoding
- * several hours into one rollup sums them. */
+/* Adds the counts of the JSON into r (initialised; groups by name,
+ * last_seq the larger): decoding several hours into one rollup sums them. */
 naq_status naq__rollup_decode(const char *json, size_t len, naq__rollup *r);
 
-/* The stats bucket of the client's event stream: NAQ_STATS_BUCKET for the
- * default stream, "naq_stats_<stream>" for any other, so two naq
- * installations on one server never share a cursor. */
-void naq__stats_bucket(const naq_client *c, char *buf, size_t cap);
 /* Binds the stats bucket. With create, makes it when missing; without,
  * a missing bucket is NAQ_ERR_NOT_FOUND (no message recorded). */
 naq_status naq__stats_kv(naq_client *c, int create, kvStore **out);
@@ -455,3 +444,49 @@ void naq__registry_error(naq__registry *r, const char *error_type, const char *m
  * "handed_back": n} (+ system_shutdown), removes the KV entry, stops the
  * heartbeat thread and frees r. Accepts NULL. */
 void naq__registry_stop(naq__registry *r, const char *how, int handed_back);
+
+/* ---- system events ---- */
+/* worker_registry.c: logs a system event (t: NAQ_EVENT_SYSTEM_*; others are
+ * ignored) on "<prefix>.system.events" with message and details
+ * {"process": process (NULL = "client"), "pid", "hostname"}. Never blocks
+ * (the event logger's rule), so it may be called from nats.c callbacks such
+ * as the reconnected handler. */
+void naq__system_event(naq_client *c, naq_event_type t, const char *process, const char *message);
+
+/* ---- worker_registry.c: an optional hook beside the contract above ---- */
+/* The worker stops taking jobs (its first stop request): status ->
+ * stopping (worker_status_changed, registry entry) while running jobs
+ * finish. naq__registry_stop() does it if not done. Thread-safe. */
+void naq__registry_stopping(naq__registry *r);
+/* naq__registry_job_finished() with succeeded < 0: the job was handed back
+ * to the queue (a stop), not settled here: worker_released says
+ * {"handed_back": true} and processed / failed do not count it. */
+
+/* ---- processor (continued) ---- */
+
+/* handlers.c: a processor's handlers and plugins. An entry taken with
+ * naq__handlers_take stays valid until naq__handlers_release. */
+typedef struct naq__handlers naq__handlers;
+typedef struct naq__handler naq__handler;
+
+naq_status naq__handlers_create(naq__handlers **out);
+/* Frees every entry, calling plugins' on_stop. No entry may be taken. Accepts NULL. */
+void naq__handlers_destroy(naq__handlers *r);
+/* A handler for one type, or (global) for every event. */
+naq_status naq__handlers_add(naq__handlers *r, int global, naq_event_type type,
+                             naq_event_handler_fn fn, void *user, naq_handler_id *id);
+naq_status naq__handlers_add_plugin(naq__handlers *r, const naq_plugin *plugin,
+                                    naq_handler_id *id);
+/* Unlinks the entry; with wait, returns once no call of it runs (and frees
+ * it), else the last release frees it. */
+naq_status naq__handlers_remove(naq__handlers *r, naq_handler_id id, int wait);
+/* Puts the entries for an event of `type` into *snap (grown as needed; the
+ * caller frees it), in registration order, each referenced. Returns how many. */
+size_t naq__handlers_take(naq__handlers *r, naq_event_type type, naq__handler ***snap,
+                          size_t *cap);
+void naq__handlers_release(naq__handlers *r, naq__handler **snap, size_t n);
+int naq__handler_call(const naq__handler *h, const naq_event *e, char *reason);
+/* The plugin's name, or NULL for a handler. */
+const char *naq__handler_plugin(const naq__handler *h);
+/* "plugin 'audit'" or "handler 3", for messages. */
+void naq__handler_label(const naq__handler *h, char *buf, size_t cap);

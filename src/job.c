@@ -1,27 +1,247 @@
 /*
- * job.c - the job wire format and enqueueing.
+ * job.c - what a job is: its options and their validation, the retry
+ * policy's text form, and the job wire format (docs/protocol.md, "Job
+ * JSON").
  *
- * A job is one JSON object (docs/protocol.md, "Job JSON") published to the
- * work-queue stream on "<prefix>.queue.<queue>.<priority>" with
- * Nats-Msg-Id = job id. naq_enqueue validates everything before anything is
- * sent, publishes synchronously (so a returned id is stored), and only then
- * logs "enqueued": the event log never shows a job that is not queued, and
- * a refused job leaves no trace anywhere.
+ * The wire format stays at version 1: every field added by issue 3 is
+ * optional, written only when it says something (a retry policy when the
+ * job may be retried, ttl_ms when set, ...), and read with the default
+ * when absent, so jobs written by older naq versions and by foreign
+ * programs decode as before. Enqueueing is in enqueue.c.
  */
-#include "internal.h"
+#include "lifecycle.h"
 
-#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Doubles keep every digit, so enqueued_at survives a round trip. */
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+#define DEFAULT_RETRY_DELAY_MS 1000
+#define DEFAULT_RETRY_CAP_MS (5 * 60 * 1000)
+/* Longest retry delay, TTL or result TTL accepted: a year catches unit
+ * mistakes (nanoseconds passed as milliseconds) without limiting anyone. */
+#define MAX_DELAY_MS (366LL * 24 * 3600 * 1000)
+/* Longest retry_on / skip_on list, and error type name in it. */
+#define MAX_NAMES_LEN 1024
+#define MAX_NAME_LEN 128
+
+static const char *const backoff_names[] = {"fixed", "linear", "exponential", "list"};
+
+/* ---------------------------------------------------------------- options */
+
+static const char *const priority_names[NAQ_PRIORITY_LEVELS] = {"lowest", "low", "normal", "high",
+                                                                "critical"};
+
+const char *naq_priority_name(int priority)
+{
+    return priority >= 0 && priority < NAQ_PRIORITY_LEVELS ? priority_names[priority] : "unknown";
+}
+
+naq_status naq_priority_parse(const char *text, int *out)
+{
+    for (int i = 0; text != NULL && i < NAQ_PRIORITY_LEVELS; i++) {
+        if (strcmp(text, priority_names[i]) == 0 || (text[0] == '0' + i && text[1] == '\0')) {
+            *out = i;
+            return NAQ_OK;
+        }
+    }
+    return naq__fail(NAQ_ERR_INVALID_ARG,
+                     "unknown priority '%s': use lowest, low, normal, high, critical or 0-4",
+                     text ? text : "");
+}
+
+void naq_retry_policy_init(naq_retry_policy *p)
+{
+    memset(p, 0, sizeof *p);
+    p->kind = NAQ_BACKOFF_EXPONENTIAL;
+    p->delay_ms = DEFAULT_RETRY_DELAY_MS;
+    p->max_delay_ms = DEFAULT_RETRY_CAP_MS;
+}
 
 void naq_job_opts_init(naq_job_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->priority = NAQ_PRIORITY_NORMAL;
+    naq_retry_policy_init(&o->retry);
+    o->result_ttl_ms = NAQ_RESULTS_TTL_MS;
+}
+
+static naq_status check_delay(const char *what, int64_t ms)
+{
+    if (ms < 0 || ms > MAX_DELAY_MS)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s is %lld ms; use 0 to %lld ms (a year); the unit is milliseconds",
+                         what, (long long)ms, (long long)MAX_DELAY_MS);
+    return NAQ_OK;
+}
+
+/* A comma-separated list of error type names: each 1..MAX_NAME_LEN
+ * printable characters (spaces around names are ignored). */
+static naq_status check_names(const char *what, const char *list)
+{
+    if (list == NULL)
+        return NAQ_OK;
+    if (strlen(list) > MAX_NAMES_LEN)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s is longer than %d bytes", what,
+                         MAX_NAMES_LEN);
+    const char *p = list;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        const char *stop = end ? end : p + strlen(p);
+        while (p < stop && *p == ' ')
+            p++;
+        const char *last = stop;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if (last == p && !(end == NULL && p == list))
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "retry policy %s '%s' has an empty name; give error types "
+                             "separated by commas, like \"Timeout,ExitStatus\"",
+                             what, list);
+        if (last - p > MAX_NAME_LEN)
+            return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s: a name is longer than %d bytes",
+                             what, MAX_NAME_LEN);
+        for (const char *q = p; q < last; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                return naq__fail(NAQ_ERR_INVALID_ARG,
+                                 "retry policy %s contains a control character", what);
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return NAQ_OK;
+}
+
+static naq_status check_policy(const naq_retry_policy *p)
+{
+    naq_status s;
+    if ((int)p->kind < NAQ_BACKOFF_FIXED || p->kind > NAQ_BACKOFF_LIST)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "retry policy kind %d is unknown; use NAQ_BACKOFF_FIXED, _LINEAR, "
+                         "_EXPONENTIAL or _LIST",
+                         (int)p->kind);
+    if ((s = check_delay("retry delay_ms", p->delay_ms)) != NAQ_OK ||
+        (s = check_delay("retry max_delay_ms", p->max_delay_ms)) != NAQ_OK)
+        return s;
+    if ((p->kind == NAQ_BACKOFF_LINEAR || p->kind == NAQ_BACKOFF_EXPONENTIAL) &&
+        p->max_delay_ms > 0 && p->delay_ms > p->max_delay_ms)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "retry delay %lld ms is longer than its cap (max_delay_ms) of %lld ms; "
+                         "raise the cap or set it to 0 for none",
+                         (long long)p->delay_ms, (long long)p->max_delay_ms);
+    if (!(p->jitter >= 0.0 && p->jitter <= 1.0))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "retry jitter %g is out of range; use 0 (none) to 1 (delays vary by "
+                         "up to 100%%)",
+                         p->jitter);
+    if (p->kind == NAQ_BACKOFF_LIST) {
+        if (p->n_delays < 1 || p->n_delays > NAQ_BACKOFF_LIST_MAX)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "a retry delay list needs 1 to %d delays, not %d",
+                             NAQ_BACKOFF_LIST_MAX, p->n_delays);
+        for (int i = 0; i < p->n_delays; i++)
+            if ((s = check_delay("a retry delay of the list", p->delays_ms[i])) != NAQ_OK)
+                return s;
+    }
+    if ((s = check_names("retry_on", p->retry_on)) != NAQ_OK ||
+        (s = check_names("skip_on", p->skip_on)) != NAQ_OK)
+        return s;
+    return NAQ_OK;
+}
+
+static naq_status parse_delay(const char *spec, const char *part, int64_t *ms)
+{
+    if (naq_parse_duration_ms(part, ms) != NAQ_OK)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "retry policy '%s': '%s' is not a duration; use e.g. 500ms, 5s, 2m",
+                         spec, part);
+    return NAQ_OK;
+}
+
+static naq_status parse_jitter(const char *spec, const char *part, double *out)
+{
+    char *end = NULL;
+    double v = strtod(part, &end);
+    if (end != part && *end == '%' && end[1] == '\0')
+        v /= 100.0;
+    else if (end == part || *end != '\0')
+        v = -1;
+    if (!(v >= 0.0 && v <= 1.0))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "retry policy '%s': jitter '%s' must be 0 to 1 (or 0%% to 100%%)", spec,
+                         part);
+    *out = v;
+    return NAQ_OK;
+}
+
+naq_status naq_retry_policy_parse(const char *text, naq_retry_policy *out)
+{
+    static const char usage[] = "use fixed:5s, linear:1s[:CAP], exponential:1s[:CAP[:JITTER]] "
+                                "or list:1s,5s,30s";
+    if (text == NULL || out == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "no retry policy given; %s", usage);
+    const char *colon = strchr(text, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has no delay; %s", text, usage);
+    naq_retry_policy p = *out;
+    memset(p.delays_ms, 0, sizeof p.delays_ms);
+    p.n_delays = 0;
+    p.jitter = 0;
+    p.max_delay_ms = 0;
+    size_t klen = (size_t)(colon - text);
+    int kind = -1;
+    for (int i = 0; i <= NAQ_BACKOFF_LIST; i++)
+        if (strlen(backoff_names[i]) == klen && strncmp(text, backoff_names[i], klen) == 0)
+            kind = i;
+    if (kind < 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has an unknown kind; %s", text,
+                         usage);
+    p.kind = (naq_backoff_kind)kind;
+
+    /* Split the rest on ':' (',' for a list) into at most 16 parts. */
+    char rest[256];
+    if (strlen(colon + 1) >= sizeof rest)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%.40s...' is too long", text);
+    snprintf(rest, sizeof rest, "%s", colon + 1);
+    const char *sep = p.kind == NAQ_BACKOFF_LIST ? "," : ":";
+    char *parts[NAQ_BACKOFF_LIST_MAX + 1];
+    int n = 0;
+    for (char *q = rest;;) {
+        if (n == NAQ_BACKOFF_LIST_MAX + 1)
+            return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has too many parts; %s",
+                             text, usage);
+        parts[n++] = q;
+        char *e = strpbrk(q, sep);
+        if (e == NULL)
+            break;
+        *e = '\0';
+        q = e + 1;
+    }
+    static const int max_parts[] = {1, 2, 3, NAQ_BACKOFF_LIST_MAX};
+    if (n > max_parts[p.kind])
+        return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has too many parts; %s", text,
+                         usage);
+    naq_status s;
+    if (p.kind == NAQ_BACKOFF_LIST) {
+        for (int i = 0; i < n; i++)
+            if ((s = parse_delay(text, parts[i], &p.delays_ms[i])) != NAQ_OK)
+                return s;
+        p.n_delays = n;
+        p.delay_ms = p.delays_ms[0];
+    } else {
+        if ((s = parse_delay(text, parts[0], &p.delay_ms)) != NAQ_OK)
+            return s;
+        if (p.kind != NAQ_BACKOFF_FIXED)
+            p.max_delay_ms = DEFAULT_RETRY_CAP_MS;
+        if (n > 1 && (s = parse_delay(text, parts[1], &p.max_delay_ms)) != NAQ_OK)
+            return s;
+        if (n > 2 && (s = parse_jitter(text, parts[2], &p.jitter)) != NAQ_OK)
+            return s;
+    }
+    if ((s = check_policy(&p)) != NAQ_OK)
+        return s;
+    *out = p;
+    return NAQ_OK;
 }
 
 naq_status naq__function_validate(const char *name)
@@ -64,47 +284,173 @@ static naq_status check_tags(const json_t *v, naq_status bad)
     return NAQ_OK;
 }
 
-/* Builds the job JSON from j with args and tags already parsed; takes the
- * references to args and tags (tags may be NULL). */
-static naq_status encode_parsed(const naq_job *j, json_t *args, json_t *tags, char **json,
-                                size_t *len)
+static naq_status check_depends_on(const naq_job_opts *o)
 {
-    json_t *o = json_object();
-    if (o == NULL) {
-        json_decref(args);
-        json_decref(tags);
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a job");
+    naq_status s;
+    int n = 0;
+    for (; o->depends_on[n] != NULL; n++) {
+        if (n == NAQ_DEPENDS_ON_MAX)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "depends_on lists more than %d jobs; chain them through an "
+                             "intermediate job instead",
+                             NAQ_DEPENDS_ON_MAX);
+        const char *d = o->depends_on[n];
+        if ((s = naq_id_validate("job id in depends_on", d)) != NAQ_OK)
+            return s;
+        if (o->job_id != NULL && strcmp(d, o->job_id) == 0)
+            return naq__fail(NAQ_ERR_INVALID_ARG, "job %s cannot depend on itself", d);
+        for (int k = 0; k < n; k++)
+            if (strcmp(o->depends_on[k], d) == 0)
+                return naq__fail(NAQ_ERR_INVALID_ARG, "depends_on lists job %s twice", d);
     }
-    int err = 0;
-    err |=
-        json_object_set_new(o, "version", json_integer(j->version ? j->version : NAQ_WIRE_VERSION));
-    err |= json_object_set_new(o, "job_id", json_string(j->id));
-    err |= json_object_set_new(o, "queue", json_string(j->queue));
-    err |= json_object_set_new(o, "function", json_string(j->function));
-    err |= json_object_set_new(o, "args", args);
-    err |= json_object_set_new(o, "max_retries", json_integer(j->max_retries));
-    err |= json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
-    if (tags != NULL)
-        err |= json_object_set_new(o, "tags", tags);
-    err |= json_object_set_new(o, "priority", json_integer(j->priority));
-    err |= json_object_set_new(o, "enqueued_at", json_real(j->enqueued_at));
-    *json = err ? NULL : json_dumps(o, JSON_FLAGS);
-    json_decref(o);
-    if (*json == NULL)
-        return naq__fail(NAQ_ERR_CODEC,
-                         "cannot encode job '%s' (a text field is not valid UTF-8, or memory "
-                         "ran out)",
-                         j->id);
-    *len = strlen(*json);
     return NAQ_OK;
 }
 
-naq_status naq_job_encode(const naq_job *j, char **json, size_t *len)
+naq_status naq_job_opts_validate(const naq_job_opts *o)
+{
+    naq_status s;
+    if (o == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "no job options given");
+    if ((s = naq_id_validate("queue name", o->queue)) != NAQ_OK)
+        return s;
+    if (o->job_id != NULL && (s = naq_id_validate("job id", o->job_id)) != NAQ_OK)
+        return s;
+    if ((s = naq__function_validate(o->function)) != NAQ_OK)
+        return s;
+    if (o->priority < NAQ_PRIORITY_LOWEST || o->priority > NAQ_PRIORITY_CRITICAL)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "priority %d is out of range; use 0 (lowest) to 4 (critical), "
+                         "2 is normal",
+                         o->priority);
+    if (o->max_retries < 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "max_retries is %d; use 0 (no retry) or a positive number",
+                         o->max_retries);
+    if (o->timeout_ms < 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "timeout_ms is %lld; use 0 (no timeout) or a positive number of "
+                         "milliseconds",
+                         (long long)o->timeout_ms);
+    json_error_t e;
+    json_t *v = json_loads(o->args_json ? o->args_json : "[]", JSON_DECODE_ANY, &e);
+    if (v == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "args are not valid JSON: %s (line %d, column %d); pass a JSON value "
+                         "such as [1, 2] or {\"to\": \"a@b.c\"}",
+                         e.text, e.line, e.column);
+    json_decref(v);
+    if (o->tags_json != NULL) {
+        v = json_loads(o->tags_json, 0, &e);
+        if (v == NULL)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "tags are not valid JSON: %s; pass an object of strings like "
+                             "{\"team\":\"billing\"}",
+                             e.text);
+        s = check_tags(v, NAQ_ERR_INVALID_ARG);
+        json_decref(v);
+        if (s != NAQ_OK)
+            return s;
+    }
+    if ((s = check_policy(&o->retry)) != NAQ_OK)
+        return s;
+    if (o->ttl_ms < 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "ttl_ms is %lld; use 0 (no TTL) or a positive number of milliseconds",
+                         (long long)o->ttl_ms);
+    if (o->depends_on != NULL && (s = check_depends_on(o)) != NAQ_OK)
+        return s;
+    if (o->unique_key != NULL) {
+        size_t n = strlen(o->unique_key);
+        if (n == 0 || n > NAQ_UNIQUE_KEY_MAX)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "unique_key is %zu bytes long; use 1 to %d bytes (or NULL for no "
+                             "key)",
+                             n, NAQ_UNIQUE_KEY_MAX);
+    }
+    if (o->schedule_id != NULL && (s = naq_id_validate("schedule id", o->schedule_id)) != NAQ_OK)
+        return s;
+    if (o->result_ttl_ms < 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "result_ttl_ms is %lld; use a positive number of milliseconds (0 = "
+                         "the default, 24 h)",
+                         (long long)o->result_ttl_ms);
+    return NAQ_OK;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/* ["a", "b"] from "a, b" (spaces around names dropped). */
+static json_t *names_array(const char *list)
+{
+    json_t *a = json_array();
+    const char *p = list;
+    while (a != NULL && *p != '\0') {
+        const char *end = strchr(p, ',');
+        const char *stop = end ? end : p + strlen(p);
+        while (p < stop && *p == ' ')
+            p++;
+        const char *last = stop;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if (last > p)
+            json_array_append_new(a, json_stringn(p, (size_t)(last - p)));
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return a;
+}
+
+static int names_empty(const char *list)
+{
+    for (const char *p = list; p != NULL && *p; p++)
+        if (*p != ' ' && *p != ',')
+            return 0;
+    return 1;
+}
+
+static int policy_is_default(const naq_retry_policy *p)
+{
+    naq_retry_policy d;
+    naq_retry_policy_init(&d);
+    return p->kind == d.kind && p->delay_ms == d.delay_ms && p->max_delay_ms == d.max_delay_ms &&
+           p->jitter == 0 && names_empty(p->retry_on) && names_empty(p->skip_on);
+}
+
+static json_t *policy_json(const naq_retry_policy *p)
+{
+    int kind = (int)p->kind >= 0 && p->kind <= NAQ_BACKOFF_LIST ? (int)p->kind : 0;
+    json_t *o = json_pack("{s:s, s:I}", "backoff", backoff_names[kind], "delay_ms",
+                          (json_int_t)p->delay_ms);
+    if (o == NULL)
+        return NULL;
+    if (p->kind == NAQ_BACKOFF_LIST) {
+        json_t *list = json_array();
+        int n = p->n_delays < 0 ? 0 : p->n_delays > NAQ_BACKOFF_LIST_MAX ? NAQ_BACKOFF_LIST_MAX
+                                                                          : p->n_delays;
+        for (int i = 0; list != NULL && i < n; i++)
+            json_array_append_new(list, json_integer(p->delays_ms[i]));
+        json_object_set_new(o, "delays_ms", list);
+    }
+    /* Always written: a reader's default when it is absent is the 5 min cap. */
+    json_object_set_new(o, "max_delay_ms", json_integer(p->max_delay_ms));
+    if (p->jitter > 0)
+        json_object_set_new(o, "jitter", json_real(p->jitter));
+    if (!names_empty(p->retry_on))
+        json_object_set_new(o, "retry_on", names_array(p->retry_on));
+    if (!names_empty(p->skip_on))
+        json_object_set_new(o, "skip_on", names_array(p->skip_on));
+    return o;
+}
+
+json_t *naq__job_json(const naq_job *j)
 {
     json_error_t e;
     json_t *args = json_loads(j->args_json ? j->args_json : "[]", JSON_DECODE_ANY, &e);
-    if (args == NULL)
-        return naq__fail(NAQ_ERR_CODEC, "job '%s' args are not JSON: %s", j->id, e.text);
+    if (args == NULL) {
+        naq__fail(NAQ_ERR_CODEC, "job '%s' args are not JSON: %s", j->id, e.text);
+        return NULL;
+    }
     json_t *tags = NULL;
     if (j->tags_json != NULL) {
         tags = json_loads(j->tags_json, 0, &e);
@@ -114,16 +460,77 @@ naq_status naq_job_encode(const naq_job *j, char **json, size_t *len)
         if (s != NAQ_OK) {
             json_decref(args);
             json_decref(tags);
-            return s;
+            return NULL;
         }
     }
-    return encode_parsed(j, args, tags, json, len);
+    json_t *o = json_object();
+    int err = o == NULL;
+    if (!err) {
+        err |= json_object_set_new(
+            o, "version", json_integer(j->version ? j->version : NAQ_WIRE_VERSION));
+        err |= json_object_set_new(o, "job_id", json_string(j->id));
+        err |= json_object_set_new(o, "queue", json_string(j->queue));
+        err |= json_object_set_new(o, "function", json_string(j->function));
+        err |= json_object_set(o, "args", args);
+        err |= json_object_set_new(o, "max_retries", json_integer(j->max_retries));
+        err |= json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
+        if (tags != NULL)
+            err |= json_object_set(o, "tags", tags);
+        err |= json_object_set_new(o, "priority", json_integer(j->priority));
+        err |= json_object_set_new(o, "enqueued_at", json_real(j->enqueued_at));
+        if (j->max_retries > 0 || !policy_is_default(&j->retry))
+            err |= json_object_set_new(o, "retry", policy_json(&j->retry));
+        if (j->ttl_ms > 0)
+            err |= json_object_set_new(o, "ttl_ms", json_integer(j->ttl_ms));
+        if (j->depends_on != NULL && j->depends_on[0] != NULL) {
+            json_t *d = json_array();
+            for (char **p = j->depends_on; d != NULL && *p != NULL; p++)
+                err |= json_array_append_new(d, json_string(*p));
+            err |= json_object_set_new(o, "depends_on", d);
+            if (j->run_on_dependency_failure)
+                err |= json_object_set_new(o, "run_on_dependency_failure", json_true());
+        }
+        if (j->unique_key != NULL)
+            err |= json_object_set_new(o, "unique_key", json_string(j->unique_key));
+        if (j->schedule_id[0] != '\0')
+            err |= json_object_set_new(o, "schedule_id", json_string(j->schedule_id));
+        if (j->result_ttl_ms > 0)
+            err |= json_object_set_new(o, "result_ttl_ms", json_integer(j->result_ttl_ms));
+        if (j->original_job_id != NULL)
+            err |= json_object_set_new(o, "original_job_id", json_string(j->original_job_id));
+    }
+    json_decref(args);
+    json_decref(tags);
+    if (err) {
+        json_decref(o);
+        naq__fail(NAQ_ERR_CODEC,
+                  "cannot encode job '%s' (a text field is not valid UTF-8, or memory ran out)",
+                  j->id);
+        return NULL;
+    }
+    return o;
 }
+
+naq_status naq_job_encode(const naq_job *j, char **json, size_t *len)
+{
+    *json = NULL;
+    json_t *o = naq__job_json(j);
+    if (o == NULL)
+        return NAQ_ERR_CODEC;
+    *json = json_dumps(o, NAQ__JSON_FLAGS);
+    json_decref(o);
+    if (*json == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding job '%s'", j->id);
+    *len = strlen(*json);
+    return NAQ_OK;
+}
+
+/* ---------------------------------------------------------------- decode */
 
 /* Reads an optional integer field in [min, max] (dflt when absent or
  * null); accepts an integral real too, since some JSON writers emit 30000.0. */
-static naq_status get_int(json_t *o, const char *key, int64_t dflt, int64_t min, int64_t max,
-                          int64_t *out)
+static naq_status get_int(json_t *o, const char *key, const char *name, int64_t dflt, int64_t min,
+                          int64_t max, int64_t *out)
 {
     json_t *v = json_object_get(o, key);
     int64_t i = dflt;
@@ -138,8 +545,8 @@ static naq_status get_int(json_t *o, const char *key, int64_t dflt, int64_t min,
         ok = 0;
     }
     if (!ok || i < min || i > max)
-        return naq__fail(NAQ_ERR_CODEC, "job field '%s' must be an integer from %lld to %lld", key,
-                         (long long)min, (long long)max);
+        return naq__fail(NAQ_ERR_CODEC, "job field '%s' must be an integer from %lld to %lld",
+                         name ? name : key, (long long)min, (long long)max);
     *out = i;
     return NAQ_OK;
 }
@@ -168,11 +575,153 @@ static naq_status check_queue(const char *v)
 {
     return naq_id_validate("queue name", v);
 }
+static naq_status check_schedule_id(const char *v)
+{
+    return naq_id_validate("schedule id", v);
+}
+
+/* An optional string field: heap copy in *out (NULL when absent). */
+static naq_status get_string(json_t *o, const char *key, size_t max, char **out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return NAQ_OK;
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
+        return naq__fail(NAQ_ERR_CODEC, "job field '%s' must be a string of 1 to %zu bytes", key,
+                         max);
+    if ((*out = strdup(json_string_value(v))) == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+    return NAQ_OK;
+}
+
+/* retry_on / skip_on: an array of names (or one comma-separated string)
+ * into a heap comma-separated string. */
+static naq_status get_names(json_t *o, const char *key, char **out)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return NAQ_OK;
+    if (json_is_string(v)) {
+        *out = strdup(json_string_value(v));
+    } else if (json_is_array(v)) {
+        size_t total = 1, i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            if (!json_is_string(x) || strchr(json_string_value(x), ',') != NULL)
+                return naq__fail(NAQ_ERR_CODEC,
+                                 "job field 'retry.%s' must be an array of error type names", key);
+            total += json_string_length(x) + 1;
+        }
+        if ((*out = malloc(total)) != NULL) {
+            size_t used = 0;
+            json_array_foreach(v, i, x)
+            {
+                used += (size_t)snprintf(*out + used, total - used, "%s%s", i ? "," : "",
+                                         json_string_value(x));
+            }
+            (*out)[used] = '\0';
+        }
+    } else {
+        return naq__fail(NAQ_ERR_CODEC, "job field 'retry.%s' must be an array of names", key);
+    }
+    if (*out == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+    if (check_names(key, *out) != NAQ_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", naq_last_error());
+        return naq__fail(NAQ_ERR_CODEC, "job field 'retry.%s': %s", key, why);
+    }
+    return NAQ_OK;
+}
+
+static naq_status decode_policy(json_t *r, naq_retry_policy *p)
+{
+    naq_retry_policy_init(p);
+    if (r == NULL || json_is_null(r))
+        return NAQ_OK;
+    if (!json_is_object(r))
+        return naq__fail(NAQ_ERR_CODEC, "job field 'retry' must be an object");
+    const char *kind = json_string_value(json_object_get(r, "backoff"));
+    if (json_object_get(r, "backoff") != NULL) {
+        int k = -1;
+        for (int i = 0; kind != NULL && i <= NAQ_BACKOFF_LIST; i++)
+            if (strcmp(kind, backoff_names[i]) == 0)
+                k = i;
+        if (k < 0)
+            return naq__fail(NAQ_ERR_CODEC,
+                             "job field 'retry.backoff' must be fixed, linear, exponential or "
+                             "list");
+        p->kind = (naq_backoff_kind)k;
+    }
+    naq_status s;
+    if ((s = get_int(r, "delay_ms", "retry.delay_ms", p->delay_ms, 0, MAX_DELAY_MS,
+                     &p->delay_ms)) != NAQ_OK ||
+        (s = get_int(r, "max_delay_ms", "retry.max_delay_ms", p->max_delay_ms, 0, MAX_DELAY_MS,
+                     &p->max_delay_ms)) != NAQ_OK)
+        return s;
+    json_t *jit = json_object_get(r, "jitter");
+    if (jit != NULL && !json_is_null(jit)) {
+        if (!json_is_number(jit) || !(json_number_value(jit) >= 0 && json_number_value(jit) <= 1))
+            return naq__fail(NAQ_ERR_CODEC, "job field 'retry.jitter' must be a number 0..1");
+        p->jitter = json_number_value(jit);
+    }
+    json_t *list = json_object_get(r, "delays_ms");
+    if (list != NULL && !json_is_null(list)) {
+        if (!json_is_array(list) || json_array_size(list) > NAQ_BACKOFF_LIST_MAX)
+            return naq__fail(NAQ_ERR_CODEC, "job field 'retry.delays_ms' must be an array of at "
+                                            "most 16 integers");
+        size_t i;
+        json_t *x;
+        json_array_foreach(list, i, x)
+        {
+            if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+                json_integer_value(x) > MAX_DELAY_MS)
+                return naq__fail(NAQ_ERR_CODEC,
+                                 "job field 'retry.delays_ms' must hold delays in milliseconds");
+            p->delays_ms[i] = (int64_t)json_integer_value(x);
+        }
+        p->n_delays = (int)json_array_size(list);
+    }
+    if ((s = get_names(r, "retry_on", &p->retry_on)) != NAQ_OK ||
+        (s = get_names(r, "skip_on", &p->skip_on)) != NAQ_OK)
+        return s;
+    return NAQ_OK;
+}
+
+static naq_status decode_depends_on(json_t *o, naq_job *out)
+{
+    json_t *d = json_object_get(o, "depends_on");
+    if (d == NULL || json_is_null(d))
+        return NAQ_OK;
+    if (!json_is_array(d) || json_array_size(d) > NAQ_DEPENDS_ON_MAX)
+        return naq__fail(NAQ_ERR_CODEC, "job field 'depends_on' must be an array of at most %d "
+                                        "job ids",
+                         NAQ_DEPENDS_ON_MAX);
+    if (json_array_size(d) == 0)
+        return NAQ_OK;
+    out->depends_on = calloc(json_array_size(d) + 1, sizeof *out->depends_on);
+    if (out->depends_on == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+    size_t i;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        const char *id = json_string_value(x);
+        if (id == NULL || naq_id_validate("job id", id) != NAQ_OK)
+            return naq__fail(NAQ_ERR_CODEC, "job field 'depends_on' holds a bad job id");
+        if ((out->depends_on[i] = strdup(id)) == NULL)
+            return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+    }
+    return NAQ_OK;
+}
 
 naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
 {
     memset(out, 0, sizeof *out);
     out->priority = NAQ_PRIORITY_NORMAL;
+    naq_retry_policy_init(&out->retry);
+    out->result_ttl_ms = NAQ_RESULTS_TTL_MS;
     json_error_t e;
     json_t *o = json_loadb(json, len, 0, &e);
     if (o == NULL)
@@ -190,7 +739,7 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
         goto out;
     if ((s = get_token(o, "queue", check_queue, out->queue, sizeof out->queue)) != NAQ_OK)
         goto out;
-    if (get_int(o, "version", 0, 0, INT64_MAX, &version) != NAQ_OK || version < 1 ||
+    if (get_int(o, "version", NULL, 0, 0, INT64_MAX, &version) != NAQ_OK || version < 1 ||
         version > NAQ_WIRE_VERSION) {
         s = naq__fail(NAQ_ERR_CODEC,
                       "job %s has no version or version %lld; this naq reads versions 1 to %d",
@@ -201,10 +750,10 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
     if ((s = get_token(o, "function", naq__function_validate, out->function,
                        sizeof out->function)) != NAQ_OK)
         goto out;
-    if ((s = get_int(o, "max_retries", 0, 0, 1000000, &retries)) != NAQ_OK ||
-        (s = get_int(o, "timeout_ms", 0, 0, INT64_MAX / 2, &timeout)) != NAQ_OK ||
-        (s = get_int(o, "priority", NAQ_PRIORITY_NORMAL, NAQ_PRIORITY_LOWEST, NAQ_PRIORITY_CRITICAL,
-                     &priority)) != NAQ_OK)
+    if ((s = get_int(o, "max_retries", NULL, 0, 0, 1000000, &retries)) != NAQ_OK ||
+        (s = get_int(o, "timeout_ms", NULL, 0, 0, INT64_MAX / 2, &timeout)) != NAQ_OK ||
+        (s = get_int(o, "priority", NULL, NAQ_PRIORITY_NORMAL, NAQ_PRIORITY_LOWEST,
+                     NAQ_PRIORITY_CRITICAL, &priority)) != NAQ_OK)
         goto out;
     out->max_retries = (int)retries;
     out->timeout_ms = timeout;
@@ -212,18 +761,45 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
     json_t *at = json_object_get(o, "enqueued_at");
     out->enqueued_at = json_is_number(at) ? json_number_value(at) : 0;
     json_t *args = json_object_get(o, "args");
-    out->args_json =
-        args && !json_is_null(args) ? json_dumps(args, JSON_FLAGS | JSON_ENCODE_ANY) : strdup("[]");
+    out->args_json = args && !json_is_null(args)
+                         ? json_dumps(args, NAQ__JSON_FLAGS | JSON_ENCODE_ANY)
+                         : strdup("[]");
+    if (out->args_json == NULL) {
+        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+        goto out;
+    }
     json_t *tags = json_object_get(o, "tags");
     if (tags != NULL && !json_is_null(tags)) {
         if ((s = check_tags(tags, NAQ_ERR_CODEC)) != NAQ_OK)
             goto out;
-        out->tags_json = json_dumps(tags, JSON_FLAGS);
-        if (out->tags_json == NULL)
+        out->tags_json = json_dumps(tags, NAQ__JSON_FLAGS);
+        if (out->tags_json == NULL) {
             s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+            goto out;
+        }
     }
-    if (out->args_json == NULL)
-        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
+    json_t *run = json_object_get(o, "run_on_dependency_failure");
+    if (run != NULL && !json_is_null(run) && !json_is_boolean(run)) {
+        s = naq__fail(NAQ_ERR_CODEC, "job field 'run_on_dependency_failure' must be true or false");
+        goto out;
+    }
+    out->run_on_dependency_failure = json_is_true(run);
+    int64_t result_ttl = 0;
+    if ((s = decode_policy(json_object_get(o, "retry"), &out->retry)) != NAQ_OK ||
+        (s = get_int(o, "ttl_ms", NULL, 0, 0, INT64_MAX / 2, &out->ttl_ms)) != NAQ_OK ||
+        (s = get_int(o, "result_ttl_ms", NULL, 0, 0, INT64_MAX / 2, &result_ttl)) != NAQ_OK ||
+        (s = decode_depends_on(o, out)) != NAQ_OK ||
+        (s = get_string(o, "unique_key", NAQ_UNIQUE_KEY_MAX, &out->unique_key)) != NAQ_OK ||
+        (s = get_string(o, "original_job_id", NAQ_ID_MAX, &out->original_job_id)) != NAQ_OK)
+        goto out;
+    if (result_ttl > 0)
+        out->result_ttl_ms = result_ttl;
+    if (json_object_get(o, "schedule_id") != NULL &&
+        (s = get_token(o, "schedule_id", check_schedule_id, out->schedule_id,
+                       sizeof out->schedule_id)) != NAQ_OK)
+        goto out;
+    if (out->original_job_id != NULL && naq_id_validate("job id", out->original_job_id) != NAQ_OK)
+        s = naq__fail(NAQ_ERR_CODEC, "job field 'original_job_id' is not a job id");
 out:
     json_decref(o);
     return s;
@@ -235,55 +811,72 @@ void naq_job_clear(naq_job *j)
         return;
     free(j->args_json);
     free(j->tags_json);
+    free(j->retry.retry_on);
+    free(j->retry.skip_on);
+    for (char **p = j->depends_on; p != NULL && *p != NULL; p++)
+        free(*p);
+    free(j->depends_on);
+    free(j->unique_key);
+    free(j->original_job_id);
     memset(j, 0, sizeof *j);
 }
 
-/* ---- enqueue ---- */
+/* ---------------------------------------------------------------- build */
 
-/* Everything a publish needs, checked before anything is sent. */
-static naq_status validate(const naq_job_opts *o, json_t **args, json_t **tags)
+static char *dup_or_null(const char *s, int *oom)
 {
-    naq_status s;
-    *args = *tags = NULL;
-    if ((s = naq_id_validate("queue name", o->queue)) != NAQ_OK)
-        return s;
-    if (o->job_id != NULL && (s = naq_id_validate("job id", o->job_id)) != NAQ_OK)
-        return s;
-    if ((s = naq__function_validate(o->function)) != NAQ_OK)
-        return s;
-    if (o->priority < NAQ_PRIORITY_LOWEST || o->priority > NAQ_PRIORITY_CRITICAL)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "priority %d is out of range; use 0 (lowest) to 4 (critical), "
-                         "2 is normal",
-                         o->priority);
-    if (o->max_retries < 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "max_retries is %d; use 0 (no retry) or a positive number",
-                         o->max_retries);
-    if (o->timeout_ms < 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "timeout_ms is %lld; use 0 (no timeout) or a positive number of "
-                         "milliseconds",
-                         (long long)o->timeout_ms);
-    json_error_t e;
-    *args = json_loads(o->args_json ? o->args_json : "[]", JSON_DECODE_ANY, &e);
-    if (*args == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "args are not valid JSON: %s (line %d, column %d); pass a JSON value "
-                         "such as [1, 2] or {\"to\": \"a@b.c\"}",
-                         e.text, e.line, e.column);
-    if (o->tags_json != NULL) {
-        *tags = json_loads(o->tags_json, 0, &e);
-        if (*tags == NULL)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "tags are not valid JSON: %s; pass an object of strings like "
-                             "{\"team\":\"billing\"}",
-                             e.text);
-        if ((s = check_tags(*tags, NAQ_ERR_INVALID_ARG)) != NAQ_OK)
-            return s;
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *oom = 1;
+    return d;
+}
+
+naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->version = NAQ_WIRE_VERSION;
+    if (o->job_id != NULL)
+        snprintf(j->id, sizeof j->id, "%s", o->job_id);
+    else
+        naq_id_new(j->id);
+    snprintf(j->queue, sizeof j->queue, "%s", o->queue);
+    snprintf(j->function, sizeof j->function, "%s", o->function);
+    int oom = 0;
+    j->args_json = dup_or_null(o->args_json ? o->args_json : "[]", &oom);
+    j->tags_json = dup_or_null(o->tags_json, &oom);
+    j->max_retries = o->max_retries;
+    j->timeout_ms = o->timeout_ms;
+    j->priority = o->priority;
+    j->enqueued_at = naq__now();
+    j->retry = o->retry;
+    j->retry.retry_on = names_empty(o->retry.retry_on) ? NULL : dup_or_null(o->retry.retry_on, &oom);
+    j->retry.skip_on = names_empty(o->retry.skip_on) ? NULL : dup_or_null(o->retry.skip_on, &oom);
+    j->ttl_ms = o->ttl_ms;
+    if (o->depends_on != NULL && o->depends_on[0] != NULL) {
+        size_t n = 0;
+        while (o->depends_on[n] != NULL)
+            n++;
+        j->depends_on = calloc(n + 1, sizeof *j->depends_on);
+        if (j->depends_on == NULL)
+            oom = 1;
+        for (size_t i = 0; j->depends_on != NULL && i < n; i++)
+            j->depends_on[i] = dup_or_null(o->depends_on[i], &oom);
+        j->run_on_dependency_failure = o->run_on_dependency_failure != 0;
+    }
+    j->unique_key = dup_or_null(o->unique_key, &oom);
+    if (o->schedule_id != NULL)
+        snprintf(j->schedule_id, sizeof j->schedule_id, "%s", o->schedule_id);
+    j->result_ttl_ms = o->result_ttl_ms > 0 ? o->result_ttl_ms : NAQ_RESULTS_TTL_MS;
+    if (oom) {
+        naq_job_clear(j);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building a job");
     }
     return NAQ_OK;
 }
+
+/* ---------------------------------------------------------------- "enqueued" */
 
 void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE])
 {
@@ -301,15 +894,28 @@ void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE])
              (unsigned long long)h2);
 }
 
+/* Both copies of the event (the enqueuer's and the worker's) are built
+ * here from the job alone, so they are identical whichever is stored. */
 naq_status naq__enqueued_event(const naq_job *j, naq_event *e)
 {
     naq_event_init(e, NAQ_EVENT_ENQUEUED);
     naq__enqueued_event_id(j->id, e->event_id);
     snprintf(e->job_id, sizeof e->job_id, "%s", j->id);
     snprintf(e->queue_name, sizeof e->queue_name, "%s", j->queue);
+    snprintf(e->schedule_id, sizeof e->schedule_id, "%s", j->schedule_id);
     e->timestamp = j->enqueued_at;
     json_t *d = json_pack("{s:s, s:i, s:i}", "function", j->function, "priority", j->priority,
                           "max_retries", j->max_retries);
+    if (d != NULL && j->original_job_id != NULL)
+        json_object_set_new(d, "original_job_id", json_string(j->original_job_id));
+    if (d != NULL && j->depends_on != NULL) {
+        json_t *deps = json_array();
+        for (char **p = j->depends_on; deps != NULL && *p != NULL; p++)
+            json_array_append_new(deps, json_string(*p));
+        json_object_set_new(d, "depends_on", deps);
+    }
+    if (d != NULL && j->unique_key != NULL)
+        json_object_set_new(d, "unique_key", json_string(j->unique_key));
     e->details_json = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     e->tags_json = j->tags_json ? strdup(j->tags_json) : NULL;
@@ -318,111 +924,4 @@ naq_status naq__enqueued_event(const naq_job *j, naq_event *e)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building an event");
     }
     return NAQ_OK;
-}
-
-/* Logs "enqueued"; the job is stored already, so a logging problem is not
- * the caller's failure (the logger spools or counts what it cannot send). */
-static void log_enqueued(naq_client *c, naq_job *j, const json_t *tags)
-{
-    j->tags_json = tags ? json_dumps(tags, JSON_COMPACT) : NULL;
-    naq_event e;
-    if (naq__enqueued_event(j, &e) == NAQ_OK)
-        naq_client_log(c, &e);
-    naq_event_clear(&e);
-    free(j->tags_json);
-    j->tags_json = NULL;
-}
-
-naq_status naq_enqueue(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_SIZE])
-{
-    if (job_id != NULL)
-        job_id[0] = '\0';
-    if (c == NULL || o == NULL || job_id == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "naq_enqueue needs a client, options and a buffer "
-                                              "for the job id");
-    json_t *args = NULL, *tags = NULL;
-    char *json = NULL;
-    size_t len = 0;
-    natsMsg *msg = NULL;
-    jsPubAck *ack = NULL;
-    char subject[NAQ_URL_MAX];
-    naq_status s = validate(o, &args, &tags);
-    if (s != NAQ_OK)
-        goto out;
-    if ((s = naq__subject(c, subject, sizeof subject, "queue.%s.%d", o->queue, o->priority)) !=
-        NAQ_OK)
-        goto out;
-
-    naq_job j = {0};
-    j.version = NAQ_WIRE_VERSION;
-    if (o->job_id != NULL)
-        snprintf(j.id, sizeof j.id, "%s", o->job_id);
-    else
-        naq_id_new(j.id);
-    snprintf(j.queue, sizeof j.queue, "%s", o->queue);
-    snprintf(j.function, sizeof j.function, "%s", o->function);
-    j.max_retries = o->max_retries;
-    j.timeout_ms = o->timeout_ms;
-    j.priority = o->priority;
-    j.enqueued_at = naq__now();
-    json_incref(tags); /* encode_parsed takes one reference; the event needs tags after */
-    s = encode_parsed(&j, args, tags, &json, &len);
-    args = NULL;
-    if (s != NAQ_OK)
-        goto out;
-
-    int64_t max_payload = natsConnection_GetMaxPayload(c->nc);
-    if (max_payload > 0 && (int64_t)len > max_payload) {
-        s = naq__fail(NAQ_ERR_INVALID_ARG,
-                      "job is %zu bytes but the server accepts messages of at most %lld bytes; "
-                      "pass large data by reference (a path or URL) or raise the server's "
-                      "max_payload",
-                      len, (long long)max_payload);
-        goto out;
-    }
-
-    natsStatus ns = natsMsg_Create(&msg, subject, NULL, json, (int)len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Nats-Msg-Id", j.id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Naq-Queue", j.queue);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Naq-Function", j.function);
-    if (ns != NATS_OK) {
-        s = naq__fail_nats(NAQ_ERR_NO_MEMORY, ns, 0, "cannot build the message of job %s", j.id);
-        goto out;
-    }
-    jsErrCode jerr = 0;
-    ns = js_PublishMsg(&ack, c->js, msg, NULL, &jerr);
-    if (ns == NATS_NO_RESPONDERS) {
-        s = naq__fail(NAQ_ERR_NATS,
-                      "no stream stores subject %s, so job %s was not queued; is the %s stream "
-                      "there? (naq creates it when a client connects)",
-                      subject, j.id, c->cfg.job_stream);
-        goto out;
-    }
-    if (ns == NATS_TIMEOUT) {
-        s = naq__fail(NAQ_ERR_TIMEOUT,
-                      "the server did not confirm job %s in time, so it may or may not be "
-                      "queued; enqueue again with the same job id (stored once within 2 minutes)",
-                      j.id);
-        goto out;
-    }
-    if (ns != NATS_OK) {
-        s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "job %s was not queued on %s", j.id,
-                           subject);
-        goto out;
-    }
-    snprintf(job_id, NAQ_ID_SIZE, "%s", j.id);
-    /* A duplicate (same id within the window) is stored once, and its
-     * "enqueued" event was logged by the first enqueue. */
-    if (!ack->Duplicate)
-        log_enqueued(c, &j, tags);
-out:
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(msg);
-    free(json);
-    json_decref(args);
-    json_decref(tags);
-    return s;
 }

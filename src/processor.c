@@ -1,6 +1,6 @@
 /*
- * processor.c - event processors: handlers by event type, global handlers
- * and plugins, run on the processor's own small pool of threads and fed by
+ * processor.c - event processors: the handlers, global handlers and plugins
+ * of handlers.c, run on the processor's own small pool of threads and fed by
  * a live ordered consumer or by a consumer group (group.c).
  *
  * Threads of a started processor:
@@ -25,7 +25,6 @@
  *     return, the watchdog at a deadline, or the pool at stop (release).
  *   - ack-type calls on one message are serialised by the task's ack_lock,
  *     and none follows its settlement.
- *   - a handler entry is freed only when no pool thread holds it.
  */
 #include "internal.h"
 
@@ -50,26 +49,6 @@
 /* After a source error (server away, consumer deleted), wait this long. */
 #define SOURCE_RETRY_MS 250
 
-/* ---- handler registry ---- */
-
-typedef enum { ENTRY_TYPE, ENTRY_GLOBAL, ENTRY_PLUGIN } entry_kind;
-
-typedef struct entry {
-    struct entry *next;
-    naq_handler_id id;
-    entry_kind kind;
-    naq_event_type type;
-    naq_event_handler_fn fn;
-    void *user;
-    naq_plugin plugin;
-    char name[NAQ_NAME_MAX];
-    /* Under the processor's lock: */
-    int refs;           /* pool threads about to call it or calling it */
-    int starting;       /* plugin whose on_start has not returned: not called yet */
-    int removed;
-    int free_when_idle; /* removed from a handler: the last pool thread frees it */
-} entry;
-
 /* ---- tasks: one event taken from the source ---- */
 
 enum { TASK_QUEUED, TASK_RUNNING, TASK_SETTLED };
@@ -84,8 +63,8 @@ typedef struct task {
     atomic_int state;
     atomic_int refs;
     pthread_mutex_t ack_lock;
-    int settled;                      /* under ack_lock */
-    int64_t progress_ms;              /* last keep-alive; under the processor's lock */
+    int settled;         /* under ack_lock */
+    int64_t progress_ms; /* last keep-alive; under the processor's lock */
     /* Deadline of the handler call running now: 0 = none, EXPIRED once the
      * watchdog took the task. Only the watchdog moves it to EXPIRED and only
      * the pool thread back from it, so after the watchdog's compare-and-swap
@@ -97,7 +76,7 @@ typedef struct task {
 typedef struct {
     naq_processor *p;
     pthread_t thread;
-    entry **snap; /* handlers of the current event */
+    naq__handler **snap; /* handlers of the current event (handlers.c) */
     size_t cap;
 } pool_thread;
 
@@ -112,11 +91,11 @@ struct naq_processor {
     char identity[768];               /* the header filters, canonical */
     int64_t ack_wait_ms;
 
+    naq__handlers *handlers;
+
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* held shrank; an entry went idle */
-    entry *entries, **entries_tail;
-    naq_handler_id next_id;
-    task held; /* list head */
+    pthread_cond_t cond; /* held shrank */
+    task held;           /* list head */
     int held_count;
     int started, stopped;
     atomic_int stopping;
@@ -133,8 +112,8 @@ struct naq_processor {
         released, ack_failed, undecodable, running, max_running;
 };
 
-/* The processor whose pool thread this is, so remove() called from a
- * handler does not wait for itself. */
+/* The processor whose pool thread this is, so remove() called from one of
+ * its handlers does not wait for itself. */
 static _Thread_local naq_processor *tl_pool_of;
 
 static void sleep_ms(int64_t ms)
@@ -159,7 +138,10 @@ void naq_processor_opts_init(naq_processor_opts *o)
     o->max_ack_pending = 4096;
 }
 
-static int has(const char *s) { return s != NULL && s[0] != '\0'; }
+static int has(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
 
 static naq_status copy_id(const char *what, const char *src, char *dst)
 {
@@ -274,168 +256,48 @@ naq_status naq_processor_create(naq_client *c, const naq_processor_opts *o, naq_
         if (p->type_on[t])
             p->types[p->o.ntypes++] = (naq_event_type)t;
     p->o.types = p->types;
-    if (has(p->job_id) &&
-        (s = naq__subject(c, p->filter_subject, sizeof p->filter_subject, "jobs.events.%s",
-                          p->job_id)) != NAQ_OK)
+    if (has(p->job_id) && (s = naq__subject(c, p->filter_subject, sizeof p->filter_subject,
+                                            "jobs.events.%s", p->job_id)) != NAQ_OK)
         goto fail;
     build_identity(p);
+    if ((s = naq__handlers_create(&p->handlers)) != NAQ_OK)
+        goto fail;
     p->ack_wait_ms = o->ack_wait_ms > 0 ? o->ack_wait_ms : naq_client_config(c)->ack_wait_ms;
     if (p->ack_wait_ms <= 0)
         p->ack_wait_ms = 30000;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    p->entries_tail = &p->entries;
     p->held.next = p->held.prev = &p->held;
     *out = p;
     return NAQ_OK;
 fail:
+    naq__handlers_destroy(p->handlers);
     free(p);
     return s;
 }
 
-/* ---- registry ---- */
+/* ---- handlers (handlers.c keeps them) ---- */
 
-static naq_status add_entry(naq_processor *p, entry *e, naq_handler_id *id)
+naq_status naq_processor_add_handler(naq_processor *p, naq_event_type type, naq_event_handler_fn fn,
+                                     void *user, naq_handler_id *id)
 {
-    pthread_mutex_lock(&p->lock);
-    if (e->kind == ENTRY_PLUGIN) {
-        for (entry *x = p->entries; x != NULL; x = x->next) {
-            if (x->kind == ENTRY_PLUGIN && strcmp(x->name, e->name) == 0) {
-                pthread_mutex_unlock(&p->lock);
-                naq_status s = naq__fail(NAQ_ERR_EXISTS,
-                                         "a plugin named '%s' is registered already; remove it "
-                                         "first",
-                                         e->name);
-                free(e);
-                return s;
-            }
-        }
-    }
-    e->id = ++p->next_id;
-    *p->entries_tail = e;
-    p->entries_tail = &e->next;
-    pthread_mutex_unlock(&p->lock);
-    if (id != NULL)
-        *id = e->id;
-    return NAQ_OK;
-}
-
-static naq_status new_entry(entry_kind kind, naq_event_type type, naq_event_handler_fn fn,
-                            void *user, entry **out)
-{
-    *out = calloc(1, sizeof **out);
-    if (*out == NULL)
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory adding a handler");
-    (*out)->kind = kind;
-    (*out)->type = type;
-    (*out)->fn = fn;
-    (*out)->user = user;
-    return NAQ_OK;
-}
-
-naq_status naq_processor_add_handler(naq_processor *p, naq_event_type type,
-                                     naq_event_handler_fn fn, void *user, naq_handler_id *id)
-{
-    if (fn == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "handler function is NULL");
-    if ((int)type < 0 || type >= NAQ_EVENT_TYPE_COUNT)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%d is no event type", (int)type);
-    entry *e = NULL;
-    naq_status s = new_entry(ENTRY_TYPE, type, fn, user, &e);
-    return s != NAQ_OK ? s : add_entry(p, e, id);
+    return naq__handlers_add(p->handlers, 0, type, fn, user, id);
 }
 
 naq_status naq_processor_add_global_handler(naq_processor *p, naq_event_handler_fn fn, void *user,
                                             naq_handler_id *id)
 {
-    if (fn == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "handler function is NULL");
-    entry *e = NULL;
-    naq_status s = new_entry(ENTRY_GLOBAL, NAQ_EVENT_ENQUEUED, fn, user, &e);
-    return s != NAQ_OK ? s : add_entry(p, e, id);
+    return naq__handlers_add(p->handlers, 1, NAQ_EVENT_ENQUEUED, fn, user, id);
 }
 
-/* Unlinks e (under the lock). */
-static void unlink_entry(naq_processor *p, entry *e)
+naq_status naq_processor_add_plugin(naq_processor *p, const naq_plugin *plugin, naq_handler_id *id)
 {
-    for (entry **pp = &p->entries; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            if (p->entries_tail == &e->next)
-                p->entries_tail = pp;
-            return;
-        }
-    }
-}
-
-/* The end of an entry: a plugin's on_stop, then the memory. No lock held. */
-static void finish_entry(entry *e)
-{
-    if (e->kind == ENTRY_PLUGIN && e->plugin.on_stop != NULL)
-        e->plugin.on_stop(e->plugin.user);
-    free(e);
-}
-
-naq_status naq_processor_add_plugin(naq_processor *p, const naq_plugin *plugin,
-                                    naq_handler_id *id)
-{
-    if (plugin == NULL || plugin->on_event == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "a plugin needs an on_event callback");
-    if (!has(plugin->name) || strlen(plugin->name) >= NAQ_NAME_MAX)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "a plugin needs a name of 1 to %d bytes",
-                         NAQ_NAME_MAX - 1);
-    entry *e = NULL;
-    naq_status s = new_entry(ENTRY_PLUGIN, NAQ_EVENT_ENQUEUED, NULL, NULL, &e);
-    if (s != NAQ_OK)
-        return s;
-    e->plugin = *plugin;
-    snprintf(e->name, sizeof e->name, "%s", plugin->name);
-    e->plugin.name = e->name;
-    e->starting = 1; /* registered (the name is taken) but not called yet */
-    naq_handler_id got = 0;
-    if ((s = add_entry(p, e, &got)) != NAQ_OK)
-        return s;
-    char reason[NAQ_REASON_MAX] = "";
-    int rc = plugin->on_start ? plugin->on_start(plugin->user, reason) : 0;
-    pthread_mutex_lock(&p->lock);
-    if (rc != 0)
-        unlink_entry(p, e);
-    else
-        e->starting = 0;
-    pthread_mutex_unlock(&p->lock);
-    if (rc != 0) {
-        free(e); /* never called: on_stop does not run */
-        return naq__fail(NAQ_ERR_HANDLER, "plugin '%s' refused to start: %s", plugin->name,
-                         reason[0] ? reason : "on_start returned non-zero");
-    }
-    if (id != NULL)
-        *id = got;
-    return NAQ_OK;
+    return naq__handlers_add_plugin(p->handlers, plugin, id);
 }
 
 naq_status naq_processor_remove(naq_processor *p, naq_handler_id id)
 {
-    pthread_mutex_lock(&p->lock);
-    entry *e = p->entries;
-    while (e != NULL && (e->id != id || e->starting))
-        e = e->next;
-    if (e == NULL) {
-        pthread_mutex_unlock(&p->lock);
-        return naq__fail(NAQ_ERR_NOT_FOUND, "no handler or plugin with id %llu in this processor",
-                         (unsigned long long)id);
-    }
-    unlink_entry(p, e);
-    e->removed = 1;
-    if (tl_pool_of != p)
-        while (e->refs > 0)
-            pthread_cond_wait(&p->cond, &p->lock);
-    int now = e->refs == 0;
-    if (!now)
-        e->free_when_idle = 1;
-    pthread_mutex_unlock(&p->lock);
-    if (now)
-        finish_entry(e);
-    return NAQ_OK;
+    return naq__handlers_remove(p->handlers, id, tl_pool_of != p);
 }
 
 /* ---- filters ---- */
@@ -460,8 +322,7 @@ static int headers_pass(const naq_processor *p, natsMsg *m)
         if (!hit)
             return 0;
     }
-    return !header_differs(m, "Naq-Queue", p->queue) &&
-           !header_differs(m, "Naq-Worker", p->worker);
+    return !header_differs(m, "Naq-Queue", p->queue) && !header_differs(m, "Naq-Worker", p->worker);
 }
 
 static int body_passes(const naq_processor *p, const naq_event *e)
@@ -515,8 +376,7 @@ static void count_outcome(naq_processor *p, const naq_outcome *o)
 /* Settles a task its caller has claimed: off the held list, then the
  * group's ack / nak / dead-letter, then the report. final: dead-letter a
  * failure whatever the delivery count (it can never succeed). */
-static void settle(naq_processor *p, task *t, int ok, int timed_out, int final,
-                   const char *reason)
+static void settle(naq_processor *p, task *t, int ok, int timed_out, int final, const char *reason)
 {
     unhold(p, t);
     naq_outcome o = {ok ? NAQ_OUTCOME_HANDLED : NAQ_OUTCOME_FAILED, timed_out, 1, 0,
@@ -571,49 +431,6 @@ static void release_task(naq_processor *p, task *t)
         p->o.on_outcome(&t->event, &o, p->o.outcome_user);
 }
 
-/* Collects the handlers for e into pt->snap, each with a reference. */
-static size_t snapshot(pool_thread *pt, const naq_event *e)
-{
-    naq_processor *p = pt->p;
-    size_t n = 0;
-    pthread_mutex_lock(&p->lock);
-    for (entry *x = p->entries; x != NULL; x = x->next) {
-        if (x->starting || (x->kind == ENTRY_TYPE && x->type != e->type))
-            continue;
-        if (n == pt->cap) {
-            size_t ncap = pt->cap ? pt->cap * 2 : 8;
-            entry **snap = realloc(pt->snap, ncap * sizeof *snap);
-            if (snap == NULL)
-                break; /* run the ones we have; the rest miss this event */
-            pt->snap = snap;
-            pt->cap = ncap;
-        }
-        x->refs++;
-        pt->snap[n++] = x;
-    }
-    pthread_mutex_unlock(&p->lock);
-    return n;
-}
-
-static void unsnapshot(pool_thread *pt, size_t n)
-{
-    naq_processor *p = pt->p;
-    entry *idle[16];
-    size_t nidle = 0;
-    pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < n; i++) {
-        entry *x = pt->snap[i];
-        if (--x->refs == 0 && x->removed) {
-            pthread_cond_broadcast(&p->cond);
-            if (x->free_when_idle && nidle < sizeof idle / sizeof idle[0])
-                idle[nidle++] = x;
-        }
-    }
-    pthread_mutex_unlock(&p->lock);
-    for (size_t i = 0; i < nidle; i++)
-        finish_entry(idle[i]);
-}
-
 static void note_running(naq_processor *p)
 {
     uint64_t now = atomic_fetch_add(&p->running, 1) + 1;
@@ -629,24 +446,21 @@ static int run_handlers(pool_thread *pt, task *t, size_t n, char *reason)
 {
     naq_processor *p = pt->p;
     for (size_t i = 0; i < n; i++) {
-        entry *x = pt->snap[i];
-        if (x->kind == ENTRY_PLUGIN)
-            snprintf(t->label, sizeof t->label, "plugin '%s'", x->name);
-        else
-            snprintf(t->label, sizeof t->label, "handler %llu", (unsigned long long)x->id);
+        const naq__handler *h = pt->snap[i];
+        naq__handler_label(h, t->label, sizeof t->label);
         char why[NAQ_REASON_MAX] = "";
         int64_t timeout = p->o.handler_timeout_ms;
         atomic_store(&t->deadline_ms, timeout > 0 ? naq__mono_ms() + timeout : 0);
         note_running(p);
-        int rc = x->kind == ENTRY_PLUGIN ? x->plugin.on_event(&t->event, x->plugin.user, why)
-                                         : x->fn(&t->event, x->user, why);
+        int rc = naq__handler_call(h, &t->event, why);
         atomic_fetch_sub(&p->running, 1);
         if (atomic_exchange(&t->deadline_ms, 0) == EXPIRED)
             return 0; /* the late result is ignored */
         if (rc != 0) {
             why[NAQ_REASON_MAX - 1] = '\0';
-            if (x->kind == ENTRY_PLUGIN)
-                snprintf(reason, NAQ_REASON_MAX, "%s: %s", x->name,
+            const char *plugin = naq__handler_plugin(h);
+            if (plugin != NULL)
+                snprintf(reason, NAQ_REASON_MAX, "%.60s: %.190s", plugin, /* fits, untruncated */
                          why[0] ? why : "failed without a reason");
             else if (why[0])
                 snprintf(reason, NAQ_REASON_MAX, "%s", why);
@@ -694,9 +508,9 @@ static void run_task(pool_thread *pt, task *t)
     int queued = TASK_QUEUED;
     if (!atomic_compare_exchange_strong(&t->state, &queued, TASK_RUNNING))
         return;
-    size_t n = snapshot(pt, &t->event);
+    size_t n = naq__handlers_take(p->handlers, t->event.type, &pt->snap, &pt->cap);
     int ok = run_handlers(pt, t, n, reason);
-    unsnapshot(pt, n);
+    naq__handlers_release(p->handlers, pt->snap, n);
     /* Fails when the watchdog settled it at the deadline: this late result
      * is ignored. */
     if (task_claim(t, TASK_RUNNING))
@@ -837,7 +651,8 @@ static void *watchdog_main(void *arg)
         pthread_mutex_lock(&p->lock);
         for (task *t = p->held.next; t != &p->held; t = t->next) {
             int_least64_t dl = atomic_load(&t->deadline_ms);
-            if (dl > 0 && now >= dl && atomic_compare_exchange_strong(&t->deadline_ms, &dl, EXPIRED)) {
+            if (dl > 0 && now >= dl &&
+                atomic_compare_exchange_strong(&t->deadline_ms, &dl, EXPIRED)) {
                 task_claim(t, TASK_RUNNING); /* cannot fail: its handler is still out */
                 atomic_fetch_add(&t->refs, 1);
                 t->wd_next = expired;
@@ -894,8 +709,8 @@ static naq_status open_live(naq_processor *p)
     jsErrCode jerr = 0;
     natsStatus ns = js_SubscribeSync(&p->live_sub, c->ejs, subject, NULL, &so, &jerr);
     if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot follow event stream %s live", c->cfg.event_stream);
+        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot follow event stream %s live",
+                              c->cfg.event_stream);
     return NAQ_OK;
 }
 
@@ -914,18 +729,10 @@ static naq_status open_source(naq_processor *p)
 {
     if (!has(p->group))
         return open_live(p);
-    naq__group_cfg g = {p->group,
-                        p->filter_subject,
-                        p->identity,
-                        p->o.start,
-                        p->o.start_sequence,
-                        p->o.start_time,
-                        p->ack_wait_ms,
-                        p->o.max_ack_pending,
-                        p->o.max_deliveries,
-                        p->o.backoff_ms,
-                        p->o.backoff_len,
-                        p->o.ack_sync};
+    naq__group_cfg g = {p->group,        p->filter_subject,    p->identity,
+                        p->o.start,      p->o.start_sequence,  p->o.start_time,
+                        p->ack_wait_ms,  p->o.max_ack_pending, p->o.max_deliveries,
+                        p->o.backoff_ms, p->o.backoff_len,     p->o.ack_sync};
     return naq__group_join(p->client, &g, &p->grp);
 }
 
@@ -968,8 +775,8 @@ naq_status naq_processor_start(naq_processor *p)
         return naq__fail(NAQ_ERR_INVALID_ARG, "processor was started already; create another");
     naq_status s = open_source(p);
     if (s == NAQ_OK)
-        s = naq__bqueue_create((size_t)p->o.max_pending,
-                               (size_t)p->o.max_pending * sizeof(task *), &p->queue_q);
+        s = naq__bqueue_create((size_t)p->o.max_pending, (size_t)p->o.max_pending * sizeof(task *),
+                               &p->queue_q);
     p->npool = p->o.max_concurrent;
     if (s == NAQ_OK && (p->pool = calloc((size_t)p->npool, sizeof *p->pool)) == NULL)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting a processor");
@@ -1018,10 +825,7 @@ void naq_processor_destroy(naq_processor *p)
     if (p == NULL)
         return;
     naq_processor_stop(p);
-    for (entry *e = p->entries, *next; e != NULL; e = next) {
-        next = e->next;
-        finish_entry(e);
-    }
+    naq__handlers_destroy(p->handlers); /* plugins' on_stop */
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);

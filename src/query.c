@@ -126,7 +126,8 @@ struct naq__reader {
     uint64_t start_seq; /* 0 when positioned by time or at the start */
     int64_t start_ns;   /* > 0 when positioned by stored time */
     int by_time;
-    uint64_t last_seq;  /* of the last message handed out, 0 = none yet */
+    uint64_t last_seq; /* of the last message handed out, 0 = none yet */
+    uint64_t seen_seq; /* of the last message received, skipped ones included */
 };
 
 naq_status naq__reader_open(naq_client *c, const char *subject, uint64_t start_seq,
@@ -147,9 +148,13 @@ naq_status naq__reader_open(naq_client *c, const char *subject, uint64_t start_s
         so.Config.OptStartSeq = start_seq;
         r->start_seq = start_seq;
     } else if (start_time > 0) {
+        /* OptStartTime is nanoseconds since the epoch. nats.c 3.4.1 encodes
+         * the fraction of a second without leading zeros (".057" goes out as
+         * ".57"), so the server would start up to 0.9 s late: ask for the
+         * whole second before, and skip what precedes start_ns on reading. */
+        r->start_ns = (int64_t)(start_time * 1e9);
         so.Config.DeliverPolicy = js_DeliverByStartTime;
-        so.Config.OptStartTime = (int64_t)(start_time * 1e9); /* nanoseconds since the epoch */
-        r->start_ns = so.Config.OptStartTime;
+        so.Config.OptStartTime = r->start_ns - r->start_ns % 1000000000LL;
         r->by_time = 1;
     } else {
         so.Config.DeliverPolicy = js_DeliverAll;
@@ -193,13 +198,13 @@ naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uin
         *stored_ns = meta->Timestamp;
         *pending = meta->NumPending;
         jsMsgMetaData_Destroy(meta);
+        r->seen_seq = *seq;
         /* nats.c re-creates an ordered consumer after a reconnect or missed
          * heartbeats from the last sequence it delivered, which is the
          * stream's start when it delivered none yet: skip what lies before
          * where this read begins. */
-        if (r->last_seq == 0 &&
-            ((r->start_seq > 0 && *seq < r->start_seq) ||
-             (r->start_ns > 0 && *stored_ns < r->start_ns))) {
+        if (r->last_seq == 0 && ((r->start_seq > 0 && *seq < r->start_seq) ||
+                                 (r->start_ns > 0 && *stored_ns < r->start_ns))) {
             natsMsg_Destroy(*m);
             *m = NULL;
             continue;
@@ -223,7 +228,10 @@ static naq_status reader_exhausted(naq__reader *r, uint64_t end, int *done)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                   "cannot read the state of a consumer on event stream %s",
                                   r->c->cfg.event_stream);
-        *done = ci->NumPending == 0 && ci->Delivered.Consumer == 0;
+        /* Nothing left, and nothing on its way (all it delivered, if
+         * anything, were messages before the start that we skipped). */
+        *done = ci->NumPending == 0 &&
+                (ci->Delivered.Consumer == 0 || ci->Delivered.Stream <= r->seen_seq);
         jsConsumerInfo_Destroy(ci);
         return NAQ_OK;
     }
@@ -291,7 +299,8 @@ static int header_is(natsMsg *m, const char *name, const char *want)
     return strcmp(v, want) == 0;
 }
 
-int naq__query_headers_may_match(natsMsg *m, const naq_query *q)
+/* 0 when the Naq-* headers show m cannot match q (no decoding needed). */
+static int headers_may_match(natsMsg *m, const naq_query *q)
 {
     const naq_event_filter *f = &q->filter;
     if (!has(f->type) && !has(f->queue) && !has(f->worker))
@@ -334,7 +343,8 @@ static int tags_match(const naq_event *e, const char *const *tags)
     return ok;
 }
 
-int naq__query_matches(const naq_event *e, const naq_query *q)
+/* 1 when the decoded e matches every filter of q (time range included). */
+static int query_matches(const naq_event *e, const naq_query *q)
 {
     if (!naq_event_matches(e, &q->filter))
         return 0;
@@ -387,7 +397,7 @@ static naq_status read_job(naq_client *c, const naq_query *q, naq__query_fn fn, 
             *stopped = 1;
             break;
         }
-        if (naq__query_matches(&l.items[i], q) && fn(&l.items[i], 0, ud)) {
+        if (query_matches(&l.items[i], q) && fn(&l.items[i], 0, ud)) {
             *stopped = 1;
             break;
         }
@@ -453,9 +463,9 @@ naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, 
             break;
         }
         int rc = 0;
-        if (naq__query_headers_may_match(m, q)) {
+        if (headers_may_match(m, q)) {
             naq_event e;
-            if (decode_msg(m, seq, &e) == NAQ_OK && naq__query_matches(&e, q))
+            if (decode_msg(m, seq, &e) == NAQ_OK && query_matches(&e, q))
                 rc = fn(&e, stored, ud);
             naq_event_clear(&e);
         }
@@ -601,8 +611,7 @@ naq_status naq_events_count(naq_client *c, const naq_query *q, uint64_t *out)
         natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                                  "cannot read the state of event stream %s",
-                                  c->cfg.event_stream);
+                                  "cannot read the state of event stream %s", c->cfg.event_stream);
         *out = si->State.Msgs;
         jsStreamInfo_Destroy(si);
         return NAQ_OK;
@@ -733,8 +742,9 @@ naq_status naq_events_cleanup(naq_client *c, int64_t older_than_ms, uint64_t *de
         if ((s = reader_exhausted(r, before.LastSeq, &done)) != NAQ_OK || done)
             break;
         if (naq__mono_ms() > deadline) {
-            s = naq__fail(NAQ_ERR_TIMEOUT, "the event stream did not deliver the first event to "
-                                           "keep within %d s; nothing was deleted",
+            s = naq__fail(NAQ_ERR_TIMEOUT,
+                          "the event stream did not deliver the first event to "
+                          "keep within %d s; nothing was deleted",
                           CLEANUP_WAIT_MS / 1000);
             break;
         }
@@ -993,9 +1003,7 @@ void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
     case NAQ_EVENT_DEQUEUED:
     case NAQ_EVENT_STARTED:
     case NAQ_EVENT_RETRY_STARTED:
-    case NAQ_EVENT_WORKER_ASSIGNED:
-        job_begin(w, e->job_id);
-        break;
+    case NAQ_EVENT_WORKER_ASSIGNED: job_begin(w, e->job_id); break;
     case NAQ_EVENT_COMPLETED:
     case NAQ_EVENT_FAILED:
         a->processed++;

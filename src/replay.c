@@ -31,8 +31,8 @@ typedef struct {
     void *user;
     size_t skip;
     uint64_t delivered;
-    double prev_ts;   /* timestamp of the previous delivered event; 0 = none yet */
-    double due_ms;    /* monotonic time the next event is due at */
+    double prev_ts; /* timestamp of the previous delivered event; 0 = none yet */
+    double due_ms;  /* monotonic time the next event is due at */
 } replay_ctx;
 
 static void sleep_until(double due_ms, const volatile int *stop)

@@ -129,21 +129,6 @@ static naq_status group_dur_add(naq__rollup_group *g, int bucket, uint64_t n)
     return NAQ_OK;
 }
 
-static naq_status group_merge(naq__rollup_group *dst, const naq__rollup_group *src)
-{
-    naq_status s = NAQ_OK;
-    for (int t = 0; t < NAQ_EVENT_TYPE_COUNT; t++)
-        dst->types[t] += src->types[t];
-    dst->dur_n += src->dur_n;
-    dst->dur_sum += src->dur_sum;
-    for (int i = 0; src->hist != NULL && i < NAQ__HIST_BUCKETS && s == NAQ_OK; i++)
-        if (src->hist[i] > 0)
-            s = group_dur_add(dst, i, src->hist[i]);
-    for (size_t i = 0; i < src->nerrors && s == NAQ_OK; i++)
-        s = group_error_add(dst, src->errors[i].name, src->errors[i].count);
-    return s;
-}
-
 /* ---- name -> group tables ---- */
 
 static uint64_t hash_name(const char *s)
@@ -242,8 +227,7 @@ void naq__rollup_free(naq__rollup *r)
 
 static int has_duration(const naq__rollup_rec *e)
 {
-    return (e->type == NAQ_EVENT_COMPLETED || e->type == NAQ_EVENT_FAILED) &&
-           e->duration_ms >= 0;
+    return (e->type == NAQ_EVENT_COMPLETED || e->type == NAQ_EVENT_FAILED) && e->duration_ms >= 0;
 }
 
 /* Types and, for the total and queues, durations and error types. */
@@ -274,31 +258,6 @@ naq_status naq__rollup_add(naq__rollup *r, const naq__rollup_rec *e)
         naq__rollup_group *g = table_get(&r->workers, e->worker, NAQ__ROLLUP_MAX_WORKERS);
         s = g ? group_add(g, e, 0) : NAQ_ERR_NO_MEMORY;
     }
-    return s;
-}
-
-static naq_status table_merge(naq__group_table *dst, const naq__group_table *src, size_t max)
-{
-    for (size_t i = 0; i < src->n; i++) {
-        naq__rollup_group *g = table_get(dst, src->v[i]->name, max);
-        if (g == NULL)
-            return NAQ_ERR_NO_MEMORY;
-        naq_status s = group_merge(g, src->v[i]);
-        if (s != NAQ_OK)
-            return s;
-    }
-    return NAQ_OK;
-}
-
-naq_status naq__rollup_merge(naq__rollup *dst, const naq__rollup *src)
-{
-    naq_status s = group_merge(&dst->total, &src->total);
-    if (s == NAQ_OK)
-        s = table_merge(&dst->queues, &src->queues, NAQ__ROLLUP_MAX_QUEUES);
-    if (s == NAQ_OK)
-        s = table_merge(&dst->workers, &src->workers, NAQ__ROLLUP_MAX_WORKERS);
-    if (src->last_seq > dst->last_seq)
-        dst->last_seq = src->last_seq;
     return s;
 }
 
@@ -340,8 +299,9 @@ static json_t *group_json(const naq__rollup_group *g)
             return NULL;
         }
         hist[len] = '\0';
-        json_object_set_new(o, "dur", json_pack("{sIsfss}", "n", (json_int_t)g->dur_n, "sum",
-                                                g->dur_sum, "hist", hist));
+        json_object_set_new(
+            o, "dur",
+            json_pack("{sIsfss}", "n", (json_int_t)g->dur_n, "sum", g->dur_sum, "hist", hist));
         free(hist);
     }
     if (g->nerrors > 0) {
@@ -370,8 +330,7 @@ naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len)
 {
     json_t *o = json_pack("{sisIsIsososo}", "v", ROLLUP_VERSION, "hour", (json_int_t)r->hour,
                           "last_seq", (json_int_t)r->last_seq, "total", group_json(&r->total),
-                          "queues", table_json(&r->queues), "workers",
-                          table_json(&r->workers));
+                          "queues", table_json(&r->queues), "workers", table_json(&r->workers));
     *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
@@ -411,13 +370,11 @@ static naq_status group_from_json(json_t *o, naq__rollup_group *g)
             char *end = NULL;
             unsigned long b = strtoul(p, &end, 10);
             if (end == p || *end != ':')
-                return naq__fail(NAQ_ERR_CODEC, "a rollup histogram is malformed near '%.20s'",
-                                 p);
+                return naq__fail(NAQ_ERR_CODEC, "a rollup histogram is malformed near '%.20s'", p);
             p = end + 1;
             unsigned long long n = strtoull(p, &end, 10);
             if (end == p || (*end != ',' && *end != '\0'))
-                return naq__fail(NAQ_ERR_CODEC, "a rollup histogram is malformed near '%.20s'",
-                                 p);
+                return naq__fail(NAQ_ERR_CODEC, "a rollup histogram is malformed near '%.20s'", p);
             p = *end == ',' ? end + 1 : end;
             if (b < NAQ__HIST_BUCKETS && n > 0 && (s = group_dur_add(g, (int)b, n)) != NAQ_OK)
                 return s;
@@ -476,7 +433,10 @@ naq_status naq__rollup_decode(const char *json, size_t len, naq__rollup *r)
 
 /* ---- the bucket ---- */
 
-void naq__stats_bucket(const naq_client *c, char *buf, size_t cap)
+/* The stats bucket of the client's event stream: NAQ_STATS_BUCKET for the
+ * default stream, "naq_stats_<stream>" for any other, so two naq
+ * installations on one server never share a cursor. */
+static void stats_bucket(const naq_client *c, char *buf, size_t cap)
 {
     if (strcmp(c->cfg.event_stream, "NAQ_JOB_EVENTS") == 0) {
         snprintf(buf, cap, "%s", NAQ_STATS_BUCKET);
@@ -495,7 +455,7 @@ naq_status naq__stats_kv(naq_client *c, int create, kvStore **out)
 {
     *out = NULL;
     char bucket[NAQ_NAME_MAX + 16];
-    naq__stats_bucket(c, bucket, sizeof bucket);
+    stats_bucket(c, bucket, sizeof bucket);
     natsStatus ns = js_KeyValue(out, c->ejs, bucket);
     if (ns == NATS_NOT_FOUND && !create)
         return NAQ_ERR_NOT_FOUND;
@@ -543,8 +503,7 @@ naq_status naq__rollup_cursor_get(kvStore *kv, uint64_t *seq, uint64_t *rev)
 /* A compare-and-set write: create when rev == 0, else update at rev.
  * NAQ_ERR_EXISTS when someone wrote first (or, rarely, on a network error:
  * the caller re-reads either way). */
-static naq_status kv_cas(kvStore *kv, const char *key, const char *data, size_t len,
-                         uint64_t rev)
+static naq_status kv_cas(kvStore *kv, const char *key, const char *data, size_t len, uint64_t rev)
 {
     uint64_t nrev = 0;
     natsStatus ns = rev == 0 ? kvStore_Create(&nrev, kv, key, data, (int)len)
@@ -685,15 +644,16 @@ static naq_status commit_cursor(maintainer *m, uint64_t batch_end)
             return s;
         if (seq >= batch_end) /* someone is ahead: never move it back */
             return NAQ_OK;
-        int n = snprintf(json, sizeof json, "{\"v\":1,\"seq\":%llu}",
-                         (unsigned long long)batch_end);
+        int n =
+            snprintf(json, sizeof json, "{\"v\":1,\"seq\":%llu}", (unsigned long long)batch_end);
         s = kv_cas(m->kv, CURSOR_KEY, json, (size_t)n, rev);
         if (s != NAQ_ERR_EXISTS)
             return s;
         cas_backoff(attempt);
     }
-    return naq__fail(NAQ_ERR_TIMEOUT, "gave up moving the rollup cursor after %d conflicting "
-                                      "writes",
+    return naq__fail(NAQ_ERR_TIMEOUT,
+                     "gave up moving the rollup cursor after %d conflicting "
+                     "writes",
                      CAS_ATTEMPTS);
 }
 

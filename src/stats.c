@@ -151,8 +151,7 @@ naq_status naq_stats_query(naq_client *c, const naq_stats_opts *o, naq_stats *ou
     if (c == NULL || o == NULL)
         return naq__fail(NAQ_ERR_INVALID_ARG, "naq_stats_query needs a client and options");
     if (o->hours < 1 || o->hours > MAX_HOURS)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "hours must be 1 to %d, not %d", MAX_HOURS,
-                         o->hours);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "hours must be 1 to %d, not %d", MAX_HOURS, o->hours);
     double now = o->now > 0 ? o->now : naq__now();
     int64_t last_hour = (int64_t)floor(now / 3600.0);
     int64_t first_hour = last_hour - o->hours + 1;

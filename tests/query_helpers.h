@@ -57,11 +57,11 @@ static inline int qteardown(void **state)
 typedef struct {
     naq_event_type type;
     const char *job, *queue, *worker;
-    double ts;            /* 0 = now */
-    const char *tags;     /* JSON object text */
-    double duration_ms;   /* < 0 = none */
+    double ts;          /* 0 = now */
+    const char *tags;   /* JSON object text */
+    double duration_ms; /* < 0 = none */
     const char *error_type;
-    uint64_t seq;         /* filled when published */
+    uint64_t seq; /* filled when published */
 } qspec;
 
 /* Builds the message of one event. No cmocka calls (thread-safe). */

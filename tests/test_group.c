@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,10 +89,10 @@ static void member_outcome(const naq_event *e, const naq_outcome *o, void *user)
 {
     member_log *l = user;
     char line[NAQ_ID_SIZE + 64];
-    int n = o->kind == NAQ_OUTCOME_HANDLED
-                ? snprintf(line, sizeof line, "A %s %d\n", e->event_id, o->deliveries)
-                : snprintf(line, sizeof line, "O%d %s %d\n", (int)o->kind, e->event_id,
-                           o->deliveries);
+    int n =
+        o->kind == NAQ_OUTCOME_HANDLED
+            ? snprintf(line, sizeof line, "A %s %d\n", e->event_id, o->deliveries)
+            : snprintf(line, sizeof line, "O%d %s %d\n", (int)o->kind, e->event_id, o->deliveries);
     if (write(l->fd, line, (size_t)n) != n)
         _exit(3);
 }
@@ -100,6 +101,8 @@ static void member_outcome(const naq_event *e, const naq_outcome *o, void *user)
 static void run_member(const char *url, const char *dir, int k)
 {
     signal(SIGTERM, on_term);
+    /* A failed assertion in the parent must not leave members running. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     char path[512];
     snprintf(path, sizeof path, "%s/member-%d.log", dir, k);
     member_log l = {open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)};
@@ -203,8 +206,7 @@ static int member_handled(const tally *t, int k)
 static int group_settled(naq_client *c, uint64_t n)
 {
     jsConsumerInfo *ci = NULL;
-    if (js_GetConsumerInfo(&ci, c->ejs, "NAQ_JOB_EVENTS", "naq_group_share", NULL, NULL) !=
-        NATS_OK)
+    if (js_GetConsumerInfo(&ci, c->ejs, "NAQ_JOB_EVENTS", "naq_group_share", NULL, NULL) != NATS_OK)
         return 0;
     int done = ci->NumPending == 0 && ci->NumAckPending == 0 && ci->AckFloor.Stream >= n;
     jsConsumerInfo_Destroy(ci);
@@ -217,8 +219,8 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-static void group_of_three_processes_loses_nothing_and_acks_nothing_twice_when_one_is_killed(
-    void **state)
+static void
+group_of_three_processes_loses_nothing_and_acks_nothing_twice_when_one_is_killed(void **state)
 {
     (void)state;
     naq_test_server srv;
@@ -389,8 +391,14 @@ static void flaky_outcome(const naq_event *e, const naq_outcome *o, void *user)
         atomic_fetch_add(&f->handled, 1);
 }
 
-static int flaky_dead(void *ud) { return atomic_load(&((flaky *)ud)->dead) > 0; }
-static int flaky_handled(void *ud) { return atomic_load(&((flaky *)ud)->handled) > 0; }
+static int flaky_dead(void *ud)
+{
+    return atomic_load(&((flaky *)ud)->dead) > 0;
+}
+static int flaky_handled(void *ud)
+{
+    return atomic_load(&((flaky *)ud)->handled) > 0;
+}
 
 static naq_processor *flaky_member(naq_client *c, flaky *f, const char *group)
 {
@@ -412,8 +420,7 @@ static naq_processor *flaky_member(naq_client *c, flaky *f, const char *group)
     return p;
 }
 
-static void failing_event_goes_to_the_dlq_after_max_deliveries_and_replay_delivers_it(
-    void **state)
+static void failing_event_goes_to_the_dlq_after_max_deliveries_and_replay_delivers_it(void **state)
 {
     (void)state;
     naq_test_server srv;
@@ -497,8 +504,8 @@ static void dlq_cli_lists_and_replays_entries(void **state)
     snprintf(env_url, sizeof env_url, "NAQ_URL=%s", srv.url);
     const char *env[] = {env_url, NULL};
     char *out = NULL, *err = NULL;
-    const char *list_json[] = {"events", "dlq", "list", "--group", "cli-group", "--format",
-                               "json", NULL};
+    const char *list_json[] = {"events",    "dlq",      "list", "--group",
+                               "cli-group", "--format", "json", NULL};
     assert_int_equal(naq_test_run_cli(list_json, env, &out, &err), 0);
     assert_non_null(strstr(out, "\"group\":\"cli-group\""));
     assert_non_null(strstr(out, "\"reason\":\"smtp refused job job-cli\""));
@@ -599,7 +606,10 @@ static int slow_tick(const naq_event *e, void *user, char *reason)
     return 0;
 }
 
-static int ticked_1(void *ud) { return atomic_load(&((tick *)ud)->n) >= 1; }
+static int ticked_1(void *ud)
+{
+    return atomic_load(&((tick *)ud)->n) >= 1;
+}
 
 static void stopping_member_hands_queued_events_to_the_others(void **state)
 {
@@ -646,8 +656,7 @@ static void stopping_member_hands_queued_events_to_the_others(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(
         group_of_three_processes_loses_nothing_and_acks_nothing_twice_when_one_is_killed),
-    cmocka_unit_test(
-        failing_event_goes_to_the_dlq_after_max_deliveries_and_replay_delivers_it),
+    cmocka_unit_test(failing_event_goes_to_the_dlq_after_max_deliveries_and_replay_delivers_it),
     cmocka_unit_test(dlq_cli_lists_and_replays_entries),
     cmocka_unit_test(member_with_other_filters_is_refused),
     cmocka_unit_test(stopping_member_hands_queued_events_to_the_others),

@@ -1,9 +1,12 @@
 /*
  * test_job.c - the job wire format and naq_enqueue, against a real
  * nats-server: what is stored, with which headers, what is refused, and
- * that a refused job leaves no trace (nothing queued, no event logged).
+ * that a refused job leaves no trace (nothing queued, no event logged);
+ * the lifecycle fields of issue 3 and the retry policy's text form.
  */
 #include "harness.h"
+
+#include "lifecycle.h"
 
 #include <jansson.h>
 #include <nats/nats.h>
@@ -384,6 +387,335 @@ static void enqueue_refuses_a_job_larger_than_the_server_accepts(void **state)
     free(big);
 }
 
+/* ---- the lifecycle fields (issue 3) ---- */
+
+static void job_codec_round_trips_every_lifecycle_field(void **state)
+{
+    (void)state;
+    naq_job j = {0};
+    j.version = NAQ_WIRE_VERSION;
+    snprintf(j.id, sizeof j.id, "job-2");
+    snprintf(j.queue, sizeof j.queue, "q");
+    snprintf(j.function, sizeof j.function, "f");
+    j.args_json = "[]";
+    j.max_retries = 4;
+    j.retry.kind = NAQ_BACKOFF_LIST;
+    j.retry.delay_ms = 100;
+    j.retry.max_delay_ms = 0;
+    j.retry.jitter = 0.25;
+    j.retry.delays_ms[0] = 100;
+    j.retry.delays_ms[1] = 5000;
+    j.retry.delays_ms[2] = 30000;
+    j.retry.n_delays = 3;
+    j.retry.retry_on = "Timeout,ExitStatus";
+    j.retry.skip_on = "Fatal";
+    j.ttl_ms = 60000;
+    char *deps[] = {"a", "b-2", NULL};
+    j.depends_on = deps;
+    j.run_on_dependency_failure = 1;
+    j.unique_key = "user/42 \xc3\xa9";
+    snprintf(j.schedule_id, sizeof j.schedule_id, "nightly");
+    j.result_ttl_ms = 3600000;
+    j.original_job_id = "job-1";
+
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    naq_job d;
+    naq_status s = naq_job_decode(json, len, &d);
+    if (s != NAQ_OK)
+        fail_msg("decode %s: %s", json, naq_last_error());
+    assert_int_equal(d.max_retries, 4);
+    assert_int_equal(d.retry.kind, NAQ_BACKOFF_LIST);
+    assert_int_equal(d.retry.delay_ms, 100);
+    assert_int_equal(d.retry.max_delay_ms, 0);
+    assert_true(d.retry.jitter == 0.25);
+    assert_int_equal(d.retry.n_delays, 3);
+    assert_int_equal(d.retry.delays_ms[0], 100);
+    assert_int_equal(d.retry.delays_ms[1], 5000);
+    assert_int_equal(d.retry.delays_ms[2], 30000);
+    assert_string_equal(d.retry.retry_on, "Timeout,ExitStatus");
+    assert_string_equal(d.retry.skip_on, "Fatal");
+    assert_int_equal(d.ttl_ms, 60000);
+    assert_non_null(d.depends_on);
+    assert_string_equal(d.depends_on[0], "a");
+    assert_string_equal(d.depends_on[1], "b-2");
+    assert_null(d.depends_on[2]);
+    assert_int_equal(d.run_on_dependency_failure, 1);
+    assert_string_equal(d.unique_key, "user/42 \xc3\xa9");
+    assert_string_equal(d.schedule_id, "nightly");
+    assert_int_equal(d.result_ttl_ms, 3600000);
+    assert_string_equal(d.original_job_id, "job-1");
+    /* Encoding the decoded job gives the same JSON. */
+    char *again = NULL;
+    assert_int_equal(naq_job_encode(&d, &again, &len), NAQ_OK);
+    assert_json_equal(json, again);
+    free(again);
+    naq_job_clear(&d);
+    free(json);
+}
+
+static void job_codec_writes_lifecycle_fields_only_when_they_say_something(void **state)
+{
+    (void)state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    naq_job j;
+    assert_int_equal(naq__job_from_opts(&o, &j), NAQ_OK);
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    json_t *v = json_loads(json, 0, NULL);
+    const char *absent[] = {"retry", "ttl_ms", "depends_on", "run_on_dependency_failure",
+                            "unique_key", "schedule_id", "original_job_id", NULL};
+    for (int i = 0; absent[i] != NULL; i++)
+        if (json_object_get(v, absent[i]) != NULL)
+            fail_msg("%s written for a plain job: %s", absent[i], json);
+    assert_int_equal(json_integer_value(json_object_get(v, "result_ttl_ms")), 24 * 3600 * 1000);
+    json_decref(v);
+    free(json);
+    naq_job_clear(&j);
+
+    /* A job that may be retried carries its policy, defaults included. */
+    o.max_retries = 2;
+    assert_int_equal(naq__job_from_opts(&o, &j), NAQ_OK);
+    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    v = json_loads(json, 0, NULL);
+    char *retry = json_dumps(json_object_get(v, "retry"), JSON_COMPACT);
+    assert_non_null(retry);
+    assert_json_equal(retry,
+                      "{\"backoff\":\"exponential\",\"delay_ms\":1000,\"max_delay_ms\":300000}");
+    free(retry);
+    json_decref(v);
+    free(json);
+    naq_job_clear(&j);
+}
+
+static void job_decode_gives_old_jobs_the_lifecycle_defaults(void **state)
+{
+    (void)state;
+    const char *json = "{\"version\":1,\"job_id\":\"j\",\"queue\":\"q\",\"function\":\"f\","
+                       "\"max_retries\":3}";
+    naq_job d;
+    assert_int_equal(naq_job_decode(json, strlen(json), &d), NAQ_OK);
+    assert_int_equal(d.retry.kind, NAQ_BACKOFF_EXPONENTIAL);
+    assert_int_equal(d.retry.delay_ms, 1000);
+    assert_int_equal(d.retry.max_delay_ms, 300000);
+    assert_true(d.retry.jitter == 0);
+    assert_null(d.retry.retry_on);
+    assert_null(d.retry.skip_on);
+    assert_int_equal(d.ttl_ms, 0);
+    assert_null(d.depends_on);
+    assert_int_equal(d.run_on_dependency_failure, 0);
+    assert_null(d.unique_key);
+    assert_string_equal(d.schedule_id, "");
+    assert_int_equal(d.result_ttl_ms, NAQ_RESULTS_TTL_MS);
+    assert_null(d.original_job_id);
+    naq_job_clear(&d);
+}
+
+static void job_decode_refuses_malformed_lifecycle_fields(void **state)
+{
+    (void)state;
+#define JOB(rest) "{\"version\":1,\"job_id\":\"j5\",\"queue\":\"q\",\"function\":\"f\"," rest "}"
+    expect_codec_error(JOB("\"retry\":{\"backoff\":\"random\"}"), "j5", "retry.backoff");
+    expect_codec_error(JOB("\"retry\":{\"jitter\":2}"), "j5", "retry.jitter");
+    expect_codec_error(JOB("\"retry\":{\"delay_ms\":-1}"), "j5", "retry.delay_ms");
+    expect_codec_error(JOB("\"retry\":{\"delays_ms\":[1,\"x\"]}"), "j5", "retry.delays_ms");
+    expect_codec_error(JOB("\"retry\":{\"retry_on\":[1]}"), "j5", "retry.retry_on");
+    expect_codec_error(JOB("\"retry\":7"), "j5", "'retry'");
+    expect_codec_error(JOB("\"ttl_ms\":-5"), "j5", "ttl_ms");
+    expect_codec_error(JOB("\"depends_on\":[\"a.b\"]"), "j5", "depends_on");
+    expect_codec_error(JOB("\"depends_on\":\"a\""), "j5", "depends_on");
+    expect_codec_error(JOB("\"run_on_dependency_failure\":\"yes\""), "j5",
+                       "run_on_dependency_failure");
+    expect_codec_error(JOB("\"unique_key\":\"\""), "j5", "unique_key");
+    expect_codec_error(JOB("\"schedule_id\":\"a b\""), "j5", "schedule_id");
+    expect_codec_error(JOB("\"original_job_id\":\"x*y\""), "j5", "original_job_id");
+#undef JOB
+}
+
+static void retry_policy_parse_reads_every_form(void **state)
+{
+    (void)state;
+    naq_retry_policy p;
+    naq_retry_policy_init(&p);
+    p.retry_on = "Timeout"; /* kept by parse */
+    assert_int_equal(naq_retry_policy_parse("fixed:5s", &p), NAQ_OK);
+    assert_int_equal(p.kind, NAQ_BACKOFF_FIXED);
+    assert_int_equal(p.delay_ms, 5000);
+    assert_int_equal(p.max_delay_ms, 0);
+    assert_string_equal(p.retry_on, "Timeout");
+
+    assert_int_equal(naq_retry_policy_parse("linear:1s", &p), NAQ_OK);
+    assert_int_equal(p.kind, NAQ_BACKOFF_LINEAR);
+    assert_int_equal(p.delay_ms, 1000);
+    assert_int_equal(p.max_delay_ms, 300000);
+    assert_int_equal(naq_retry_policy_parse("linear:250ms:10s", &p), NAQ_OK);
+    assert_int_equal(p.delay_ms, 250);
+    assert_int_equal(p.max_delay_ms, 10000);
+
+    assert_int_equal(naq_retry_policy_parse("exponential:1s", &p), NAQ_OK);
+    assert_int_equal(p.kind, NAQ_BACKOFF_EXPONENTIAL);
+    assert_int_equal(p.max_delay_ms, 300000);
+    assert_true(p.jitter == 0);
+    assert_int_equal(naq_retry_policy_parse("exponential:2s:1m:0.2", &p), NAQ_OK);
+    assert_int_equal(p.delay_ms, 2000);
+    assert_int_equal(p.max_delay_ms, 60000);
+    assert_true(p.jitter == 0.2);
+    assert_int_equal(naq_retry_policy_parse("exponential:1s:0:50%", &p), NAQ_OK);
+    assert_int_equal(p.max_delay_ms, 0);
+    assert_true(p.jitter == 0.5);
+
+    assert_int_equal(naq_retry_policy_parse("list:1s,5s,30s", &p), NAQ_OK);
+    assert_int_equal(p.kind, NAQ_BACKOFF_LIST);
+    assert_int_equal(p.n_delays, 3);
+    assert_int_equal(p.delays_ms[0], 1000);
+    assert_int_equal(p.delays_ms[1], 5000);
+    assert_int_equal(p.delays_ms[2], 30000);
+    assert_true(p.jitter == 0);
+}
+
+static void retry_policy_parse_refuses_malformed_text_and_keeps_the_policy(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *words;
+    } bad[] = {
+        {"random:1s", "unknown kind"},
+        {"fixed", "no delay"},
+        {"fixed:", "no delay"},
+        {"fixed:soon", "not a duration"},
+        {"fixed:1s:2s", "too many parts"},
+        {"linear:10m:1m", "cap"},
+        {"exponential:1s:1m:2", "jitter"},
+        {"exponential:1s:1m:0.1:x", "too many parts"},
+        {"list:1s,,2s", "not a duration"},
+        {"list:1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", "too many parts"},
+        {"fixed:400d", "a year"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        naq_retry_policy p;
+        naq_retry_policy_init(&p);
+        if (naq_retry_policy_parse(bad[i].text, &p) != NAQ_ERR_INVALID_ARG)
+            fail_msg("'%s' was accepted", bad[i].text);
+        if (strstr(naq_last_error(), bad[i].words) == NULL)
+            fail_msg("'%s': message '%s' does not mention '%s'", bad[i].text, naq_last_error(),
+                     bad[i].words);
+        assert_int_equal(p.kind, NAQ_BACKOFF_EXPONENTIAL); /* unchanged */
+        assert_int_equal(p.delay_ms, 1000);
+    }
+}
+
+static void job_opts_init_sets_the_lifecycle_defaults(void **state)
+{
+    (void)state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    assert_int_equal(o.retry.kind, NAQ_BACKOFF_EXPONENTIAL);
+    assert_int_equal(o.retry.delay_ms, 1000);
+    assert_int_equal(o.retry.max_delay_ms, 5 * 60 * 1000);
+    assert_true(o.retry.jitter == 0);
+    assert_int_equal(o.result_ttl_ms, 24LL * 3600 * 1000);
+    assert_int_equal(o.ttl_ms, 0);
+    assert_null(o.depends_on);
+    assert_null(o.unique_key);
+}
+
+static void enqueue_refuses_bad_lifecycle_options_and_publishes_nothing(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+
+    o.ttl_ms = -1;
+    expect_refused(fx, &o, "ttl_ms");
+    o.ttl_ms = 0;
+    o.result_ttl_ms = -1;
+    expect_refused(fx, &o, "result_ttl_ms");
+    o.result_ttl_ms = 0;
+
+    o.retry.jitter = 1.5;
+    expect_refused(fx, &o, "jitter");
+    o.retry.jitter = 0;
+    o.retry.delay_ms = 10 * 60 * 1000; /* over the 5 min cap */
+    expect_refused(fx, &o, "cap");
+    o.retry.delay_ms = 1000;
+    o.retry.kind = NAQ_BACKOFF_LIST;
+    expect_refused(fx, &o, "delay list");
+    o.retry.kind = (naq_backoff_kind)9;
+    expect_refused(fx, &o, "kind");
+    o.retry.kind = NAQ_BACKOFF_EXPONENTIAL;
+    o.retry.retry_on = "Timeout,,Exit";
+    expect_refused(fx, &o, "retry_on");
+    o.retry.retry_on = NULL;
+
+    const char *self[] = {"me", NULL};
+    o.job_id = "me";
+    o.depends_on = self;
+    expect_refused(fx, &o, "itself");
+    o.job_id = NULL;
+    const char *twice[] = {"a", "b", "a", NULL};
+    o.depends_on = twice;
+    expect_refused(fx, &o, "twice");
+    const char *bad[] = {"a", "b.c", NULL};
+    o.depends_on = bad;
+    expect_refused(fx, &o, "depends_on");
+    o.depends_on = NULL;
+
+    o.unique_key = "";
+    expect_refused(fx, &o, "unique_key");
+    char *long_key = malloc(NAQ_UNIQUE_KEY_MAX + 2);
+    memset(long_key, 'k', NAQ_UNIQUE_KEY_MAX + 1);
+    long_key[NAQ_UNIQUE_KEY_MAX + 1] = '\0';
+    o.unique_key = long_key;
+    expect_refused(fx, &o, "unique_key");
+    free(long_key);
+    o.unique_key = NULL;
+
+    o.schedule_id = "a b";
+    expect_refused(fx, &o, "schedule id");
+    o.schedule_id = NULL;
+
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+}
+
+static void enqueue_stores_the_lifecycle_options_in_the_job(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    o.max_retries = 3;
+    assert_int_equal(naq_retry_policy_parse("linear:2s:20s", &o.retry), NAQ_OK);
+    o.retry.skip_on = "Fatal";
+    o.ttl_ms = 9000;
+    o.result_ttl_ms = 60000;
+    o.schedule_id = "hourly";
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    natsMsg *m = last_job_msg(fx, "naq.queue.q.2");
+    naq_job j;
+    assert_int_equal(naq_job_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j),
+                     NAQ_OK);
+    assert_string_equal(j.id, id);
+    assert_int_equal(j.retry.kind, NAQ_BACKOFF_LINEAR);
+    assert_int_equal(j.retry.delay_ms, 2000);
+    assert_int_equal(j.retry.max_delay_ms, 20000);
+    assert_string_equal(j.retry.skip_on, "Fatal");
+    assert_int_equal(j.ttl_ms, 9000);
+    assert_int_equal(j.result_ttl_ms, 60000);
+    assert_string_equal(j.schedule_id, "hourly");
+    naq_job_clear(&j);
+    natsMsg_Destroy(m);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(job_codec_round_trips_every_field),
@@ -396,6 +728,15 @@ static const struct CMUnitTest tests[] = {
     T(enqueue_of_the_same_job_id_twice_stores_it_once),
     T(enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone),
     T(enqueue_refuses_a_job_larger_than_the_server_accepts),
+    cmocka_unit_test(job_codec_round_trips_every_lifecycle_field),
+    cmocka_unit_test(job_codec_writes_lifecycle_fields_only_when_they_say_something),
+    cmocka_unit_test(job_decode_gives_old_jobs_the_lifecycle_defaults),
+    cmocka_unit_test(job_decode_refuses_malformed_lifecycle_fields),
+    cmocka_unit_test(retry_policy_parse_reads_every_form),
+    cmocka_unit_test(retry_policy_parse_refuses_malformed_text_and_keeps_the_policy),
+    cmocka_unit_test(job_opts_init_sets_the_lifecycle_defaults),
+    T(enqueue_refuses_bad_lifecycle_options_and_publishes_nothing),
+    T(enqueue_stores_the_lifecycle_options_in_the_job),
 };
 
 NAQ_TEST_MAIN(tests)

@@ -240,7 +240,7 @@ static void concurrent_handlers_never_exceed_the_limit(void **state)
 /* ---- timeouts ---- */
 
 typedef struct {
-    atomic_int returned;            /* the slow handler has returned */
+    atomic_int returned; /* the slow handler has returned */
     atomic_int outcomes;
     atomic_int returned_at_outcome; /* `returned` when the outcome came */
     naq_outcome_kind kind;
@@ -269,8 +269,14 @@ static void record_outcome(const naq_event *e, const naq_outcome *o, void *user)
     atomic_fetch_add(&t->outcomes, 1);
 }
 
-static int probe_returned(void *ud) { return atomic_load(&((timeout_probe *)ud)->returned); }
-static int probe_reported(void *ud) { return atomic_load(&((timeout_probe *)ud)->outcomes) > 0; }
+static int probe_returned(void *ud)
+{
+    return atomic_load(&((timeout_probe *)ud)->returned);
+}
+static int probe_reported(void *ud)
+{
+    return atomic_load(&((timeout_probe *)ud)->outcomes) > 0;
+}
 
 static void handler_past_its_timeout_is_reported_failed_and_its_late_result_ignored(void **state)
 {
@@ -334,9 +340,15 @@ static int plugin_event(const naq_event *e, void *user, char *reason)
     return 0;
 }
 
-static void plugin_stop(void *user) { atomic_fetch_add(&((plugin_state *)user)->stops, 1); }
+static void plugin_stop(void *user)
+{
+    atomic_fetch_add(&((plugin_state *)user)->stops, 1);
+}
 
-static int plugin_saw_three(void *ud) { return atomic_load(&((plugin_state *)ud)->events) >= 3; }
+static int plugin_saw_three(void *ud)
+{
+    return atomic_load(&((plugin_state *)ud)->events) >= 3;
+}
 
 static void plugin_receives_every_event_between_start_and_stop(void **state)
 {
@@ -403,10 +415,10 @@ static void filters_let_through_only_matching_events(void **state)
     assert_int_equal(naq_processor_add_global_handler(by_job, count_event, &j, NULL), NAQ_OK);
     start(by_headers);
     start(by_job);
-    publish(c, NAQ_EVENT_FAILED, "job-f1", "billing", NULL, NULL);  /* both */
-    publish(c, NAQ_EVENT_FAILED, "job-f2", "emails", NULL, NULL);   /* neither */
+    publish(c, NAQ_EVENT_FAILED, "job-f1", "billing", NULL, NULL);    /* both */
+    publish(c, NAQ_EVENT_FAILED, "job-f2", "emails", NULL, NULL);     /* neither */
     publish(c, NAQ_EVENT_COMPLETED, "job-f1", "billing", NULL, NULL); /* job only */
-    publish(c, NAQ_EVENT_TIMEOUT, "job-f2", "billing", NULL, NULL); /* headers only */
+    publish(c, NAQ_EVENT_TIMEOUT, "job-f2", "billing", NULL, NULL);   /* headers only */
     wait_count(&h, 2);
     wait_count(&j, 2);
     sleep_ms(100);
@@ -582,10 +594,12 @@ static void monitor_job_delivers_history_then_live_and_stops_at_a_terminal_event
     publish(c, NAQ_EVENT_STARTED, "job-m", "q", NULL, NULL);
     /* A failure that will be retried is not the end; completed is; the
      * event after it is never delivered. */
-    later l = {c, "job-m", 200,
-               {NAQ_EVENT_FAILED, NAQ_EVENT_RETRY_STARTED, NAQ_EVENT_COMPLETED,
-                NAQ_EVENT_WORKER_RELEASED},
-               4};
+    later l = {
+        c,
+        "job-m",
+        200,
+        {NAQ_EVENT_FAILED, NAQ_EVENT_RETRY_STARTED, NAQ_EVENT_COMPLETED, NAQ_EVENT_WORKER_RELEASED},
+        4};
     pthread_t t;
     pthread_create(&t, NULL, publish_later, &l);
     monitor_log m = {{0}, 0, 0};
@@ -609,8 +623,7 @@ static void monitor_job_delivers_history_then_live_and_stops_at_a_terminal_event
     publish(c, NAQ_EVENT_STARTED, "job-open", "q", NULL, NULL);
     monitor_log open = {{0}, 0, 0};
     naq_monitor_opts brief = {300, NULL};
-    assert_int_equal(naq_monitor_job(c, "job-open", log_monitored, &open, &brief),
-                     NAQ_ERR_TIMEOUT);
+    assert_int_equal(naq_monitor_job(c, "job-open", log_monitored, &open, &brief), NAQ_ERR_TIMEOUT);
     assert_int_equal(open.n, 1);
     naq_client_destroy(c);
     naq_test_server_destroy(&srv);

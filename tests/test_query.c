@@ -43,8 +43,8 @@ static void publish_known_set(qfixture *fx, known_set *ks)
         for (int j = 0; j < NJOBS; j++) {
             snprintf(job_names[j], sizeof job_names[j], "job-%d", j);
             ts += 0.01;
-            qspec sp = {NAQ_EVENT_ENQUEUED, job_names[j], queues[j % 3], NULL, ts, tags[j % 2],
-                        -1, NULL, 0};
+            qspec sp = {NAQ_EVENT_ENQUEUED, job_names[j], queues[j % 3], NULL, ts,
+                        tags[j % 2],        -1,           NULL,          0};
             if (step == 1) {
                 sp.type = NAQ_EVENT_STARTED;
                 sp.worker = workers[j % 2];
@@ -608,8 +608,8 @@ static void cli_list_and_count_print_matches_in_every_format(void **state)
     assert_null(strstr(out, "nats_sequence")); /* the wire JSON, nothing added */
     free(out);
     free(err);
-    const char *table[] = {"events", "list", "--queue", "qa", "--worker", "w1", "--tag",
-                           "team=red", NULL};
+    const char *table[] = {"events", "list",  "--queue",  "qa", "--worker",
+                           "w1",     "--tag", "team=red", NULL};
     assert_int_equal(cli(fx, table, &out, &err), 0);
     assert_non_null(strstr(out, "TIME"));
     assert_int_equal(count_lines(out), 1 + 2); /* header, job-0 started and completed */

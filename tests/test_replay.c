@@ -32,8 +32,15 @@ static int got(const naq_event *e, void *user)
 static void publish_series(qfixture *fx, qspec *ev, size_t n, double base)
 {
     for (size_t i = 0; i < n; i++) {
-        qspec sp = {i % 3 == 2 ? NAQ_EVENT_FAILED : NAQ_EVENT_COMPLETED, "job-r", "qr", "wr",
-                    base > 0 ? base + (double)i : 0, NULL, 5, NULL, 0};
+        qspec sp = {i % 3 == 2 ? NAQ_EVENT_FAILED : NAQ_EVENT_COMPLETED,
+                    "job-r",
+                    "qr",
+                    "wr",
+                    base > 0 ? base + (double)i : 0,
+                    NULL,
+                    5,
+                    NULL,
+                    0};
         ev[i] = sp;
     }
     qpublish_all(fx, ev, n);
@@ -185,8 +192,8 @@ static void cli_replay_prints_matching_events_from_a_sequence(void **state)
     const char *env[] = {env0, NULL};
     char from[32];
     snprintf(from, sizeof from, "%llu", (unsigned long long)ev[3].seq);
-    const char *args[] = {"events", "replay", "--from-seq", from, "--type", "failed",
-                          "--speed", "1000", "--format", "json", NULL};
+    const char *args[] = {"events",  "replay", "--from-seq", from,   "--type", "failed",
+                          "--speed", "1000",   "--format",   "json", NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(naq_test_run_cli(args, env, &out, &err), 0);
     /* failures are events 5, 8 and 11 */

@@ -58,13 +58,16 @@ static void generate(workload *w, int njobs, double span_h, double offset_h, con
         snprintf(job, sizeof w->jobs[0], "%s-%d", tag, j);
         const char *queue = wq[rnd() % NQ];
         const char *worker = ww[rnd() % NW];
-        double ts = w->now - offset_h * 3600 - rnd01() * span_h * 3600;
+        /* Rounded as the wire format writes them (microseconds, and
+         * milliseconds to 3 decimals), so the test's sums are the stored
+         * ones. */
+        double ts = round((w->now - offset_h * 3600 - rnd01() * span_h * 3600) * 1e6) / 1e6;
         qspec en = {NAQ_EVENT_ENQUEUED, job, queue, NULL, ts, NULL, -1, NULL, 0};
         qspec st = {NAQ_EVENT_STARTED, job, queue, worker, ts + 0.001, NULL, -1, NULL, 0};
         w->ev[w->n++] = en;
         w->ev[w->n++] = st;
         /* Durations over four orders of magnitude. */
-        double dur = 0.5 * pow(10.0, rnd01() * 4.0);
+        double dur = round(500.0 * pow(10.0, rnd01() * 4.0)) / 1000.0;
         qspec out = {NAQ_EVENT_COMPLETED, job, queue, worker, ts + 0.002, NULL, dur, NULL, 0};
         if (rnd() % 10 < 3) {
             out.type = NAQ_EVENT_FAILED;
@@ -72,7 +75,8 @@ static void generate(workload *w, int njobs, double span_h, double offset_h, con
         }
         w->ev[w->n++] = out;
         if (out.type == NAQ_EVENT_FAILED && rnd() % 3 == 0) {
-            qspec re = {NAQ_EVENT_RETRY_SCHEDULED, job, queue, worker, ts + 0.003, NULL, -1, NULL, 0};
+            qspec re = {
+                NAQ_EVENT_RETRY_SCHEDULED, job, queue, worker, ts + 0.003, NULL, -1, NULL, 0};
             w->ev[w->n++] = re;
         }
         if (j % 7 == 0) {
@@ -269,8 +273,8 @@ static void stats_match_a_generated_workload_exactly(void **state)
 {
     qfixture *fx = *state;
     workload *w = workload_new();
-    generate(w, 1500, 20, 0, "a");   /* inside 24 h */
-    generate(w, 200, 5, 30, "old");  /* 30-35 h ago: only in 48 h */
+    generate(w, 1500, 20, 0, "a");  /* inside 24 h */
+    generate(w, 200, 5, 30, "old"); /* 30-35 h ago: only in 48 h */
     qpublish_async(fx->js, w->ev, w->n);
     assert_int_equal(fold_all(fx), w->n);
     check_stats(fx, w, 24);
@@ -610,8 +614,7 @@ static void cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up(voi
         completed += w->ev[i].type == NAQ_EVENT_COMPLETED;
         failed += w->ev[i].type == NAQ_EVENT_FAILED;
     }
-    const char *json[] = {"events", "stats", "--by-queue", "--by-worker", "--format", "json",
-                          NULL};
+    const char *json[] = {"events", "stats", "--by-queue", "--by-worker", "--format", "json", NULL};
     assert_int_equal(cli(fx, json, &out, &err), 0);
     json_error_t jerr;
     json_t *o = json_loads(out, 0, &jerr);
@@ -622,8 +625,8 @@ static void cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up(voi
     assert_int_equal(json_integer_value(json_object_get(o, "rollup_lag")), 0);
     assert_int_equal(json_array_size(json_object_get(o, "queues")), NQ);
     assert_int_equal(json_array_size(json_object_get(o, "workers")), NW);
-    assert_true(json_is_real(json_object_get(
-        json_object_get(json_object_get(o, "total"), "duration"), "p99_ms")));
+    assert_true(json_is_real(
+        json_object_get(json_object_get(json_object_get(o, "total"), "duration"), "p99_ms")));
     json_decref(o);
     assert_null(strstr(err, "behind"));
     free(out);

@@ -3,8 +3,8 @@
  * a test server, the test publishes events, reads the screen with
  * capture-pane and presses keys with send-keys.
  *
- * The binary is the build's naq (next to tests/). Every tmux call uses a private server socket, so a developer's own tmux
- * sessions are never touched.
+ * The binary is the build's naq (next to tests/). Every tmux call uses a private server socket, so
+ * a developer's own tmux sessions are never touched.
  */
 #include "query_helpers.h"
 
@@ -164,8 +164,8 @@ static void top_shows_queues_workers_and_failures_pauses_and_quits(void **state)
     tty_start(&t, fx, 100, 30, NULL);
     /* Events before and after the start both show. */
     make_activity(fx);
-    const char *want[] = {"alpha", "beta", "wk-top-1", "DiskFullError", "busy", "job-top-c",
-                          "p50", NULL};
+    const char *want[] = {"alpha", "beta",      "wk-top-1", "DiskFullError",
+                          "busy",  "job-top-c", "p50",      NULL};
     wait_screen(&t, want, NULL);
     tty_keys(&t, "p");
     const char *paused[] = {"PAUSED", NULL};
@@ -184,7 +184,7 @@ static void top_fits_80x24_and_filters_by_queue(void **state)
     tty t;
     tty_start(&t, fx, 80, 24, NULL);
     const char *want[] = {"QUEUE", "WORKER", "RECENT FAILURES", "RECENT JOBS", "q quit",
-                          "alpha", "beta", "DiskFullError", NULL};
+                          "alpha", "beta",   "DiskFullError",   NULL};
     wait_screen(&t, want, NULL);
     /* Every line fits: the last one is the key help. */
     const char *s = tty_capture(&t);
@@ -211,7 +211,7 @@ static void top_opens_a_jobs_history_and_goes_back(void **state)
     wait_screen(&t, want, NULL);
     tty_keys(&t, "Enter");
     const char *hist[] = {"history of job job-top-b", "enqueued", "started", "failed",
-                          "DiskFullError: it broke", NULL};
+                          "DiskFullError: it broke",  NULL};
     wait_screen(&t, hist, NULL);
     tty_keys(&t, "Escape");
     const char *back[] = {"RECENT JOBS", NULL};

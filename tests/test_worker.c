@@ -7,7 +7,7 @@
  * Job states are read back through the event store (naq_job_history /
  * naq_job_last_event), as a user would.
  */
-#include "harness.h"
+#include "worker_support.h"
 #include "internal.h" /* naq__enqueued_event: the enqueuer's copy, sent late */
 
 #include <jansson.h>
@@ -22,49 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-typedef struct running running;
-
-typedef struct {
-    naq_test_server srv;
-    naq_client *c;
-    running *runs[8]; /* workers still running, stopped by teardown */
-} fixture;
-
-static void stop_all(fixture *fx);
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    naq_test_server_start(&fx->srv);
-    fx->c = naq_test_connect(&fx->srv);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    stop_all(fx); /* after a failed assertion: workers before their client */
-    naq_client_destroy(fx->c);
-    naq_test_server_destroy(&fx->srv);
-    free(fx);
-    return 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- handlers ---- */
 
@@ -150,24 +107,6 @@ static naq_status count_handler(naq_job_ctx *ctx, const naq_job *job, void *user
     return NAQ_OK;
 }
 
-/* ---- workers in threads ---- */
-
-struct running {
-    fixture *fx;
-    naq_worker *w;
-    pthread_t thread;
-    naq_status rc;
-    atomic_int done;
-};
-
-static void *run_main(void *arg)
-{
-    running *r = arg;
-    r->rc = naq_worker_run(r->w);
-    atomic_store(&r->done, 1);
-    return NULL;
-}
-
 static naq_worker *make_worker(naq_client *c, const char *queue, int concurrency)
 {
     const char *queues[] = {queue, NULL};
@@ -188,46 +127,6 @@ static naq_worker *make_worker(naq_client *c, const char *queue, int concurrency
     return w;
 }
 
-static void start(fixture *fx, running *r, naq_worker *w)
-{
-    memset(r, 0, sizeof *r);
-    r->fx = fx;
-    r->w = w;
-    assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
-    for (int i = 0; i < 8; i++) {
-        if (fx->runs[i] == NULL) {
-            fx->runs[i] = r;
-            return;
-        }
-    }
-    fail_msg("too many workers in one test");
-}
-
-/* Stops, joins and destroys; returns naq_worker_run's status. */
-static naq_status finish(running *r)
-{
-    for (int i = 0; i < 8; i++)
-        if (r->fx->runs[i] == r)
-            r->fx->runs[i] = NULL;
-    naq_worker_stop(r->w);
-    pthread_join(r->thread, NULL);
-    naq_worker_destroy(r->w);
-    r->w = NULL;
-    return r->rc;
-}
-
-static void stop(running *r)
-{
-    assert_int_equal(finish(r), NAQ_OK);
-}
-
-static void stop_all(fixture *fx)
-{
-    for (int i = 0; i < 8; i++)
-        if (fx->runs[i] != NULL)
-            finish(fx->runs[i]);
-}
-
 static void enqueue(naq_client *c, const char *queue, const char *function, const char *args,
                     int64_t timeout_ms, int priority, char id[NAQ_ID_SIZE])
 {
@@ -241,68 +140,6 @@ static void enqueue(naq_client *c, const char *queue, const char *function, cons
     naq_status s = naq_enqueue(c, &o, id);
     if (s != NAQ_OK)
         fail_msg("enqueue: %s", naq_last_error());
-}
-
-/* ---- reading outcomes ---- */
-
-typedef struct {
-    naq_client *c;
-    const char *id;
-    naq_event_type type;
-} wait_spec;
-
-static int last_event_is(void *ud)
-{
-    wait_spec *w = ud;
-    naq_event e;
-    int match = naq_job_last_event(w->c, w->id, &e) == NAQ_OK && e.type == w->type;
-    naq_event_clear(&e);
-    return match;
-}
-
-/* Waits until the job's last event has `type`; fails with its history. */
-static void wait_last(naq_client *c, const char *id, naq_event_type type, int64_t timeout_ms)
-{
-    wait_spec w = {c, id, type};
-    if (naq_test_wait_for(last_event_is, &w, timeout_ms))
-        return;
-    naq_event e;
-    naq_status s = naq_job_last_event(c, id, &e);
-    fail_msg("job %s: last event is %s (%s), wanted %s", id,
-             s == NAQ_OK ? naq_event_type_name(e.type) : "none",
-             s == NAQ_OK && e.error_message ? e.error_message : "", naq_event_type_name(type));
-}
-
-static naq_event_list history(naq_client *c, const char *id)
-{
-    naq_event_list l;
-    naq_status s = naq_job_history(c, id, &l);
-    if (s != NAQ_OK)
-        fail_msg("history of %s: %s", id, naq_last_error());
-    return l;
-}
-
-/* The job's outcome event (completed or failed), as a copy to clear. */
-static naq_event outcome(naq_client *c, const char *id, naq_event_type type)
-{
-    wait_last(c, id, type, 15000);
-    naq_event e;
-    assert_int_equal(naq_job_last_event(c, id, &e), NAQ_OK);
-    return e;
-}
-
-static json_t *details(const naq_event *e)
-{
-    json_t *d = e->details_json ? json_loads(e->details_json, 0, NULL) : NULL;
-    if (d == NULL)
-        fail_msg("event %s has no details", naq_event_type_name(e->type));
-    return d;
-}
-
-static void assert_contains(const char *text, const char *words)
-{
-    if (text == NULL || strstr(text, words) == NULL)
-        fail_msg("'%s' does not contain '%s'", text ? text : "(null)", words);
 }
 
 /* ---- the tests ---- */
@@ -338,6 +175,14 @@ static void c_handler_job_records_enqueued_dequeued_started_completed_in_order(v
             assert_int_equal(e->attempt, 1);
         }
     }
+    naq_event_list_free(&l);
+    /* The registry's events bracket the run: assigned before started,
+     * released before the outcome (so the outcome is the job's last event). */
+    l = raw_history(fx->c, id);
+    assert_int_equal(l.count, 6);
+    assert_int_equal(l.items[2].type, NAQ_EVENT_WORKER_ASSIGNED);
+    assert_int_equal(l.items[4].type, NAQ_EVENT_WORKER_RELEASED);
+    assert_int_equal(l.items[5].type, NAQ_EVENT_COMPLETED);
     naq_event_list_free(&l);
     assert_true(done.duration_ms >= 0);
     assert_true(done.cpu_time_ms >= 0);
@@ -379,7 +224,7 @@ static void history_starts_with_enqueued_even_when_the_enqueuers_event_is_late(v
     assert_int_equal(naq_enqueue(silent, &o, id), NAQ_OK);
     running r;
     start(fx, &r, make_worker(fx->c, "late", 1));
-    wait_last(fx->c, id, NAQ_EVENT_COMPLETED, 15000);
+    wait_event(fx->c, id, NAQ_EVENT_COMPLETED, 15000);
 
     /* Now the enqueuer's own copy arrives, late. */
     naq_job j = {0};
@@ -593,7 +438,7 @@ static void concurrency_4_runs_4_sleeping_jobs_at_once(void **state)
     start(fx, &r, make_worker(fx->c, "par", 4));
     double last_start = 0, first_end = 1e300;
     for (int i = 0; i < 4; i++) {
-        wait_last(fx->c, ids[i], NAQ_EVENT_COMPLETED, 15000);
+        wait_event(fx->c, ids[i], NAQ_EVENT_COMPLETED, 15000);
         naq_event_list l = history(fx->c, ids[i]);
         for (size_t k = 0; k < l.count; k++) {
             if (l.items[k].type == NAQ_EVENT_STARTED && l.items[k].timestamp > last_start)
@@ -644,7 +489,7 @@ static void in_progress_acks_keep_a_long_job_from_running_twice(void **state)
     char id[NAQ_ID_SIZE];
     /* Runs for more than three ack waits. */
     enqueue(c, "long", "sleep", "[5000]", 0, NAQ_PRIORITY_NORMAL, id);
-    wait_last(c, id, NAQ_EVENT_COMPLETED, 20000);
+    wait_event(c, id, NAQ_EVENT_COMPLETED, 20000);
     sleep_ms(2000); /* a redelivery would have started by now */
     assert_int_equal(atomic_load(&calls), 1);
     naq_event_list l = history(c, id);
@@ -665,9 +510,9 @@ static void stop_lets_the_running_job_finish_then_run_returns(void **state)
     start(fx, &r, make_worker(fx->c, "q", 1));
     char id[NAQ_ID_SIZE];
     enqueue(fx->c, "q", "sleep", "[700]", 0, NAQ_PRIORITY_NORMAL, id);
-    wait_last(fx->c, id, NAQ_EVENT_STARTED, 10000);
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 10000);
     assert_int_equal(finish(&r), NAQ_OK); /* stop, and wait for run to return */
-    wait_last(fx->c, id, NAQ_EVENT_COMPLETED, 5000);
+    wait_event(fx->c, id, NAQ_EVENT_COMPLETED, 5000);
 
     /* An idle worker notices a stop promptly. */
     start(fx, &r, make_worker(fx->c, "q", 3));
@@ -679,23 +524,32 @@ static void stop_lets_the_running_job_finish_then_run_returns(void **state)
         fail_msg("an idle worker took %lld ms to stop", (long long)took);
 }
 
-static void second_stop_cancels_running_jobs_and_they_are_delivered_again(void **state)
+static void second_stop_hands_running_jobs_back_at_once_and_another_worker_runs_them(void **state)
 {
     fixture *fx = *state;
     reset_counters();
     running r;
-    start(fx, &r, make_worker(fx->c, "q", 1));
+    start(fx, &r, make_worker(fx->c, "q", 1)); /* default grace: 30 s */
     char id[NAQ_ID_SIZE];
     enqueue(fx->c, "q", "sleep", "[30000]", 0, NAQ_PRIORITY_NORMAL, id);
-    wait_last(fx->c, id, NAQ_EVENT_STARTED, 10000);
-    naq_worker_stop(r.w); /* the second stop cancels the running job */
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 10000);
+    naq_worker_stop(r.w); /* the second stop (in finish) hands it back now */
+    int64_t t0 = mono_ms();
     assert_int_equal(finish(&r), NAQ_OK);
+    if (mono_ms() - t0 > 10000)
+        fail_msg("a forced stop took %lld ms", (long long)(mono_ms() - t0));
     assert_int_equal(atomic_load(&saw_cancel), 1);
-    naq_event e = outcome(fx->c, id, NAQ_EVENT_FAILED);
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED);
     assert_string_equal(e.error_type, "WorkerStopped");
+    json_t *d = details(&e);
+    assert_string_equal(json_string_value(json_object_get(d, "reason")), "worker_stopped");
+    assert_int_equal(json_integer_value(json_object_get(d, "delay_ms")), 0);
+    json_decref(d);
     naq_event_clear(&e);
 
-    /* It went back to the queue at once: the next worker runs it. */
+    /* It went back to the queue at once: the next worker runs it, and the
+     * first attempt has no outcome of its own (the handler's "Cancelled"
+     * failure after the hand-back is not recorded). */
     running r2;
     naq_worker *w = make_worker(fx->c, "q", 1);
     assert_int_equal(naq_worker_register(w, "sleep", count_handler, NULL), NAQ_OK);
@@ -703,6 +557,11 @@ static void second_stop_cancels_running_jobs_and_they_are_delivered_again(void *
     e = outcome(fx->c, id, NAQ_EVENT_COMPLETED);
     assert_int_equal(e.attempt, 2);
     naq_event_clear(&e);
+    naq_event_list l = history(fx->c, id);
+    for (size_t i = 0; i < l.count; i++)
+        if (l.items[i].type == NAQ_EVENT_FAILED || l.items[i].type == NAQ_EVENT_COMPLETED)
+            assert_int_equal(l.items[i].attempt, 2);
+    naq_event_list_free(&l);
     stop(&r2);
 }
 
@@ -816,7 +675,7 @@ static void killed_workers_job_is_run_again_by_another_worker(void **state)
     pid_t pid = spawn_child_worker(&fx->srv);
     char id[NAQ_ID_SIZE];
     enqueue(fx->c, "crash", "slow", "[60000]", 0, NAQ_PRIORITY_NORMAL, id);
-    wait_last(fx->c, id, NAQ_EVENT_STARTED, 15000);
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 15000);
     assert_int_equal(kill(pid, SIGKILL), 0);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -953,7 +812,7 @@ static const struct CMUnitTest tests[] = {
     T(waiting_jobs_run_highest_priority_first),
     T(in_progress_acks_keep_a_long_job_from_running_twice),
     T(stop_lets_the_running_job_finish_then_run_returns),
-    T(second_stop_cancels_running_jobs_and_they_are_delivered_again),
+    T(second_stop_hands_running_jobs_back_at_once_and_another_worker_runs_them),
     T(malformed_job_messages_are_terminated_and_recorded),
     T(killed_workers_job_is_run_again_by_another_worker),
     T(worker_keeps_running_jobs_when_its_logger_buffer_is_full),

@@ -55,6 +55,7 @@ typedef struct {
 
     /* Workers. */
     int64_t ack_wait_ms;          /* NAQ_ACK_WAIT, seconds in env: redelivery after a worker dies, default 30 s */
+    int64_t heartbeat_interval_ms; /* NAQ_HEARTBEAT_INTERVAL: worker heartbeats; the registry entry lives 3 intervals, default 5 s */
 } naq_config;
 
 /* Fills defaults. Never fails. */

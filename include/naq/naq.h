@@ -15,10 +15,17 @@
 #include "naq/event.h"
 #include "naq/client.h"
 #include "naq/job.h"
+#include "naq/dlq.h"
+#include "naq/results.h"
 #include "naq/worker.h"
 #include "naq/store.h"
 #include "naq/cron.h"
 #include "naq/bench.h"
 #include "naq/health.h"
+#include "naq/processor.h"
+#include "naq/schedule.h"
+#include "naq/registry.h"
+#include "naq/query.h"
+#include "naq/stats.h"
 
 #endif

@@ -21,7 +21,8 @@
  *     member that dies loses nothing: what it held comes again to the
  *     others after the ack wait. Delivery is at least once: handlers must be
  *     idempotent (an event also comes again when one of several handlers
- *     failed, and when a member died after the handlers but before the ack).
+ *     failed, when a member died after the handlers but before the ack, and,
+ *     rarely, through a nats-server 2.9 defect: docs/processors.md).
  *
  * Thread-safety: every naq_processor_* call may be made from any thread;
  * handlers may be added and removed while the processor runs. Handlers run
@@ -142,17 +143,17 @@ typedef struct {
                                    then ignored */
 
     /* ---- consumer groups only ---- */
-    int max_deliveries;                   /* default 5 */
-    int64_t backoff_ms[NAQ_BACKOFF_MAX];  /* delay before delivery n+1 after failed delivery
-                                             n: backoff_ms[min(n, backoff_len) - 1];
-                                             default 1000, 5000, 30000 */
-    int backoff_len;                      /* 0 = redeliver at once */
-    int64_t ack_wait_ms;    /* a silent member's events go to others after this; 0 = the
-                               client's ack_wait_ms. Running events are kept alive with
-                               in-progress acks, so it need not exceed handler run times */
-    int max_ack_pending;    /* unacknowledged events of the whole group; default 4096 */
-    int ack_sync;           /* 1 = wait for the server to confirm each ack (then
-                               NAQ_OUTCOME_HANDLED means it will not come again); default 0 */
+    int max_deliveries;                  /* default 5 */
+    int64_t backoff_ms[NAQ_BACKOFF_MAX]; /* delay before delivery n+1 after failed delivery
+                                            n: backoff_ms[min(n, backoff_len) - 1];
+                                            default 1000, 5000, 30000 */
+    int backoff_len;                     /* 0 = redeliver at once */
+    int64_t ack_wait_ms; /* a silent member's events go to others after this; 0 = the
+                            client's ack_wait_ms. Running events are kept alive with
+                            in-progress acks, so it need not exceed handler run times */
+    int max_ack_pending; /* unacknowledged events of the whole group; default 4096 */
+    int ack_sync;        /* 1 = wait for the server to confirm each ack (then
+                            NAQ_OUTCOME_HANDLED means it will not come again); default 0 */
 
     /* ---- reports ---- */
     naq_outcome_fn on_outcome; /* optional */
@@ -176,15 +177,14 @@ void naq_processor_destroy(naq_processor *p);
  * an event run in registration order on one thread; the first failure
  * stops the rest. *id (optional) receives the id for naq_processor_remove.
  * Callable before or after start. */
-naq_status naq_processor_add_handler(naq_processor *p, naq_event_type type,
-                                     naq_event_handler_fn fn, void *user, naq_handler_id *id);
+naq_status naq_processor_add_handler(naq_processor *p, naq_event_type type, naq_event_handler_fn fn,
+                                     void *user, naq_handler_id *id);
 naq_status naq_processor_add_global_handler(naq_processor *p, naq_event_handler_fn fn, void *user,
                                             naq_handler_id *id);
 
 /* Registers a custom processor (see naq_plugin). NAQ_ERR_EXISTS for a name
  * already registered, NAQ_ERR_HANDLER when on_start refused. */
-naq_status naq_processor_add_plugin(naq_processor *p, const naq_plugin *plugin,
-                                    naq_handler_id *id);
+naq_status naq_processor_add_plugin(naq_processor *p, const naq_plugin *plugin, naq_handler_id *id);
 
 /* Unregisters a handler or plugin. When it returns, the handler runs no
  * more and no call of it is in progress, so its user data may be freed;
@@ -202,23 +202,25 @@ naq_status naq_processor_start(naq_processor *p);
 /* Stops taking events; a group hands the events it queued but had not
  * started back at once (NAQ_OUTCOME_RELEASED); waits for running handlers
  * to return (a handler that never returns makes it wait forever), settles
- * them and stops the threads. Idempotent; does nothing before start. */
+ * them and stops the threads. An idle group member notices within a second
+ * (its pull request runs that long), a live processor within 0.2 s.
+ * Idempotent; does nothing before start. */
 void naq_processor_stop(naq_processor *p);
 
 typedef struct {
-    uint64_t received;     /* taken from the source that passed the filters */
-    uint64_t filtered;     /* taken from the source and skipped by the filters */
-    uint64_t handled;      /* NAQ_OUTCOME_HANDLED */
-    uint64_t failed;       /* failures of any kind (includes timed_out) */
+    uint64_t received; /* taken from the source that passed the filters */
+    uint64_t filtered; /* taken from the source and skipped by the filters */
+    uint64_t handled;  /* NAQ_OUTCOME_HANDLED */
+    uint64_t failed;   /* failures of any kind (includes timed_out) */
     uint64_t timed_out;
-    uint64_t retried;      /* NAQ_OUTCOME_RETRY */
+    uint64_t retried; /* NAQ_OUTCOME_RETRY */
     uint64_t dead_lettered;
     uint64_t released;
     uint64_t ack_failed;
-    uint64_t undecodable;  /* events whose JSON could not be decoded */
-    uint64_t running;      /* handler executions now (including overdue ones) */
-    uint64_t max_running;  /* most handler executions at once so far */
-    uint64_t pending;      /* taken and not yet settled now */
+    uint64_t undecodable; /* events whose JSON could not be decoded */
+    uint64_t running;     /* handler executions now (including overdue ones) */
+    uint64_t max_running; /* most handler executions at once so far */
+    uint64_t pending;     /* taken and not yet settled now */
 } naq_processor_stats;
 
 void naq_processor_get_stats(naq_processor *p, naq_processor_stats *out);
@@ -266,16 +268,16 @@ int naq_event_is_terminal(const naq_event *e);
  * "original_subject","original_sequence","failed_at","event":{...}}
  * (docs/processors.md). */
 typedef struct {
-    uint64_t sequence;       /* in NAQ_EVENT_DLQ; what replay takes */
+    uint64_t sequence; /* in NAQ_EVENT_DLQ; what replay takes */
     char group[NAQ_ID_SIZE];
-    char *reason;            /* heap */
+    char *reason; /* heap */
     int deliveries;
     char original_subject[2 * NAQ_ID_SIZE];
     uint64_t original_sequence; /* in the event stream */
-    double failed_at;        /* seconds since the epoch, UTC */
-    char *event_json;        /* heap: the original event as compact JSON */
-    int event_decoded;       /* 1 when `event` holds it decoded */
-    naq_event event;         /* owns its heap fields */
+    double failed_at;           /* seconds since the epoch, UTC */
+    char *event_json;           /* heap: the original event as compact JSON */
+    int event_decoded;          /* 1 when `event` holds it decoded */
+    naq_event event;            /* owns its heap fields */
 } naq_event_dlq_entry;
 
 typedef struct {
@@ -306,8 +308,7 @@ naq_status naq_event_dlq_replay(naq_client *c, uint64_t sequence);
 
 /* Replays every entry matching f (limit ignored); *replayed (optional)
  * counts them. Stops at the first failure. */
-naq_status naq_event_dlq_replay_all(naq_client *c, const naq_event_dlq_filter *f,
-                                    size_t *replayed);
+naq_status naq_event_dlq_replay_all(naq_client *c, const naq_event_dlq_filter *f, size_t *replayed);
 
 #ifdef __cplusplus
 }

@@ -42,14 +42,14 @@ extern "C" {
  * match. Strings are borrowed for the call. Initialise with
  * naq_query_init(). */
 typedef struct {
-    naq_event_filter filter;  /* job, type, queue, worker: NULL or "" = any */
-    const char *const *tags;  /* NULL-terminated "key=value" list: each tag must be on the event */
-    double since;             /* event timestamp >= since (seconds since the epoch); 0 = no bound */
-    double until;             /* event timestamp <= until; 0 = no bound */
-    uint64_t from_seq;        /* start at this stream sequence (wins over since for positioning) */
-    uint64_t until_seq;       /* stop after this stream sequence; 0 = the last one when the read began */
-    size_t offset;            /* skip this many matching events (oldest first) */
-    size_t limit;             /* at most this many; 0 = all */
+    naq_event_filter filter; /* job, type, queue, worker: NULL or "" = any */
+    const char *const *tags; /* NULL-terminated "key=value" list: each tag must be on the event */
+    double since;            /* event timestamp >= since (seconds since the epoch); 0 = no bound */
+    double until;            /* event timestamp <= until; 0 = no bound */
+    uint64_t from_seq;       /* start at this stream sequence (wins over since for positioning) */
+    uint64_t until_seq; /* stop after this stream sequence; 0 = the last one when the read began */
+    size_t offset;      /* skip this many matching events (oldest first) */
+    size_t limit;       /* at most this many; 0 = all */
     const volatile int *stop; /* optional: a long read stops (NAQ_OK) when *stop becomes non-zero */
 } naq_query;
 
@@ -75,10 +75,11 @@ naq_status naq_parse_time(const char *text, double now, double *out);
  * without '='); undecodable events are skipped. */
 naq_status naq_events_list(naq_client *c, const naq_query *q, naq_event_list *out, int *more);
 
-/* The number of matching events (offset and limit are ignored): always
- * the number naq_events_list() would return without them. A job filter
- * costs one history read; no filter and no range costs one stream-info
- * request; anything else reads the range. */
+/* The number of matching events (offset and limit are ignored): the
+ * number naq_events_list() would return without them. Two cases cost one
+ * stream-info request: no filter at all, and a job filter alone (these
+ * also count messages that do not decode, which a listing skips);
+ * anything else reads the range like a listing. */
 naq_status naq_events_count(naq_client *c, const naq_query *q, uint64_t *out);
 
 /* A job's events in stored order, skipping `offset` and at most `limit`
@@ -113,11 +114,11 @@ naq_status naq_events_cleanup(naq_client *c, int64_t older_than_ms, uint64_t *de
 
 typedef struct {
     char name[NAQ_NAME_MAX];
-    uint64_t num_pending;  /* stored, not yet delivered to it */
-    int64_t ack_pending;   /* delivered, not yet acknowledged */
-    uint64_t lag;          /* num_pending + ack_pending */
+    uint64_t num_pending; /* stored, not yet delivered to it */
+    int64_t ack_pending;  /* delivered, not yet acknowledged */
+    uint64_t lag;         /* num_pending + ack_pending */
     int64_t redelivered;
-    int64_t waiting;       /* pull requests waiting */
+    int64_t waiting;        /* pull requests waiting */
     uint64_t delivered_seq; /* last stream sequence delivered */
 } naq_consumer_lag;
 
@@ -129,8 +130,8 @@ typedef struct {
     int64_t consumers;            /* all, ephemeral ones (live readers) included */
     naq_consumer_lag *durables;   /* heap: each durable consumer, by name */
     size_t ndurables;
-    uint64_t rollup_cursor;       /* highest sequence folded into the stats rollups */
-    uint64_t rollup_lag;          /* events stored after it (naq/stats.h) */
+    uint64_t rollup_cursor; /* highest sequence folded into the stats rollups */
+    uint64_t rollup_lag;    /* events stored after it (naq/stats.h) */
 } naq_event_store_health;
 
 /* Fills *out (free with naq_event_store_health_free(), also after a
@@ -142,8 +143,8 @@ void naq_event_store_health_free(naq_event_store_health *h);
 
 typedef struct {
     char queue[NAQ_ID_SIZE];
-    uint64_t pending;     /* jobs waiting, all priorities */
-    int64_t in_flight;    /* delivered to a worker, not yet acknowledged */
+    uint64_t pending;  /* jobs waiting, all priorities */
+    int64_t in_flight; /* delivered to a worker, not yet acknowledged */
     uint64_t by_priority[5];
 } naq_queue_depth;
 
@@ -163,13 +164,13 @@ const char *naq_worker_state_name(naq_worker_state s);
 
 typedef struct {
     char worker_id[NAQ_ID_SIZE];
-    char queue[NAQ_ID_SIZE];       /* queue of its latest job event */
+    char queue[NAQ_ID_SIZE]; /* queue of its latest job event */
     naq_worker_state state;
     char current_job[NAQ_ID_SIZE]; /* the newest job in progress, "" when none */
     int running;                   /* jobs in progress */
     uint64_t processed;            /* completed + failed seen */
     uint64_t failed;
-    double first_seen, last_seen;  /* event timestamps */
+    double first_seen, last_seen; /* event timestamps */
     naq_event_type last_type;
 } naq_worker_activity;
 
@@ -187,10 +188,10 @@ typedef enum {
 } naq_replay_timing;
 
 typedef struct {
-    naq_query query;          /* where to start (from_seq, or since), filters, until, limit */
+    naq_query query; /* where to start (from_seq, or since), filters, until, limit */
     naq_replay_timing timing;
-    double speed;             /* > 0: 2 = twice as fast as recorded (default 1) */
-    double max_gap_s;         /* > 0: never sleep longer than this between two events */
+    double speed;     /* > 0: 2 = twice as fast as recorded (default 1) */
+    double max_gap_s; /* > 0: never sleep longer than this between two events */
 } naq_replay_opts;
 
 /* NAQ_REPLAY_FAST, speed 1, no gap cap, naq_query_init'ed. */

@@ -61,10 +61,10 @@ naq_status naq_rollup_lag(naq_client *c, uint64_t *cursor, uint64_t *lag);
 /* ---- stats over the rollups ---- */
 
 typedef struct {
-    int hours;     /* the current hour and the hours-1 before it (default 24, 1..8784) */
-    int by_queue;  /* fill naq_stats.queues */
-    int by_worker; /* fill naq_stats.workers */
-    double now;    /* 0 = the current time (tests set it) */
+    int hours;      /* the current hour and the hours-1 before it (default 24, 1..8784) */
+    int by_queue;   /* fill naq_stats.queues */
+    int by_worker;  /* fill naq_stats.workers */
+    double now;     /* 0 = the current time (tests set it) */
     int top_errors; /* error types kept per group, most frequent first (default 10) */
 } naq_stats_opts;
 
@@ -108,8 +108,8 @@ typedef struct {
     size_t nqueues;
     naq_stats_group *workers; /* heap, by name; with by_worker */
     size_t nworkers;
-    size_t hours_found;      /* hour keys that held a rollup */
-    uint64_t rollup_cursor;  /* see naq_rollup_lag */
+    size_t hours_found;     /* hour keys that held a rollup */
+    uint64_t rollup_cursor; /* see naq_rollup_lag */
     uint64_t rollup_lag;
 } naq_stats;
 
@@ -154,16 +154,16 @@ typedef struct {
 } naq_live_job;
 
 typedef struct {
-    uint64_t total_events;  /* taken in since creation (all queues) */
-    double events_per_s;    /* matching events with a timestamp in the rate window, per second */
+    uint64_t total_events; /* taken in since creation (all queues) */
+    double events_per_s;   /* matching events with a timestamp in the rate window, per second */
     double per_s[NAQ_EVENT_TYPE_COUNT];
     uint64_t latency_n;
-    double p50, p95, p99;   /* duration_ms over the latency window, exact; -1 when none */
+    double p50, p95, p99;         /* duration_ms over the latency window, exact; -1 when none */
     naq_worker_activity *workers; /* by worker id */
     size_t nworkers;
     naq_live_failure *failures; /* newest first, at most 50 */
     size_t nfailures;
-    naq_live_job *jobs;     /* distinct jobs by their latest event, newest first, at most 100 */
+    naq_live_job *jobs; /* distinct jobs by their latest event, newest first, at most 100 */
     size_t njobs;
 } naq_live_snapshot;
 

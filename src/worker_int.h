@@ -1,0 +1,142 @@
+/*
+ * worker_int.h - what the worker's modules share, private to them:
+ *   worker.c       options, handlers, consumers, the keeper, run and stop
+ *   worker_pull.c  finding the next job (the fairness rule)
+ *   worker_job.c   running one job and settling its message
+ *   job_ctx.c      the handler's job context
+ *
+ * Locking: a slot (one per executor) is written by its executor and read
+ * by the keeper and the cancel watch, all under naq_worker.slots_lock. The
+ * slot's state is the one place where "who settles this message" is
+ * decided: the executor settles it unless the keeper handed it back first
+ * (SLOT_HANDED_BACK), and the keeper hands back only a SLOT_RUNNING job.
+ */
+#ifndef NAQ_WORKER_INT_H
+#define NAQ_WORKER_INT_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct json_t;
+
+typedef struct {
+    char name[NAQ_ID_SIZE];
+    naq_handler_fn fn;
+    void *user;
+} naq__handler_entry;
+
+typedef struct {
+    char name[NAQ_ID_SIZE];
+    char consumer[NAQ_PRIORITY_LEVELS][NAQ_ID_SIZE + 16];
+    char next_subject[NAQ_PRIORITY_LEVELS][NAQ_URL_MAX];
+    /* Monotonic ms until which the level counts as empty (a hint). */
+    atomic_int_least64_t empty_until[NAQ_PRIORITY_LEVELS];
+} naq__queue_state;
+
+struct naq_job_ctx {
+    /* Read by the handler (and exec_run) and written by the keeper and the
+     * cancel watch; plain ints because naq__exec_opts.cancel is a
+     * `const volatile int *`, accessed through __atomic builtins. */
+    volatile int cancel;         /* what naq_job_ctx_cancelled() reads */
+    volatile int timed_out;      /* past timeout_ms */
+    volatile int user_cancelled; /* `naq job cancel` while it ran */
+    volatile int handed_back;    /* the worker stopped; the message went back */
+    int failed;
+    char *error_type;       /* heap */
+    char *error_message;    /* heap */
+    struct json_t *details; /* object of the outcome event, or NULL */
+    double cpu_time_ms, memory_mb;
+};
+
+void naq__flag_set(volatile int *f);
+int naq__flag_get(const volatile int *f);
+void naq__job_ctx_init(naq_job_ctx *ctx);
+void naq__job_ctx_clear(naq_job_ctx *ctx);
+
+typedef enum {
+    SLOT_IDLE,
+    SLOT_RUNNING,     /* the handler runs; the keeper may hand it back */
+    SLOT_FINISHING,   /* the executor settles the message */
+    SLOT_HANDED_BACK, /* the keeper nak'ed it; the executor only cleans up */
+} naq__slot_state;
+
+/* What the keeper and the cancel watch know of one executor's job. */
+typedef struct {
+    naq__slot_state state;
+    char reply[NAQ_URL_MAX]; /* the message's ack subject */
+    int64_t deadline_ms;     /* 0 = no timeout */
+    int64_t next_wpi_ms;
+    naq_job_ctx *ctx;
+    const naq_job *job; /* the executor's, valid while state != SLOT_IDLE */
+} naq__slot;
+
+typedef struct {
+    naq_worker *w;
+    int index;
+    pthread_t thread;
+    int next_queue;              /* round-robin start within a level */
+    int idle_queue, idle_level;  /* where to long-poll when idle */
+    natsSubscription *inbox_sub; /* replies to this executor's pulls */
+    char inbox[64];
+} naq__executor;
+
+struct naq_worker {
+    naq_client *client;
+    char id[NAQ_ID_SIZE];
+    int concurrency;
+    int64_t grace_ms;
+    naq__queue_state *queues;
+    int nqueues;
+    naq__handler_entry *handlers;
+    int nhandlers;
+
+    naq__executor *execs;
+    naq__slot *slots;
+    pthread_mutex_t slots_lock;
+
+    naq__registry *registry;  /* while running */
+    atomic_int stop_requests; /* 1 = finish within grace_ms, >= 2 = hand back now */
+    atomic_int running;
+    atomic_int live_executors;
+    atomic_int consumers_lost;
+    atomic_int pull_failing; /* a worker_error was reported, not yet cleared */
+    atomic_int handed_back;
+    atomic_uint_least64_t processed, completed, failed, retried, dead_lettered, cancelled, expired;
+    atomic_int active;
+};
+
+/* worker.c */
+int naq__worker_stopping(naq_worker *w);
+/* Sends an ack body ("+ACK", "+TERM", "-NAK", "-NAK {...}", "+WPI") on a
+ * message's reply subject; 0 on success. A lost ack only means the job
+ * is delivered again. */
+int naq__worker_ack(naq_worker *w, const char *reply, const char *body);
+naq_status naq__worker_ensure_consumers(naq_worker *w);
+const naq__handler_entry *naq__worker_find_handler(const naq_worker *w, const char *name);
+/* An event about job j run by w; its heap fields are left for the caller
+ * to point at borrowed strings (never clear such an event). */
+void naq__worker_job_event(naq_event *e, naq_event_type type, const naq_worker *w,
+                           const naq_job *j);
+/* Reports a worker-level error (worker_error) once until it clears:
+ * a server away makes every pull fail, and one event says so. */
+void naq__worker_error(naq_worker *w, const char *error_type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void naq__worker_error_cleared(naq_worker *w);
+
+/* worker_pull.c */
+/* The next job by the fairness rule (worker_pull.c); NULL when none came
+ * (idle pull expired, error, or stopping). */
+natsMsg *naq__worker_next_job(naq__executor *x);
+void naq__worker_close_inbox(naq__executor *x);
+
+/* worker_job.c */
+void naq__worker_run_message(naq__executor *x, natsMsg *m);
+/* Hands the job of slot i back to the queue (nak without delay), once,
+ * logging why; slots_lock held. 1 when it did. */
+int naq__worker_hand_back(naq_worker *w, int i);
+/* Cancel watch callback: flags the running job job_id. */
+void naq__worker_on_cancel(const char *job_id, void *ud);
+
+#endif

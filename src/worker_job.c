@@ -1,0 +1,492 @@
+/*
+ * worker_job.c - one job through the worker, from its message to the
+ * message's settlement: the job lifecycle as a worker sees it (issue 3).
+ *
+ * Per delivery (attempt = the stream's delivery count):
+ *   dequeued
+ *   -> ttl_expired            (ttl_ms passed since it was queued: not run)
+ *   -> cancelled {queued}     (`naq job cancel` came first: not run)
+ *   -> retry_started          (attempt > 1), worker_assigned, started
+ *   -> completed | failed | timeout + failed | cancelled {running}
+ *   -> failed: retry_scheduled + delayed nak, or the dead-letter stream
+ *      (max_retries_exceeded) when the policy allows no further attempt
+ *   -> result stored, dependents told, unique key released (final
+ *      outcomes only), then the ack; worker_released.
+ *
+ * Invariants, each against a worker killed at any instant:
+ *  - The outcome is logged before the message is settled: a worker that
+ *    dies earlier leaves the message to the ack wait, and the job runs
+ *    again (its history then shows an attempt with no outcome, never an
+ *    outcome that did not happen). "completed" only follows a handler
+ *    that returned success.
+ *  - The result, the dependents and the unique key are written before the
+ *    ack: if one of them fails, the job is not acknowledged but delivered
+ *    again after FOLLOWUP_RETRY_MS (retry_scheduled says why), because a
+ *    lost result or a dependent that never runs is worse than running a
+ *    job twice, which at-least-once delivery allows anyway.
+ *  - A retry is a nak with a delay: the server holds the message and no
+ *    worker thread waits for it.
+ *  - Who settles a message is decided under slots_lock (worker_int.h): the
+ *    executor, or the keeper when it handed the job back at a stop.
+ */
+#include "retry.h"
+#include "worker_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Delay of the redelivery when the result, the dependents or the unique
+ * key could not be written (server away): long enough not to spin. */
+#define FOLLOWUP_RETRY_MS 2000
+#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+
+static double now_ms_precise(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Logs an event of job j; details (may be NULL) is taken. */
+static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
+                    const char *error_type, const char *error_message)
+{
+    naq_event e;
+    naq__worker_job_event(&e, type, w, j);
+    char *d = details ? json_dumps(details, JSON_FLAGS) : NULL;
+    e.details_json = d;
+    e.error_type = (char *)error_type;
+    e.error_message = (char *)error_message;
+    naq_client_log(w->client, &e);
+    free(d);
+    json_decref(details);
+}
+
+/* "-NAK {"delay": <ns>}" (server 2.9.10 reads a Go duration: nanoseconds),
+ * or a plain "-NAK" for no delay. */
+static void nak(naq_worker *w, const char *reply, int64_t delay_ms)
+{
+    char body[64];
+    if (delay_ms > 0)
+        snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)delay_ms * 1000000LL);
+    else
+        snprintf(body, sizeof body, "-NAK");
+    naq__worker_ack(w, reply, body);
+}
+
+/* ---- slots ---- */
+
+static naq__slot *slot_begin(naq__executor *x, natsMsg *m, const naq_job *j, naq_job_ctx *ctx)
+{
+    naq_worker *w = x->w;
+    int64_t now = naq__mono_ms();
+    int64_t ack_wait = w->client->cfg.ack_wait_ms > 0 ? w->client->cfg.ack_wait_ms : 30000;
+    naq__slot *sl = &w->slots[x->index];
+    pthread_mutex_lock(&w->slots_lock);
+    snprintf(sl->reply, sizeof sl->reply, "%s", natsMsg_GetReply(m) ? natsMsg_GetReply(m) : "");
+    sl->deadline_ms = j->timeout_ms > 0 ? now + j->timeout_ms : 0;
+    sl->next_wpi_ms = now + (ack_wait / 3 > 0 ? ack_wait / 3 : 1);
+    sl->ctx = ctx;
+    sl->job = j;
+    sl->state = SLOT_RUNNING;
+    pthread_mutex_unlock(&w->slots_lock);
+    atomic_fetch_add(&w->active, 1);
+    return sl;
+}
+
+/* The executor claims the settlement: 0 when the keeper handed the job
+ * back first. */
+static int slot_claim(naq_worker *w, naq__slot *sl)
+{
+    pthread_mutex_lock(&w->slots_lock);
+    int mine = sl->state == SLOT_RUNNING;
+    if (mine)
+        sl->state = SLOT_FINISHING;
+    pthread_mutex_unlock(&w->slots_lock);
+    return mine;
+}
+
+static void slot_end(naq_worker *w, naq__slot *sl)
+{
+    pthread_mutex_lock(&w->slots_lock);
+    sl->state = SLOT_IDLE;
+    sl->ctx = NULL;
+    sl->job = NULL;
+    sl->reply[0] = '\0';
+    pthread_mutex_unlock(&w->slots_lock);
+    atomic_fetch_sub(&w->active, 1);
+}
+
+int naq__worker_hand_back(naq_worker *w, int i)
+{
+    naq__slot *sl = &w->slots[i];
+    if (sl->state != SLOT_RUNNING)
+        return 0;
+    const naq_job *j = sl->job;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "worker %s stopped before the job finished; handed back to the queue to run again",
+             w->id);
+    /* Logged before the nak, like every outcome. Should the nak be lost,
+     * the ack wait delivers the job again all the same. */
+    naq__registry_job_finished(w->registry, j->id, j->queue, -1);
+    log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
+            json_pack("{s:i, s:i, s:s}", "delay_ms", 0, "next_attempt", j->attempt + 1, "reason",
+                      "worker_stopped"),
+            "WorkerStopped", msg);
+    nak(w, sl->reply, 0);
+    sl->state = SLOT_HANDED_BACK;
+    naq__flag_set(&sl->ctx->handed_back);
+    naq__flag_set(&sl->ctx->cancel);
+    atomic_fetch_add(&w->handed_back, 1);
+    return 1;
+}
+
+void naq__worker_on_cancel(const char *job_id, void *ud)
+{
+    naq_worker *w = ud;
+    pthread_mutex_lock(&w->slots_lock);
+    for (int i = 0; i < w->concurrency; i++) {
+        naq__slot *sl = &w->slots[i];
+        if (sl->state == SLOT_RUNNING && strcmp(sl->job->id, job_id) == 0) {
+            naq__flag_set(&sl->ctx->user_cancelled);
+            naq__flag_set(&sl->ctx->cancel);
+        }
+    }
+    pthread_mutex_unlock(&w->slots_lock);
+}
+
+/* ---- final outcomes ---- */
+
+/* The result record (internal.h, results.c) of a final outcome. Heap, or
+ * NULL when memory ran out. */
+static char *result_json(const naq_job *j, const char *status, const naq_job_ctx *ctx,
+                         const char *error_type, const char *error_message)
+{
+    json_t *o = json_pack("{s:s, s:i, s:f}", "status", status, "attempt", j->attempt, "finished_at",
+                          naq__now());
+    if (o == NULL)
+        return NULL;
+    static const char *const copied[] = {"result", "exit_status", "signal", "stdout_tail",
+                                         "stderr_tail"};
+    for (size_t i = 0; ctx != NULL && ctx->details != NULL && i < sizeof copied / sizeof *copied;
+         i++) {
+        json_t *v = json_object_get(ctx->details, copied[i]);
+        if (v != NULL)
+            json_object_set(o, copied[i], v);
+    }
+    if (error_type != NULL) {
+        json_object_set_new(o, "error_type", json_string(error_type));
+        json_object_set_new(o, "error_message", json_string(error_message ? error_message : ""));
+    }
+    char *s = json_dumps(o, JSON_FLAGS);
+    json_decref(o);
+    return s;
+}
+
+/* Stores the result, tells the dependents, releases the unique key; stops
+ * at the first failure (a later delivery does it all again). 1 when all
+ * went through. */
+static int finish(naq_worker *w, const naq_job *j, const char *status, const naq_job_ctx *ctx,
+                  const char *error_type, const char *error_message, int succeeded)
+{
+    naq_client *c = w->client;
+    char *result = result_json(j, status, ctx, error_type, error_message);
+    naq_status s = result ? naq__result_store(c, j, result)
+                          : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building a result");
+    free(result);
+    if (s == NAQ_OK)
+        s = naq__deps_on_finished(c, j->id, succeeded);
+    if (s != NAQ_OK) {
+        naq__worker_error(w, "FinishFailed", "job %s: %s; it will be delivered again", j->id,
+                          naq_last_error());
+        return 0;
+    }
+    naq__unique_release(c, j);
+    return 1;
+}
+
+/* Settles a final outcome: finish(), then `body` (+ACK or +TERM), or a
+ * delayed redelivery saying why when finish() failed. */
+static void settle_final(naq_worker *w, const char *reply, const naq_job *j, const char *status,
+                         const naq_job_ctx *ctx, const char *error_type, const char *error_message,
+                         int succeeded, const char *body)
+{
+    if (finish(w, j, status, ctx, error_type, error_message, succeeded)) {
+        naq__worker_ack(w, reply, body);
+        return;
+    }
+    char why[600];
+    snprintf(why, sizeof why, "the outcome could not be recorded (%s); the job will run again",
+             naq_last_error());
+    log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
+            json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
+                      j->attempt + 1, "reason", "finish_failed"),
+            "FinishFailed", why);
+    nak(w, reply, FOLLOWUP_RETRY_MS);
+}
+
+/* ---- not run ---- */
+
+/* A message that is not a job: Term it (it can never succeed) and record
+ * why, against the job when an id could be read. */
+static void reject_malformed(naq_worker *w, natsMsg *m, naq_job *j, const char *why)
+{
+    if (j->id[0] != '\0')
+        log_job(w, NAQ_EVENT_FAILED, j, NULL, "MalformedJob", why);
+    else
+        fprintf(stderr, "naq worker %s: dropped a message on %s that is not a job: %s\n", w->id,
+                natsMsg_GetSubject(m), why);
+    naq__worker_ack(w, natsMsg_GetReply(m), "+TERM");
+    atomic_fetch_add(&w->failed, 1);
+    atomic_fetch_add(&w->processed, 1);
+}
+
+/* 1 when the job waited in its queue longer than its TTL. queued_at is
+ * when the server stored the message (so a delayed job or a dependent
+ * counts from its release), falling back to enqueued_at. */
+static int ttl_expired(const naq_job *j, double queued_at, double *waited_ms)
+{
+    if (j->ttl_ms <= 0)
+        return 0;
+    if (queued_at <= 0)
+        queued_at = j->enqueued_at;
+    *waited_ms = (naq__now() - queued_at) * 1000.0;
+    return queued_at > 0 && *waited_ms > (double)j->ttl_ms;
+}
+
+static void expire(naq_worker *w, natsMsg *m, const naq_job *j, double waited_ms)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "not started within its TTL of %lld ms (queued %.0f ms ago)",
+             (long long)j->ttl_ms, waited_ms);
+    log_job(w, NAQ_EVENT_TTL_EXPIRED, j,
+            json_pack("{s:I, s:f}", "ttl_ms", (json_int_t)j->ttl_ms, "waited_ms", waited_ms),
+            "TtlExpired", msg);
+    atomic_fetch_add(&w->expired, 1);
+    atomic_fetch_add(&w->processed, 1);
+    settle_final(w, natsMsg_GetReply(m), j, "failed", NULL, "TtlExpired", msg, 0, "+TERM");
+}
+
+static void cancel_queued(naq_worker *w, natsMsg *m, const naq_job *j)
+{
+    const char *msg = "cancelled before it started";
+    log_job(w, NAQ_EVENT_CANCELLED, j, json_pack("{s:s}", "while", "queued"), NULL, NULL);
+    atomic_fetch_add(&w->cancelled, 1);
+    atomic_fetch_add(&w->processed, 1);
+    settle_final(w, natsMsg_GetReply(m), j, "cancelled", NULL, "Cancelled", msg, 0, "+TERM");
+}
+
+/* ---- run ---- */
+
+static void unknown_function(naq_worker *w, naq_job_ctx *ctx, const naq_job *j)
+{
+    char known[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < w->nhandlers && used < sizeof known; i++) {
+        int n =
+            snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", w->handlers[i].name);
+        if (n > 0)
+            used += (size_t)n;
+    }
+    naq_job_ctx_fail(ctx, "UnknownFunction",
+                     "worker %s has no handler for function '%s' (it has: %s); register one with "
+                     "naq_worker_register(worker, \"%s\", handler, user) before naq_worker_run, "
+                     "or enqueue to a queue whose workers have it",
+                     w->id, j->function, known, j->function);
+}
+
+/* The outcome event of a run (completed, failed or cancelled) with the
+ * run's measurements; details from ctx plus `extra` (taken). */
+static void log_outcome(naq_worker *w, naq_event_type type, const naq_job *j,
+                        const naq_job_ctx *ctx, double duration, json_t *extra)
+{
+    naq_event e;
+    naq__worker_job_event(&e, type, w, j);
+    e.duration_ms = duration;
+    e.cpu_time_ms = ctx->cpu_time_ms;
+    e.memory_mb = ctx->memory_mb;
+    if (type != NAQ_EVENT_COMPLETED) {
+        e.error_type = ctx->error_type;
+        e.error_message = ctx->error_message;
+    }
+    json_t *d = ctx->details ? json_deep_copy(ctx->details) : NULL;
+    if (extra != NULL) {
+        if (d == NULL)
+            d = json_object();
+        json_object_update(d, extra);
+        json_decref(extra);
+    }
+    char *details = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    json_decref(d);
+    e.details_json = details;
+    naq_client_log(w->client, &e);
+    free(details);
+}
+
+/* A failed run: retry with a delay when the policy allows, else the
+ * dead-letter stream and the final settlement. */
+static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const naq_job *j,
+                           const naq_job_ctx *ctx)
+{
+    atomic_fetch_add(&w->failed, 1);
+    if (j->attempt <= j->max_retries && naq__retry_allowed(&j->retry, ctx->error_type)) {
+        int64_t delay = naq__retry_delay_random_ms(&j->retry, j->attempt);
+        log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
+                json_pack("{s:I, s:i, s:s}", "delay_ms", (json_int_t)delay, "next_attempt",
+                          j->attempt + 1, "reason", "failed"),
+                ctx->error_type, ctx->error_message);
+        nak(w, reply, delay);
+        atomic_fetch_add(&w->retried, 1);
+        return;
+    }
+    naq_status s = naq__dlq_put(w->client, j, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                                ctx->error_type, ctx->error_message, j->attempt);
+    if (s != NAQ_OK) {
+        char why[600];
+        snprintf(why, sizeof why,
+                 "the job could not be dead-lettered (%s); it will be delivered again",
+                 naq_last_error());
+        naq__worker_error(w, "DeadLetterFailed", "job %s: %s", j->id, why);
+        log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
+                json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
+                          j->attempt + 1, "reason", "dead_letter_failed"),
+                "DeadLetterFailed", why);
+        nak(w, reply, FOLLOWUP_RETRY_MS);
+        return;
+    }
+    atomic_fetch_add(&w->dead_lettered, 1);
+    settle_final(w, reply, j, "failed", ctx, ctx->error_type, ctx->error_message, 0, "+ACK");
+}
+
+void naq__worker_run_message(naq__executor *x, natsMsg *m)
+{
+    naq_worker *w = x->w;
+    naq_job j;
+    naq_status s = naq_job_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j);
+    jsMsgMetaData *meta = NULL;
+    double stored_at = 0; /* when the server stored the job, by its clock */
+    j.attempt = 1;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        j.attempt = (int)meta->NumDelivered;
+        stored_at = (double)meta->Timestamp / 1e9;
+        jsMsgMetaData_Destroy(meta);
+    }
+    if (s != NAQ_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", naq_last_error());
+        reject_malformed(w, m, &j, why);
+        naq_job_clear(&j);
+        return;
+    }
+
+    naq_event e;
+    /* The enqueuer logs "enqueued" after the server stored the job, so it
+     * may still be on its way; log the same event (same event id) first,
+     * and the server keeps whichever copy comes first. Only while the
+     * event stream's duplicate window surely covers both copies (half of
+     * it: room for clock skew); an older job's event is stored already. */
+    if (j.attempt == 1 && naq__now() - stored_at < w->client->cfg.event_dup_window_s / 2.0 &&
+        naq__enqueued_event(&j, &e) == NAQ_OK) {
+        naq_client_log(w->client, &e);
+        naq_event_clear(&e);
+    }
+    log_job(w, NAQ_EVENT_DEQUEUED, &j, NULL, NULL, NULL);
+
+    double waited_ms = 0;
+    if (ttl_expired(&j, stored_at, &waited_ms)) {
+        expire(w, m, &j, waited_ms);
+        naq_job_clear(&j);
+        return;
+    }
+
+    naq_job_ctx ctx;
+    naq__job_ctx_init(&ctx);
+    /* In the slot before the check: a cancel that comes after the check is
+     * seen by the watch (naq__worker_on_cancel), one before it here. */
+    naq__slot *sl = slot_begin(x, m, &j, &ctx);
+    if (naq__cancel_requested(w->client, j.id)) {
+        if (slot_claim(w, sl))
+            cancel_queued(w, m, &j);
+        slot_end(w, sl);
+        naq_job_clear(&j);
+        return;
+    }
+
+    const naq__handler_entry *h = naq__worker_find_handler(w, j.function);
+    if (j.attempt > 1)
+        log_job(w, NAQ_EVENT_RETRY_STARTED, &j, NULL, NULL, NULL);
+    naq__registry_job_started(w->registry, j.id, j.queue);
+    double t0 = now_ms_precise(CLOCK_MONOTONIC);
+    double cpu0 = now_ms_precise(CLOCK_THREAD_CPUTIME_ID);
+    if (naq__flag_get(&ctx.handed_back)) {
+        /* Handed back (a stop) before it began: not run. */
+    } else if (h == NULL) {
+        unknown_function(w, &ctx, &j);
+    } else {
+        log_job(w, NAQ_EVENT_STARTED, &j, NULL, NULL, NULL);
+        naq__clear_error();
+        naq_status rc = h->fn(&ctx, &j, h->user);
+        if (rc != NAQ_OK && !ctx.failed) {
+            const char *why = naq_last_error();
+            naq_job_ctx_fail(&ctx, "HandlerError", "handler '%s' returned %s%s%s", j.function,
+                             naq_status_str(rc), why[0] ? ": " : "", why);
+        }
+    }
+    double duration = now_ms_precise(CLOCK_MONOTONIC) - t0;
+    if (h != NULL && ctx.cpu_time_ms == NAQ_UNSET)
+        ctx.cpu_time_ms = now_ms_precise(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+
+    /* worker_released (the registry) goes before the outcome, so that a
+     * finished job's last event is its outcome (a job's state is its last
+     * event, ARCHITECTURE.md). */
+    if (!slot_claim(w, sl)) {
+        /* Handed back by the keeper, which logged why and released it: the
+         * next delivery owns the outcome, whatever the handler did. */
+    } else if (naq__flag_get(&ctx.user_cancelled) && ctx.failed) {
+        /* Cancelled while it ran (a handler that finished its work anyway
+         * is recorded as completed, below). Not a failure: no retry. */
+        naq__registry_job_finished(w->registry, j.id, j.queue, 0);
+        log_outcome(w, NAQ_EVENT_CANCELLED, &j, &ctx, duration,
+                    json_pack("{s:s}", "while", "running"));
+        atomic_fetch_add(&w->cancelled, 1);
+        settle_final(w, natsMsg_GetReply(m), &j, "cancelled", &ctx, "Cancelled",
+                     "cancelled while it ran", 0, "+ACK");
+    } else if (j.timeout_ms > 0 &&
+               (naq__flag_get(&ctx.timed_out) || duration > (double)j.timeout_ms)) {
+        /* However the handler returned: it ran past its limit. */
+        if (!(ctx.failed && ctx.error_type && strcmp(ctx.error_type, "Timeout") == 0))
+            naq_job_ctx_fail(&ctx, "Timeout",
+                             "job ran for %.0f ms, longer than its timeout of %lld ms", duration,
+                             (long long)j.timeout_ms);
+        naq__registry_job_finished(w->registry, j.id, j.queue, 0);
+        naq_event te;
+        naq__worker_job_event(&te, NAQ_EVENT_TIMEOUT, w, &j);
+        te.duration_ms = duration;
+        te.error_type = ctx.error_type;
+        te.error_message = ctx.error_message;
+        char d[64];
+        snprintf(d, sizeof d, "{\"timeout_ms\":%lld}", (long long)j.timeout_ms);
+        te.details_json = d;
+        naq_client_log(w->client, &te);
+        log_outcome(w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL);
+        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx);
+    } else if (ctx.failed) {
+        naq__registry_job_finished(w->registry, j.id, j.queue, 0);
+        log_outcome(w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL);
+        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx);
+    } else {
+        naq__registry_job_finished(w->registry, j.id, j.queue, 1);
+        log_outcome(w, NAQ_EVENT_COMPLETED, &j, &ctx, duration, NULL);
+        atomic_fetch_add(&w->completed, 1);
+        settle_final(w, natsMsg_GetReply(m), &j, "completed", &ctx, NULL, NULL, 1, "+ACK");
+    }
+    if (!naq__flag_get(&ctx.handed_back))
+        atomic_fetch_add(&w->processed, 1); /* settled here */
+    slot_end(w, sl);
+    naq__job_ctx_clear(&ctx);
+    naq_job_clear(&j);
+}

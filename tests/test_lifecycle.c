@@ -1,0 +1,825 @@
+/*
+ * test_lifecycle.c - a job's life in a worker (issue 3, and the graceful
+ * stop of issue 4): the backoff computation as tables, then against a real
+ * nats-server retries and their delays, retry_on / skip_on, dead letters,
+ * results, timeouts, TTL, cancellation, and stopping with a grace period.
+ *
+ * What a history looks like, as these tests define it (registry events
+ * worker_assigned / worker_released left out; attempt in parentheses):
+ *   enqueued(0) dequeued(1) started(1) failed(1) retry_scheduled(1)
+ *   dequeued(2) retry_started(2) started(2) ... completed(N)
+ * retry_scheduled carries the attempt that failed and details
+ * {"delay_ms", "next_attempt", "reason"}.
+ */
+#include "worker_support.h"
+
+#include "naq/dlq.h"
+#include "naq/query.h"
+#include "naq/results.h"
+#include "retry.h"
+
+#include <math.h>
+
+/* ---- backoff tables (no server) ---- */
+
+typedef struct {
+    int attempt;
+    double u; /* the random draw, -1..1 */
+    int64_t want_ms;
+} delay_case;
+
+static void check_delays(const naq_retry_policy *p, const delay_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t got = naq__retry_delay_ms(p, cases[i].attempt, cases[i].u);
+        if (got != cases[i].want_ms)
+            fail_msg("kind %d, attempt %d, u %.2f: delay %lld ms, wanted %lld ms", (int)p->kind,
+                     cases[i].attempt, cases[i].u, (long long)got, (long long)cases[i].want_ms);
+    }
+}
+
+static naq_retry_policy policy(naq_backoff_kind kind, int64_t delay_ms, int64_t max_delay_ms,
+                               double jitter)
+{
+    naq_retry_policy p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.delay_ms = delay_ms;
+    p.max_delay_ms = max_delay_ms;
+    p.jitter = jitter;
+    return p;
+}
+
+static void backoff_fixed_waits_the_same_delay_every_time(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_FIXED, 1500, 1000, 0);
+    /* The cap is for computed delays: a fixed delay is the user's number. */
+    delay_case cases[] = {{1, 0, 1500}, {2, 0, 1500}, {50, 0, 1500}, {1000000, 0, 1500}};
+    check_delays(&p, cases, sizeof cases / sizeof *cases);
+    p.delay_ms = 0;
+    delay_case zero[] = {{1, 0, 0}, {7, 1, 0}};
+    check_delays(&p, zero, sizeof zero / sizeof *zero);
+}
+
+static void backoff_linear_grows_by_the_delay_and_stops_at_the_cap(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_LINEAR, 200, 1000, 0);
+    delay_case cases[] = {{1, 0, 200}, {2, 0, 400}, {5, 0, 1000}, {6, 0, 1000}, {1000000, 0, 1000}};
+    check_delays(&p, cases, sizeof cases / sizeof *cases);
+    p.max_delay_ms = 0; /* no cap */
+    delay_case uncapped[] = {{10, 0, 2000}, {1000, 0, 200000}};
+    check_delays(&p, uncapped, sizeof uncapped / sizeof *uncapped);
+}
+
+static void backoff_exponential_doubles_up_to_the_cap_without_overflow(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_EXPONENTIAL, 1000, 300000, 0);
+    delay_case cases[] = {{1, 0, 1000},      {2, 0, 2000},        {3, 0, 4000},
+                          {9, 0, 256000},    {10, 0, 300000},     {64, 0, 300000},
+                          {1000, 0, 300000}, {1000000, 0, 300000}};
+    check_delays(&p, cases, sizeof cases / sizeof *cases);
+    /* Without a cap it saturates at the longest delay naq gives a retry. */
+    p.max_delay_ms = 0;
+    delay_case uncapped[] = {
+        {11, 0, 1024000}, {100, 0, NAQ__RETRY_MAX_DELAY_MS}, {1000000, 0, NAQ__RETRY_MAX_DELAY_MS}};
+    check_delays(&p, uncapped, sizeof uncapped / sizeof *uncapped);
+    /* Attempt numbers below 1 are treated as 1. */
+    p.max_delay_ms = 300000;
+    delay_case low[] = {{0, 0, 1000}, {-5, 0, 1000}};
+    check_delays(&p, low, sizeof low / sizeof *low);
+}
+
+static void backoff_jitter_stays_within_its_bounds_and_under_the_cap(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_EXPONENTIAL, 1000, 10000, 0.5);
+    delay_case cases[] = {{1, -1, 500},
+                          {1, 0, 1000},
+                          {1, 1, 1500},
+                          {2, 0.5, 2500},
+                          /* at the cap, jitter can only shorten */
+                          {4, 1, 10000},
+                          {4, -1, 4000},
+                          {20, 1, 10000},
+                          {20, -1, 5000}};
+    check_delays(&p, cases, sizeof cases / sizeof *cases);
+    /* Jitter beyond 0..1 is clamped, u outside -1..1 too. */
+    p.jitter = 7;
+    delay_case wild[] = {{1, -1, 0}, {1, 1, 2000}, {1, 9, 2000}};
+    check_delays(&p, wild, sizeof wild / sizeof *wild);
+
+    /* Random draws: always within [d(1-j), d(1+j)], and not all the same. */
+    p.jitter = 0.25;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int i = 0; i < 2000; i++) {
+        int64_t d = naq__retry_delay_random_ms(&p, 2);
+        if (d < 1500 || d > 2500)
+            fail_msg("random delay %lld ms outside [1500, 2500]", (long long)d);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+    }
+    if (hi - lo < 500)
+        fail_msg("2000 jittered delays spread only over [%lld, %lld] ms", (long long)lo,
+                 (long long)hi);
+}
+
+static void backoff_list_uses_each_delay_then_repeats_the_last(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_LIST, 0, 1000, 0);
+    p.delays_ms[0] = 100;
+    p.delays_ms[1] = 5000; /* not capped: the user's own number */
+    p.delays_ms[2] = 250;
+    p.n_delays = 3;
+    delay_case cases[] = {{1, 0, 100}, {2, 0, 5000}, {3, 0, 250}, {4, 0, 250}, {1000, 0, 250}};
+    check_delays(&p, cases, sizeof cases / sizeof *cases);
+    p.n_delays = 0; /* an empty list retries at once */
+    delay_case empty[] = {{1, 0, 0}, {3, 0, 0}};
+    check_delays(&p, empty, sizeof empty / sizeof *empty);
+}
+
+static void retry_on_and_skip_on_pick_the_error_types_that_are_retried(void **state)
+{
+    (void)state;
+    naq_retry_policy p = policy(NAQ_BACKOFF_FIXED, 0, 0, 0);
+    assert_true(naq__retry_allowed(&p, "ValueError")); /* no lists: everything */
+    assert_true(naq__retry_allowed(&p, NULL));
+    p.retry_on = "";
+    assert_true(naq__retry_allowed(&p, "ValueError"));
+    p.retry_on = "Timeout, IOError";
+    assert_true(naq__retry_allowed(&p, "Timeout"));
+    assert_true(naq__retry_allowed(&p, "IOError"));
+    assert_false(naq__retry_allowed(&p, "ValueError"));
+    assert_false(naq__retry_allowed(&p, "IO"));      /* whole names only */
+    assert_false(naq__retry_allowed(&p, "timeout")); /* case-sensitive */
+    p.retry_on = NULL;
+    p.skip_on = "ValueError,InvalidArgs";
+    assert_false(naq__retry_allowed(&p, "ValueError"));
+    assert_false(naq__retry_allowed(&p, "InvalidArgs"));
+    assert_true(naq__retry_allowed(&p, "Timeout"));
+    p.retry_on = "ValueError,Timeout"; /* skip_on wins */
+    assert_false(naq__retry_allowed(&p, "ValueError"));
+    assert_true(naq__retry_allowed(&p, "Timeout"));
+    p.retry_on = "Error";
+    p.skip_on = NULL;
+    assert_true(naq__retry_allowed(&p, "")); /* no type reads as "Error" */
+}
+
+/* ---- handlers ---- */
+
+static atomic_int calls;
+static atomic_int saw_cancel;
+
+static void reset_counters(void)
+{
+    atomic_store(&calls, 0);
+    atomic_store(&saw_cancel, 0);
+}
+
+static json_t *args_of(const naq_job *job)
+{
+    json_t *a = json_loads(job->args_json, JSON_DECODE_ANY, NULL);
+    assert_non_null(a);
+    return a;
+}
+
+/* args [n, "Type"]: attempts 1..n fail with error type Type, later ones
+ * succeed with result {"attempt": N}. */
+static naq_status flaky_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&calls, 1);
+    json_t *a = args_of(job);
+    int fails = (int)json_integer_value(json_array_get(a, 0));
+    const char *type = json_string_value(json_array_get(a, 1));
+    naq_status s = NAQ_OK;
+    if (job->attempt <= fails) {
+        naq_job_ctx_fail(ctx, type ? type : "ValueError", "attempt %d fails", job->attempt);
+        s = NAQ_ERR_HANDLER;
+    } else {
+        char result[64];
+        snprintf(result, sizeof result, "{\"attempt\": %d}", job->attempt);
+        s = naq_job_ctx_set_result(ctx, result);
+    }
+    json_decref(a);
+    return s;
+}
+
+/* args [ms]: sleeps, stopping (failed) when cancelled. */
+static naq_status sleep_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&calls, 1);
+    json_t *a = args_of(job);
+    int64_t end = mono_ms() + json_integer_value(json_array_get(a, 0));
+    json_decref(a);
+    while (mono_ms() < end) {
+        if (naq_job_ctx_cancelled(ctx)) {
+            atomic_fetch_add(&saw_cancel, 1);
+            naq_job_ctx_fail(ctx, "Cancelled", "stopped early");
+            return NAQ_ERR_HANDLER;
+        }
+        sleep_ms(10);
+    }
+    return NAQ_OK;
+}
+
+/* args [ms]: sleeps, ignoring cancellation (the hard limit of C handlers). */
+static naq_status stubborn_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
+{
+    (void)ctx;
+    (void)user;
+    atomic_fetch_add(&calls, 1);
+    json_t *a = args_of(job);
+    sleep_ms((int)json_integer_value(json_array_get(a, 0)));
+    json_decref(a);
+    return NAQ_OK;
+}
+
+static naq_status count_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
+{
+    (void)ctx;
+    (void)job;
+    (void)user;
+    atomic_fetch_add(&calls, 1);
+    return NAQ_OK;
+}
+
+static naq_worker *make_worker_opts(naq_client *c, const char *queue, int concurrency,
+                                    int64_t grace_ms)
+{
+    const char *queues[] = {queue, NULL};
+    naq_worker_opts wo;
+    naq_worker_opts_init(&wo);
+    wo.queues = queues;
+    wo.concurrency = concurrency;
+    wo.grace_ms = grace_ms;
+    naq_worker *w = NULL;
+    if (naq_worker_create(c, &wo, &w) != NAQ_OK)
+        fail_msg("worker: %s", naq_last_error());
+    assert_int_equal(naq_worker_register(w, "flaky", flaky_handler, NULL), NAQ_OK);
+    assert_int_equal(naq_worker_register(w, "sleep", sleep_handler, NULL), NAQ_OK);
+    assert_int_equal(naq_worker_register(w, "stubborn", stubborn_handler, NULL), NAQ_OK);
+    assert_int_equal(naq_worker_register(w, "count", count_handler, NULL), NAQ_OK);
+    return w;
+}
+
+static naq_worker *make_worker(naq_client *c, const char *queue)
+{
+    return make_worker_opts(c, queue, 1, 30000);
+}
+
+/* Options for a job on `queue` running `function` with `args`, retried
+ * max_retries times after a fixed delay. */
+static naq_job_opts job(const char *queue, const char *function, const char *args, int max_retries,
+                        int64_t delay_ms)
+{
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = queue;
+    o.function = function;
+    o.args_json = args;
+    o.max_retries = max_retries;
+    o.retry.kind = NAQ_BACKOFF_FIXED;
+    o.retry.delay_ms = delay_ms;
+    o.retry.jitter = 0;
+    return o;
+}
+
+static void enqueue_opts(naq_client *c, const naq_job_opts *o, char id[NAQ_ID_SIZE])
+{
+    if (naq_enqueue(c, o, id) != NAQ_OK)
+        fail_msg("enqueue: %s", naq_last_error());
+}
+
+/* Asserts the job's history (bookkeeping left out) is exactly `types`
+ * with `attempts`. */
+static void expect_history(naq_client *c, const char *id, const naq_event_type *types,
+                           const int *attempts, size_t n)
+{
+    naq_event_list l = history(c, id);
+    int ok = l.count == n;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = l.items[i].type == types[i] && l.items[i].attempt == attempts[i];
+    naq_event_list_free(&l);
+    if (!ok)
+        fail_with_history(c, id, "history differs from the expected one");
+}
+
+static int count_type(naq_client *c, const char *id, naq_event_type t)
+{
+    naq_event_list l = history(c, id);
+    int n = 0;
+    for (size_t i = 0; i < l.count; i++)
+        n += l.items[i].type == t;
+    naq_event_list_free(&l);
+    return n;
+}
+
+/* The result record of a finished job (waits for it). */
+static json_t *result_of(naq_client *c, const char *id)
+{
+    char *text = NULL;
+    if (naq_job_result(c, id, 10000, &text) != NAQ_OK)
+        fail_msg("result of %s: %s", id, naq_last_error());
+    json_t *r = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(r);
+    return r;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "(none)";
+}
+
+/* ---- retries ---- */
+
+static void job_failing_twice_then_succeeding_records_every_attempt_in_order(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running r;
+    start(fx, &r, make_worker(fx->c, "retry"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("retry", "flaky", "[2, \"ValueError\"]", 2, 100);
+    enqueue_opts(fx->c, &o, id);
+    naq_event done = outcome(fx->c, id, NAQ_EVENT_COMPLETED);
+    assert_int_equal(done.attempt, 3);
+    naq_event_clear(&done);
+
+    naq_event_type types[] = {
+        NAQ_EVENT_ENQUEUED,        NAQ_EVENT_DEQUEUED,        NAQ_EVENT_STARTED,
+        NAQ_EVENT_FAILED,          NAQ_EVENT_RETRY_SCHEDULED, NAQ_EVENT_DEQUEUED,
+        NAQ_EVENT_RETRY_STARTED,   NAQ_EVENT_STARTED,         NAQ_EVENT_FAILED,
+        NAQ_EVENT_RETRY_SCHEDULED, NAQ_EVENT_DEQUEUED,        NAQ_EVENT_RETRY_STARTED,
+        NAQ_EVENT_STARTED,         NAQ_EVENT_COMPLETED};
+    int attempts[] = {0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3};
+    expect_history(fx->c, id, types, attempts, sizeof types / sizeof *types);
+
+    naq_event_list l = history(fx->c, id);
+    for (size_t i = 0; i < l.count; i++) {
+        const naq_event *e = &l.items[i];
+        if (e->type == NAQ_EVENT_FAILED)
+            assert_string_equal(e->error_type, "ValueError");
+        if (e->type != NAQ_EVENT_RETRY_SCHEDULED)
+            continue;
+        json_t *d = details(e);
+        assert_int_equal(json_integer_value(json_object_get(d, "delay_ms")), 100);
+        assert_int_equal(json_integer_value(json_object_get(d, "next_attempt")), e->attempt + 1);
+        assert_string_equal(str(d, "reason"), "failed");
+        assert_string_equal(e->error_type, "ValueError");
+        json_decref(d);
+    }
+    naq_event_list_free(&l);
+
+    json_t *res = result_of(fx->c, id);
+    assert_string_equal(str(res, "status"), "completed");
+    assert_int_equal(json_integer_value(json_object_get(res, "attempt")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "result"), "attempt")),
+                     3);
+    json_decref(res);
+    naq_worker_stats st;
+    naq_worker_get_stats(r.w, &st);
+    assert_int_equal(st.failed, 2);
+    assert_int_equal(st.retried, 2);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(st.dead_lettered, 0);
+    assert_int_equal(atomic_load(&calls), 3);
+    stop(&r);
+}
+
+static void retry_waits_out_its_delay_on_the_server_with_no_worker_thread_busy(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running r;
+    start(fx, &r, make_worker(fx->c, "later"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("later", "flaky", "[1]", 1, 1500);
+    enqueue_opts(fx->c, &o, id);
+    wait_event(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED, 10000);
+    /* While the server holds the message, the worker holds nothing. */
+    for (int i = 0; i < 20; i++) {
+        naq_worker_stats st;
+        naq_worker_get_stats(r.w, &st);
+        if (atomic_load(&calls) != 1)
+            break; /* the retry came: checked below */
+        assert_int_equal(st.active, 0);
+        sleep_ms(25);
+    }
+    naq_event done = outcome(fx->c, id, NAQ_EVENT_COMPLETED);
+    naq_event_clear(&done);
+    naq_event scheduled = outcome(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED);
+    naq_event_list l = history(fx->c, id);
+    double retried_at = 0;
+    for (size_t i = 0; i < l.count; i++)
+        if (l.items[i].type == NAQ_EVENT_RETRY_STARTED)
+            retried_at = l.items[i].timestamp;
+    naq_event_list_free(&l);
+    /* The retry did not start before its delay (same process, same clock;
+     * 10 ms for the server's timer granularity). */
+    double waited_ms = (retried_at - scheduled.timestamp) * 1000.0;
+    if (waited_ms < 1490)
+        fail_msg("the retry started %.0f ms after it was scheduled with a 1500 ms delay",
+                 waited_ms);
+    naq_event_clear(&scheduled);
+    assert_int_equal(atomic_load(&calls), 2);
+    stop(&r);
+}
+
+static void skip_on_and_retry_on_decide_which_failures_are_retried(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running r;
+    start(fx, &r, make_worker(fx->c, "pick"));
+    char skipped[NAQ_ID_SIZE], not_listed[NAQ_ID_SIZE], listed[NAQ_ID_SIZE];
+    naq_job_opts o = job("pick", "flaky", "[5, \"ValueError\"]", 2, 0);
+    o.retry.skip_on = "ValueError";
+    enqueue_opts(fx->c, &o, skipped);
+    o.retry.skip_on = NULL;
+    o.retry.retry_on = "Timeout,IOError";
+    enqueue_opts(fx->c, &o, not_listed);
+    o.retry.retry_on = "IOError, ValueError";
+    enqueue_opts(fx->c, &o, listed);
+    const char *ids[] = {skipped, not_listed, listed};
+    int want_runs[] = {1, 1, 3};
+    for (int i = 0; i < 3; i++) {
+        naq_event e = outcome(fx->c, ids[i], NAQ_EVENT_MAX_RETRIES_EXCEEDED);
+        naq_event_clear(&e);
+        int runs = count_type(fx->c, ids[i], NAQ_EVENT_STARTED);
+        if (runs != want_runs[i])
+            fail_with_history(fx->c, ids[i], "wrong number of runs");
+    }
+    stop(&r);
+}
+
+static void exhausted_retries_dead_letter_the_whole_job(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running r;
+    start(fx, &r, make_worker(fx->c, "doom"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("doom", "flaky", "[99, \"IOError\"]", 1, 50);
+    o.tags_json = "{\"team\": \"ops\"}";
+    enqueue_opts(fx->c, &o, id);
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_MAX_RETRIES_EXCEEDED);
+    naq_event_clear(&e);
+    naq_event_type types[] = {NAQ_EVENT_ENQUEUED,        NAQ_EVENT_DEQUEUED,
+                              NAQ_EVENT_STARTED,         NAQ_EVENT_FAILED,
+                              NAQ_EVENT_RETRY_SCHEDULED, NAQ_EVENT_DEQUEUED,
+                              NAQ_EVENT_RETRY_STARTED,   NAQ_EVENT_STARTED,
+                              NAQ_EVENT_FAILED,          NAQ_EVENT_MAX_RETRIES_EXCEEDED};
+    int attempts[] = {0, 1, 1, 1, 1, 2, 2, 2, 2, 2};
+    /* max_retries_exceeded is dead-lettering's own event (dlq.c): its
+     * attempt is the number of runs. */
+    expect_history(fx->c, id, types, attempts, sizeof types / sizeof *types);
+
+    naq_dlq_entry d;
+    memset(&d, 0, sizeof d);
+    if (naq_dlq_show(fx->c, 0, id, &d) != NAQ_OK)
+        fail_msg("dead-letter entry of %s: %s", id, naq_last_error());
+    assert_string_equal(d.job_id, id);
+    assert_string_equal(d.queue, "doom");
+    assert_string_equal(d.function, "flaky");
+    assert_string_equal(d.error_type, "IOError");
+    assert_int_equal(d.attempts, 2);
+    naq_job j;
+    assert_int_equal(naq_job_decode(d.job_json, strlen(d.job_json), &j), NAQ_OK);
+    assert_string_equal(j.id, id);
+    assert_string_equal(j.args_json, "[99,\"IOError\"]");
+    assert_int_equal(j.max_retries, 1);
+    naq_job_clear(&j);
+    naq_dlq_entry_clear(&d);
+
+    json_t *res = result_of(fx->c, id);
+    assert_string_equal(str(res, "status"), "failed");
+    assert_string_equal(str(res, "error_type"), "IOError");
+    assert_int_equal(json_integer_value(json_object_get(res, "attempt")), 2);
+    json_decref(res);
+    naq_worker_stats st;
+    naq_worker_get_stats(r.w, &st);
+    assert_int_equal(st.dead_lettered, 1);
+    assert_int_equal(st.retried, 1);
+    stop(&r);
+}
+
+static void completed_exec_job_stores_its_exit_status_and_output_as_its_result(void **state)
+{
+    fixture *fx = *state;
+    running r;
+    start(fx, &r, make_worker(fx->c, "res"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("res", "exec", "[\"sh\", \"-c\", \"echo done\"]", 0, 0);
+    enqueue_opts(fx->c, &o, id);
+    json_t *res = result_of(fx->c, id);
+    assert_string_equal(str(res, "status"), "completed");
+    assert_int_equal(json_integer_value(json_object_get(res, "exit_status")), 0);
+    assert_string_equal(str(res, "stdout_tail"), "done\n");
+    assert_int_equal(json_integer_value(json_object_get(res, "attempt")), 1);
+    assert_null(json_object_get(res, "error_type"));
+    json_decref(res);
+    stop(&r);
+}
+
+/* ---- timeouts ---- */
+
+static void exec_job_past_its_timeout_logs_timeout_then_failed(void **state)
+{
+    fixture *fx = *state;
+    running r;
+    start(fx, &r, make_worker(fx->c, "slow"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("slow", "exec", "[\"sleep\", \"30\"]", 0, 0);
+    o.timeout_ms = 300;
+    enqueue_opts(fx->c, &o, id);
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_MAX_RETRIES_EXCEEDED);
+    naq_event_clear(&e);
+    naq_event_type types[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_DEQUEUED,
+                              NAQ_EVENT_STARTED,  NAQ_EVENT_TIMEOUT,
+                              NAQ_EVENT_FAILED,   NAQ_EVENT_MAX_RETRIES_EXCEEDED};
+    int attempts[] = {0, 1, 1, 1, 1, 1};
+    expect_history(fx->c, id, types, attempts, sizeof types / sizeof *types);
+    e = outcome(fx->c, id, NAQ_EVENT_TIMEOUT);
+    assert_string_equal(e.error_type, "Timeout");
+    assert_true(e.duration_ms < 20000); /* killed, not waited out */
+    json_t *d = details(&e);
+    assert_int_equal(json_integer_value(json_object_get(d, "timeout_ms")), 300);
+    json_decref(d);
+    naq_event_clear(&e);
+    stop(&r);
+}
+
+static void
+c_handler_ignoring_its_timeout_keeps_its_message_and_logs_timeout_when_it_returns(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    naq_config cfg;
+    naq_test_config(&fx->srv, &cfg);
+    cfg.ack_wait_ms = 1000; /* the handler outlives two ack waits */
+    naq_client *c = NULL;
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_OK);
+    running a, b;
+    start(fx, &a, make_worker(c, "stuck"));
+    start(fx, &b, make_worker(c, "stuck")); /* would take a redelivery */
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("stuck", "stubborn", "[2500]", 0, 0);
+    o.timeout_ms = 200;
+    enqueue_opts(c, &o, id);
+    naq_event e = outcome(c, id, NAQ_EVENT_TIMEOUT);
+    assert_true(e.duration_ms >= 2500); /* logged when it returned */
+    assert_string_equal(e.error_type, "Timeout");
+    naq_event_clear(&e);
+    wait_event(c, id, NAQ_EVENT_MAX_RETRIES_EXCEEDED, 10000);
+    sleep_ms(1200); /* a redelivery would have started by now */
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(count_type(c, id, NAQ_EVENT_STARTED), 1);
+    assert_int_equal(count_type(c, id, NAQ_EVENT_COMPLETED), 0);
+    stop(&a);
+    stop(&b);
+    naq_client_destroy(c);
+}
+
+/* ---- TTL and cancellation ---- */
+
+static void job_not_started_within_its_ttl_never_runs(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    char old[NAQ_ID_SIZE], fresh[NAQ_ID_SIZE];
+    naq_job_opts o = job("ttl", "count", NULL, 3, 0);
+    o.ttl_ms = 200;
+    enqueue_opts(fx->c, &o, old);
+    sleep_ms(500); /* no worker yet: it waits past its TTL */
+    o.ttl_ms = 60000;
+    enqueue_opts(fx->c, &o, fresh);
+    running r;
+    start(fx, &r, make_worker(fx->c, "ttl"));
+    naq_event e = outcome(fx->c, old, NAQ_EVENT_TTL_EXPIRED);
+    assert_string_equal(e.error_type, "TtlExpired");
+    json_t *d = details(&e);
+    assert_int_equal(json_integer_value(json_object_get(d, "ttl_ms")), 200);
+    assert_true(json_number_value(json_object_get(d, "waited_ms")) >= 200);
+    json_decref(d);
+    naq_event_clear(&e);
+    wait_event(fx->c, fresh, NAQ_EVENT_COMPLETED, 10000);
+    assert_int_equal(atomic_load(&calls), 1); /* the fresh one only */
+    assert_int_equal(count_type(fx->c, old, NAQ_EVENT_STARTED), 0);
+    json_t *res = result_of(fx->c, old);
+    assert_string_equal(str(res, "status"), "failed");
+    assert_string_equal(str(res, "error_type"), "TtlExpired");
+    json_decref(res);
+    naq_worker_stats st;
+    naq_worker_get_stats(r.w, &st);
+    assert_int_equal(st.expired, 1);
+    stop(&r);
+}
+
+static void cancelled_queued_job_never_runs(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("cq", "count", NULL, 3, 0);
+    enqueue_opts(fx->c, &o, id);
+    /* naq_job_cancel knows a job by its events: let "enqueued" land. */
+    assert_int_equal(naq_client_flush_events(fx->c, 5000), NAQ_OK);
+    naq_cancel_outcome how;
+    if (naq_job_cancel(fx->c, id, &how) != NAQ_OK)
+        fail_msg("cancel: %s", naq_last_error());
+    assert_int_equal(how, NAQ_CANCEL_REQUESTED);
+    running r;
+    start(fx, &r, make_worker(fx->c, "cq"));
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_CANCELLED);
+    json_t *d = details(&e);
+    assert_string_equal(str(d, "while"), "queued");
+    json_decref(d);
+    naq_event_clear(&e);
+    json_t *res = result_of(fx->c, id);
+    assert_string_equal(str(res, "status"), "cancelled");
+    json_decref(res);
+    assert_int_equal(atomic_load(&calls), 0);
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_STARTED), 0);
+    stop(&r);
+}
+
+static void cancelling_a_running_exec_job_kills_it_and_logs_cancelled_not_failed(void **state)
+{
+    fixture *fx = *state;
+    running r;
+    start(fx, &r, make_worker(fx->c, "cr"));
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("cr", "exec", "[\"sleep\", \"30\"]", 3, 0);
+    enqueue_opts(fx->c, &o, id);
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 10000);
+    sleep_ms(100); /* the command is running */
+    if (naq_job_cancel(fx->c, id, NULL) != NAQ_OK)
+        fail_msg("cancel: %s", naq_last_error());
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_CANCELLED);
+    json_t *d = details(&e);
+    assert_string_equal(str(d, "while"), "running");
+    json_decref(d);
+    assert_true(e.duration_ms < 20000); /* killed, not waited out */
+    assert_int_equal(e.attempt, 1);
+    naq_event_clear(&e);
+    sleep_ms(300); /* a retry would have been scheduled by now */
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_FAILED), 0);
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED), 0);
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_STARTED), 1);
+    json_t *res = result_of(fx->c, id);
+    assert_string_equal(str(res, "status"), "cancelled");
+    json_decref(res);
+    stop(&r);
+}
+
+/* ---- stopping ---- */
+
+/* The worker_stopped event of worker_id (waited for), as a copy. */
+static naq_event worker_stopped(naq_client *c, const char *worker_id)
+{
+    naq_query q;
+    memset(&q, 0, sizeof q);
+    q.filter.worker = worker_id;
+    q.filter.type = "worker_stopped";
+    int64_t deadline = mono_ms() + 10000;
+    for (;;) {
+        naq_event_list l;
+        if (naq_events_list(c, &q, &l, NULL) == NAQ_OK && l.count > 0) {
+            naq_event e;
+            naq_event_init(&e, NAQ_EVENT_WORKER_STOPPED);
+            assert_int_equal(naq_event_copy(&e, &l.items[l.count - 1]), NAQ_OK);
+            naq_event_list_free(&l);
+            return e;
+        }
+        naq_event_list_free(&l);
+        if (mono_ms() > deadline)
+            fail_msg("no worker_stopped for %s", worker_id);
+        sleep_ms(50);
+    }
+}
+
+static void
+first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running a;
+    naq_worker *wa = make_worker_opts(fx->c, "grace", 1, 500);
+    char worker_a[NAQ_ID_SIZE];
+    snprintf(worker_a, sizeof worker_a, "%s", naq_worker_id(wa));
+    start(fx, &a, wa);
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("grace", "sleep", "[30000]", 0, 0);
+    enqueue_opts(fx->c, &o, id);
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 10000);
+    assert_int_equal(finish(&a), NAQ_OK); /* one stop; returns after the hand-back */
+    assert_int_equal(atomic_load(&saw_cancel), 1);
+    naq_event e = outcome(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED);
+    assert_string_equal(e.error_type, "WorkerStopped");
+    assert_string_equal(e.worker_id, worker_a);
+    naq_event_clear(&e);
+
+    running b;
+    naq_worker *wb = make_worker(fx->c, "grace");
+    assert_int_equal(naq_worker_register(wb, "sleep", count_handler, NULL), NAQ_OK);
+    start(fx, &b, wb);
+    e = outcome(fx->c, id, NAQ_EVENT_COMPLETED);
+    assert_int_equal(e.attempt, 2);
+    naq_event_clear(&e);
+    /* Attempt 1 has no outcome of its own: it was handed back, not failed. */
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_FAILED), 0);
+    stop(&b);
+
+    e = worker_stopped(fx->c, worker_a);
+    json_t *d = details(&e);
+    assert_string_equal(str(d, "how"), "graceful");
+    assert_int_equal(json_integer_value(json_object_get(d, "handed_back")), 1);
+    json_decref(d);
+    naq_event_clear(&e);
+}
+
+static void
+a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back(void **state)
+{
+    fixture *fx = *state;
+    running a;
+    naq_worker *w = make_worker_opts(fx->c, "calm", 1, 10000);
+    char worker_id[NAQ_ID_SIZE];
+    snprintf(worker_id, sizeof worker_id, "%s", naq_worker_id(w));
+    start(fx, &a, w);
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("calm", "sleep", "[600]", 0, 0);
+    enqueue_opts(fx->c, &o, id);
+    wait_event(fx->c, id, NAQ_EVENT_STARTED, 10000);
+    assert_int_equal(finish(&a), NAQ_OK);
+    wait_event(fx->c, id, NAQ_EVENT_COMPLETED, 5000);
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_RETRY_SCHEDULED), 0);
+    naq_event e = worker_stopped(fx->c, worker_id);
+    json_t *d = details(&e);
+    assert_string_equal(str(d, "how"), "graceful");
+    assert_int_equal(json_integer_value(json_object_get(d, "handed_back")), 0);
+    json_decref(d);
+    naq_event_clear(&e);
+}
+
+static void second_stop_hands_back_at_once_and_worker_stopped_says_forced(void **state)
+{
+    fixture *fx = *state;
+    running a;
+    naq_worker *w = make_worker_opts(fx->c, "hard", 2, 60000);
+    char worker_id[NAQ_ID_SIZE];
+    snprintf(worker_id, sizeof worker_id, "%s", naq_worker_id(w));
+    start(fx, &a, w);
+    char ids[2][NAQ_ID_SIZE];
+    naq_job_opts o = job("hard", "sleep", "[30000]", 0, 0);
+    enqueue_opts(fx->c, &o, ids[0]);
+    enqueue_opts(fx->c, &o, ids[1]);
+    wait_event(fx->c, ids[0], NAQ_EVENT_STARTED, 10000);
+    wait_event(fx->c, ids[1], NAQ_EVENT_STARTED, 10000);
+    naq_worker_stop(w);
+    int64_t t0 = mono_ms();
+    assert_int_equal(finish(&a), NAQ_OK); /* the second stop */
+    if (mono_ms() - t0 > 10000)           /* not the 60 s grace */
+        fail_msg("a forced stop took %lld ms", (long long)(mono_ms() - t0));
+    for (int i = 0; i < 2; i++)
+        wait_event(fx->c, ids[i], NAQ_EVENT_RETRY_SCHEDULED, 5000);
+    naq_event e = worker_stopped(fx->c, worker_id);
+    json_t *d = details(&e);
+    assert_string_equal(str(d, "how"), "forced");
+    assert_int_equal(json_integer_value(json_object_get(d, "handed_back")), 2);
+    json_decref(d);
+    naq_event_clear(&e);
+}
+
+#define U(f) cmocka_unit_test(f)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+static const struct CMUnitTest tests[] = {
+    U(backoff_fixed_waits_the_same_delay_every_time),
+    U(backoff_linear_grows_by_the_delay_and_stops_at_the_cap),
+    U(backoff_exponential_doubles_up_to_the_cap_without_overflow),
+    U(backoff_jitter_stays_within_its_bounds_and_under_the_cap),
+    U(backoff_list_uses_each_delay_then_repeats_the_last),
+    U(retry_on_and_skip_on_pick_the_error_types_that_are_retried),
+    T(job_failing_twice_then_succeeding_records_every_attempt_in_order),
+    T(retry_waits_out_its_delay_on_the_server_with_no_worker_thread_busy),
+    T(skip_on_and_retry_on_decide_which_failures_are_retried),
+    T(exhausted_retries_dead_letter_the_whole_job),
+    T(completed_exec_job_stores_its_exit_status_and_output_as_its_result),
+    T(exec_job_past_its_timeout_logs_timeout_then_failed),
+    T(c_handler_ignoring_its_timeout_keeps_its_message_and_logs_timeout_when_it_returns),
+    T(job_not_started_within_its_ttl_never_runs),
+    T(cancelled_queued_job_never_runs),
+    T(cancelling_a_running_exec_job_kills_it_and_logs_cancelled_not_failed),
+    T(first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job),
+    T(a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back),
+    T(second_stop_hands_back_at_once_and_worker_stopped_says_forced),
+};
+
+NAQ_TEST_MAIN(tests)
