@@ -105,9 +105,8 @@ static int parse(int argc, char **argv, dlq_args *a, int *help)
     }
     if (optind < argc)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    naq_status s;
-    if ((a->f.queue && (s = naq_id_validate("queue name", a->f.queue)) != NAQ_OK) ||
-        (a->f.job_id && (s = naq_id_validate("job id", a->f.job_id)) != NAQ_OK))
+    if ((a->f.queue && naq_id_validate("queue name", a->f.queue) != NAQ_OK) ||
+        (a->f.job_id && naq_id_validate("job id", a->f.job_id) != NAQ_OK))
         return naq_cli_usage_error(cmd, "%s", naq_last_error());
     return NAQ_EXIT_OK;
 }
@@ -174,8 +173,8 @@ static int show(naq_client *c, const dlq_args *a)
         char when[40], err[2048];
         naq_cli_format_time(e.failed_at, when, sizeof when);
         printf("%-13s %llu\n%-13s %s\n%-13s %s\n%-13s %s\n%-13s %d\n%-13s %s\n", "seq",
-               (unsigned long long)e.seq, "job", e.job_id, "queue", e.queue, "function",
-               e.function, "attempts", e.attempts, "failed_at", when);
+               (unsigned long long)e.seq, "job", e.job_id, "queue", e.queue, "function", e.function,
+               "attempts", e.attempts, "failed_at", when);
         clean(e.error_type, err, sizeof err);
         printf("%-13s %s\n", "error_type", err);
         clean(e.error_message, err, sizeof err);
@@ -248,9 +247,8 @@ int naq_cmd_dlq(int argc, char **argv)
             return naq_cli_usage_error(argv[1], "which dead job? give its sequence or --job ID");
         if ((subs[i].run == retry || subs[i].run == purge) && !a.f.all && a.f.seq == 0 &&
             a.f.job_id == NULL && a.f.queue == NULL && a.f.error_type == NULL)
-            return naq_cli_usage_error(argv[1],
-                                       "which dead jobs? give a sequence, --job, --queue, "
-                                       "--error-type, or --all for every one");
+            return naq_cli_usage_error(argv[1], "which dead jobs? give a sequence, --job, --queue, "
+                                                "--error-type, or --all for every one");
         naq_client *client = NULL;
         if ((rc = naq_cli_connect(&a.common, subs[i].writes, &client)) != NAQ_EXIT_OK)
             return rc;

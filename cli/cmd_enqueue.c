@@ -197,11 +197,15 @@ static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
     json_t *o = bj->line;
     int rc;
     int64_t n;
-    static const char *const known[] = {
-        "queue",   "function", "args",       "argv",       "max_retries",
-        "retries", "timeout_ms", "tags",     "priority",   "job_id",
-        "id",      "ttl_ms",   "depends_on", "run_on_dependency_failure",
-        "unique_key", "result_ttl_ms", "retry", NULL};
+    static const char *const known[] = {"queue",       "function",
+                                        "args",        "argv",
+                                        "max_retries", "retries",
+                                        "timeout_ms",  "tags",
+                                        "priority",    "job_id",
+                                        "id",          "ttl_ms",
+                                        "depends_on",  "run_on_dependency_failure",
+                                        "unique_key",  "result_ttl_ms",
+                                        "retry",       NULL};
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v)
@@ -262,8 +266,8 @@ static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
             return line_error(lineno, "%s", naq_last_error());
     } else if (retry != NULL) {
         /* The wire form: decode it the way a worker would. */
-        json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x",
-                                  "queue", "x", "function", "x", "retry", retry);
+        json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x", "queue",
+                                  "x", "function", "x", "retry", retry);
         char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
         json_decref(probe);
         naq_job j;
@@ -397,8 +401,9 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             }
             if (s != NAQ_OK) {
                 rc = naq_cli_fail(s);
-                fprintf(stderr, "naq: %zu of %zu jobs enqueued; enqueue the others again with "
-                                "their ids (a job stored meanwhile is stored once)\n",
+                fprintf(stderr,
+                        "naq: %zu of %zu jobs enqueued; enqueue the others again with "
+                        "their ids (a job stored meanwhile is stored once)\n",
                         done, n);
             }
         }

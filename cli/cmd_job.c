@@ -253,11 +253,15 @@ static int job_options(int argc, char **argv, const char *help, naq_cli_common *
             if (wait_ms == NULL)
                 rc = naq_cli_usage_error(cmd, "--wait is not an option of this command");
             else if (naq_parse_duration_ms(optarg, wait_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--wait needs a number of seconds (or 500ms, 2m), "
-                                              "got '%s'",
+                rc = naq_cli_usage_error(cmd,
+                                         "--wait needs a number of seconds (or 500ms, 2m), "
+                                         "got '%s'",
                                          optarg);
             break;
-        case 'h': fputs(help, stdout); *done = 1; return NAQ_EXIT_OK;
+        case 'h':
+            fputs(help, stdout);
+            *done = 1;
+            return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(common, ch, optarg))
                 rc = naq_cli_try_help(cmd);
@@ -296,7 +300,7 @@ static int result(int argc, char **argv)
     char *json = NULL;
     naq_status s = naq_job_result(client, argv[optind], wait_ms, &json);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s) == NAQ_EXIT_USAGE ? NAQ_EXIT_USAGE : NAQ_EXIT_FAILURE;
+        rc = naq_cli_fail(s);
     else if (format == NAQ_CLI_FORMAT_JSON)
         printf("%s\n", json);
     else
@@ -339,8 +343,8 @@ static int requeue(int argc, char **argv, int move)
 {
     naq_cli_common common = {0};
     int done = 0;
-    int rc = job_options(argc, argv, move ? move_usage : priority_usage, &common, NULL, NULL,
-                         &done);
+    int rc =
+        job_options(argc, argv, move ? move_usage : priority_usage, &common, NULL, NULL, &done);
     if (rc != NAQ_EXIT_OK || done)
         return rc;
     if ((rc = operands(argc, argv, 2,

@@ -2,10 +2,11 @@
  * cmd_worker.c - `naq worker`: run jobs from one or more queues with the
  * built-in "exec" handler until SIGINT or SIGTERM.
  *
- * Signals: a handler calls naq_worker_stop() (async-signal-safe), so the
- * first Ctrl-C lets running jobs finish. It is installed with SA_RESETHAND,
- * so a second Ctrl-C kills the process at once; jobs cut short that way
- * are delivered again after the ack wait. A handler rather than a sigwait
+ * Signals: a handler calls naq_worker_stop() (async-signal-safe). The first
+ * Ctrl-C or SIGTERM lets running jobs finish within the grace period; the
+ * second calls it again, which stops at once: running jobs are cancelled and
+ * handed back so another worker runs them, and worker_stopped says
+ * "forced". A handler rather than a sigwait
  * thread: it needs no extra thread and no process-wide signal mask that
  * every nats.c and worker thread would have to be created under.
  */
@@ -22,9 +23,10 @@ static const char usage[] =
     "Runs jobs from the given queues (higher priority first) until Ctrl-C or\n"
     "SIGTERM. Jobs whose function is \"exec\" (naq enqueue ... -- COMMAND) run\n"
     "their command; C handlers are registered by programs using libnaq.\n"
-    "The first Ctrl-C stops taking jobs and waits for the running ones; a\n"
-    "second one quits at once (those jobs are then delivered again after\n"
-    "NAQ_ACK_WAIT).\n"
+    "The first Ctrl-C (or SIGTERM) stops taking jobs and lets the running ones\n"
+    "finish within the grace period, then hands unfinished ones back to the\n"
+    "queue; a second one stops at once, handing the running jobs back so\n"
+    "another worker runs them.\n"
     "\n"
     "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
     "  -c, --concurrency N      jobs run at once (default 1)\n"
@@ -42,15 +44,19 @@ enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE };
 
 static naq_worker *volatile running_worker;
 
+static volatile sig_atomic_t signals_seen;
+
 static void on_signal(int sig)
 {
     (void)sig;
-    static const char msg[] =
-        "naq worker: stopping after the running jobs; Ctrl-C again to quit at once\n";
+    static const char first[] =
+        "naq worker: stopping after the running jobs; Ctrl-C again to stop at once\n";
+    static const char second[] = "naq worker: stopping now, handing running jobs back\n";
     naq_worker *w = running_worker;
     if (w != NULL)
-        naq_worker_stop(w);
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+        naq_worker_stop(w); /* a second call stops hard */
+    const char *msg = signals_seen++ == 0 ? first : second;
+    ssize_t n = write(STDERR_FILENO, msg, strlen(msg));
     (void)n;
 }
 
@@ -126,7 +132,7 @@ int naq_cmd_worker(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -126,8 +126,9 @@ static size_t index_ids(const naq_job *built, size_t n, id_index *by_id, naq_sta
         size_t other = by_id[k].index ^ by_id[k - 1].index ^ i;
         statuses[i] = NAQ_ERR_INVALID_ARG;
         if (bad++ == 0)
-            snprintf(first, cap, "job %zu of the batch has the id %s of job %zu; a batch "
-                                 "enqueues each job id once",
+            snprintf(first, cap,
+                     "job %zu of the batch has the id %s of job %zu; a batch "
+                     "enqueues each job id once",
                      i + 1, by_id[k].id, other + 1);
     }
     return bad;

@@ -174,8 +174,8 @@ static naq_status remove_delayed(naq_client *c, const char *job_id, const naq_ev
         return NAQ_OK;
     int64_t run_at_ms = llround(run_at * 1000.0);
     char subject[NAQ_URL_MAX];
-    naq_status s = naq__subject(c, subject, sizeof subject, "due.%lld",
-                                (long long)((run_at_ms + 99) / 100));
+    naq_status s =
+        naq__subject(c, subject, sizeof subject, "due.%lld", (long long)((run_at_ms + 99) / 100));
     if (s != NAQ_OK)
         return s;
     uint64_t seq = 0;
@@ -242,10 +242,11 @@ naq_status naq_job_cancel(naq_client *c, const char *job_id, naq_cancel_outcome 
     int finished = naq__job_finished(c, job_id);
     char key[NAQ__KV_KEY_MAX], *val = NULL;
     if (finished != 0) {
-        s = naq__fail(NAQ_ERR_CLOSED, "job %s has already finished (%s); there is nothing to cancel",
-                      job_id,
-                      ls == NAQ_OK ? naq_event_type_name(last.type)
-                                   : finished > 0 ? "completed" : "failed");
+        s = naq__fail(NAQ_ERR_CLOSED,
+                      "job %s has already finished (%s); there is nothing to cancel", job_id,
+                      ls == NAQ_OK   ? naq_event_type_name(last.type)
+                      : finished > 0 ? "completed"
+                                     : "failed");
         goto out;
     }
     if (ls != NAQ_OK && !is_waiting) {

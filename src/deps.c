@@ -74,8 +74,8 @@ static naq_status read_json(naq_client *c, naq__kv b, const char *key, json_t **
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        return naq__fail(NAQ_ERR_CODEC, "%s/%s is not a JSON object naq wrote",
-                         naq__kv_bucket(b), key);
+        return naq__fail(NAQ_ERR_CODEC, "%s/%s is not a JSON object naq wrote", naq__kv_bucket(b),
+                         key);
     }
     return NAQ_OK;
 }
@@ -199,9 +199,9 @@ static naq_status index_add(naq_client *c, const char *dep, const char *job)
             return s;
         s = NAQ_OK;
     }
-    return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on the dependents of %s",
-                                   dep)
-                       : s;
+    return s == NAQ_OK
+               ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on the dependents of %s", dep)
+               : s;
 }
 
 /* Removes job from the dependents of dep (the key goes with the last
@@ -218,9 +218,8 @@ static void index_drop(naq_client *c, const char *dep, const char *job)
             return;
         json_t *list = json_object_get(o, "dependents");
         array_drop(list, job);
-        naq_status s = json_array_size(list) == 0
-                           ? naq__kv_remove(c, NAQ__KV_DEPS, key, rev)
-                           : write_json(c, NAQ__KV_DEPS, key, o, rev, NULL);
+        naq_status s = json_array_size(list) == 0 ? naq__kv_remove(c, NAQ__KV_DEPS, key, rev)
+                                                  : write_json(c, NAQ__KV_DEPS, key, o, rev, NULL);
         json_decref(o);
         if (s != NAQ_ERR_EXISTS)
             return;
@@ -281,8 +280,8 @@ naq_status naq__job_finish_unrun(naq_client *c, json_t *job, const char *error_t
     free(text);
     if (s == NAQ_OK) {
         json_t *r = json_pack("{s:s, s:i, s:f, s:s, s:s}", "status", "cancelled", "attempt", 0,
-                              "finished_at", naq__now(), "error_type", error_type,
-                              "error_message", message);
+                              "finished_at", naq__now(), "error_type", error_type, "error_message",
+                              message);
         char *rj = r ? json_dumps(r, NAQ__JSON_FLAGS) : NULL;
         json_decref(r);
         s = rj ? naq__result_store(c, &j, rj)
@@ -440,10 +439,10 @@ naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, 
     for (char **p = j->depends_on; deps != NULL && *p != NULL; p++)
         if (!array_has(deps, *p))
             json_array_append_new(deps, json_string(*p));
-    json_t *entry = job && deps ? json_pack("{s:i, s:O, s:O, s:[], s:s}", "version", ENTRY_VERSION,
-                                            "job", job, "pending", deps, "failed", "state",
-                                            "waiting")
-                                : NULL;
+    json_t *entry = job && deps
+                        ? json_pack("{s:i, s:O, s:O, s:[], s:s}", "version", ENTRY_VERSION, "job",
+                                    job, "pending", deps, "failed", "state", "waiting")
+                        : NULL;
     if (entry == NULL) {
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory storing job %s", j->id);
         goto out;
@@ -532,7 +531,8 @@ naq_status naq__deps_on_finished(naq_client *c, const char *job_id, int succeede
     json_t *d;
     json_array_foreach(json_object_get(o, "dependents"), i, d)
     {
-        if (json_is_string(d) && (s = account(c, json_string_value(d), job_id, succeeded)) != NAQ_OK)
+        if (json_is_string(d) &&
+            (s = account(c, json_string_value(d), job_id, succeeded)) != NAQ_OK)
             break;
     }
     /* Kept until every dependent is handled, so a re-run finishes the job;
@@ -572,8 +572,7 @@ naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled)
             return s;
         s = NAQ_OK;
     }
-    return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on waiting job %s",
-                                   job_id)
+    return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on waiting job %s", job_id)
                        : s;
 }
 

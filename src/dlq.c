@@ -31,14 +31,14 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         return s;
     double now = naq__now();
     json_t *jo = json_loadb(job_json, len, 0, NULL);
-    json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "version", NAQ_DLQ_VERSION,
-                          "job_id", job->id, "queue", job->queue, "function", job->function,
-                          "error_type", error_type ? error_type : "", "error_message",
-                          error_message ? error_message : "", "attempts", attempts, "failed_at",
-                          now);
+    json_t *e =
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "version", NAQ_DLQ_VERSION, "job_id",
+                  job->id, "queue", job->queue, "function", job->function, "error_type",
+                  error_type ? error_type : "", "error_message", error_message ? error_message : "",
+                  "attempts", attempts, "failed_at", now);
     if (e != NULL)
-        json_object_set_new(e, "job", json_is_object(jo) ? json_incref(jo)
-                                                        : json_stringn(job_json, len));
+        json_object_set_new(e, "job",
+                            json_is_object(jo) ? json_incref(jo) : json_stringn(job_json, len));
     json_decref(jo);
     char *text = e ? json_dumps(e, NAQ__JSON_FLAGS) : NULL;
     json_decref(e);
@@ -127,8 +127,7 @@ static int set(const char *s)
 
 static int filter_empty(const naq_dlq_filter *f)
 {
-    return f == NULL ||
-           (!set(f->queue) && !set(f->error_type) && !set(f->job_id) && f->seq == 0);
+    return f == NULL || (!set(f->queue) && !set(f->error_type) && !set(f->job_id) && f->seq == 0);
 }
 
 /* A string field of o, or "". */
@@ -149,19 +148,16 @@ static naq_status entry_decode(natsMsg *m, naq_dlq_entry *out)
         return naq__fail(NAQ_ERR_CODEC, "dead-letter entry %llu is not JSON naq wrote",
                          (unsigned long long)out->seq);
     }
-    snprintf(out->job_id, sizeof out->job_id, "%s",
-             text_of(o, "job_id"));
-    snprintf(out->queue, sizeof out->queue, "%s",
-             text_of(o, "queue"));
-    snprintf(out->function, sizeof out->function, "%s",
-             text_of(o, "function"));
+    snprintf(out->job_id, sizeof out->job_id, "%s", text_of(o, "job_id"));
+    snprintf(out->queue, sizeof out->queue, "%s", text_of(o, "queue"));
+    snprintf(out->function, sizeof out->function, "%s", text_of(o, "function"));
     out->error_type = strdup(text_of(o, "error_type"));
     out->error_message = strdup(text_of(o, "error_message"));
     out->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
     out->failed_at = json_number_value(json_object_get(o, "failed_at"));
     json_t *job = json_object_get(o, "job");
-    out->job_json = json_is_string(job) ? strdup(json_string_value(job))
-                                        : json_dumps(job, NAQ__JSON_FLAGS);
+    out->job_json =
+        json_is_string(job) ? strdup(json_string_value(job)) : json_dumps(job, NAQ__JSON_FLAGS);
     json_decref(o);
     if (out->error_type == NULL || out->error_message == NULL || out->job_json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading the dead-letter queue");
@@ -350,8 +346,7 @@ static naq_status need_filter(const naq_dlq_filter *f, const char *what)
     return NAQ_OK;
 }
 
-naq_status naq_dlq_retry(naq_client *c, const naq_dlq_filter *f, naq_dlq_retried **out,
-                         size_t *n)
+naq_status naq_dlq_retry(naq_client *c, const naq_dlq_filter *f, naq_dlq_retried **out, size_t *n)
 {
     if (out != NULL)
         *out = NULL;

@@ -165,8 +165,8 @@ static naq_status unique_claim(naq_client *c, const naq_job *j, const char *key,
 {
     holder[0] = '\0';
     *took = 0;
-    json_t *v = json_pack("{s:s, s:s, s:s, s:f}", "job_id", j->id, "queue", j->queue,
-                          "unique_key", j->unique_key, "created_at", naq__now());
+    json_t *v = json_pack("{s:s, s:s, s:s, s:f}", "job_id", j->id, "queue", j->queue, "unique_key",
+                          j->unique_key, "created_at", naq__now());
     char *val = v ? json_dumps(v, NAQ__JSON_FLAGS) : NULL;
     json_decref(v);
     if (val == NULL)

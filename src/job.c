@@ -70,8 +70,8 @@ static naq_status check_delay(const char *what, int64_t ms)
 {
     if (ms < 0 || ms > MAX_DELAY_MS)
         return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "%s is %lld ms; use 0 to %lld ms (a year); the unit is milliseconds",
-                         what, (long long)ms, (long long)MAX_DELAY_MS);
+                         "%s is %lld ms; use 0 to %lld ms (a year); the unit is milliseconds", what,
+                         (long long)ms, (long long)MAX_DELAY_MS);
     return NAQ_OK;
 }
 
@@ -136,8 +136,7 @@ static naq_status check_policy(const naq_retry_policy *p)
                          p->jitter);
     if (p->kind == NAQ_BACKOFF_LIST) {
         if (p->n_delays < 1 || p->n_delays > NAQ_BACKOFF_LIST_MAX)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "a retry delay list needs 1 to %d delays, not %d",
+            return naq__fail(NAQ_ERR_INVALID_ARG, "a retry delay list needs 1 to %d delays, not %d",
                              NAQ_BACKOFF_LIST_MAX, p->n_delays);
         for (int i = 0; i < p->n_delays; i++)
             if ((s = check_delay("a retry delay of the list", p->delays_ms[i])) != NAQ_OK)
@@ -153,8 +152,8 @@ static naq_status parse_delay(const char *spec, const char *part, int64_t *ms)
 {
     if (naq_parse_duration_ms(part, ms) != NAQ_OK)
         return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "retry policy '%s': '%s' is not a duration; use e.g. 500ms, 5s, 2m",
-                         spec, part);
+                         "retry policy '%s': '%s' is not a duration; use e.g. 500ms, 5s, 2m", spec,
+                         part);
     return NAQ_OK;
 }
 
@@ -208,8 +207,8 @@ naq_status naq_retry_policy_parse(const char *text, naq_retry_policy *out)
     int n = 0;
     for (char *q = rest;;) {
         if (n == NAQ_BACKOFF_LIST_MAX + 1)
-            return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has too many parts; %s",
-                             text, usage);
+            return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy '%s' has too many parts; %s", text,
+                             usage);
         parts[n++] = q;
         char *e = strpbrk(q, sep);
         if (e == NULL)
@@ -426,8 +425,9 @@ static json_t *policy_json(const naq_retry_policy *p)
         return NULL;
     if (p->kind == NAQ_BACKOFF_LIST) {
         json_t *list = json_array();
-        int n = p->n_delays < 0 ? 0 : p->n_delays > NAQ_BACKOFF_LIST_MAX ? NAQ_BACKOFF_LIST_MAX
-                                                                          : p->n_delays;
+        int n = p->n_delays < 0                      ? 0
+                : p->n_delays > NAQ_BACKOFF_LIST_MAX ? NAQ_BACKOFF_LIST_MAX
+                                                     : p->n_delays;
         for (int i = 0; list != NULL && i < n; i++)
             json_array_append_new(list, json_integer(p->delays_ms[i]));
         json_object_set_new(o, "delays_ms", list);
@@ -466,8 +466,8 @@ json_t *naq__job_json(const naq_job *j)
     json_t *o = json_object();
     int err = o == NULL;
     if (!err) {
-        err |= json_object_set_new(
-            o, "version", json_integer(j->version ? j->version : NAQ_WIRE_VERSION));
+        err |= json_object_set_new(o, "version",
+                                   json_integer(j->version ? j->version : NAQ_WIRE_VERSION));
         err |= json_object_set_new(o, "job_id", json_string(j->id));
         err |= json_object_set_new(o, "queue", json_string(j->queue));
         err |= json_object_set_new(o, "function", json_string(j->function));
@@ -695,8 +695,9 @@ static naq_status decode_depends_on(json_t *o, naq_job *out)
     if (d == NULL || json_is_null(d))
         return NAQ_OK;
     if (!json_is_array(d) || json_array_size(d) > NAQ_DEPENDS_ON_MAX)
-        return naq__fail(NAQ_ERR_CODEC, "job field 'depends_on' must be an array of at most %d "
-                                        "job ids",
+        return naq__fail(NAQ_ERR_CODEC,
+                         "job field 'depends_on' must be an array of at most %d "
+                         "job ids",
                          NAQ_DEPENDS_ON_MAX);
     if (json_array_size(d) == 0)
         return NAQ_OK;
@@ -851,7 +852,8 @@ naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
     j->priority = o->priority;
     j->enqueued_at = naq__now();
     j->retry = o->retry;
-    j->retry.retry_on = names_empty(o->retry.retry_on) ? NULL : dup_or_null(o->retry.retry_on, &oom);
+    j->retry.retry_on =
+        names_empty(o->retry.retry_on) ? NULL : dup_or_null(o->retry.retry_on, &oom);
     j->retry.skip_on = names_empty(o->retry.skip_on) ? NULL : dup_or_null(o->retry.skip_on, &oom);
     j->ttl_ms = o->ttl_ms;
     if (o->depends_on != NULL && o->depends_on[0] != NULL) {

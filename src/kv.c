@@ -176,8 +176,8 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
 /* One write; with expect_none or last > 0 it is a compare-and-set, which
  * fails with NAQ_ERR_EXISTS (nothing recorded). The bucket is created
  * when no stream answers. */
-static naq_status write_key(naq_client *c, naq__kv b, const char *key, const void *val,
-                            size_t len, int expect_none, uint64_t last, uint64_t *rev)
+static naq_status write_key(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
+                            int expect_none, uint64_t last, uint64_t *rev)
 {
     char subject[NAQ__KV_KEY_MAX + 64];
     naq_status s = subject_of(b, key, subject, sizeof subject);

@@ -172,8 +172,7 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     }
     if (yes) {
         s = naq__fail(NAQ_ERR_CLOSED,
-                      "job %s is no longer queued: a worker took it (nothing was changed)",
-                      job_id);
+                      "job %s is no longer queued: a worker took it (nothing was changed)", job_id);
         goto out;
     }
     json_object_set_new(job, "priority", json_integer(to_level));
@@ -181,17 +180,17 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     text = json_dumps(job, NAQ__JSON_FLAGS);
     char msg_id[NAQ_ID_SIZE + 32];
     snprintf(msg_id, sizeof msg_id, "%s:mv%llu", job_id, (unsigned long long)f.seq);
-    s = text ? naq__job_publish(c, c->js, job_id, to_queue, function, to_level, text,
-                                strlen(text), msg_id, NULL, NULL)
+    s = text ? naq__job_publish(c, c->js, job_id, to_queue, function, to_level, text, strlen(text),
+                                msg_id, NULL, NULL)
              : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory moving job %s", job_id);
     if (s != NAQ_OK) {
         /* Put it back where it was, so the job is not lost. */
         char why[1024];
         snprintf(why, sizeof why, "%s", naq_last_error());
         snprintf(msg_id, sizeof msg_id, "%s:mv%llu:back", job_id, (unsigned long long)f.seq);
-        naq_status b = naq__job_publish(c, c->js, job_id, from_queue, function, f.level,
-                                        natsMsg_GetData(f.m), (size_t)natsMsg_GetDataLength(f.m),
-                                        msg_id, NULL, NULL);
+        naq_status b =
+            naq__job_publish(c, c->js, job_id, from_queue, function, f.level, natsMsg_GetData(f.m),
+                             (size_t)natsMsg_GetDataLength(f.m), msg_id, NULL, NULL);
         s = naq__fail(s, "job %s was not changed: %s%s", job_id, why,
                       b == NAQ_OK ? " (it is back in its queue)"
                                   : "; putting it back failed too: enqueue it again");

@@ -91,8 +91,7 @@ static naq_status wait_for(naq_client *c, const char *job_id, const char *key, i
         if (ns == NATS_TIMEOUT)
             break;
         if (ns != NATS_OK) {
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "watching the result of job %s failed",
-                               job_id);
+            s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "watching the result of job %s failed", job_id);
             break;
         }
         /* NULL marks the end of the current values; deletes are not results. */

@@ -28,6 +28,12 @@
  *    worker thread waits for it.
  *  - Who settles a message is decided under slots_lock (worker_int.h): the
  *    executor, or the keeper when it handed the job back at a stop.
+ * Known limit: "logged" means handed to the client's event logger, which
+ * publishes asynchronously (logger.c). A process killed in the few
+ * milliseconds between an ack and the logger's publish of the outcome
+ * leaves a settled job whose history lacks that outcome: nothing false is
+ * recorded and no job is lost, but the history is short. Closing it needs
+ * the logger to confirm one event (a ticket to wait on) before the ack.
  */
 #include "retry.h"
 #include "worker_int.h"

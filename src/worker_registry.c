@@ -417,13 +417,14 @@ static void system_event(naq_client *c, naq_event_type t, const char *process,
     local_hostname(host, sizeof host);
     json_t *d = json_pack("{s:s, s:I, s:s}", "process", process ? process : "client", "pid",
                           (json_int_t)getpid(), "hostname", host);
+    /* The worker id goes in the details only: a system event is about the
+     * process, and readers that follow a worker by its events' worker_id
+     * (naq events workers) must not take system_shutdown for a sign of
+     * life after worker_stopped. */
+    if (worker_id != NULL && d != NULL)
+        json_object_set_new(d, "worker_id", json_string(worker_id));
     naq_event e;
     naq_event_init(&e, t);
-    if (worker_id != NULL) {
-        snprintf(e.worker_id, sizeof e.worker_id, "%s", worker_id);
-        if (d != NULL)
-            json_object_set_new(d, "worker_id", json_string(worker_id));
-    }
     e.message = (char *)message;
     e.details_json = d ? json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
@@ -633,11 +634,16 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
         goto fail;
     adopt_bucket_ttl(r, ttl_ns);
 
-    char msg[NAQ_ID_SIZE + 64];
+    char msg[NAQ_ID_SIZE + 64], what[256];
     snprintf(msg, sizeof msg, "worker %s started", r->id);
     system_event(c, NAQ_EVENT_SYSTEM_STARTUP, "worker", r->id, msg);
+    size_t len = (size_t)snprintf(what, sizeof what, "queues ");
+    for (size_t i = 0; r->queues[i] != NULL && len < sizeof what; i++)
+        len += (size_t)snprintf(what + len, sizeof what - len, "%s%s", i ? "," : "", r->queues[i]);
+    if (len < sizeof what)
+        snprintf(what + len, sizeof what - len, ", concurrency %d", r->concurrency);
     pthread_mutex_lock(&r->mu);
-    log_worker_msg_locked(r, NAQ_EVENT_WORKER_STARTED, NULL, NULL, NULL, NULL, msg);
+    log_worker_msg_locked(r, NAQ_EVENT_WORKER_STARTED, NULL, NULL, NULL, NULL, what);
     set_status_locked(r, NAQ_WORKER_STATUS_IDLE, NULL);
     json_t *o = snapshot_locked(r, 1);
     r->dirty_gap = 0;

@@ -121,8 +121,7 @@ static inline int lc_queued_copies(lc_fixture *fx, const char *job_id)
     natsMsg **v = lc_stream_read(fx, "NAQ_JOBS", NULL, &n);
     int copies = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *o = json_loadb(natsMsg_GetData(v[i]), (size_t)natsMsg_GetDataLength(v[i]), 0,
-                               NULL);
+        json_t *o = json_loadb(natsMsg_GetData(v[i]), (size_t)natsMsg_GetDataLength(v[i]), 0, NULL);
         const char *id = json_string_value(json_object_get(o, "job_id"));
         copies += id != NULL && strcmp(id, job_id) == 0;
         json_decref(o);
@@ -133,8 +132,8 @@ static inline int lc_queued_copies(lc_fixture *fx, const char *job_id)
 
 /* The queued message of a job, decoded (clear it), and its subject; fails
  * the test when it is not queued exactly once. */
-static inline void lc_queued_job(lc_fixture *fx, const char *job_id, naq_job *out,
-                                 char *subject, size_t cap)
+static inline void lc_queued_job(lc_fixture *fx, const char *job_id, naq_job *out, char *subject,
+                                 size_t cap)
 {
     size_t n = 0;
     natsMsg **v = lc_stream_read(fx, "NAQ_JOBS", NULL, &n);

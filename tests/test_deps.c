@@ -247,8 +247,7 @@ static void a_dependent_enqueued_while_its_dependency_finishes_is_never_stuck(vo
         assert_int_equal(e.s, NAQ_OK);
         assert_int_equal(f.s, NAQ_OK);
         if (lc_queued_copies(fx, e.job) != 1)
-            fail_msg("round %d: job %s queued %d times", round, e.job,
-                     lc_queued_copies(fx, e.job));
+            fail_msg("round %d: job %s queued %d times", round, e.job, lc_queued_copies(fx, e.job));
     }
 }
 
@@ -312,7 +311,8 @@ static void a_real_worker_runs_the_dependent_after_its_dependency(void **state)
     assert_int_equal(naq__job_finished(fx->c, "first"), 1);
     assert_int_equal(naq__job_finished(fx->c, "second"), 1);
     char *types = lc_event_types(fx, "second");
-    if (strncmp(types, "waiting_for_dependencies,dependency_satisfied,enqueued,dequeued", 63) != 0 ||
+    if (strncmp(types, "waiting_for_dependencies,dependency_satisfied,enqueued,dequeued", 63) !=
+            0 ||
         strstr(types, "completed") == NULL)
         fail_msg("history of the dependent: %s", types);
     free(types);

@@ -468,8 +468,9 @@ static void job_codec_writes_lifecycle_fields_only_when_they_say_something(void 
     size_t len = 0;
     assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
     json_t *v = json_loads(json, 0, NULL);
-    const char *absent[] = {"retry", "ttl_ms", "depends_on", "run_on_dependency_failure",
-                            "unique_key", "schedule_id", "original_job_id", NULL};
+    const char *absent[] = {
+        "retry",      "ttl_ms",      "depends_on",      "run_on_dependency_failure",
+        "unique_key", "schedule_id", "original_job_id", NULL};
     for (int i = 0; absent[i] != NULL; i++)
         if (json_object_get(v, absent[i]) != NULL)
             fail_msg("%s written for a plain job: %s", absent[i], json);

@@ -91,9 +91,9 @@ static void a_job_a_worker_took_is_no_longer_queued(void **state)
     jsSubOptions_Init(&so);
     so.Stream = "NAQ_JOBS";
     so.Consumer = "naq_busy_p2";
-    assert_int_equal(js_PullSubscribe(&sub, fx->js, "naq.queue.busy.2", "naq_busy_p2", NULL, &so,
-                                      NULL),
-                     NATS_OK);
+    assert_int_equal(
+        js_PullSubscribe(&sub, fx->js, "naq.queue.busy.2", "naq_busy_p2", NULL, &so, NULL),
+        NATS_OK);
     natsMsgList l = {0};
     assert_int_equal(natsSubscription_Fetch(&l, sub, 1, 2000, NULL), NATS_OK);
     assert_int_equal(l.Count, 1);

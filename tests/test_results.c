@@ -35,8 +35,7 @@ static void a_stored_result_is_read_back_with_its_job_and_expiry(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "job_id")), "r1");
     assert_string_equal(json_string_value(json_object_get(o, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(o, "queue")), "reports");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "result"), "pages")),
-                     3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "result"), "pages")), 3);
     double expires = json_number_value(json_object_get(o, "expires_at"));
     double in = expires - (double)time(NULL);
     if (in < 24 * 3600 - 60 || in > 24 * 3600 + 60)

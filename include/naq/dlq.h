@@ -31,16 +31,16 @@ extern "C" {
 
 /* One dead job. Heap fields are owned by the entry: naq_dlq_entry_clear. */
 typedef struct {
-    uint64_t seq;              /* the entry's sequence in the DLQ stream */
+    uint64_t seq; /* the entry's sequence in the DLQ stream */
     char job_id[NAQ_ID_SIZE];
     char queue[NAQ_ID_SIZE];
     char function[NAQ_ID_SIZE];
-    char *error_type;          /* heap; "" when the job had none */
-    char *error_message;       /* heap; "" when none */
-    int attempts;              /* runs the job had */
-    double failed_at;          /* seconds since the epoch, UTC */
-    char *job_json;            /* heap: the job as it was queued (docs/protocol.md, "Job JSON") */
-    char *entry_json;          /* heap: the whole stored entry */
+    char *error_type;    /* heap; "" when the job had none */
+    char *error_message; /* heap; "" when none */
+    int attempts;        /* runs the job had */
+    double failed_at;    /* seconds since the epoch, UTC */
+    char *job_json;      /* heap: the job as it was queued (docs/protocol.md, "Job JSON") */
+    char *entry_json;    /* heap: the whole stored entry */
 } naq_dlq_entry;
 
 void naq_dlq_entry_clear(naq_dlq_entry *e); /* accepts NULL */
@@ -90,8 +90,7 @@ typedef struct {
  * *out (heap, free(); may be NULL) lists what was retried, in order, *n
  * how many. NAQ_ERR_NOT_FOUND when nothing matched. On a failure midway,
  * *out and *n still tell what was retried before it. */
-naq_status naq_dlq_retry(naq_client *c, const naq_dlq_filter *f, naq_dlq_retried **out,
-                         size_t *n);
+naq_status naq_dlq_retry(naq_client *c, const naq_dlq_filter *f, naq_dlq_retried **out, size_t *n);
 
 /* Deletes every matching entry for good; *purged (may be NULL) counts
  * them. An empty filter needs f->all. NAQ_OK with 0 when nothing matched. */

@@ -58,12 +58,12 @@ typedef enum {
 #define NAQ_BACKOFF_LIST_MAX 16
 
 typedef struct {
-    naq_backoff_kind kind;   /* default NAQ_BACKOFF_EXPONENTIAL */
-    int64_t delay_ms;        /* default 1000 */
-    int64_t max_delay_ms;    /* cap; default 300000 (0 = no cap) */
-    double jitter;           /* 0..1: each delay is multiplied by 1 +- jitter*random; default 0 */
+    naq_backoff_kind kind; /* default NAQ_BACKOFF_EXPONENTIAL */
+    int64_t delay_ms;      /* default 1000 */
+    int64_t max_delay_ms;  /* cap; default 300000 (0 = no cap) */
+    double jitter;         /* 0..1: each delay is multiplied by 1 +- jitter*random; default 0 */
     int64_t delays_ms[NAQ_BACKOFF_LIST_MAX];
-    int n_delays;            /* for NAQ_BACKOFF_LIST */
+    int n_delays; /* for NAQ_BACKOFF_LIST */
     /* Comma-separated error types: retry only these ("" = all) / never
      * retry these. Borrowed in naq_job_opts, heap in naq_job. */
     char *retry_on;
@@ -106,12 +106,12 @@ typedef struct {
                              * queued is not run (event ttl_expired) */
     const char *const *depends_on; /* NULL-terminated job ids, or NULL: see naq_enqueue_ex */
     int run_on_dependency_failure; /* run even if a dependency failed */
-    const char *unique_key; /* NULL = none: while a job with this key is pending,
-                             * enqueue returns its id (naq_enqueue_ex) */
-    const char *schedule_id;/* set by the scheduler for the jobs it makes */
-    int64_t result_ttl_ms;  /* how long the result is kept; default (and 0)
-                             * NAQ_RESULTS_TTL_MS; can only shorten the bucket's
-                             * TTL (naq/results.h) */
+    const char *unique_key;        /* NULL = none: while a job with this key is pending,
+                                    * enqueue returns its id (naq_enqueue_ex) */
+    const char *schedule_id;       /* set by the scheduler for the jobs it makes */
+    int64_t result_ttl_ms;         /* how long the result is kept; default (and 0)
+                                    * NAQ_RESULTS_TTL_MS; can only shorten the bucket's
+                                    * TTL (naq/results.h) */
 } naq_job_opts;
 
 /* Defaults: no retries (and, for when there are, naq_retry_policy_init),
@@ -195,21 +195,21 @@ typedef struct {
     char id[NAQ_ID_SIZE];
     char queue[NAQ_ID_SIZE];
     char function[NAQ_ID_SIZE];
-    char *args_json;   /* heap; "[]" when none */
-    char *tags_json;   /* heap; NULL when none */
+    char *args_json; /* heap; "[]" when none */
+    char *tags_json; /* heap; NULL when none */
     int max_retries;
     int64_t timeout_ms;
     int priority;
     double enqueued_at;
-    int attempt;       /* 1 on first delivery, from the stream's delivery count */
-    naq_retry_policy retry;   /* retry_on / skip_on heap */
+    int attempt;            /* 1 on first delivery, from the stream's delivery count */
+    naq_retry_policy retry; /* retry_on / skip_on heap */
     int64_t ttl_ms;
-    char **depends_on;        /* heap, NULL-terminated; NULL when none */
+    char **depends_on; /* heap, NULL-terminated; NULL when none */
     int run_on_dependency_failure;
-    char *unique_key;         /* heap or NULL */
+    char *unique_key;              /* heap or NULL */
     char schedule_id[NAQ_ID_SIZE]; /* "" when none */
-    int64_t result_ttl_ms;    /* > 0 */
-    char *original_job_id;    /* heap or NULL: the job this one retries from the DLQ */
+    int64_t result_ttl_ms;         /* > 0 */
+    char *original_job_id;         /* heap or NULL: the job this one retries from the DLQ */
 } naq_job;
 
 /* Encodes a job as compact JSON; *json is heap, freed with free(). */

@@ -13,7 +13,9 @@
  *    every redelivery, whatever caused it (a retry, a worker that died, a
  *    job handed back at a stop). Every event of a run carries it.
  *  - Each delivery logs "dequeued"; a job whose ttl_ms passed since it was
- *    queued logs "ttl_expired" and is not run (on any attempt); a job
+ *    queued (stored in its queue by the server: a delayed job or a
+ *    dependent counts from its release) logs "ttl_expired" and is not run,
+ *    on any attempt, like Celery's "expires"; a job
  *    cancelled with `naq job cancel` logs "cancelled" {"while":"queued"}
  *    and is not run. Otherwise "retry_started" (attempt > 1), "started",
  *    then "completed", "failed", or "timeout" + "failed".
