@@ -106,7 +106,26 @@ typedef struct {
     int64_t dup_window_ns;
 } stream_spec;
 
-static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_spec *sp)
+/* Whether an existing stream already has the limits we would set, so that
+ * a connect changes nothing (and logs nothing) when nothing changed. */
+static int same_limits(jsCtx *js, const jsStreamConfig *want)
+{
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, js, want->Name, NULL, NULL) != NATS_OK)
+        return 0;
+    const jsStreamConfig *have = si->Config;
+    int same = have->MaxAge == want->MaxAge && have->MaxMsgs == want->MaxMsgs &&
+               have->MaxBytes == want->MaxBytes && have->Duplicates == want->Duplicates &&
+               have->Replicas == want->Replicas && have->AllowDirect == want->AllowDirect &&
+               have->SubjectsLen == want->SubjectsLen;
+    jsStreamInfo_Destroy(si);
+    return same;
+}
+
+/* Creates the stream, or updates an existing one to sp's limits; *changed
+ * is set when an existing stream's limits were changed. */
+static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_spec *sp,
+                                int *changed)
 {
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
@@ -126,7 +145,11 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     natsStatus ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
     if (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP)) {
         jerr = 0;
-        ns = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
+        ns = NATS_OK;
+        if (!same_limits(js, &sc)) {
+            ns = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
+            *changed = ns == NATS_OK;
+        }
     }
     if (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT)
         return naq__fail(NAQ_ERR_NATS,
@@ -138,7 +161,7 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     return NAQ_OK;
 }
 
-static naq_status ensure_streams(naq_client *c)
+static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
 {
     const naq_config *cfg = &c->cfg;
     char ev[4][NAQ_URL_MAX], q[NAQ_URL_MAX], dlq[NAQ_URL_MAX];
@@ -162,11 +185,30 @@ static naq_status ensure_streams(naq_client *c)
     stream_spec jobs = {cfg->job_stream, q_subjects, 1, js_WorkQueuePolicy, 0, -1, -1,
                         120 * s_ns};
     stream_spec dead = {cfg->dlq_stream, dlq_subjects, 1, js_LimitsPolicy, 0, -1, -1, 120 * s_ns};
-    if ((s = ensure_stream(c->ejs, cfg, &events)) != NAQ_OK ||
-        (s = ensure_stream(c->js, cfg, &jobs)) != NAQ_OK ||
-        (s = ensure_stream(c->js, cfg, &dead)) != NAQ_OK)
-        return s;
+    const stream_spec *specs[] = {&events, &jobs, &dead};
+    changed[0] = '\0';
+    for (int i = 0; i < 3; i++) {
+        int was_changed = 0;
+        if ((s = ensure_stream(i == 0 ? c->ejs : c->js, cfg, specs[i], &was_changed)) != NAQ_OK)
+            return s;
+        if (was_changed) {
+            size_t n = strlen(changed);
+            snprintf(changed + n, cap - n, "%s%s", n ? ", " : "", specs[i]->name);
+        }
+    }
     return NAQ_OK;
+}
+
+/* A connect that changed stream limits says so in the event log. */
+static void log_config_changed(naq_client *c, const char *streams)
+{
+    char message[NAQ_URL_MAX];
+    snprintf(message, sizeof message, "stream limits updated from the configuration: %s",
+             streams);
+    naq_event e;
+    naq_event_init(&e, NAQ_EVENT_SYSTEM_CONFIG_CHANGED);
+    e.message = message; /* borrowed: naq_client_log copies */
+    naq_client_log(c, &e);
 }
 
 static naq_status validate_config(const naq_config *cfg)
@@ -199,10 +241,13 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
         c->enc = c->nc;
         c->ejs = c->js;
     }
-    if ((s = ensure_streams(c)) != NAQ_OK)
+    char changed[3 * NAQ_NAME_MAX + 8];
+    if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK)
         goto fail;
     if (!cfg->disable_logging && (s = naq__logger_create(c, &c->logger)) != NAQ_OK)
         goto fail;
+    if (changed[0] != '\0')
+        log_config_changed(c, changed);
     *out = c;
     return NAQ_OK;
 fail:

@@ -1,0 +1,105 @@
+/*
+ * test_client.c - connecting: streams are created with the configured
+ * limits, updated when the configuration changes (and that change is an
+ * event), left alone when it does not; nothing answering is a fast, clear
+ * error.
+ */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t event_max_age_s(naq_client *c)
+{
+    jsStreamInfo *si = NULL;
+    assert_int_equal(js_GetStreamInfo(&si, c->js, "NAQ_JOB_EVENTS", NULL, NULL), NATS_OK);
+    int64_t age = si->Config->MaxAge / 1000000000LL;
+    assert_true(si->Config->AllowDirect);
+    jsStreamInfo_Destroy(si);
+    return age;
+}
+
+static int config_changed_events(naq_client *c)
+{
+    int n = 0;
+    uint64_t seq = 1;
+    for (;;) {
+        jsDirectGetMsgOptions g;
+        jsDirectGetMsgOptions_Init(&g);
+        g.Sequence = seq;
+        g.NextBySubject = "naq.system.events";
+        natsMsg *m = NULL;
+        if (js_DirectGetMsg(&m, c->js, "NAQ_JOB_EVENTS", NULL, &g) != NATS_OK)
+            break;
+        const char *type = NULL, *sq = NULL;
+        natsMsgHeader_Get(m, "Naq-Event-Type", &type);
+        n += type != NULL && strcmp(type, "system_config_changed") == 0;
+        assert_int_equal(natsMsgHeader_Get(m, "Nats-Sequence", &sq), NATS_OK);
+        seq = strtoull(sq, NULL, 10) + 1;
+        natsMsg_Destroy(m);
+    }
+    return n;
+}
+
+static void streams_follow_the_configuration_and_a_change_is_an_event(void **state)
+{
+    (void)state;
+    naq_test_server srv;
+    naq_test_server_start(&srv);
+    naq_config cfg;
+    naq_test_config(&srv, &cfg);
+    naq_client *c = NULL;
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_OK);
+    assert_int_equal(event_max_age_s(c), 7 * 86400);
+    naq_client_destroy(c);
+
+    /* same configuration again: nothing to change, nothing logged */
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_OK);
+    assert_int_equal(naq_client_flush_events(c, 5000), NAQ_OK);
+    assert_int_equal(config_changed_events(c), 0);
+    naq_client_destroy(c);
+
+    cfg.event_max_age_s = 3600;
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_OK);
+    assert_int_equal(event_max_age_s(c), 3600);
+    assert_int_equal(naq_client_flush_events(c, 5000), NAQ_OK);
+    assert_int_equal(config_changed_events(c), 1);
+    naq_client_destroy(c);
+    naq_test_server_destroy(&srv);
+}
+
+static void nothing_listening_fails_fast_saying_how_to_start_a_server(void **state)
+{
+    (void)state;
+    naq_config cfg;
+    naq_config_init(&cfg);
+    snprintf(cfg.url, sizeof cfg.url, "nats://127.0.0.1:%d", naq_test_free_port());
+    naq_client *c = NULL;
+    int64_t start = naq__mono_ms();
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_ERR_CONNECT);
+    assert_true(naq__mono_ms() - start < 3000);
+    assert_null(c);
+    assert_non_null(strstr(naq_last_error(), cfg.url));
+    assert_non_null(strstr(naq_last_error(), "naq server"));
+    assert_non_null(strstr(naq_last_error(), "NAQ_URL"));
+}
+
+static void bad_names_in_the_configuration_are_refused_before_connecting(void **state)
+{
+    (void)state;
+    naq_config cfg;
+    naq_config_init(&cfg);
+    snprintf(cfg.subject_prefix, sizeof cfg.subject_prefix, "my.app");
+    naq_client *c = NULL;
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "NAQ_NATS_SUBJECT_PREFIX"));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(streams_follow_the_configuration_and_a_change_is_an_event),
+    cmocka_unit_test(nothing_listening_fails_fast_saying_how_to_start_a_server),
+    cmocka_unit_test(bad_names_in_the_configuration_are_refused_before_connecting),
+};
+
+NAQ_TEST_MAIN(tests)
