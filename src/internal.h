@@ -51,6 +51,10 @@ int64_t naq__mono_ms(void);
 naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char **json,
                                  size_t *len);
 
+/* store.c: 0 when the Naq-* headers show that m cannot pass f (so it need
+ * not be decoded); 1 when it may (the decoded event decides). */
+int naq__headers_may_match(natsMsg *m, const naq_event_filter *f);
+
 /* ---- logger.c: the non-blocking event logger (see logger.c) ---- */
 
 naq_status naq__logger_create(naq_client *c, naq__logger **out);

@@ -291,32 +291,6 @@ naq_status naq_query_validate(const naq_query *q)
     return NAQ_OK;
 }
 
-static int header_is(natsMsg *m, const char *name, const char *want)
-{
-    const char *v = NULL;
-    if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == NULL)
-        v = "";
-    return strcmp(v, want) == 0;
-}
-
-/* 0 when the Naq-* headers show m cannot match q (no decoding needed). */
-static int headers_may_match(natsMsg *m, const naq_query *q)
-{
-    const naq_event_filter *f = &q->filter;
-    if (!has(f->type) && !has(f->queue) && !has(f->worker))
-        return 1;
-    const char *type = NULL;
-    /* Without Naq-Event-Type the writer is not naq: judge the body. */
-    if (natsMsgHeader_Get(m, "Naq-Event-Type", &type) != NATS_OK || type == NULL)
-        return 1;
-    if (has(f->type) && strcmp(type, f->type) != 0)
-        return 0;
-    if (has(f->queue) && !header_is(m, "Naq-Queue", f->queue))
-        return 0;
-    if (has(f->worker) && !header_is(m, "Naq-Worker", f->worker))
-        return 0;
-    return 1;
-}
 
 static int tags_match(const naq_event *e, const char *const *tags)
 {
@@ -463,7 +437,7 @@ naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, 
             break;
         }
         int rc = 0;
-        if (headers_may_match(m, q)) {
+        if (naq__headers_may_match(m, &q->filter)) {
             naq_event e;
             if (decode_msg(m, seq, &e) == NAQ_OK && query_matches(&e, q))
                 rc = fn(&e, stored, ud);

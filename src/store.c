@@ -290,7 +290,7 @@ static int header_is(natsMsg *m, const char *name, const char *want)
  * the event has a queue / worker (docs/protocol.md), so for them a missing
  * header is an empty field. A message without Naq-Event-Type comes from some
  * other writer and is left to its body. */
-static int headers_may_match(natsMsg *m, const naq_event_filter *f)
+int naq__headers_may_match(natsMsg *m, const naq_event_filter *f)
 {
     if (!has(f->type) && !has(f->queue) && !has(f->worker))
         return 1;
@@ -310,7 +310,7 @@ static int headers_may_match(natsMsg *m, const naq_event_filter *f)
  * not, or does not decode (skipped). */
 static int accept_msg(natsMsg *m, uint64_t seq, const naq_event_filter *f, naq_event *e)
 {
-    if (!headers_may_match(m, f))
+    if (!naq__headers_may_match(m, f))
         return 0;
     if (decode_msg(m, seq, e) != NAQ_OK || !naq_event_matches(e, f)) {
         naq_event_clear(e);
