@@ -30,7 +30,7 @@ static const command commands[] = {
     {"worker", "naq worker", naq_cmd_worker, "run jobs from one or more queues"},
     {"workers", "naq workers", naq_cmd_workers,
      "list live workers (and, with --show-inactive, those that are gone)"},
-    {"job", "naq job", naq_cmd_job, "show a job's state (naq job status ID)"},
+    {"job", "naq job", naq_cmd_job, "one job: status, result, cancel, priority, move"},
     {"dlq", "naq dlq", naq_cmd_dlq, "dead jobs: list, show, retry, purge"},
     {"events", "naq events", naq_cmd_events,
      "a job's history, live events, event types, dead events"},

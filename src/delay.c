@@ -29,6 +29,7 @@
  * re-publish the queue stream drops as a duplicate (2-minute window).
  */
 #include "internal.h"
+#include "lifecycle.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -97,36 +98,25 @@ static naq_status delayed_stream_ensure(naq_client *c, jsCtx *js)
 
 /* The job naq_enqueue would queue, as JSON (heap). Validation follows
  * naq_enqueue's, so a job refused here would be refused there too. */
+/* Validates o exactly as naq_enqueue does and encodes the job; j is the
+ * caller's to naq_job_clear on success, cleared here on failure. Unique
+ * keys and dependencies are not supported for delayed jobs (docs/jobs.md):
+ * they are refused rather than silently dropped. */
 static naq_status build_job(const naq_job_opts *o, naq_job *j, char **json, size_t *len)
 {
-    naq_status s;
-    if ((s = naq_id_validate("queue name", o->queue)) != NAQ_OK ||
-        (o->job_id != NULL && (s = naq_id_validate("job id", o->job_id)) != NAQ_OK) ||
-        (s = naq__function_validate(o->function)) != NAQ_OK)
-        return s;
-    if (o->priority < NAQ_PRIORITY_LOWEST || o->priority > NAQ_PRIORITY_CRITICAL)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "priority %d is out of range; use 0 (lowest) to 4 (critical), 2 is "
-                         "normal",
-                         o->priority);
-    if (o->max_retries < 0 || o->timeout_ms < 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "max_retries and timeout_ms cannot be negative");
     memset(j, 0, sizeof *j);
-    j->version = NAQ_WIRE_VERSION;
-    if (o->job_id != NULL)
-        snprintf(j->id, sizeof j->id, "%s", o->job_id);
-    else
-        naq_id_new(j->id);
-    snprintf(j->queue, sizeof j->queue, "%s", o->queue);
-    snprintf(j->function, sizeof j->function, "%s", o->function);
-    j->args_json = (char *)o->args_json; /* borrowed for the encode only */
-    j->tags_json = (char *)o->tags_json;
-    j->max_retries = o->max_retries;
-    j->timeout_ms = o->timeout_ms;
-    j->priority = o->priority;
-    j->enqueued_at = naq__now();
-    s = naq_job_encode(j, json, len);
-    j->args_json = j->tags_json = NULL;
+    naq_status s = naq_job_opts_validate(o);
+    if (s != NAQ_OK)
+        return s;
+    if ((o->unique_key != NULL && o->unique_key[0] != '\0') ||
+        (o->depends_on != NULL && o->depends_on[0] != NULL))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "a delayed job cannot have a unique key or dependencies; enqueue it "
+                         "without a delay, or schedule the job it depends on instead");
+    if ((s = naq__job_from_opts(o, j)) == NAQ_OK)
+        s = naq_job_encode(j, json, len);
+    if (s != NAQ_OK)
+        naq_job_clear(j);
     /* Bad args or tags are the caller's mistake, as in naq_enqueue. */
     return s == NAQ_ERR_CODEC ? NAQ_ERR_INVALID_ARG : s;
 }
@@ -218,6 +208,7 @@ out:
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
     free(json);
+    naq_job_clear(&j);
     return s;
 }
 
@@ -421,7 +412,7 @@ naq_status naq__due_index_open(naq_client *c, naq__sched_counters *ctr, naq__due
     }
     if ((s = delayed_stream_ensure(c, d->js)) != NAQ_OK)
         goto fail;
-    char filter[NAQ_URL_MAX];
+    char filter[sizeof d->prefix + 1];
     snprintf(filter, sizeof filter, "%s>", d->prefix);
     jsSubOptions so;
     jsSubOptions_Init(&so);

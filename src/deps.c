@@ -228,10 +228,26 @@ static void index_drop(naq_client *c, const char *dep, const char *job)
 
 /* ---------------------------------------------------------------- events */
 
+/* Logs an event about a waiting job, stamped with the time its
+ * compare-and-set was acknowledged. Finishers on other threads or
+ * processes log theirs independently, so the stream order of several
+ * dependency_satisfied events (and of the "enqueued" that follows the
+ * last CAS) may differ from the order of the CASes; "pending" in the
+ * details, and the timestamps, give the true order. Takes details. */
 static void log_dep_event(naq_client *c, naq_event_type t, const char *job, const char *queue,
-                          const char *message, json_t *details)
+                          double at, const char *message, json_t *details)
 {
-    naq__schedule_event(c, t, NULL, job, queue, NULL, message, details);
+    naq_event e;
+    naq_event_init(&e, t);
+    snprintf(e.job_id, sizeof e.job_id, "%s", job);
+    if (queue != NULL)
+        snprintf(e.queue_name, sizeof e.queue_name, "%s", queue);
+    e.timestamp = at;
+    e.message = message ? strdup(message) : NULL;
+    e.details_json = details ? json_dumps(details, NAQ__JSON_FLAGS) : NULL;
+    naq_client_log(c, &e);
+    naq_event_clear(&e);
+    json_decref(details);
 }
 
 static const char *entry_queue(json_t *entry)
@@ -380,7 +396,7 @@ static naq_status account(naq_client *c, const char *job, const char *dep, int o
             uint64_t nrev = 0;
             s = write_json(c, NAQ__KV_DEPS, key, entry_copy, rev, &nrev);
             if (s == NAQ_OK) {
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, msg,
+                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, naq__now(), msg,
                               json_pack("{s:s, s:b}", "dependency", dep, "run_anyway", 0));
                 char event_id[NAQ_ID_SIZE];
                 naq__derived_id("cancelled", job, event_id);
@@ -403,6 +419,7 @@ static naq_status account(naq_client *c, const char *job, const char *dep, int o
             json_object_set_new(entry, "state", json_string("releasing"));
         uint64_t nrev = 0;
         s = write_json(c, NAQ__KV_DEPS, key, entry, rev, &nrev);
+        double at = naq__now();
         if (s == NAQ_ERR_EXISTS) {
             json_decref(entry);
             s = NAQ_OK;
@@ -410,10 +427,10 @@ static naq_status account(naq_client *c, const char *job, const char *dep, int o
         }
         if (s == NAQ_OK) {
             if (ok)
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_SATISFIED, job, queue, NULL,
+                log_dep_event(c, NAQ_EVENT_DEPENDENCY_SATISFIED, job, queue, at, NULL,
                               json_pack("{s:s, s:i}", "dependency", dep, "pending", (int)left));
             else
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, NULL,
+                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, at, NULL,
                               json_pack("{s:s, s:b, s:i}", "dependency", dep, "run_anyway", 1,
                                         "pending", (int)left));
             if (left == 0)

@@ -213,22 +213,17 @@ naq_status naq_dlq_list(naq_client *c, const naq_dlq_filter *f, naq_dlq_entry_li
             break;
         natsMsg *m = NULL;
         natsStatus ns;
-        jsErrCode jerr = 0;
-        if (f != NULL && f->seq > 0) {
-            ns = js_GetMsg(&m, c->js, c->cfg.dlq_stream, f->seq, NULL, &jerr);
-            if (ns != NATS_OK && (ns == NATS_NOT_FOUND || jerr == 10037))
-                ns = NATS_NOT_FOUND;
-        } else {
-            jsDirectGetMsgOptions dg;
-            jsDirectGetMsgOptions_Init(&dg);
+        /* Direct gets only (kv.c says why); the stream exists from connect. */
+        jsDirectGetMsgOptions dg;
+        jsDirectGetMsgOptions_Init(&dg);
+        dg.Sequence = seq;
+        if (f == NULL || f->seq == 0)
             dg.NextBySubject = subject;
-            dg.Sequence = seq;
-            ns = js_DirectGetMsg(&m, c->js, c->cfg.dlq_stream, NULL, &dg);
-        }
+        ns = js_DirectGetMsg(&m, c->js, c->cfg.dlq_stream, NULL, &dg);
         if (ns == NATS_NOT_FOUND)
             break;
         if (ns != NATS_OK) {
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read the dead-letter stream %s",
+            s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot read the dead-letter stream %s",
                                c->cfg.dlq_stream);
             break;
         }
@@ -280,8 +275,9 @@ static void retry_id(const char *old, uint64_t seq, char out[NAQ_ID_SIZE])
 {
     char id[NAQ_ID_SIZE + 32];
     snprintf(id, sizeof id, "%s-r%llu", old, (unsigned long long)seq);
-    if (strlen(id) <= NAQ_ID_MAX)
-        snprintf(out, NAQ_ID_SIZE, "%s", id);
+    size_t n = strlen(id);
+    if (n <= NAQ_ID_MAX)
+        memcpy(out, id, n + 1);
     else
         naq__derived_id("retry", id, out);
 }

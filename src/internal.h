@@ -17,7 +17,6 @@ naq_status naq__fail_nats(naq_status s, natsStatus ns, int js_code, const char *
     __attribute__((format(printf, 4, 5)));
 void naq__clear_error(void);
 
-#endif
 
 #include <stdint.h>
 
@@ -494,3 +493,5 @@ int naq__handler_call(const naq__handler *h, const naq_event *e, char *reason);
 const char *naq__handler_plugin(const naq__handler *h);
 /* "plugin 'audit'" or "handler 3", for messages. */
 void naq__handler_label(const naq__handler *h, char *buf, size_t cap);
+
+#endif /* NAQ_INTERNAL_H */

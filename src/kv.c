@@ -7,16 +7,27 @@
  * stream's "expected last subject sequence": revision = sequence.
  * Removal purges the subject up to a revision, so a value written after
  * the caller's read survives, and nothing is left behind.
+ *
+ * Reads are direct gets, never the stream's MSG.GET API: nats-server
+ * 2.9.10 dereferences a nil store (and the whole server dies) when a
+ * MSG.GET reaches a stream that is being created at that moment - the
+ * first worker writing a result while `naq job result` polls is enough
+ * (measured: the first attempt crashed it). A direct get is answered by
+ * the stream itself once it is ready. It is not answered at all for a
+ * stream that does not exist (the client waits out its timeout), so each
+ * process makes sure a bucket exists before its first read from it, once
+ * per server (keyed by the server's id, which changes when the server
+ * restarts).
  */
 #include "lifecycle.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DAY_NS (24LL * 3600 * 1000000000LL)
 /* JetStream API errors. */
-#define JS_NO_MESSAGE_FOUND 10037
 #define JS_STREAM_NOT_FOUND 10059
 
 static const struct {
@@ -30,6 +41,60 @@ static const struct {
     [NAQ__KV_RESULTS] = {NAQ_RESULTS_BUCKET, NAQ_RESULTS_TTL_MS * 1000000LL, "naq job results"},
     [NAQ__KV_CANCEL] = {"naq_cancel", 7 * DAY_NS, "naq cancellation requests"},
 };
+
+/* ---------------------------------------------------------------- known buckets */
+
+/* Buckets this process knows to exist, per server. Small: a process talks
+ * to a handful of servers; when it is full the oldest entry goes (the
+ * cost of forgetting is one create-or-bind request). */
+#define KNOWN_MAX 64
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char server[64];
+    naq__kv b;
+} known[KNOWN_MAX];
+static int nknown, known_next;
+
+static int server_id(naq_client *c, char out[64])
+{
+    return natsConnection_GetConnectedServerId(c->nc, out, 64) == NATS_OK && out[0] != '\0';
+}
+
+static int known_index(const char *server, naq__kv b)
+{
+    for (int i = 0; i < nknown; i++)
+        if (known[i].b == b && strcmp(known[i].server, server) == 0)
+            return i;
+    return -1;
+}
+
+static int bucket_known(naq_client *c, naq__kv b)
+{
+    char server[64];
+    if (!server_id(c, server))
+        return 0;
+    pthread_mutex_lock(&known_lock);
+    int yes = known_index(server, b) >= 0;
+    pthread_mutex_unlock(&known_lock);
+    return yes;
+}
+
+static void bucket_learn(naq_client *c, naq__kv b, int exists)
+{
+    char server[64];
+    if (!server_id(c, server))
+        return;
+    pthread_mutex_lock(&known_lock);
+    int i = known_index(server, b);
+    if (exists && i < 0) {
+        i = nknown < KNOWN_MAX ? nknown++ : known_next++ % KNOWN_MAX;
+        snprintf(known[i].server, sizeof known[i].server, "%s", server);
+        known[i].b = b;
+    } else if (!exists && i >= 0) {
+        known[i] = known[--nknown];
+    }
+    pthread_mutex_unlock(&known_lock);
+}
 
 const char *naq__kv_bucket(naq__kv b)
 {
@@ -49,16 +114,20 @@ naq_status naq__kv_ensure(naq_client *c, naq__kv b)
     kvStore *kv = NULL;
     natsStatus ns = js_CreateKeyValue(&kv, c->js, &kc);
     kvStore_Destroy(kv);
-    if (ns == NATS_OK)
+    if (ns != NATS_OK) {
+        /* Created meanwhile by another process, or there with another
+         * TTL: use it as it is. */
+        ns = js_KeyValue(&kv, c->js, buckets[b].name);
+        kvStore_Destroy(kv);
+    }
+    if (ns == NATS_OK) {
+        bucket_learn(c, b, 1);
         return NAQ_OK;
-    /* Created meanwhile by another process, or there with another TTL:
-     * use it as it is. */
-    ns = js_KeyValue(&kv, c->js, buckets[b].name);
-    kvStore_Destroy(kv);
-    if (ns == NATS_OK)
-        return NAQ_OK;
+    }
     return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot create the KV bucket %s", buckets[b].name);
 }
+
+/* ---------------------------------------------------------------- keys */
 
 static int key_char(unsigned char ch)
 {
@@ -139,13 +208,26 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
     if (s != NAQ_OK)
         return s;
     stream_of(b, stream, sizeof stream);
+    if (!bucket_known(c, b) && (s = naq__kv_ensure(c, b)) != NAQ_OK)
+        return s;
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetLastMsg(&m, c->js, stream, subject, NULL, &jerr);
+    jsDirectGetMsgOptions dg;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.LastBySubject = subject;
+    natsStatus ns = js_DirectGetMsg(&m, c->js, stream, NULL, &dg);
+    if (ns == NATS_NOT_FOUND)
+        return NAQ_ERR_NOT_FOUND;
     if (ns != NATS_OK) {
-        if (ns == NATS_NOT_FOUND || jerr == JS_NO_MESSAGE_FOUND || jerr == JS_STREAM_NOT_FOUND)
+        /* No answer: the bucket may have been deleted since we saw it. */
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        if (ns == NATS_TIMEOUT && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK &&
+            jerr == JS_STREAM_NOT_FOUND) {
+            bucket_learn(c, b, 0);
             return NAQ_ERR_NOT_FOUND;
-        return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
+        }
+        jsStreamInfo_Destroy(si);
+        return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                               "cannot read %s/%s", buckets[b].name, key);
     }
     if (rev != NULL)

@@ -24,12 +24,11 @@
  * The buckets are ordinary KV buckets (the `nats kv` tool reads them), but
  * naq reads and writes them by subject through the client's JetStream
  * context: a kvStore handle costs a stream-info request to bind, and the
- * client has nowhere to keep one. Reads use the stream's "get last message
- * for subject" API, which answers at once when the bucket does not exist
- * yet (a direct get would wait out its timeout). A bucket is created the
- * first time a write finds no stream. Removing a key purges its messages
- * up to a revision instead of writing a delete marker, so buckets without
- * a TTL do not keep a marker per job forever. */
+ * client has nowhere to keep one. Reads are direct gets (why, and why a
+ * bucket is made sure of before the first read: kv.c). A bucket is
+ * created the first time it is read or a write finds no stream. Removing
+ * a key purges its messages up to a revision instead of writing a delete
+ * marker, so buckets without a TTL do not keep a marker per job forever. */
 typedef enum {
     NAQ__KV_UNIQUE,   /* "<queue>/<unique key>" -> the job holding it; no TTL */
     NAQ__KV_DEPS,     /* "<job>" waiting job, "r.<dep>" its dependents; no TTL */

@@ -966,12 +966,18 @@ static naq_status read_entry(naq_client *c, const char *stream, const char *subj
 {
     *found = 0;
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetLastMsg(&m, c->js, stream, subject, NULL, &jerr);
+    /* A direct get: nats-server 2.9.10 crashes on a MSG.GET request that
+     * meets a stream still being created (KV buckets are made on first
+     * use), while direct gets are served safely. nats.c creates KV
+     * streams with allow_direct. */
+    jsDirectGetMsgOptions dg;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.LastBySubject = subject;
+    natsStatus ns = js_DirectGetMsg(&m, c->js, stream, NULL, &dg);
     if (ns == NATS_NOT_FOUND)
         return NAQ_OK;
     if (ns != NATS_OK)
-        return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
+        return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                               "cannot read the worker registry (stream %s)", stream);
     const char *op = NULL; /* only deletions carry KV-Operation (DEL or PURGE) */
     json_t *o = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK

@@ -177,6 +177,38 @@ static void enqueue_at_validates_like_enqueue_and_stores_nothing_on_error(void *
     jsStreamInfo_Destroy(si);
 }
 
+static void delayed_job_keeps_every_option_and_refuses_what_it_cannot_honour(void **state)
+{
+    fixture *fx = *state;
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("q", NULL);
+    o.max_retries = 2;
+    o.ttl_ms = 90000;
+    assert_int_equal(naq_retry_policy_parse("fixed:5s", &o.retry), NAQ_OK);
+    assert_int_equal(naq_enqueue_at(fx->c, &o, now_s() + 60, id), NAQ_OK);
+    /* The stored job carries the retry policy and TTL, not defaults. */
+    jsDirectGetMsgOptions g;
+    jsDirectGetMsgOptions_Init(&g);
+    g.Sequence = 1;
+    natsMsg *m = NULL;
+    assert_int_equal(js_DirectGetMsg(&m, fx->raw.js, "NAQ_DELAYED", NULL, &g), NATS_OK);
+    naq_job j;
+    assert_int_equal(naq_job_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j),
+                     NAQ_OK);
+    assert_string_equal(j.id, id);
+    assert_int_equal(j.max_retries, 2);
+    assert_int_equal(j.retry.kind, NAQ_BACKOFF_FIXED);
+    assert_int_equal(j.retry.delay_ms, 5000);
+    assert_int_equal(j.ttl_ms, 90000);
+    naq_job_clear(&j);
+    natsMsg_Destroy(m);
+
+    o = job("q", NULL);
+    o.unique_key = "once";
+    assert_int_equal(naq_enqueue_at(fx->c, &o, now_s() + 60, id), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "unique key"));
+}
+
 static void same_delayed_job_id_twice_is_stored_and_released_once(void **state)
 {
     fixture *fx = *state;
@@ -365,6 +397,8 @@ static const struct CMUnitTest tests[] = {
         delayed_job_without_a_scheduler_waits_and_one_in_the_past_is_queued_at_once, setup,
         teardown),
     cmocka_unit_test_setup_teardown(enqueue_at_validates_like_enqueue_and_stores_nothing_on_error,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(delayed_job_keeps_every_option_and_refuses_what_it_cannot_honour,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(same_delayed_job_id_twice_is_stored_and_released_once, setup,
                                     teardown),
