@@ -496,6 +496,18 @@ static void spool_leftovers(struct naq__logger *l)
     }
 }
 
+/* How often the connection was re-established (nats.c's counter). */
+static uint64_t reconnects(struct naq__logger *l)
+{
+    natsStatistics *st = NULL;
+    uint64_t n = 0;
+    if (natsStatistics_Create(&st) == NATS_OK &&
+        natsConnection_GetStats(l->client->enc, st) == NATS_OK)
+        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &n);
+    natsStatistics_Destroy(st);
+    return n;
+}
+
 /* Connection changes are system events of the process: losing the server
  * is logged as system_error (it reaches the stream once the server is
  * back), regaining it as system_recovery. The publisher thread notices
@@ -517,12 +529,24 @@ static void *publisher_main(void *arg)
     naq__bqueue_record **batch = calloc((size_t)l->batch, sizeof *batch);
     int64_t next_orphan_scan = 0;
     int was_up = 1;
+    uint64_t last_reconnects = reconnects(l);
     for (;;) {
         int up = connected(l);
         int stopping = atomic_load(&l->stopping);
-        if (up != was_up && !stopping)
-            log_connection_change(l, up);
+        uint64_t now_reconnects = reconnects(l);
+        if (!stopping) {
+            if (!up && was_up)
+                log_connection_change(l, 0);
+            /* An outage shorter than one loop is seen only in the
+             * reconnect count: record both of its ends then. */
+            if (up && (!was_up || now_reconnects != last_reconnects)) {
+                if (was_up)
+                    log_connection_change(l, 0);
+                log_connection_change(l, 1);
+            }
+        }
         was_up = up;
+        last_reconnects = now_reconnects;
         if (up)
             resend_retries(l);
         /* While the server is away, leave records in the queue (they
