@@ -76,6 +76,9 @@ for id in "$ok" "$real" "$bad" "$slow"; do "$naq" job status "$id"; done
 say "the whole history of the job that failed (naq events history $bad)"
 "$naq" events history "$bad"
 
+say "failed jobs wait whole in the dead-letter queue (naq dlq list; naq dlq retry ID re-runs one)"
+"$naq" dlq list
+
 say "the same history as JSON lines, one event per line"
 "$naq" events history "$real" --format json
 
