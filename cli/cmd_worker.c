@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: naq worker -q QUEUE [-q QUEUE...] [-c N] [--id WORKER_ID]\n"
+    "usage: naq worker -q QUEUE [-q QUEUE...] [-c N] [--id WORKER_ID] [--grace DURATION]\n"
     "\n"
     "Runs jobs from the given queues (higher priority first) until Ctrl-C or\n"
     "SIGTERM. Jobs whose function is \"exec\" (naq enqueue ... -- COMMAND) run\n"
@@ -31,6 +31,8 @@ static const char usage[] =
     "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
     "  -c, --concurrency N      jobs run at once (default 1)\n"
     "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
+    "      --grace DURATION     how long running jobs may finish after the first\n"
+    "                           Ctrl-C before they are handed back (default 30s)\n"
     "  -h, --help               this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "example:\n"
@@ -38,7 +40,7 @@ static const char usage[] =
     "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
 
-enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE };
+enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE };
 
 #define MAX_QUEUES 64
 
@@ -82,6 +84,7 @@ int naq_cmd_worker(int argc, char **argv)
     static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
                                          {"concurrency", required_argument, NULL, 'c'},
                                          {"id", required_argument, NULL, OPT_ID},
+                                         {"grace", required_argument, NULL, OPT_GRACE},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -103,6 +106,10 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
+        case OPT_GRACE:
+            if (naq_parse_duration_ms(optarg, &wo.grace_ms) != NAQ_OK)
+                return naq_cli_usage_error(argv[0], "--grace: %s", naq_last_error());
+            break;
         case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(&common, ch, optarg))

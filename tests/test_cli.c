@@ -249,6 +249,7 @@ static void bad_flag_values_exit_2(void **state)
         {"enqueue", "-q", "q", "-f", "f", "--", "echo"},
         {"worker"},
         {"worker", "-q", "q", "-c", "0"},
+        {"worker", "-q", "q", "--grace", "soon"},
         {"events", "stream", "--format", "xml"},
         {"events", "stream", "--no-follow"},
         {"events", "history"},
