@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,8 +147,6 @@ __attribute__((constructor)) static void child_worker(void)
     _exit(s == NAQ_OK ? 0 : 5);
 }
 
-extern char **environ;
-
 /* Starts this binary as a worker process of `role`; out: the racer's file. */
 static pid_t spawn_child(const naq_test_server *srv, const char *role, const char *out)
 {
@@ -159,26 +156,8 @@ static pid_t spawn_child(const naq_test_server *srv, const char *role, const cha
              naq_test_free_port());
     snprintf(r, sizeof r, CHILD_ROLE_ENV "=%s", role);
     snprintf(o, sizeof o, CHILD_OUT_ENV "=%s", out ? out : "");
-    size_t n = 0;
-    while (environ[n] != NULL)
-        n++;
-    char **envp = calloc(n + 5, sizeof *envp);
-    assert_non_null(envp);
-    memcpy(envp, environ, n * sizeof *envp);
-    envp[n] = url;
-    envp[n + 1] = spool;
-    envp[n + 2] = r;
-    envp[n + 3] = o;
-    char *argv[] = {"test_crash", NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
-    free(envp);
-    return pid;
+    const char *env[] = {url, spool, r, o, NULL};
+    return naq_test_spawn_self("test_crash", env, NULL);
 }
 
 static naq_worker *make_worker(naq_client *c, const char *queue, int concurrency)

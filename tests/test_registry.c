@@ -51,8 +51,6 @@ __attribute__((constructor)) static void maybe_child(void)
         _exit(child_main());
 }
 
-extern char *program_invocation_name; /* glibc: argv[0] */
-
 static pid_t spawn_child(const naq_test_server *s, const char *worker_id, const char *interval)
 {
     char url[128], id[160], hb[64], spool[320];
@@ -60,19 +58,8 @@ static pid_t spawn_child(const naq_test_server *s, const char *worker_id, const 
     snprintf(id, sizeof id, "NAQ_TEST_WORKER_ID=%s", worker_id);
     snprintf(hb, sizeof hb, "NAQ_HEARTBEAT_INTERVAL=%s", interval);
     snprintf(spool, sizeof spool, "NAQ_SPOOL_DIR=%s/child-spool", s->dir);
-    char *env[] = {"NAQ_TEST_REGISTRY_CHILD=1", url, id, hb, spool, NULL};
-    char *argv[] = {"test_registry", NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* By the name it was started with: under valgrind /proc/self/exe
-         * is valgrind itself. */
-        if (strchr(program_invocation_name, '/') != NULL)
-            execve(program_invocation_name, argv, env);
-        execve("/proc/self/exe", argv, env);
-        _exit(127);
-    }
-    return pid;
+    const char *env[] = {"NAQ_TEST_REGISTRY_CHILD=1", url, id, hb, spool, NULL};
+    return naq_test_spawn_self("test_registry", env, NULL);
 }
 
 /* ---- fixtures and helpers ---- */

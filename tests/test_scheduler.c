@@ -67,21 +67,8 @@ static pid_t spawn_child(const naq_test_server *srv, const char *id, int64_t lea
     snprintf(sid, sizeof sid, "NAQ_TEST_SCHEDULER_ID=%s", id);
     snprintf(lease, sizeof lease, "NAQ_TEST_SCHEDULER_LEASE_MS=%lld", (long long)lease_ms);
     snprintf(log, sizeof log, "%s/%s.log", srv->dir, id);
-    char *const envp[] = {url, sid, lease, NULL};
-    char *const argv[] = {"test_scheduler-child", NULL};
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Only async-signal-safe calls between fork and exec. */
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
+    const char *env[] = {url, sid, lease, NULL};
+    return naq_test_spawn_self("test_scheduler-child", env, log);
 }
 
 static void stop_child(pid_t pid, int sig)

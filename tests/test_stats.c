@@ -421,14 +421,8 @@ static void a_maintainer_killed_mid_way_then_restarted_counts_exactly(void **sta
     qpublish_async(fx->js, w->ev, w->n);
     char env[128];
     snprintf(env, sizeof env, "NAQ_TEST_ROLLUP_CHILD=%s", fx->srv.url);
-    char *envp[] = {env, NULL};
-    char *argv[] = {(char *)"test_stats", NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
+    const char *envp[] = {env, NULL};
+    pid_t pid = naq_test_spawn_self("test_stats", envp, NULL);
     /* Kill it once it has folded some but not all. */
     uint64_t cursor = 0, lag = 0;
     for (int i = 0; i < 1000; i++) {

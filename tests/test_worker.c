@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -642,31 +641,13 @@ __attribute__((constructor)) static void child_worker(void)
     _exit(0);
 }
 
-extern char **environ;
-
 static pid_t spawn_child_worker(const naq_test_server *srv)
 {
     char url[128], spool[400];
     snprintf(url, sizeof url, CHILD_URL_ENV "=%s", srv->url);
     snprintf(spool, sizeof spool, CHILD_SPOOL_ENV "=%s/child-spool", srv->dir);
-    size_t n = 0;
-    while (environ[n] != NULL)
-        n++;
-    char **envp = calloc(n + 3, sizeof *envp);
-    assert_non_null(envp);
-    memcpy(envp, environ, n * sizeof *envp);
-    envp[n] = url;
-    envp[n + 1] = spool;
-    char *argv[] = {"test_worker", NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
-    free(envp);
-    return pid;
+    const char *env[] = {url, spool, NULL};
+    return naq_test_spawn_self("test_worker", env, NULL);
 }
 
 static void killed_workers_job_is_run_again_by_another_worker(void **state)

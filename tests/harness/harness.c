@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -257,6 +258,49 @@ pid_t naq_test_spawn_cli(const char *const *argv, const char *const *env, const 
         }
         exec_cli(argv, env);
     }
+    return pid;
+}
+
+extern char **environ;
+extern char *program_invocation_name; /* glibc: argv[0] as started */
+
+pid_t naq_test_spawn_self(const char *argv0, const char *const *env, const char *log_path)
+{
+    /* Everything is built before fork: only async-signal-safe calls may
+     * run in the child of a threaded process. */
+    size_t extra = 0, inherited = 0;
+    while (env && env[extra])
+        extra++;
+    while (environ[inherited])
+        inherited++;
+    char **envp = calloc(extra + inherited + 1, sizeof *envp);
+    assert_non_null(envp);
+    memcpy(envp, env, extra * sizeof *envp); /* first, so getenv finds them */
+    memcpy(envp + extra, environ, inherited * sizeof *envp);
+    char *argv[] = {(char *)argv0, NULL};
+    int fd = -1;
+    if (log_path != NULL) {
+        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+    }
+    /* By the path it was started with: under valgrind /proc/self/exe is
+     * valgrind itself. */
+    const char *self =
+        strchr(program_invocation_name, '/') != NULL ? program_invocation_name : "/proc/self/exe";
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execve(self, argv, envp);
+        _exit(127);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(envp);
     return pid;
 }
 

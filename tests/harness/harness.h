@@ -56,6 +56,15 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
 /* Starts the naq CLI in the background (stdout/stderr to log_path). */
 pid_t naq_test_spawn_cli(const char *const *argv, const char *const *env, const char *log_path);
 
+/* Starts this test program again as a child process (so the child begins
+ * with a fresh nats.c, which a plain fork() of a process with nats.c
+ * threads does not give). env holds NAME=VALUE entries (NULL-terminated)
+ * that take precedence over the inherited environment; the test's main
+ * looks for one of them to run the child's part. argv0 names the child.
+ * With log_path, its stdout and stderr go there. The child dies with the
+ * test (PR_SET_PDEATHSIG), so a failed test never leaves one behind. */
+pid_t naq_test_spawn_self(const char *argv0, const char *const *env, const char *log_path);
+
 /* Polls cond(ud) every 20 ms until it is true or timeout_ms passes. */
 int naq_test_wait_for(int (*cond)(void *ud), void *ud, int64_t timeout_ms);
 
