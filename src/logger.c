@@ -102,6 +102,8 @@ struct naq__logger {
     int64_t retry_after_ms;   /* monotonic time before which nothing is re-sent */
     atomic_int_least64_t backoff_ms; /* written under retry_lock, reset on any success */
 
+    natsStatistics *stats; /* publisher thread only: the reconnect count */
+
     pthread_t thread;
     atomic_int stopping;
 
@@ -496,15 +498,13 @@ static void spool_leftovers(struct naq__logger *l)
     }
 }
 
-/* How often the connection was re-established (nats.c's counter). */
+/* How often the connection was re-established (nats.c's counter). Read on
+ * every publisher loop, into a statistics object made once. */
 static uint64_t reconnects(struct naq__logger *l)
 {
-    natsStatistics *st = NULL;
     uint64_t n = 0;
-    if (natsStatistics_Create(&st) == NATS_OK &&
-        natsConnection_GetStats(l->client->enc, st) == NATS_OK)
-        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &n);
-    natsStatistics_Destroy(st);
+    if (l->stats != NULL && natsConnection_GetStats(l->client->enc, l->stats) == NATS_OK)
+        natsStatistics_GetCounts(l->stats, NULL, NULL, NULL, NULL, &n);
     return n;
 }
 
@@ -615,6 +615,8 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
     pthread_mutex_init(&l->retry_lock, NULL);
     naq_status s = naq__bqueue_create((size_t)cfg->logger_buffer_events,
                                       (size_t)cfg->logger_buffer_bytes, &l->queue);
+    if (s == NAQ_OK && natsStatistics_Create(&l->stats) != NATS_OK)
+        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating the event logger");
     if (s == NAQ_OK)
         s = create_js(l, &l->mem_origin, &l->js);
     if (s == NAQ_OK)
@@ -625,6 +627,7 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
         jsCtx_Destroy(l->js_spool);
         jsCtx_Destroy(l->js);
         naq__bqueue_destroy(l->queue);
+        natsStatistics_Destroy(l->stats);
         pthread_mutex_destroy(&l->spool_lock);
         pthread_mutex_destroy(&l->retry_lock);
         free(l);
@@ -644,6 +647,7 @@ void naq__logger_destroy(naq__logger *l)
     jsCtx_Destroy(l->js_spool);
     jsCtx_Destroy(l->js);
     naq__bqueue_destroy(l->queue);
+    natsStatistics_Destroy(l->stats);
     naq__spool_close(l->spool);
     if (l->spool != NULL && naq__spool_pending_path(l->spool_path) == 0)
         naq__spool_remove(l->spool_path);
