@@ -448,6 +448,10 @@ naq_status naq__finish(naq_client *c, const naq_job *j, const char *record, int 
  * acknowledged). A job without dependents or a unique key costs one
  * asynchronous publish. */
 typedef struct naq__finisher naq__finisher;
+/* Test seam (worker_job.c): when set, a worker process kills itself with
+ * SIGKILL once a job's outcome is confirmed, just before its ack. */
+extern _Atomic int naq__worker_crash_before_ack;
+
 naq_status naq__finisher_create(naq_client *c, natsConnection *nc, naq__finisher **out);
 void naq__finisher_submit(naq__finisher *f, const naq_job *j, char *record, int succeeded,
                           naq__confirm_fn done, void *ud);

@@ -37,6 +37,7 @@
 #include "worker_int.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,8 @@ void naq__ack_sink_close(naq__ack_sink *sk, int64_t timeout_ms)
     sink_release(sk);
 }
 
+_Atomic int naq__worker_crash_before_ack;
+
 /* One final outcome waiting for its two confirmations. */
 typedef struct {
     naq__ack_sink *sink;
@@ -254,6 +257,8 @@ static void settlement_confirm(void *ud, int ok)
     pthread_mutex_lock(&st->sink->lock);
     naq_worker *w = st->sink->w;
     if (w != NULL && !atomic_load(&st->failed)) {
+        if (atomic_load(&naq__worker_crash_before_ack))
+            raise(SIGKILL);
         naq__worker_ack(w, st->reply, st->body);
     } else if (w != NULL) {
         log_job(w, NAQ_EVENT_RETRY_SCHEDULED, &st->who,
