@@ -132,8 +132,12 @@ void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format);
  * printed) or stdout is gone (a closed pipe). */
 int naq_cli_print_event(naq_cli_printer *p, const naq_event *e);
 
-/* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch. */
+/* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch,
+ * rounded to the nearest millisecond; "-" for 0 (none). Every time the CLI
+ * prints goes through these two, so one instant reads the same everywhere. */
 void naq_cli_format_time(double ts, char *buf, size_t cap);
+/* The same for milliseconds since the epoch (schedules keep whole ms). */
+void naq_cli_format_time_ms(int64_t ms, char *buf, size_t cap);
 
 /* The one-line detail of an event: "error_type: error_message",
  * "<duration> ms" or the message; control characters become spaces and the

@@ -366,7 +366,7 @@ static void format_when(const naq_schedule *s, char *buf, size_t cap)
         snprintf(buf, cap, "every %s", t);
         break;
     case NAQ_SCHEDULE_AT:
-        naq_cli_format_time((double)s->at_ms / 1000.0, t, sizeof t);
+        naq_cli_format_time_ms(s->at_ms, t, sizeof t);
         snprintf(buf, cap, "at %s", t);
         break;
     }
@@ -384,8 +384,8 @@ static void print_row(const naq_schedule *s, int header)
                "LAST RUN", "QUEUE", "STATE", "LEFT");
     char when[200], next[48], last[48], left[24];
     format_when(s, when, sizeof when);
-    naq_cli_format_time((double)s->next_run_ms / 1000.0, next, sizeof next);
-    naq_cli_format_time((double)s->last_run_ms / 1000.0, last, sizeof last);
+    naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
+    naq_cli_format_time_ms(s->last_run_ms, last, sizeof last);
     if (s->repeat < 0)
         snprintf(left, sizeof left, "-");
     else
@@ -423,9 +423,9 @@ static void print_details(const naq_schedule *s)
     printf("name:         %s\n", s->name);
     printf("when:         %s\n", when);
     printf("state:        %s\n", state_of(s));
-    naq_cli_format_time((double)s->next_run_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->next_run_ms, t, sizeof t);
     printf("next run:     %s\n", t);
-    naq_cli_format_time((double)s->last_run_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->last_run_ms, t, sizeof t);
     printf("last run:     %s\n", t);
     if (s->repeat < 0)
         printf("repeat:       no limit\n");
@@ -443,7 +443,7 @@ static void print_details(const naq_schedule *s)
         printf("timeout:      none\n");
     }
     printf("priority:     %d\n", s->priority);
-    naq_cli_format_time((double)s->created_at_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->created_at_ms, t, sizeof t);
     printf("created:      %s\n", t);
 }
 
@@ -487,7 +487,7 @@ static int cmd_add(const char *cmd, int argc, char **argv)
         goto out;
     }
     char next[48];
-    naq_cli_format_time((double)s.next_run_ms / 1000.0, next, sizeof next);
+    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
     printf("schedule %s added; next run %s\n", s.name, next);
 out:
     naq_schedule_clear(&s);
@@ -523,7 +523,7 @@ static int cmd_modify(const char *cmd, int argc, char **argv)
         goto out;
     }
     char next[48];
-    naq_cli_format_time((double)s.next_run_ms / 1000.0, next, sizeof next);
+    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
     printf("schedule %s modified; next run %s\n", s.name, next);
 out:
     naq_schedule_clear(&s);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,21 +148,27 @@ void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format)
     p->out = stdout;
 }
 
-void naq_cli_format_time(double ts, char *buf, size_t cap)
+void naq_cli_format_time_ms(int64_t ms, char *buf, size_t cap)
 {
-    if (ts <= 0) {
+    if (ms <= 0) {
         snprintf(buf, cap, "-");
         return;
     }
-    time_t secs = (time_t)ts;
-    int ms = (int)((ts - (double)secs) * 1000.0);
-    if (ms > 999)
-        ms = 999;
+    time_t secs = (time_t)(ms / 1000);
+    unsigned frac = (unsigned)(ms % 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03dZ", base, ms);
+    snprintf(buf, cap, "%s.%03uZ", base, frac % 1000u);
+}
+
+/* Rounds to the nearest millisecond, once: a time stored in whole
+ * milliseconds (schedules) and handed over as seconds comes back exactly,
+ * where truncating turned 1.609 (1.60899999...) into .608. */
+void naq_cli_format_time(double ts, char *buf, size_t cap)
+{
+    naq_cli_format_time_ms(ts > 0 ? (int64_t)llround(ts * 1000.0) : 0, buf, cap);
 }
 
 /* Appends text to buf (of cap bytes, holding len), turning control

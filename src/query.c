@@ -656,8 +656,11 @@ naq_status naq_job_events_delete(naq_client *c, const char *job_id, uint64_t *de
     return NAQ_OK;
 }
 
+/* *st is zeroed first, so it is defined on every path: gcc -O3 cannot see
+ * that naq__fail_nats never returns NAQ_OK and warned on the callers. */
 static naq_status stream_state(naq_client *c, jsStreamState *st)
 {
+    memset(st, 0, sizeof *st);
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
