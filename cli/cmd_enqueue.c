@@ -13,6 +13,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "naq/query.h"
+#include "naq/schedule.h"
 
 static const char usage[] =
     "usage: naq enqueue -q QUEUE -f FUNCTION [--args JSON] [OPTIONS]\n"
@@ -45,6 +49,11 @@ static const char usage[] =
     "                         the results bucket's TTL)\n"
     "      --tag KEY=VALUE    a tag carried by the job and its events (repeatable)\n"
     "      --priority P       lowest, low, normal (default), high, critical or 0-4\n"
+    "      --in DURATION      queue the job this long from now (30s, 5m, 2h); a\n"
+    "                         running 'naq scheduler' releases it\n"
+    "      --at TIME          queue the job at TIME: 2026-01-31T12:00:00Z, with an\n"
+    "                         offset 2026-01-31T13:00:00+01:00, or @SECONDS since the\n"
+    "                         epoch (a time that has passed queues it now)\n"
     "      --id JOB_ID        use this id: enqueueing the same id again within\n"
     "                         2 minutes stores the job once\n"
     "      --batch FILE       enqueue every job of FILE (JSONL, one job object per\n"
@@ -63,6 +72,7 @@ static const char usage[] =
     "  id=$(naq enqueue -q emails -f send_email --args '{\"to\":\"a@b.c\"}' --retries 3)\n"
     "  naq enqueue -q reports --depends-on \"$a,$b\" -- ./merge-reports\n"
     "  naq enqueue -q sync --unique-key user-42 -- ./sync-user 42\n"
+    "  naq enqueue -q reminders --in 15m -f send_reminder --args '{\"user\":42}'\n"
     "  naq enqueue --batch jobs.jsonl -q default > ids.txt\n"
     "\n"
     "exit codes: 0 queued (or a pending unique job found), 1 failure (server; in a\n"
@@ -84,7 +94,47 @@ enum {
     OPT_PRIORITY,
     OPT_ID,
     OPT_BATCH,
+    OPT_IN,
+    OPT_AT,
 };
+
+/* When a delayed job should be queued: --in or --at. */
+typedef struct {
+    int given;
+    double run_at; /* seconds since the epoch */
+    const char *flag;
+} delay_opt;
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
+{
+    const char *flag = ch == OPT_IN ? "--in" : "--at";
+    if (d->given && strcmp(d->flag, flag) != 0)
+        return naq_cli_usage_error(cmd, "give either --in or --at, not both");
+    d->given = 1;
+    d->flag = flag;
+    int64_t ms = 0;
+    if (ch == OPT_IN) {
+        if (naq_parse_duration_ms(text, &ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--in: %s", naq_last_error());
+        d->run_at = wall_now() + (double)ms / 1000.0;
+        return NAQ_EXIT_OK;
+    }
+    /* A bare duration means "before now" to --since; here it would be
+     * ambiguous, so point at --in instead of guessing. */
+    if (naq_parse_duration_ms(text, &ms) == NAQ_OK)
+        return naq_cli_usage_error(cmd, "--at takes a point in time; for a delay use --in %s",
+                                   text);
+    if (naq_parse_time(text, wall_now(), &d->run_at) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
+    return NAQ_EXIT_OK;
+}
 
 /* Adds "KEY=VALUE" to the tags object. */
 static int add_tag(const char *cmd, json_t *tags, const char *kv)
@@ -451,6 +501,8 @@ int naq_cmd_enqueue(int argc, char **argv)
         {"priority", required_argument, NULL, OPT_PRIORITY},
         {"id", required_argument, NULL, OPT_ID},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"in", required_argument, NULL, OPT_IN},
+        {"at", required_argument, NULL, OPT_AT},
         {"help", no_argument, NULL, 'h'},
         NAQ_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
@@ -461,6 +513,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     char *args_text = NULL;
     const char *batch = NULL;
     dep_list deps = {0};
+    delay_opt delay = {0};
     naq_client *client = NULL;
     int rc = NAQ_EXIT_OK, ch;
     long long n = 0;
@@ -509,6 +562,8 @@ int naq_cmd_enqueue(int argc, char **argv)
             break;
         case OPT_ID: jo.job_id = optarg; break;
         case OPT_BATCH: batch = optarg; break;
+        case OPT_IN:
+        case OPT_AT: rc = parse_delay(cmd, ch, optarg, &delay); break;
         case 'h': fputs(usage, stdout); goto out;
         default:
             if (!naq_cli_common_option(&common, ch, optarg))
@@ -533,9 +588,9 @@ int naq_cmd_enqueue(int argc, char **argv)
         goto out;
     }
     if (batch != NULL) {
-        if (dashdash || jo.job_id != NULL) {
-            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND' "
-                                          "and --id belong to single jobs");
+        if (dashdash || jo.job_id != NULL || delay.given) {
+            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND', "
+                                          "--id, --in and --at belong to single jobs");
             goto out;
         }
         rc = run_batch(cmd, batch, &jo, &common);
@@ -578,15 +633,31 @@ int naq_cmd_enqueue(int argc, char **argv)
         rc = naq_cli_fail(s);
         goto out;
     }
+    if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
+        rc = naq_cli_usage_error(cmd, "a delayed job (%s) cannot have --unique-key or "
+                                      "--depends-on; enqueue it without a delay",
+                                 delay.flag);
+        goto out;
+    }
     if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char id[NAQ_ID_SIZE];
     int existing = 0;
-    if ((s = naq_enqueue_ex(client, &jo, id, &existing)) != NAQ_OK) {
+    if (delay.given)
+        s = naq_enqueue_at(client, &jo, delay.run_at, id);
+    else
+        s = naq_enqueue_ex(client, &jo, id, &existing);
+    if (s != NAQ_OK) {
         rc = naq_cli_fail(s);
         goto out;
     }
     printf("%s\n", id);
+    if (delay.given && delay.run_at > wall_now()) {
+        char when[40];
+        naq_cli_format_time(delay.run_at, when, sizeof when);
+        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id,
+                      when);
+    }
     if (existing)
         naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "
                       "enqueued",
