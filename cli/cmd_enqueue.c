@@ -366,8 +366,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (in == NULL) {
-        naq_cli_error("cannot open %s: %s", path, strerror(errno));
-        return NAQ_EXIT_USAGE;
+        return naq_cli_usage_error(cmd, "cannot open %s: %s", path, strerror(errno));
     }
     batch_job *bjs = NULL;
     naq_job_opts *jobs = NULL;
@@ -421,16 +420,15 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
         rc = NAQ_EXIT_USAGE;
     }
     if (rc != NAQ_EXIT_OK) {
-        naq_cli_error("nothing was enqueued; fix the lines above");
+        naq_cli_usage_error(cmd, "nothing was enqueued; fix the lines above");
         goto out;
     }
     if (n == 0) {
-        naq_cli_error("%s holds no jobs", path);
-        rc = NAQ_EXIT_USAGE;
+        rc = naq_cli_usage_error(cmd, "%s holds no jobs", path);
         goto out;
     }
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char(*ids)[NAQ_ID_SIZE] = calloc(n, sizeof *ids);
     naq_status *st = calloc(n, sizeof *st);
@@ -441,7 +439,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
         size_t done = 0;
         naq_status s = naq_enqueue_batch(client, jobs, n, ids, st, &done);
         if (s == NAQ_ERR_INVALID_ARG) {
-            rc = naq_cli_fail(s);
+            rc = naq_cli_fail(cmd, s);
         } else {
             for (size_t i = 0; i < n; i++) {
                 printf("%s\n", st[i] == NAQ_OK ? ids[i] : "-");
@@ -450,7 +448,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
                             ids[i], naq_status_str(st[i]));
             }
             if (s != NAQ_OK) {
-                rc = naq_cli_fail(s);
+                rc = naq_cli_fail(cmd, s);
                 fprintf(stderr,
                         "naq: %zu of %zu jobs enqueued; enqueue the others again with "
                         "their ids (a job stored meanwhile is stored once)\n",
@@ -462,7 +460,6 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
     free(st);
     naq_client_destroy(client);
 out:
-    (void)cmd;
     for (size_t i = 0; i < n; i++) {
         json_decref(bjs[i].line);
         free(bjs[i].args);
@@ -630,7 +627,7 @@ int naq_cmd_enqueue(int argc, char **argv)
      * reported as a typo even when no server runs. */
     naq_status s = naq_job_opts_validate(&jo);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
     if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
@@ -639,7 +636,7 @@ int naq_cmd_enqueue(int argc, char **argv)
                                  delay.flag);
         goto out;
     }
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char id[NAQ_ID_SIZE];
     int existing = 0;
@@ -648,7 +645,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     else
         s = naq_enqueue_ex(client, &jo, id, &existing);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
     printf("%s\n", id);

@@ -634,12 +634,12 @@ int naq_cmd_top(int argc, char **argv)
     top_shared t;
     memset(&t, 0, sizeof t);
     pthread_mutex_init(&t.lock, NULL);
-    if ((rc = naq_cli_connect(&common, 0, &t.c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &t.c)) != NAQ_EXIT_OK)
         return rc;
     naq_status s = naq_live_create(&t.live);
     if (s != NAQ_OK) {
         naq_client_destroy(t.c);
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
     }
     snprintf(t.url, sizeof t.url, "%s", naq_client_config(t.c)->url);
     t.connected = 1;

@@ -312,6 +312,43 @@ static void bad_flag_values_exit_2(void **state)
     }
 }
 
+/* docs/cli.md: a usage error names the command and ends with
+ * "try 'naq CMD --help'", whether the CLI or the library found it. */
+static void usage_errors_name_the_command_and_end_with_try_help(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cmd;
+        const char *argv[10];
+    } cases[] = {
+        {"naq job status", {"job", "status", "a.b"}},
+        {"naq job cancel", {"job", "cancel", "a b"}},
+        {"naq enqueue", {"enqueue", "-q", "bad q", "--", "true"}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", ""}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", "exec", "--args", "42"}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", "exec", "--args", "{\"argv\":[]}"}},
+        {"naq schedule add", {"schedule", "add", "x", "--every", "50ms", "--", "true"}},
+        {"naq schedule add", {"schedule", "add", "x", "--cron", "61 * * * *", "--", "true"}},
+        {"naq schedule add", {"schedule", "add", "x", "--cron", "* * *", "--", "true"}},
+        {"naq events list", {"events", "list", "--queue", "a.b"}},
+    };
+    const char *env[] = {"NAQ_URL=nats://127.0.0.1:1", NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL, *err = NULL;
+        int rc = naq_test_run_cli(cases[i].argv, env, &out, &err);
+        char head[64], tail[64];
+        snprintf(head, sizeof head, "%s: ", cases[i].cmd);
+        snprintf(tail, sizeof tail, "try '%s --help'\n", cases[i].cmd);
+        size_t n = strlen(err), t = strlen(tail);
+        if (rc != 2 || out[0] != '\0' || strncmp(err, head, strlen(head)) != 0 || n < t ||
+            strcmp(err + n - t, tail) != 0)
+            fail_msg("case %zu (%s): exit %d (want 2), stdout '%s', stderr '%s'", i, cases[i].cmd,
+                     rc, out, err);
+        free(out);
+        free(err);
+    }
+}
+
 static void events_types_lists_every_type_with_its_category(void **state)
 {
     (void)state;
@@ -761,6 +798,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_command_exits_2),
     cmocka_unit_test(unknown_option_exits_2_and_names_the_command_help),
     cmocka_unit_test(bad_flag_values_exit_2),
+    cmocka_unit_test(usage_errors_name_the_command_and_end_with_try_help),
     cmocka_unit_test(events_types_lists_every_type_with_its_category),
     cmocka_unit_test(events_stream_rejects_an_unknown_type_naming_the_list),
     cmocka_unit_test(unreachable_server_fails_within_3_s_saying_how_to_start_one),
