@@ -54,6 +54,9 @@ int naq_cli_config(const char *cmd, const naq_cli_common *o, naq_config *cfg)
         (rc = set_flag(cmd, "--stream", o->stream, cfg->event_stream, sizeof cfg->event_stream)) !=
             0)
         return rc;
+    if ((o->url != NULL && naq_url_validate("--url", o->url) != NAQ_OK) ||
+        (o->event_url != NULL && naq_url_validate("--event-url", o->event_url) != NAQ_OK))
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
     return NAQ_EXIT_OK;
 }
 

@@ -401,6 +401,29 @@ static void unreachable_server_fails_within_3_s_saying_how_to_start_one(void **s
     }
 }
 
+static void a_malformed_url_is_bad_usage_naming_the_variable_and_the_form(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {"NAQ_URL=bogus", "NAQ_URL=nats://127.0.0.1:notaport"};
+    const char *argv[] = {"health", NULL};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        const char *env[] = {urls[i], NULL};
+        char *out = NULL, *err = NULL;
+        int rc = naq_test_run_cli(argv, env, &out, &err);
+        if (rc != 2 || strstr(err, "NAQ_URL") == NULL || strstr(err, "nats://HOST:PORT") == NULL ||
+            strstr(err, "cannot reach") != NULL || strstr(err, "try 'naq health --help'") == NULL)
+            fail_msg("%s: exit %d (want 2), stderr '%s'", urls[i], rc, err);
+        free(out);
+        free(err);
+    }
+    const char *flag[] = {"health", "--url", "nats://h:99999", NULL};
+    char *err = NULL;
+    assert_int_equal(naq_test_run_cli(flag, NULL, NULL, &err), 2);
+    if (strstr(err, "--url") == NULL || strstr(err, "port") == NULL)
+        fail_msg("--url nats://h:99999: stderr '%s'", err);
+    free(err);
+}
+
 /* ---- against a server ---- */
 
 static void enqueue_prints_only_the_job_id(void **state)
@@ -802,6 +825,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(events_types_lists_every_type_with_its_category),
     cmocka_unit_test(events_stream_rejects_an_unknown_type_naming_the_list),
     cmocka_unit_test(unreachable_server_fails_within_3_s_saying_how_to_start_one),
+    cmocka_unit_test(a_malformed_url_is_bad_usage_naming_the_variable_and_the_form),
     cmocka_unit_test_setup_teardown(enqueue_prints_only_the_job_id, setup, teardown),
     cmocka_unit_test_setup_teardown(enqueue_with_a_bad_queue_name_exits_2_and_queues_nothing, setup,
                                     teardown),
