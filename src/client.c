@@ -49,6 +49,51 @@ naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *
     return NAQ_OK;
 }
 
+/* nats.c's last error without its "(file.c:123): " prefix. */
+static const char *nats_detail(void)
+{
+    const char *d = nats_GetLastError(NULL);
+    if (d == NULL)
+        return "";
+    const char *close = d[0] == '(' ? strstr(d, "): ") : NULL;
+    return close != NULL ? close + 3 : d;
+}
+
+/* Says why the first connect failed. A server that answered but could not
+ * agree on TLS is there: "start one with naq server" would mislead. */
+static naq_status connect_failed(const char *url, natsStatus ns)
+{
+    switch (ns) {
+    case NATS_SSL_ERROR: {
+        const char *detail = nats_detail();
+        int cert = strstr(detail, "certificate") != NULL;
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the TLS handshake with the NATS server at %s failed (%s); the server "
+                         "is there and wants TLS%s",
+                         url, detail[0] ? detail : "SSL error",
+                         cert ? ": its certificate is not trusted here; add its CA to the "
+                                "system's trusted certificates or point SSL_CERT_FILE at it"
+                              : "");
+    }
+    case NATS_SECURE_CONNECTION_REQUIRED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the NATS server at %s requires TLS; connect with a tls:// URL", url);
+    case NATS_SECURE_CONNECTION_WANTED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "TLS was asked for but the NATS server at %s does not offer it; "
+                         "connect with a nats:// URL",
+                         url);
+    default: break;
+    }
+    const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
+                      : ns == NATS_TIMEOUT ? "timed out"
+                                           : natsStatus_GetText(ns);
+    return naq__fail(NAQ_ERR_CONNECT,
+                     "cannot reach NATS at %s (%s); start one with 'naq server' or set NAQ_URL "
+                     "to a running server",
+                     url, why);
+}
+
 static naq_status open_connection(const naq_config *cfg, const char *url, int send_asap,
                                   natsConnection **nc, jsCtx **js)
 {
@@ -78,15 +123,8 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
     }
     ns = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);
-    if (ns != NATS_OK) {
-        const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
-                          : ns == NATS_TIMEOUT          ? "timed out"
-                                                        : natsStatus_GetText(ns);
-        return naq__fail(NAQ_ERR_CONNECT,
-                         "cannot reach NATS at %s (%s); start one with 'naq server' or set NAQ_URL "
-                         "to a running server",
-                         url, why);
-    }
+    if (ns != NATS_OK)
+        return connect_failed(url, ns);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = cfg->connect_timeout_ms > 5000 ? cfg->connect_timeout_ms : 5000;
@@ -232,7 +270,9 @@ static void log_config_changed(naq_client *c, const char *streams)
 static naq_status validate_config(const naq_config *cfg)
 {
     naq_status s;
-    if ((s = naq_id_validate("subject prefix (NAQ_NATS_SUBJECT_PREFIX)", cfg->subject_prefix)) ||
+    if ((s = naq_url_validate("NATS URL", cfg->url)) ||
+        (cfg->event_url[0] != '\0' && (s = naq_url_validate("event NATS URL", cfg->event_url))) ||
+        (s = naq_id_validate("subject prefix (NAQ_NATS_SUBJECT_PREFIX)", cfg->subject_prefix)) ||
         (s = naq_id_validate("event stream name (NAQ_NATS_STREAM_NAME)", cfg->event_stream)) ||
         (s = naq_id_validate("job stream name (NAQ_JOB_STREAM_NAME)", cfg->job_stream)) ||
         (s = naq_id_validate("dead-letter stream name (NAQ_DLQ_STREAM_NAME)", cfg->dlq_stream)))

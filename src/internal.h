@@ -121,6 +121,12 @@ naq_status naq__job_ctx_set_detail(naq_job_ctx *ctx, const char *key, struct jso
 
 /* exec_handler.c: the built-in "exec" handler (NAQ_EXEC_FUNCTION). */
 naq_status naq__exec_handler(naq_job_ctx *ctx, const naq_job *job, void *user);
+/* NAQ_OK when args (the JSON of a job's args) can be run by the exec
+ * handler: {"argv": ["cmd", ...], "env": {...}, "cwd": "..."} or a bare
+ * argv array, with a non-empty command. Else NAQ_ERR_INVALID_ARG naming
+ * the problem and the shape to send. naq_job_opts_validate calls it for
+ * every exec job, so a job the handler would refuse is never queued. */
+naq_status naq__exec_args_check(const struct json_t *args);
 
 /* ---- scheduler ---- */
 /* schedule.c (schedules in KV), delay.c (due-time index), lease.c (the

@@ -165,7 +165,8 @@ static pid_t spawn_child_logged(const naq_test_server *srv, const char *role, co
     snprintf(spool, sizeof spool, CHILD_SPOOL_ENV "=%s/spool-%s-%d", srv->dir, role,
              naq_test_free_port());
     snprintf(r, sizeof r, CHILD_ROLE_ENV "=%s", role);
-    snprintf(o, sizeof o, CHILD_OUT_ENV "=%s", out ? out : "");
+    if (snprintf(o, sizeof o, CHILD_OUT_ENV "=%s", out ? out : "") >= (int)sizeof o)
+        fail_msg("the racer's file name %s is too long", out);
     const char *env[] = {url, spool, r, o, NULL};
     return naq_test_spawn_self("test_crash", env, log);
 }

@@ -121,7 +121,8 @@ void naq_job_opts_init(naq_job_opts *o);
 /* What naq_enqueue checks before anything is sent, on its own (no
  * server): NAQ_ERR_INVALID_ARG with a message naming the option and what
  * it accepts. Checks: queue, job id, function, priority 0-4, max_retries
- * >= 0, timeout_ms >= 0, args and tags JSON; the retry policy (a known
+ * >= 0, timeout_ms >= 0, args and tags JSON (for the "exec" function,
+ * args the exec handler can run: a non-empty command); the retry policy (a known
  * kind; delays from 0 to a year; for linear and exponential a delay no
  * longer than a cap that is set; jitter 0..1; a list of 1 to
  * NAQ_BACKOFF_LIST_MAX delays; retry_on / skip_on lists of names);
