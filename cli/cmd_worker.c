@@ -162,9 +162,11 @@ int naq_cmd_worker(int argc, char **argv)
     naq_worker_get_stats(w, &st);
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
+    /* docs/workers.md: failed = processed but not completed (failed,
+     * timed out, cancelled, expired), as in `naq workers`. */
     fprintf(stderr, "naq worker %s stopped: processed %llu (completed %llu, failed %llu)\n",
             naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
-            (unsigned long long)st.failed);
+            (unsigned long long)(st.processed - st.completed));
 out:
     naq_worker_destroy(w);
     naq_client_destroy(client);
