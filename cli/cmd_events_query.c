@@ -793,11 +793,11 @@ int naq_cmd_events_stats(int argc, char **argv)
 static const char workers_usage[] =
     "usage: naq events workers [--since TIME] [--format table|json|raw]\n"
     "\n"
-    "Workers that wrote events since TIME (default 10m): their state from those\n"
-    "events (busy: a job started and has not ended; idle; stopped: its last\n"
-    "event was worker_stopped), the job in progress, jobs processed and failed\n"
-    "in the window, and when it was last seen. A worker that wrote nothing in\n"
-    "the window is not listed.\n"
+    "Workers that wrote events since TIME (default 10m): their status from those\n"
+    "events, as 'naq workers' shows it (idle, busy, stopping, stopped, or lost:\n"
+    "it did not stop and wrote nothing for 3 heartbeat intervals), the job in\n"
+    "progress, jobs processed and failed in the window, and when it was last\n"
+    "seen. A worker that wrote nothing in the window is not listed.\n"
     "\n"
     "      --since TIME      a duration before now or a time (see 'naq events list')\n"
     "      --format F        table (default), json or raw (one object per line)\n"
@@ -837,21 +837,21 @@ int naq_cmd_events_workers(int argc, char **argv)
     if (s != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
     } else if (format == NAQ_CLI_FORMAT_TABLE) {
-        printf("%-28s  %-7s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATE", "QUEUE",
+        printf("%-28s  %-8s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATUS", "QUEUE",
                "CURRENT_JOB", "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN");
         for (size_t i = 0; i < n; i++) {
             char seen[40];
             naq_cli_format_time(w[i].last_seen, seen, sizeof seen);
-            printf("%-28s  %-7s  %-14s  %-32s  %7d  %9llu  %6llu  %s\n", w[i].worker_id,
-                   naq_worker_state_name(w[i].state), w[i].queue[0] ? w[i].queue : "-",
+            printf("%-28s  %-8s  %-14s  %-32s  %7d  %9llu  %6llu  %s\n", w[i].worker_id,
+                   naq_worker_status_name(w[i].status), w[i].queue[0] ? w[i].queue : "-",
                    w[i].current_job[0] ? w[i].current_job : "-", w[i].running,
                    (unsigned long long)w[i].processed, (unsigned long long)w[i].failed, seen);
         }
     } else {
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_pack(
-                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "state",
-                naq_worker_state_name(w[i].state), "queue", w[i].queue, "current_job",
+                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "status",
+                naq_worker_status_name(w[i].status), "queue", w[i].queue, "current_job",
                 w[i].current_job, "running", w[i].running, "processed", (json_int_t)w[i].processed,
                 "failed", (json_int_t)w[i].failed, "first_seen", w[i].first_seen, "last_seen",
                 w[i].last_seen, "last_event", naq_event_type_name(w[i].last_type));

@@ -366,7 +366,8 @@ static void draw_main(const ui_state *u)
         row(y++, 0, " (no queue has workers' consumers yet)");
     y += got[0] - (shown ? shown : 1);
 
-    row(y++, A_BOLD, " WORKER               STATE   QUEUE      JOB              DONE FAIL   SEEN");
+    row(y++, A_BOLD, " %-20s %-8s %-10s %-16s %5s %4s %6s", "WORKER", "STATUS", "QUEUE", "JOB",
+        "DONE", "FAIL", "SEEN");
     double now = wall_now();
     for (int i = 0; i < got[1]; i++) {
         if ((size_t)i >= s->nworkers) {
@@ -376,8 +377,8 @@ static void draw_main(const ui_state *u)
             continue;
         }
         const naq_worker_activity *w = &s->workers[i];
-        row(y++, 0, " %-20.20s %-7s %-10.10s %-16.16s %5llu %4llu %5.0fs", w->worker_id,
-            naq_worker_state_name(w->state), w->queue[0] ? w->queue : "-",
+        row(y++, 0, " %-20.20s %-8s %-10.10s %-16.16s %5llu %4llu %5.0fs", w->worker_id,
+            naq_worker_status_name(w->status), w->queue[0] ? w->queue : "-",
             w->current_job[0] ? w->current_job : "-", (unsigned long long)w->processed,
             (unsigned long long)w->failed, now - w->last_seen > 0 ? now - w->last_seen : 0);
     }

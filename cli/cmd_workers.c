@@ -90,11 +90,7 @@ static void row_cells(const naq_worker_info *w, double now, char cells[NCOLS][CE
 {
     char age[32];
     snprintf(cells[0], CELL, "%s", w->worker_id);
-    if (w->live)
-        snprintf(cells[1], CELL, "%s", naq_worker_status_name(w->status));
-    else
-        snprintf(cells[1], CELL, "%s",
-                 w->last_event == NAQ_EVENT_WORKER_STOPPED ? "stopped" : "lost");
+    snprintf(cells[1], CELL, "%s", naq_worker_status_name(w->status));
     snprintf(cells[2], CELL, "%s", w->hostname[0] ? w->hostname : "-");
     snprintf(cells[3], CELL, "%lld", (long long)w->pid);
     join(w->queues, cells[4], CELL);
