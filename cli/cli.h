@@ -108,6 +108,11 @@ int naq_cli_try_help(const char *cmd);
 int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
                       long long max, long long *out);
 
+/* --limit N of every listing: at most N, and 0 means no limit, the same
+ * in every command (docs/cli.md). Prints a usage error and returns
+ * NAQ_EXIT_USAGE when text is not a whole number >= 0. */
+int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out);
+
 /* ---- the event formatter ---- */
 
 typedef enum {

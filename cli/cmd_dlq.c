@@ -31,7 +31,7 @@ static const char usage[] =
     "      --queue Q          only jobs of this queue\n"
     "      --error-type T     only jobs whose last error has this type (exact)\n"
     "      --job ID           only this job\n"
-    "      --limit N          at most N entries, oldest first\n"
+    "      --limit N          at most N entries, oldest first (0 = no limit, the default)\n"
     "      --all              retry / purge: every entry (needed when no filter is given)\n"
     "      --format FORMAT    table (default) or json (one entry per line)\n"
     "  -h, --help             this help\n"
@@ -83,11 +83,7 @@ static int parse(int argc, char **argv, dlq_args *a, int *help)
         case OPT_QUEUE: a->f.queue = optarg; break;
         case OPT_ERROR_TYPE: a->f.error_type = optarg; break;
         case OPT_JOB: a->f.job_id = optarg; break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 1, 100000000, &n))
-                rc = NAQ_EXIT_USAGE;
-            a->f.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a->f.limit); break;
         case OPT_ALL: a->f.all = 1; break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
         case 'h': *help = 1; return NAQ_EXIT_OK;

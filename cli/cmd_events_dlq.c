@@ -33,7 +33,7 @@ static const char list_usage[] =
     "\n"
     "      --group G      entries of this group only\n"
     "      --type TYPE    entries whose event has this type\n"
-    "      --limit N      at most N entries (the oldest)\n"
+    "      --limit N      at most N entries, the oldest (0 = no limit, the default)\n"
     "      --format F     table (default) or json (one object per line)\n"
     "  -h, --help         this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
@@ -135,16 +135,13 @@ static int list(int argc, char **argv)
     naq_cli_common common = {0};
     naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
     naq_event_dlq_filter f = {0};
-    long long limit = 0;
+    size_t limit = 0;
     int rc = NAQ_EXIT_OK, ch;
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_GROUP: f.group = optarg; break;
         case OPT_TYPE: f.type = optarg; break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 1, 1000000000, &limit))
-                rc = NAQ_EXIT_USAGE;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
         case 'h': fputs(list_usage, stdout); return NAQ_EXIT_OK;
         default:
@@ -159,7 +156,7 @@ static int list(int argc, char **argv)
         rc = check_filter(cmd, &f);
     if (rc != NAQ_EXIT_OK)
         return rc;
-    f.limit = (size_t)limit;
+    f.limit = limit;
 
     naq_client *client = NULL;
     if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)

@@ -233,11 +233,7 @@ int naq_cmd_events_list(int argc, char **argv)
                 rc = NAQ_EXIT_USAGE;
             a.q.offset = (size_t)n;
             break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
-                rc = NAQ_EXIT_USAGE;
-            a.q.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
         default: rc = other_option(cmd, &common, ch, optarg, list_usage, &done); break;
         }
@@ -459,7 +455,7 @@ static const char replay_usage[] =
     "      --timing T        fast (default) or original\n"
     "      --speed X         original timing X times faster (implies original)\n"
     "      --max-gap D       never wait longer than D between two events (e.g. 5s)\n"
-    "      --limit N         stop after N events\n" NAQ_CLI_FORMAT_USAGE
+    "      --limit N         stop after N events (0 = no limit, the default)\n" NAQ_CLI_FORMAT_USAGE
     "  -h, --help            this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "examples:\n"
@@ -493,7 +489,6 @@ int naq_cmd_events_replay(int argc, char **argv)
     query_args a;
     query_args_init(&a);
     int rc = NAQ_EXIT_OK, ch, done = 0;
-    long long n = 0;
     while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int handled = 0;
         rc = filter_option(cmd, &a, ch, optarg, &handled);
@@ -524,11 +519,7 @@ int naq_cmd_events_replay(int argc, char **argv)
             ro.max_gap_s = (double)ms / 1000.0;
             break;
         }
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
-                rc = NAQ_EXIT_USAGE;
-            a.q.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
         default: rc = other_option(cmd, &common, ch, optarg, replay_usage, &done); break;
         }

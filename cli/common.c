@@ -133,6 +133,15 @@ int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long 
     return 1;
 }
 
+int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out)
+{
+    long long n = 0;
+    if (!naq_cli_parse_int(cmd, "--limit", text, 0, INT64_MAX, &n))
+        return NAQ_EXIT_USAGE;
+    *out = (size_t)n;
+    return NAQ_EXIT_OK;
+}
+
 /* ---- the event formatter ---- */
 
 int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out)
