@@ -535,8 +535,19 @@ int naq_cmd_enqueue(int argc, char **argv)
             if (naq_retry_policy_parse(optarg, &jo.retry) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--retry-policy: %s", naq_last_error());
             break;
-        case OPT_RETRY_ON: jo.retry.retry_on = optarg; break;
-        case OPT_SKIP_ON: jo.retry.skip_on = optarg; break;
+        case OPT_RETRY_ON:
+        case OPT_SKIP_ON:
+            /* "" would mean "every type" for retry_on and "none" for
+             * skip_on: as a flag it is a mistake either way. */
+            if (optarg[strspn(optarg, " ,")] == '\0')
+                rc = naq_cli_usage_error(cmd, "%s needs at least one error type, like Timeout "
+                                              "or Timeout,ExitStatus",
+                                         ch == OPT_RETRY_ON ? "--retry-on" : "--skip-on");
+            else if (ch == OPT_RETRY_ON)
+                jo.retry.retry_on = optarg;
+            else
+                jo.retry.skip_on = optarg;
+            break;
         case OPT_TIMEOUT:
             if (naq_parse_duration_ms(optarg, &jo.timeout_ms) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());

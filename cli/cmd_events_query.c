@@ -451,7 +451,8 @@ static const char replay_usage[] =
     "waits the time that separated it from the previous one when recorded,\n"
     "divided by --speed. Ctrl-C stops.\n"
     "\n"
-    "      --from-time TIME  same as --since\n" FILTER_USAGE
+    "      --from-time TIME  same as --since (give one of --since, --from-time and\n"
+    "                        --from-seq)\n" FILTER_USAGE
     "      --timing T        fast (default) or original\n"
     "      --speed X         original timing X times faster (implies original)\n"
     "      --max-gap D       never wait longer than D between two events (e.g. 5s)\n"
@@ -489,7 +490,21 @@ int naq_cmd_events_replay(int argc, char **argv)
     query_args a;
     query_args_init(&a);
     int rc = NAQ_EXIT_OK, ch, done = 0;
+    const char *start = NULL; /* the flag that says where to start */
     while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *flag = ch == OPT_SINCE       ? "--since"
+                           : ch == OPT_FROM_TIME ? "--from-time"
+                           : ch == OPT_FROM_SEQ  ? "--from-seq"
+                                                 : NULL;
+        if (flag != NULL && start != NULL) {
+            rc = naq_cli_usage_error(cmd,
+                                     "%s and %s both say where to start; give one of --since, "
+                                     "--from-time and --from-seq",
+                                     start, flag);
+            break;
+        }
+        if (flag != NULL)
+            start = flag;
         int handled = 0;
         rc = filter_option(cmd, &a, ch, optarg, &handled);
         if (handled)

@@ -23,8 +23,8 @@ static const char usage[] =
     "      --show-inactive    also list workers seen in the event log that are gone\n"
     "                         (status 'stopped' after a clean stop, 'lost' when the\n"
     "                         worker died without saying), with when they were last seen\n"
-    "      --since TIME       how far back --show-inactive looks: a duration before now\n"
-    "                         (default 24h), an ISO-8601 UTC time or @SECONDS\n"
+    "      --since TIME       how far back --show-inactive looks (needs it): a duration\n"
+    "                         before now (default 24h), an ISO-8601 time or @SECONDS\n"
     "      --format FORMAT    table (default) or json (one object per line)\n"
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
@@ -173,7 +173,7 @@ int naq_cmd_workers(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int show_inactive = 0, rc = NAQ_EXIT_OK, ch;
+    int show_inactive = 0, since_given = 0, rc = NAQ_EXIT_OK, ch;
     double now = wall_now(), since = now - 24 * 3600.0;
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -181,6 +181,7 @@ int naq_cmd_workers(int argc, char **argv)
         case OPT_SINCE:
             if (naq_parse_time(optarg, now, &since) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--since: %s", naq_last_error());
+            since_given = 1;
             break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
         case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
@@ -194,6 +195,10 @@ int naq_cmd_workers(int argc, char **argv)
         return rc;
     if (optind < argc)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    /* Live workers come from the registry, which has no past. */
+    if (since_given && !show_inactive)
+        return naq_cli_usage_error(cmd, "--since says how far back --show-inactive looks; "
+                                        "give --show-inactive too");
 
     naq_client *client = NULL;
     if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)

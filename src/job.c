@@ -377,6 +377,13 @@ naq_status naq_job_opts_validate(const naq_job_opts *o)
                          "result_ttl_ms is %lld; use a positive number of milliseconds (0 = "
                          "the default, 24 h)",
                          (long long)o->result_ttl_ms);
+    /* The bucket's TTL removes every record at 24 h whatever the job asks,
+     * so a longer result TTL would promise what is not kept. */
+    if (o->result_ttl_ms > NAQ_RESULTS_TTL_MS)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "result TTL of %lld ms is longer than the results bucket keeps "
+                         "anything: at most %lld ms (24 h, NAQ_RESULTS_TTL_MS)",
+                         (long long)o->result_ttl_ms, (long long)NAQ_RESULTS_TTL_MS);
     return NAQ_OK;
 }
 

@@ -331,6 +331,16 @@ static void usage_errors_name_the_command_and_end_with_try_help(void **state)
         {"naq schedule add", {"schedule", "add", "x", "--cron", "61 * * * *", "--", "true"}},
         {"naq schedule add", {"schedule", "add", "x", "--cron", "* * *", "--", "true"}},
         {"naq events list", {"events", "list", "--queue", "a.b"}},
+        /* Contradictory or meaningless options. */
+        {"naq events replay", {"events", "replay", "--since", "1h", "--from-time", "2h"}},
+        {"naq events replay", {"events", "replay", "--from-seq", "5", "--since", "1h"}},
+        {"naq workers", {"workers", "--since", "1h"}},
+        {"naq", {"--version", "extra"}},
+        {"naq worker", {"worker", "-q", "a,,b"}},
+        {"naq worker", {"worker", "-q", "a,"}},
+        {"naq enqueue", {"enqueue", "-q", "q", "-f", "f", "--retries", "2", "--retry-on", ""}},
+        {"naq enqueue", {"enqueue", "-q", "q", "-f", "f", "--retries", "2", "--skip-on", ","}},
+        {"naq enqueue", {"enqueue", "-q", "q", "-f", "f", "--result-ttl", "48h"}},
     };
     const char *env[] = {"NAQ_URL=nats://127.0.0.1:1", NULL};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

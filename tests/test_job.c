@@ -674,6 +674,9 @@ static void enqueue_refuses_bad_lifecycle_options_and_publishes_nothing(void **s
     o.ttl_ms = 0;
     o.result_ttl_ms = -1;
     expect_refused(fx, &o, "result_ttl_ms");
+    /* Longer than the results bucket keeps anything: the limit is named. */
+    o.result_ttl_ms = NAQ_RESULTS_TTL_MS + 1;
+    expect_refused(fx, &o, "at most 86400000 ms (24 h, NAQ_RESULTS_TTL_MS)");
     o.result_ttl_ms = 0;
 
     o.retry.jitter = 1.5;
