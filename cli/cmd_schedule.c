@@ -127,18 +127,9 @@ static int fits(const char *cmd, const char *flag, const char *text, size_t cap)
 
 static int parse_priority(const char *cmd, const char *text, int *out)
 {
-    static const char *const names[NAQ_PRIORITY_LEVELS] = {"lowest", "low", "normal", "high",
-                                                           "critical"};
-    for (int i = 0; i < NAQ_PRIORITY_LEVELS; i++) {
-        if (strcmp(text, names[i]) == 0 || (text[0] == '0' + i && text[1] == '\0')) {
-            *out = i;
-            return NAQ_EXIT_OK;
-        }
-    }
-    return naq_cli_usage_error(cmd,
-                               "unknown priority '%s': use lowest, low, normal, high, "
-                               "critical or 0-4",
-                               text);
+    if (naq_priority_parse(text, out) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    return NAQ_EXIT_OK;
 }
 
 /* {"argv": [...]} as compact JSON (heap); NULL when not valid UTF-8. */
@@ -442,7 +433,7 @@ static void print_details(const naq_schedule *s)
     } else {
         printf("timeout:      none\n");
     }
-    printf("priority:     %d\n", s->priority);
+    printf("priority:     %s\n", naq_priority_name(s->priority));
     naq_cli_format_time_ms(s->created_at_ms, t, sizeof t);
     printf("created:      %s\n", t);
 }
@@ -572,6 +563,35 @@ out:
     return rc;
 }
 
+/* After a resume: when the schedule runs next, or that it never will (a
+ * one-off whose time passed while it was paused, or no triggers left). */
+static int report_resumed(const char *cmd, naq_client *client, const char *name)
+{
+    naq_schedule s;
+    naq_schedule_init(&s);
+    naq_status st = naq_schedule_get(client, name, &s);
+    if (st != NAQ_OK) {
+        naq_schedule_clear(&s);
+        return naq_cli_fail(cmd, st);
+    }
+    char t[48];
+    if (s.next_run_ms > 0) {
+        naq_cli_format_time_ms(s.next_run_ms, t, sizeof t);
+        printf("schedule %s resumed; next run %s\n", name, t);
+    } else if (s.kind == NAQ_SCHEDULE_AT && s.repeat != 0) {
+        naq_cli_format_time_ms(s.at_ms, t, sizeof t);
+        printf("schedule %s is finished: its time %s passed while it was paused, so it will "
+               "not run; give it a new time with 'naq schedule modify %s --at TIME'\n",
+               name, t, name);
+    } else {
+        printf("schedule %s is finished: it has no triggers left, so it will not run; give it "
+               "more with 'naq schedule modify %s --repeat N'\n",
+               name, name);
+    }
+    naq_schedule_clear(&s);
+    return NAQ_EXIT_OK;
+}
+
 /* show, pause, resume, rm: NAME and the common flags. */
 static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
 {
@@ -620,11 +640,10 @@ static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    if (!is_show)
-        printf("schedule %s %s\n", name,
-               strcmp(sub, "pause") == 0    ? "paused"
-               : strcmp(sub, "resume") == 0 ? "resumed"
-                                            : "removed");
+    if (strcmp(sub, "resume") == 0)
+        rc = report_resumed(cmd, client, name);
+    else if (!is_show)
+        printf("schedule %s %s\n", name, strcmp(sub, "pause") == 0 ? "paused" : "removed");
     else if (fmt == NAQ_CLI_FORMAT_JSON)
         rc = print_schedule_json(cmd, &s);
     else
