@@ -108,6 +108,10 @@ int naq_cli_try_help(const char *cmd);
 int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
                       long long max, long long *out);
 
+/* `one` when n is 1, else `many`: "1 event", "2 events", "0 entries".
+ * Every count the CLI prints in a sentence goes through it. */
+const char *naq_cli_plural(unsigned long long n, const char *one, const char *many);
+
 /* --limit N of every listing: at most N, and 0 means no limit, the same
  * in every command (docs/cli.md). Prints a usage error and returns
  * NAQ_EXIT_USAGE when text is not a whole number >= 0. */

@@ -197,7 +197,7 @@ static int retry(naq_client *c, const dlq_args *a)
     free(done);
     if (s != NAQ_OK)
         return naq_cli_fail(a->cmd, s);
-    fprintf(stderr, "naq: %zu dead job%s enqueued again\n", n, n == 1 ? "" : "s");
+    fprintf(stderr, "naq: %zu dead %s enqueued again\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 
@@ -207,7 +207,7 @@ static int purge(naq_client *c, const dlq_args *a)
     naq_status s = naq_dlq_purge(c, &a->f, &n);
     if (s != NAQ_OK)
         return naq_cli_fail(a->cmd, s);
-    printf("purged %zu dead job%s\n", n, n == 1 ? "" : "s");
+    printf("purged %zu dead %s\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 

@@ -450,9 +450,9 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             if (s != NAQ_OK) {
                 rc = naq_cli_fail(cmd, s);
                 fprintf(stderr,
-                        "naq: %zu of %zu jobs enqueued; enqueue the others again with "
+                        "naq: %zu of %zu %s enqueued; enqueue the others again with "
                         "their ids (a job stored meanwhile is stored once)\n",
-                        done, n);
+                        done, n, naq_cli_plural(n, "job", "jobs"));
             }
         }
     }

@@ -253,7 +253,7 @@ static int replay(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else
-        printf("replayed %zu dead event%s\n", n, n == 1 ? "" : "s");
+        printf("replayed %zu dead %s\n", n, naq_cli_plural(n, "event", "events"));
     naq_client_destroy(client);
     return rc;
 }

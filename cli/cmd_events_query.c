@@ -370,7 +370,8 @@ int naq_cmd_events_delete(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
-        printf("deleted %llu event%s of job %s\n", (unsigned long long)n, n == 1 ? "" : "s", job);
+        printf("deleted %llu %s of job %s\n", (unsigned long long)n,
+               naq_cli_plural(n, "event", "events"), job);
     else
         printf("{\"job_id\":\"%s\",\"deleted\":%llu}\n", job, (unsigned long long)n);
     naq_client_destroy(c);
@@ -429,8 +430,9 @@ int naq_cmd_events_cleanup(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
-        printf("deleted %llu event%s; the stream now starts at sequence %llu\n",
-               (unsigned long long)deleted, deleted == 1 ? "" : "s", (unsigned long long)first);
+        printf("deleted %llu %s; the stream now starts at sequence %llu\n",
+               (unsigned long long)deleted, naq_cli_plural(deleted, "event", "events"),
+               (unsigned long long)first);
     else
         printf("{\"deleted\":%llu,\"first_seq\":%llu}\n", (unsigned long long)deleted,
                (unsigned long long)first);
@@ -655,8 +657,9 @@ static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
            (unsigned long long)t->counts[NAQ_EVENT_FAILED], (unsigned long long)t->final_failed);
     printf("success rate: %s   throughput: %.3f jobs/s (%.1f/min)\n", rate, t->throughput_per_s,
            t->throughput_per_min);
-    printf("duration (%llu runs): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
-           (unsigned long long)t->duration_n, avg, p50, p95, p99);
+    printf("duration (%llu %s): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
+           (unsigned long long)t->duration_n, naq_cli_plural(t->duration_n, "run", "runs"), avg,
+           p50, p95, p99);
     printf("\n%-26s %10s\n", "TYPE", "COUNT");
     for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
         if (t->counts[i] > 0)
@@ -785,9 +788,10 @@ int naq_cmd_events_stats(int argc, char **argv)
         if (st.rollup_lag > 0)
             fprintf(
                 format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
-                "%srollups are %llu events behind; run `naq events rollup` or `naq scheduler` "
+                "%srollups are %llu %s behind; run `naq events rollup` or `naq scheduler` "
                 "(which keeps them up to date unless --no-rollup)\n",
-                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag);
+                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag,
+                naq_cli_plural(st.rollup_lag, "event", "events"));
     }
     naq_stats_free(&st);
     naq_client_destroy(c);
@@ -930,7 +934,7 @@ int naq_cmd_events_rollup(int argc, char **argv)
                 s = naq_rollup_lag(c, &cursor, &lag);
         } while (s == NAQ_OK && cursor > before && !stop_requested);
         if (s == NAQ_OK)
-            printf("folded %zu event%s\n", total, total == 1 ? "" : "s");
+            printf("folded %zu %s\n", total, naq_cli_plural(total, "event", "events"));
     } else {
         fprintf(stderr, "naq rollup: folding events into the stats rollups; Ctrl-C stops\n");
         s = naq_rollup_run(c, (const volatile int *)&stop_requested);

@@ -808,9 +808,10 @@ int naq_cmd_scheduler(int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
     naq_scheduler_stats stats;
     naq_scheduler_get_stats(s, &stats);
-    fprintf(stderr, "naq scheduler %s stopped: %llu triggers, %llu delayed jobs released\n",
+    fprintf(stderr, "naq scheduler %s stopped: %llu %s, %llu delayed %s released\n",
             naq_scheduler_id(s), (unsigned long long)stats.triggers,
-            (unsigned long long)stats.released);
+            naq_cli_plural(stats.triggers, "trigger", "triggers"),
+            (unsigned long long)stats.released, naq_cli_plural(stats.released, "job", "jobs"));
 out:
     naq_scheduler_destroy(s);
     naq_client_destroy(client);

@@ -321,8 +321,9 @@ static void draw_header(const ui_state *u)
         s->events_per_s, s->per_s[NAQ_EVENT_ENQUEUED], s->per_s[NAQ_EVENT_STARTED],
         s->per_s[NAQ_EVENT_COMPLETED], s->per_s[NAQ_EVENT_FAILED]);
     if (s->latency_n > 0)
-        row(2, 0, " latency (last minute, %llu runs): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms",
-            (unsigned long long)s->latency_n, s->p50, s->p95, s->p99);
+        row(2, 0, " latency (last minute, %llu %s): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms",
+            (unsigned long long)s->latency_n, naq_cli_plural(s->latency_n, "run", "runs"), s->p50,
+            s->p95, s->p99);
     else
         row(2, 0, " latency: no job ended in the last minute");
 }

@@ -217,8 +217,9 @@ int naq_cmd_workers(int argc, char **argv)
     else
         print_table(lists);
     if (gone.omitted > 0)
-        fprintf(stderr, "naq: %zu more gone workers not shown (only the %d seen last are)\n",
-                gone.omitted, NAQ_WORKERS_SEEN_MAX);
+        fprintf(stderr, "naq: %zu more gone %s not shown (only the %d seen last are)\n",
+                gone.omitted, naq_cli_plural(gone.omitted, "worker", "workers"),
+                NAQ_WORKERS_SEEN_MAX);
 out:
     naq_worker_info_list_free(&live);
     naq_worker_info_list_free(&gone);

@@ -133,6 +133,11 @@ int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long 
     return 1;
 }
 
+const char *naq_cli_plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out)
 {
     long long n = 0;

@@ -744,7 +744,7 @@ static void enqueue_in_runs_the_job_no_earlier_than_the_delay(void **state)
     snprintf(log, sizeof log, "%s/procs.log", f->srv.dir);
     const char *sched[] = {"scheduler", "--no-rollup", NULL};
     const char *work[] = {"worker", "-q", "later", NULL};
-    spawn(f, sched, f->env, log);
+    pid_t scheduler = spawn(f, sched, f->env, log);
     spawn(f, work, f->env, log);
 
     double t0 = wall_now();
@@ -765,6 +765,10 @@ static void enqueue_in_runs_the_job_no_earlier_than_the_delay(void **state)
                  started.timestamp - t0);
     naq_event_clear(&started);
     naq_client_destroy(c);
+    /* Its summary counts in the singular for one. */
+    assert_int_equal(stop_spawned(f, scheduler, SIGTERM), 0);
+    if (!file_contains(log, "0 triggers, 1 delayed job released"))
+        fail_msg("scheduler summary; log:\n%s", show(log));
 }
 
 static void enqueue_at_reads_an_offset_as_local_time_there(void **state)

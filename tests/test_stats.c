@@ -670,6 +670,31 @@ static int cli(qfixture *fx, const char *const *args, char **out, char **err)
     return naq_test_run_cli(args, env, out, err);
 }
 
+static void cli_counts_read_in_the_singular_for_one(void **state)
+{
+    qfixture *fx = *state;
+    qspec one = {NAQ_EVENT_COMPLETED, "j1", "q", "w", 0, NULL, 5, NULL, 0};
+    qpublish(fx, &one);
+    char *out = NULL, *err = NULL;
+    const char *stats[] = {"events", "stats", NULL};
+    assert_int_equal(cli(fx, stats, &out, &err), 0);
+    if (strstr(out, "rollups are 1 event behind") == NULL)
+        fail_msg("stats:\n%s", out);
+    free(out);
+    free(err);
+    const char *once[] = {"events", "rollup", "--once", NULL};
+    assert_int_equal(cli(fx, once, &out, &err), 0);
+    if (strstr(out, "folded 1 event\n") == NULL)
+        fail_msg("rollup --once: '%s'", out);
+    free(out);
+    free(err);
+    assert_int_equal(cli(fx, stats, &out, &err), 0);
+    if (strstr(out, "duration (1 run)") == NULL)
+        fail_msg("stats:\n%s", out);
+    free(out);
+    free(err);
+}
+
 static void cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up(void **state)
 {
     qfixture *fx = *state;
@@ -752,6 +777,7 @@ static const struct CMUnitTest tests[] = {
     T(a_crash_between_rollups_and_cursor_counts_nothing_twice),
     T(a_maintainer_killed_mid_way_then_restarted_counts_exactly),
     T(cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up),
+    T(cli_counts_read_in_the_singular_for_one),
     T(cli_rollup_daemon_folds_new_events_and_stops_on_sigterm),
     cmocka_unit_test(histogram_buckets_keep_two_percent_precision),
     cmocka_unit_test(rollup_json_round_trips_and_merges_by_name),
