@@ -540,8 +540,9 @@ int naq_cmd_enqueue(int argc, char **argv)
             /* "" would mean "every type" for retry_on and "none" for
              * skip_on: as a flag it is a mistake either way. */
             if (optarg[strspn(optarg, " ,")] == '\0')
-                rc = naq_cli_usage_error(cmd, "%s needs at least one error type, like Timeout "
-                                              "or Timeout,ExitStatus",
+                rc = naq_cli_usage_error(cmd,
+                                         "%s needs at least one error type, like Timeout "
+                                         "or Timeout,ExitStatus",
                                          ch == OPT_RETRY_ON ? "--retry-on" : "--skip-on");
             else if (ch == OPT_RETRY_ON)
                 jo.retry.retry_on = optarg;
@@ -642,8 +643,9 @@ int naq_cmd_enqueue(int argc, char **argv)
         goto out;
     }
     if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
-        rc = naq_cli_usage_error(cmd, "a delayed job (%s) cannot have --unique-key or "
-                                      "--depends-on; enqueue it without a delay",
+        rc = naq_cli_usage_error(cmd,
+                                 "a delayed job (%s) cannot have --unique-key or "
+                                 "--depends-on; enqueue it without a delay",
                                  delay.flag);
         goto out;
     }
@@ -663,8 +665,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     if (delay.given && delay.run_at > wall_now()) {
         char when[40];
         naq_cli_format_time(delay.run_at, when, sizeof when);
-        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id,
-                      when);
+        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id, when);
     }
     if (existing)
         naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "

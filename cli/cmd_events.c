@@ -131,9 +131,8 @@ static int history(int argc, char **argv)
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
-        for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++)
-            if (naq_cli_print_event(&p, &list.items[i]) != 0)
-                rc = NAQ_EXIT_FAILURE;
+        if (naq_cli_print_events(&p, list.items, list.count) != 0)
+            rc = NAQ_EXIT_FAILURE;
     }
     naq_event_list_free(&list);
     naq_client_destroy(client);

@@ -102,24 +102,23 @@ static int print_json(const naq_event_dlq_entry *e)
     return rc;
 }
 
-static int print_row(const naq_event_dlq_entry *e, int first)
+static const char *const headers[] = {"SEQ", "FAILED",     "GROUP", "TYPE",
+                                      "JOB", "DELIVERIES", "REASON"};
+
+static int add_row(naq_cli_table *t, const naq_event_dlq_entry *e)
 {
-    if (first)
-        printf("%-8s  %-24s  %-16s  %-22s  %-32s  %-4s  %s\n", "SEQ", "FAILED", "GROUP", "TYPE",
-               "JOB", "DLV", "REASON");
-    char when[40], reason[160];
+    char seq[24], when[40], deliveries[16];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->sequence);
     naq_cli_format_time(e->failed_at, when, sizeof when);
-    /* One entry, one line: control characters become spaces. */
-    size_t n = 0;
-    for (const char *p = e->reason; *p && n + 1 < sizeof reason; p++)
-        reason[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
-    reason[n] = '\0';
-    const char *type = e->event_decoded ? naq_event_type_name(e->event.type) : "?";
-    const char *job = e->event_decoded && e->event.job_id[0] ? e->event.job_id : "-";
-    return printf("%-8llu  %-24s  %-16s  %-22s  %-32s  %-4d  %s\n", (unsigned long long)e->sequence,
-                  when, e->group, type, job, e->deliveries, reason) < 0
-               ? -1
-               : 0;
+    snprintf(deliveries, sizeof deliveries, "%d", e->deliveries);
+    const char *cells[] = {seq,
+                           when,
+                           e->group,
+                           e->event_decoded ? naq_event_type_name(e->event.type) : "?",
+                           e->event_decoded ? e->event.job_id : "-",
+                           deliveries,
+                           e->reason};
+    return naq_cli_table_add(t, cells);
 }
 
 static int list(int argc, char **argv)
@@ -165,12 +164,17 @@ static int list(int argc, char **argv)
     naq_status s = naq_event_dlq_list(client, &f, &l);
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
+    naq_cli_table t;
+    naq_cli_table_init(&t, 7, headers, "r");
     for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
-        int out = format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i])
-                                                : print_row(&l.items[i], i == 0);
+        int out =
+            format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i]) : add_row(&t, &l.items[i]);
         if (out != 0)
             rc = NAQ_EXIT_FAILURE;
     }
+    if (rc == NAQ_EXIT_OK && t.rows > 0)
+        naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
     if (rc == NAQ_EXIT_OK && l.count == 0 && format == NAQ_CLI_FORMAT_TABLE)
         fputs("no dead events\n", stderr);
     naq_event_dlq_entries_free(&l);

@@ -254,9 +254,8 @@ int naq_cmd_events_list(int argc, char **argv)
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
-        for (size_t i = 0; i < l.count && rc == NAQ_EXIT_OK; i++)
-            if (naq_cli_print_event(&p, &l.items[i]) != 0)
-                rc = NAQ_EXIT_FAILURE;
+        if (naq_cli_print_events(&p, l.items, l.count) != 0)
+            rc = NAQ_EXIT_FAILURE;
         if (more)
             fprintf(stderr,
                     "naq: more events match; see the next ones with --offset %zu, or give "
@@ -847,16 +846,26 @@ int naq_cmd_events_workers(int argc, char **argv)
     if (s != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
     } else if (format == NAQ_CLI_FORMAT_TABLE) {
-        printf("%-28s  %-8s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATUS", "QUEUE",
-               "CURRENT_JOB", "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN");
-        for (size_t i = 0; i < n; i++) {
-            char seen[40];
+        static const char *const headers[] = {"WORKER",  "STATUS",    "QUEUE",  "CURRENT_JOB",
+                                              "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN"};
+        naq_cli_table t;
+        naq_cli_table_init(&t, 8, headers, "    rrr");
+        for (size_t i = 0; i < n && rc == NAQ_EXIT_OK; i++) {
+            char seen[40], running[16], processed[24], failed[24];
             naq_cli_format_time(w[i].last_seen, seen, sizeof seen);
-            printf("%-28s  %-8s  %-14s  %-32s  %7d  %9llu  %6llu  %s\n", w[i].worker_id,
-                   naq_worker_status_name(w[i].status), w[i].queue[0] ? w[i].queue : "-",
-                   w[i].current_job[0] ? w[i].current_job : "-", w[i].running,
-                   (unsigned long long)w[i].processed, (unsigned long long)w[i].failed, seen);
+            snprintf(running, sizeof running, "%d", w[i].running);
+            snprintf(processed, sizeof processed, "%llu", (unsigned long long)w[i].processed);
+            snprintf(failed, sizeof failed, "%llu", (unsigned long long)w[i].failed);
+            const char *cells[] = {w[i].worker_id, naq_worker_status_name(w[i].status),
+                                   w[i].queue,     w[i].current_job,
+                                   running,        processed,
+                                   failed,         seen};
+            if (naq_cli_table_add(&t, cells) != 0)
+                rc = NAQ_EXIT_FAILURE;
         }
+        if (rc == NAQ_EXIT_OK && t.rows > 0)
+            naq_cli_table_print(&t, stdout);
+        naq_cli_table_free(&t);
     } else {
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_pack(

@@ -368,11 +368,11 @@ static const char *state_of(const naq_schedule *s)
     return s->paused ? "paused" : s->next_run_ms == 0 ? "finished" : "active";
 }
 
-static void print_row(const naq_schedule *s, int header)
+static const char *const list_headers[] = {"NAME",  "WHEN",  "NEXT RUN", "LAST RUN",
+                                           "QUEUE", "STATE", "LEFT"};
+
+static int add_row(naq_cli_table *t, const naq_schedule *s)
 {
-    if (header)
-        printf("%-24s  %-30s  %-24s  %-24s  %-12s  %-8s  %s\n", "NAME", "WHEN", "NEXT RUN",
-               "LAST RUN", "QUEUE", "STATE", "LEFT");
     char when[200], next[48], last[48], left[24];
     format_when(s, when, sizeof when);
     naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
@@ -381,8 +381,8 @@ static void print_row(const naq_schedule *s, int header)
         snprintf(left, sizeof left, "-");
     else
         snprintf(left, sizeof left, "%lld", (long long)s->repeat);
-    printf("%-24s  %-30s  %-24s  %-24s  %-12s  %-8s  %s\n", s->name, when, next, last, s->queue,
-           state_of(s), left);
+    const char *cells[] = {s->name, when, next, last, s->queue, state_of(s), left};
+    return naq_cli_table_add(t, cells);
 }
 
 /* One schedule as a JSON line: the stored JSON plus its revision. */
@@ -550,12 +550,17 @@ static int cmd_list(const char *cmd, int argc, char **argv)
     }
     if (list.count == 0 && fmt == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "no schedules; add one with 'naq schedule add NAME --every 1m -- CMD'\n");
+    naq_cli_table t;
+    naq_cli_table_init(&t, 7, list_headers, NULL);
     for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++) {
         if (fmt == NAQ_CLI_FORMAT_JSON)
             rc = print_schedule_json(cmd, &list.items[i]);
-        else
-            print_row(&list.items[i], i == 0);
+        else if (add_row(&t, &list.items[i]) != 0)
+            rc = NAQ_EXIT_FAILURE;
     }
+    if (rc == NAQ_EXIT_OK && t.rows > 0)
+        naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
 out:
     naq_schedule_list_free(&list);
     free(ch.exec_args);

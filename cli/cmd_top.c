@@ -398,8 +398,8 @@ static void draw_main(const ui_state *u)
         if (f->attempt > 0)
             snprintf(attempt, sizeof attempt, "#%d", f->attempt);
         row(y++, has_colors() ? COLOR_PAIR(1) : 0, " %s %-12.12s %-14.14s %-3s %s: %s", at,
-            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", attempt,
-            f->error_type, f->error_message);
+            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", attempt, f->error_type,
+            f->error_message);
     }
 
     row(y++, A_BOLD, " RECENT JOBS (j/k select, Enter history)");

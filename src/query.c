@@ -990,7 +990,8 @@ void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
     if (naq_event_type_category(e->type) == NAQ_CATEGORY_JOB && has(e->queue_name))
         snprintf(a->queue, sizeof a->queue, "%s", e->queue_name);
     naq_worker_status said = a->status;
-    int has_said = naq_event_type_category(e->type) == NAQ_CATEGORY_WORKER && worker_said(a, e, &said);
+    int has_said =
+        naq_event_type_category(e->type) == NAQ_CATEGORY_WORKER && worker_said(a, e, &said);
     switch (e->type) {
     case NAQ_EVENT_WORKER_STOPPED:
         a->running = 0;

@@ -1093,8 +1093,8 @@ static naq_status seen_item(item *it, const naq_event *e)
         w->started_at = e->timestamp - uptime;
     /* Gone from the registry: it stopped, or it is lost (its last event
      * says whatever it was doing then, "busy" or "idle"). */
-    w->status = e->type == NAQ_EVENT_WORKER_STOPPED ? NAQ_WORKER_STATUS_STOPPED
-                                                    : NAQ_WORKER_STATUS_LOST;
+    w->status =
+        e->type == NAQ_EVENT_WORKER_STOPPED ? NAQ_WORKER_STATUS_STOPPED : NAQ_WORKER_STATUS_LOST;
     return NAQ_OK;
 }
 

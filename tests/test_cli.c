@@ -735,6 +735,50 @@ static void server_command_refuses_a_port_in_use(void **state)
     free(err);
 }
 
+/* Every row's value of column `title` starts where the header's title
+ * does, and is `want`. */
+static void assert_column(const char *table, const char *title, const char *want)
+{
+    const char *nl = strchr(table, '\n');
+    const char *at = strstr(table, title);
+    if (nl == NULL || at == NULL || at > nl)
+        fail_msg("no column %s in:\n%s", title, table);
+    size_t col = (size_t)(at - table);
+    int rows = 0;
+    for (const char *row = nl + 1; *row != '\0'; rows++) {
+        const char *end = strchr(row, '\n');
+        size_t len = end ? (size_t)(end - row) : strlen(row);
+        if (len < col + strlen(want) || strncmp(row + col, want, strlen(want)) != 0)
+            fail_msg("row %d does not have %s under %s:\n%s", rows + 1, want, title, table);
+        row += len + (end != NULL);
+    }
+    assert_true(rows > 0);
+}
+
+static void a_long_job_id_does_not_push_the_columns_out_of_line(void **state)
+{
+    fixture *f = *state;
+    char long_id[101];
+    memset(long_id, 'x', 100);
+    long_id[100] = '\0';
+    const char *a[] = {"enqueue", "-q", "wide", "-f", "noop", "--id", long_id, NULL};
+    const char *b[] = {"enqueue", "-q", "wide", "-f", "noop", "--id", "short", NULL};
+    assert_int_equal(naq_test_run_cli(a, f->env, NULL, NULL), 0);
+    assert_int_equal(naq_test_run_cli(b, f->env, NULL, NULL), 0);
+    naq_client *c = naq_test_connect(&f->srv);
+    last_is logged = {c, "short", NAQ_EVENT_ENQUEUED};
+    assert_true(naq_test_wait_for(last_event_is, &logged, 10000));
+    logged.id = long_id;
+    assert_true(naq_test_wait_for(last_event_is, &logged, 10000));
+    naq_client_destroy(c);
+    const char *list[] = {"events", "list", "--queue", "wide", NULL};
+    char *out = NULL;
+    assert_int_equal(naq_test_run_cli(list, f->env, &out, NULL), 0);
+    assert_column(out, "QUEUE", "wide ");
+    assert_column(out, "ATTEMPT", "- ");
+    free(out);
+}
+
 /* ---- delayed jobs ---- */
 
 static void enqueue_in_runs_the_job_no_earlier_than_the_delay(void **state)
@@ -860,6 +904,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(enqueue_at_reads_an_offset_as_local_time_there, setup,
                                     teardown),
     cmocka_unit_test(enqueue_refuses_contradictory_delays),
+    cmocka_unit_test_setup_teardown(a_long_job_id_does_not_push_the_columns_out_of_line, setup,
+                                    teardown),
 };
 
 NAQ_TEST_MAIN(tests)

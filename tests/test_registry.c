@@ -666,8 +666,8 @@ static void the_registry_drops_a_killed_worker_after_its_ttl(void **state)
     free(err);
 
     /* The JSON says the same as the table: one state model. */
-    const char *json[] = {"workers", "--show-inactive", "--format", "json", "--url", f->srv.url,
-                          NULL};
+    const char *json[] = {"workers", "--show-inactive", "--format", "json",
+                          "--url",   f->srv.url,        NULL};
     assert_int_equal(naq_test_run_cli(json, NULL, &out, &err), 0);
     line = strstr(out, "\"worker_id\":\"w-killed\"");
     char *eol = line ? strchr(line, '\n') : NULL;

@@ -649,8 +649,7 @@ static int64_t printed_next_run(const char *out)
     assert_non_null(t);
     t += strlen("next run ");
     int y, mo, d, h, mi, sec, ms;
-    assert_int_equal(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms),
-                     7);
+    assert_int_equal(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms), 7);
     struct tm tm = {0};
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;

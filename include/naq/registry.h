@@ -117,9 +117,10 @@ naq_status naq_workers_list(naq_client *c, naq_worker_info_list *out);
  * since_ms (milliseconds since the epoch, UTC; 0 = as far back as the
  * event stream keeps) but are not in the registry now, most recently seen
  * first, each described by its last event (live = 0, last_seen,
- * last_event; status stopped when that was worker_stopped, else lost). Reads the last event of each worker subject, one consumer:
- * the cost grows with the number of worker ids in the event stream, not
- * with their heartbeats. */
+ * last_event; status stopped when that was worker_stopped, else lost).
+ * Reads the last event of each worker subject, one consumer: the cost
+ * grows with the number of worker ids in the event stream, not with their
+ * heartbeats. */
 naq_status naq_workers_seen(naq_client *c, int64_t since_ms, naq_worker_info_list *out);
 
 /* Encodes w as one compact JSON object: the registry entry's fields
