@@ -76,7 +76,10 @@ static const char types_usage[] =
     "usage: naq events types\n"
     "\n"
     "Lists every event type name with its category (job, worker, scheduler,\n"
-    "system); these names are what --type accepts and what event_type holds.\n";
+    "system); these names are what --type accepts and what event_type holds.\n"
+    "Needs no server.\n"
+    "\n"
+    "exit codes: 0 ok, 2 bad usage\n";
 
 enum {
     OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE,

@@ -42,7 +42,9 @@ static const char list_usage[] =
     "deliveries, original_subject, original_sequence, failed_at and event.\n"
     "\n"
     "example:\n"
-    "  naq events dlq list --group billing --format json | jq -r .reason\n";
+    "  naq events dlq list --group billing --format json | jq -r .reason\n"
+    "\n"
+    "exit codes: 0 ok (also when nothing matched), 1 failure, 2 bad usage\n";
 
 static const char replay_usage[] =
     "usage: naq events dlq replay (--seq N | --group G [--type TYPE] | --all)\n"

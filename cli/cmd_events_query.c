@@ -280,7 +280,9 @@ static const char count_usage[] =
     "request; other filters read the range like list does.\n"
     "\n"
     "example:\n"
-    "  naq events count --since 10m --type failed\n";
+    "  naq events count --since 10m --type failed\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_count(int argc, char **argv)
 {
@@ -391,7 +393,9 @@ static const char cleanup_usage[] =
     "  -h, --help            this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "example:\n"
-    "  naq events cleanup --older-than 3d\n";
+    "  naq events cleanup --older-than 3d\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_cleanup(int argc, char **argv)
 {
@@ -811,7 +815,8 @@ static const char workers_usage[] =
     "      --since TIME      a duration before now or a time (see 'naq events list')\n"
     "      --format F        table (default), json or raw (one object per line)\n"
     "  -h, --help            this help\n"
-    "\n" NAQ_CLI_COMMON_USAGE;
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "exit codes: 0 ok (also when no worker wrote events), 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_workers(int argc, char **argv)
 {
