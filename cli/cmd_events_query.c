@@ -35,8 +35,8 @@
     "      --worker W        events about this worker\n"                                           \
     "      --tag KEY=VALUE   events whose job has this tag (repeatable)\n"                         \
     "      --since TIME      events at or after TIME: a duration before now (90s, 1h,\n"           \
-    "                        7d), an ISO-8601 UTC time (2026-01-31T12:00:00Z) or\n"                \
-    "                        @SECONDS since the epoch\n"                                           \
+    "                        7d), an ISO-8601 time (2026-01-31T12:00:00Z; with an\n"               \
+    "                        offset, 2026-01-31T13:00:00+01:00) or @SECONDS\n"                     \
     "      --until TIME      events at or before TIME (same forms)\n"                              \
     "      --from-seq N      from stream sequence N\n"                                             \
     "      --until-seq N     up to stream sequence N\n"

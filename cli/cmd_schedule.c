@@ -60,7 +60,7 @@ static const char usage_schedule[] =
     "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 static const char usage_scheduler[] =
-    "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION]\n"
+    "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION] [--no-rollup]\n"
     "\n"
     "Runs a scheduler candidate until Ctrl-C or SIGTERM. Run as many as you\n"
     "like, on any machines: exactly one is leader at a time (a lease in the KV\n"
