@@ -744,20 +744,25 @@ static void server_command_serves_jetstream_and_stops_on_sigterm_with_0(void **s
     assert_false(server_reachable(url));
 }
 
-static void server_command_refuses_a_port_in_use(void **state)
+static void server_command_refuses_a_port_in_use_leaving_no_data_directory(void **state)
 {
     fixture *f = *state;
     snprintf(f->data, sizeof f->data, "/tmp/naq-test-server-XXXXXX");
     assert_non_null(mkdtemp(f->data));
-    char port[16];
+    char port[16], dir[96];
     snprintf(port, sizeof port, "%d", f->srv.port);
-    const char *argv[] = {"server", "--port", port, "--data", f->data, NULL};
+    snprintf(dir, sizeof dir, "%s/new/data", f->data);
+    const char *argv[] = {"server", "--port", port, "--data", dir, NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(naq_test_run_cli(argv, NULL, &out, &err), 1);
     char want[96];
     snprintf(want, sizeof want, "port %d is in use", f->srv.port);
     if (strstr(err, want) == NULL || strstr(err, "--port") == NULL)
         fail_msg("want '%s' in stderr '%s'", want, err);
+    char parent[96];
+    snprintf(parent, sizeof parent, "%s/new", f->data);
+    if (access(parent, F_OK) == 0)
+        fail_msg("naq server left %s behind", parent);
     free(out);
     free(err);
 }
@@ -925,7 +930,8 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(server_command_serves_jetstream_and_stops_on_sigterm_with_0,
                                     setup, teardown),
-    cmocka_unit_test_setup_teardown(server_command_refuses_a_port_in_use, setup, teardown),
+    cmocka_unit_test_setup_teardown(server_command_refuses_a_port_in_use_leaving_no_data_directory,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(enqueue_in_runs_the_job_no_earlier_than_the_delay, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(enqueue_at_reads_an_offset_as_local_time_there, setup,
