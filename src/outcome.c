@@ -49,7 +49,10 @@ int naq__outcome_is_record(natsMsg *m)
            strcmp(kind, "outcome") == 0;
 }
 
-naq_status naq__outcome_last(naq_client *c, const char *job_id, natsMsg **out)
+/* The last message on the job's subject (from_seq 0), or the first at or
+ * after from_seq. */
+static naq_status get_on_subject(naq_client *c, const char *job_id, uint64_t from_seq,
+                                 natsMsg **out)
 {
     char subject[NAQ_URL_MAX];
     *out = NULL;
@@ -58,22 +61,23 @@ naq_status naq__outcome_last(naq_client *c, const char *job_id, natsMsg **out)
         return s;
     jsDirectGetMsgOptions dg;
     jsDirectGetMsgOptions_Init(&dg);
-    dg.LastBySubject = subject;
+    if (from_seq == 0) {
+        dg.LastBySubject = subject;
+    } else {
+        dg.Sequence = from_seq;
+        dg.NextBySubject = subject;
+    }
     return get(c, &dg, out);
+}
+
+naq_status naq__outcome_last(naq_client *c, const char *job_id, natsMsg **out)
+{
+    return get_on_subject(c, job_id, 0, out);
 }
 
 naq_status naq__outcome_next(naq_client *c, const char *job_id, uint64_t from_seq, natsMsg **out)
 {
-    char subject[NAQ_URL_MAX];
-    *out = NULL;
-    naq_status s = naq__outcome_subject(c, job_id, subject, sizeof subject);
-    if (s != NAQ_OK)
-        return s;
-    jsDirectGetMsgOptions dg;
-    jsDirectGetMsgOptions_Init(&dg);
-    dg.Sequence = from_seq;
-    dg.NextBySubject = subject;
-    return get(c, &dg, out);
+    return get_on_subject(c, job_id, from_seq > 0 ? from_seq : 1, out);
 }
 
 int naq__outcome_status(natsMsg *record)
