@@ -70,26 +70,30 @@ typedef struct {
 /* Records a common flag: 1 if `ch` was one (from the getopt loop), else 0. */
 int naq_cli_common_option(naq_cli_common *o, int ch, const char *arg);
 
-/* Builds the configuration: defaults < NAQ_* environment < flags. Prints the
- * error and returns NAQ_EXIT_USAGE when a variable or flag is malformed,
- * else NAQ_EXIT_OK. */
-int naq_cli_config(const naq_cli_common *o, naq_config *cfg);
+/* Builds the configuration: defaults < NAQ_* environment < flags. Prints a
+ * usage error of cmd and returns NAQ_EXIT_USAGE when a variable or flag is
+ * malformed, else NAQ_EXIT_OK. */
+int naq_cli_config(const char *cmd, const naq_cli_common *o, naq_config *cfg);
 
 /* naq_cli_config() then naq_client_connect(). Read-only commands pass
  * publishes_events = 0: they log nothing, so the client starts no event
  * logger. Returns an exit code; on failure the error is printed ("naq:
  * cannot reach NATS at ...") and *out is NULL. */
-int naq_cli_connect(const naq_cli_common *o, int publishes_events, naq_client **out);
+int naq_cli_connect(const char *cmd, const naq_cli_common *o, int publishes_events,
+                    naq_client **out);
 
 /* ---- errors ---- */
 
 /* Prints "naq: <message>\n" to stderr. */
 void naq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Prints "naq: <naq_last_error()>" (or the status text when there is no
- * message) and returns the exit code for s: 2 for NAQ_ERR_INVALID_ARG (the
- * user gave something malformed), 1 otherwise. */
-int naq_cli_fail(naq_status s);
+/* Reports a failed library call of command cmd and returns its exit code.
+ * NAQ_ERR_INVALID_ARG (the user gave something malformed) is a usage
+ * error: "<cmd>: <naq_last_error()>" and "try '<cmd> --help'", exit 2.
+ * Anything else prints "naq: <naq_last_error()>" (or the status text when
+ * there is no message), exit 1. Every command reports library errors
+ * through this, so the two kinds look the same everywhere. */
+int naq_cli_fail(const char *cmd, naq_status s);
 
 /* Prints "<cmd>: <message>" and "try '<cmd> --help'" to stderr and returns
  * NAQ_EXIT_USAGE. cmd is argv[0] of the command ("naq enqueue"). */
@@ -132,8 +136,12 @@ void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format);
  * printed) or stdout is gone (a closed pipe). */
 int naq_cli_print_event(naq_cli_printer *p, const naq_event *e);
 
-/* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch. */
+/* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch,
+ * rounded to the nearest millisecond; "-" for 0 (none). Every time the CLI
+ * prints goes through these two, so one instant reads the same everywhere. */
 void naq_cli_format_time(double ts, char *buf, size_t cap);
+/* The same for milliseconds since the epoch (schedules keep whole ms). */
+void naq_cli_format_time_ms(int64_t ms, char *buf, size_t cap);
 
 /* The one-line detail of an event: "error_type: error_message",
  * "<duration> ms" or the message; control characters become spaces and the

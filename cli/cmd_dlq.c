@@ -53,6 +53,7 @@ enum {
 };
 
 typedef struct {
+    const char *cmd; /* "naq dlq list", ... */
     naq_cli_common common;
     naq_dlq_filter f;
     naq_cli_format format;
@@ -72,6 +73,7 @@ static int parse(int argc, char **argv, dlq_args *a, int *help)
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
+    a->cmd = cmd;
     a->format = NAQ_CLI_FORMAT_TABLE;
     *help = 0;
     int rc = NAQ_EXIT_OK, ch;
@@ -149,7 +151,7 @@ static int list(naq_client *c, const dlq_args *a)
 {
     naq_dlq_entry_list l;
     naq_status s = naq_dlq_list(c, &a->f, &l);
-    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(s);
+    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(a->cmd, s);
     for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
         if (a->format == NAQ_CLI_FORMAT_JSON)
             print_json(&l.items[i]);
@@ -166,7 +168,7 @@ static int show(naq_client *c, const dlq_args *a)
 {
     naq_dlq_entry e;
     naq_status s = naq_dlq_show(c, a->f.seq, a->f.job_id, &e);
-    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(s);
+    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(a->cmd, s);
     if (rc == NAQ_EXIT_OK && a->format == NAQ_CLI_FORMAT_JSON) {
         print_json(&e);
     } else if (rc == NAQ_EXIT_OK) {
@@ -198,7 +200,7 @@ static int retry(naq_client *c, const dlq_args *a)
         printf("%s %s\n", done[i].job_id, done[i].new_job_id);
     free(done);
     if (s != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(a->cmd, s);
     fprintf(stderr, "naq: %zu dead job%s enqueued again\n", n, n == 1 ? "" : "s");
     return NAQ_EXIT_OK;
 }
@@ -208,7 +210,7 @@ static int purge(naq_client *c, const dlq_args *a)
     size_t n = 0;
     naq_status s = naq_dlq_purge(c, &a->f, &n);
     if (s != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(a->cmd, s);
     printf("purged %zu dead job%s\n", n, n == 1 ? "" : "s");
     return NAQ_EXIT_OK;
 }
@@ -250,7 +252,7 @@ int naq_cmd_dlq(int argc, char **argv)
             return naq_cli_usage_error(argv[1], "which dead jobs? give a sequence, --job, --queue, "
                                                 "--error-type, or --all for every one");
         naq_client *client = NULL;
-        if ((rc = naq_cli_connect(&a.common, subs[i].writes, &client)) != NAQ_EXIT_OK)
+        if ((rc = naq_cli_connect(a.cmd, &a.common, subs[i].writes, &client)) != NAQ_EXIT_OK)
             return rc;
         rc = subs[i].run(client, &a);
         naq_client_destroy(client);

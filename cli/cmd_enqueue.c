@@ -13,6 +13,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "naq/query.h"
+#include "naq/schedule.h"
 
 static const char usage[] =
     "usage: naq enqueue -q QUEUE -f FUNCTION [--args JSON] [OPTIONS]\n"
@@ -45,6 +49,11 @@ static const char usage[] =
     "                         the results bucket's TTL)\n"
     "      --tag KEY=VALUE    a tag carried by the job and its events (repeatable)\n"
     "      --priority P       lowest, low, normal (default), high, critical or 0-4\n"
+    "      --in DURATION      queue the job this long from now (30s, 5m, 2h); a\n"
+    "                         running 'naq scheduler' releases it\n"
+    "      --at TIME          queue the job at TIME: 2026-01-31T12:00:00Z, with an\n"
+    "                         offset 2026-01-31T13:00:00+01:00, or @SECONDS since the\n"
+    "                         epoch (a time that has passed queues it now)\n"
     "      --id JOB_ID        use this id: enqueueing the same id again within\n"
     "                         2 minutes stores the job once\n"
     "      --batch FILE       enqueue every job of FILE (JSONL, one job object per\n"
@@ -63,6 +72,7 @@ static const char usage[] =
     "  id=$(naq enqueue -q emails -f send_email --args '{\"to\":\"a@b.c\"}' --retries 3)\n"
     "  naq enqueue -q reports --depends-on \"$a,$b\" -- ./merge-reports\n"
     "  naq enqueue -q sync --unique-key user-42 -- ./sync-user 42\n"
+    "  naq enqueue -q reminders --in 15m -f send_reminder --args '{\"user\":42}'\n"
     "  naq enqueue --batch jobs.jsonl -q default > ids.txt\n"
     "\n"
     "exit codes: 0 queued (or a pending unique job found), 1 failure (server; in a\n"
@@ -84,7 +94,47 @@ enum {
     OPT_PRIORITY,
     OPT_ID,
     OPT_BATCH,
+    OPT_IN,
+    OPT_AT,
 };
+
+/* When a delayed job should be queued: --in or --at. */
+typedef struct {
+    int given;
+    double run_at; /* seconds since the epoch */
+    const char *flag;
+} delay_opt;
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
+{
+    const char *flag = ch == OPT_IN ? "--in" : "--at";
+    if (d->given && strcmp(d->flag, flag) != 0)
+        return naq_cli_usage_error(cmd, "give either --in or --at, not both");
+    d->given = 1;
+    d->flag = flag;
+    int64_t ms = 0;
+    if (ch == OPT_IN) {
+        if (naq_parse_duration_ms(text, &ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--in: %s", naq_last_error());
+        d->run_at = wall_now() + (double)ms / 1000.0;
+        return NAQ_EXIT_OK;
+    }
+    /* A bare duration means "before now" to --since; here it would be
+     * ambiguous, so point at --in instead of guessing. */
+    if (naq_parse_duration_ms(text, &ms) == NAQ_OK)
+        return naq_cli_usage_error(cmd, "--at takes a point in time; for a delay use --in %s",
+                                   text);
+    if (naq_parse_time(text, wall_now(), &d->run_at) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
+    return NAQ_EXIT_OK;
+}
 
 /* Adds "KEY=VALUE" to the tags object. */
 static int add_tag(const char *cmd, json_t *tags, const char *kv)
@@ -316,8 +366,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (in == NULL) {
-        naq_cli_error("cannot open %s: %s", path, strerror(errno));
-        return NAQ_EXIT_USAGE;
+        return naq_cli_usage_error(cmd, "cannot open %s: %s", path, strerror(errno));
     }
     batch_job *bjs = NULL;
     naq_job_opts *jobs = NULL;
@@ -371,16 +420,15 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
         rc = NAQ_EXIT_USAGE;
     }
     if (rc != NAQ_EXIT_OK) {
-        naq_cli_error("nothing was enqueued; fix the lines above");
+        naq_cli_usage_error(cmd, "nothing was enqueued; fix the lines above");
         goto out;
     }
     if (n == 0) {
-        naq_cli_error("%s holds no jobs", path);
-        rc = NAQ_EXIT_USAGE;
+        rc = naq_cli_usage_error(cmd, "%s holds no jobs", path);
         goto out;
     }
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char(*ids)[NAQ_ID_SIZE] = calloc(n, sizeof *ids);
     naq_status *st = calloc(n, sizeof *st);
@@ -391,7 +439,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
         size_t done = 0;
         naq_status s = naq_enqueue_batch(client, jobs, n, ids, st, &done);
         if (s == NAQ_ERR_INVALID_ARG) {
-            rc = naq_cli_fail(s);
+            rc = naq_cli_fail(cmd, s);
         } else {
             for (size_t i = 0; i < n; i++) {
                 printf("%s\n", st[i] == NAQ_OK ? ids[i] : "-");
@@ -400,7 +448,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
                             ids[i], naq_status_str(st[i]));
             }
             if (s != NAQ_OK) {
-                rc = naq_cli_fail(s);
+                rc = naq_cli_fail(cmd, s);
                 fprintf(stderr,
                         "naq: %zu of %zu jobs enqueued; enqueue the others again with "
                         "their ids (a job stored meanwhile is stored once)\n",
@@ -412,7 +460,6 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
     free(st);
     naq_client_destroy(client);
 out:
-    (void)cmd;
     for (size_t i = 0; i < n; i++) {
         json_decref(bjs[i].line);
         free(bjs[i].args);
@@ -451,6 +498,8 @@ int naq_cmd_enqueue(int argc, char **argv)
         {"priority", required_argument, NULL, OPT_PRIORITY},
         {"id", required_argument, NULL, OPT_ID},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"in", required_argument, NULL, OPT_IN},
+        {"at", required_argument, NULL, OPT_AT},
         {"help", no_argument, NULL, 'h'},
         NAQ_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
@@ -461,6 +510,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     char *args_text = NULL;
     const char *batch = NULL;
     dep_list deps = {0};
+    delay_opt delay = {0};
     naq_client *client = NULL;
     int rc = NAQ_EXIT_OK, ch;
     long long n = 0;
@@ -509,6 +559,8 @@ int naq_cmd_enqueue(int argc, char **argv)
             break;
         case OPT_ID: jo.job_id = optarg; break;
         case OPT_BATCH: batch = optarg; break;
+        case OPT_IN:
+        case OPT_AT: rc = parse_delay(cmd, ch, optarg, &delay); break;
         case 'h': fputs(usage, stdout); goto out;
         default:
             if (!naq_cli_common_option(&common, ch, optarg))
@@ -533,9 +585,9 @@ int naq_cmd_enqueue(int argc, char **argv)
         goto out;
     }
     if (batch != NULL) {
-        if (dashdash || jo.job_id != NULL) {
-            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND' "
-                                          "and --id belong to single jobs");
+        if (dashdash || jo.job_id != NULL || delay.given) {
+            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND', "
+                                          "--id, --in and --at belong to single jobs");
             goto out;
         }
         rc = run_batch(cmd, batch, &jo, &common);
@@ -575,18 +627,34 @@ int naq_cmd_enqueue(int argc, char **argv)
      * reported as a typo even when no server runs. */
     naq_status s = naq_job_opts_validate(&jo);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
+        rc = naq_cli_usage_error(cmd, "a delayed job (%s) cannot have --unique-key or "
+                                      "--depends-on; enqueue it without a delay",
+                                 delay.flag);
+        goto out;
+    }
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     char id[NAQ_ID_SIZE];
     int existing = 0;
-    if ((s = naq_enqueue_ex(client, &jo, id, &existing)) != NAQ_OK) {
-        rc = naq_cli_fail(s);
+    if (delay.given)
+        s = naq_enqueue_at(client, &jo, delay.run_at, id);
+    else
+        s = naq_enqueue_ex(client, &jo, id, &existing);
+    if (s != NAQ_OK) {
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
     printf("%s\n", id);
+    if (delay.given && delay.run_at > wall_now()) {
+        char when[40];
+        naq_cli_format_time(delay.run_at, when, sizeof when);
+        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id,
+                      when);
+    }
     if (existing)
         naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "
                       "enqueued",

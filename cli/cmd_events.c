@@ -119,15 +119,15 @@ static int history(int argc, char **argv)
     const char *job_id = argv[optind];
     naq_status s = naq_id_validate("job id", job_id);
     if (s != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_event_list list = {0};
     s = naq_job_history(client, job_id, &list);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
@@ -157,12 +157,12 @@ static int print_one(const naq_event *e, void *user)
     return naq_cli_print_event(p, e) != 0;
 }
 
-static int check_id(const char *what, const char *id)
+static int check_id(const char *cmd, const char *what, const char *id)
 {
     if (id == NULL)
         return NAQ_EXIT_OK;
     naq_status s = naq_id_validate(what, id);
-    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(s);
+    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, s);
 }
 
 static int stream(int argc, char **argv)
@@ -218,13 +218,13 @@ static int stream(int argc, char **argv)
     if (!so.follow && so.tail == 0)
         return naq_cli_usage_error(cmd, "--no-follow prints the last N events and stops: give "
                                         "--tail N too");
-    if ((rc = check_id("job id", so.filter.job_id)) != NAQ_EXIT_OK ||
-        (rc = check_id("queue name", so.filter.queue)) != NAQ_EXIT_OK ||
-        (rc = check_id("worker id", so.filter.worker)) != NAQ_EXIT_OK)
+    if ((rc = check_id(cmd, "job id", so.filter.job_id)) != NAQ_EXIT_OK ||
+        (rc = check_id(cmd, "queue name", so.filter.queue)) != NAQ_EXIT_OK ||
+        (rc = check_id(cmd, "worker id", so.filter.worker)) != NAQ_EXIT_OK)
         return rc;
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
 
     /* Ctrl-C and SIGTERM end the stream normally: the library polls the
@@ -242,7 +242,7 @@ static int stream(int argc, char **argv)
     p.flush = 1;
     naq_status s = naq_events_stream(client, &so, print_one, &p);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (ferror(stdout))
         rc = NAQ_EXIT_FAILURE;
     naq_client_destroy(client);

@@ -162,12 +162,12 @@ static int list(int argc, char **argv)
     f.limit = (size_t)limit;
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_event_dlq_entries l;
     naq_status s = naq_event_dlq_list(client, &f, &l);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
         int out = format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i])
                                                 : print_row(&l.items[i], i == 0);
@@ -227,7 +227,7 @@ static int replay(int argc, char **argv)
         return rc;
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_status s = NAQ_OK;
     size_t n = 0;
@@ -254,7 +254,7 @@ static int replay(int argc, char **argv)
         s = naq_event_dlq_replay_all(client, &f, &n);
     }
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else
         printf("replayed %zu dead event%s\n", n, n == 1 ? "" : "s");
     naq_client_destroy(client);

@@ -248,13 +248,13 @@ int naq_cmd_events_list(int argc, char **argv)
         (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     naq_event_list l = {0};
     int more = 0;
     naq_status s = naq_events_list(c, &a.q, &l, &more);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
@@ -316,12 +316,12 @@ int naq_cmd_events_count(int argc, char **argv)
         (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     uint64_t n = 0;
     naq_status s = naq_events_count(c, &a.q, &n);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
         printf("%llu\n", (unsigned long long)n);
     else
@@ -367,12 +367,12 @@ int naq_cmd_events_delete(int argc, char **argv)
     if (naq_id_validate("job id", job) != NAQ_OK)
         return naq_cli_usage_error(cmd, "%s", naq_last_error());
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     uint64_t n = 0;
     naq_status s = naq_job_events_delete(c, job, &n);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
         printf("deleted %llu event%s of job %s\n", (unsigned long long)n, n == 1 ? "" : "s", job);
     else
@@ -426,12 +426,12 @@ int naq_cmd_events_cleanup(int argc, char **argv)
     if (age_ms < 0)
         return naq_cli_usage_error(cmd, "how old? give --older-than DURATION (e.g. 3d)");
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     uint64_t deleted = 0, first = 0;
     naq_status s = naq_events_cleanup(c, age_ms, &deleted, &first);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
         printf("deleted %llu event%s; the stream now starts at sequence %llu\n",
                (unsigned long long)deleted, deleted == 1 ? "" : "s", (unsigned long long)first);
@@ -539,7 +539,7 @@ int naq_cmd_events_replay(int argc, char **argv)
         (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     catch_signals();
     ro.query = a.q;
@@ -549,7 +549,7 @@ int naq_cmd_events_replay(int argc, char **argv)
     p.flush = ro.timing == NAQ_REPLAY_ORIGINAL;
     naq_status s = naq_events_replay(c, &ro, print_replayed, &p, NULL);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (ferror(stdout))
         rc = NAQ_EXIT_FAILURE;
     naq_client_destroy(c);
@@ -765,12 +765,12 @@ int naq_cmd_events_stats(int argc, char **argv)
     if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     naq_stats st;
     naq_status s = naq_stats_query(c, &o, &st);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else {
         if (format == NAQ_CLI_FORMAT_TABLE)
             print_stats_table(&st, o.by_queue, o.by_worker);
@@ -829,13 +829,13 @@ int naq_cmd_events_workers(int argc, char **argv)
     if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     naq_worker_activity *w = NULL;
     size_t n = 0;
     naq_status s = naq_events_workers(c, since, &w, &n);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else if (format == NAQ_CLI_FORMAT_TABLE) {
         printf("%-28s  %-7s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATE", "QUEUE",
                "CURRENT_JOB", "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN");
@@ -907,7 +907,7 @@ int naq_cmd_events_rollup(int argc, char **argv)
     if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
         return rc;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
         return rc;
     catch_signals();
     naq_status s = NAQ_OK;
@@ -930,7 +930,7 @@ int naq_cmd_events_rollup(int argc, char **argv)
         s = naq_rollup_run(c, (const volatile int *)&stop_requested);
     }
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     naq_client_destroy(c);
     return rc;
 }

@@ -114,12 +114,12 @@ int naq_cmd_health(int argc, char **argv)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_health_report r;
     naq_status s = naq_health(client, &r);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else {
         if (format == NAQ_CLI_FORMAT_JSON)
             rc = print_json(&r);

@@ -152,16 +152,16 @@ static int status(int argc, char **argv)
     const char *job_id = argv[optind];
     naq_status s = naq_id_validate("job id", job_id);
     if (s != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_event last;
     naq_event_init(&last, NAQ_EVENT_ENQUEUED);
     s = naq_job_last_event(client, job_id, &last);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     } else if (format == NAQ_CLI_FORMAT_TABLE) {
         print_status_line(&last);
     } else {
@@ -280,11 +280,12 @@ static int operands(int argc, char **argv, int n, const char *what)
     if (argc - optind > n)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + n]);
     naq_status s = naq_id_validate("job id", argv[optind]);
-    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(s);
+    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, s);
 }
 
 static int result(int argc, char **argv)
 {
+    const char *cmd = argv[0];
     naq_cli_common common = {0};
     naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
     int64_t wait_ms = 0;
@@ -295,12 +296,12 @@ static int result(int argc, char **argv)
     if ((rc = operands(argc, argv, 1, "which job? give its id")) != NAQ_EXIT_OK)
         return rc;
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     char *json = NULL;
     naq_status s = naq_job_result(client, argv[optind], wait_ms, &json);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_JSON)
         printf("%s\n", json);
     else
@@ -314,6 +315,7 @@ static int result(int argc, char **argv)
 
 static int cancel(int argc, char **argv)
 {
+    const char *cmd = argv[0];
     naq_cli_common common = {0};
     int done = 0;
     int rc = job_options(argc, argv, cancel_usage, &common, NULL, NULL, &done);
@@ -323,12 +325,12 @@ static int cancel(int argc, char **argv)
         return rc;
     const char *id = argv[optind];
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_cancel_outcome how = NAQ_CANCEL_REQUESTED;
     naq_status s = naq_job_cancel(client, id, &how);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (how == NAQ_CANCEL_DONE)
         printf("job %s cancelled; it will not run\n", id);
     else
@@ -341,6 +343,7 @@ static int cancel(int argc, char **argv)
 
 static int requeue(int argc, char **argv, int move)
 {
+    const char *cmd = argv[0];
     naq_cli_common common = {0};
     int done = 0;
     int rc =
@@ -356,13 +359,13 @@ static int requeue(int argc, char **argv, int move)
     int level = 0;
     naq_status s = move ? naq_id_validate("queue name", to) : naq_priority_parse(to, &level);
     if (s != NAQ_OK)
-        return naq_cli_usage_error(argv[0], "%s", naq_last_error());
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         return rc;
     s = move ? naq_job_move(client, id, to) : naq_job_set_priority(client, id, level);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     else if (move)
         printf("job %s is in queue %s\n", id, to);
     else

@@ -366,7 +366,7 @@ static void format_when(const naq_schedule *s, char *buf, size_t cap)
         snprintf(buf, cap, "every %s", t);
         break;
     case NAQ_SCHEDULE_AT:
-        naq_cli_format_time((double)s->at_ms / 1000.0, t, sizeof t);
+        naq_cli_format_time_ms(s->at_ms, t, sizeof t);
         snprintf(buf, cap, "at %s", t);
         break;
     }
@@ -384,8 +384,8 @@ static void print_row(const naq_schedule *s, int header)
                "LAST RUN", "QUEUE", "STATE", "LEFT");
     char when[200], next[48], last[48], left[24];
     format_when(s, when, sizeof when);
-    naq_cli_format_time((double)s->next_run_ms / 1000.0, next, sizeof next);
-    naq_cli_format_time((double)s->last_run_ms / 1000.0, last, sizeof last);
+    naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
+    naq_cli_format_time_ms(s->last_run_ms, last, sizeof last);
     if (s->repeat < 0)
         snprintf(left, sizeof left, "-");
     else
@@ -395,13 +395,13 @@ static void print_row(const naq_schedule *s, int header)
 }
 
 /* One schedule as a JSON line: the stored JSON plus its revision. */
-static int print_schedule_json(const naq_schedule *s)
+static int print_schedule_json(const char *cmd, const naq_schedule *s)
 {
     char *json = NULL;
     size_t len = 0;
     naq_status st = naq_schedule_encode(s, &json, &len);
     if (st != NAQ_OK)
-        return naq_cli_fail(st);
+        return naq_cli_fail(cmd, st);
     json_t *o = json_loadb(json, len, 0, NULL);
     free(json);
     if (o == NULL)
@@ -423,9 +423,9 @@ static void print_details(const naq_schedule *s)
     printf("name:         %s\n", s->name);
     printf("when:         %s\n", when);
     printf("state:        %s\n", state_of(s));
-    naq_cli_format_time((double)s->next_run_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->next_run_ms, t, sizeof t);
     printf("next run:     %s\n", t);
-    naq_cli_format_time((double)s->last_run_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->last_run_ms, t, sizeof t);
     printf("last run:     %s\n", t);
     if (s->repeat < 0)
         printf("repeat:       no limit\n");
@@ -443,7 +443,7 @@ static void print_details(const naq_schedule *s)
         printf("timeout:      none\n");
     }
     printf("priority:     %d\n", s->priority);
-    naq_cli_format_time((double)s->created_at_ms / 1000.0, t, sizeof t);
+    naq_cli_format_time_ms(s->created_at_ms, t, sizeof t);
     printf("created:      %s\n", t);
 }
 
@@ -477,17 +477,17 @@ static int cmd_add(const char *cmd, int argc, char **argv)
     naq_status st;
     /* Check everything before connecting, so a typo is reported as one. */
     if ((st = naq_schedule_name_validate(name)) != NAQ_OK || (st = apply(&s, &ch)) != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     if ((st = naq_schedule_add(client, &s)) != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
     char next[48];
-    naq_cli_format_time((double)s.next_run_ms / 1000.0, next, sizeof next);
+    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
     printf("schedule %s added; next run %s\n", s.name, next);
 out:
     naq_schedule_clear(&s);
@@ -513,17 +513,17 @@ static int cmd_modify(const char *cmd, int argc, char **argv)
     }
     naq_status st;
     if ((st = naq_schedule_name_validate(name)) != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         goto out;
     if ((st = naq_schedule_modify(client, name, apply, &ch, &s)) != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
     char next[48];
-    naq_cli_format_time((double)s.next_run_ms / 1000.0, next, sizeof next);
+    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
     printf("schedule %s modified; next run %s\n", s.name, next);
 out:
     naq_schedule_clear(&s);
@@ -550,18 +550,18 @@ static int cmd_list(const char *cmd, int argc, char **argv)
         return rc < 0 ? NAQ_EXIT_OK : rc;
     if ((rc = parse_format(cmd, &ch, &fmt)) != NAQ_EXIT_OK)
         goto out;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         goto out;
     naq_status st = naq_schedules_list(client, &list);
     if (st != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
     if (list.count == 0 && fmt == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "no schedules; add one with 'naq schedule add NAME --every 1m -- CMD'\n");
     for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++) {
         if (fmt == NAQ_CLI_FORMAT_JSON)
-            rc = print_schedule_json(&list.items[i]);
+            rc = print_schedule_json(cmd, &list.items[i]);
         else
             print_row(&list.items[i], i == 0);
     }
@@ -603,10 +603,10 @@ static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
         goto out;
     naq_status st = naq_schedule_name_validate(name);
     if (st != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    if ((rc = naq_cli_connect(&common, !is_show, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, !is_show, &client)) != NAQ_EXIT_OK)
         goto out;
     if (is_show)
         st = naq_schedule_get(client, name, &s);
@@ -617,7 +617,7 @@ static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
     else
         st = naq_schedule_remove(client, name);
     if (st != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
     if (!is_show)
@@ -626,7 +626,7 @@ static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
                : strcmp(sub, "resume") == 0 ? "resumed"
                                             : "removed");
     else if (fmt == NAQ_CLI_FORMAT_JSON)
-        rc = print_schedule_json(&s);
+        rc = print_schedule_json(cmd, &s);
     else
         print_details(&s);
 out:
@@ -749,12 +749,12 @@ int naq_cmd_scheduler(int argc, char **argv)
     pthread_t rollup_tid;
     rollup_thread rollup = {NULL, NAQ_OK};
     int rollup_started = 0;
-    int rc = naq_cli_connect(&common, 1, &client);
+    int rc = naq_cli_connect(cmd, &common, 1, &client);
     if (rc != NAQ_EXIT_OK)
         return rc;
     naq_status st = naq_scheduler_create(client, &so, &s);
     if (st != NAQ_OK) {
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
         goto out;
     }
     if (lease_given && naq_scheduler_lease_ms(s) != so.lease_ms)
@@ -786,7 +786,7 @@ int naq_cmd_scheduler(int argc, char **argv)
     signal(SIGTERM, SIG_DFL);
     running_scheduler = NULL;
     if (st != NAQ_OK)
-        rc = naq_cli_fail(st);
+        rc = naq_cli_fail(cmd, st);
     naq_scheduler_stats stats;
     naq_scheduler_get_stats(s, &stats);
     fprintf(stderr, "naq scheduler %s stopped: %llu triggers, %llu delayed jobs released\n",

@@ -520,9 +520,10 @@ int naq_cmd_server(int argc, char **argv)
     } else {
         naq__default_data_dir(o.dir, sizeof o.dir, "server");
         if (strpbrk(o.dir, "\"\\\n") != NULL) {
-            naq_cli_error("data directory %s holds a quote or backslash; choose one with --data",
-                          o.dir);
-            return NAQ_EXIT_USAGE;
+            return naq_cli_usage_error(o.cmd,
+                                       "data directory %s holds a quote or backslash; choose "
+                                       "one with --data",
+                                       o.dir);
         }
     }
     if (make_dirs(o.dir) != 0) {

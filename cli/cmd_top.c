@@ -382,7 +382,7 @@ static void draw_main(const ui_state *u)
             (unsigned long long)w->failed, now - w->last_seen > 0 ? now - w->last_seen : 0);
     }
 
-    row(y++, A_BOLD, " RECENT FAILURES");
+    row(y++, A_BOLD, " RECENT FAILURES (one per job and attempt)");
     for (int i = 0; i < got[2]; i++) {
         if ((size_t)i >= s->nfailures) {
             if (i == 0)
@@ -391,11 +391,13 @@ static void draw_main(const ui_state *u)
             continue;
         }
         const naq_live_failure *f = &s->failures[i];
-        char at[16];
+        char at[16], attempt[16] = "-";
         clock_of(f->timestamp, at, sizeof at);
-        row(y++, has_colors() ? COLOR_PAIR(1) : 0, " %s %-12.12s %-14.14s %s: %s", at,
-            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", f->error_type,
-            f->error_message);
+        if (f->attempt > 0)
+            snprintf(attempt, sizeof attempt, "#%d", f->attempt);
+        row(y++, has_colors() ? COLOR_PAIR(1) : 0, " %s %-12.12s %-14.14s %-3s %s: %s", at,
+            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", attempt,
+            f->error_type, f->error_message);
     }
 
     row(y++, A_BOLD, " RECENT JOBS (j/k select, Enter history)");
@@ -634,12 +636,12 @@ int naq_cmd_top(int argc, char **argv)
     top_shared t;
     memset(&t, 0, sizeof t);
     pthread_mutex_init(&t.lock, NULL);
-    if ((rc = naq_cli_connect(&common, 0, &t.c)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &t.c)) != NAQ_EXIT_OK)
         return rc;
     naq_status s = naq_live_create(&t.live);
     if (s != NAQ_OK) {
         naq_client_destroy(t.c);
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
     }
     snprintf(t.url, sizeof t.url, "%s", naq_client_config(t.c)->url);
     t.connected = 1;

@@ -71,7 +71,7 @@ static int add_queues(const char *cmd, char *text, const char **queues, int *cou
             return naq_cli_usage_error(cmd, "at most %d queues per worker", MAX_QUEUES);
         naq_status s = naq_id_validate("queue name", q);
         if (s != NAQ_OK)
-            return naq_cli_fail(s);
+            return naq_cli_fail(cmd, s);
         queues[(*count)++] = q;
         queues[*count] = NULL;
     }
@@ -125,13 +125,13 @@ int naq_cmd_worker(int argc, char **argv)
         return naq_cli_usage_error(cmd, "which queues? give -q QUEUE");
     naq_status s;
     if (wo.worker_id != NULL && (s = naq_id_validate("worker id", wo.worker_id)) != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
     wo.queues = queues;
 
-    if ((rc = naq_cli_connect(&common, 1, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
         return rc;
     if ((s = naq_worker_create(client, &wo, &w)) != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
 
@@ -161,7 +161,7 @@ int naq_cmd_worker(int argc, char **argv)
     naq_worker_stats st;
     naq_worker_get_stats(w, &st);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
     fprintf(stderr, "naq worker %s stopped: processed %llu (completed %llu, failed %llu)\n",
             naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
             (unsigned long long)st.failed);

@@ -151,14 +151,14 @@ static void print_table(const naq_worker_info_list *lists[2])
     free(cells);
 }
 
-static int print_json(const naq_worker_info_list *lists[2])
+static int print_json(const char *cmd, const naq_worker_info_list *lists[2])
 {
     for (int l = 0; l < 2; l++) {
         for (size_t i = 0; lists[l] != NULL && i < lists[l]->count; i++) {
             char *json = NULL;
             naq_status s = naq_worker_info_encode(&lists[l]->items[i], &json, NULL);
             if (s != NAQ_OK)
-                return naq_cli_fail(s);
+                return naq_cli_fail(cmd, s);
             printf("%s\n", json);
             free(json);
         }
@@ -200,19 +200,19 @@ int naq_cmd_workers(int argc, char **argv)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 
     naq_client *client = NULL;
-    if ((rc = naq_cli_connect(&common, 0, &client)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
         return rc;
     naq_worker_info_list live = {0}, gone = {0};
     naq_status s = naq_workers_list(client, &live);
     if (s == NAQ_OK && show_inactive)
         s = naq_workers_seen(client, (int64_t)(since * 1000.0), &gone);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(s);
+        rc = naq_cli_fail(cmd, s);
         goto out;
     }
     const naq_worker_info_list *lists[2] = {&live, show_inactive ? &gone : NULL};
     if (format == NAQ_CLI_FORMAT_JSON)
-        rc = print_json(lists);
+        rc = print_json(cmd, lists);
     else
         print_table(lists);
     if (gone.omitted > 0)

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,47 +30,49 @@ int naq_cli_common_option(naq_cli_common *o, int ch, const char *arg)
     }
 }
 
-static int set_flag(const char *flag, const char *value, char *dst, size_t cap)
+static int set_flag(const char *cmd, const char *flag, const char *value, char *dst, size_t cap)
 {
     if (value == NULL)
         return NAQ_EXIT_OK;
-    if (value[0] == '\0' || strlen(value) >= cap) {
-        naq_cli_error("%s needs a value of 1 to %zu characters", flag, cap - 1);
-        return NAQ_EXIT_USAGE;
-    }
+    if (value[0] == '\0' || strlen(value) >= cap)
+        return naq_cli_usage_error(cmd, "%s needs a value of 1 to %zu characters", flag, cap - 1);
     memcpy(dst, value, strlen(value) + 1);
     return NAQ_EXIT_OK;
 }
 
-int naq_cli_config(const naq_cli_common *o, naq_config *cfg)
+int naq_cli_config(const char *cmd, const naq_cli_common *o, naq_config *cfg)
 {
     naq_config_init(cfg);
-    if (naq_config_from_env(cfg) != NAQ_OK) {
-        naq_cli_error("%s", naq_last_error());
-        return NAQ_EXIT_USAGE;
-    }
+    if (naq_config_from_env(cfg) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
     int rc;
-    if ((rc = set_flag("--url", o->url, cfg->url, sizeof cfg->url)) != 0 ||
-        (rc = set_flag("--event-url", o->event_url, cfg->event_url, sizeof cfg->event_url)) != 0 ||
-        (rc = set_flag("--prefix", o->prefix, cfg->subject_prefix, sizeof cfg->subject_prefix)) !=
+    if ((rc = set_flag(cmd, "--url", o->url, cfg->url, sizeof cfg->url)) != 0 ||
+        (rc = set_flag(cmd, "--event-url", o->event_url, cfg->event_url, sizeof cfg->event_url)) !=
             0 ||
-        (rc = set_flag("--stream", o->stream, cfg->event_stream, sizeof cfg->event_stream)) != 0)
+        (rc = set_flag(cmd, "--prefix", o->prefix, cfg->subject_prefix,
+                       sizeof cfg->subject_prefix)) != 0 ||
+        (rc = set_flag(cmd, "--stream", o->stream, cfg->event_stream, sizeof cfg->event_stream)) !=
+            0)
         return rc;
+    if ((o->url != NULL && naq_url_validate("--url", o->url) != NAQ_OK) ||
+        (o->event_url != NULL && naq_url_validate("--event-url", o->event_url) != NAQ_OK))
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
     return NAQ_EXIT_OK;
 }
 
-int naq_cli_connect(const naq_cli_common *o, int publishes_events, naq_client **out)
+int naq_cli_connect(const char *cmd, const naq_cli_common *o, int publishes_events,
+                    naq_client **out)
 {
     *out = NULL;
     naq_config cfg;
-    int rc = naq_cli_config(o, &cfg);
+    int rc = naq_cli_config(cmd, o, &cfg);
     if (rc != NAQ_EXIT_OK)
         return rc;
     if (!publishes_events)
         cfg.disable_logging = 1;
     naq_status s = naq_client_connect(&cfg, out);
     if (s != NAQ_OK)
-        return naq_cli_fail(s);
+        return naq_cli_fail(cmd, s);
     return NAQ_EXIT_OK;
 }
 
@@ -85,11 +88,17 @@ void naq_cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
-int naq_cli_fail(naq_status s)
+int naq_cli_fail(const char *cmd, naq_status s)
 {
     const char *msg = naq_last_error();
-    naq_cli_error("%s", msg[0] != '\0' ? msg : naq_status_str(s));
-    return s == NAQ_ERR_INVALID_ARG ? NAQ_EXIT_USAGE : NAQ_EXIT_FAILURE;
+    if (msg[0] == '\0')
+        msg = naq_status_str(s);
+    /* The library says NAQ_ERR_INVALID_ARG when what it was given is
+     * malformed: that came from the user, so it is a usage error. */
+    if (s == NAQ_ERR_INVALID_ARG)
+        return naq_cli_usage_error(cmd, "%s", msg);
+    naq_cli_error("%s", msg);
+    return NAQ_EXIT_FAILURE;
 }
 
 int naq_cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -147,21 +156,27 @@ void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format)
     p->out = stdout;
 }
 
-void naq_cli_format_time(double ts, char *buf, size_t cap)
+void naq_cli_format_time_ms(int64_t ms, char *buf, size_t cap)
 {
-    if (ts <= 0) {
+    if (ms <= 0) {
         snprintf(buf, cap, "-");
         return;
     }
-    time_t secs = (time_t)ts;
-    int ms = (int)((ts - (double)secs) * 1000.0);
-    if (ms > 999)
-        ms = 999;
+    time_t secs = (time_t)(ms / 1000);
+    unsigned frac = (unsigned)(ms % 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03dZ", base, ms);
+    snprintf(buf, cap, "%s.%03uZ", base, frac % 1000u);
+}
+
+/* Rounds to the nearest millisecond, once: a time stored in whole
+ * milliseconds (schedules) and handed over as seconds comes back exactly,
+ * where truncating turned 1.609 (1.60899999...) into .608. */
+void naq_cli_format_time(double ts, char *buf, size_t cap)
+{
+    naq_cli_format_time_ms(ts > 0 ? (int64_t)llround(ts * 1000.0) : 0, buf, cap);
 }
 
 /* Appends text to buf (of cap bytes, holding len), turning control
@@ -262,7 +277,7 @@ int naq_cli_print_event(naq_cli_printer *p, const naq_event *e)
         size_t len = 0;
         naq_status s = naq_event_encode(e, &wire, &len);
         if (s != NAQ_OK) {
-            naq_cli_fail(s);
+            naq_cli_error("%s", naq_last_error());
             return -1;
         }
         if (p->format == NAQ_CLI_FORMAT_RAW) {

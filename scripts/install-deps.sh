@@ -18,6 +18,7 @@ packages=(
     jq
     procps
     tzdata            # zoneinfo for schedules in named time zones
+    openssl           # tests: a throwaway certificate for a TLS server
 )
 
 missing=()

@@ -3,10 +3,15 @@
  *
  * A cancellation is a key in the KV bucket "naq_cancel" (key = job id,
  * bucket TTL 7 days: long enough for any queued job to be met). Workers
- * read it before they run a job (naq__cancel_requested) and follow new
- * keys while jobs run (naq__cancel_watch_*), and they log "cancelled"
- * for the jobs they meet or stop. Jobs no worker will meet soon are
- * cancelled here, and logged here: one waiting for dependencies is
+ * do not read it per job: each keeps a watch (naq__cancel_watch_*) that
+ * starts with every cancellation already made (start returns once those
+ * are in memory) and then follows new ones, so "is this job cancelled?"
+ * is a lookup in memory, and a running job is flagged the moment its
+ * cancellation arrives. A cancellation written while a worker is taking
+ * that very job may reach the worker's memory a moment after its check:
+ * the watch then flags the job as it runs (cancelled while running), as
+ * if the cancel had come a little later. Jobs no worker will meet soon
+ * are cancelled here, and logged here: one waiting for dependencies is
  * removed from "naq_deps" (deps.c), a delayed one from the NAQ_DELAYED
  * stream. The key is written first in every case, so a job released to
  * its queue at that very moment is still stopped by the worker.
@@ -21,6 +26,9 @@
 #include <time.h>
 
 #define WATCH_STOP_WAIT_MS 5000
+/* How long start waits for the cancellations made before it. */
+#define WATCH_SEED_WAIT_MS 10000
+#define SET_BUCKETS 1024
 #define SETTLE_FLUSH_MS 1000
 
 int naq__cancel_requested(naq_client *c, const char *job_id)
@@ -33,6 +41,12 @@ int naq__cancel_requested(naq_client *c, const char *job_id)
 
 /* ---------------------------------------------------------------- watch */
 
+/* A job id seen cancelled (chained hash set). */
+typedef struct seen {
+    struct seen *next;
+    char id[NAQ_ID_SIZE];
+} seen;
+
 struct naq__cancel_watch {
     natsSubscription *sub;
     void (*on_cancel)(const char *job_id, void *ud);
@@ -41,8 +55,52 @@ struct naq__cancel_watch {
     pthread_cond_t cond;
     int stopped;   /* under lock: no on_cancel call starts after it is set */
     int completed; /* under lock: nats.c will not call us again */
+    int seeded;    /* under lock: the cancellations made before start are in */
     int refs;      /* under lock: the owner and the subscription */
+    seen *set[SET_BUCKETS]; /* under lock */
 };
+
+static size_t set_slot(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: ids are short, any spread will do */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % SET_BUCKETS;
+}
+
+/* Lock held. */
+static int set_has(naq__cancel_watch *w, const char *id)
+{
+    for (seen *e = w->set[set_slot(id)]; e != NULL; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Lock held. A job whose id cannot be kept (out of memory) is flagged
+ * when it runs, through on_cancel, all the same. */
+static void set_add(naq__cancel_watch *w, const char *id)
+{
+    if (set_has(w, id))
+        return;
+    seen *e = malloc(sizeof *e);
+    if (e == NULL)
+        return;
+    snprintf(e->id, sizeof e->id, "%s", id);
+    size_t i = set_slot(id);
+    e->next = w->set[i];
+    w->set[i] = e;
+}
+
+int naq__cancel_watch_has(naq__cancel_watch *w, const char *job_id)
+{
+    if (w == NULL)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    int yes = set_has(w, job_id);
+    pthread_mutex_unlock(&w->lock);
+    return yes;
+}
 
 static void watch_release(naq__cancel_watch *w)
 {
@@ -50,6 +108,12 @@ static void watch_release(naq__cancel_watch *w)
     int last = --w->refs == 0;
     pthread_mutex_unlock(&w->lock);
     if (last) {
+        for (size_t i = 0; i < SET_BUCKETS; i++) {
+            for (seen *e = w->set[i], *next; e != NULL; e = next) {
+                next = e->next;
+                free(e);
+            }
+        }
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         free(w);
@@ -65,12 +129,20 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     natsMsgHeader_Get(m, "KV-Operation", &op);
     const char *key = strchr(subject + 4, '.'); /* "$KV.<bucket>.<key>" */
     char job_id[NAQ_ID_SIZE];
+    jsMsgMetaData *meta = NULL;
+    int caught_up = natsMsg_GetMetaData(&meta, m) == NATS_OK && meta->NumPending == 0;
+    jsMsgMetaData_Destroy(meta);
+    pthread_mutex_lock(&w->lock);
     if (op == NULL && key != NULL && naq__kv_unkey(key + 1, job_id, sizeof job_id) == NAQ_OK) {
-        pthread_mutex_lock(&w->lock);
+        set_add(w, job_id);
         if (!w->stopped)
             w->on_cancel(job_id, w->ud);
-        pthread_mutex_unlock(&w->lock);
     }
+    if (caught_up && !w->seeded) {
+        w->seeded = 1;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
     natsMsg_Destroy(m);
 }
 
@@ -108,8 +180,13 @@ naq_status naq__cancel_watch_start(naq_client *c, void (*on_cancel)(const char *
     jsSubOptions_Init(&so);
     so.Stream = stream;
     so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverNew; /* from now on, as the contract says */
+    so.Config.DeliverPolicy = js_DeliverAll; /* those made already, then new ones */
     so.Config.HeadersOnly = true;            /* the key is in the subject */
+    /* An empty bucket has nothing to seed: no message will say so. */
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, c->js, stream, NULL, NULL) == NATS_OK && si->State.Msgs == 0)
+        w->seeded = 1;
+    jsStreamInfo_Destroy(si);
     jsErrCode jerr = 0;
     natsStatus ns = js_Subscribe(&w->sub, c->js, subject, on_msg, w, NULL, &so, &jerr);
     if (ns == NATS_OK) {
@@ -129,6 +206,21 @@ naq_status naq__cancel_watch_start(naq_client *c, void (*on_cancel)(const char *
         natsSubscription_Destroy(w->sub);
         watch_release(w);
         return s;
+    }
+    /* Seeded before the first job is taken: a job cancelled while queued
+     * must not slip through because its key had not arrived yet. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WATCH_SEED_WAIT_MS / 1000;
+    pthread_mutex_lock(&w->lock);
+    while (!w->seeded && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+        ;
+    int seeded = w->seeded;
+    pthread_mutex_unlock(&w->lock);
+    if (!seeded) {
+        naq__cancel_watch_stop(w);
+        return naq__fail(NAQ_ERR_TIMEOUT, "cannot read the cancellations in %s within %d s",
+                         naq__kv_bucket(NAQ__KV_CANCEL), WATCH_SEED_WAIT_MS / 1000);
     }
     *out = w;
     return NAQ_OK;
@@ -267,26 +359,32 @@ naq_status naq_job_cancel(naq_client *c, const char *job_id, naq_cancel_outcome 
         (s = naq__kv_put(c, NAQ__KV_CANCEL, key, val, strlen(val), NULL)) != NAQ_OK)
         goto out;
     int done = 0;
+    json_t *ended = json_array();
+    if (ended == NULL) {
+        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory cancelling job %s", job_id);
+        goto out;
+    }
     if (is_waiting) {
-        if ((s = naq__deps_cancel(c, job_id, &done)) != NAQ_OK)
-            goto out;
+        if ((s = naq__deps_cancel(c, job_id, &done, ended)) == NAQ_OK)
+            s = naq__finish_unrun(c, ended);
     } else if (ls == NAQ_OK && last.type == NAQ_EVENT_SCHEDULED) {
         char *json = NULL;
-        if ((s = remove_delayed(c, job_id, &last, &json, &done)) != NAQ_OK)
-            goto out;
-        if (done) {
+        s = remove_delayed(c, job_id, &last, &json, &done);
+        if (s == NAQ_OK && done) {
             char event_id[NAQ_ID_SIZE];
             naq__derived_id("cancelled", job_id, event_id);
             naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job_id, last.queue_name, event_id,
                                 "cancelled before its time came",
                                 json_pack("{s:s}", "while", "delayed"));
             json_t *job = json_loads(json, 0, NULL);
-            s = job ? naq__job_finish_unrun(c, job, "Cancelled", "cancelled while delayed")
+            s = job ? naq__ended_add(ended, job, "Cancelled", "cancelled while delayed")
                     : naq__fail(NAQ_ERR_CODEC, "delayed job %s is not JSON", job_id);
-            json_decref(job);
+            if (s == NAQ_OK)
+                s = naq__finish_unrun(c, ended);
         }
         free(json);
     }
+    json_decref(ended);
     if (s == NAQ_OK && out != NULL)
         *out = done ? NAQ_CANCEL_DONE : NAQ_CANCEL_REQUESTED;
 out:

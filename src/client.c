@@ -7,7 +7,7 @@
  * restart. Streams are created, or updated to the configured limits, at
  * every connect so an operator changes limits by changing configuration.
  */
-#include "internal.h"
+#include "lifecycle.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,8 +49,53 @@ naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *
     return NAQ_OK;
 }
 
-static naq_status open_connection(const naq_config *cfg, const char *url, natsConnection **nc,
-                                  jsCtx **js)
+/* nats.c's last error without its "(file.c:123): " prefix. */
+static const char *nats_detail(void)
+{
+    const char *d = nats_GetLastError(NULL);
+    if (d == NULL)
+        return "";
+    const char *close = d[0] == '(' ? strstr(d, "): ") : NULL;
+    return close != NULL ? close + 3 : d;
+}
+
+/* Says why the first connect failed. A server that answered but could not
+ * agree on TLS is there: "start one with naq server" would mislead. */
+static naq_status connect_failed(const char *url, natsStatus ns)
+{
+    switch (ns) {
+    case NATS_SSL_ERROR: {
+        const char *detail = nats_detail();
+        int cert = strstr(detail, "certificate") != NULL;
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the TLS handshake with the NATS server at %s failed (%s); the server "
+                         "is there and wants TLS%s",
+                         url, detail[0] ? detail : "SSL error",
+                         cert ? ": its certificate is not trusted here; add its CA to the "
+                                "system's trusted certificates or point SSL_CERT_FILE at it"
+                              : "");
+    }
+    case NATS_SECURE_CONNECTION_REQUIRED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the NATS server at %s requires TLS; connect with a tls:// URL", url);
+    case NATS_SECURE_CONNECTION_WANTED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "TLS was asked for but the NATS server at %s does not offer it; "
+                         "connect with a nats:// URL",
+                         url);
+    default: break;
+    }
+    const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
+                      : ns == NATS_TIMEOUT ? "timed out"
+                                           : natsStatus_GetText(ns);
+    return naq__fail(NAQ_ERR_CONNECT,
+                     "cannot reach NATS at %s (%s); start one with 'naq server' or set NAQ_URL "
+                     "to a running server",
+                     url, why);
+}
+
+static naq_status open_connection(const naq_config *cfg, const char *url, int send_asap,
+                                  natsConnection **nc, jsCtx **js)
 {
     natsOptions *o = NULL;
     natsStatus ns = natsOptions_Create(&o);
@@ -68,21 +113,18 @@ static naq_status open_connection(const naq_config *cfg, const char *url, natsCo
         ns = natsOptions_SetReconnectWait(o, 250);
     if (ns == NATS_OK)
         ns = natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
+    /* Without it a publish waits for nats.c's flusher (about 1 ms): the
+     * worker's pulls and acks go out at once instead. */
+    if (ns == NATS_OK && send_asap)
+        ns = natsOptions_SetSendAsap(o, true);
     if (ns != NATS_OK) {
         natsOptions_Destroy(o);
         return naq__fail_nats(NAQ_ERR_INVALID_ARG, ns, 0, "bad NATS URL '%s'", url);
     }
     ns = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);
-    if (ns != NATS_OK) {
-        const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
-                          : ns == NATS_TIMEOUT          ? "timed out"
-                                                        : natsStatus_GetText(ns);
-        return naq__fail(NAQ_ERR_CONNECT,
-                         "cannot reach NATS at %s (%s); start one with 'naq server' or set NAQ_URL "
-                         "to a running server",
-                         url, why);
-    }
+    if (ns != NATS_OK)
+        return connect_failed(url, ns);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = cfg->connect_timeout_ms > 5000 ? cfg->connect_timeout_ms : 5000;
@@ -164,18 +206,20 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
 static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
 {
     const naq_config *cfg = &c->cfg;
-    char ev[4][NAQ_URL_MAX], q[NAQ_URL_MAX], dlq[NAQ_URL_MAX];
+    char ev[4][NAQ_URL_MAX], q[NAQ_URL_MAX], dlq[NAQ_URL_MAX], out[NAQ_URL_MAX];
     naq_status s;
     if ((s = naq__subject(c, ev[0], sizeof ev[0], "jobs.events.>")) != NAQ_OK ||
         (s = naq__subject(c, ev[1], sizeof ev[1], "workers.events.>")) != NAQ_OK ||
         (s = naq__subject(c, ev[2], sizeof ev[2], "schedules.events.>")) != NAQ_OK ||
         (s = naq__subject(c, ev[3], sizeof ev[3], "system.events")) != NAQ_OK ||
         (s = naq__subject(c, q, sizeof q, "queue.>")) != NAQ_OK ||
-        (s = naq__subject(c, dlq, sizeof dlq, "dlq.>")) != NAQ_OK)
+        (s = naq__subject(c, dlq, sizeof dlq, "dlq.>")) != NAQ_OK ||
+        (s = naq__subject(c, out, sizeof out, "outcome.>")) != NAQ_OK)
         return s;
     const char *ev_subjects[] = {ev[0], ev[1], ev[2], ev[3]};
     const char *q_subjects[] = {q};
     const char *dlq_subjects[] = {dlq};
+    const char *outcome_subjects[] = {out};
     const int64_t s_ns = 1000000000LL;
     stream_spec events = {cfg->event_stream, ev_subjects, 4, js_LimitsPolicy,
                           cfg->event_max_age_s * s_ns, cfg->event_max_msgs, cfg->event_max_bytes,
@@ -185,9 +229,13 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
     stream_spec jobs = {cfg->job_stream, q_subjects, 1, js_WorkQueuePolicy, 0, -1, -1,
                         120 * s_ns};
     stream_spec dead = {cfg->dlq_stream, dlq_subjects, 1, js_LimitsPolicy, 0, -1, -1, 120 * s_ns};
-    const stream_spec *specs[] = {&events, &jobs, &dead};
+    /* Outcome records and the jobs waiting for them (outcome.c); as long
+     * as a waiting job may wait. */
+    stream_spec outcomes = {NAQ__OUTCOME_STREAM, outcome_subjects, 1, js_LimitsPolicy,
+                            7 * 24 * 3600 * s_ns, -1, -1, 120 * s_ns};
+    const stream_spec *specs[] = {&events, &jobs, &dead, &outcomes};
     changed[0] = '\0';
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         int was_changed = 0;
         if ((s = ensure_stream(i == 0 ? c->ejs : c->js, cfg, specs[i], &was_changed)) != NAQ_OK)
             return s;
@@ -197,6 +245,14 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
         }
     }
     return NAQ_OK;
+}
+
+naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out)
+{
+    jsCtx *js = NULL;
+    naq_status s = open_connection(&c->cfg, c->cfg.url, 1, out, &js);
+    jsCtx_Destroy(js);
+    return s;
 }
 
 /* A connect that changed stream limits says so in the event log. */
@@ -214,7 +270,9 @@ static void log_config_changed(naq_client *c, const char *streams)
 static naq_status validate_config(const naq_config *cfg)
 {
     naq_status s;
-    if ((s = naq_id_validate("subject prefix (NAQ_NATS_SUBJECT_PREFIX)", cfg->subject_prefix)) ||
+    if ((s = naq_url_validate("NATS URL", cfg->url)) ||
+        (cfg->event_url[0] != '\0' && (s = naq_url_validate("event NATS URL", cfg->event_url))) ||
+        (s = naq_id_validate("subject prefix (NAQ_NATS_SUBJECT_PREFIX)", cfg->subject_prefix)) ||
         (s = naq_id_validate("event stream name (NAQ_NATS_STREAM_NAME)", cfg->event_stream)) ||
         (s = naq_id_validate("job stream name (NAQ_JOB_STREAM_NAME)", cfg->job_stream)) ||
         (s = naq_id_validate("dead-letter stream name (NAQ_DLQ_STREAM_NAME)", cfg->dlq_stream)))
@@ -232,17 +290,21 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
     if (c == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a client");
     c->cfg = *cfg;
-    if ((s = open_connection(cfg, cfg->url, &c->nc, &c->js)) != NAQ_OK)
+    if ((s = open_connection(cfg, cfg->url, 0, &c->nc, &c->js)) != NAQ_OK)
         goto fail;
     if (cfg->event_url[0] != '\0' && strcmp(cfg->event_url, cfg->url) != 0) {
-        if ((s = open_connection(cfg, cfg->event_url, &c->enc, &c->ejs)) != NAQ_OK)
+        if ((s = open_connection(cfg, cfg->event_url, 0, &c->enc, &c->ejs)) != NAQ_OK)
             goto fail;
     } else {
         c->enc = c->nc;
         c->ejs = c->js;
     }
-    char changed[3 * NAQ_NAME_MAX + 8];
-    if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK)
+    char changed[4 * NAQ_NAME_MAX + 8];
+    /* Everything a program may write to exists before its first job is
+     * taken or published: no lazily created stream races another
+     * process's first write. */
+    if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK ||
+        (s = naq__kv_ensure_all(c)) != NAQ_OK || (s = naq__enqueue_async_init(c)) != NAQ_OK)
         goto fail;
     if (!cfg->disable_logging && (s = naq__logger_create(c, &c->logger)) != NAQ_OK)
         goto fail;
@@ -259,6 +321,8 @@ void naq_client_destroy(naq_client *c)
 {
     if (c == NULL)
         return;
+    if (c->async_jobs != NULL)
+        naq__enqueue_async_destroy(c); /* its acks log "enqueued" */
     naq__logger_destroy(c->logger);
     if (c->ejs != c->js)
         jsCtx_Destroy(c->ejs);
@@ -276,6 +340,16 @@ naq_status naq_client_log(naq_client *c, const naq_event *e)
     if (c->logger == NULL)
         return NAQ_OK;
     return naq__logger_log(c->logger, e);
+}
+
+naq_status naq__client_log_confirmed(naq_client *c, const naq_event *e, naq__confirm_fn confirm,
+                                     void *ud)
+{
+    if (c->logger == NULL) {
+        confirm(ud, 1); /* logging is off: nothing to wait for */
+        return NAQ_OK;
+    }
+    return naq__logger_log_confirmed(c->logger, e, confirm, ud);
 }
 
 void naq_client_logger_stats(naq_client *c, naq_logger_stats *out)

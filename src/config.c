@@ -112,6 +112,99 @@ bad:
                      text);
 }
 
+/* One server of a URL list: SCHEME://[USER[:PASS]@]HOST[:PORT][/], where
+ * SCHEME is nats or tls, HOST a name, an IPv4 address or [IPv6], and PORT
+ * 1-65535. Returns a static reason when it is not, else NULL. */
+static const char *url_problem(const char *u, size_t len)
+{
+    const char *end = u + len;
+    const char *p = NULL;
+    if (len >= 7 && strncasecmp(u, "nats://", 7) == 0)
+        p = u + 7;
+    else if (len >= 6 && strncasecmp(u, "tls://", 6) == 0)
+        p = u + 6;
+    else
+        return strstr(u, "://") != NULL && strstr(u, "://") < end
+                   ? "the scheme must be nats:// or tls://"
+                   : "it has no scheme";
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at != NULL)
+        p = at + 1;
+    if (end > p && end[-1] == '/')
+        end--;
+    const char *host = p;
+    if (p < end && *p == '[') {
+        while (p < end && *p != ']')
+            p++;
+        if (p == end)
+            return "an IPv6 address lacks its closing ']'";
+        p++;
+    } else {
+        while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+            p++;
+    }
+    if (p == host)
+        return "it has no host";
+    if (p == end)
+        return NULL;
+    if (*p != ':')
+        return "the host holds a character a host name cannot have";
+    p++;
+    long port = 0;
+    const char *digits = p;
+    while (p < end && isdigit((unsigned char)*p) && port <= 65535)
+        port = port * 10 + (*p++ - '0');
+    if (p == digits || p != end || port < 1 || port > 65535)
+        return "the port is not a number from 1 to 65535";
+    return NULL;
+}
+
+naq_status naq_url_validate(const char *what, const char *url)
+{
+    if (url == NULL || url[0] == '\0')
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s is empty; give a NATS URL like nats://127.0.0.1:4222", what);
+    for (const char *p = url;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *why = len == 0 ? "a server in the list is empty" : url_problem(p, len);
+        if (why != NULL && strchr(url, ',') != NULL && len > 0)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "%s '%s' is not a NATS URL (in '%.*s', %s); use nats://HOST:PORT or "
+                             "tls://HOST:PORT, e.g. nats://127.0.0.1:4222, several separated "
+                             "by commas",
+                             what, url, (int)len, p, why);
+        if (why != NULL)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "%s '%s' is not a NATS URL (%s); use nats://HOST:PORT or "
+                             "tls://HOST:PORT, e.g. nats://127.0.0.1:4222, several separated "
+                             "by commas",
+                             what, url, why);
+        if (comma == NULL)
+            return NAQ_OK;
+        p = comma + 1;
+    }
+}
+
+/* A URL variable: set and well formed, or unset. */
+static naq_status env_url(const char *name, char *dst, size_t cap)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return NAQ_OK;
+    naq_status s = naq_url_validate(name, v);
+    if (s != NAQ_OK)
+        return s;
+    if (strlen(v) >= cap)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s is too long (at most %zu characters)", name,
+                         cap - 1);
+    memcpy(dst, v, strlen(v) + 1);
+    return NAQ_OK;
+}
+
 static naq_status env_string(const char *name, char *dst, size_t cap)
 {
     const char *v = getenv(name);
@@ -199,9 +292,9 @@ naq_status naq_config_from_env(naq_config *c)
             return s;                                                                              \
     } while (0)
     /* NAQ_JOB_QUEUE_URL is the older name; NAQ_URL wins when both are set. */
-    TRY(env_string("NAQ_JOB_QUEUE_URL", c->url, sizeof c->url));
-    TRY(env_string("NAQ_URL", c->url, sizeof c->url));
-    TRY(env_string("NAQ_EVENT_STORAGE_URL", c->event_url, sizeof c->event_url));
+    TRY(env_url("NAQ_JOB_QUEUE_URL", c->url, sizeof c->url));
+    TRY(env_url("NAQ_URL", c->url, sizeof c->url));
+    TRY(env_url("NAQ_EVENT_STORAGE_URL", c->event_url, sizeof c->event_url));
     TRY(env_string("NAQ_NATS_STREAM_NAME", c->event_stream, sizeof c->event_stream));
     TRY(env_string("NAQ_JOB_STREAM_NAME", c->job_stream, sizeof c->job_stream));
     TRY(env_string("NAQ_DLQ_STREAM_NAME", c->dlq_stream, sizeof c->dlq_stream));

@@ -1,13 +1,12 @@
 /*
  * deps.c - jobs that wait for other jobs (depends_on).
  *
- * Layout, KV bucket "naq_deps" (no TTL; keys are KV-encoded job ids):
- *   "<job>"    the waiting job: {"version": 1, "job": {job JSON},
- *              "pending": [ids], "failed": [ids],
- *              "state": "waiting" | "releasing" | "cancelled"}
- *   "r.<dep>"  who waits for dep: {"dependents": [ids]}
- * and KV bucket "naq_finished" (TTL 7 days): "<job>" -> "completed" or
- * "failed", written by naq__deps_on_finished for every job that ends.
+ * KV bucket "naq_deps" (no TTL; keys are KV-encoded job ids):
+ *   "<job>"  the waiting job: {"version": 1, "job": {job JSON},
+ *            "pending": [ids], "failed": [ids],
+ *            "state": "waiting" | "releasing" | "cancelled"}
+ * and, on each dependency's outcome subject (outcome.c), a "waiter"
+ * message naming the job.
  *
  * Every change of a waiting job is a compare-and-set of its entry, so
  * the outcome of several dependencies finishing at the same moment (on
@@ -16,24 +15,22 @@
  * Exactly one of them empties the set, and it is the one that moves the
  * entry to "releasing" and publishes the job, with Nats-Msg-Id = job id:
  * should anyone publish it again (a finisher that died after the CAS and
- * is re-run, see below), the queue stores it once.
+ * is re-run), the queue stores it once.
  *
  * "Dependency finished before the dependent was enqueued" and "enqueued
- * while its dependency is finishing" are one race between two writers:
- *   enqueuer:  add itself to "r.<dep>"  ->  read the finished marker
- *   finisher:  write the finished marker ->  read "r.<dep>"
- * Each writes before it reads, so at least one of them sees the other and
- * accounts for the dependency (both may: a dependency already gone from
- * "pending" is not counted twice). The marker, not the event log, is what
- * the enqueuer reads, because events reach the server asynchronously and
- * could still be in the finisher's buffer; the event log is only the
- * fallback for jobs whose marker expired (older than 7 days).
+ * while its dependency is finishing" are decided by the order of two
+ * compare-and-set writes on the dependency's outcome subject (outcome.c):
+ * either the waiter is written first, and the finisher (finish.c) tells
+ * it, or the outcome is, and the enqueuer reads it and accounts for the
+ * dependency itself. Never neither; accounting twice changes nothing.
  *
- * Crash safety: the worker calls naq__deps_on_finished before it acks the
- * job, and "r.<dep>" is removed only after every dependent was handled,
- * so a finisher that dies midway is re-run by the job's redelivery and
- * finishes the work: an entry left "releasing" is released (again), one
- * left "cancelled" is finished off.
+ * Crash safety: a finisher tells the waiters before it writes the
+ * outcome and before the worker acks the job, so one that dies midway is
+ * re-run by the job's redelivery: an entry left "releasing" is released
+ * (again), one left "cancelled" is finished off by whoever meets it.
+ * This module never finishes a job itself: jobs it cancels are handed
+ * back in an `ended` list, which the caller finishes (finish.c), so the
+ * dependency arrows point one way.
  */
 #include "lifecycle.h"
 
@@ -49,13 +46,6 @@
 static naq_status job_key(const char *job_id, char out[NAQ__KV_KEY_MAX])
 {
     return naq__kv_key(job_id, out, NAQ__KV_KEY_MAX);
-}
-
-static naq_status rev_key(const char *dep_id, char out[NAQ__KV_KEY_MAX])
-{
-    out[0] = 'r';
-    out[1] = '.';
-    return naq__kv_key(dep_id, out + 2, NAQ__KV_KEY_MAX - 2);
 }
 
 /* Reads a JSON object stored under key. NAQ_ERR_NOT_FOUND (no message)
@@ -111,118 +101,6 @@ static void array_drop(json_t *a, const char *id)
         json_t *x = json_array_get(a, i);
         if (json_is_string(x) && strcmp(json_string_value(x), id) == 0)
             json_array_remove(a, i);
-    }
-}
-
-/* ---------------------------------------------------------------- state */
-
-/* 1 completed, -1 failed for good, 0 not a final outcome. */
-static int event_outcome(naq_event_type t)
-{
-    switch (t) {
-    case NAQ_EVENT_COMPLETED: return 1;
-    case NAQ_EVENT_CANCELLED:
-    case NAQ_EVENT_MAX_RETRIES_EXCEEDED:
-    case NAQ_EVENT_TTL_EXPIRED: return -1;
-    default: return 0;
-    }
-}
-
-/* Events that say nothing about a job's state (the worker logs
- * worker_released after the outcome). */
-static int bookkeeping(naq_event_type t)
-{
-    return t == NAQ_EVENT_WORKER_RELEASED || t == NAQ_EVENT_WORKER_ASSIGNED ||
-           t == NAQ_EVENT_TTL_EXTENDED;
-}
-
-int naq__job_finished(naq_client *c, const char *job_id)
-{
-    char key[NAQ__KV_KEY_MAX], *val = NULL;
-    if (job_key(job_id, key) != NAQ_OK)
-        return 0;
-    if (naq__kv_get(c, NAQ__KV_FINISHED, key, &val, NULL, NULL) == NAQ_OK) {
-        int r = strcmp(val, "completed") == 0 ? 1 : -1;
-        free(val);
-        return r;
-    }
-    /* No marker (expired, or written before naq had them): the events. */
-    naq_event last;
-    naq_status s = naq_job_last_event(c, job_id, &last);
-    int r = s == NAQ_OK ? event_outcome(last.type) : 0;
-    int look_back = s == NAQ_OK && bookkeeping(last.type);
-    naq_event_clear(&last);
-    if (look_back) {
-        naq_event_list l;
-        if (naq_job_history(c, job_id, &l) == NAQ_OK) {
-            for (size_t i = l.count; i-- > 0;) {
-                if (!bookkeeping(l.items[i].type)) {
-                    r = event_outcome(l.items[i].type);
-                    break;
-                }
-            }
-        }
-        naq_event_list_free(&l);
-    }
-    naq__clear_error();
-    return r;
-}
-
-/* ---------------------------------------------------------------- index */
-
-/* Adds job to the dependents of dep ("r.<dep>"). */
-static naq_status index_add(naq_client *c, const char *dep, const char *job)
-{
-    char key[NAQ__KV_KEY_MAX];
-    naq_status s = rev_key(dep, key);
-    for (int attempt = 0; s == NAQ_OK && attempt < CAS_ATTEMPTS; attempt++) {
-        json_t *o = NULL;
-        uint64_t rev = 0;
-        s = read_json(c, NAQ__KV_DEPS, key, &o, &rev);
-        if (s == NAQ_ERR_NOT_FOUND)
-            o = json_pack("{s:[]}", "dependents");
-        else if (s != NAQ_OK)
-            return s;
-        json_t *list = json_object_get(o, "dependents");
-        if (!json_is_array(list)) {
-            json_object_set_new(o, "dependents", json_array());
-            list = json_object_get(o, "dependents");
-        }
-        if (array_has(list, job)) {
-            json_decref(o);
-            return NAQ_OK;
-        }
-        json_array_append_new(list, json_string(job));
-        s = write_json(c, NAQ__KV_DEPS, key, o, s == NAQ_OK ? rev : 0, NULL);
-        json_decref(o);
-        if (s != NAQ_ERR_EXISTS)
-            return s;
-        s = NAQ_OK;
-    }
-    return s == NAQ_OK
-               ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on the dependents of %s", dep)
-               : s;
-}
-
-/* Removes job from the dependents of dep (the key goes with the last
- * one). Best effort: a stale entry only costs the finisher a lookup. */
-static void index_drop(naq_client *c, const char *dep, const char *job)
-{
-    char key[NAQ__KV_KEY_MAX];
-    if (rev_key(dep, key) != NAQ_OK)
-        return;
-    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-        json_t *o = NULL;
-        uint64_t rev = 0;
-        if (read_json(c, NAQ__KV_DEPS, key, &o, &rev) != NAQ_OK)
-            return;
-        json_t *list = json_object_get(o, "dependents");
-        array_drop(list, job);
-        naq_status s = json_array_size(list) == 0 ? naq__kv_remove(c, NAQ__KV_DEPS, key, rev)
-                                                  : write_json(c, NAQ__KV_DEPS, key, o, rev, NULL);
-        json_decref(o);
-        if (s != NAQ_ERR_EXISTS)
-            return;
     }
 }
 
@@ -283,41 +161,13 @@ static naq_status release(naq_client *c, const char *key, json_t *entry, uint64_
     return s;
 }
 
-/* ---------------------------------------------------------------- unrun */
-
-naq_status naq__job_finish_unrun(naq_client *c, json_t *job, const char *error_type,
-                                 const char *message)
-{
-    char *text = json_dumps(job, NAQ__JSON_FLAGS);
-    if (text == NULL)
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing a job");
-    naq_job j;
-    naq_status s = naq_job_decode(text, strlen(text), &j);
-    free(text);
-    if (s == NAQ_OK) {
-        json_t *r = json_pack("{s:s, s:i, s:f, s:s, s:s}", "status", "cancelled", "attempt", 0,
-                              "finished_at", naq__now(), "error_type", error_type, "error_message",
-                              message);
-        char *rj = r ? json_dumps(r, NAQ__JSON_FLAGS) : NULL;
-        json_decref(r);
-        s = rj ? naq__result_store(c, &j, rj)
-               : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing a job");
-        free(rj);
-    }
-    if (s == NAQ_OK)
-        s = naq__deps_on_finished(c, j.id, 0);
-    if (s == NAQ_OK)
-        naq__unique_release(c, &j);
-    naq_job_clear(&j);
-    return s;
-}
-
 /* Cancels an entry read at revision rev: state "cancelled" by CAS (which
- * decides against a concurrent release), then the events, the job's own
- * end, and the entry's removal. NAQ_ERR_EXISTS when the CAS lost. */
+ * decides against a concurrent release), then its event, and the job onto
+ * `ended` for the caller to finish (which removes the entry).
+ * NAQ_ERR_EXISTS when the CAS lost. */
 static naq_status cancel_entry(naq_client *c, const char *job_id, const char *key, json_t *entry,
                                uint64_t rev, const char *error_type, const char *message,
-                               json_t *details)
+                               json_t *details, json_t *ended)
 {
     uint64_t nrev = rev;
     naq_status s = NAQ_OK;
@@ -337,17 +187,16 @@ static naq_status cancel_entry(naq_client *c, const char *job_id, const char *ke
     } else {
         json_decref(details);
     }
-    s = naq__job_finish_unrun(c, json_object_get(entry, "job"), error_type, message);
-    if (s == NAQ_OK)
-        s = naq__kv_remove(c, NAQ__KV_DEPS, key, nrev);
-    return s;
+    (void)nrev;
+    return naq__ended_add(ended, json_incref(json_object_get(entry, "job")), error_type, message);
 }
 
 /* ---------------------------------------------------------------- account */
 
 /* Records that dep ended (ok = completed) for the waiting job `job`.
  * Idempotent: a dependency accounted for already changes nothing. */
-static naq_status account(naq_client *c, const char *job, const char *dep, int ok)
+naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, int ok,
+                             json_t *ended)
 {
     char key[NAQ__KV_KEY_MAX];
     naq_status s = job_key(job, key);
@@ -404,7 +253,8 @@ static naq_status account(naq_client *c, const char *job, const char *dep, int o
                                     json_pack("{s:s, s:s, s:s}", "while",
                                               "waiting_for_dependencies", "reason",
                                               "dependency_failed", "dependency", dep));
-                s = cancel_entry(c, job, key, entry_copy, nrev, "DependencyFailed", msg, NULL);
+                s = cancel_entry(c, job, key, entry_copy, nrev, "DependencyFailed", msg, NULL,
+                                 ended);
             }
             json_decref(entry_copy);
             json_decref(entry);
@@ -445,7 +295,8 @@ static naq_status account(naq_client *c, const char *job, const char *dep, int o
 
 /* ---------------------------------------------------------------- API */
 
-naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, size_t len)
+naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, size_t len,
+                             json_t *ended)
 {
     char key[NAQ__KV_KEY_MAX];
     naq_status s = job_key(j->id, key);
@@ -471,20 +322,25 @@ naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, 
         s = NAQ_OK; /* the same job id again: it waits already (repair the index below) */
     if (s != NAQ_OK)
         goto out;
-    size_t i;
-    json_t *d;
-    json_array_foreach(deps, i, d)
-    {
-        if ((s = index_add(c, json_string_value(d), j->id)) != NAQ_OK) {
+    /* Each dependency: wait for it, or learn that it has finished. */
+    size_t ndeps = json_array_size(deps), i;
+    int *outcomes = calloc(ndeps ? ndeps : 1, sizeof *outcomes);
+    if (outcomes == NULL) {
+        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory storing job %s", j->id);
+        goto out;
+    }
+    for (i = 0; i < ndeps; i++) {
+        const char *dep = json_string_value(json_array_get(deps, i));
+        if ((s = naq__outcome_wait_for(c, dep, j->id, &outcomes[i])) != NAQ_OK) {
             if (created) {
-                /* Nothing half-enqueued: the job was never announced. */
+                /* Nothing half-enqueued: the job was never announced (a
+                 * waiter already written finds no entry and is ignored). */
                 char why[1024];
                 snprintf(why, sizeof why, "%s", naq_last_error());
                 naq__kv_remove(c, NAQ__KV_DEPS, key, rev);
-                for (size_t k = 0; k < i; k++)
-                    index_drop(c, json_string_value(json_array_get(deps, k)), j->id);
                 s = naq__fail(s, "job %s was not enqueued: %s", j->id, why);
             }
+            free(outcomes);
             goto out;
         }
     }
@@ -507,17 +363,12 @@ naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, 
         naq_client_log(c, &e);
         naq_event_clear(&e);
     }
-    /* Dependencies that ended before we were in their index. */
-    json_array_foreach(deps, i, d)
-    {
-        const char *dep = json_string_value(d);
-        int outcome = naq__job_finished(c, dep);
-        if (outcome == 0)
-            continue;
-        if ((s = account(c, j->id, dep, outcome > 0)) != NAQ_OK)
-            goto out;
-        index_drop(c, dep, j->id);
-    }
+    /* Dependencies that had ended already. */
+    for (i = 0; i < ndeps && s == NAQ_OK; i++)
+        if (outcomes[i] != 0)
+            s = naq__deps_account(c, j->id, json_string_value(json_array_get(deps, i)),
+                                  outcomes[i] > 0, ended);
+    free(outcomes);
 out:
     json_decref(entry);
     json_decref(job);
@@ -525,43 +376,7 @@ out:
     return s;
 }
 
-naq_status naq__deps_on_finished(naq_client *c, const char *job_id, int succeeded)
-{
-    naq_status s;
-    if (c == NULL || (s = naq_id_validate("job id", job_id)) != NAQ_OK)
-        return c == NULL ? naq__fail(NAQ_ERR_INVALID_ARG, "no client") : s;
-    char key[NAQ__KV_KEY_MAX], rkey[NAQ__KV_KEY_MAX];
-    if ((s = job_key(job_id, key)) != NAQ_OK || (s = rev_key(job_id, rkey)) != NAQ_OK)
-        return s;
-    /* The marker first (see the top of this file). */
-    const char *mark = succeeded ? "completed" : "failed";
-    if ((s = naq__kv_put(c, NAQ__KV_FINISHED, key, mark, strlen(mark), NULL)) != NAQ_OK)
-        return s;
-    json_t *o = NULL;
-    uint64_t rev = 0;
-    s = read_json(c, NAQ__KV_DEPS, rkey, &o, &rev);
-    if (s == NAQ_ERR_NOT_FOUND)
-        return NAQ_OK; /* the common case: nobody waits for this job */
-    if (s != NAQ_OK)
-        return s;
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(o, "dependents"), i, d)
-    {
-        if (json_is_string(d) &&
-            (s = account(c, json_string_value(d), job_id, succeeded)) != NAQ_OK)
-            break;
-    }
-    /* Kept until every dependent is handled, so a re-run finishes the job;
-     * a dependent added after our read (a newer revision) stays, and it
-     * saw our marker itself. */
-    if (s == NAQ_OK)
-        s = naq__kv_remove(c, NAQ__KV_DEPS, rkey, rev);
-    json_decref(o);
-    return s;
-}
-
-naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled)
+naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled, json_t *ended)
 {
     char key[NAQ__KV_KEY_MAX];
     *cancelled = 0;
@@ -581,7 +396,7 @@ naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled)
         }
         s = cancel_entry(c, job_id, key, entry, rev, "Cancelled",
                          "cancelled while waiting for dependencies",
-                         json_pack("{s:s}", "while", "waiting_for_dependencies"));
+                         json_pack("{s:s}", "while", "waiting_for_dependencies"), ended);
         json_decref(entry);
         if (s == NAQ_OK)
             *cancelled = 1;
@@ -591,6 +406,13 @@ naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled)
     }
     return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on waiting job %s", job_id)
                        : s;
+}
+
+void naq__deps_forget(naq_client *c, const char *job_id)
+{
+    char key[NAQ__KV_KEY_MAX];
+    if (job_key(job_id, key) == NAQ_OK)
+        naq__kv_remove(c, NAQ__KV_DEPS, key, 0);
 }
 
 naq_status naq__deps_waiting_job(naq_client *c, const char *job_id, char **json)

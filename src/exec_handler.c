@@ -38,26 +38,58 @@ static void command_free(command *cmd)
     free(cmd->argv);
 }
 
-/* Fills cmd from the args JSON (which must outlive cmd). On failure the
- * job is failed with InvalidArgs and a message saying what to send. */
-static naq_status parse_args(naq_job_ctx *ctx, json_t *args, command *cmd)
+#define EXEC_SHAPE                                                                                 \
+    "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": {\"NAME\": \"value\"}, "          \
+    "\"cwd\": \"/dir\"} (env and cwd optional) or [\"cmd\", \"arg\", ...]"
+
+naq_status naq__exec_args_check(const json_t *cargs)
 {
-    static const char shape[] =
-        "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": "
-        "{\"NAME\": \"value\"}, \"cwd\": \"/dir\"} or [\"cmd\", \"arg\", ...]";
-    memset(cmd, 0, sizeof *cmd);
+    json_t *args = (json_t *)cargs; /* jansson's getters take non-const */
     json_t *argv = json_is_array(args) ? args : json_object_get(args, "argv");
     json_t *env = json_is_object(args) ? json_object_get(args, "env") : NULL;
     json_t *cwd = json_is_object(args) ? json_object_get(args, "cwd") : NULL;
-    if (!json_is_array(argv) || json_array_size(argv) == 0) {
-        naq_job_ctx_fail(ctx, "InvalidArgs", "no command to run: %s", shape);
-        return NAQ_ERR_INVALID_ARG;
-    }
+    if (!json_is_array(argv) || json_array_size(argv) == 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "the exec job has no command to run; %s (on the command line: naq "
+                         "enqueue -q QUEUE -- COMMAND ARG...)",
+                         EXEC_SHAPE);
     if ((env != NULL && !json_is_null(env) && !json_is_object(env)) ||
-        (cwd != NULL && !json_is_null(cwd) && !json_is_string(cwd))) {
-        naq_job_ctx_fail(ctx, "InvalidArgs", "env must be an object and cwd a string: %s", shape);
+        (cwd != NULL && !json_is_null(cwd) && !json_is_string(cwd)))
+        return naq__fail(NAQ_ERR_INVALID_ARG, "exec env must be an object and cwd a string; %s",
+                         EXEC_SHAPE);
+    size_t i;
+    json_t *a;
+    json_array_foreach(argv, i, a)
+    {
+        const char *text = json_string_value(a);
+        if (text == NULL || (i == 0 && text[0] == '\0'))
+            return naq__fail(NAQ_ERR_INVALID_ARG, "exec argv[%zu] is not a %sstring; %s", i,
+                             i == 0 ? "non-empty " : "", EXEC_SHAPE);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(env, key, val)
+    {
+        if (!json_is_string(val) || key[0] == '\0' || strchr(key, '=') != NULL)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "exec env entry '%s' needs a name without '=' and a string value; %s",
+                             key, EXEC_SHAPE);
+    }
+    return NAQ_OK;
+}
+
+/* Fills cmd from the args JSON (which must outlive cmd). On failure the
+ * job is failed with InvalidArgs and a message saying what to send. Jobs
+ * enqueued through naq are checked already; this meets foreign ones. */
+static naq_status parse_args(naq_job_ctx *ctx, json_t *args, command *cmd)
+{
+    memset(cmd, 0, sizeof *cmd);
+    if (naq__exec_args_check(args) != NAQ_OK) {
+        naq_job_ctx_fail(ctx, "InvalidArgs", "%s", naq_last_error());
         return NAQ_ERR_INVALID_ARG;
     }
+    json_t *argv = json_is_array(args) ? args : json_object_get(args, "argv");
+    json_t *env = json_is_object(args) ? json_object_get(args, "env") : NULL;
     size_t n = json_array_size(argv);
     cmd->argv = calloc(n + 1, sizeof *cmd->argv);
     size_t nenv = json_is_object(env) ? json_object_size(env) : 0;
@@ -66,26 +98,13 @@ static naq_status parse_args(naq_job_ctx *ctx, json_t *args, command *cmd)
         naq_job_ctx_fail(ctx, "ExecError", "out of memory preparing the command");
         return NAQ_ERR_NO_MEMORY;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *a = json_string_value(json_array_get(argv, i));
-        if (a == NULL || (i == 0 && a[0] == '\0')) {
-            naq_job_ctx_fail(ctx, "InvalidArgs", "argv[%zu] is not a %sstring: %s", i,
-                             i == 0 ? "non-empty " : "", shape);
-            return NAQ_ERR_INVALID_ARG;
-        }
-        cmd->argv[i] = (char *)a;
-    }
+    for (size_t i = 0; i < n; i++)
+        cmd->argv[i] = (char *)json_string_value(json_array_get(argv, i));
     const char *key;
     json_t *val;
     json_object_foreach(env, key, val)
     {
         const char *v = json_string_value(val);
-        if (v == NULL || key[0] == '\0' || strchr(key, '=') != NULL) {
-            naq_job_ctx_fail(ctx, "InvalidArgs",
-                             "env entry '%s' needs a name without '=' and a string value: %s", key,
-                             shape);
-            return NAQ_ERR_INVALID_ARG;
-        }
         size_t len = strlen(key) + strlen(v) + 2;
         if ((cmd->env[cmd->nenv] = malloc(len)) == NULL) {
             naq_job_ctx_fail(ctx, "ExecError", "out of memory preparing the command");
@@ -93,7 +112,7 @@ static naq_status parse_args(naq_job_ctx *ctx, json_t *args, command *cmd)
         }
         snprintf(cmd->env[cmd->nenv++], len, "%s=%s", key, v);
     }
-    cmd->cwd = json_string_value(cwd);
+    cmd->cwd = json_string_value(json_is_object(args) ? json_object_get(args, "cwd") : NULL);
     return NAQ_OK;
 }
 

@@ -31,7 +31,18 @@ struct naq_client {
     natsConnection *enc; /* event store server; == nc when the URLs agree */
     jsCtx *ejs;          /* == js when enc == nc */
     naq__logger *logger; /* NULL when logging is disabled */
+    jsCtx *ajs;          /* naq_enqueue_async's context (enqueue.c) */
+    struct naq__msgmap *async_jobs; /* its published message -> the job */
 };
+
+/* A second connection to the job server whose publishes are sent at once
+ * (the worker's pulls and acks). *out: natsConnection_Destroy it. */
+naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out);
+
+/* enqueue.c: the client's naq_enqueue_async machinery; destroy flushes
+ * and reports what is still open. */
+naq_status naq__enqueue_async_init(naq_client *c);
+void naq__enqueue_async_destroy(naq_client *c);
 
 /* Formats "<prefix>.<rest...>" into buf. NAQ_ERR_INVALID_ARG if it does not fit. */
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)
@@ -61,7 +72,20 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out);
  * buffered (bounded by a few seconds). Accepts NULL. */
 void naq__logger_destroy(naq__logger *l);
 naq_status naq__logger_log(naq__logger *l, const naq_event *e);
+/* Called once when a confirmed event is settled: ok = 1 when the server
+ * acknowledged it, 0 when it could only be spooled or was dropped (then
+ * it is not confirmed, though a spooled event is still sent later). Runs
+ * on a nats.c or logger thread: it must not block. */
+typedef void (*naq__confirm_fn)(void *ud, int ok);
+/* naq__logger_log, then confirm(ud, ok) exactly once, also when this call
+ * fails (ok = 0). */
+naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__confirm_fn confirm,
+                                     void *ud);
 void naq__logger_stats(naq__logger *l, naq_logger_stats *out);
+/* naq_client_log with a confirmation (naq__logger_log_confirmed); with
+ * logging off, confirm(ud, 1) at once. */
+naq_status naq__client_log_confirmed(naq_client *c, const naq_event *e, naq__confirm_fn confirm,
+                                     void *ud);
 naq_status naq__logger_flush(naq__logger *l, int64_t timeout_ms);
 
 /* ---- job.c / worker.c ---- */
@@ -97,6 +121,12 @@ naq_status naq__job_ctx_set_detail(naq_job_ctx *ctx, const char *key, struct jso
 
 /* exec_handler.c: the built-in "exec" handler (NAQ_EXEC_FUNCTION). */
 naq_status naq__exec_handler(naq_job_ctx *ctx, const naq_job *job, void *user);
+/* NAQ_OK when args (the JSON of a job's args) can be run by the exec
+ * handler: {"argv": ["cmd", ...], "env": {...}, "cwd": "..."} or a bare
+ * argv array, with a non-empty command. Else NAQ_ERR_INVALID_ARG naming
+ * the problem and the shape to send. naq_job_opts_validate calls it for
+ * every exec job, so a job the handler would refuse is never queued. */
+naq_status naq__exec_args_check(const struct json_t *args);
 
 /* ---- scheduler ---- */
 /* schedule.c (schedules in KV), delay.c (due-time index), lease.c (the
@@ -396,31 +426,44 @@ extern atomic_int naq__rollup_crash_before_cursor;
 naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json, size_t len,
                         const char *error_type, const char *error_message, int attempts);
 
-/* results.c: stores result_json (a JSON object: {"status":"completed"|"failed",
- * "result":..., "exit_status":..., "stdout_tail":..., "error_type":...,
- * "error_message":..., "attempt":N, "finished_at":T}) under the job id in KV
- * naq_results, kept for the job's result_ttl_ms. */
-naq_status naq__result_store(naq_client *c, const naq_job *job, const char *result_json);
-
-/* cancel.c: non-zero when `naq job cancel` was asked for this job (one KV
- * read; the worker calls it at dequeue and then does not run the job). */
-int naq__cancel_requested(naq_client *c, const char *job_id);
-/* Watches cancellations of running jobs: calls on_cancel(job_id, ud) from a
- * nats.c thread for every job cancelled from now on. */
+/* cancel.c: cancellations as this process sees them. The watch calls
+ * on_cancel(job_id, ud) from a nats.c thread for every cancellation
+ * request, those already made (before naq__cancel_watch_start returns) and
+ * those made later; naq__cancel_watch_has answers from memory whether a
+ * job's cancellation was seen. */
 typedef struct naq__cancel_watch naq__cancel_watch;
 naq_status naq__cancel_watch_start(naq_client *c, void (*on_cancel)(const char *job_id, void *ud),
                                    void *ud, naq__cancel_watch **out);
+int naq__cancel_watch_has(naq__cancel_watch *w, const char *job_id);
 void naq__cancel_watch_stop(naq__cancel_watch *w); /* accepts NULL */
+/* One read: non-zero when `naq job cancel` was asked for this job. */
+int naq__cancel_requested(naq_client *c, const char *job_id);
 
-/* deps.c: called by the worker after a job's final outcome is logged
- * (succeeded = completed; otherwise failed for good or cancelled):
- * releases dependents whose dependencies are now all complete
- * (dependency_satisfied, then queued) or fails them (dependency_failed,
- * cancelled) unless they run on failure. */
-naq_status naq__deps_on_finished(naq_client *c, const char *job_id, int succeeded);
+/* finish.c: the job-finish protocol (see finish.c). The outcome record
+ * (heap JSON, docs/protocol.md "Results") of job j ending with status
+ * ("completed" | "failed" | "cancelled"); details (may be NULL) gives the
+ * result and exec fields. NULL when out of memory. */
+char *naq__outcome_record(const naq_job *j, const char *status, const struct json_t *details,
+                          const char *error_type, const char *error_message);
+/* Records j's end synchronously: its outcome record (taken from record),
+ * its dependents told, its unique key released. */
+naq_status naq__finish(naq_client *c, const naq_job *j, const char *record, int succeeded);
+/* The worker's side: the same protocol in the background, on the worker's
+ * connection nc. done(ud, ok) is called once, from another thread, when all
+ * of it is stored (ok = 1) or could not be (ok = 0: the job must not be
+ * acknowledged). A job without dependents or a unique key costs one
+ * asynchronous publish. */
+typedef struct naq__finisher naq__finisher;
+/* Test seam (worker_job.c): when set, a worker process kills itself with
+ * SIGKILL once a job's outcome is confirmed, just before its ack. */
+extern _Atomic int naq__worker_crash_before_ack;
 
-/* job.c: releases the unique key of a finished job (no-op without one). */
-void naq__unique_release(naq_client *c, const naq_job *job);
+naq_status naq__finisher_create(naq_client *c, natsConnection *nc, naq__finisher **out);
+void naq__finisher_submit(naq__finisher *f, const naq_job *j, char *record, int succeeded,
+                          naq__confirm_fn done, void *ud);
+/* Waits up to timeout_ms for what was submitted, then frees everything;
+ * what is still open is reported done(ud, 0). Accepts NULL. */
+void naq__finisher_destroy(naq__finisher *f, int64_t timeout_ms);
 
 /* ---- worker_registry.c (issue 4): worker lifecycle events, the live
  * registry in KV naq_workers, heartbeats. worker.c calls these. ---- */

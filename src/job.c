@@ -337,7 +337,11 @@ naq_status naq_job_opts_validate(const naq_job_opts *o)
                          "args are not valid JSON: %s (line %d, column %d); pass a JSON value "
                          "such as [1, 2] or {\"to\": \"a@b.c\"}",
                          e.text, e.line, e.column);
+    /* An exec job the handler would refuse fails here, not on a worker. */
+    s = strcmp(o->function, NAQ_EXEC_FUNCTION) == 0 ? naq__exec_args_check(v) : NAQ_OK;
     json_decref(v);
+    if (s != NAQ_OK)
+        return s;
     if (o->tags_json != NULL) {
         v = json_loads(o->tags_json, 0, &e);
         if (v == NULL)

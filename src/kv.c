@@ -36,9 +36,7 @@ static const struct {
     const char *description;
 } buckets[NAQ__KV_COUNT] = {
     [NAQ__KV_UNIQUE] = {"naq_unique", 0, "naq unique keys: <queue>/<key> -> the pending job"},
-    [NAQ__KV_DEPS] = {"naq_deps", 0, "naq jobs waiting for dependencies, and their dependents"},
-    [NAQ__KV_FINISHED] = {"naq_finished", 7 * DAY_NS, "naq jobs that finished: completed|failed"},
-    [NAQ__KV_RESULTS] = {NAQ_RESULTS_BUCKET, NAQ_RESULTS_TTL_MS * 1000000LL, "naq job results"},
+    [NAQ__KV_DEPS] = {"naq_deps", 0, "naq jobs waiting for dependencies"},
     [NAQ__KV_CANCEL] = {"naq_cancel", 7 * DAY_NS, "naq cancellation requests"},
 };
 
@@ -125,6 +123,16 @@ naq_status naq__kv_ensure(naq_client *c, naq__kv b)
         return NAQ_OK;
     }
     return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot create the KV bucket %s", buckets[b].name);
+}
+
+naq_status naq__kv_ensure_all(naq_client *c)
+{
+    for (int b = 0; b < NAQ__KV_COUNT; b++) {
+        naq_status s = naq__kv_ensure(c, (naq__kv)b);
+        if (s != NAQ_OK)
+            return s;
+    }
+    return NAQ_OK;
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -343,4 +351,40 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
         return NAQ_OK;
     return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
                           "cannot remove %s/%s", buckets[b].name, key);
+}
+
+/* ---------------------------------------------------------------- modify */
+
+/* Rounds of read-change-write before giving up: each lost round means
+ * another writer made progress. */
+#define MODIFY_ATTEMPTS 100
+
+naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
+                          void *ud)
+{
+    for (int attempt = 0; attempt < MODIFY_ATTEMPTS; attempt++) {
+        char *val = NULL, *out = NULL;
+        size_t len = 0, out_len = 0;
+        uint64_t rev = 0;
+        naq_status s = naq__kv_get(c, b, key, &val, &len, &rev);
+        if (s != NAQ_OK && s != NAQ_ERR_NOT_FOUND)
+            return s;
+        int absent = s == NAQ_ERR_NOT_FOUND;
+        s = change(absent ? NULL : val, len, ud, &out, &out_len);
+        free(val);
+        if (s == NAQ_ERR_CLOSED)
+            return NAQ_OK;
+        if (s != NAQ_OK) {
+            free(out);
+            return s;
+        }
+        if (out == NULL)
+            s = absent ? NAQ_OK : naq__kv_remove(c, b, key, rev);
+        else
+            s = naq__kv_update(c, b, key, out, out_len, absent ? 0 : rev, NULL);
+        free(out);
+        if (s != NAQ_ERR_EXISTS)
+            return s;
+    }
+    return naq__fail(NAQ_ERR_TIMEOUT, "too much contention on %s/%s", buckets[b].name, key);
 }

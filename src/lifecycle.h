@@ -1,10 +1,15 @@
 /*
  * lifecycle.h - what the job lifecycle modules share, private to them:
  *   kv.c       the lifecycle's KV buckets, read and written by subject
+ *   outcome.c  the outcome stream: outcome records and who waits for them
  *   job.c      job options, their validation, the job JSON
- *   enqueue.c  naq_enqueue, unique keys;  batch.c  naq_enqueue_batch
- *   deps.c     dependencies;  cancel.c  cancellation;  results.c  results
+ *   publish.c  the job message, published to its queue
+ *   enqueue.c  naq_enqueue;  batch.c  naq_enqueue_batch;  unique.c  unique keys
+ *   deps.c     jobs waiting for dependencies;  finish.c  the finish protocol
+ *   cancel.c  cancellation;  results.c  reading results
  *   dlq.c      dead letters;  requeue.c  priority changes and moves
+ * Dependencies point one way: enqueue and finish use deps, unique, outcome
+ * and publish; deps uses outcome and publish; those use kv.
  * The worker's side of the contract is in internal.h ("job lifecycle").
  */
 #ifndef NAQ_LIFECYCLE_H
@@ -31,9 +36,7 @@
  * marker, so buckets without a TTL do not keep a marker per job forever. */
 typedef enum {
     NAQ__KV_UNIQUE,   /* "<queue>/<unique key>" -> the job holding it; no TTL */
-    NAQ__KV_DEPS,     /* "<job>" waiting job, "r.<dep>" its dependents; no TTL */
-    NAQ__KV_FINISHED, /* "<job>" -> "completed" | "failed"; 7 days */
-    NAQ__KV_RESULTS,  /* "<job>" -> result record; 24 h */
+    NAQ__KV_DEPS,     /* "<job>" -> the waiting job; no TTL */
     NAQ__KV_CANCEL,   /* "<job>" -> cancel request; 7 days */
     NAQ__KV_COUNT
 } naq__kv;
@@ -42,6 +45,8 @@ typedef enum {
 #define NAQ__KV_KEY_MAX 420
 
 const char *naq__kv_bucket(naq__kv b);
+/* Creates every bucket that does not exist yet (at connect). */
+naq_status naq__kv_ensure_all(naq_client *c);
 /* Creates the bucket when it does not exist (an existing one is used as it
  * is, whatever its TTL). */
 naq_status naq__kv_ensure(naq_client *c, naq__kv b);
@@ -71,6 +76,49 @@ naq_status naq__kv_update(naq_client *c, naq__kv b, const char *key, const void 
 /* Removes key's revisions up to and including rev (0 = all): a newer value
  * written meanwhile stays. */
 naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t rev);
+/* The compare-and-set loop every read-modify-write of a key goes through:
+ * reads key (val NULL and rev 0 when absent), calls change(val, len, ud,
+ * &out, &out_len) for the new value, and writes it only if nobody wrote
+ * the key meanwhile, else reads again (a bounded number of times).
+ * change returns NAQ_OK with *out a heap value (freed here) to write, or
+ * with *out NULL to remove the key (nothing when absent), or
+ * NAQ_ERR_CLOSED to leave it as it is (naq__kv_modify then returns
+ * NAQ_OK), or an error, returned as it is. */
+typedef naq_status (*naq__kv_change_fn)(const char *val, size_t len, void *ud, char **out,
+                                         size_t *out_len);
+naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
+                          void *ud);
+
+/* ---- outcome.c ---- */
+
+#define NAQ__OUTCOME_STREAM "NAQ_OUTCOMES"
+#define NAQ__OUTCOME_KIND_HEADER "Naq-Kind"
+naq_status naq__outcome_subject(naq_client *c, const char *job_id, char *out, size_t cap);
+/* The last message on a job's outcome subject (*out: natsMsg_Destroy it),
+ * or NAQ_ERR_NOT_FOUND (no message recorded). */
+naq_status naq__outcome_last(naq_client *c, const char *job_id, natsMsg **out);
+/* The first message on a job's outcome subject at or after from_seq. */
+naq_status naq__outcome_next(naq_client *c, const char *job_id, uint64_t from_seq, natsMsg **out);
+/* 1 when m is an outcome record (else a waiter). */
+int naq__outcome_is_record(natsMsg *m);
+/* 1 when the record says completed, -1 otherwise. */
+int naq__outcome_status(natsMsg *record);
+/* A message of `kind` ("outcome" | "waiter") for job_id (*out:
+ * natsMsg_Destroy it). */
+naq_status naq__outcome_msg(naq_client *c, const char *job_id, const char *kind, const char *body,
+                            size_t len, natsMsg **out);
+/* Writes m if the subject's last sequence is still last_seq (0 = empty):
+ * NAQ_ERR_EXISTS (no message recorded) when it is not. */
+naq_status naq__outcome_write(naq_client *c, natsMsg *m, uint64_t last_seq);
+/* Registers `dependent` as waiting for dep, unless dep has finished:
+ * *outcome = 0 registered, 1 dep completed, -1 dep failed for good. */
+naq_status naq__outcome_wait_for(naq_client *c, const char *dep, const char *dependent,
+                                 int *outcome);
+/* What is known of a job's end: 1 completed, -1 failed for good or
+ * cancelled, 0 not finished (or unknown). From its outcome record, else
+ * (the record expired) from its events. */
+int naq__job_finished(naq_client *c, const char *job_id);
+int naq__job_finished_by_events(naq_client *c, const char *job_id);
 
 /* ---- job.c ---- */
 
@@ -81,22 +129,46 @@ naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j);
  * are not JSON (message recorded). */
 json_t *naq__job_json(const naq_job *j);
 
-/* ---- enqueue.c ---- */
+/* ---- publish.c ---- */
 
-/* Publishes job JSON to "<p>.queue.<queue>.<priority>" (as naq_enqueue
- * does, headers included) through js and waits for the stream's ack.
- * msg_id is the Nats-Msg-Id (NULL = the job id). *duplicate (may be NULL)
- * tells that the stream had it already; *seq (may be NULL) its sequence. */
+/* Publishes job JSON to "<p>.queue.<queue>.<priority>" with its headers
+ * and waits for the stream's ack. msg_id is the Nats-Msg-Id (NULL = the
+ * job id). *duplicate (may be NULL) tells that the stream had it already;
+ * *seq (may be NULL) its sequence. */
 naq_status naq__job_publish(naq_client *c, jsCtx *js, const char *job_id, const char *queue,
                             const char *function, int priority, const char *json, size_t len,
                             const char *msg_id, int *duplicate, uint64_t *seq);
+/* The job's message on a given subject (*out: natsMsg_Destroy it). */
+naq_status naq__job_msg_to(const char *subject, const char *job_id, const char *queue,
+                           const char *function, const char *json, size_t len, const char *msg_id,
+                           natsMsg **out);
+/* The job's message, as naq__job_publish sends it (*out: natsMsg_Destroy
+ * it), for callers that publish asynchronously. */
+naq_status naq__job_msg(naq_client *c, const char *job_id, const char *queue, const char *function,
+                        int priority, const char *json, size_t len, const char *msg_id,
+                        natsMsg **out);
 /* Logs j's "enqueued" (naq__enqueued_event). */
 void naq__log_enqueued(naq_client *c, const naq_job *j);
+/* NAQ_ERR_INVALID_ARG when len exceeds the server's max payload. */
+naq_status naq__check_payload(naq_client *c, const char *job_id, size_t len);
+
+/* ---- unique.c ---- */
+
+/* Takes j's unique key, or finds the pending job that holds it (holder =
+ * its id; nothing taken). *took = 1 and *rev set when taken. */
+naq_status naq__unique_claim(naq_client *c, const naq_job *j, char holder[NAQ_ID_SIZE], int *took,
+                             uint64_t *rev);
+/* Gives back a key taken at revision rev by a job that was then not
+ * enqueued. */
+void naq__unique_unclaim(naq_client *c, const naq_job *j, uint64_t rev);
+/* Releases job_id's hold on (queue, key), if it still holds it. */
+void naq__unique_release(naq_client *c, const char *queue, const char *key, const char *job_id);
+
+/* ---- enqueue.c ---- */
+
 /* naq_enqueue_ex for a job already built and encoded (batch.c). */
 naq_status naq__enqueue_built(naq_client *c, const naq_job *j, const char *json, size_t len,
                               char job_id[NAQ_ID_SIZE], int *existing);
-/* NAQ_ERR_INVALID_ARG when len exceeds the server's max payload. */
-naq_status naq__check_payload(naq_client *c, const char *job_id, size_t len);
 
 /* ---- cancel.c ---- */
 
@@ -108,27 +180,39 @@ naq_status naq__last_event_settled(naq_client *c, const char *job_id, naq_event 
 
 /* ---- deps.c ---- */
 
-/* What is known of a job's end: 1 completed, -1 failed for good or
- * cancelled, 0 not finished (or unknown). From the finished marker that
- * naq__deps_on_finished writes, else from the job's events. */
-int naq__job_finished(naq_client *c, const char *job_id);
 /* Stores j (JSON json) to wait for its dependencies instead of queueing
  * it, logs waiting_for_dependencies, and accounts at once for
  * dependencies that finished already (possibly releasing it). A job id
- * stored already is not stored twice. */
-naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, size_t len);
+ * stored already is not stored twice. A job this cancels (a dependency
+ * failed) is appended to `ended` (JSON array of job objects) for the
+ * caller to finish. */
+naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, size_t len,
+                             json_t *ended);
+/* Records that dep ended (ok = completed) for the waiting job `job`,
+ * releasing it when that was its last dependency, or cancelling it (and
+ * appending it to `ended`) when dep failed and it does not run anyway.
+ * Idempotent. */
+naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, int ok,
+                             json_t *ended);
 /* Cancels a job that waits for its dependencies: it is never released,
- * "cancelled" is logged and its own dependents are told. *cancelled = 1
+ * "cancelled" is logged and it is appended to `ended`. *cancelled = 1
  * when it was waiting, 0 when it is not (or no longer) waiting. */
-naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled);
-/* A job that ends without ever running (cancelled while it waited):
- * what the worker does after a final outcome - its result record
- * ({"status": "cancelled", error_type, error_message}), its dependents
- * told (naq__deps_on_finished), its unique key released. */
-naq_status naq__job_finish_unrun(naq_client *c, json_t *job, const char *error_type,
-                                 const char *message);
+naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled, json_t *ended);
+/* Removes a cancelled waiting job once it was finished. */
+void naq__deps_forget(naq_client *c, const char *job_id);
 /* The stored job JSON (heap, *json) of a job waiting for dependencies, or
  * NAQ_ERR_NOT_FOUND (no message recorded). */
 naq_status naq__deps_waiting_job(naq_client *c, const char *job_id, char **json);
+
+/* ---- finish.c ---- */
+
+/* An entry of an `ended` list: a job that ended without running. Takes
+ * job (a job object). */
+naq_status naq__ended_add(json_t *ended, json_t *job, const char *error_type, const char *message);
+/* Finishes the jobs of an `ended` list (cancelled while waiting or
+ * delayed): for each, an outcome record {"status": "cancelled",
+ * error_type, error_message}, its dependents told (cancelling more of them
+ * adds to the list), its unique key released, its waiting entry removed. */
+naq_status naq__finish_unrun(naq_client *c, json_t *ended);
 
 #endif

@@ -19,6 +19,14 @@
  * server answers. Spool files left by a process that died are adopted by
  * the next logger that starts with the same spool directory.
  *
+ * Confirmed events (naq__logger_log_confirmed): the worker acknowledges a
+ * job only after the server stored its outcome event. Their queue record
+ * starts with the confirmation to call; once published, the message's
+ * address maps to it (msgmap.h) until its ack arrives. Every record in the
+ * queue carries that prefix (empty for plain events); the spool never
+ * does, so a confirmed event that goes to disk is confirmed as not
+ * stored (ok = 0) there and then.
+ *
  * Invariant, for events logged through this logger:
  *   logged == settled + (in the queue, in flight or on the retry list)
  *   settled == published_from_memory + spooled + dropped
@@ -27,6 +35,7 @@
 #include "internal.h"
 
 #include "bqueue.h"
+#include "msgmap.h"
 #include "spool.h"
 
 #include <dirent.h>
@@ -66,6 +75,12 @@ typedef struct {
     size_t payload_len;
 } record_view;
 
+/* What a record in the memory queue starts with. */
+typedef struct {
+    naq__confirm_fn fn; /* NULL: a plain event */
+    void *ud;
+} confirm_prefix;
+
 typedef struct retry_node {
     struct retry_node *next;
     natsMsg *msg;
@@ -103,6 +118,7 @@ struct naq__logger {
     atomic_int_least64_t backoff_ms; /* written under retry_lock, reset on any success */
 
     natsStatistics *stats; /* publisher thread only: the reconnect count */
+    naq__msgmap *confirms; /* published confirmed message -> confirm_prefix (heap) */
 
     pthread_t thread;
     atomic_int stopping;
@@ -240,8 +256,19 @@ static void overflow(struct naq__logger *l, const void *rec, size_t len)
     atomic_fetch_add(&l->settled, 1);
 }
 
+/* Tells a confirmed message's caller it was not stored. */
+static void unconfirm(struct naq__logger *l, natsMsg *m)
+{
+    confirm_prefix *cp = naq__msgmap_count(l->confirms) ? naq__msgmap_take(l->confirms, m) : NULL;
+    if (cp != NULL) {
+        cp->fn(cp->ud, 0);
+        free(cp);
+    }
+}
+
 static void overflow_msg(struct naq__logger *l, natsMsg *m)
 {
+    unconfirm(l, m);
     size_t len = 0;
     char *rec = record_from_msg(m, &len);
     if (rec != NULL) {
@@ -303,6 +330,13 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     ack_origin *o = closure;
     struct naq__logger *l = o->logger;
     if (pa != NULL || pae == NULL) {
+        confirm_prefix *cp = !o->from_spool && naq__msgmap_count(l->confirms)
+                                 ? naq__msgmap_take(l->confirms, msg)
+                                 : NULL;
+        if (cp != NULL) {
+            cp->fn(cp->ud, 1);
+            free(cp);
+        }
         atomic_fetch_add(&l->published, 1);
         if (!o->from_spool)
             atomic_fetch_add(&l->settled, 1);
@@ -343,14 +377,48 @@ static void publish_msg(struct naq__logger *l, natsMsg *m)
     }
 }
 
+/* A record of the memory queue: its confirmation and the record proper. */
+static void split_record(naq__bqueue_record *r, confirm_prefix *cp, const char **rec, size_t *len)
+{
+    memcpy(cp, r->data, sizeof *cp);
+    *rec = (const char *)r->data + sizeof *cp;
+    *len = r->len - sizeof *cp;
+}
+
+/* A record that cannot be published now goes to the spool (or is
+ * dropped); a confirmed one is told it was not stored. */
+static void overflow_record(struct naq__logger *l, naq__bqueue_record *r)
+{
+    confirm_prefix cp;
+    const char *rec;
+    size_t len;
+    split_record(r, &cp, &rec, &len);
+    overflow(l, rec, len);
+    if (cp.fn != NULL)
+        cp.fn(cp.ud, 0);
+}
+
 static void publish_record(struct naq__logger *l, naq__bqueue_record *r)
 {
+    confirm_prefix cp;
+    const char *rec;
+    size_t len;
     record_view v;
     natsMsg *m = NULL;
-    if (unpack_record(r->data, r->len, &v) != 0 || make_msg(&v, &m) != NATS_OK) {
+    split_record(r, &cp, &rec, &len);
+    if (unpack_record(rec, len, &v) != 0 || make_msg(&v, &m) != NATS_OK) {
         /* Cannot happen for records we packed, short of memory exhaustion. */
-        overflow(l, r->data, r->len);
+        overflow_record(l, r);
         return;
+    }
+    if (cp.fn != NULL) {
+        confirm_prefix *heap = malloc(sizeof *heap);
+        if (heap == NULL || naq__msgmap_put(l->confirms, m, heap) != NAQ_OK) {
+            free(heap);
+            cp.fn(cp.ud, 0); /* published, but nobody can be told */
+        } else {
+            *heap = cp;
+        }
     }
     publish_msg(l, m);
 }
@@ -563,7 +631,7 @@ static void *publisher_main(void *arg)
             if (up)
                 publish_record(l, batch[i]);
             else
-                overflow(l, batch[i]->data, batch[i]->len);
+                overflow_record(l, batch[i]);
             naq__bqueue_record_free(batch[i]);
         }
         if (s == NAQ_ERR_CLOSED)
@@ -615,6 +683,8 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
     pthread_mutex_init(&l->retry_lock, NULL);
     naq_status s = naq__bqueue_create((size_t)cfg->logger_buffer_events,
                                       (size_t)cfg->logger_buffer_bytes, &l->queue);
+    if (s == NAQ_OK)
+        s = naq__msgmap_create(&l->confirms);
     if (s == NAQ_OK && natsStatistics_Create(&l->stats) != NATS_OK)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating the event logger");
     if (s == NAQ_OK)
@@ -628,6 +698,7 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
         jsCtx_Destroy(l->js);
         naq__bqueue_destroy(l->queue);
         natsStatistics_Destroy(l->stats);
+        naq__msgmap_destroy(l->confirms);
         pthread_mutex_destroy(&l->spool_lock);
         pthread_mutex_destroy(&l->retry_lock);
         free(l);
@@ -648,6 +719,7 @@ void naq__logger_destroy(naq__logger *l)
     jsCtx_Destroy(l->js);
     naq__bqueue_destroy(l->queue);
     natsStatistics_Destroy(l->stats);
+    naq__msgmap_destroy(l->confirms); /* empty: spool_leftovers settled every message */
     naq__spool_close(l->spool);
     if (l->spool != NULL && naq__spool_pending_path(l->spool_path) == 0)
         naq__spool_remove(l->spool_path);
@@ -658,12 +730,16 @@ void naq__logger_destroy(naq__logger *l)
     free(l);
 }
 
-naq_status naq__logger_log(naq__logger *l, const naq_event *e)
+naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__confirm_fn confirm,
+                                     void *ud)
 {
     char subject[NAQ_URL_MAX];
     naq_status s = naq_event_subject(l->client->cfg.subject_prefix, e, subject, sizeof subject);
-    if (s != NAQ_OK)
+    if (s != NAQ_OK) {
+        if (confirm != NULL)
+            confirm(ud, 0);
         return s;
+    }
     naq_event copy = *e; /* shallow: only event_id may change, heap fields are borrowed */
     if (copy.event_id[0] == '\0')
         naq_id_new(copy.event_id);
@@ -672,29 +748,43 @@ naq_status naq__logger_log(naq__logger *l, const naq_event *e)
     char json_buf[1024];
     char *json = NULL;
     size_t json_len = 0;
-    if ((s = naq__event_encode_buf(&copy, json_buf, sizeof json_buf, &json, &json_len)) != NAQ_OK)
+    if ((s = naq__event_encode_buf(&copy, json_buf, sizeof json_buf, &json, &json_len)) != NAQ_OK) {
+        if (confirm != NULL)
+            confirm(ud, 0);
         return s;
+    }
     record_view v = {subject, copy.event_id, naq_event_type_name(copy.type), copy.queue_name,
                      copy.worker_id, json, json_len};
+    confirm_prefix cp = {confirm, ud};
     char stack[2048];
-    size_t need = pack_record(stack, sizeof stack, &v);
+    size_t need = sizeof cp + pack_record(NULL, 0, &v);
     char *rec = need <= sizeof stack ? stack : malloc(need);
-    if (rec == NULL) {
-        if (json != json_buf)
-            free(json);
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory logging an event");
+    if (rec != NULL) {
+        memcpy(rec, &cp, sizeof cp);
+        pack_record(rec + sizeof cp, need - sizeof cp, &v);
     }
-    if (rec != stack)
-        pack_record(rec, need, &v);
     if (json != json_buf)
         free(json);
+    if (rec == NULL) {
+        if (confirm != NULL)
+            confirm(ud, 0);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory logging an event");
+    }
     atomic_fetch_add(&l->logged, 1);
-    s = naq__bqueue_push(l->queue, rec, need);
-    if (s != NAQ_OK)
-        overflow(l, rec, need); /* full (or closing): to disk, never wait */
+    if (naq__bqueue_push(l->queue, rec, need) != NAQ_OK) {
+        /* full (or closing): to disk, never wait */
+        overflow(l, rec + sizeof cp, need - sizeof cp);
+        if (confirm != NULL)
+            confirm(ud, 0);
+    }
     if (rec != stack)
         free(rec);
     return NAQ_OK;
+}
+
+naq_status naq__logger_log(naq__logger *l, const naq_event *e)
+{
+    return naq__logger_log_confirmed(l, e, NULL, NULL);
 }
 
 void naq__logger_stats(naq__logger *l, naq_logger_stats *out)

@@ -188,14 +188,14 @@ naq_status naq_schedule_validate(const naq_schedule *s)
         return naq__fail(NAQ_ERR_INVALID_ARG, "retries and timeout cannot be negative");
     if ((int)s->misfire < 0 || s->misfire > NAQ_MISFIRE_SKIP)
         return naq__fail(NAQ_ERR_INVALID_ARG, "unknown misfire policy %d", (int)s->misfire);
-    if (s->args_json != NULL) {
-        json_error_t e;
-        json_t *v = json_loads(s->args_json, JSON_DECODE_ANY, &e);
-        if (v == NULL)
-            return naq__fail(NAQ_ERR_INVALID_ARG, "args are not valid JSON: %s", e.text);
-        json_decref(v);
-    }
-    return NAQ_OK;
+    json_error_t e;
+    json_t *v = json_loads(s->args_json ? s->args_json : "[]", JSON_DECODE_ANY, &e);
+    if (v == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "args are not valid JSON: %s", e.text);
+    /* As naq_job_opts_validate: every trigger would fail on the worker. */
+    st = strcmp(s->function, NAQ_EXEC_FUNCTION) == 0 ? naq__exec_args_check(v) : NAQ_OK;
+    json_decref(v);
+    return st;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

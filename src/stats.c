@@ -283,6 +283,22 @@ static int is_failure(const naq_event *e)
            e->type == NAQ_EVENT_MAX_RETRIES_EXCEEDED;
 }
 
+/* One failure of a job's attempt is told by up to three events (timeout,
+ * failed, max_retries_exceeded): the first one, which carries the real
+ * error, stands for all of them, so a failure is listed once. */
+static int failure_known(const naq_live *l, const naq_event *e)
+{
+    if (e->job_id[0] == '\0')
+        return 0;
+    uint64_t n = l->nfail < MAX_FAILURES ? l->nfail : MAX_FAILURES;
+    for (uint64_t i = 0; i < n; i++) {
+        const naq_live_failure *f = &l->failures[(l->nfail - 1 - i) % MAX_FAILURES];
+        if (f->attempt == e->attempt && strcmp(f->job_id, e->job_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void note_job(naq_live *l, const naq_event *e)
 {
     size_t i = 0;
@@ -316,10 +332,11 @@ void naq_live_add(naq_live *l, const naq_event *e)
     r->queue = queue_index(l, e->queue_name);
     l->total++;
     naq__worker_table_add(&l->workers, e);
-    if (is_failure(e)) {
+    if (is_failure(e) && !failure_known(l, e)) {
         naq_live_failure *f = &l->failures[l->nfail++ % MAX_FAILURES];
         memset(f, 0, sizeof *f);
         f->timestamp = e->timestamp;
+        f->attempt = e->attempt;
         snprintf(f->job_id, sizeof f->job_id, "%s", e->job_id);
         snprintf(f->queue, sizeof f->queue, "%s", e->queue_name);
         snprintf(f->worker_id, sizeof f->worker_id, "%s", e->worker_id);

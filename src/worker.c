@@ -42,6 +42,8 @@
 #define MAX_ACK_PENDING 10000
 #define MAX_CONCURRENCY 4096
 #define DEFAULT_GRACE_MS 30000
+/* At a stop, how long outcomes on their way may take to be acknowledged. */
+#define SETTLE_WAIT_MS 5000
 /* The JetStream API prefix (naq uses no JetStream domain). */
 #define JS_API "$JS.API"
 
@@ -304,7 +306,7 @@ int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
 {
     if (reply == NULL || reply[0] == '\0')
         return -1;
-    natsStatus ns = natsConnection_PublishString(w->client->nc, reply, body);
+    natsStatus ns = natsConnection_PublishString(w->nc, reply, body);
     if (ns != NATS_OK) {
         fprintf(stderr,
                 "naq worker %s: cannot send %s for a job (%s); it will be delivered "
@@ -358,7 +360,6 @@ static void *executor_main(void *arg)
 /* stop_at: monotonic ms of the first stop seen, 0 before. */
 static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *stop_at)
 {
-    naq_client *c = w->client;
     int64_t now = naq__mono_ms();
     int64_t wpi = wpi_interval_ms(w);
     int stops = atomic_load(&w->stop_requests);
@@ -379,7 +380,7 @@ static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *st
             naq__flag_set(&sl->ctx->cancel);
         }
         if (now >= sl->next_wpi_ms && sl->reply[0] != '\0') {
-            natsConnection_PublishString(c->nc, sl->reply, "+WPI");
+            natsConnection_PublishString(w->nc, sl->reply, "+WPI");
             sl->next_wpi_ms = now + wpi;
         }
     }
@@ -415,10 +416,23 @@ naq_status naq_worker_run(naq_worker *w)
         atomic_store(&w->running, 0);
         return s;
     }
-    /* Without the watch, cancelling a running job takes effect only when
-     * it is next delivered; the worker still runs. */
-    naq__cancel_watch *watch = NULL;
-    if (naq__cancel_watch_start(w->client, naq__worker_on_cancel, w, &watch) != NAQ_OK)
+    /* The worker's own connection (publishes go out at once), the
+     * finisher and the ack sink: the job path's asynchronous half. */
+    if ((s = naq__client_open_latency_conn(w->client, &w->nc)) != NAQ_OK ||
+        (s = naq__finisher_create(w->client, w->nc, &w->finisher)) != NAQ_OK ||
+        (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK) {
+        naq__finisher_destroy(w->finisher, 0);
+        natsConnection_Destroy(w->nc);
+        w->finisher = NULL;
+        w->nc = NULL;
+        naq__registry_stop(w->registry, "graceful", 0);
+        w->registry = NULL;
+        atomic_store(&w->running, 0);
+        return s;
+    }
+    /* Without the watch the worker says so and falls back to one read per
+     * job (worker_job.c), and running jobs cannot be cancelled. */
+    if (naq__cancel_watch_start(w->client, naq__worker_on_cancel, w, &w->watch) != NAQ_OK)
         naq__worker_error(w, "CancelWatchFailed", "cannot watch job cancellations: %s",
                           naq_last_error());
 
@@ -446,10 +460,18 @@ naq_status naq_worker_run(naq_worker *w)
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(w->execs[i].thread, NULL);
-    naq__cancel_watch_stop(watch); /* no callback runs after this */
-    /* Acks sit in nats.c's write buffer; send them before the caller may
-     * exit. */
-    natsConnection_FlushTimeout(w->client->nc, 2000);
+    /* Outcomes still on their way get a few seconds to be confirmed and
+     * acknowledged; past that they are delivered again after the ack
+     * wait. */
+    naq__finisher_destroy(w->finisher, SETTLE_WAIT_MS);
+    naq__ack_sink_close(w->sink, SETTLE_WAIT_MS);
+    naq__cancel_watch_stop(w->watch); /* no callback runs after this */
+    natsConnection_FlushTimeout(w->nc, 2000);
+    natsConnection_Destroy(w->nc);
+    w->finisher = NULL;
+    w->sink = NULL;
+    w->watch = NULL;
+    w->nc = NULL;
 
     naq__registry_stop(w->registry, atomic_load(&w->stop_requests) >= 2 ? "forced" : "graceful",
                        atomic_load(&w->handed_back));

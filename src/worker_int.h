@@ -82,8 +82,16 @@ typedef struct {
     char inbox[64];
 } naq__executor;
 
+/* Where acks go once their job's outcome is confirmed (worker_job.c):
+ * outlives the worker while confirmations are still on their way. */
+typedef struct naq__ack_sink naq__ack_sink;
+
 struct naq_worker {
     naq_client *client;
+    natsConnection *nc; /* while running: pulls, acks, outcome records (sent at once) */
+    naq__finisher *finisher;   /* while running */
+    naq__cancel_watch *watch;  /* while running; NULL when it could not start */
+    naq__ack_sink *sink;       /* while running */
     char id[NAQ_ID_SIZE];
     int concurrency;
     int64_t grace_ms;
@@ -132,6 +140,11 @@ natsMsg *naq__worker_next_job(naq__executor *x);
 void naq__worker_close_inbox(naq__executor *x);
 
 /* worker_job.c */
+naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out);
+/* Waits up to timeout_ms for the settlements still on their way, then
+ * closes the sink: later confirmations settle nothing (the messages are
+ * delivered again after the ack wait). Accepts NULL. */
+void naq__ack_sink_close(naq__ack_sink *s, int64_t timeout_ms);
 void naq__worker_run_message(naq__executor *x, natsMsg *m);
 /* Hands the job of slot i back to the queue (nak without delay), once,
  * logging why; slots_lock held. 1 when it did. */

@@ -10,8 +10,8 @@
  *   -> completed | failed | timeout + failed | cancelled {running}
  *   -> failed: retry_scheduled + delayed nak, or the dead-letter stream
  *      (max_retries_exceeded) when the policy allows no further attempt
- *   -> result stored, dependents told, unique key released (final
- *      outcomes only), then the ack; worker_released.
+ *   -> the outcome record stored, dependents told, unique key released
+ *      (final outcomes only: finish.c), then the ack.
  *
  * Invariants, each against a worker killed at any instant:
  *  - The outcome is logged before the message is settled: a worker that
@@ -19,26 +19,26 @@
  *    again (its history then shows an attempt with no outcome, never an
  *    outcome that did not happen). "completed" only follows a handler
  *    that returned success.
- *  - The result, the dependents and the unique key are written before the
- *    ack: if one of them fails, the job is not acknowledged but delivered
- *    again after FOLLOWUP_RETRY_MS (retry_scheduled says why), because a
- *    lost result or a dependent that never runs is worse than running a
- *    job twice, which at-least-once delivery allows anyway.
+ *  - A final outcome is acknowledged only once the server confirmed both
+ *    its outcome event (the logger's confirmation) and its outcome record
+ *    (finish.c). Neither is waited for on the executor: both are
+ *    asynchronous, and whichever confirmation comes last sends the ack
+ *    (a settlement, below), so the executor takes its next job at once.
+ *    If either fails, the job is not acknowledged but delivered again
+ *    after FOLLOWUP_RETRY_MS (retry_scheduled says why), because a lost
+ *    result or a dependent that never runs is worse than running a job
+ *    twice, which at-least-once delivery allows anyway.
  *  - A retry is a nak with a delay: the server holds the message and no
  *    worker thread waits for it.
  *  - Who settles a message is decided under slots_lock (worker_int.h): the
  *    executor, or the keeper when it handed the job back at a stop.
- * Known limit: "logged" means handed to the client's event logger, which
- * publishes asynchronously (logger.c). A process killed in the few
- * milliseconds between an ack and the logger's publish of the outcome
- * leaves a settled job whose history lacks that outcome: nothing false is
- * recorded and no job is lost, but the history is short. Closing it needs
- * the logger to confirm one event (a ticket to wait on) before the ack.
  */
 #include "retry.h"
 #include "worker_int.h"
 
 #include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,74 +165,142 @@ void naq__worker_on_cancel(const char *job_id, void *ud)
     pthread_mutex_unlock(&w->slots_lock);
 }
 
-/* ---- final outcomes ---- */
+/* ---- settlements: the ack after the confirmations ---- */
 
-/* The result record (internal.h, results.c) of a final outcome. Heap, or
- * NULL when memory ran out. */
-static char *result_json(const naq_job *j, const char *status, const naq_job_ctx *ctx,
-                         const char *error_type, const char *error_message)
+struct naq__ack_sink {
+    pthread_mutex_t lock;
+    naq_worker *w; /* NULL once closed */
+    int refs;      /* the worker's, and one per open settlement */
+};
+
+naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out)
 {
-    json_t *o = json_pack("{s:s, s:i, s:f}", "status", status, "attempt", j->attempt, "finished_at",
-                          naq__now());
-    if (o == NULL)
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
+    pthread_mutex_init(&(*out)->lock, NULL);
+    (*out)->w = w;
+    (*out)->refs = 1;
+    return NAQ_OK;
+}
+
+static void sink_release(naq__ack_sink *sk)
+{
+    pthread_mutex_lock(&sk->lock);
+    int last = --sk->refs == 0;
+    pthread_mutex_unlock(&sk->lock);
+    if (last) {
+        pthread_mutex_destroy(&sk->lock);
+        free(sk);
+    }
+}
+
+void naq__ack_sink_close(naq__ack_sink *sk, int64_t timeout_ms)
+{
+    if (sk == NULL)
+        return;
+    int64_t deadline = naq__mono_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&sk->lock);
+        int open = sk->refs - 1;
+        if (open == 0 || naq__mono_ms() >= deadline)
+            sk->w = NULL;
+        pthread_mutex_unlock(&sk->lock);
+        if (sk->w == NULL)
+            break;
+        struct timespec ts = {0, 2 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    sink_release(sk);
+}
+
+_Atomic int naq__worker_crash_before_ack;
+
+/* One final outcome waiting for its two confirmations. */
+typedef struct {
+    naq__ack_sink *sink;
+    char reply[NAQ_URL_MAX];
+    const char *body; /* "+ACK" or "+TERM" */
+    atomic_int waiting, failed;
+    naq_job who; /* id, queue, schedule id and attempt, for the event */
+} settlement;
+
+static settlement *settlement_new(naq_worker *w, const char *reply, const naq_job *j,
+                                  const char *body)
+{
+    settlement *st = calloc(1, sizeof *st);
+    if (st == NULL)
         return NULL;
-    static const char *const copied[] = {"result", "exit_status", "signal", "stdout_tail",
-                                         "stderr_tail"};
-    for (size_t i = 0; ctx != NULL && ctx->details != NULL && i < sizeof copied / sizeof *copied;
-         i++) {
-        json_t *v = json_object_get(ctx->details, copied[i]);
-        if (v != NULL)
-            json_object_set(o, copied[i], v);
-    }
-    if (error_type != NULL) {
-        json_object_set_new(o, "error_type", json_string(error_type));
-        json_object_set_new(o, "error_message", json_string(error_message ? error_message : ""));
-    }
-    char *s = json_dumps(o, JSON_FLAGS);
-    json_decref(o);
-    return s;
+    st->sink = w->sink;
+    snprintf(st->reply, sizeof st->reply, "%s", reply ? reply : "");
+    st->body = body;
+    atomic_init(&st->waiting, 2);
+    memcpy(st->who.id, j->id, sizeof st->who.id);
+    memcpy(st->who.queue, j->queue, sizeof st->who.queue);
+    memcpy(st->who.schedule_id, j->schedule_id, sizeof st->who.schedule_id);
+    st->who.attempt = j->attempt;
+    pthread_mutex_lock(&w->sink->lock);
+    w->sink->refs++;
+    pthread_mutex_unlock(&w->sink->lock);
+    return st;
 }
 
-/* Stores the result, tells the dependents, releases the unique key; stops
- * at the first failure (a later delivery does it all again). 1 when all
- * went through. */
-static int finish(naq_worker *w, const naq_job *j, const char *status, const naq_job_ctx *ctx,
-                  const char *error_type, const char *error_message, int succeeded)
+/* A confirmation (naq__confirm_fn): the outcome event's or the record's.
+ * The second one settles the message. Runs on a nats.c thread. */
+static void settlement_confirm(void *ud, int ok)
 {
-    naq_client *c = w->client;
-    char *result = result_json(j, status, ctx, error_type, error_message);
-    naq_status s = result ? naq__result_store(c, j, result)
-                          : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building a result");
-    free(result);
-    if (s == NAQ_OK)
-        s = naq__deps_on_finished(c, j->id, succeeded);
-    if (s != NAQ_OK) {
-        naq__worker_error(w, "FinishFailed", "job %s: %s; it will be delivered again", j->id,
-                          naq_last_error());
-        return 0;
+    settlement *st = ud;
+    if (!ok)
+        atomic_store(&st->failed, 1);
+    if (atomic_fetch_sub(&st->waiting, 1) != 1)
+        return;
+    pthread_mutex_lock(&st->sink->lock);
+    naq_worker *w = st->sink->w;
+    if (w != NULL && !atomic_load(&st->failed)) {
+        if (atomic_load(&naq__worker_crash_before_ack))
+            raise(SIGKILL);
+        naq__worker_ack(w, st->reply, st->body);
+    } else if (w != NULL) {
+        log_job(w, NAQ_EVENT_RETRY_SCHEDULED, &st->who,
+                json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
+                          st->who.attempt + 1, "reason", "finish_failed"),
+                "FinishFailed",
+                "the outcome could not be recorded (server away or refusing); the job will run "
+                "again");
+        nak(w, st->reply, FOLLOWUP_RETRY_MS);
     }
-    naq__unique_release(c, j);
-    return 1;
+    pthread_mutex_unlock(&st->sink->lock);
+    sink_release(st->sink);
+    free(st);
 }
 
-/* Settles a final outcome: finish(), then `body` (+ACK or +TERM), or a
- * delayed redelivery saying why when finish() failed. */
-static void settle_final(naq_worker *w, const char *reply, const naq_job *j, const char *status,
-                         const naq_job_ctx *ctx, const char *error_type, const char *error_message,
-                         int succeeded, const char *body)
+/* Logs the outcome event e of a final outcome and records the outcome
+ * (finish.c); the message is settled with `body` once both are confirmed.
+ * Only e's own fields are read here. */
+static void settle_final(naq_worker *w, const char *reply, const naq_job *j, const naq_event *e,
+                         const char *status, const naq_job_ctx *ctx, const char *error_type,
+                         const char *error_message, int succeeded, const char *body)
 {
-    if (finish(w, j, status, ctx, error_type, error_message, succeeded)) {
-        naq__worker_ack(w, reply, body);
+    settlement *st = settlement_new(w, reply, j, body);
+    if (st == NULL) { /* out of memory: log it; the ack wait delivers it again */
+        naq_client_log(w->client, e);
         return;
     }
-    char why[600];
-    snprintf(why, sizeof why, "the outcome could not be recorded (%s); the job will run again",
-             naq_last_error());
-    log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
-            json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
-                      j->attempt + 1, "reason", "finish_failed"),
-            "FinishFailed", why);
-    nak(w, reply, FOLLOWUP_RETRY_MS);
+    naq__client_log_confirmed(w->client, e, settlement_confirm, st);
+    char *record = naq__outcome_record(j, status, ctx ? ctx->details : NULL, error_type,
+                                       error_message);
+    naq__finisher_submit(w->finisher, j, record, succeeded, settlement_confirm, st);
+}
+
+/* An event of job j (details, may be NULL, is taken and encoded into
+ * *text, which the caller frees). */
+static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const naq_job *j,
+                      json_t *details, char **text)
+{
+    naq__worker_job_event(e, type, w, j);
+    *text = details ? json_dumps(details, JSON_FLAGS) : NULL;
+    e->details_json = *text;
+    json_decref(details);
 }
 
 /* ---- not run ---- */
@@ -269,21 +337,29 @@ static void expire(naq_worker *w, natsMsg *m, const naq_job *j, double waited_ms
     char msg[256];
     snprintf(msg, sizeof msg, "not started within its TTL of %lld ms (queued %.0f ms ago)",
              (long long)j->ttl_ms, waited_ms);
-    log_job(w, NAQ_EVENT_TTL_EXPIRED, j,
-            json_pack("{s:I, s:f}", "ttl_ms", (json_int_t)j->ttl_ms, "waited_ms", waited_ms),
-            "TtlExpired", msg);
+    naq_event e;
+    char *details = NULL;
+    job_event(&e, w, NAQ_EVENT_TTL_EXPIRED, j,
+              json_pack("{s:I, s:f}", "ttl_ms", (json_int_t)j->ttl_ms, "waited_ms", waited_ms),
+              &details);
+    e.error_type = "TtlExpired";
+    e.error_message = msg;
     atomic_fetch_add(&w->expired, 1);
     atomic_fetch_add(&w->processed, 1);
-    settle_final(w, natsMsg_GetReply(m), j, "failed", NULL, "TtlExpired", msg, 0, "+TERM");
+    settle_final(w, natsMsg_GetReply(m), j, &e, "failed", NULL, "TtlExpired", msg, 0, "+TERM");
+    free(details);
 }
 
 static void cancel_queued(naq_worker *w, natsMsg *m, const naq_job *j)
 {
-    const char *msg = "cancelled before it started";
-    log_job(w, NAQ_EVENT_CANCELLED, j, json_pack("{s:s}", "while", "queued"), NULL, NULL);
+    naq_event e;
+    char *details = NULL;
+    job_event(&e, w, NAQ_EVENT_CANCELLED, j, json_pack("{s:s}", "while", "queued"), &details);
     atomic_fetch_add(&w->cancelled, 1);
     atomic_fetch_add(&w->processed, 1);
-    settle_final(w, natsMsg_GetReply(m), j, "cancelled", NULL, "Cancelled", msg, 0, "+TERM");
+    settle_final(w, natsMsg_GetReply(m), j, &e, "cancelled", NULL, "Cancelled",
+                 "cancelled before it started", 0, "+TERM");
+    free(details);
 }
 
 /* ---- run ---- */
@@ -306,18 +382,18 @@ static void unknown_function(naq_worker *w, naq_job_ctx *ctx, const naq_job *j)
 }
 
 /* The outcome event of a run (completed, failed or cancelled) with the
- * run's measurements; details from ctx plus `extra` (taken). */
-static void log_outcome(naq_worker *w, naq_event_type type, const naq_job *j,
-                        const naq_job_ctx *ctx, double duration, json_t *extra)
+ * run's measurements; details from ctx plus `extra` (taken) encoded into
+ * *text, which the caller frees. */
+static void outcome_event(naq_event *e, naq_worker *w, naq_event_type type, const naq_job *j,
+                          const naq_job_ctx *ctx, double duration, json_t *extra, char **text)
 {
-    naq_event e;
-    naq__worker_job_event(&e, type, w, j);
-    e.duration_ms = duration;
-    e.cpu_time_ms = ctx->cpu_time_ms;
-    e.memory_mb = ctx->memory_mb;
+    naq__worker_job_event(e, type, w, j);
+    e->duration_ms = duration;
+    e->cpu_time_ms = ctx->cpu_time_ms;
+    e->memory_mb = ctx->memory_mb;
     if (type != NAQ_EVENT_COMPLETED) {
-        e.error_type = ctx->error_type;
-        e.error_message = ctx->error_message;
+        e->error_type = ctx->error_type;
+        e->error_message = ctx->error_message;
     }
     json_t *d = ctx->details ? json_deep_copy(ctx->details) : NULL;
     if (extra != NULL) {
@@ -326,21 +402,20 @@ static void log_outcome(naq_worker *w, naq_event_type type, const naq_job *j,
         json_object_update(d, extra);
         json_decref(extra);
     }
-    char *details = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    *text = d ? json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
-    e.details_json = details;
-    naq_client_log(w->client, &e);
-    free(details);
+    e->details_json = *text;
 }
 
-/* A failed run: retry with a delay when the policy allows, else the
- * dead-letter stream and the final settlement. */
+/* A failed run (its "failed" event is e): retry with a delay when the
+ * policy allows, else the dead-letter stream and the final settlement. */
 static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const naq_job *j,
-                           const naq_job_ctx *ctx)
+                           const naq_job_ctx *ctx, const naq_event *e)
 {
     atomic_fetch_add(&w->failed, 1);
     if (j->attempt <= j->max_retries && naq__retry_allowed(&j->retry, ctx->error_type)) {
         int64_t delay = naq__retry_delay_random_ms(&j->retry, j->attempt);
+        naq_client_log(w->client, e);
         log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
                 json_pack("{s:I, s:i, s:s}", "delay_ms", (json_int_t)delay, "next_attempt",
                           j->attempt + 1, "reason", "failed"),
@@ -349,23 +424,28 @@ static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const n
         atomic_fetch_add(&w->retried, 1);
         return;
     }
+    /* Failed for good: "failed" is the outcome event the ack waits for, and
+     * it goes before max_retries_exceeded (naq__dlq_put logs that). */
+    settlement *st = settlement_new(w, reply, j, "+ACK");
+    if (st != NULL)
+        naq__client_log_confirmed(w->client, e, settlement_confirm, st);
+    else
+        naq_client_log(w->client, e);
     naq_status s = naq__dlq_put(w->client, j, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                                 ctx->error_type, ctx->error_message, j->attempt);
     if (s != NAQ_OK) {
-        char why[600];
-        snprintf(why, sizeof why,
-                 "the job could not be dead-lettered (%s); it will be delivered again",
-                 naq_last_error());
-        naq__worker_error(w, "DeadLetterFailed", "job %s: %s", j->id, why);
-        log_job(w, NAQ_EVENT_RETRY_SCHEDULED, j,
-                json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
-                          j->attempt + 1, "reason", "dead_letter_failed"),
-                "DeadLetterFailed", why);
-        nak(w, reply, FOLLOWUP_RETRY_MS);
+        naq__worker_error(w, "DeadLetterFailed", "job %s could not be dead-lettered (%s); it will "
+                          "be delivered again", j->id, naq_last_error());
+        if (st != NULL)
+            settlement_confirm(st, 0); /* no record: logs why, naks with a delay */
         return;
     }
     atomic_fetch_add(&w->dead_lettered, 1);
-    settle_final(w, reply, j, "failed", ctx, ctx->error_type, ctx->error_message, 0, "+ACK");
+    if (st != NULL)
+        naq__finisher_submit(w->finisher, j,
+                             naq__outcome_record(j, "failed", ctx->details, ctx->error_type,
+                                                 ctx->error_message),
+                             0, settlement_confirm, st);
 }
 
 void naq__worker_run_message(naq__executor *x, natsMsg *m)
@@ -414,7 +494,8 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
     /* In the slot before the check: a cancel that comes after the check is
      * seen by the watch (naq__worker_on_cancel), one before it here. */
     naq__slot *sl = slot_begin(x, m, &j, &ctx);
-    if (naq__cancel_requested(w->client, j.id)) {
+    if (w->watch != NULL ? naq__cancel_watch_has(w->watch, j.id)
+                         : naq__cancel_requested(w->client, j.id)) {
         if (slot_claim(w, sl))
             cancel_queued(w, m, &j);
         slot_end(w, sl);
@@ -443,6 +524,7 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         }
     }
     double duration = now_ms_precise(CLOCK_MONOTONIC) - t0;
+    char *details = NULL; /* of the outcome event e */
     if (h != NULL && ctx.cpu_time_ms == NAQ_UNSET)
         ctx.cpu_time_ms = now_ms_precise(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 
@@ -456,10 +538,10 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         /* Cancelled while it ran (a handler that finished its work anyway
          * is recorded as completed, below). Not a failure: no retry. */
         naq__registry_job_finished(w->registry, j.id, j.queue, 0);
-        log_outcome(w, NAQ_EVENT_CANCELLED, &j, &ctx, duration,
-                    json_pack("{s:s}", "while", "running"));
+        outcome_event(&e, w, NAQ_EVENT_CANCELLED, &j, &ctx, duration,
+                      json_pack("{s:s}", "while", "running"), &details);
         atomic_fetch_add(&w->cancelled, 1);
-        settle_final(w, natsMsg_GetReply(m), &j, "cancelled", &ctx, "Cancelled",
+        settle_final(w, natsMsg_GetReply(m), &j, &e, "cancelled", &ctx, "Cancelled",
                      "cancelled while it ran", 0, "+ACK");
     } else if (j.timeout_ms > 0 &&
                (naq__flag_get(&ctx.timed_out) || duration > (double)j.timeout_ms)) {
@@ -478,18 +560,19 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         snprintf(d, sizeof d, "{\"timeout_ms\":%lld}", (long long)j.timeout_ms);
         te.details_json = d;
         naq_client_log(w->client, &te);
-        log_outcome(w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL);
-        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx);
+        outcome_event(&e, w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL, &details);
+        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx, &e);
     } else if (ctx.failed) {
         naq__registry_job_finished(w->registry, j.id, j.queue, 0);
-        log_outcome(w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL);
-        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx);
+        outcome_event(&e, w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL, &details);
+        settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx, &e);
     } else {
         naq__registry_job_finished(w->registry, j.id, j.queue, 1);
-        log_outcome(w, NAQ_EVENT_COMPLETED, &j, &ctx, duration, NULL);
+        outcome_event(&e, w, NAQ_EVENT_COMPLETED, &j, &ctx, duration, NULL, &details);
         atomic_fetch_add(&w->completed, 1);
-        settle_final(w, natsMsg_GetReply(m), &j, "completed", &ctx, NULL, NULL, 1, "+ACK");
+        settle_final(w, natsMsg_GetReply(m), &j, &e, "completed", &ctx, NULL, NULL, 1, "+ACK");
     }
+    free(details);
     if (!naq__flag_get(&ctx.handed_back))
         atomic_fetch_add(&w->processed, 1); /* settled here */
     slot_end(w, sl);

@@ -68,7 +68,7 @@ static natsStatus open_inbox(naq__executor *x)
     if (ns == NATS_OK) {
         snprintf(x->inbox, sizeof x->inbox, "%s", (const char *)ib);
         natsInbox_Destroy(ib);
-        ns = natsConnection_SubscribeSync(&x->inbox_sub, x->w->client->nc, x->inbox);
+        ns = natsConnection_SubscribeSync(&x->inbox_sub, x->w->nc, x->inbox);
     }
     if (ns != NATS_OK)
         x->inbox_sub = NULL;
@@ -124,7 +124,7 @@ static pull_result pull(naq__executor *x, naq__queue_state *qs, int level, int64
                         natsMsg **out)
 {
     naq_worker *w = x->w;
-    natsConnection *nc = w->client->nc;
+    natsConnection *nc = w->nc;
     *out = NULL;
     if (x->inbox_sub == NULL && open_inbox(x) != NATS_OK) {
         naq__worker_error(w, "PullFailed",
@@ -137,11 +137,9 @@ static pull_result pull(naq__executor *x, naq__queue_state *qs, int level, int64
     else /* expires is in nanoseconds */
         snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}",
                  (long long)wait_ms * 1000000LL);
+    /* The worker's connection sends it at once (no flush, no PING). */
     natsStatus ns =
         natsConnection_PublishRequestString(nc, qs->next_subject[level], x->inbox, body);
-    /* Without a flush the request waits for nats.c's flusher (~1 ms). */
-    if (ns == NATS_OK && wait_ms == 0)
-        ns = natsConnection_FlushTimeout(nc, PULL_MARGIN_MS);
     natsMsg *m = NULL;
     if (ns == NATS_OK)
         ns = natsSubscription_NextMsg(&m, x->inbox_sub,

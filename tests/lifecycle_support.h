@@ -220,6 +220,33 @@ static inline void lc_enqueue(lc_fixture *fx, const naq_job_opts *o, char id[NAQ
         fail_msg("enqueue: %s: %s", naq_status_str(s), naq_last_error());
 }
 
+/* What the worker's finisher does at a job's final outcome, synchronously
+ * (finish.c): the outcome record, the dependents told, the unique key
+ * released. */
+static inline void lc_finish(lc_fixture *fx, const char *id, int ok)
+{
+    naq_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.id, sizeof j.id, "%s", id);
+    snprintf(j.queue, sizeof j.queue, "any");
+    snprintf(j.function, sizeof j.function, "any");
+    j.attempt = 1;
+    char *record = naq__outcome_record(&j, ok ? "completed" : "failed", NULL, NULL, NULL);
+    naq_status s = naq__finish(fx->c, &j, record, ok);
+    free(record);
+    if (s != NAQ_OK)
+        fail_msg("finish(%s): %s", id, naq_last_error());
+}
+
+/* 1 when job id has an outcome record. */
+static inline int lc_has_outcome(lc_fixture *fx, const char *id)
+{
+    natsMsg *m = NULL;
+    int has = naq__outcome_last(fx->c, id, &m) == NAQ_OK && naq__outcome_is_record(m);
+    natsMsg_Destroy(m);
+    return has;
+}
+
 /* A raw KV value: 1 when the key holds one. */
 static inline int lc_kv_has(lc_fixture *fx, const char *bucket, const char *key)
 {

@@ -55,10 +55,10 @@ static int seen_two(void *ud)
     pthread_mutex_lock(&l->lock);
     int n = l->n;
     pthread_mutex_unlock(&l->lock);
-    return n >= 2;
+    return n >= 3;
 }
 
-static void the_watch_delivers_cancellations_made_after_it_started(void **state)
+static void the_watch_knows_the_cancellations_made_before_it_and_follows_new_ones(void **state)
 {
     lc_fixture *fx = *state;
     char before[NAQ_ID_SIZE], x[NAQ_ID_SIZE], y[NAQ_ID_SIZE];
@@ -72,22 +72,26 @@ static void the_watch_delivers_cancellations_made_after_it_started(void **state)
     pthread_mutex_init(&l.lock, NULL);
     naq__cancel_watch *w = NULL;
     assert_int_equal(naq__cancel_watch_start(fx->c, on_cancel, &l, &w), NAQ_OK);
+    /* In memory once start returns: no read per job. */
+    assert_true(naq__cancel_watch_has(w, before));
+    assert_false(naq__cancel_watch_has(w, x));
     cancel(fx, x, NAQ_CANCEL_REQUESTED);
     cancel(fx, y, NAQ_CANCEL_REQUESTED);
     int got = naq_test_wait_for(seen_two, &l, 5000);
     naq__cancel_watch_stop(w);
     if (!got)
         fail_msg("the watch saw %d cancellations", l.n);
-    assert_int_equal(l.n, 2);
-    assert_string_equal(l.seen[0], x);
-    assert_string_equal(l.seen[1], y);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.seen[0], before);
+    assert_string_equal(l.seen[1], x);
+    assert_string_equal(l.seen[2], y);
 
     /* After stop, no callback runs. */
     char z[NAQ_ID_SIZE];
     lc_enqueue(fx, &o, z);
     cancel(fx, z, NAQ_CANCEL_REQUESTED);
     lc_sleep_ms(200);
-    assert_int_equal(l.n, 2);
+    assert_int_equal(l.n, 3);
     pthread_mutex_destroy(&l.lock);
 }
 
@@ -114,7 +118,7 @@ static void a_job_waiting_for_dependencies_is_cancelled_at_once(void **state)
     /* Its dependent goes with it; the dependency finishing later queues
      * nothing. */
     assert_events(fx, "after-waiter", "waiting_for_dependencies,dependency_failed,cancelled");
-    assert_int_equal(naq__deps_on_finished(fx->c, "slow", 1), NAQ_OK);
+    lc_finish(fx, "slow", 1);
     assert_int_equal(lc_queued(fx), 0);
     /* Cancelling it again: it is finished now. */
     assert_int_equal(naq_job_cancel(fx->c, "waiter", NULL), NAQ_ERR_CLOSED);
@@ -139,7 +143,7 @@ static void finished_and_unknown_jobs_cannot_be_cancelled(void **state)
     char id[NAQ_ID_SIZE];
     naq_job_opts o = lc_job("q", NULL);
     lc_enqueue(fx, &o, id);
-    assert_int_equal(naq__deps_on_finished(fx->c, id, 1), NAQ_OK);
+    lc_finish(fx, id, 1);
     assert_int_equal(naq_job_cancel(fx->c, id, NULL), NAQ_ERR_CLOSED);
     if (strstr(naq_last_error(), "already finished") == NULL)
         fail_msg("message: %s", naq_last_error());
@@ -176,7 +180,7 @@ static void cli_job_cancel_says_what_happened(void **state)
 #define T(f) cmocka_unit_test_setup_teardown(f, lc_setup, lc_teardown)
 static const struct CMUnitTest tests[] = {
     T(a_queued_job_s_cancel_request_is_seen_by_the_worker_s_check),
-    T(the_watch_delivers_cancellations_made_after_it_started),
+    T(the_watch_knows_the_cancellations_made_before_it_and_follows_new_ones),
     T(a_job_waiting_for_dependencies_is_cancelled_at_once),
     T(a_delayed_job_is_cancelled_before_its_time_comes),
     T(finished_and_unknown_jobs_cannot_be_cancelled),

@@ -160,6 +160,48 @@ static void enqueue(fixture *f, const char *const *argv, char id[NAQ_ID_SIZE])
     free(err);
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Polls until the last event of job `id` is of type `want` (10 s). */
+typedef struct {
+    naq_client *c;
+    const char *id;
+    naq_event_type want;
+} last_is;
+
+static int last_event_is(void *ud)
+{
+    last_is *l = ud;
+    naq_event e;
+    naq_event_init(&e, NAQ_EVENT_ENQUEUED);
+    int yes = naq_job_last_event(l->c, l->id, &e) == NAQ_OK && e.type == l->want;
+    naq_event_clear(&e);
+    return yes;
+}
+
+/* The first event of `type` in the job's history (copied into *out, which
+ * the caller clears); fails the test when there is none. */
+static void first_event_of(naq_client *c, const char *id, naq_event_type type, naq_event *out)
+{
+    naq_event_list l = {0};
+    assert_int_equal(naq_job_history(c, id, &l), NAQ_OK);
+    for (size_t i = 0; i < l.count; i++) {
+        if (l.items[i].type == type) {
+            *out = l.items[i];
+            memset(&l.items[i], 0, sizeof l.items[i]);
+            naq_event_list_free(&l);
+            return;
+        }
+    }
+    naq_event_list_free(&l);
+    fail_msg("job %s has no %s event", id, naq_event_type_name(type));
+}
+
 /* ---- usage, help, exit codes (no server) ---- */
 
 static void every_command_and_subcommand_has_help_exiting_0(void **state)
@@ -270,6 +312,43 @@ static void bad_flag_values_exit_2(void **state)
     }
 }
 
+/* docs/cli.md: a usage error names the command and ends with
+ * "try 'naq CMD --help'", whether the CLI or the library found it. */
+static void usage_errors_name_the_command_and_end_with_try_help(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cmd;
+        const char *argv[10];
+    } cases[] = {
+        {"naq job status", {"job", "status", "a.b"}},
+        {"naq job cancel", {"job", "cancel", "a b"}},
+        {"naq enqueue", {"enqueue", "-q", "bad q", "--", "true"}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", ""}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", "exec", "--args", "42"}},
+        {"naq enqueue", {"enqueue", "-q", "x", "-f", "exec", "--args", "{\"argv\":[]}"}},
+        {"naq schedule add", {"schedule", "add", "x", "--every", "50ms", "--", "true"}},
+        {"naq schedule add", {"schedule", "add", "x", "--cron", "61 * * * *", "--", "true"}},
+        {"naq schedule add", {"schedule", "add", "x", "--cron", "* * *", "--", "true"}},
+        {"naq events list", {"events", "list", "--queue", "a.b"}},
+    };
+    const char *env[] = {"NAQ_URL=nats://127.0.0.1:1", NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL, *err = NULL;
+        int rc = naq_test_run_cli(cases[i].argv, env, &out, &err);
+        char head[64], tail[64];
+        snprintf(head, sizeof head, "%s: ", cases[i].cmd);
+        snprintf(tail, sizeof tail, "try '%s --help'\n", cases[i].cmd);
+        size_t n = strlen(err), t = strlen(tail);
+        if (rc != 2 || out[0] != '\0' || strncmp(err, head, strlen(head)) != 0 || n < t ||
+            strcmp(err + n - t, tail) != 0)
+            fail_msg("case %zu (%s): exit %d (want 2), stdout '%s', stderr '%s'", i, cases[i].cmd,
+                     rc, out, err);
+        free(out);
+        free(err);
+    }
+}
+
 static void events_types_lists_every_type_with_its_category(void **state)
 {
     (void)state;
@@ -320,6 +399,29 @@ static void unreachable_server_fails_within_3_s_saying_how_to_start_one(void **s
         free(out);
         free(err);
     }
+}
+
+static void a_malformed_url_is_bad_usage_naming_the_variable_and_the_form(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {"NAQ_URL=bogus", "NAQ_URL=nats://127.0.0.1:notaport"};
+    const char *argv[] = {"health", NULL};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        const char *env[] = {urls[i], NULL};
+        char *out = NULL, *err = NULL;
+        int rc = naq_test_run_cli(argv, env, &out, &err);
+        if (rc != 2 || strstr(err, "NAQ_URL") == NULL || strstr(err, "nats://HOST:PORT") == NULL ||
+            strstr(err, "cannot reach") != NULL || strstr(err, "try 'naq health --help'") == NULL)
+            fail_msg("%s: exit %d (want 2), stderr '%s'", urls[i], rc, err);
+        free(out);
+        free(err);
+    }
+    const char *flag[] = {"health", "--url", "nats://h:99999", NULL};
+    char *err = NULL;
+    assert_int_equal(naq_test_run_cli(flag, NULL, NULL, &err), 2);
+    if (strstr(err, "--url") == NULL || strstr(err, "port") == NULL)
+        fail_msg("--url nats://h:99999: stderr '%s'", err);
+    free(err);
 }
 
 /* ---- against a server ---- */
@@ -623,6 +725,95 @@ static void server_command_refuses_a_port_in_use(void **state)
     free(err);
 }
 
+/* ---- delayed jobs ---- */
+
+static void enqueue_in_runs_the_job_no_earlier_than_the_delay(void **state)
+{
+    fixture *f = *state;
+    char log[320];
+    snprintf(log, sizeof log, "%s/procs.log", f->srv.dir);
+    const char *sched[] = {"scheduler", "--no-rollup", NULL};
+    const char *work[] = {"worker", "-q", "later", NULL};
+    spawn(f, sched, f->env, log);
+    spawn(f, work, f->env, log);
+
+    double t0 = wall_now();
+    const char *argv[] = {"enqueue", "-q", "later", "--in", "3s", "--", "true", NULL};
+    char id[NAQ_ID_SIZE];
+    enqueue(f, argv, id);
+
+    naq_client *c = naq_test_connect(&f->srv);
+    last_is scheduled = {c, id, NAQ_EVENT_SCHEDULED};
+    assert_true(naq_test_wait_for(last_event_is, &scheduled, 10000));
+    last_is done = {c, id, NAQ_EVENT_COMPLETED};
+    if (!naq_test_wait_for(last_event_is, &done, 20000))
+        fail_msg("job %s did not complete within 20 s; log:\n%s", id, show(log));
+    naq_event started;
+    first_event_of(c, id, NAQ_EVENT_STARTED, &started);
+    if (started.timestamp < t0 + 3.0)
+        fail_msg("the job started %.3f s after the enqueue, before its 3 s delay",
+                 started.timestamp - t0);
+    naq_event_clear(&started);
+    naq_client_destroy(c);
+}
+
+static void enqueue_at_reads_an_offset_as_local_time_there(void **state)
+{
+    fixture *f = *state;
+    /* An hour from now, written as local time at +01:00: the wall clock
+     * there reads two hours ahead of UTC's now. */
+    time_t at = (time_t)wall_now() + 3600;
+    time_t there = at + 3600;
+    struct tm tm;
+    gmtime_r(&there, &tm);
+    char text[64];
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S+01:00", &tm);
+    const char *argv[] = {"enqueue", "-q", "later", "--at", text, "-f", "noop", NULL};
+    char id[NAQ_ID_SIZE];
+    enqueue(f, argv, id);
+
+    naq_client *c = naq_test_connect(&f->srv);
+    last_is scheduled = {c, id, NAQ_EVENT_SCHEDULED};
+    assert_true(naq_test_wait_for(last_event_is, &scheduled, 10000));
+    naq_event e;
+    first_event_of(c, id, NAQ_EVENT_SCHEDULED, &e);
+    json_t *d = json_loads(e.details_json ? e.details_json : "", 0, NULL);
+    double run_at = json_number_value(json_object_get(d, "run_at"));
+    if (run_at != (double)at)
+        fail_msg("--at %s: run_at %.3f, want %lld", text, run_at, (long long)at);
+    json_decref(d);
+    naq_event_clear(&e);
+    naq_client_destroy(c);
+
+    /* docs/jobs.md: a delayed job is cancelled at once and never runs. */
+    const char *cancel[] = {"job", "cancel", id, NULL};
+    char *out = NULL;
+    assert_int_equal(naq_test_run_cli(cancel, f->env, &out, NULL), 0);
+    if (strstr(out, "will not run") == NULL)
+        fail_msg("naq job cancel of a delayed job printed '%s'", out);
+    free(out);
+}
+
+static void enqueue_refuses_contradictory_delays(void **state)
+{
+    (void)state;
+    static const char *const cases[][10] = {
+        {"enqueue", "-q", "q", "--in", "5s", "--at", "2030-01-01T00:00:00Z", "-f", "f"},
+        {"enqueue", "-q", "q", "--at", "30s", "-f", "f"},
+        {"enqueue", "-q", "q", "--in", "soon", "-f", "f"},
+        {"enqueue", "-q", "q", "--in", "5s", "--unique-key", "k", "-f", "f"},
+        {"enqueue", "-q", "q", "--in", "5s", "--batch", "-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL, *err = NULL;
+        int rc = naq_test_run_cli(cases[i], NULL, &out, &err);
+        if (rc != 2 || out[0] != '\0' || strstr(err, "try 'naq enqueue --help'") == NULL)
+            fail_msg("case %zu: exit %d (want 2), stdout '%s', stderr '%s'", i, rc, out, err);
+        free(out);
+        free(err);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(every_command_and_subcommand_has_help_exiting_0),
     cmocka_unit_test(version_prints_the_version),
@@ -630,9 +821,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(no_command_exits_2),
     cmocka_unit_test(unknown_option_exits_2_and_names_the_command_help),
     cmocka_unit_test(bad_flag_values_exit_2),
+    cmocka_unit_test(usage_errors_name_the_command_and_end_with_try_help),
     cmocka_unit_test(events_types_lists_every_type_with_its_category),
     cmocka_unit_test(events_stream_rejects_an_unknown_type_naming_the_list),
     cmocka_unit_test(unreachable_server_fails_within_3_s_saying_how_to_start_one),
+    cmocka_unit_test(a_malformed_url_is_bad_usage_naming_the_variable_and_the_form),
     cmocka_unit_test_setup_teardown(enqueue_prints_only_the_job_id, setup, teardown),
     cmocka_unit_test_setup_teardown(enqueue_with_a_bad_queue_name_exits_2_and_queues_nothing, setup,
                                     teardown),
@@ -648,6 +841,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(server_command_serves_jetstream_and_stops_on_sigterm_with_0,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(server_command_refuses_a_port_in_use, setup, teardown),
+    cmocka_unit_test_setup_teardown(enqueue_in_runs_the_job_no_earlier_than_the_delay, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(enqueue_at_reads_an_offset_as_local_time_there, setup,
+                                    teardown),
+    cmocka_unit_test(enqueue_refuses_contradictory_delays),
 };
 
 NAQ_TEST_MAIN(tests)

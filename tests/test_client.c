@@ -7,8 +7,11 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int64_t event_max_age_s(naq_client *c)
 {
@@ -94,12 +97,75 @@ static void bad_names_in_the_configuration_are_refused_before_connecting(void **
     naq_client *c = NULL;
     assert_int_equal(naq_client_connect(&cfg, &c), NAQ_ERR_INVALID_ARG);
     assert_non_null(strstr(naq_last_error(), "NAQ_NATS_SUBJECT_PREFIX"));
+
+    /* A URL that cannot be parsed is the caller's mistake, not a server
+     * that is down. */
+    naq_config_init(&cfg);
+    snprintf(cfg.url, sizeof cfg.url, "nats://127.0.0.1:notaport");
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "nats://HOST:PORT"));
+    assert_null(c);
+}
+
+/* Writes a throwaway self-signed certificate for 127.0.0.1 into dir. */
+static void make_certificate(const char *dir, char *cert, char *key, size_t cap)
+{
+    snprintf(cert, cap, "%s/cert.pem", dir);
+    snprintf(key, cap, "%s/key.pem", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("openssl", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+               key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+               "subjectAltName=IP:127.0.0.1", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("openssl could not make a certificate (install it: scripts/install-deps.sh)");
+}
+
+static void a_tls_handshake_failure_says_so_not_that_nothing_answers(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/naq-test-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[128], key[128];
+    make_certificate(dir, cert, key, sizeof cert);
+    const char *tls[] = {"--tls", "--tlscert", cert, "--tlskey", key, NULL};
+    naq_test_server srv;
+    naq_test_server_start_with(&srv, tls);
+
+    /* The server wants TLS; its certificate is trusted nowhere. */
+    naq_config cfg;
+    naq_test_config(&srv, &cfg);
+    naq_client *c = NULL;
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_ERR_CONNECT);
+    assert_null(c);
+    const char *m = naq_last_error();
+    if (strstr(m, "TLS handshake") == NULL || strstr(m, "certificate") == NULL ||
+        strstr(m, srv.url) == NULL || strstr(m, "cannot reach") != NULL ||
+        strstr(m, "naq server") != NULL)
+        fail_msg("message: %s", m);
+
+    /* Trusting the certificate is all it takes (OpenSSL reads SSL_CERT_FILE). */
+    setenv("SSL_CERT_FILE", cert, 1);
+    assert_int_equal(naq_client_connect(&cfg, &c), NAQ_OK);
+    naq_client_destroy(c);
+    unsetenv("SSL_CERT_FILE");
+    naq_test_server_destroy(&srv);
+    naq_test_rmtree(dir);
 }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(streams_follow_the_configuration_and_a_change_is_an_event),
     cmocka_unit_test(nothing_listening_fails_fast_saying_how_to_start_a_server),
     cmocka_unit_test(bad_names_in_the_configuration_are_refused_before_connecting),
+    cmocka_unit_test(a_tls_handshake_failure_says_so_not_that_nothing_answers),
 };
 
 NAQ_TEST_MAIN(tests)

@@ -96,6 +96,10 @@ static void malformed_variables_are_errors_that_name_the_variable(void **state)
         {"NAQ_REPLICAS", "0"},
         {"NAQ_EVENT_BUFFER", "-3"},
         {"NAQ_EVENT_MAX_BYTES", "12X"},
+        {"NAQ_URL", "bogus"},
+        {"NAQ_URL", "nats://127.0.0.1:notaport"},
+        {"NAQ_JOB_QUEUE_URL", "http://127.0.0.1:4222"},
+        {"NAQ_EVENT_STORAGE_URL", "nats://"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clear_env();
@@ -108,6 +112,41 @@ static void malformed_variables_are_errors_that_name_the_variable(void **state)
                      naq_last_error());
     }
     clear_env();
+}
+
+static void urls_are_checked_naming_where_they_came_from_and_the_form(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "nats://127.0.0.1:4222", "nats://localhost", "tls://nats.example.com:4443",
+        "NATS://a:1/",           "nats://u:p@h:1",  "nats://token@h:1",
+        "nats://[::1]:4222",     "nats://a:1,nats://b:2",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (naq_url_validate("NAQ_URL", good[i]) != NAQ_OK)
+            fail_msg("'%s' refused: %s", good[i], naq_last_error());
+    static const char *const bad[][2] = {
+        {"bogus", "no scheme"},
+        {"127.0.0.1:4222", "no scheme"},
+        {"http://h:1", "nats:// or tls://"},
+        {"nats://", "no host"},
+        {"nats://:4222", "no host"},
+        {"nats://h:notaport", "port"},
+        {"nats://h:0", "port"},
+        {"nats://h:65536", "port"},
+        {"nats://h h:1", "host"},
+        {"nats://a:1,", "empty"},
+        {"nats://a:1,b", "in 'b'"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(naq_url_validate("NAQ_URL", bad[i][0]), NAQ_ERR_INVALID_ARG);
+        const char *m = naq_last_error();
+        if (strstr(m, "NAQ_URL") == NULL || strstr(m, bad[i][1]) == NULL ||
+            (bad[i][0][0] != '\0' && strstr(m, "nats://HOST:PORT") == NULL))
+            fail_msg("'%s': message '%s' lacks the variable, '%s' or the form", bad[i][0], m,
+                     bad[i][1]);
+    }
 }
 
 static void durations_accept_units(void **state)
@@ -197,6 +236,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(environment_overrides_defaults),
     cmocka_unit_test(job_queue_url_is_the_older_name_and_naq_url_wins),
     cmocka_unit_test(malformed_variables_are_errors_that_name_the_variable),
+    cmocka_unit_test(urls_are_checked_naming_where_they_came_from_and_the_form),
     cmocka_unit_test(durations_accept_units),
     cmocka_unit_test(sizes_accept_binary_suffixes),
     cmocka_unit_test(ids_that_would_break_subjects_are_refused),

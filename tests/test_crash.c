@@ -12,6 +12,7 @@
  */
 #include "worker_support.h"
 
+#include "internal.h"
 #include "naq/query.h"
 
 #include <errno.h>
@@ -22,11 +23,12 @@
 
 #define CHILD_URL_ENV "NAQ_TEST_CRASH_URL"
 #define CHILD_SPOOL_ENV "NAQ_TEST_CRASH_SPOOL"
-#define CHILD_ROLE_ENV "NAQ_TEST_CRASH_ROLE" /* "doomed" or "racer" */
+#define CHILD_ROLE_ENV "NAQ_TEST_CRASH_ROLE" /* "doomed", "racer" or "acker" */
 #define CHILD_OUT_ENV "NAQ_TEST_CRASH_OUT"   /* racer: file of the job ids it ran */
 
 #define RACE_JOBS 10000
 #define RACERS 3
+#define COLD_JOBS 20000
 
 /* ---- handlers ---- */
 
@@ -101,7 +103,10 @@ __attribute__((constructor)) static void child_worker(void)
     const char *role = getenv(CHILD_ROLE_ENV);
     if (url == NULL || spool == NULL || role == NULL)
         return;
-    int racer = strcmp(role, "racer") == 0;
+    int racer = strcmp(role, "doomed") != 0; /* marks the jobs it runs in a file */
+    /* "acker": dies once a job's outcome is confirmed, before the ack. */
+    if (strcmp(role, "acker") == 0)
+        atomic_store(&naq__worker_crash_before_ack, 1);
     int fd = -1;
     if (racer) {
         const char *out = getenv(CHILD_OUT_ENV);
@@ -121,12 +126,15 @@ __attribute__((constructor)) static void child_worker(void)
         fprintf(stderr, "child worker: %s\n", naq_last_error());
         _exit(2);
     }
-    const char *queues[] = {racer ? "race" : "crash", NULL};
+    const char *queues[] = {strcmp(role, "racer") == 0    ? "race"
+                            : strcmp(role, "doomed") == 0 ? "crash"
+                                                          : role,
+                            NULL};
     naq_worker_opts wo;
     naq_worker_opts_init(&wo);
     wo.queues = queues;
-    wo.concurrency = racer ? 2 : 1;
-    wo.worker_id = racer ? NULL : "doomed";
+    wo.concurrency = strcmp(role, "racer") == 0 ? 2 : 1;
+    wo.worker_id = strcmp(role, "doomed") == 0 ? "doomed" : NULL;
     naq_worker *w = NULL;
     if (naq_worker_create(c, &wo, &w) != NAQ_OK ||
         naq_worker_register(w, racer ? "mark" : "slow", racer ? mark_handler : slow_handler, &fd) !=
@@ -147,17 +155,25 @@ __attribute__((constructor)) static void child_worker(void)
     _exit(s == NAQ_OK ? 0 : 5);
 }
 
-/* Starts this binary as a worker process of `role`; out: the racer's file. */
-static pid_t spawn_child(const naq_test_server *srv, const char *role, const char *out)
+/* Starts this binary as a worker process of `role`; out: the racer's file;
+ * log: where its output goes (NULL: the test's). */
+static pid_t spawn_child_logged(const naq_test_server *srv, const char *role, const char *out,
+                                const char *log)
 {
     char url[128], spool[400], r[64], o[400];
     snprintf(url, sizeof url, CHILD_URL_ENV "=%s", srv->url);
     snprintf(spool, sizeof spool, CHILD_SPOOL_ENV "=%s/spool-%s-%d", srv->dir, role,
              naq_test_free_port());
     snprintf(r, sizeof r, CHILD_ROLE_ENV "=%s", role);
-    snprintf(o, sizeof o, CHILD_OUT_ENV "=%s", out ? out : "");
+    if (snprintf(o, sizeof o, CHILD_OUT_ENV "=%s", out ? out : "") >= (int)sizeof o)
+        fail_msg("the racer's file name %s is too long", out);
     const char *env[] = {url, spool, r, o, NULL};
-    return naq_test_spawn_self("test_crash", env, NULL);
+    return naq_test_spawn_self("test_crash", env, log);
+}
+
+static pid_t spawn_child(const naq_test_server *srv, const char *role, const char *out)
+{
+    return spawn_child_logged(srv, role, out, NULL);
 }
 
 static naq_worker *make_worker(naq_client *c, const char *queue, int concurrency)
@@ -172,6 +188,7 @@ static naq_worker *make_worker(naq_client *c, const char *queue, int concurrency
         fail_msg("worker: %s", naq_last_error());
     assert_int_equal(naq_worker_register(w, "slow", count_handler, NULL), NAQ_OK);
     assert_int_equal(naq_worker_register(w, "count", count_handler, NULL), NAQ_OK);
+    assert_int_equal(naq_worker_register(w, "mark", count_handler, NULL), NAQ_OK);
     assert_int_equal(naq_worker_register(w, "flaky", flaky_handler, NULL), NAQ_OK);
     return w;
 }
@@ -458,10 +475,142 @@ server_restarted_mid_run_loses_no_job_and_every_history_ends_in_its_outcome(void
     stop(&b);
 }
 
+/* Sorted ids of the racers' files, with their count in *n (heap). */
+static char (*read_ids(char files[][400], int nfiles, size_t expect, size_t *n))[NAQ_ID_SIZE]
+{
+    char(*all)[NAQ_ID_SIZE] = calloc(expect + 16, NAQ_ID_SIZE);
+    assert_non_null(all);
+    *n = 0;
+    for (int i = 0; i < nfiles; i++) {
+        size_t len = 0;
+        char *text = read_file(files[i], &len);
+        for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            if (*n < expect + 16)
+                snprintf(all[(*n)++], NAQ_ID_SIZE, "%s", line);
+        free(text);
+    }
+    qsort(all, *n, NAQ_ID_SIZE, cmp_ids);
+    return all;
+}
+
+static atomic_int cold_refused;
+
+static void on_cold_done(const char *job_id, naq_status s, const char *error, void *user)
+{
+    (void)job_id;
+    (void)user;
+    if (s != NAQ_OK) {
+        fprintf(stderr, "enqueue refused: %s\n", error);
+        atomic_fetch_add(&cold_refused, 1);
+    }
+}
+
+/* Issue 8: buckets and streams used to be created on first write, and two
+ * workers' first writes raced (one job ran twice, an error was printed).
+ * Here nothing exists on the server when the producer and both workers
+ * start, all at the same moment. */
+static void
+on_an_empty_server_a_producer_and_two_workers_starting_together_run_each_job_once(void **state)
+{
+    fixture *fx = *state;
+    naq_test_server cold;
+    naq_test_server_start(&cold); /* nobody has connected to it */
+    char files[2][400], logs[2][400];
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(files[i], sizeof files[i], "%s/cold-%d.ids", fx->srv.dir, i);
+        snprintf(logs[i], sizeof logs[i], "%s/cold-%d.log", fx->srv.dir, i);
+        pids[i] = spawn_child_logged(&cold, "cold", files[i], logs[i]);
+    }
+    naq_client *c = naq_test_connect(&cold);
+    naq_job_opts o = job("cold", "mark", NULL);
+    char id[NAQ_ID_SIZE];
+    for (int i = 0; i < COLD_JOBS; i++)
+        if (naq_enqueue_async(c, &o, id, on_cold_done, NULL) != NAQ_OK)
+            fail_msg("enqueue %d: %s", i, naq_last_error());
+    assert_int_equal(naq_enqueue_async_flush(c, 30000), NAQ_OK);
+    assert_int_equal(atomic_load(&cold_refused), 0);
+
+    int64_t deadline = mono_ms() + 120000;
+    size_t seen = 0;
+    do {
+        sleep_ms(100);
+        seen = count_lines(files[0]) + count_lines(files[1]);
+    } while (seen < COLD_JOBS && mono_ms() < deadline);
+    while (jobs_left(c) != 0 && mono_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(jobs_left(c), 0);
+    for (int i = 0; i < 2; i++) {
+        kill(pids[i], SIGTERM);
+        int status = 0;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("worker %d ended with status 0x%x", i, status);
+    }
+    size_t n = 0;
+    char(*all)[NAQ_ID_SIZE] = read_ids(files, 2, COLD_JOBS, &n);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(all[i - 1], all[i]) == 0)
+            fail_msg("job %s ran twice", all[i]);
+    assert_int_equal(n, COLD_JOBS);
+    free(all);
+    /* Nothing printed: no error, no "delivered again". */
+    for (int i = 0; i < 2; i++) {
+        size_t len = 0;
+        char *text = read_file(logs[i], &len);
+        if (text != NULL && len > 0)
+            fail_msg("worker %d printed: %s", i, text);
+        free(text);
+    }
+    naq_client_destroy(c);
+    naq_test_server_destroy(&cold);
+}
+
+/* Issue 8: the ack goes only after the server confirmed the outcome event.
+ * A worker killed right between the two leaves a job whose history has
+ * its outcome, and the job runs again (at-least-once) and completes. */
+static void a_worker_killed_between_its_outcome_and_its_ack_leaves_the_outcome_in_history(
+    void **state)
+{
+    fixture *fx = *state;
+    char file[400];
+    snprintf(file, sizeof file, "%s/acker.ids", fx->srv.dir);
+    pid_t pid = spawn_child(&fx->srv, "acker", file);
+    naq_job_opts o = job("acker", "mark", NULL);
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fail_msg("the worker was to kill itself before the ack; status 0x%x", status);
+    assert_int_equal(count_lines(file), 1);
+    /* Its history already has the outcome: confirmed before the ack. */
+    naq_event_list l = history(fx->c, id);
+    int completed = 0;
+    for (size_t i = 0; i < l.count; i++)
+        completed += l.items[i].type == NAQ_EVENT_COMPLETED;
+    naq_event_list_free(&l);
+    if (completed != 1)
+        fail_with_history(fx->c, id, "the killed worker's outcome is not in the history");
+    /* Not acknowledged: it runs again, on a worker that lives. */
+    running r;
+    start(fx, &r, make_worker(fx->c, "acker", 1));
+    wait_spec ws = {fx->c, id, NAQ_EVENT_RETRY_STARTED};
+    if (!naq_test_wait_for(has_event, &ws, 15000))
+        fail_with_history(fx->c, id, "the job did not run again");
+    int64_t deadline = mono_ms() + 15000;
+    while (jobs_left(fx->c) != 0 && mono_ms() < deadline)
+        sleep_ms(20);
+    assert_int_equal(jobs_left(fx->c), 0);
+    stop(&r);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 static const struct CMUnitTest tests[] = {
     T(worker_killed_mid_job_runs_it_again_and_history_shows_both_attempts_truthfully),
     T(three_worker_processes_racing_on_one_queue_run_each_of_10000_jobs_exactly_once),
+    T(on_an_empty_server_a_producer_and_two_workers_starting_together_run_each_job_once),
+    T(a_worker_killed_between_its_outcome_and_its_ack_leaves_the_outcome_in_history),
     T(server_restarted_mid_run_loses_no_job_and_every_history_ends_in_its_outcome),
 };
 

@@ -6,7 +6,7 @@
  * not, with run_on_dependency_failure); several finishers at the same
  * moment, and an enqueue racing a finish, release the job exactly once
  * and never leave it stuck. The finishers are driven by calling
- * naq__deps_on_finished as the worker does, and once by a real worker.
+ * the finish protocol (naq__finish) as the worker does, and once by a real worker.
  */
 #include "lifecycle_support.h"
 
@@ -23,9 +23,7 @@ static void enqueue_dependent(lc_fixture *fx, const char *id, const char *const 
 
 static void finish(lc_fixture *fx, const char *id, int ok)
 {
-    naq_status s = naq__deps_on_finished(fx->c, id, ok);
-    if (s != NAQ_OK)
-        fail_msg("deps_on_finished(%s): %s", id, naq_last_error());
+    lc_finish(fx, id, ok);
 }
 
 static void a_dependent_runs_only_after_all_its_dependencies_completed(void **state)
@@ -74,7 +72,6 @@ static void a_dependency_that_finished_before_the_enqueue_counts_at_once(void **
     assert_int_equal(lc_queued_copies(fx, "late"), 1);
     assert_events(fx, "late", "waiting_for_dependencies,dependency_satisfied,enqueued");
     assert_false(lc_kv_has(fx, "naq_deps", "late"));
-    assert_false(lc_kv_has(fx, "naq_deps", "r.done-early"));
 }
 
 static void a_dependency_known_only_from_its_events_counts_too(void **state)
@@ -167,7 +164,13 @@ static void *finish_main(void *arg)
 {
     finisher *f = arg;
     pthread_barrier_wait(f->go);
-    f->s = naq__deps_on_finished(f->fx->c, f->id, 1);
+    naq_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.id, sizeof j.id, "%s", f->id);
+    snprintf(j.queue, sizeof j.queue, "deps");
+    char *record = naq__outcome_record(&j, "completed", NULL, NULL, NULL);
+    f->s = naq__finish(f->fx->c, &j, record, 1);
+    free(record);
     return NULL;
 }
 

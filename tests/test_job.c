@@ -328,6 +328,42 @@ static void enqueue_refuses_bad_options_and_publishes_nothing(void **state)
     assert_int_equal(queued_messages(fx), 1);
 }
 
+static void enqueue_refuses_an_exec_job_without_a_command_and_publishes_nothing(void **state)
+{
+    fixture *fx = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = NAQ_EXEC_FUNCTION;
+    static const char *const bad[][2] = {
+        {NULL, "no command to run"},
+        {"42", "no command to run"},
+        {"{\"argv\": []}", "no command to run"},
+        {"[]", "no command to run"},
+        {"{\"argv\": [\"\"]}", "argv[0] is not a non-empty string"},
+        {"{\"argv\": [\"echo\", 1]}", "argv[1] is not a string"},
+        {"{\"argv\": [\"echo\"], \"env\": [\"A=1\"]}", "env must be an object"},
+        {"{\"argv\": [\"echo\"], \"env\": {\"A=B\": \"1\"}}", "env entry 'A=B'"},
+        {"{\"argv\": [\"echo\"], \"cwd\": 7}", "cwd a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.args_json = bad[i][0];
+        expect_refused(fx, &o, bad[i][1]);
+        /* The message shows the shape to send. */
+        assert_non_null(strstr(naq_last_error(), "{\"argv\": [\"cmd\""));
+    }
+    /* The handler's own forms pass; other functions take any JSON. */
+    char id[NAQ_ID_SIZE];
+    o.args_json = "[\"echo\", \"hi\"]";
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    o.args_json = "{\"argv\": [\"env\"], \"env\": {\"A\": \"1\"}, \"cwd\": \"/\"}";
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    o.function = "f";
+    o.args_json = "42";
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    assert_int_equal(queued_messages(fx), 3);
+}
+
 static void enqueue_of_the_same_job_id_twice_stores_it_once(void **state)
 {
     fixture *fx = *state;
@@ -726,6 +762,7 @@ static const struct CMUnitTest tests[] = {
     T(enqueue_logs_an_enqueued_event_with_function_priority_and_tags),
     T(enqueue_refuses_bad_queue_names_and_publishes_nothing),
     T(enqueue_refuses_bad_options_and_publishes_nothing),
+    T(enqueue_refuses_an_exec_job_without_a_command_and_publishes_nothing),
     T(enqueue_of_the_same_job_id_twice_stores_it_once),
     T(enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone),
     T(enqueue_refuses_a_job_larger_than_the_server_accepts),

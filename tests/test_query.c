@@ -330,6 +330,22 @@ static void parse_time_reads_durations_iso_times_and_epoch_seconds(void **state)
     assert_int_equal(naq_parse_time("2026-13-01T00:00:00Z", 0, &t), NAQ_ERR_INVALID_ARG);
 }
 
+static void parse_time_reads_an_offset_as_local_time_there(void **state)
+{
+    (void)state;
+    double t = 0;
+    /* 13:00 at +01:00 and 06:30 at -05:30 are both 12:00 UTC. */
+    assert_int_equal(naq_parse_time("2026-01-31T13:00:00+01:00", 0, &t), NAQ_OK);
+    assert_true(fabs(t - 1769860800) < 1e-9);
+    assert_int_equal(naq_parse_time("2026-01-31T06:30:00.5-05:30", 0, &t), NAQ_OK);
+    assert_true(fabs(t - 1769860800.5) < 1e-6);
+    assert_int_equal(naq_parse_time("2026-01-31T13:00:00+0100", 0, &t), NAQ_OK);
+    assert_true(fabs(t - 1769860800) < 1e-9);
+    assert_int_equal(naq_parse_time("2026-01-31T13:00:00+25:00", 0, &t), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_time("2026-01-31T13:00:00+1", 0, &t), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_time("2026-01-31T13:00:00Z+01:00", 0, &t), NAQ_ERR_INVALID_ARG);
+}
+
 /* ---- time ranges are positioned, not scanned ---- */
 
 static void range_read_starts_at_the_first_event_stored_after_since(void **state)
@@ -690,6 +706,7 @@ static const struct CMUnitTest tests[] = {
     T(job_events_and_events_by_type_slice_with_limit_and_offset),
     T(queries_refuse_malformed_filters),
     cmocka_unit_test(parse_time_reads_durations_iso_times_and_epoch_seconds),
+    cmocka_unit_test(parse_time_reads_an_offset_as_local_time_there),
     T(range_read_starts_at_the_first_event_stored_after_since),
     T(delete_removes_exactly_one_jobs_events),
     T(cleanup_removes_only_events_stored_before_the_cutoff),

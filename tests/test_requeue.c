@@ -133,7 +133,7 @@ static void a_missing_or_waiting_job_is_refused_with_the_reason(void **state)
     lc_enqueue(fx, &p, id);
     /* Acked by a worker (removed from the stream) and recorded. */
     assert_int_equal(js_PurgeStream(fx->js, "NAQ_JOBS", NULL, NULL), NATS_OK);
-    assert_int_equal(naq__deps_on_finished(fx->c, "finished", 1), NAQ_OK);
+    lc_finish(fx, "finished", 1);
     assert_int_equal(naq_job_set_priority(fx->c, "finished", 0), NAQ_ERR_NOT_FOUND);
     if (strstr(naq_last_error(), "has finished") == NULL)
         fail_msg("message: %s", naq_last_error());

@@ -161,6 +161,20 @@ static void validate_refuses_bad_names_intervals_zones_and_tz_outside_cron(void 
     assert_int_equal(naq_schedule_name_validate(long_name), NAQ_ERR_INVALID_ARG);
 }
 
+static void validate_refuses_an_exec_schedule_without_a_command(void **state)
+{
+    (void)state;
+    naq_schedule s = cron_schedule();
+    snprintf(s.function, sizeof s.function, "%s", NAQ_EXEC_FUNCTION);
+    free(s.args_json);
+    s.args_json = NULL; /* [] */
+    assert_int_equal(naq_schedule_validate(&s), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "no command to run"));
+    s.args_json = strdup("{\"argv\": [\"true\"]}");
+    assert_int_equal(naq_schedule_validate(&s), NAQ_OK);
+    naq_schedule_clear(&s);
+}
+
 static void every_due_times_stay_on_the_creation_grid(void **state)
 {
     (void)state;
@@ -685,6 +699,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(decode_ignores_unknown_fields_and_fills_defaults),
     cmocka_unit_test(decode_refuses_a_newer_version_and_an_unknown_kind),
     cmocka_unit_test(validate_refuses_bad_names_intervals_zones_and_tz_outside_cron),
+    cmocka_unit_test(validate_refuses_an_exec_schedule_without_a_command),
     cmocka_unit_test(every_due_times_stay_on_the_creation_grid),
     cmocka_unit_test(cron_and_at_due_times_are_strictly_after),
     cmocka_unit_test(job_id_is_the_name_and_the_due_time_in_ms),

@@ -494,11 +494,13 @@ static void rollup_json_round_trips_and_merges_by_name(void **state)
 
 /* ---- the live window (no server) ---- */
 
-static void live_add(naq_live *l, naq_event_type t, const char *job, const char *queue,
-                     const char *worker, double ts, double dur, const char *err)
+static void live_add_attempt(naq_live *l, naq_event_type t, const char *job, const char *queue,
+                             const char *worker, double ts, double dur, const char *err,
+                             int attempt)
 {
     naq_event e;
     naq_event_init(&e, t);
+    e.attempt = attempt;
     snprintf(e.job_id, sizeof e.job_id, "%s", job ? job : "");
     snprintf(e.queue_name, sizeof e.queue_name, "%s", queue ? queue : "");
     snprintf(e.worker_id, sizeof e.worker_id, "%s", worker ? worker : "");
@@ -507,6 +509,12 @@ static void live_add(naq_live *l, naq_event_type t, const char *job, const char 
     e.error_type = (char *)err;
     e.error_message = err ? (char *)"it broke" : NULL;
     naq_live_add(l, &e);
+}
+
+static void live_add(naq_live *l, naq_event_type t, const char *job, const char *queue,
+                     const char *worker, double ts, double dur, const char *err)
+{
+    live_add_attempt(l, t, job, queue, worker, ts, dur, err, 0);
 }
 
 static void live_window_rates_latency_workers_failures_and_queue_filter(void **state)
@@ -524,7 +532,7 @@ static void live_window_rates_latency_workers_failures_and_queue_filter(void **s
         live_add(l, NAQ_EVENT_COMPLETED, job, "a", "w1", now - 9 + i * 0.4 + 0.1, i + 1, NULL);
     }
     for (int i = 0; i < 5; i++)
-        live_add(l, NAQ_EVENT_FAILED, "b1", "b", "w2", now - 30, 100, "Boom");
+        live_add_attempt(l, NAQ_EVENT_FAILED, "b1", "b", "w2", now - 30, 100, "Boom", i + 1);
     live_add(l, NAQ_EVENT_STARTED, "b2", "b", "w2", now - 1, NAQ_UNSET, NULL);
 
     naq_live_query q;
@@ -569,6 +577,41 @@ static void live_window_rates_latency_workers_failures_and_queue_filter(void **s
     assert_int_equal(s.latency_n, 0);
     assert_true(s.p50 < 0);
     assert_int_equal(s.nworkers + s.nfailures + s.njobs, 0);
+    naq_live_snapshot_free(&s);
+    naq_live_destroy(l);
+}
+
+static void live_window_lists_a_failed_attempt_once_whatever_events_tell_it(void **state)
+{
+    (void)state;
+    naq_live *l = NULL;
+    assert_int_equal(naq_live_create(&l), NAQ_OK);
+    double now = qnow();
+    /* Attempt 1 timed out and will be retried; attempt 2 timed out for
+     * good: timeout, failed and max_retries_exceeded each time. */
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        double t = now - 5 + attempt;
+        live_add_attempt(l, NAQ_EVENT_TIMEOUT, "j1", "q", "w", t, NAQ_UNSET, "Timeout", attempt);
+        live_add_attempt(l, NAQ_EVENT_FAILED, "j1", "q", "w", t, 30000, "Timeout", attempt);
+        if (attempt == 2)
+            live_add_attempt(l, NAQ_EVENT_MAX_RETRIES_EXCEEDED, "j1", "q", "w", t, NAQ_UNSET,
+                             "Timeout", attempt);
+    }
+    live_add_attempt(l, NAQ_EVENT_FAILED, "j2", "q", "w", now, 5, "Boom", 1);
+    naq_live_query q;
+    naq_live_query_init(&q);
+    q.now = now;
+    naq_live_snapshot s;
+    assert_int_equal(naq_live_snapshot_take(l, &q, &s), NAQ_OK);
+    assert_int_equal(s.nfailures, 3);
+    assert_string_equal(s.failures[0].job_id, "j2");
+    assert_string_equal(s.failures[1].job_id, "j1");
+    assert_int_equal(s.failures[1].attempt, 2);
+    assert_string_equal(s.failures[1].error_type, "Timeout");
+    assert_string_equal(s.failures[2].job_id, "j1");
+    assert_int_equal(s.failures[2].attempt, 1);
+    /* Rates still count every event. */
+    assert_true(s.per_s[NAQ_EVENT_FAILED] > 0);
     naq_live_snapshot_free(&s);
     naq_live_destroy(l);
 }
@@ -669,6 +712,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(histogram_buckets_keep_two_percent_precision),
     cmocka_unit_test(rollup_json_round_trips_and_merges_by_name),
     cmocka_unit_test(live_window_rates_latency_workers_failures_and_queue_filter),
+    cmocka_unit_test(live_window_lists_a_failed_attempt_once_whatever_events_tell_it),
 #undef T
 };
 

@@ -152,6 +152,9 @@ static void make_activity(qfixture *fx)
         {NAQ_EVENT_ENQUEUED, "job-top-b", "beta", NULL, 0, NULL, -1, NULL, 0},
         {NAQ_EVENT_STARTED, "job-top-b", "beta", "wk-top-1", 0, NULL, -1, NULL, 0},
         {NAQ_EVENT_FAILED, "job-top-b", "beta", "wk-top-1", 0, NULL, 40, "DiskFullError", 0},
+        /* The same failure told again: one row. */
+        {NAQ_EVENT_MAX_RETRIES_EXCEEDED, "job-top-b", "beta", "wk-top-1", 0, NULL, -1,
+         "DiskFullError", 0},
         {NAQ_EVENT_STARTED, "job-top-c", "alpha", "wk-top-1", 0, NULL, -1, NULL, 0},
     };
     qpublish_all(fx, ev, sizeof ev / sizeof ev[0]);
@@ -167,6 +170,12 @@ static void top_shows_queues_workers_and_failures_pauses_and_quits(void **state)
     const char *want[] = {"alpha", "beta",      "wk-top-1", "DiskFullError",
                           "busy",  "job-top-c", "p50",      NULL};
     wait_screen(&t, want, NULL);
+    /* failed and max_retries_exceeded of one attempt: one failure row. */
+    int rows = 0;
+    for (const char *p = t.screen; (p = strstr(p, "DiskFullError")) != NULL; p++)
+        rows++;
+    if (rows != 1)
+        fail_msg("job-top-b's failure is listed %d times; screen:\n%s", rows, t.screen);
     tty_keys(&t, "p");
     const char *paused[] = {"PAUSED", NULL};
     wait_screen(&t, paused, NULL);

@@ -65,7 +65,7 @@ static void the_key_is_free_again_once_the_job_finished(void **state)
     queued_job(fx, first, &j);
     assert_string_equal(j.unique_key, "report/2026-01");
     /* What the worker does after the final outcome. */
-    naq__unique_release(fx->c, &j);
+    naq__unique_release(fx->c, j.queue, j.unique_key, j.id);
     naq_job_clear(&j);
     int existing = -1;
     assert_int_equal(naq_enqueue_ex(fx->c, &o, again, &existing), NAQ_OK);
@@ -84,7 +84,7 @@ static void a_release_by_another_job_leaves_the_key_to_its_holder(void **state)
     snprintf(other.id, sizeof other.id, "someone-else");
     snprintf(other.queue, sizeof other.queue, "sync");
     other.unique_key = "k1";
-    naq__unique_release(fx->c, &other);
+    naq__unique_release(fx->c, other.queue, other.unique_key, other.id);
     lc_enqueue(fx, &o, got);
     assert_string_equal(got, holder);
     assert_int_equal(lc_queued(fx), 1);
@@ -97,7 +97,7 @@ static void a_holder_that_finished_without_releasing_is_replaced(void **state)
     char holder[NAQ_ID_SIZE], got[NAQ_ID_SIZE];
     lc_enqueue(fx, &o, holder);
     /* The worker recorded the outcome, then died before releasing. */
-    assert_int_equal(naq__deps_on_finished(fx->c, holder, 1), NAQ_OK);
+    lc_finish(fx, holder, 1);
     int existing = -1;
     assert_int_equal(naq_enqueue_ex(fx->c, &o, got, &existing), NAQ_OK);
     assert_int_equal(existing, 0);

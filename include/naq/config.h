@@ -66,6 +66,13 @@ void naq_config_init(naq_config *c);
  * updated and should not be used. */
 naq_status naq_config_from_env(naq_config *c);
 
+/* NAQ_OK when url is a NATS URL naq can connect to: one or more servers
+ * separated by commas, each nats://HOST[:PORT] or tls://HOST[:PORT]
+ * (optionally with USER:PASS@ or TOKEN@). Else NAQ_ERR_INVALID_ARG naming
+ * `what` (the variable or flag it came from) and the expected form.
+ * naq_config_from_env and naq_client_connect check every URL with it. */
+naq_status naq_url_validate(const char *what, const char *url);
+
 /* Parses a duration like "500ms", "30s", "5m", "2h", "7d" or a plain
  * number of seconds into milliseconds. */
 naq_status naq_parse_duration_ms(const char *text, int64_t *ms);

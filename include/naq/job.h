@@ -121,7 +121,8 @@ void naq_job_opts_init(naq_job_opts *o);
 /* What naq_enqueue checks before anything is sent, on its own (no
  * server): NAQ_ERR_INVALID_ARG with a message naming the option and what
  * it accepts. Checks: queue, job id, function, priority 0-4, max_retries
- * >= 0, timeout_ms >= 0, args and tags JSON; the retry policy (a known
+ * >= 0, timeout_ms >= 0, args and tags JSON (for the "exec" function,
+ * args the exec handler can run: a non-empty command); the retry policy (a known
  * kind; delays from 0 to a year; for linear and exponential a delay no
  * longer than a cap that is set; jitter 0..1; a list of 1 to
  * NAQ_BACKOFF_LIST_MAX delays; retry_on / skip_on lists of names);
@@ -165,6 +166,31 @@ naq_status naq_enqueue(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_
  * dependency that finished before the enqueue counts at once. */
 naq_status naq_enqueue_ex(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_SIZE],
                           int *existing);
+
+/* Called once per job of naq_enqueue_async when its fate is known, on a
+ * nats.c thread (keep it short, do not block): status NAQ_OK = stored in
+ * its queue and "enqueued" logged; otherwise it was not stored
+ * (NAQ_ERR_NATS, error says why) or may not be (NAQ_ERR_TIMEOUT: enqueue
+ * it again with the same id, it is stored once). job_id and error are
+ * valid during the call only. */
+typedef void (*naq_enqueue_done_fn)(const char *job_id, naq_status status, const char *error,
+                                    void *user);
+
+/* naq_enqueue without waiting for the server: validates o (a refused job
+ * returns the error and done never runs), publishes, sets job_id and
+ * returns at once; done (may be NULL) reports the server's answer later.
+ * Nothing is reported stored before the server acknowledged it. At most
+ * 8192 jobs wait for an answer per client; past that the call waits up to
+ * 10 s for room, then fails with NAQ_ERR_TIMEOUT. Jobs with a unique key
+ * or dependencies need reads of their own first: they take naq_enqueue's
+ * path, and done runs before the return. Thread-safe. */
+naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_SIZE],
+                             naq_enqueue_done_fn done, void *user);
+/* Waits until every naq_enqueue_async of this client was answered (and
+ * its done returned): NAQ_OK, or NAQ_ERR_TIMEOUT after timeout_ms.
+ * naq_client_destroy flushes too (up to 10 s) and reports what is still
+ * open as NAQ_ERR_TIMEOUT. */
+naq_status naq_enqueue_async_flush(naq_client *c, int64_t timeout_ms);
 
 /* Enqueues n jobs with one round of asynchronous publishes (the client's
  * connection, its own JetStream context), and reports per job:

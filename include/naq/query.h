@@ -62,9 +62,11 @@ void naq_query_init(naq_query *q);
 naq_status naq_query_validate(const naq_query *q);
 
 /* Parses a point in time for --since / --until: a duration before now
- * ("90s", "1h", "7d", see naq_parse_duration_ms), an ISO-8601 UTC time
- * ("2026-01-31T12:00:00Z", fraction and the Z optional) or plain seconds
- * since the epoch with a leading '@' ("@1769860800.5"). */
+ * ("90s", "1h", "7d", see naq_parse_duration_ms), an ISO-8601 time
+ * ("2026-01-31T12:00:00Z"; the fraction is optional, and so is the Z: a
+ * time without an offset is UTC; "2026-01-31T13:00:00+01:00" or "+0100" is
+ * local time at that offset) or plain seconds since the epoch with a
+ * leading '@' ("@1769860800.5"). */
 naq_status naq_parse_time(const char *text, double now, double *out);
 
 /* Matching events in stream order, oldest first, after skipping q->offset

@@ -137,9 +137,13 @@ typedef struct {
     double latency_window_s; /* percentiles over this many seconds (default 60) */
 } naq_live_query;
 
+/* One failed attempt of a job: the events that tell it (timeout, failed,
+ * max_retries_exceeded of the same job and attempt) make one entry, with
+ * the error of the first. */
 typedef struct {
     double timestamp;
     char job_id[NAQ_ID_SIZE];
+    int attempt; /* 0 when the events did not say */
     char queue[NAQ_ID_SIZE];
     char worker_id[NAQ_ID_SIZE];
     char error_type[NAQ_NAME_MAX];
@@ -161,7 +165,7 @@ typedef struct {
     double p50, p95, p99;         /* duration_ms over the latency window, exact; -1 when none */
     naq_worker_activity *workers; /* by worker id */
     size_t nworkers;
-    naq_live_failure *failures; /* newest first, at most 50 */
+    naq_live_failure *failures; /* newest first, one per job and attempt, at most 50 */
     size_t nfailures;
     naq_live_job *jobs; /* distinct jobs by their latest event, newest first, at most 100 */
     size_t njobs;

@@ -72,8 +72,11 @@ static void spawn_server(naq_test_server *s)
             dup2(fd, 2);
             close(fd);
         }
-        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store,
-               (char *)NULL);
+        const char *args[10 + NAQ_TEST_SERVER_EXTRA_MAX] = {
+            "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store};
+        for (int i = 0, n = 8; s->extra[i] != NULL; i++)
+            args[n++] = s->extra[i];
+        execvp("nats-server", (char *const *)args);
         fprintf(stderr, "cannot run nats-server: %s (install it: scripts/install-deps.sh)\n",
                 strerror(errno));
         _exit(127);
@@ -94,7 +97,16 @@ static void spawn_server(naq_test_server *s)
 
 void naq_test_server_start(naq_test_server *s)
 {
+    naq_test_server_start_with(s, NULL);
+}
+
+void naq_test_server_start_with(naq_test_server *s, const char *const *extra)
+{
     memset(s, 0, sizeof *s);
+    for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
+        assert_true(i < NAQ_TEST_SERVER_EXTRA_MAX);
+        s->extra[i] = extra[i];
+    }
     snprintf(s->dir, sizeof s->dir, "/tmp/naq-test-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
     s->port = naq_test_free_port();

@@ -19,16 +19,24 @@
 
 #include "naq/naq.h"
 
+#define NAQ_TEST_SERVER_EXTRA_MAX 8
+
 typedef struct {
     pid_t pid;
     int port;
     char dir[256];   /* temp dir holding the store, config and log */
     char url[64];    /* nats://127.0.0.1:<port> */
+    /* More nats-server arguments (NULL-terminated), kept for restarts. */
+    const char *extra[NAQ_TEST_SERVER_EXTRA_MAX + 1];
 } naq_test_server;
 
 /* Starts nats-server with JetStream on a free loopback port and waits until
  * it accepts connections. Fails the test on error. */
 void naq_test_server_start(naq_test_server *s);
+/* The same with more nats-server arguments (NULL-terminated, at most
+ * NAQ_TEST_SERVER_EXTRA_MAX; the strings must outlive the server), e.g.
+ * "--tls", "--tlscert", path, ... */
+void naq_test_server_start_with(naq_test_server *s, const char *const *extra);
 /* Stops the server (SIGTERM, then SIGKILL) keeping its store, so that
  * naq_test_server_restart() brings it back on the same port and store. */
 void naq_test_server_stop(naq_test_server *s);
