@@ -385,13 +385,11 @@ static void worker_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     natsMsg_Destroy(msg);
 }
 
-/* Runs the no-op handler on one job, then publishes its events and
- * outcome; the ack follows from worker_ack. A slot is free (checked by
- * the caller). */
-static natsStatus handle(ceil_worker *w, natsMsg *m, naq__bench_tally *t)
+/* Runs the no-op handler on one job and gives it an unsettled slot (one
+ * is free: pulls never ask for more jobs than there are free slots);
+ * jid receives its id. */
+static natsStatus take(ceil_worker *w, natsMsg *m, naq__bench_tally *t, char jid[33])
 {
-    static const char *const types[] = {"dequeued", "worker_assigned", "started", "completed",
-                                        "worker_released", "result_stored"};
     int64_t entry = naq__bench_mono_ns();
     char head[256];
     int dl = natsMsg_GetDataLength(m);
@@ -404,20 +402,27 @@ static natsStatus handle(ceil_worker *w, natsMsg *m, naq__bench_tally *t)
     const char *id = NULL;
     if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) != NATS_OK)
         return NATS_ERR;
-    char jid[33];
-    snprintf(jid, sizeof jid, "%s", id);
+    snprintf(jid, 33, "%s", id);
     int64_t i = job_index(jid);
     if (i < 0 || i >= w->r->o->count)
         return NATS_ERR;
-    int k = w->r->events_per_job;
     pthread_mutex_lock(&w->mu);
     int s = w->free_slots[--w->nfree];
-    w->remaining[s] = k + 1;
+    w->remaining[s] = w->r->events_per_job + 1;
     w->failed[s] = 0;
     snprintf(w->reply[s], sizeof w->reply[s], "%s", natsMsg_GetReply(m) ? natsMsg_GetReply(m) : "");
     w->slot_of[i] = s;
     pthread_mutex_unlock(&w->mu);
+    return NATS_OK;
+}
 
+/* Publishes the events and the outcome of a job that ran; its ack follows
+ * from worker_ack. */
+static natsStatus record(ceil_worker *w, const char *jid)
+{
+    static const char *const types[] = {"dequeued", "worker_assigned", "started", "completed",
+                                        "worker_released", "result_stored"};
+    int k = w->r->events_per_job;
     natsStatus ns = NATS_OK;
     for (int e = 0; ns == NATS_OK && e < k; e++) {
         char eid[48];
@@ -446,9 +451,35 @@ static int is_status(natsMsg *m)
     return natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK;
 }
 
+/* Asks for as many jobs as there are free handler slots (C: the handler
+ * is a no-op), but no more than there are unsettled slots free; when none
+ * is, waits a moment for one (wait != 0) or leaves it to the next round. */
+static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int *outstanding)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->nfree == 0 && wait) { /* every slot waits for confirmations */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PROGRESS_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->freed, &w->mu, &until);
+    }
+    int batch = w->nfree < w->r->o->concurrency ? w->nfree : w->r->o->concurrency;
+    pthread_mutex_unlock(&w->mu);
+    if (batch == 0)
+        return NATS_OK;
+    char body[96];
+    snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
+             (long long)PULL_EXPIRES_MS * 1000000LL);
+    *outstanding = batch;
+    return natsConnection_PublishRequestString(w->nc, NEXT_SUBJECT, inbox, body);
+}
+
 static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
 {
-    const naq_bench_jobs_opts *o = w->r->o;
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
     natsStatus ns = natsInbox_Create(&inbox);
@@ -477,27 +508,7 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
                 break;
         }
         if (outstanding == 0) {
-            pthread_mutex_lock(&w->mu);
-            if (w->nfree == 0) { /* every slot waits for confirmations */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += PROGRESS_MS * 1000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                    until.tv_sec++;
-                    until.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&w->freed, &w->mu, &until);
-            }
-            int batch = w->nfree < o->concurrency ? w->nfree : o->concurrency;
-            pthread_mutex_unlock(&w->mu);
-            if (batch == 0)
-                continue;
-            char body[96];
-            snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
-                     (long long)PULL_EXPIRES_MS * 1000000LL);
-            ns = natsConnection_PublishRequestString(w->nc, NEXT_SUBJECT, (const char *)inbox,
-                                                     body);
-            outstanding = batch;
+            ns = request_jobs(w, (const char *)inbox, 1, &outstanding);
             continue;
         }
         natsMsg *m = NULL;
@@ -510,11 +521,19 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
         }
         if (is_status(m)) {
             outstanding = 0; /* 408 expired, 404 nothing, 409: ask again */
+            natsMsg_Destroy(m);
         } else {
+            /* The handler returned, so its slot is free: the next pull
+             * goes out before this job's records, and overlaps them. */
             outstanding--;
-            ns = handle(w, m, t);
+            char jid[33];
+            ns = take(w, m, t, jid);
+            natsMsg_Destroy(m);
+            if (ns == NATS_OK && outstanding == 0)
+                ns = request_jobs(w, (const char *)inbox, 0, &outstanding);
+            if (ns == NATS_OK)
+                ns = record(w, jid);
         }
-        natsMsg_Destroy(m);
     }
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);

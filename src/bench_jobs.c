@@ -223,13 +223,14 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
     naq_status s = naq__bench_spawn(&st->cs[0], name, side->producer, (void *)r);
     if (s == NAQ_OK)
         st->n = 1;
-    int64_t next_say = naq__bench_mono_ns() + PROGRESS_EVERY_NS;
+    int64_t next_say = naq__bench_mono_ns() + PROGRESS_EVERY_NS, said = 0;
     while (s == NAQ_OK && !st->ready[0]) {
         s = pump(st, 200);
-        if (s == NAQ_OK && naq__bench_mono_ns() > next_say && st->count[0] > 0) {
-            say(o, "%s: prefilled %lld/%lld jobs", label, (long long)st->count[0],
+        if (s == NAQ_OK && naq__bench_mono_ns() > next_say && st->count[0] > said) {
+            said = st->count[0];
+            say(o, "%s: prefilling, %lld/%lld jobs sent", label, (long long)said,
                 (long long)o->count);
-            next_say += PROGRESS_EVERY_NS;
+            next_say = naq__bench_mono_ns() + PROGRESS_EVERY_NS;
         }
     }
     for (int i = 0; s == NAQ_OK && i < o->workers; i++) {

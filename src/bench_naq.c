@@ -19,19 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-/* Until naq_enqueue_async is on main (include/naq/job.h), it is declared
- * here as a weak reference so this branch builds either way; the async
- * mode reports that it is missing. Delete this block after the merge. */
-#ifndef NAQ_HAVE_ENQUEUE_ASYNC
-typedef void (*naq_enqueue_done_fn)(const char *job_id, naq_status status, const char *error,
-                                    void *user);
-naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_SIZE],
-                             naq_enqueue_done_fn done, void *user) __attribute__((weak));
-naq_status naq_enqueue_async_flush(naq_client *c, int64_t timeout_ms) __attribute__((weak));
-#endif
-
-/* Jobs per naq_enqueue_batch call while prefilling. */
-#define PREFILL_CHUNK 1000
+/* Prefill progress is reported every this many jobs. */
+#define PREFILL_STEP 1000
 /* How long the end of an async run may wait for the server's answers. */
 #define FLUSH_TIMEOUT_MS 120000
 /* How often a worker reports its count (and notices STOP). */
@@ -109,48 +98,13 @@ static void job_opts(naq_job_opts *jo, const naq__bench_run *r, char *args)
     jo->args_json = args;
 }
 
-/* Fills the queue with naq_enqueue_batch (asynchronous publishes, one
- * round of acknowledgements per chunk). */
-static naq_status prefill(naq_client *c, const naq__bench_run *r, naq__bench_chan *ch)
+/* One enqueue per job, as fast as they are answered or paced at o->rate;
+ * async: naq_enqueue_async per job, then one flush. With progress set
+ * (prefill) the count of jobs sent goes to it every PREFILL_STEP jobs. */
+static naq_status produce(naq_client *c, const naq__bench_run *r, int async,
+                          naq__bench_chan *progress, naq__bench_produced *p)
 {
     const naq_bench_jobs_opts *o = r->o;
-    size_t cap = (size_t)o->payload_bytes + 64;
-    naq_job_opts *jobs = calloc(PREFILL_CHUNK, sizeof *jobs);
-    char *args = malloc(PREFILL_CHUNK * cap);
-    char(*ids)[NAQ_ID_SIZE] = calloc(PREFILL_CHUNK, sizeof *ids);
-    naq_status *st = calloc(PREFILL_CHUNK, sizeof *st);
-    naq_status s = jobs && args && ids && st
-                       ? NAQ_OK
-                       : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory prefilling");
-    for (int64_t done = 0; s == NAQ_OK && done < o->count;) {
-        size_t n = (size_t)(o->count - done < PREFILL_CHUNK ? o->count - done : PREFILL_CHUNK);
-        for (size_t k = 0; k < n; k++) {
-            naq__bench_job_payload(args + k * cap, cap, o->payload_bytes, naq__bench_mono_ns(),
-                                   done + (int64_t)k);
-            job_opts(&jobs[k], r, args + k * cap);
-        }
-        s = naq_enqueue_batch(c, jobs, n, ids, st, NULL);
-        done += (int64_t)n;
-        if (s == NAQ_OK && naq__bench_send(ch, BENCH_MSG_PROGRESS, &done, sizeof done) != 0)
-            s = naq__fail(NAQ_ERR_CLOSED, "the parent is gone");
-    }
-    if (s == NAQ_OK && !c->cfg.disable_logging) /* "enqueued" stored before the clock starts */
-        s = naq_client_flush_events(c, FLUSH_TIMEOUT_MS);
-    free(jobs); /* all four were allocated here */
-    free(args);
-    free(ids);
-    free(st);
-    return s;
-}
-
-/* One enqueue per job, as fast as they are answered, or paced at o->rate. */
-static naq_status produce(naq_client *c, const naq__bench_run *r, naq__bench_produced *p)
-{
-    const naq_bench_jobs_opts *o = r->o;
-    int async = o->mode == NAQ_BENCH_ASYNC && o->rate <= 0;
-    if (async && (naq_enqueue_async == NULL || naq_enqueue_async_flush == NULL))
-        return naq__fail(NAQ_ERR_INVALID_ARG, "--mode async needs naq_enqueue_async, which "
-                                              "this build of libnaq does not have yet");
     size_t cap = (size_t)o->payload_bytes + 64;
     char *args = malloc(cap); /* freed below */
     if (args == NULL)
@@ -168,6 +122,11 @@ static naq_status produce(naq_client *c, const naq__bench_run *r, naq__bench_pro
             sleep_until_ns(p->first_ns + i * period);
         naq__bench_job_payload(args, cap, o->payload_bytes, naq__bench_mono_ns(), i);
         s = async ? naq_enqueue_async(c, &jo, id, enqueue_done, &at) : naq_enqueue(c, &jo, id);
+        if (progress != NULL && s == NAQ_OK && (i + 1) % PREFILL_STEP == 0) {
+            int64_t sent = i + 1;
+            if (naq__bench_send(progress, BENCH_MSG_PROGRESS, &sent, sizeof sent) != 0)
+                s = naq__fail(NAQ_ERR_CLOSED, "the parent is gone");
+        }
     }
     if (s == NAQ_OK && async)
         s = naq_enqueue_async_flush(c, FLUSH_TIMEOUT_MS);
@@ -194,7 +153,9 @@ int naq__bench_naq_producer(naq__bench_chan *ch, void *arg)
         goto out;
     }
     if (r->o->mode == NAQ_BENCH_PREFILLED) {
-        if (prefill(c, r, ch) != NAQ_OK) {
+        /* The "enqueued" events are stored before the clock starts. */
+        if (produce(c, r, 1, ch, &p) != NAQ_OK ||
+            (events && naq_client_flush_events(c, FLUSH_TIMEOUT_MS) != NAQ_OK)) {
             rc = naq__bench_fail(ch, "prefill");
             goto out;
         }
@@ -204,7 +165,8 @@ int naq__bench_naq_producer(naq__bench_chan *ch, void *arg)
     if (r->o->mode != NAQ_BENCH_PREFILLED) {
         if (naq__bench_wait(ch, -1) != BENCH_CMD_GO)
             goto out;
-        if (produce(c, r, &p) != NAQ_OK) {
+        int async = r->o->mode == NAQ_BENCH_ASYNC && r->o->rate <= 0;
+        if (produce(c, r, async, NULL, &p) != NAQ_OK) {
             rc = naq__bench_fail(ch, "enqueue");
             goto out;
         }
