@@ -99,10 +99,28 @@ static void producer_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     natsMsg_Destroy(msg);
 }
 
-static natsStatus connect_js(const char *url, jsPubAckHandler ack, void *closure,
+/* send_asap: every publish is written at once instead of waiting for
+ * nats.c's flusher (about 1 ms), as naq does on its latency connection:
+ * right for pulls, acks and synchronous publishes, while a stream of async
+ * publishes is cheaper batched. */
+static natsStatus connect_nats(const char *url, int send_asap, natsConnection **nc)
+{
+    natsOptions *o = NULL;
+    natsStatus ns = natsOptions_Create(&o);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetURL(o, url);
+    if (ns == NATS_OK && send_asap)
+        ns = natsOptions_SetSendAsap(o, true);
+    if (ns == NATS_OK)
+        ns = natsConnection_Connect(nc, o);
+    natsOptions_Destroy(o);
+    return ns;
+}
+
+static natsStatus connect_js(const char *url, int send_asap, jsPubAckHandler ack, void *closure,
                              natsConnection **nc, jsCtx **js)
 {
-    natsStatus ns = natsConnection_ConnectTo(nc, url);
+    natsStatus ns = connect_nats(url, send_asap, nc);
     if (ns != NATS_OK)
         return ns;
     jsOptions jo;
@@ -281,7 +299,8 @@ int naq__bench_ceiling_producer(naq__bench_chan *ch, void *arg)
     naq__bench_produced p = {0, 0};
     int rc = 1;
     uint64_t nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)naq__bench_mono_ns();
-    natsStatus ns = connect_js(r->cfg.url, producer_ack, &errs, &nc, &js);
+    int sync = o->mode == NAQ_BENCH_SYNC || o->rate > 0;
+    natsStatus ns = connect_js(r->cfg.url, sync, producer_ack, &errs, &nc, &js);
     if (ns != NATS_OK) {
         fail_ns(ns, 0, "cannot connect");
         rc = naq__bench_fail(ch, "ceiling producer");
@@ -329,8 +348,9 @@ out:
 /* ---- the worker ---- */
 
 typedef struct {
-    natsConnection *nc;
+    natsConnection *nc; /* the records (async publishes, batched) */
     jsCtx *js;
+    natsConnection *lc; /* pulls and acks, each sent at once (send_asap) */
     const naq__bench_run *r;
     char worker_id[48];
     pthread_mutex_t mu; /* guards the slots below */
@@ -375,7 +395,7 @@ static void worker_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
         pthread_mutex_unlock(&w->mu);
     }
     if (ack && reply[0] != '\0')
-        natsConnection_Publish(w->nc, reply, "+ACK", 4);
+        natsConnection_Publish(w->lc, reply, "+ACK", 4);
     if (s >= 0) { /* freed after the ack is written, so the end can flush it */
         pthread_mutex_lock(&w->mu);
         w->free_slots[w->nfree++] = s;
@@ -475,7 +495,7 @@ static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int 
     snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
              (long long)PULL_EXPIRES_MS * 1000000LL);
     *outstanding = batch;
-    return natsConnection_PublishRequestString(w->nc, NEXT_SUBJECT, inbox, body);
+    return natsConnection_PublishRequestString(w->lc, NEXT_SUBJECT, inbox, body);
 }
 
 static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
@@ -484,7 +504,7 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
     natsSubscription *sub = NULL;
     natsStatus ns = natsInbox_Create(&inbox);
     if (ns == NATS_OK)
-        ns = natsConnection_SubscribeSync(&sub, w->nc, (const char *)inbox);
+        ns = natsConnection_SubscribeSync(&sub, w->lc, (const char *)inbox);
     if (ns != NATS_OK) {
         natsInbox_Destroy(inbox);
         return fail_ns(ns, 0, "cannot subscribe to a pull inbox");
@@ -558,7 +578,7 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
     int unsettled = UNSETTLED_MAX - w->nfree;
     pthread_mutex_unlock(&w->mu);
     if (ns == NATS_OK)
-        ns = natsConnection_FlushTimeout(w->nc, WAIT_MS);
+        ns = natsConnection_FlushTimeout(w->lc, WAIT_MS);
     if (ns != NATS_OK)
         return fail_ns(ns, 0, "waiting for the last confirmations");
     if (unsettled > 0 || atomic_load(&w->refused) > 0)
@@ -589,7 +609,10 @@ int naq__bench_ceiling_worker(naq__bench_chan *ch, void *arg)
     w->nfree = UNSETTLED_MAX;
     atomic_init(&w->refused, 0);
     w->slot_of = malloc((size_t)r->o->count * sizeof *w->slot_of);
-    natsStatus ns = w->slot_of ? connect_js(r->cfg.url, worker_ack, w, &w->nc, &w->js) : NATS_NO_MEMORY;
+    natsStatus ns = w->slot_of ? connect_js(r->cfg.url, 0, worker_ack, w, &w->nc, &w->js)
+                               : NATS_NO_MEMORY;
+    if (ns == NATS_OK)
+        ns = connect_nats(r->cfg.url, 1, &w->lc);
     if (ns != NATS_OK) {
         fail_ns(ns, 0, "cannot connect");
         rc = naq__bench_fail(ch, "ceiling worker");
@@ -602,6 +625,7 @@ int naq__bench_ceiling_worker(naq__bench_chan *ch, void *arg)
     }
     jsCtx_Destroy(w->js);
     natsConnection_Destroy(w->nc);
+    natsConnection_Destroy(w->lc);
     pthread_cond_destroy(&w->freed);
     pthread_mutex_destroy(&w->mu);
     free(w->slot_of);
