@@ -1,6 +1,8 @@
 /*
  * bench_proc.c - children and their pipes for `naq bench jobs` (see
- * bench_proc.h for why every producer and worker is a process of its own).
+ * bench_proc.h for why every producer and worker is a process of its own),
+ * and what both sides' children share: the job payload that carries its
+ * enqueue time, and a worker's tally of handler returns and latencies.
  *
  * A frame is a 4-byte type, a 4-byte length and the payload. Each child
  * has its own pipe, so frames never interleave; the parent reads a whole
@@ -115,6 +117,7 @@ naq_status naq__bench_reap(naq__bench_child *c)
     if (c->to >= 0)
         close(c->to);
     c->from = c->to = -1;
+    pid_t pid = c->pid;
     if (c->pid > 0) {
         while (wait4(c->pid, &c->exit_status, 0, &c->ru) < 0 && errno == EINTR)
             ;
@@ -125,10 +128,10 @@ naq_status naq__bench_reap(naq__bench_child *c)
     if (c->error[0] != '\0')
         return naq__fail(NAQ_ERR_IO, "bench %s failed: %s", c->name, c->error);
     if (WIFSIGNALED(c->exit_status))
-        return naq__fail(NAQ_ERR_IO, "bench %s was killed by signal %d (%s)", c->name,
-                         WTERMSIG(c->exit_status), strsignal(WTERMSIG(c->exit_status)));
-    return naq__fail(NAQ_ERR_IO, "bench %s exited with status %d and said nothing", c->name,
-                     WEXITSTATUS(c->exit_status));
+        return naq__fail(NAQ_ERR_IO, "bench %s (pid %ld) was killed by signal %d (%s)", c->name,
+                         (long)pid, WTERMSIG(c->exit_status), strsignal(WTERMSIG(c->exit_status)));
+    return naq__fail(NAQ_ERR_IO, "bench %s (pid %ld) exited with status %d and said nothing",
+                     c->name, (long)pid, WEXITSTATUS(c->exit_status));
 }
 
 naq_status naq__bench_recv(naq__bench_child *cs, int n, int64_t timeout_ms, int *which, int *type,
@@ -188,9 +191,17 @@ void naq__bench_kill_all(naq__bench_child *cs, int n)
     for (int i = 0; i < n; i++)
         if (cs[i].pid > 0)
             kill(cs[i].pid, SIGKILL);
+    /* Reaped quietly: the error being reported is the one that came first. */
     for (int i = 0; i < n; i++) {
-        if (cs[i].pid > 0 || cs[i].from >= 0 || cs[i].to >= 0)
-            (void)naq__bench_reap(&cs[i]);
+        if (cs[i].from >= 0)
+            close(cs[i].from);
+        if (cs[i].to >= 0)
+            close(cs[i].to);
+        cs[i].from = cs[i].to = -1;
+        while (cs[i].pid > 0 && wait4(cs[i].pid, &cs[i].exit_status, 0, &cs[i].ru) < 0 &&
+               errno == EINTR)
+            ;
+        cs[i].pid = 0;
     }
 }
 
