@@ -18,7 +18,9 @@
  *   jobs_per_s = N / (last handler return - first put)
  *
  * usage: beanstalk_jobs [--addr HOST:PORT] [--count N] [--workers W]
- *                       [--payload BYTES]
+ *                       [--payload BYTES] [--server-pid PID]
+ * With --server-pid it also prints beanstalkd's CPU from the first put to
+ * the last worker's exit, per job (server_cpu_ms_per_job, from /proc).
  * Prints name=value lines; progress goes to stderr. Exit 0 ok, 1 failure,
  * 2 bad usage.
  */
@@ -234,6 +236,25 @@ static double ru_ms(const struct rusage *ru)
            (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000.0;
 }
 
+/* CPU (user + system) a process has used so far, from /proc; -1 if unknown. */
+static double proc_cpu_ms(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* utime and stime are fields 14 and 15 */
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                            &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -258,7 +279,7 @@ static int read_all(int fd, void *p, size_t n)
 static int usage(void)
 {
     fprintf(stderr, "usage: beanstalk_jobs [--addr HOST:PORT] [--count N] [--workers W] "
-                    "[--payload BYTES]\n");
+                    "[--payload BYTES] [--server-pid PID]\n");
     return 2;
 }
 
@@ -267,6 +288,7 @@ int main(int argc, char **argv)
     char host[256] = "127.0.0.1", port[16] = "11300";
     long count = 20000;
     int workers = 2, payload = 100;
+    long server_pid = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -283,6 +305,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--workers") && v) {
             workers = (int)strtol(v, &end, 10);
             if (*end || workers < 1 || workers > MAX_WORKERS)
+                return usage();
+        } else if (!strcmp(argv[i], "--server-pid") && v) {
+            server_pid = strtol(v, &end, 10);
+            if (*end || server_pid < 1)
                 return usage();
         } else if (!strcmp(argv[i], "--payload") && v) {
             payload = (int)strtol(v, &end, 10);
@@ -350,6 +376,7 @@ int main(int argc, char **argv)
             rc = 1;
     fprintf(stderr, "beanstalk_jobs: %ld jobs of %d bytes, %d workers, beanstalkd at %s:%s ...\n",
             count, payload, workers, host, port);
+    double server0 = proc_cpu_ms(server_pid);
     int64_t first = mono_ns(), next_say = first + 1000000000LL;
     for (long i = 0; i < count && rc == 0; i++) {
         int n = job_body(body, (size_t)payload + 64, payload, mono_ns(), i);
@@ -402,6 +429,7 @@ int main(int argc, char **argv)
         close(from[w]);
         close(to[w]);
     }
+    double server1 = proc_cpu_ms(server_pid);
     if (rc == 0 && total.handled != count) {
         fprintf(stderr, "beanstalk_jobs: the workers ran %lld jobs, not %ld\n",
                 (long long)total.handled, count);
@@ -421,6 +449,8 @@ int main(int argc, char **argv)
                count, workers, payload, secs > 0 ? (double)count / secs : 0, secs,
                (producer_cpu + workers_cpu) / (double)count, producer_cpu / (double)count,
                workers_cpu / (double)count, p50, p99, (long long)total.handled);
+        if (server0 >= 0 && server1 >= 0)
+            printf("server_cpu_ms_per_job=%.4f\n", (server1 - server0) / (double)count);
     }
     if (c != NULL && c->fd >= 0)
         close(c->fd);

@@ -92,12 +92,14 @@ wait_port() {
 bport=$(free_port)
 mkdir -p "$work/binlog"
 beanstalkd -l 127.0.0.1 -p "$bport" -b "$work/binlog" -f "$fsync_ms" >"$work/beanstalkd.log" 2>&1 &
-pids+=($!)
+bpid=$!
+pids+=($bpid)
 wait_port "$bport" beanstalkd
 
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$work/nats" >"$work/nats-server.log" 2>&1 &
-pids+=($!)
+npid=$!
+pids+=($npid)
 wait_port "$nport" nats-server
 export NAQ_URL="nats://127.0.0.1:$nport"
 export NAQ_SPOOL_DIR="$work/spool"
@@ -110,7 +112,7 @@ results="$work/results"
 # record LABEL FILE: keeps the figures of one side from name=value lines.
 record() {
     local label=$1 file=$2 prefix=${3:-}
-    for m in jobs_per_s cpu_ms_per_job latency_p50_ms latency_p99_ms; do
+    for m in jobs_per_s cpu_ms_per_job server_cpu_ms_per_job latency_p50_ms latency_p99_ms; do
         local v
         v=$(sed -n "s/^${prefix}${m}=//p" "$file")
         [[ -n "$v" ]] || { echo "compare: no ${prefix}${m} from $label" >&2; cat "$file" >&2; exit 1; }
@@ -120,14 +122,15 @@ record() {
 
 for run in $(seq 1 "$runs"); do
     echo "compare: run $run/$runs: beanstalkd" >&2
-    "$bsj" --addr "127.0.0.1:$bport" --count "$count" --workers "$workers" >"$work/out" ||
+    "$bsj" --addr "127.0.0.1:$bport" --count "$count" --workers "$workers" \
+        --server-pid "$bpid" >"$work/out" ||
         { echo "compare: beanstalk_jobs failed" >&2; exit 1; }
     record beanstalkd "$work/out"
     for mode in sync async; do
         for events in off on; do
             echo "compare: run $run/$runs: naq bench jobs --mode $mode --events $events" >&2
             "$naq" bench jobs --count "$count" --workers "$workers" --mode "$mode" \
-                --events "$events" >"$work/out" ||
+                --events "$events" --server-pid "$npid" >"$work/out" ||
                 { echo "compare: naq bench jobs failed" >&2; exit 1; }
             record "naq-$mode-events-$events" "$work/out"
             record "ceiling-$mode-events-$events" "$work/out" ceiling_
@@ -145,18 +148,20 @@ median() { # LABEL METRIC
 bs=$(median beanstalkd jobs_per_s)
 echo
 echo "job throughput: $count no-op jobs of ~100 B, $workers worker processes x 1, one producer;"
-echo "median of $runs runs; CPU = producer + workers (servers not included); latency = enqueue -> handler"
+echo "median of $runs runs; cpu = producer + workers, srv_cpu = the server, both ms per job;"
+echo "latency = enqueue call -> handler entry (mostly queue wait when the producer outruns the workers)"
 echo
-printf '%-28s %10s %12s %9s %9s %10s %10s\n' side jobs/s cpu_ms/job p50_ms p99_ms vs_beanst vs_ceiling
+printf '%-26s %8s %8s %8s %9s %9s %9s %10s\n' side jobs/s cpu srv_cpu p50_ms p99_ms vs_beanst vs_ceiling
 row() { # LABEL [CEILING_LABEL]
-    local j c p50 p99
+    local j c sc p50 p99
     j=$(median "$1" jobs_per_s)
     c=$(median "$1" cpu_ms_per_job)
+    sc=$(median "$1" server_cpu_ms_per_job)
     p50=$(median "$1" latency_p50_ms)
     p99=$(median "$1" latency_p99_ms)
     local vs_c="-"
     [[ -n "${2:-}" ]] && vs_c=$(awk -v a="$j" -v b="$(median "$2" jobs_per_s)" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    printf '%-28s %10.0f %12.4f %9.2f %9.2f %10s %10s\n' "$1" "$j" "$c" "$p50" "$p99" \
+    printf '%-26s %8.0f %8.3f %8.3f %9.2f %9.2f %9s %10s\n' "$1" "$j" "$c" "$sc" "$p50" "$p99" \
         "$(awk -v a="$j" -v b="$bs" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$vs_c"
 }
 row beanstalkd

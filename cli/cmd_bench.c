@@ -16,7 +16,7 @@ static const char bench_usage[] =
     "       naq bench jobs [--count N] [--workers W] [--concurrency C]\n"
     "                      [--mode sync|async|prefilled] [--events on|off|both]\n"
     "                      [--runs R] [--rate JOBS_PER_S] [--payload BYTES]\n"
-    "                      [--queue Q] [--url URL]\n"
+    "                      [--queue Q] [--server-pid PID] [--url URL]\n"
     "\n"
     "Benchmarks against the server at NAQ_URL (or --url). Figures are printed\n"
     "as name=value lines on stdout; progress goes to stderr. docs/benchmarks.md\n"
@@ -50,6 +50,9 @@ static const char bench_usage[] =
     "                        worker; read latency_p50_ms / latency_p99_ms\n"
     "    --payload BYTES     size of each job's args (default 100)\n"
     "    --queue Q           naq's queue (default bench; purged before each run)\n"
+    "    --server-pid PID    the local nats-server's pid: also print\n"
+    "                        server_cpu_ms_per_job (its CPU from go to the last\n"
+    "                        worker's exit / N, read from /proc)\n"
     "           Prints count, workers, concurrency, mode, events, runs, job_bytes,\n"
     "           events_per_job (K), then for naq: jobs_per_s, seconds,\n"
     "           cpu_ms_per_job (user+sys of producer and workers / N; the\n"
@@ -132,6 +135,8 @@ static void print_side(const char *prefix, const char *side, const naq_bench_sid
            r->cpu_ms_per_job, prefix, side, r->producer_cpu_ms_per_job, prefix, side,
            r->workers_cpu_ms_per_job, prefix, side, r->latency_p50_ms, prefix, side,
            r->latency_p99_ms, prefix, side, (long long)r->handled);
+    if (r->server_cpu_ms_per_job >= 0)
+        printf("%s%sserver_cpu_ms_per_job=%.4f\n", prefix, side, r->server_cpu_ms_per_job);
 }
 
 static int run_jobs(naq_config *cfg, naq_bench_jobs_opts *o, const char *prefix)
@@ -171,12 +176,13 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
                                          {"rate", required_argument, NULL, 'R'},
                                          {"payload", required_argument, NULL, 'p'},
                                          {"queue", required_argument, NULL, 'q'},
+                                         {"server-pid", required_argument, NULL, 'P'},
                                          {"url", required_argument, NULL, 'u'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     int64_t v;
-    while ((ch = getopt_long(argc, argv, "n:w:c:m:e:r:R:p:q:u:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:w:c:m:e:r:R:p:q:P:u:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': if (!parse_count("--count", optarg, 1, &o.count)) return 2; break;
         case 'w': if (!parse_count("--workers", optarg, 1, &v)) return 2; o.workers = (int)v; workers_set = 1; break;
@@ -203,6 +209,7 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
             }
             break;
         case 'q': o.queue = optarg; break;
+        case 'P': if (!parse_count("--server-pid", optarg, 1, &v)) return 2; o.server_pid = (long)v; break;
         case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
         case 'h': fputs(bench_usage, stdout); return 0;
         default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;

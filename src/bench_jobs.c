@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* A child that says nothing this long while it should be working fails
  * the run. */
@@ -68,7 +69,7 @@ static const side_impl ceiling_side = {"ceiling", naq__bench_ceiling_producer,
 
 /* What one run of one side measured. */
 typedef struct {
-    double seconds, jobs_per_s, producer_cpu_ms, workers_cpu_ms, p50_ms, p99_ms;
+    double seconds, jobs_per_s, producer_cpu_ms, workers_cpu_ms, server_cpu_ms, p50_ms, p99_ms;
     int64_t handled;
     int64_t events_added; /* messages the event stream gained; -1 = not measured */
 } run_figures;
@@ -91,6 +92,29 @@ static double ru_ms(const struct rusage *ru)
 {
     return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000.0 +
            (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000.0;
+}
+
+/* CPU (user + system) a process has used so far, from /proc; -1 if unknown. */
+static double proc_cpu_ms(long pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name, which is in parentheses and may hold
+     * spaces: state is field 3, utime and stime are 14 and 15. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                            &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int exited_ok(const naq__bench_child *c)
@@ -245,6 +269,7 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
             all &= st->ready[i];
     }
     /* Workers first, so that none of them misses the start. */
+    double server0 = proc_cpu_ms(o->server_pid);
     int64_t go_ns = naq__bench_mono_ns();
     for (int i = 1; s == NAQ_OK && i < st->n; i++)
         s = naq__bench_command(&st->cs[i], BENCH_CMD_GO);
@@ -278,6 +303,7 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
         for (int i = 1; i < st->n; i++)
             left |= st->cs[i].from >= 0 || st->cs[i].pid > 0;
     }
+    double server1 = proc_cpu_ms(o->server_pid);
     st->ending = 1;
     if (s == NAQ_OK)
         s = naq__bench_command(&st->cs[0], BENCH_CMD_END);
@@ -303,6 +329,7 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
     f->seconds = (double)(end - start) / 1e9;
     f->jobs_per_s = f->seconds > 0 ? (double)o->count / f->seconds : 0;
     f->events_added = st->events_added;
+    f->server_cpu_ms = server0 >= 0 && server1 >= 0 ? server1 - server0 : -1;
     if (st->nsamples > 0) {
         qsort(st->samples, st->nsamples, sizeof *st->samples, cmp_u32);
         f->p50_ms = st->samples[(size_t)((double)(st->nsamples - 1) * 0.50)] / 1000.0;
@@ -349,7 +376,7 @@ static double median(double *v, int n)
 
 static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *out)
 {
-    double v[7][n];
+    double v[8][n];
     for (int i = 0; i < n; i++) {
         v[0][i] = f[i].jobs_per_s;
         v[1][i] = f[i].seconds;
@@ -358,6 +385,7 @@ static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *
         v[4][i] = f[i].workers_cpu_ms / (double)count;
         v[5][i] = f[i].p50_ms;
         v[6][i] = f[i].p99_ms;
+        v[7][i] = f[i].server_cpu_ms < 0 ? -1 : f[i].server_cpu_ms / (double)count;
     }
     out->jobs_per_s = median(v[0], n);
     out->seconds = median(v[1], n);
@@ -366,6 +394,7 @@ static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *
     out->workers_cpu_ms_per_job = median(v[4], n);
     out->latency_p50_ms = median(v[5], n);
     out->latency_p99_ms = median(v[6], n);
+    out->server_cpu_ms_per_job = v[7][0] < 0 ? -1 : median(v[7], n);
     out->handled = f[n - 1].handled;
 }
 

@@ -55,6 +55,8 @@ typedef struct {
                           * enqueues), for latency at a fixed rate; default 0 */
     int payload_bytes;   /* size of each job's args JSON, default 100 (>= 64) */
     const char *queue;   /* naq's queue, default "bench" (purged first) */
+    long server_pid;     /* > 0: the local nats-server's pid, whose CPU during
+                          * each run is read from /proc (Linux); default 0 */
     /* Progress lines ("naq run 1/3: 1200/5000 jobs"), called on the calling
      * thread; NULL = silent. The line lives only for the call. */
     void (*progress)(const char *line, void *user);
@@ -70,6 +72,8 @@ typedef struct {
                             * processes (their whole lives: connect, work,
                             * flush, exit) / N; the server's CPU is not in it */
     double producer_cpu_ms_per_job, workers_cpu_ms_per_job; /* the two parts */
+    double server_cpu_ms_per_job; /* the server's CPU from go to the last worker's
+                                   * exit / N; -1 when server_pid is not set */
     double latency_p50_ms; /* enqueue call -> handler entry, over every job */
     double latency_p99_ms;
     int64_t handled;       /* handler returns (> N when a job ran twice) */
