@@ -177,8 +177,7 @@ typedef struct {
     int64_t handled, last_return_ns, nsamples;
 } report;
 
-static int worker(const char *host, const char *port, const char *tube, long count, int out,
-                  int in)
+static int worker(const char *host, const char *port, const char *tube, long count, int out, int in)
 {
     conn *c = malloc(sizeof *c); /* freed at exit */
     uint32_t *samples = malloc((size_t)count * sizeof *samples);
@@ -249,8 +248,8 @@ static double proc_cpu_ms(long pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* utime and stime are fields 14 and 15 */
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -393,8 +392,8 @@ int main(int argc, char **argv)
     }
     /* Stop jobs at the lowest priority: reserved only when no job is left. */
     for (int w = 0; w < workers && rc == 0; w++) {
-        int h = snprintf(cmd, sizeof cmd, "put 4294967295 0 %d %zu\r\n%s", TTR_S,
-                         strlen(STOP_BODY), STOP_BODY);
+        int h = snprintf(cmd, sizeof cmd, "put 4294967295 0 %d %zu\r\n%s", TTR_S, strlen(STOP_BODY),
+                         STOP_BODY);
         if (send_all(c->fd, cmd, (size_t)h) != 0 || command(c, "\r\n", "INSERTED") != 0)
             rc = 1;
     }

@@ -85,26 +85,35 @@ static int bench_events(int argc, char **argv, naq_config *cfg)
 {
     naq_bench_events_opts o;
     naq_bench_events_opts_init(&o);
-    static const struct option opts[] = {{"events", required_argument, NULL, 'n'},
-                                         {"runs", required_argument, NULL, 'r'},
-                                         {"payload", required_argument, NULL, 'p'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'n'},  {"runs", required_argument, NULL, 'r'},
+        {"payload", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int ch;
     int64_t v;
     while ((ch = getopt_long(argc, argv, "n:r:p:u:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'n': if (!parse_count("--events", optarg, 1, &o.events)) return 2; break;
-        case 'r': if (!parse_count("--runs", optarg, 1, &v)) return 2; o.runs = (int)v; break;
-        case 'p': if (!parse_count("--payload", optarg, 100, &v)) return 2; o.payload_bytes = (int)v; break;
+        case 'n':
+            if (!parse_count("--events", optarg, 1, &o.events))
+                return 2;
+            break;
+        case 'r':
+            if (!parse_count("--runs", optarg, 1, &v))
+                return 2;
+            o.runs = (int)v;
+            break;
+        case 'p':
+            if (!parse_count("--payload", optarg, 100, &v))
+                return 2;
+            o.payload_bytes = (int)v;
+            break;
         case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
         case 'h': fputs(bench_usage, stdout); return 0;
         default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
         }
     }
-    fprintf(stderr, "naq bench events: %d alternating runs of %lld events against %s ...\n",
-            o.runs, (long long)o.events, cfg->url);
+    fprintf(stderr, "naq bench events: %d alternating runs of %lld events against %s ...\n", o.runs,
+            (long long)o.events, cfg->url);
     naq_bench_events_result r;
     naq_status s = naq_bench_events(cfg, &o, &r);
     if (s != NAQ_OK) {
@@ -131,10 +140,10 @@ static void print_side(const char *prefix, const char *side, const naq_bench_sid
     printf("%s%sjobs_per_s=%.0f\n%s%sseconds=%.3f\n%s%scpu_ms_per_job=%.4f\n"
            "%s%sproducer_cpu_ms_per_job=%.4f\n%s%sworkers_cpu_ms_per_job=%.4f\n"
            "%s%slatency_p50_ms=%.3f\n%s%slatency_p99_ms=%.3f\n%s%shandled=%lld\n",
-           prefix, side, r->jobs_per_s, prefix, side, r->seconds, prefix, side,
-           r->cpu_ms_per_job, prefix, side, r->producer_cpu_ms_per_job, prefix, side,
-           r->workers_cpu_ms_per_job, prefix, side, r->latency_p50_ms, prefix, side,
-           r->latency_p99_ms, prefix, side, (long long)r->handled);
+           prefix, side, r->jobs_per_s, prefix, side, r->seconds, prefix, side, r->cpu_ms_per_job,
+           prefix, side, r->producer_cpu_ms_per_job, prefix, side, r->workers_cpu_ms_per_job,
+           prefix, side, r->latency_p50_ms, prefix, side, r->latency_p99_ms, prefix, side,
+           (long long)r->handled);
     if (r->server_cpu_ms_per_job >= 0)
         printf("%s%sserver_cpu_ms_per_job=%.4f\n", prefix, side, r->server_cpu_ms_per_job);
 }
@@ -184,44 +193,86 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
     int64_t v;
     while ((ch = getopt_long(argc, argv, "n:w:c:m:e:r:R:p:q:P:u:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'n': if (!parse_count("--count", optarg, 1, &o.count)) return 2; break;
-        case 'w': if (!parse_count("--workers", optarg, 1, &v)) return 2; o.workers = (int)v; workers_set = 1; break;
-        case 'c': if (!parse_count("--concurrency", optarg, 1, &v)) return 2; o.concurrency = (int)v; break;
-        case 'r': if (!parse_count("--runs", optarg, 1, &v)) return 2; o.runs = (int)v; break;
-        case 'R': if (!parse_count("--rate", optarg, 1, &v)) return 2; o.rate = (double)v; break;
-        case 'p': if (!parse_count("--payload", optarg, 64, &v)) return 2; o.payload_bytes = (int)v; break;
+        case 'n':
+            if (!parse_count("--count", optarg, 1, &o.count))
+                return 2;
+            break;
+        case 'w':
+            if (!parse_count("--workers", optarg, 1, &v))
+                return 2;
+            o.workers = (int)v;
+            workers_set = 1;
+            break;
+        case 'c':
+            if (!parse_count("--concurrency", optarg, 1, &v))
+                return 2;
+            o.concurrency = (int)v;
+            break;
+        case 'r':
+            if (!parse_count("--runs", optarg, 1, &v))
+                return 2;
+            o.runs = (int)v;
+            break;
+        case 'R':
+            if (!parse_count("--rate", optarg, 1, &v))
+                return 2;
+            o.rate = (double)v;
+            break;
+        case 'p':
+            if (!parse_count("--payload", optarg, 64, &v))
+                return 2;
+            o.payload_bytes = (int)v;
+            break;
         case 'm':
-            if (!strcmp(optarg, "sync")) o.mode = NAQ_BENCH_SYNC;
-            else if (!strcmp(optarg, "async")) o.mode = NAQ_BENCH_ASYNC;
-            else if (!strcmp(optarg, "prefilled")) o.mode = NAQ_BENCH_PREFILLED;
+            if (!strcmp(optarg, "sync"))
+                o.mode = NAQ_BENCH_SYNC;
+            else if (!strcmp(optarg, "async"))
+                o.mode = NAQ_BENCH_ASYNC;
+            else if (!strcmp(optarg, "prefilled"))
+                o.mode = NAQ_BENCH_PREFILLED;
             else {
-                fprintf(stderr, "naq bench: --mode is sync, async or prefilled, got '%s'; try 'naq bench --help'\n", optarg);
+                fprintf(stderr,
+                        "naq bench: --mode is sync, async or prefilled, got '%s'; try 'naq bench "
+                        "--help'\n",
+                        optarg);
                 return 2;
             }
             break;
         case 'e':
-            if (!strcmp(optarg, "on")) on = 1, off = 0;
-            else if (!strcmp(optarg, "off")) on = 0, off = 1;
-            else if (!strcmp(optarg, "both")) on = 1, off = 1;
+            if (!strcmp(optarg, "on"))
+                on = 1, off = 0;
+            else if (!strcmp(optarg, "off"))
+                on = 0, off = 1;
+            else if (!strcmp(optarg, "both"))
+                on = 1, off = 1;
             else {
-                fprintf(stderr, "naq bench: --events is on, off or both, got '%s'; try 'naq bench --help'\n", optarg);
+                fprintf(
+                    stderr,
+                    "naq bench: --events is on, off or both, got '%s'; try 'naq bench --help'\n",
+                    optarg);
                 return 2;
             }
             break;
         case 'q': o.queue = optarg; break;
-        case 'P': if (!parse_count("--server-pid", optarg, 1, &v)) return 2; o.server_pid = (long)v; break;
+        case 'P':
+            if (!parse_count("--server-pid", optarg, 1, &v))
+                return 2;
+            o.server_pid = (long)v;
+            break;
         case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
         case 'h': fputs(bench_usage, stdout); return 0;
         default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "naq bench jobs: unexpected argument '%s'; try 'naq bench --help'\n", argv[optind]);
+        fprintf(stderr, "naq bench jobs: unexpected argument '%s'; try 'naq bench --help'\n",
+                argv[optind]);
         return 2;
     }
     if (o.rate > 0) {
         if (o.mode == NAQ_BENCH_PREFILLED) {
-            fprintf(stderr, "naq bench jobs: --rate paces the producer, it cannot be used with --mode prefilled; try 'naq bench --help'\n");
+            fprintf(stderr, "naq bench jobs: --rate paces the producer, it cannot be used with "
+                            "--mode prefilled; try 'naq bench --help'\n");
             return 2;
         }
         o.mode = NAQ_BENCH_SYNC;

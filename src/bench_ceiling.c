@@ -185,10 +185,9 @@ static natsStatus job_msg(natsMsg **m, const naq__bench_run *r, const char *id, 
     char payload[4200], body[4600];
     int wrap = snprintf(body, sizeof body, "{\"id\":\"%s\",\"queue\":\"bench\",\"args\":}", id);
     int want = r->job_bytes - wrap;
-    naq__bench_job_payload(payload, sizeof payload, want < 64 ? 64 : want, naq__bench_mono_ns(),
-                           i);
-    int len = snprintf(body, sizeof body, "{\"id\":\"%s\",\"queue\":\"bench\",\"args\":%s}", id,
-                       payload);
+    naq__bench_job_payload(payload, sizeof payload, want < 64 ? 64 : want, naq__bench_mono_ns(), i);
+    int len =
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"queue\":\"bench\",\"args\":%s}", id, payload);
     natsStatus ns = natsMsg_Create(m, JOB_SUBJECT, NULL, body, len);
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(*m, "Nats-Msg-Id", id);
@@ -440,8 +439,8 @@ static natsStatus take(ceil_worker *w, natsMsg *m, naq__bench_tally *t, char jid
  * from worker_ack. */
 static natsStatus record(ceil_worker *w, const char *jid)
 {
-    static const char *const types[] = {"dequeued", "worker_assigned", "started", "completed",
-                                        "worker_released", "result_stored"};
+    static const char *const types[] = {"dequeued",  "worker_assigned", "started",
+                                        "completed", "worker_released", "result_stored"};
     int k = w->r->events_per_job;
     natsStatus ns = NATS_OK;
     for (int e = 0; ns == NATS_OK && e < k; e++) {
@@ -509,7 +508,8 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
         natsInbox_Destroy(inbox);
         return fail_ns(ns, 0, "cannot subscribe to a pull inbox");
     }
-    if (naq__bench_send(ch, BENCH_MSG_READY, NULL, 0) != 0 || naq__bench_wait(ch, -1) != BENCH_CMD_GO) {
+    if (naq__bench_send(ch, BENCH_MSG_READY, NULL, 0) != 0 ||
+        naq__bench_wait(ch, -1) != BENCH_CMD_GO) {
         natsSubscription_Destroy(sub);
         natsInbox_Destroy(inbox);
         return naq__fail(NAQ_ERR_CLOSED, "the parent is gone");
@@ -609,8 +609,8 @@ int naq__bench_ceiling_worker(naq__bench_chan *ch, void *arg)
     w->nfree = UNSETTLED_MAX;
     atomic_init(&w->refused, 0);
     w->slot_of = malloc((size_t)r->o->count * sizeof *w->slot_of);
-    natsStatus ns = w->slot_of ? connect_js(r->cfg.url, 0, worker_ack, w, &w->nc, &w->js)
-                               : NATS_NO_MEMORY;
+    natsStatus ns =
+        w->slot_of ? connect_js(r->cfg.url, 0, worker_ack, w, &w->nc, &w->js) : NATS_NO_MEMORY;
     if (ns == NATS_OK)
         ns = connect_nats(r->cfg.url, 1, &w->lc);
     if (ns != NATS_OK) {

@@ -111,8 +111,8 @@ static double proc_cpu_ms(long pid)
      * spaces: state is field 3, utime and stime are 14 and 15. */
     const char *p = strrchr(buf, ')');
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -175,8 +175,7 @@ static naq_status pump(run_state *st, int64_t wait_ms)
             return NAQ_ERR_CLOSED; /* the reap said why */
         int expected = which == 0 ? st->ending : st->stopping && st->reported[which];
         if (!expected)
-            return naq__fail(NAQ_ERR_CLOSED, "bench %s exited before the run was over",
-                             c->name);
+            return naq__fail(NAQ_ERR_CLOSED, "bench %s exited before the run was over", c->name);
         return NAQ_OK;
     }
     if (s != NAQ_OK)
@@ -231,8 +230,7 @@ static int64_t workers_done(const run_state *st)
     return sum;
 }
 
-static naq_status run_once(const naq__bench_run *r, const side_impl *side, int run,
-                           run_figures *f)
+static naq_status run_once(const naq__bench_run *r, const side_impl *side, int run, run_figures *f)
 {
     const naq_bench_jobs_opts *o = r->o;
     run_state *st = calloc(1, sizeof *st); /* freed at the end of this function */
@@ -286,8 +284,8 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
             last_done = done;
             last_change = now;
         } else if (s == NAQ_OK && now - last_change > (int64_t)SILENCE_MS * 1000000LL) {
-            s = naq__fail(NAQ_ERR_TIMEOUT, "bench %s: stuck at %lld of %lld jobs for %d s",
-                          label, (long long)done, (long long)o->count, SILENCE_MS / 1000);
+            s = naq__fail(NAQ_ERR_TIMEOUT, "bench %s: stuck at %lld of %lld jobs for %d s", label,
+                          (long long)done, (long long)o->count, SILENCE_MS / 1000);
         }
         if (s == NAQ_OK && now > next_say) {
             say(o, "%s: %lld/%lld jobs done", label, (long long)done, (long long)o->count);

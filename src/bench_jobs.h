@@ -14,10 +14,10 @@
 /* One run's parameters, as every child of both sides reads them (the
  * children are forked, so this is a copy-on-write snapshot). */
 typedef struct {
-    naq_config cfg;              /* the naq side's config; cfg.url is the server of both */
+    naq_config cfg; /* the naq side's config; cfg.url is the server of both */
     const naq_bench_jobs_opts *o;
-    int events_per_job;          /* K: events a ceiling worker publishes per job */
-    int job_bytes;               /* the ceiling's job body, as large as naq's job message */
+    int events_per_job; /* K: events a ceiling worker publishes per job */
+    int job_bytes;      /* the ceiling's job body, as large as naq's job message */
 } naq__bench_run;
 
 /* Child functions (naq__bench_child_fn); arg is a naq__bench_run.

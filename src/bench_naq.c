@@ -221,7 +221,8 @@ int naq__bench_naq_worker(naq__bench_chan *ch, void *arg)
         rc = naq__bench_fail(ch, "worker");
         goto out;
     }
-    if (naq__bench_send(ch, BENCH_MSG_READY, NULL, 0) != 0 || naq__bench_wait(ch, -1) != BENCH_CMD_GO)
+    if (naq__bench_send(ch, BENCH_MSG_READY, NULL, 0) != 0 ||
+        naq__bench_wait(ch, -1) != BENCH_CMD_GO)
         goto out;
     pthread_t th;
     if (pthread_create(&th, NULL, run_worker, &x) != 0) {

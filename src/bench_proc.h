@@ -67,12 +67,12 @@ typedef int (*naq__bench_child_fn)(naq__bench_chan *ch, void *arg);
 /* The parent's view of one child. */
 typedef struct {
     char name[32];
-    pid_t pid;          /* 0 once reaped */
-    int from;           /* frames from the child; -1 once at EOF */
-    int to;             /* commands to the child; -1 once closed */
-    int exit_status;    /* wait status, valid once reaped */
-    struct rusage ru;   /* valid once reaped */
-    char error[512];    /* the child's BENCH_MSG_ERROR, "" if none */
+    pid_t pid;        /* 0 once reaped */
+    int from;         /* frames from the child; -1 once at EOF */
+    int to;           /* commands to the child; -1 once closed */
+    int exit_status;  /* wait status, valid once reaped */
+    struct rusage ru; /* valid once reaped */
+    char error[512];  /* the child's BENCH_MSG_ERROR, "" if none */
 } naq__bench_child;
 
 /* CLOCK_MONOTONIC in nanoseconds: one clock for every process of a run. */

@@ -15,16 +15,16 @@ extern "C" {
 #endif
 
 typedef struct {
-    int64_t events;        /* events per run, default 200000 */
-    int runs;              /* runs of each side (best is reported), default 3 */
-    int payload_bytes;     /* approximate event JSON size, default 300 */
+    int64_t events;    /* events per run, default 200000 */
+    int runs;          /* runs of each side (best is reported), default 3 */
+    int payload_bytes; /* approximate event JSON size, default 300 */
 } naq_bench_events_opts;
 
 typedef struct {
-    double logger_per_s;   /* naq_client_log until every event is acknowledged */
-    double raw_per_s;      /* js_PublishMsgAsync of the same messages, same headers */
-    double ratio;          /* logger / raw */
-    int payload_bytes;     /* measured JSON size of one event */
+    double logger_per_s; /* naq_client_log until every event is acknowledged */
+    double raw_per_s;    /* js_PublishMsgAsync of the same messages, same headers */
+    double ratio;        /* logger / raw */
+    int payload_bytes;   /* measured JSON size of one event */
     uint64_t dropped, spooled, retried;
 } naq_bench_events_result;
 
@@ -74,9 +74,9 @@ typedef struct {
     double producer_cpu_ms_per_job, workers_cpu_ms_per_job; /* the two parts */
     double server_cpu_ms_per_job; /* the server's CPU from go to the last worker's
                                    * exit / N; -1 when server_pid is not set */
-    double latency_p50_ms; /* enqueue call -> handler entry, over every job */
+    double latency_p50_ms;        /* enqueue call -> handler entry, over every job */
     double latency_p99_ms;
-    int64_t handled;       /* handler returns (> N when a job ran twice) */
+    int64_t handled; /* handler returns (> N when a job ran twice) */
 } naq_bench_side;
 
 typedef struct {
