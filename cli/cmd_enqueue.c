@@ -46,7 +46,7 @@ static const char usage[] =
     "      --unique-key KEY   while a job of this queue with this key is pending,\n"
     "                         print that job's id and enqueue nothing\n"
     "      --result-ttl DUR   keep the job's result this long (default 24h, at most\n"
-    "                         the results bucket's TTL)\n"
+    "                         7d)\n"
     "      --tag KEY=VALUE    a tag carried by the job and its events (repeatable)\n"
     "      --priority P       lowest, low, normal (default), high, critical or 0-4\n"
     "      --in DURATION      queue the job this long from now (30s, 5m, 2h); a\n"

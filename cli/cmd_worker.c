@@ -30,6 +30,10 @@ static const char usage[] =
     "\n"
     "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
     "  -c, --concurrency N      jobs run at once (default 1)\n"
+    "      --prefetch N         jobs fetched beyond the free slots, so a slot that\n"
+    "                           frees up finds its next job here (default 0; for\n"
+    "                           many short jobs; with long jobs another idle\n"
+    "                           worker could have run them)\n"
     "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
     "      --grace DURATION     how long running jobs may finish after the first\n"
     "                           Ctrl-C before they are handed back (default 30s)\n"
@@ -40,7 +44,7 @@ static const char usage[] =
     "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
 
-enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE };
+enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH };
 
 #define MAX_QUEUES 64
 
@@ -85,6 +89,7 @@ int naq_cmd_worker(int argc, char **argv)
                                          {"concurrency", required_argument, NULL, 'c'},
                                          {"id", required_argument, NULL, OPT_ID},
                                          {"grace", required_argument, NULL, OPT_GRACE},
+                                         {"prefetch", required_argument, NULL, OPT_PREFETCH},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -106,6 +111,11 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
+        case OPT_PREFETCH:
+            if (!naq_cli_parse_int(cmd, "--prefetch", optarg, 0, 1024, &n))
+                rc = NAQ_EXIT_USAGE;
+            wo.prefetch = (int)n;
+            break;
         case OPT_GRACE:
             if (naq_parse_duration_ms(optarg, &wo.grace_ms) != NAQ_OK)
                 return naq_cli_usage_error(argv[0], "--grace: %s", naq_last_error());
@@ -162,9 +172,11 @@ int naq_cmd_worker(int argc, char **argv)
     naq_worker_get_stats(w, &st);
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
+    /* docs/workers.md: failed = processed but not completed (failed,
+     * timed out, cancelled, expired), as in `naq workers`. */
     fprintf(stderr, "naq worker %s stopped: processed %llu (completed %llu, failed %llu)\n",
             naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
-            (unsigned long long)st.failed);
+            (unsigned long long)(st.processed - st.completed));
 out:
     naq_worker_destroy(w);
     naq_client_destroy(client);

@@ -1,31 +1,26 @@
 /*
- * batch.c - naq_enqueue_batch: many jobs, one round of asynchronous
- * publishes, and an exact account of which were stored.
+ * batch.c - naq_enqueue_batch: many jobs validated whole first, then sent
+ * through naq_enqueue_async (enqueue.c), with an exact account of which
+ * were stored.
  *
- * Each call has its own JetStream context whose ack handler records the
- * server's answer per job: the handler finds the job by the message's
- * Nats-Msg-Id (the job id, unique within the batch - validation makes
- * sure) in a sorted index built before the first publish, so the
- * handler only reads shared data and writes its own job's slot. nats.c
- * counts a publish as pending until its handler returned, so once
- * js_PublishAsyncComplete says none is pending every handler is done;
- * messages still unanswered at the deadline are taken back with
- * js_PublishAsyncGetPendingList (their handlers will never run) and
- * reported as timeouts.
+ * The answers arrive on nats.c's thread and are written into a tally the
+ * call and the callbacks share (refcounted): should the server not answer
+ * every job in time, the call returns with those marked as timeouts, and
+ * a late answer lands in the tally, never in the caller's arrays.
  *
- * Jobs with a unique key or dependencies need a KV round trip of their
- * own before (or instead of) their publish; they go one at a time through
- * naq_enqueue_ex's path after the asynchronous ones.
+ * Jobs with a unique key or dependencies need reads of their own before
+ * (or instead of) their publish; they go one at a time through
+ * naq_enqueue_ex's path after the others.
  */
 #include "lifecycle.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* Publishes in flight at once, and how long to wait for the last ack. */
-#define MAX_PENDING 4096
-#define STALL_WAIT_MS 10000
+/* How long to wait for the last answer. */
 #define COMPLETE_WAIT_MS 10000
 /* Failures named in the message of a partly failed batch. */
 #define NAMED_FAILURES 3
@@ -35,62 +30,53 @@ typedef struct {
     size_t index;
 } id_index;
 
+/* The server's answers, shared with the callbacks. */
 typedef struct {
-    id_index *by_id; /* sorted by id */
-    size_t n;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs;        /* the call's and one per job sent */
+    size_t answered; /* under lock */
     naq_status *statuses;
-    int *duplicate;
     char (*errors)[160]; /* the server's text per failed job */
-} batch;
+} tally;
+
+typedef struct {
+    tally *t;
+    size_t index;
+} tally_slot;
+
+static void tally_release(tally *t)
+{
+    pthread_mutex_lock(&t->lock);
+    int last = --t->refs == 0;
+    pthread_mutex_unlock(&t->lock);
+    if (last) {
+        pthread_mutex_destroy(&t->lock);
+        pthread_cond_destroy(&t->cond);
+        free(t->statuses);
+        free(t->errors);
+        free(t);
+    }
+}
+
+static void on_answer(const char *job_id, naq_status status, const char *error, void *user)
+{
+    (void)job_id;
+    tally_slot *slot = user;
+    tally *t = slot->t;
+    pthread_mutex_lock(&t->lock);
+    t->statuses[slot->index] = status;
+    snprintf(t->errors[slot->index], sizeof t->errors[slot->index], "%s", error);
+    t->answered++;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    free(slot);
+    tally_release(t);
+}
 
 static int cmp_id(const void *a, const void *b)
 {
     return strcmp(((const id_index *)a)->id, ((const id_index *)b)->id);
-}
-
-static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-    (void)js;
-    batch *b = closure;
-    const char *id = NULL;
-    natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-    id_index key = {id, 0};
-    id_index *hit = id ? bsearch(&key, b->by_id, b->n, sizeof *b->by_id, cmp_id) : NULL;
-    if (hit != NULL) {
-        size_t i = hit->index;
-        if (pa != NULL) {
-            b->statuses[i] = NAQ_OK;
-            b->duplicate[i] = pa->Duplicate;
-        } else {
-            b->statuses[i] = pae && pae->Err == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS;
-            snprintf(b->errors[i], sizeof b->errors[i], "%s",
-                     pae && pae->ErrText ? pae->ErrText : "no acknowledgement");
-        }
-    }
-    natsMsg_Destroy(m);
-}
-
-static naq_status publish_async(naq_client *c, jsCtx *js, const naq_job *j, const char *json,
-                                size_t len)
-{
-    char subject[NAQ_URL_MAX];
-    naq_status s = naq__subject(c, subject, sizeof subject, "queue.%s.%d", j->queue, j->priority);
-    if (s != NAQ_OK)
-        return s;
-    natsMsg *m = NULL;
-    natsStatus ns = natsMsg_Create(&m, subject, NULL, json, (int)len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Nats-Msg-Id", j->id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Naq-Queue", j->queue);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Naq-Function", j->function);
-    if (ns == NATS_OK)
-        ns = js_PublishMsgAsync(js, &m, NULL);
-    natsMsg_Destroy(m); /* NULL when the library took it */
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot send job %s", j->id);
-    return NAQ_OK;
 }
 
 /* Validates every job and builds it: 0 when all are fine. */
@@ -149,11 +135,10 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
     naq_job *built = calloc(n, sizeof *built);
     char **json = calloc(n, sizeof *json);
     size_t *len = calloc(n, sizeof *len);
-    batch b = {calloc(n, sizeof *b.by_id), n, statuses, calloc(n, sizeof(int)),
-               calloc(n, sizeof *b.errors)};
-    jsCtx *js = NULL;
-    if (built == NULL || json == NULL || len == NULL || b.by_id == NULL || b.duplicate == NULL ||
-        b.errors == NULL) {
+    id_index *by_id = calloc(n, sizeof *by_id);
+    char(*errors)[160] = calloc(n, sizeof *errors);
+    tally *t = NULL;
+    if (built == NULL || json == NULL || len == NULL || by_id == NULL || errors == NULL) {
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for a batch of %zu jobs", n);
         for (size_t i = 0; i < n; i++)
             statuses[i] = NAQ_ERR_NO_MEMORY;
@@ -161,7 +146,7 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
     }
 
     size_t bad = prepare(c, jobs, n, built, json, len, statuses, first, sizeof first);
-    bad = index_ids(built, n, b.by_id, statuses, first, sizeof first, bad);
+    bad = index_ids(built, n, by_id, statuses, first, sizeof first, bad);
     for (size_t i = 0; i < n; i++)
         snprintf(ids[i], NAQ_ID_SIZE, "%s", built[i].id);
     if (bad > 0) {
@@ -173,47 +158,59 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
         goto out;
     }
 
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = MAX_PENDING;
-    jo.PublishAsync.StallWait = STALL_WAIT_MS;
-    jo.PublishAsync.AckHandler = on_ack;
-    jo.PublishAsync.AckHandlerClosure = &b;
-    natsStatus ns = natsConnection_JetStream(&js, c->nc, &jo);
-    if (ns != NATS_OK) {
-        s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open JetStream for a batch");
+    t = calloc(1, sizeof *t);
+    if (t == NULL || (t->statuses = calloc(n, sizeof *t->statuses)) == NULL ||
+        (t->errors = calloc(n, sizeof *t->errors)) == NULL) {
+        if (t != NULL)
+            free(t->statuses);
+        free(t);
+        t = NULL;
+        s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for a batch of %zu jobs", n);
         for (size_t i = 0; i < n; i++)
-            statuses[i] = NAQ_ERR_NATS;
+            statuses[i] = NAQ_ERR_NO_MEMORY;
         goto out;
     }
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    t->refs = 1;
     size_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         if (built[i].unique_key != NULL || built[i].depends_on != NULL)
             continue;
-        /* Until its ack says otherwise. */
-        statuses[i] = NAQ_ERR_TIMEOUT;
-        snprintf(b.errors[i], sizeof b.errors[i], "no acknowledgement in time");
-        if (publish_async(c, js, &built[i], json[i], len[i]) != NAQ_OK) {
-            statuses[i] = NAQ_ERR_NATS;
-            snprintf(b.errors[i], sizeof b.errors[i], "%s", naq_last_error());
-        } else {
+        /* Until its answer says otherwise. */
+        t->statuses[i] = NAQ_ERR_TIMEOUT;
+        snprintf(t->errors[i], sizeof t->errors[i], "no acknowledgement in time");
+        tally_slot *slot = malloc(sizeof *slot);
+        naq_status ss = NAQ_ERR_NO_MEMORY;
+        if (slot != NULL) {
+            *slot = (tally_slot){t, i};
+            pthread_mutex_lock(&t->lock);
+            t->refs++;
+            pthread_mutex_unlock(&t->lock);
+            /* Takes built[i]; "enqueued" is logged as the server stores it. */
+            ss = naq__enqueue_async_built(c, &built[i], json[i], len[i], on_answer, slot);
+            if (ss != NAQ_OK) {
+                free(slot);
+                tally_release(t);
+            }
+        }
+        if (ss == NAQ_OK) {
             sent++;
+        } else {
+            t->statuses[i] = ss;
+            snprintf(t->errors[i], sizeof t->errors[i], "%s", naq_last_error());
         }
     }
-    if (sent > 0) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MaxWait = COMPLETE_WAIT_MS;
-        if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
-            /* Take back what is unanswered (its handler will never run,
-             * so it stays a timeout), then let running handlers end. */
-            natsMsgList pending = {0};
-            if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
-                natsMsgList_Destroy(&pending);
-            po.MaxWait = COMPLETE_WAIT_MS;
-            js_PublishAsyncComplete(js, &po);
-        }
-    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += COMPLETE_WAIT_MS / 1000;
+    pthread_mutex_lock(&t->lock);
+    while (t->answered < sent && pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
+        ;
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = t->statuses[i];
+    memcpy(errors, t->errors, n * sizeof *errors);
+    pthread_mutex_unlock(&t->lock);
     /* The one-at-a-time jobs, after the others. */
     for (size_t i = 0; i < n; i++) {
         if (built[i].unique_key == NULL && built[i].depends_on == NULL)
@@ -221,8 +218,7 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
         int existing = 0;
         statuses[i] = naq__enqueue_built(c, &built[i], json[i], len[i], ids[i], &existing);
         if (statuses[i] != NAQ_OK)
-            snprintf(b.errors[i], sizeof b.errors[i], "%s", naq_last_error());
-        b.duplicate[i] = 1; /* logged (or not) by that path already */
+            snprintf(errors[i], sizeof errors[i], "%s", naq_last_error());
     }
 
     size_t ok = 0, failed = 0;
@@ -231,15 +227,13 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (statuses[i] == NAQ_OK) {
             ok++;
-            if (!b.duplicate[i])
-                naq__log_enqueued(c, &built[i]);
             continue;
         }
         if (failed++ == 0)
             s = statuses[i];
         if (failed <= NAMED_FAILURES && used < sizeof named) {
             int w = snprintf(named + used, sizeof named - used, "%sjob %zu (%s): %s",
-                             failed > 1 ? "; " : "", i + 1, built[i].id, b.errors[i]);
+                             failed > 1 ? "; " : "", i + 1, ids[i], errors[i]);
             if (w > 0)
                 used += (size_t)w;
         }
@@ -250,7 +244,8 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
         s = naq__fail(s, "%zu of %zu jobs were not enqueued: %s%s", failed, n, named,
                       failed > NAMED_FAILURES ? "; ..." : "");
 out:
-    jsCtx_Destroy(js);
+    if (t != NULL)
+        tally_release(t);
     for (size_t i = 0; built != NULL && i < n; i++) {
         naq_job_clear(&built[i]);
         if (json != NULL)
@@ -259,8 +254,7 @@ out:
     free(built);
     free(json);
     free(len);
-    free(b.by_id);
-    free(b.duplicate);
-    free(b.errors);
+    free(by_id);
+    free(errors);
     return s;
 }

@@ -205,13 +205,43 @@ void naq__enqueue_async_destroy(naq_client *c)
     naq__msgmap_destroy(c->async_jobs);
 }
 
-/* The synchronous path of an async enqueue: done runs before the return. */
-static naq_status enqueue_now(naq_client *c, async_job *a, const char *json, size_t len,
-                              char job_id[NAQ_ID_SIZE])
+naq_status naq__enqueue_async_built(naq_client *c, naq_job *j, const char *json, size_t len,
+                                    naq_enqueue_done_fn done, void *user)
 {
-    naq_status s = naq__enqueue_built(c, &a->job, json, len, job_id, NULL);
-    if (a->done != NULL)
-        a->done(a->job.id, s, s == NAQ_OK ? "" : naq_last_error(), a->user);
+    async_job *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        naq_job_clear(j);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory enqueueing a job");
+    }
+    a->c = c;
+    a->job = *j; /* taken */
+    memset(j, 0, sizeof *j);
+    a->done = done;
+    a->user = user;
+    natsMsg *m = NULL;
+    naq_status s;
+    if ((s = naq__job_msg(c, a->job.id, a->job.queue, a->job.function, a->job.priority, json, len,
+                          NULL, &m)) != NAQ_OK ||
+        (s = naq__msgmap_put(c->async_jobs, m, a)) != NAQ_OK)
+        goto out;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = ASYNC_ACK_WAIT_MS;
+    natsMsg *sent = m;
+    natsStatus ns = js_PublishMsgAsync(c->ajs, &m, &po);
+    if (ns == NATS_OK) {
+        a = NULL; /* the ack handler's now */
+    } else {
+        naq__msgmap_take(c->async_jobs, sent);
+        s = naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
+                           "job %s was not sent (%s)", a->job.id,
+                           ns == NATS_TIMEOUT ? "too many jobs wait for the server's answer"
+                                              : "the connection refused it");
+    }
+out:
+    natsMsg_Destroy(m);
+    if (a != NULL)
+        async_job_free(a);
     return s;
 }
 
@@ -223,49 +253,25 @@ naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[N
     if (c == NULL || o == NULL || job_id == NULL)
         return naq__fail(NAQ_ERR_INVALID_ARG, "naq_enqueue_async needs a client, options and a "
                                               "buffer for the job id");
-    async_job *a = calloc(1, sizeof *a);
-    if (a == NULL)
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory enqueueing a job");
-    a->c = c;
-    a->done = done;
-    a->user = user;
+    naq_job j;
     char *json = NULL;
     size_t len = 0;
-    natsMsg *m = NULL;
-    naq_status s = build(c, o, &a->job, &json, &len);
-    if (s != NAQ_OK) {
-        free(a);
+    naq_status s = build(c, o, &j, &json, &len);
+    if (s != NAQ_OK)
         return s;
-    }
-    if (a->job.unique_key != NULL || a->job.depends_on != NULL) {
-        s = enqueue_now(c, a, json, len, job_id);
-        goto out;
-    }
-    if ((s = naq__job_msg(c, a->job.id, a->job.queue, a->job.function, a->job.priority, json, len,
-                          NULL, &m)) != NAQ_OK ||
-        (s = naq__msgmap_put(c->async_jobs, m, a)) != NAQ_OK)
-        goto out;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = ASYNC_ACK_WAIT_MS;
-    natsMsg *sent = m;
-    snprintf(job_id, NAQ_ID_SIZE, "%s", a->job.id);
-    natsStatus ns = js_PublishMsgAsync(c->ajs, &m, &po);
-    if (ns == NATS_OK) {
-        a = NULL; /* the ack handler's now */
+    snprintf(job_id, NAQ_ID_SIZE, "%s", j.id);
+    if (j.unique_key != NULL || j.depends_on != NULL) {
+        /* Reads of their own first: naq_enqueue's path, done before return. */
+        s = naq__enqueue_built(c, &j, json, len, job_id, NULL);
+        if (done != NULL)
+            done(j.id, s, s == NAQ_OK ? "" : naq_last_error(), user);
+        naq_job_clear(&j);
     } else {
-        naq__msgmap_take(c->async_jobs, sent);
-        job_id[0] = '\0';
-        s = naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
-                           "job %s was not sent (%s)", a->job.id,
-                           ns == NATS_TIMEOUT ? "too many jobs wait for the server's answer"
-                                              : "the connection refused it");
+        s = naq__enqueue_async_built(c, &j, json, len, done, user);
     }
-out:
-    natsMsg_Destroy(m);
+    if (s != NAQ_OK)
+        job_id[0] = '\0';
     free(json);
-    if (a != NULL)
-        async_job_free(a);
     return s;
 }
 

@@ -482,6 +482,9 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
 void naq__registry_job_started(naq__registry *r, const char *job_id, const char *queue);
 /* Logs worker_released on the job, counts it, and worker_idle when no job
  * is left running. */
+/* Counts an outcome reached without running the job (expired, cancelled
+ * while queued, not a job): processed, and failed unless succeeded. */
+void naq__registry_job_counted(naq__registry *r, int succeeded);
 void naq__registry_job_finished(naq__registry *r, const char *job_id, const char *queue,
                                 int succeeded);
 /* Logs worker_error. */

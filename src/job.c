@@ -377,6 +377,10 @@ naq_status naq_job_opts_validate(const naq_job_opts *o)
                          "result_ttl_ms is %lld; use a positive number of milliseconds (0 = "
                          "the default, 24 h)",
                          (long long)o->result_ttl_ms);
+    if (o->result_ttl_ms > NAQ_RESULTS_MAX_TTL_MS)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "a result can be kept 7 days at most (the outcome stream keeps records "
+                         "that long); ask for a result TTL of 7d or less");
     return NAQ_OK;
 }
 

@@ -166,6 +166,10 @@ void naq__unique_release(naq_client *c, const char *queue, const char *key, cons
 
 /* ---- enqueue.c ---- */
 
+/* naq_enqueue_async for a job already built and encoded, without a unique
+ * key or dependencies; takes j (cleared here, also on failure). */
+naq_status naq__enqueue_async_built(naq_client *c, naq_job *j, const char *json, size_t len,
+                                    naq_enqueue_done_fn done, void *user);
 /* naq_enqueue_ex for a job already built and encoded (batch.c). */
 naq_status naq__enqueue_built(naq_client *c, const naq_job *j, const char *json, size_t len,
                               char job_id[NAQ_ID_SIZE], int *existing);

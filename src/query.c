@@ -997,11 +997,17 @@ void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
     case NAQ_EVENT_WORKER_ASSIGNED: job_begin(w, e->job_id); break;
     case NAQ_EVENT_COMPLETED:
     case NAQ_EVENT_FAILED:
-        a->processed++;
-        if (e->type == NAQ_EVENT_FAILED)
-            a->failed++;
-        /* fall through */
     case NAQ_EVENT_CANCELLED:
+    case NAQ_EVENT_TTL_EXPIRED:
+        /* One definition (docs/workers.md): every outcome a worker reached
+         * is processed; all but completed count as failed. A cancel made
+         * while the job waited carries no worker and counts for nobody. */
+        if (has(e->worker_id)) {
+            a->processed++;
+            if (e->type != NAQ_EVENT_COMPLETED)
+                a->failed++;
+        }
+        /* fall through */
     case NAQ_EVENT_TIMEOUT:
     case NAQ_EVENT_WORKER_RELEASED:
     case NAQ_EVENT_MAX_RETRIES_EXCEEDED:

@@ -173,6 +173,9 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
     if (conc < 1 || conc > MAX_CONCURRENCY)
         return naq__fail(NAQ_ERR_INVALID_ARG, "concurrency %d is out of range; use 1 to %d",
                          o->concurrency, MAX_CONCURRENCY);
+    if (o->prefetch < 0 || o->prefetch > MAX_CONCURRENCY)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "prefetch %d is out of range; use 0 to %d",
+                         o->prefetch, MAX_CONCURRENCY);
     naq_status s;
     if (o->worker_id != NULL && (s = naq_id_validate("worker id", o->worker_id)) != NAQ_OK)
         return s;
@@ -182,6 +185,7 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a worker");
     w->client = c;
     w->concurrency = conc;
+    w->prefetch = o->prefetch;
     w->grace_ms = o->grace_ms;
     pthread_mutex_init(&w->slots_lock, NULL);
     if (o->worker_id != NULL)
@@ -346,13 +350,13 @@ static void *executor_main(void *arg)
     while (!naq__worker_stopping(w)) {
         natsMsg *m = naq__worker_next_job(x);
         if (m != NULL) {
-            /* Delivered to us even if a stop came meanwhile: run it rather
-             * than leave it to wait out the ack wait. */
+            /* Taken even if a stop came meanwhile: run it rather than
+             * leave it to wait out the ack wait. */
             naq__worker_run_message(x, m);
             natsMsg_Destroy(m);
+            naq__worker_job_done(x);
         }
     }
-    naq__worker_close_inbox(x);
     atomic_fetch_sub(&w->live_executors, 1);
     return NULL;
 }
@@ -385,6 +389,7 @@ static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *st
         }
     }
     pthread_mutex_unlock(&w->slots_lock);
+    naq__fetcher_in_progress(w->fetcher, wpi);
     if (atomic_load(&w->consumers_lost) && now >= *next_consumer_retry) {
         *next_consumer_retry = now + CONSUMER_RETRY_MS;
         if (naq__worker_ensure_consumers(w) == NAQ_OK)
@@ -420,8 +425,11 @@ naq_status naq_worker_run(naq_worker *w)
      * finisher and the ack sink: the job path's asynchronous half. */
     if ((s = naq__client_open_latency_conn(w->client, &w->nc)) != NAQ_OK ||
         (s = naq__finisher_create(w->client, w->nc, &w->finisher)) != NAQ_OK ||
-        (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK) {
+        (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK ||
+        (s = naq__fetcher_start(w, &w->fetcher)) != NAQ_OK) {
+        naq__ack_sink_close(w->sink, 0);
         naq__finisher_destroy(w->finisher, 0);
+        w->sink = NULL;
         natsConnection_Destroy(w->nc);
         w->finisher = NULL;
         w->nc = NULL;
@@ -442,8 +450,6 @@ naq_status naq_worker_run(naq_worker *w)
         naq__executor *x = &w->execs[i];
         x->w = w;
         x->index = i;
-        x->idle_level = NAQ_PRIORITY_NORMAL;
-        x->idle_queue = x->next_queue = i % w->nqueues;
         if (pthread_create(&x->thread, NULL, executor_main, x) != 0) {
             s = naq__fail(NAQ_ERR_NO_MEMORY, "cannot start executor thread %d of worker %s", i,
                           w->id);
@@ -460,6 +466,8 @@ naq_status naq_worker_run(naq_worker *w)
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(w->execs[i].thread, NULL);
+    naq__fetcher_stop(w->fetcher);
+    w->fetcher = NULL;
     /* Outcomes still on their way get a few seconds to be confirmed and
      * acknowledged; past that they are delivered again after the ack
      * wait. */

@@ -76,11 +76,10 @@ typedef struct {
     naq_worker *w;
     int index;
     pthread_t thread;
-    int next_queue;              /* round-robin start within a level */
-    int idle_queue, idle_level;  /* where to long-poll when idle */
-    natsSubscription *inbox_sub; /* replies to this executor's pulls */
-    char inbox[64];
 } naq__executor;
+
+/* The worker's job fetcher (worker_pull.c). */
+typedef struct naq__fetcher naq__fetcher;
 
 /* Where acks go once their job's outcome is confirmed (worker_job.c):
  * outlives the worker while confirmations are still on their way. */
@@ -92,6 +91,8 @@ struct naq_worker {
     naq__finisher *finisher;   /* while running */
     naq__cancel_watch *watch;  /* while running; NULL when it could not start */
     naq__ack_sink *sink;       /* while running */
+    naq__fetcher *fetcher;     /* while running */
+    int prefetch;              /* jobs fetched beyond the free slots */
     char id[NAQ_ID_SIZE];
     int concurrency;
     int64_t grace_ms;
@@ -134,10 +135,17 @@ void naq__worker_error(naq_worker *w, const char *error_type, const char *fmt, .
 void naq__worker_error_cleared(naq_worker *w);
 
 /* worker_pull.c */
-/* The next job by the fairness rule (worker_pull.c); NULL when none came
- * (idle pull expired, error, or stopping). */
+naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out);
+/* Stops fetching and hands back (nak) what was fetched and not started.
+ * Accepts NULL. */
+void naq__fetcher_stop(naq__fetcher *f);
+/* The next job by the fairness rule, waiting for one; NULL now and then
+ * (the caller checks for a stop) and when stopping. Counts it running. */
 natsMsg *naq__worker_next_job(naq__executor *x);
-void naq__worker_close_inbox(naq__executor *x);
+/* The executor is done with its job: its slot asks for the next one. */
+void naq__worker_job_done(naq__executor *x);
+/* +WPI for fetched jobs that have waited older_than_ms to start. */
+void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms);
 
 /* worker_job.c */
 naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out);

@@ -317,6 +317,7 @@ static void reject_malformed(naq_worker *w, natsMsg *m, naq_job *j, const char *
     naq__worker_ack(w, natsMsg_GetReply(m), "+TERM");
     atomic_fetch_add(&w->failed, 1);
     atomic_fetch_add(&w->processed, 1);
+    naq__registry_job_counted(w->registry, 0);
 }
 
 /* 1 when the job waited in its queue longer than its TTL. queued_at is
@@ -346,6 +347,7 @@ static void expire(naq_worker *w, natsMsg *m, const naq_job *j, double waited_ms
     e.error_message = msg;
     atomic_fetch_add(&w->expired, 1);
     atomic_fetch_add(&w->processed, 1);
+    naq__registry_job_counted(w->registry, 0);
     settle_final(w, natsMsg_GetReply(m), j, &e, "failed", NULL, "TtlExpired", msg, 0, "+TERM");
     free(details);
 }
@@ -357,6 +359,7 @@ static void cancel_queued(naq_worker *w, natsMsg *m, const naq_job *j)
     job_event(&e, w, NAQ_EVENT_CANCELLED, j, json_pack("{s:s}", "while", "queued"), &details);
     atomic_fetch_add(&w->cancelled, 1);
     atomic_fetch_add(&w->processed, 1);
+    naq__registry_job_counted(w->registry, 0);
     settle_final(w, natsMsg_GetReply(m), j, &e, "cancelled", NULL, "Cancelled",
                  "cancelled before it started", 0, "+TERM");
     free(details);

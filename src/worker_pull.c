@@ -1,57 +1,96 @@
 /*
- * worker_pull.c - how an executor finds its next job.
+ * worker_pull.c - how a worker's executors get their jobs: one fetcher per
+ * worker pulls in batches sized to the free slots and hands the messages
+ * out, highest priority first.
  *
- * Pulling. Each (queue, priority) has a durable consumer "naq_<q>_p<n>";
- * executors pull from them by publishing to
- * $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> (batch 1) with a literal
- * reply inbox of their own. Why not js_PullSubscribe + natsSubscription_Fetch,
- * measured on nats.c 3.4.1 against server 2.9.10:
- *  - Fetch cannot probe a level: NoWait without Expires returns before the
- *    server answers, and with Expires the 2.9 server waits that long when
- *    the level is empty. A raw no-wait pull answers in ~0.1 ms (the job, or
- *    status 404), so checking the higher levels before each job is cheap.
- *  - Only one Fetch may run per subscription at a time.
- *  - A no-wait pull that loses a race with another puller is kept by the
- *    server without expiry and later swallows a message; through a shared
- *    (wildcard) request inbox that message is dropped and only comes back
- *    after the ack wait (seen as a stall of the whole queue). With a literal
- *    inbox the executor can withdraw interest (retire_inbox), and the server
- *    then drops the kept pull.
+ * Pulling. Each (queue, priority) has a durable consumer "naq_<q>_p<n>".
+ * The fetcher asks for messages by publishing pull requests
+ * ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>) on the worker's own
+ * connection, which sends at once (no flush, no PING per request), with
+ * the reply subject "<inbox>.<request slot>". At most one request is open
+ * per consumer. Its batch is what the worker can take now:
+ *     free slots (concurrency - jobs running) + prefetch - ready - requested
+ * so the server hands out no more than the worker will start, and a slot
+ * that frees up asks for the next job at once (naq__worker_job_done), from
+ * the executor's thread, without waiting for any reply.
+ *
+ * Measured on nats-server 2.9.10 (a probe program against the real server):
+ *  - a no-wait request is answered at once: the messages available (up to
+ *    the batch), then status 408 ends it (404 when there were none);
+ *  - a request with "expires" ends with 408 at its expiry; with
+ *    "idle_heartbeat" the server sends status 100 while it waits, so a
+ *    long poll whose server went away is noticed within a few heartbeats;
+ *  - job messages arrive with their own subject, not the reply subject:
+ *    their ack subject names the consumer (and the messages still pending
+ *    on it, the last token), which is how a job is counted against the
+ *    request that fetched it. A message for a request already counted as
+ *    ended (a no-wait request the server kept after losing a race) is
+ *    simply ours: it is handed out like any other.
  *
  * Fairness rule. A job is taken from the highest priority level that has
- * one waiting: levels are probed from 4 down to 0 with no-wait pulls before
- * every job. Within a level, queues are probed round-robin starting after
- * the queue this executor served last, so one busy queue cannot starve
- * another of the same priority. A level found empty is not probed again by
- * this worker's executors for EMPTY_HINT_MS, so priority is strict for jobs
- * that have waited at least that long (measured: with 0 ms two no-op
- * workers spend two thirds of their pulls on empty levels and run ~3.5k
- * jobs/s; with 5 ms, ~1.1 pulls per job and ~5.7k jobs/s). When every level
- * is empty the executor long-polls (IDLE_PULL_MS) the level where it last
- * found a job: a stream of jobs at one level starts at once, a job at
- * another level within IDLE_PULL_MS. An idle executor costs about
- * 5 * queues + 1 small requests per IDLE_PULL_MS. A job whose retry is
- * delayed is held by the server (a delayed nak) and comes back through the
- * same pulls when its delay is over.
+ * one waiting: when the worker can take more, levels are asked from 4 down
+ * to 0 with no-wait requests, skipping a level found empty within the last
+ * EMPTY_HINT_MS; within a level, queues are asked round-robin, so one busy
+ * queue cannot starve another of the same priority. Jobs fetched are
+ * handed out highest level first. When every level is empty the fetcher
+ * long-polls (IDLE_PULL_MS, with heartbeats) the level where it last found
+ * a job: a stream of jobs at one level starts at once, a job at another
+ * level within IDLE_PULL_MS. A job whose retry is delayed is held by the
+ * server (a delayed nak) and comes back through the same requests.
  */
 #include "worker_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* Longest wait of one pull when idle; also bounds how long naq_worker_stop
- * takes to be noticed by an idle executor. */
-#define IDLE_PULL_MS 200
-/* Extra client-side wait past a pull's expiry before it counts as lost. */
-#define PULL_MARGIN_MS 1000
-/* Wait for the answer to a no-wait pull (normally well under 1 ms); past
- * it the pull counts as kept by the server (see retire_inbox). */
-#define NOWAIT_REPLY_MS 50
-/* See "Fairness rule" above. */
+/* Longest wait of one long poll when idle; also how long a job at another
+ * level may wait for an idle worker to look there. */
+#define IDLE_PULL_MS 500
+/* Heartbeats of a long poll; three missed ones and it counts as lost. */
+#define HEARTBEAT_MS 100
+/* A no-wait request unanswered this long counts as lost (the server went
+ * away, or the consumer is gone: a request to a missing consumer is never
+ * answered). */
+#define NOWAIT_LOST_MS 1000
+/* See "Fairness rule" above: long enough that a busy lower level does not
+ * pay a round of probes per job, short enough for priorities to bite. */
 #define EMPTY_HINT_MS 5
-/* Pause after a failed pull (server away, consumer missing). */
+/* Pause after a failed request (server away, consumer missing). */
 #define ERROR_BACKOFF_MS 250
+/* How often the fetcher thread looks at its requests when nothing comes. */
+#define FETCH_TICK_MS 50
+
+typedef struct ready_msg {
+    struct ready_msg *next;
+    natsMsg *m;
+    int64_t since_ms; /* when it arrived: in-progress acks while it waits */
+} ready_msg;
+
+/* The request open on one consumer (queue q, level l: slot q*levels+l). */
+typedef struct {
+    int open;
+    int batch, delivered;
+    int no_wait;
+    int64_t sent_ms, last_heard_ms;
+} pull_req;
+
+struct naq__fetcher {
+    naq_worker *w;
+    pthread_mutex_t lock;
+    pthread_cond_t ready_cv; /* executors wait here for a job */
+    natsSubscription *sub;   /* "<inbox>.*": every reply to our requests */
+    char inbox[64];
+    ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
+    int nready, running, requested;
+    pull_req *reqs; /* nqueues * NAQ_PRIORITY_LEVELS */
+    int next_queue;            /* round-robin start within a level */
+    int focus_q, focus_l;      /* where the last job came from */
+    int64_t backoff_until_ms;  /* after an error, no request before this */
+    int stopping;
+    pthread_t thread;
+};
 
 static void sleep_ms(int64_t ms)
 {
@@ -59,163 +98,374 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* A literal reply subject of the executor's own, so that a pull request
- * the server keeps (see retire_inbox) can be made harmless. */
-static natsStatus open_inbox(naq__executor *x)
+static pull_req *req_of(naq__fetcher *f, int q, int level)
 {
-    natsInbox *ib = NULL;
-    natsStatus ns = natsInbox_Create(&ib);
-    if (ns == NATS_OK) {
-        snprintf(x->inbox, sizeof x->inbox, "%s", (const char *)ib);
-        natsInbox_Destroy(ib);
-        ns = natsConnection_SubscribeSync(&x->inbox_sub, x->w->nc, x->inbox);
-    }
-    if (ns != NATS_OK)
-        x->inbox_sub = NULL;
-    return ns;
+    return &f->reqs[q * NAQ_PRIORITY_LEVELS + level];
 }
 
-void naq__worker_close_inbox(naq__executor *x)
+/* Lock held. The request of (q, level) has ended: what it did not deliver
+ * is no longer expected. */
+static void req_end(naq__fetcher *f, pull_req *r)
 {
-    if (x->inbox_sub != NULL) /* every pull was answered or retired */
-        natsSubscription_Unsubscribe(x->inbox_sub);
-    natsSubscription_Destroy(x->inbox_sub);
-    x->inbox_sub = NULL;
+    if (!r->open)
+        return;
+    int left = r->batch - r->delivered;
+    f->requested -= left > 0 ? left : 0;
+    r->open = 0;
 }
 
-static int is_status(natsMsg *m, const char **status)
-{
-    return natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", status) == NATS_OK;
-}
+/* ---------------------------------------------------------------- requests */
 
-/*
- * Called when a pull got no answer in time. Server 2.9.10 keeps a no-wait
- * pull that arrived while messages were pending but lost them to another
- * puller, with no expiry, and later hands it the next message of that
- * level. The server skips (and drops) kept pulls whose reply subject has
- * no subscriber, so the inbox is drained away: what the server sent before
- * it saw the UNSUB is still read here (a job found that way is returned,
- * it is ours), and a new inbox is used from now on.
- */
-static natsMsg *retire_inbox(naq__executor *x)
+/* Lock held. Sends a request for n jobs to (q, level). */
+static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
 {
-    natsMsg *job = NULL, *m = NULL;
-    if (x->inbox_sub != NULL && natsSubscription_Drain(x->inbox_sub) == NATS_OK) {
-        int64_t deadline = naq__mono_ms() + PULL_MARGIN_MS;
-        while (natsSubscription_IsValid(x->inbox_sub) && naq__mono_ms() < deadline) {
-            if (natsSubscription_NextMsg(&m, x->inbox_sub, 50) != NATS_OK)
-                continue;
-            const char *status = NULL;
-            if (job == NULL && !is_status(m, &status))
-                job = m; /* at most one: one pull per inbox at a time */
-            else
-                natsMsg_Destroy(m);
-        }
-    }
-    natsSubscription_Destroy(x->inbox_sub);
-    x->inbox_sub = NULL;
-    return job;
-}
-
-typedef enum { PULL_JOB, PULL_EMPTY, PULL_ERROR } pull_result;
-
-/* One pull of batch 1 from a level; wait_ms 0 = no wait. */
-static pull_result pull(naq__executor *x, naq__queue_state *qs, int level, int64_t wait_ms,
-                        natsMsg **out)
-{
-    naq_worker *w = x->w;
-    natsConnection *nc = w->nc;
-    *out = NULL;
-    if (x->inbox_sub == NULL && open_inbox(x) != NATS_OK) {
-        naq__worker_error(w, "PullFailed",
-                          "cannot subscribe to a pull inbox (is the server away?)");
-        return PULL_ERROR;
-    }
-    char body[64];
-    if (wait_ms == 0)
-        snprintf(body, sizeof body, "{\"batch\":1,\"no_wait\":true}");
-    else /* expires is in nanoseconds */
-        snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}",
-                 (long long)wait_ms * 1000000LL);
-    /* The worker's connection sends it at once (no flush, no PING). */
+    naq_worker *w = f->w;
+    char reply[96], body[128];
+    snprintf(reply, sizeof reply, "%s.%d", f->inbox, q * NAQ_PRIORITY_LEVELS + level);
+    if (no_wait) /* expires is in nanoseconds */
+        snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
+    else
+        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld,\"idle_heartbeat\":%lld}", n,
+                 (long long)IDLE_PULL_MS * 1000000LL, (long long)HEARTBEAT_MS * 1000000LL);
     natsStatus ns =
-        natsConnection_PublishRequestString(nc, qs->next_subject[level], x->inbox, body);
-    natsMsg *m = NULL;
-    if (ns == NATS_OK)
-        ns = natsSubscription_NextMsg(&m, x->inbox_sub,
-                                      wait_ms ? wait_ms + PULL_MARGIN_MS : NOWAIT_REPLY_MS);
+        natsConnection_PublishRequestString(w->nc, w->queues[q].next_subject[level], reply, body);
     if (ns != NATS_OK) {
-        /* No answer: the pull may be kept by the server (see retire_inbox),
-         * the consumer may be gone (a pull to a missing consumer is never
-         * answered), or the server is away. */
-        if (ns == NATS_TIMEOUT && wait_ms > 0)
-            atomic_store(&w->consumers_lost, 1);
-        *out = retire_inbox(x);
-        if (*out != NULL)
-            return PULL_JOB;
-        if (ns == NATS_TIMEOUT && wait_ms == 0)
-            return PULL_EMPTY;
-        naq__worker_error(w, "PullFailed", "pulling from consumer %s got no answer (%s)",
-                          qs->consumer[level], natsStatus_GetText(ns));
-        return PULL_ERROR;
+        naq__worker_error(w, "PullFailed", "cannot ask for jobs (%s); is the server away?",
+                          natsStatus_GetText(ns));
+        f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
+        return 0;
     }
-    const char *status = NULL;
-    if (is_status(m, &status)) {
-        pull_result r = PULL_EMPTY; /* 404 no messages, 408 request expired or pending */
-        if (strcmp(status, "404") != 0 && strcmp(status, "408") != 0) {
-            const char *desc = NULL;
-            natsMsgHeader_Get(m, "Description", &desc);
-            if (desc != NULL && strstr(desc, "Deleted") != NULL) {
-                atomic_store(&w->consumers_lost, 1);
-                naq__worker_error(w, "ConsumerLost", "consumer %s was deleted; re-creating it",
-                                  qs->consumer[level]);
-            } else {
-                naq__worker_error(w, "PullFailed", "pulling from consumer %s: status %s %s",
-                                  qs->consumer[level], status, desc ? desc : "");
-            }
-            r = PULL_ERROR; /* 409: consumer deleted, too many waiting pulls, ... */
-        } else {
-            naq__worker_error_cleared(w);
-        }
-        natsMsg_Destroy(m);
-        return r;
-    }
-    naq__worker_error_cleared(w);
-    *out = m;
-    return PULL_JOB;
+    pull_req *r = req_of(f, q, level);
+    r->open = 1;
+    r->batch = n;
+    r->delivered = 0;
+    r->no_wait = no_wait;
+    r->sent_ms = r->last_heard_ms = naq__mono_ms();
+    f->requested += n;
+    return 1;
 }
+
+/* Lock held. Asks for as many jobs as the worker can take now, by the
+ * fairness rule. */
+static void refill(naq__fetcher *f)
+{
+    naq_worker *w = f->w;
+    int64_t now = naq__mono_ms();
+    if (f->stopping || naq__worker_stopping(w) || now < f->backoff_until_ms)
+        return;
+    int want = w->concurrency - f->running + w->prefetch - f->nready - f->requested;
+    if (want <= 0)
+        return;
+    int any_open = 0;
+    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++)
+        any_open |= f->reqs[i].open;
+    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && want > 0; level--) {
+        for (int k = 0; k < w->nqueues && want > 0; k++) {
+            int q = (f->next_queue + k) % w->nqueues;
+            pull_req *r = req_of(f, q, level);
+            if (r->open || atomic_load(&w->queues[q].empty_until[level]) > now)
+                continue;
+            if (!send_request(f, q, level, want, 1))
+                return;
+            want = 0; /* its answer says what is left to ask for */
+            any_open = 1;
+            f->next_queue = (q + 1) % w->nqueues;
+        }
+    }
+    /* Everything is empty (as far as we know): wait where jobs came last. */
+    if (want > 0 && !any_open)
+        send_request(f, f->focus_q, f->focus_l, want, 0);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+/* (q, level) of a job message, from the consumer named in its ack
+ * subject "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.
+ * <pending>"; *pending is the last token. -1 when it is not ours. */
+static int consumer_of(naq__fetcher *f, natsMsg *m, int *level, long long *pending)
+{
+    const char *reply = natsMsg_GetReply(m);
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return -1;
+    const char *consumer = strchr(reply + 8, '.');
+    if (consumer == NULL)
+        return -1;
+    consumer++;
+    const char *end = strchr(consumer, '.');
+    const char *last = strrchr(reply, '.');
+    if (end == NULL || last == NULL)
+        return -1;
+    *pending = strtoll(last + 1, NULL, 10);
+    size_t len = (size_t)(end - consumer);
+    for (int q = 0; q < f->w->nqueues; q++) {
+        for (int l = 0; l < NAQ_PRIORITY_LEVELS; l++) {
+            const char *name = f->w->queues[q].consumer[l];
+            if (strlen(name) == len && strncmp(name, consumer, len) == 0) {
+                *level = l;
+                return q;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Lock held. A job arrived: count it against its request, queue it. */
+static void on_job(naq__fetcher *f, natsMsg *m)
+{
+    naq_worker *w = f->w;
+    int level = NAQ_PRIORITY_NORMAL;
+    long long pending = -1;
+    int q = consumer_of(f, m, &level, &pending);
+    if (q >= 0) {
+        pull_req *r = req_of(f, q, level);
+        if (r->open) {
+            r->delivered++;
+            r->last_heard_ms = naq__mono_ms();
+            f->requested--;
+            if (r->delivered >= r->batch)
+                r->open = 0;
+        }
+        if (pending == 0) /* the level is empty now: do not ask it again at once */
+            atomic_store(&w->queues[q].empty_until[level], naq__mono_ms() + EMPTY_HINT_MS);
+        f->focus_q = q;
+        f->focus_l = level;
+    }
+    ready_msg *rm = malloc(sizeof *rm);
+    if (rm == NULL) {
+        /* Not lost: without an ack the server delivers it again. */
+        natsMsg_Destroy(m);
+        return;
+    }
+    rm->m = m;
+    rm->next = NULL;
+    rm->since_ms = naq__mono_ms();
+    if (f->ready_tail[level])
+        f->ready_tail[level]->next = rm;
+    else
+        f->ready[level] = rm;
+    f->ready_tail[level] = rm;
+    f->nready++;
+    pthread_cond_signal(&f->ready_cv);
+}
+
+/* Lock held. A status reply ("<inbox>.<slot>"). */
+static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
+{
+    naq_worker *w = f->w;
+    const char *slot = strrchr(natsMsg_GetSubject(m), '.');
+    int i = slot ? atoi(slot + 1) : -1;
+    if (i < 0 || i >= w->nqueues * NAQ_PRIORITY_LEVELS)
+        return;
+    int q = i / NAQ_PRIORITY_LEVELS, level = i % NAQ_PRIORITY_LEVELS;
+    pull_req *r = &f->reqs[i];
+    r->last_heard_ms = naq__mono_ms();
+    if (strcmp(status, "100") == 0)
+        return; /* a heartbeat: the long poll is alive */
+    if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
+        if (r->open && r->delivered == 0)
+            atomic_store(&w->queues[q].empty_until[level], naq__mono_ms() + EMPTY_HINT_MS);
+        req_end(f, r);
+        naq__worker_error_cleared(w);
+        return;
+    }
+    /* 409 and others: consumer deleted, too many waiting requests, ... */
+    const char *desc = NULL;
+    natsMsgHeader_Get(m, "Description", &desc);
+    if (desc != NULL && strstr(desc, "Deleted") != NULL) {
+        atomic_store(&w->consumers_lost, 1);
+        naq__worker_error(w, "ConsumerLost", "consumer %s was deleted; re-creating it",
+                          w->queues[q].consumer[level]);
+    } else {
+        naq__worker_error(w, "PullFailed", "pulling from consumer %s: status %s %s",
+                          w->queues[q].consumer[level], status, desc ? desc : "");
+    }
+    req_end(f, r);
+    f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
+}
+
+/* Lock held. Requests that went silent count as lost. */
+static void expire_requests(naq__fetcher *f)
+{
+    naq_worker *w = f->w;
+    int64_t now = naq__mono_ms();
+    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
+        pull_req *r = &f->reqs[i];
+        int64_t limit = r->no_wait ? NOWAIT_LOST_MS : 3 * HEARTBEAT_MS;
+        if (!r->open || now - r->last_heard_ms < limit)
+            continue;
+        naq__worker_error(w, "PullFailed", "consumer %s did not answer a request for jobs",
+                          w->queues[i / NAQ_PRIORITY_LEVELS].consumer[i % NAQ_PRIORITY_LEVELS]);
+        atomic_store(&w->consumers_lost, 1); /* the keeper makes sure they exist */
+        req_end(f, r);
+    }
+}
+
+static void *fetcher_main(void *arg)
+{
+    naq__fetcher *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        int stop = f->stopping;
+        if (!stop) {
+            expire_requests(f);
+            refill(f);
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (stop)
+            return NULL;
+        natsMsg *m = NULL;
+        natsStatus ns = natsSubscription_NextMsg(&m, f->sub, FETCH_TICK_MS);
+        if (ns == NATS_TIMEOUT)
+            continue;
+        if (ns != NATS_OK) { /* the subscription is closing, or the server away */
+            sleep_ms(FETCH_TICK_MS);
+            continue;
+        }
+        const char *status = NULL;
+        pthread_mutex_lock(&f->lock);
+        if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
+            on_status(f, m, status);
+            natsMsg_Destroy(m);
+        } else {
+            on_job(f, m); /* takes m */
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
+}
+
+/* ---------------------------------------------------------------- executors */
 
 natsMsg *naq__worker_next_job(naq__executor *x)
 {
-    naq_worker *w = x->w;
+    naq__fetcher *f = x->w->fetcher;
     natsMsg *m = NULL;
+    pthread_mutex_lock(&f->lock);
+    while (f->nready == 0 && !naq__worker_stopping(x->w) && !f->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += FETCH_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->ready_cv, &f->lock, &until);
+    }
+    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && f->nready > 0; level--) {
+        ready_msg *rm = f->ready[level];
+        if (rm == NULL)
+            continue;
+        f->ready[level] = rm->next;
+        if (f->ready[level] == NULL)
+            f->ready_tail[level] = NULL;
+        f->nready--;
+        f->running++;
+        m = rm->m;
+        free(rm);
+        break;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return m;
+}
+
+void naq__worker_job_done(naq__executor *x)
+{
+    naq__fetcher *f = x->w->fetcher;
+    pthread_mutex_lock(&f->lock);
+    f->running--;
+    refill(f); /* the freed slot asks for its next job now */
+    pthread_mutex_unlock(&f->lock);
+}
+
+void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
+{
     int64_t now = naq__mono_ms();
-    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0; level--) {
-        for (int k = 0; k < w->nqueues; k++) {
-            int q = (x->next_queue + k) % w->nqueues;
-            naq__queue_state *qs = &w->queues[q];
-            if (atomic_load(&qs->empty_until[level]) > now)
-                continue;
-            if (naq__worker_stopping(w))
-                return NULL;
-            pull_result r = pull(x, qs, level, 0, &m);
-            if (r == PULL_JOB) {
-                x->next_queue = (q + 1) % w->nqueues;
-                x->idle_queue = q;
-                x->idle_level = level;
-                return m;
+    pthread_mutex_lock(&f->lock);
+    for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
+        for (ready_msg *rm = f->ready[level]; rm != NULL; rm = rm->next) {
+            if (now - rm->since_ms >= older_than_ms) {
+                naq__worker_ack(f->w, natsMsg_GetReply(rm->m), "+WPI");
+                rm->since_ms = now;
             }
-            if (r == PULL_ERROR) {
-                sleep_ms(ERROR_BACKOFF_MS);
-                return NULL;
-            }
-            atomic_store(&qs->empty_until[level], naq__mono_ms() + EMPTY_HINT_MS);
         }
     }
-    if (naq__worker_stopping(w))
-        return NULL;
-    pull_result r = pull(x, &w->queues[x->idle_queue], x->idle_level, IDLE_PULL_MS, &m);
-    if (r == PULL_ERROR)
-        sleep_ms(ERROR_BACKOFF_MS);
-    return m;
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
+{
+    *out = NULL;
+    naq__fetcher *f = calloc(1, sizeof *f);
+    pull_req *reqs = calloc((size_t)w->nqueues * NAQ_PRIORITY_LEVELS, sizeof *reqs);
+    if (f == NULL || reqs == NULL) {
+        free(f);
+        free(reqs);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
+    }
+    f->w = w;
+    f->reqs = reqs;
+    f->focus_l = NAQ_PRIORITY_NORMAL;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->ready_cv, NULL);
+    natsInbox *ib = NULL;
+    natsStatus ns = natsInbox_Create(&ib);
+    char subject[80];
+    if (ns == NATS_OK) {
+        snprintf(f->inbox, sizeof f->inbox, "%s", (const char *)ib);
+        natsInbox_Destroy(ib);
+        snprintf(subject, sizeof subject, "%s.*", f->inbox);
+        ns = natsConnection_SubscribeSync(&f->sub, w->nc, subject);
+    }
+    if (ns == NATS_OK)
+        natsSubscription_SetPendingLimits(f->sub, -1, -1); /* bounded by our requests */
+    if (ns == NATS_OK && pthread_create(&f->thread, NULL, fetcher_main, f) != 0)
+        ns = NATS_NO_MEMORY;
+    if (ns != NATS_OK) {
+        natsSubscription_Destroy(f->sub);
+        pthread_mutex_destroy(&f->lock);
+        pthread_cond_destroy(&f->ready_cv);
+        free(f->reqs);
+        free(f);
+        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot start fetching jobs for worker %s",
+                              w->id);
+    }
+    *out = f;
+    return NAQ_OK;
+}
+
+void naq__fetcher_stop(naq__fetcher *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = 1;
+    pthread_cond_broadcast(&f->ready_cv);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    /* Withdraw our interest, then hand back what was fetched but never
+     * started: a nak without delay, so another worker takes it at once
+     * (what arrives after the unsubscribe is not ours: the server keeps
+     * it for the ack wait). */
+    natsSubscription_Unsubscribe(f->sub);
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, f->sub, 0) == NATS_OK) {
+        const char *status = NULL;
+        if (!(natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK))
+            naq__worker_ack(f->w, natsMsg_GetReply(m), "-NAK");
+        natsMsg_Destroy(m);
+    }
+    for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
+        for (ready_msg *rm = f->ready[level], *next; rm != NULL; rm = next) {
+            next = rm->next;
+            naq__worker_ack(f->w, natsMsg_GetReply(rm->m), "-NAK");
+            natsMsg_Destroy(rm->m);
+            free(rm);
+        }
+    }
+    natsSubscription_Destroy(f->sub);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->ready_cv);
+    free(f->reqs);
+    free(f);
 }

@@ -696,6 +696,18 @@ void naq__registry_job_started(naq__registry *r, const char *job_id, const char 
     pthread_mutex_unlock(&r->mu);
 }
 
+void naq__registry_job_counted(naq__registry *r, int succeeded)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->processed++;
+    if (!succeeded)
+        r->failed++;
+    mark_dirty_locked(r, JOBS_PUT_GAP_MS);
+    pthread_mutex_unlock(&r->mu);
+}
+
 void naq__registry_job_finished(naq__registry *r, const char *job_id, const char *queue,
                                 int succeeded)
 {

@@ -295,6 +295,17 @@ static int entry_processed_one(void *ud)
     return ok;
 }
 
+static int entry_processed_three(void *ud)
+{
+    wait_arg *a = ud;
+    naq_worker_info w;
+    if (!live_entry(a->c, a->id, &w))
+        return 0;
+    int ok = w.processed == 3 && w.status == NAQ_WORKER_STATUS_IDLE;
+    info_free(&w);
+    return ok;
+}
+
 static int entry_present(void *ud)
 {
     wait_arg *a = ud;
@@ -682,6 +693,77 @@ static int job_released(void *ud)
     return done;
 }
 
+/* A whole (small) file as a string, or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    char *buf = calloc(1, 65536);
+    if (buf != NULL)
+        buf[fread(buf, 1, 65535, fp)] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* Issue 14: the exit summary said "failed 0" after a cancelled and an
+ * expired job while `naq workers` said otherwise. One definition: failed =
+ * processed but not completed, in every view. */
+static void every_view_counts_a_cancelled_and_an_expired_job_as_failed(void **state)
+{
+    fixture *f = *state;
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "sum";
+    o.function = NAQ_EXEC_FUNCTION;
+    o.args_json = "{\"argv\":[\"true\"]}";
+    char expired[NAQ_ID_SIZE], cancelled[NAQ_ID_SIZE], done[NAQ_ID_SIZE];
+    o.ttl_ms = 50;
+    assert_int_equal(naq_enqueue(f->c, &o, expired), NAQ_OK);
+    o.ttl_ms = 0;
+    assert_int_equal(naq_enqueue(f->c, &o, cancelled), NAQ_OK);
+    assert_int_equal(naq_job_cancel(f->c, cancelled, NULL), NAQ_OK);
+    assert_int_equal(naq_enqueue(f->c, &o, done), NAQ_OK);
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL); /* the first one's TTL passes in its queue */
+
+    char url[128], spool[320], log[320];
+    snprintf(url, sizeof url, "NAQ_URL=%s", f->srv.url);
+    snprintf(spool, sizeof spool, "NAQ_SPOOL_DIR=%s/sum-spool", f->srv.dir);
+    snprintf(log, sizeof log, "%s/sum.log", f->srv.dir);
+    const char *env[] = {url, spool, NULL};
+    const char *argv[] = {"worker", "-q", "sum", "--id", "w-sum", NULL};
+    pid_t pid = naq_test_spawn_cli(argv, env, log);
+    wait_arg a = {f->c, "w-sum", 0, 0, "idle", 0};
+    int counted = naq_test_wait_for(entry_processed_three, &a, 10000);
+    naq_worker_info w;
+    int live = live_entry(f->c, "w-sum", &w);
+    kill(pid, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!counted || !live)
+        fail_msg("the registry did not count 3 jobs (see %s)", log);
+    assert_int_equal(w.processed, 3);
+    assert_int_equal(w.failed, 2);
+    info_free(&w);
+
+    char *text = slurp(log);
+    if (text == NULL || strstr(text, "stopped: processed 3 (completed 1, failed 2)") == NULL)
+        fail_msg("naq worker's summary: %s", text ? text : "(no output)");
+    free(text);
+
+    const char *events[] = {"events", "workers", "--since", "10m", "--format", "json",
+                            "--url", f->srv.url, NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(naq_test_run_cli(events, NULL, &out, &err), 0);
+    char *line = strstr(out, "\"w-sum\"");
+    if (line == NULL || strstr(line, "\"processed\":3") == NULL ||
+        strstr(line, "\"failed\":2") == NULL)
+        fail_msg("naq events workers: '%s' (stderr '%s')", out, err);
+    free(out);
+    free(err);
+}
+
 static void a_real_worker_reports_its_jobs_and_leaves_the_registry_when_stopped(void **state)
 {
     fixture *f = *state;
@@ -1049,6 +1131,7 @@ static const struct CMUnitTest tests[] = {
     T(a_bucket_made_with_another_ttl_is_kept),
     T(the_registry_drops_a_killed_worker_after_its_ttl),
     T(a_real_worker_reports_its_jobs_and_leaves_the_registry_when_stopped),
+    T(every_view_counts_a_cancelled_and_an_expired_job_as_failed),
     T(seen_lists_stopped_workers_but_not_live_or_older_ones),
     T(lists_are_empty_before_any_worker_ran),
     T(listing_while_entries_expire_returns_at_once),

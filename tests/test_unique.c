@@ -108,6 +108,40 @@ static void a_holder_that_finished_without_releasing_is_replaced(void **state)
     assert_string_equal(third, got);
 }
 
+/* Issue 14: a job that ended for any reason releases its key - also one
+ * cancelled, or past its TTL, while no worker has met it yet. */
+static void a_holder_cancelled_while_queued_no_longer_holds_the_key(void **state)
+{
+    lc_fixture *fx = *state;
+    naq_job_opts o = unique_job("sync", "k-cancel");
+    char holder[NAQ_ID_SIZE], got[NAQ_ID_SIZE];
+    lc_enqueue(fx, &o, holder);
+    naq_cancel_outcome how;
+    assert_int_equal(naq_job_cancel(fx->c, holder, &how), NAQ_OK);
+    assert_int_equal(how, NAQ_CANCEL_REQUESTED); /* queued: a worker will stop it */
+    int existing = -1;
+    assert_int_equal(naq_enqueue_ex(fx->c, &o, got, &existing), NAQ_OK);
+    assert_int_equal(existing, 0);
+    assert_string_not_equal(got, holder);
+    assert_int_equal(lc_queued(fx), 2);
+}
+
+static void a_holder_past_its_ttl_no_longer_holds_the_key(void **state)
+{
+    lc_fixture *fx = *state;
+    naq_job_opts o = unique_job("sync", "k-ttl");
+    o.ttl_ms = 100;
+    char holder[NAQ_ID_SIZE], got[NAQ_ID_SIZE];
+    lc_enqueue(fx, &o, holder);
+    int existing = -1;
+    assert_int_equal(naq_enqueue_ex(fx->c, &o, got, &existing), NAQ_OK);
+    assert_int_equal(existing, 1); /* still within its TTL */
+    lc_sleep_ms(200);
+    assert_int_equal(naq_enqueue_ex(fx->c, &o, got, &existing), NAQ_OK);
+    assert_int_equal(existing, 0);
+    assert_string_not_equal(got, holder);
+}
+
 static void enqueueing_the_holder_s_own_id_again_is_not_a_conflict(void **state)
 {
     lc_fixture *fx = *state;
@@ -223,6 +257,8 @@ static const struct CMUnitTest tests[] = {
     T(the_key_is_free_again_once_the_job_finished),
     T(a_release_by_another_job_leaves_the_key_to_its_holder),
     T(a_holder_that_finished_without_releasing_is_replaced),
+    T(a_holder_cancelled_while_queued_no_longer_holds_the_key),
+    T(a_holder_past_its_ttl_no_longer_holds_the_key),
     T(enqueueing_the_holder_s_own_id_again_is_not_a_conflict),
     T(eight_threads_racing_with_one_key_make_exactly_one_job),
     T(a_failed_enqueue_gives_the_key_back),

@@ -192,13 +192,12 @@ naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[N
  * open as NAQ_ERR_TIMEOUT. */
 naq_status naq_enqueue_async_flush(naq_client *c, int64_t timeout_ms);
 
-/* Enqueues n jobs with one round of asynchronous publishes (the client's
- * connection, its own JetStream context), and reports per job:
+/* Enqueues n jobs through naq_enqueue_async, and reports per job:
  * statuses[i] is NAQ_OK when job i is stored in its queue (or, for a job
  * with a unique key or dependencies, handled as naq_enqueue_ex would:
  * those go one at a time), and ids[i] its id - also for a job that failed,
  * so that enqueueing it again with that id cannot store it twice.
- * "enqueued" is logged for the stored jobs only, in input order.
+ * "enqueued" is logged for the stored jobs only, as the server stores them.
  *
  * The batch is validated whole first (naq_job_opts_validate, job ids
  * unique within the batch, sizes within the server's max payload): if any

@@ -93,6 +93,11 @@ typedef struct {
      * them at once) and their handlers cancelled. Default 30000; 0 = hand
      * back at once; negative = wait for them however long they take. */
     int64_t grace_ms;
+    /* Jobs fetched beyond the free slots, so that a slot that frees up
+     * finds its next job already here instead of waiting for the server
+     * (default 0). A fetched job that waits gets in-progress acks, but it
+     * waits: with long jobs, another idle worker could have run it. */
+    int prefetch;
 } naq_worker_opts;
 
 void naq_worker_opts_init(naq_worker_opts *o);
