@@ -13,7 +13,7 @@
 
 static const char bench_usage[] =
     "usage: naq bench events [--events N] [--runs R] [--payload BYTES] [--url URL]\n"
-    "       naq bench jobs [--count N] [--workers W] [--concurrency C]\n"
+    "       naq bench jobs [--count N] [--workers W] [--concurrency C] [--prefetch P]\n"
     "                      [--mode sync|async|prefilled] [--events on|off|both]\n"
     "                      [--runs R] [--rate JOBS_PER_S] [--payload BYTES]\n"
     "                      [--queue Q] [--server-pid PID] [--url URL]\n"
@@ -37,6 +37,8 @@ static const char bench_usage[] =
     "    --count N           jobs per run (default 20000)\n"
     "    --workers W         worker processes (default 2; 1 with --rate)\n"
     "    --concurrency C     jobs at once in each worker (default 1)\n"
+    "    --prefetch P        jobs each worker fetches beyond its free slots\n"
+    "                        (default 0; the ceiling pulls as many more)\n"
     "    --mode M            sync: naq_enqueue per job, waiting for the server\n"
     "                        (default); async: naq_enqueue_async per job, then a\n"
     "                        flush; prefilled: the queue is filled first and the\n"
@@ -179,6 +181,7 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"concurrency", required_argument, NULL, 'c'},
+                                         {"prefetch", required_argument, NULL, 'f'},
                                          {"mode", required_argument, NULL, 'm'},
                                          {"events", required_argument, NULL, 'e'},
                                          {"runs", required_argument, NULL, 'r'},
@@ -191,7 +194,7 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
                                          {NULL, 0, NULL, 0}};
     int ch;
     int64_t v;
-    while ((ch = getopt_long(argc, argv, "n:w:c:m:e:r:R:p:q:P:u:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:w:c:f:m:e:r:R:p:q:P:u:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n':
             if (!parse_count("--count", optarg, 1, &o.count))
@@ -207,6 +210,11 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
             if (!parse_count("--concurrency", optarg, 1, &v))
                 return 2;
             o.concurrency = (int)v;
+            break;
+        case 'f':
+            if (!parse_count("--prefetch", optarg, 0, &v))
+                return 2;
+            o.prefetch = (int)v;
             break;
         case 'r':
             if (!parse_count("--runs", optarg, 1, &v))
@@ -279,8 +287,9 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
         if (!workers_set)
             o.workers = 1;
     }
-    printf("count=%lld\nworkers=%d\nconcurrency=%d\nmode=%s\nruns=%d\n", (long long)o.count,
-           o.workers, o.concurrency, naq_bench_mode_name(o.mode), o.runs);
+    printf("count=%lld\nworkers=%d\nconcurrency=%d\nprefetch=%d\nmode=%s\nruns=%d\n",
+           (long long)o.count, o.workers, o.concurrency, o.prefetch, naq_bench_mode_name(o.mode),
+           o.runs);
     if (o.rate > 0)
         printf("rate=%.0f\n", o.rate);
     fflush(stdout);

@@ -11,8 +11,8 @@
  *
  * Worker (one process, one pull thread): pulls from the durable consumer
  * "ceil_workers" with raw $JS.API.CONSUMER.MSG.NEXT requests on its own
- * inbox, batch = the free handler slots (C, the handler is a no-op) and an
- * expiry. For each job it runs the no-op handler, then publishes
+ * inbox, batch = the free handler slots (C, the handler is a no-op) plus
+ * the prefetch, and an expiry. For each job it runs the no-op handler, then publishes
  * asynchronously K events (~300 B JSON, Nats-Msg-Id, literal subject
  * ceil.events.<job id>, CEIL_EVENTS) and one outcome record (~200 B,
  * ceil.outcomes.<job id>, CEIL_OUTCOMES, one per subject like a KV put),
@@ -471,7 +471,8 @@ static int is_status(natsMsg *m)
 }
 
 /* Asks for as many jobs as there are free handler slots (C: the handler
- * is a no-op), but no more than there are unsettled slots free; when none
+ * is a no-op) plus the prefetch, but no more than there are unsettled
+ * slots free; when none
  * is, waits a moment for one (wait != 0) or leaves it to the next round. */
 static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int *outstanding)
 {
@@ -486,7 +487,8 @@ static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int 
         }
         pthread_cond_timedwait(&w->freed, &w->mu, &until);
     }
-    int batch = w->nfree < w->r->o->concurrency ? w->nfree : w->r->o->concurrency;
+    int want = w->r->o->concurrency + w->r->o->prefetch;
+    int batch = w->nfree < want ? w->nfree : want;
     pthread_mutex_unlock(&w->mu);
     if (batch == 0)
         return NATS_OK;

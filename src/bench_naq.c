@@ -215,6 +215,7 @@ int naq__bench_naq_worker(naq__bench_chan *ch, void *arg)
     naq_worker_opts_init(&wo);
     wo.queues = queues;
     wo.concurrency = r->o->concurrency;
+    wo.prefetch = r->o->prefetch;
     if (naq__bench_tally_init(&t, r->o->count) != NAQ_OK ||
         naq_client_connect(&r->cfg, &c) != NAQ_OK || naq_worker_create(c, &wo, &x.w) != NAQ_OK ||
         naq_worker_register(x.w, "noop", noop_handler, &t) != NAQ_OK) {

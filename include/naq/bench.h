@@ -48,6 +48,9 @@ typedef struct {
     int64_t count;       /* N jobs per run, default 20000 */
     int workers;         /* W worker processes, default 2 */
     int concurrency;     /* C: jobs at once in each worker, default 1 */
+    int prefetch;        /* jobs each worker fetches beyond its free slots
+                          * (naq_worker_opts.prefetch; the ceiling pulls as
+                          * many more), default 0 */
     naq_bench_mode mode; /* default NAQ_BENCH_SYNC */
     int events;          /* 1 = event logging on (producer and workers), default 1 */
     int runs;            /* R: naq and the ceiling alternate R times, default 1 */
