@@ -108,6 +108,37 @@ int naq_cli_try_help(const char *cmd);
 int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
                       long long max, long long *out);
 
+/* `one` when n is 1, else `many`: "1 event", "2 events", "0 entries".
+ * Every count the CLI prints in a sentence goes through it. */
+const char *naq_cli_plural(unsigned long long n, const char *one, const char *many);
+
+/* --limit N of every listing: at most N, and 0 means no limit, the same
+ * in every command (docs/cli.md). Prints a usage error and returns
+ * NAQ_EXIT_USAGE when text is not a whole number >= 0. */
+int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out);
+
+/* ---- tables ---- */
+
+/* A table whose columns are as wide as their widest cell, so no value,
+ * however long (ids may have 128 characters), pushes a row out of line.
+ * Every listing that has its rows before it prints uses it. */
+#define NAQ_CLI_TABLE_MAX_COLS 16
+typedef struct {
+    int ncols; /* at most NAQ_CLI_TABLE_MAX_COLS */
+    const char *const *headers;
+    const char *align; /* NULL, or one char per column: 'r' right-aligns it */
+    char **cells;      /* heap: rows * ncols heap strings */
+    size_t rows, cap;
+} naq_cli_table;
+
+void naq_cli_table_init(naq_cli_table *t, int ncols, const char *const *headers, const char *align);
+/* Copies a row of ncols cells (NULL or "" shows as "-"; control characters
+ * become spaces). 0, or -1 when out of memory. */
+int naq_cli_table_add(naq_cli_table *t, const char *const *cells);
+/* Prints the header and the rows, columns two spaces apart. */
+void naq_cli_table_print(const naq_cli_table *t, FILE *out);
+void naq_cli_table_free(naq_cli_table *t);
+
 /* ---- the event formatter ---- */
 
 typedef enum {
@@ -133,8 +164,12 @@ typedef struct {
 void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format);
 
 /* Prints one event. 0 on success; -1 when it cannot be encoded (the error is
- * printed) or stdout is gone (a closed pipe). */
+ * printed) or stdout is gone (a closed pipe). A table row has fixed column
+ * widths (live output cannot know the rows to come). */
 int naq_cli_print_event(naq_cli_printer *p, const naq_event *e);
+/* Prints a list of events; as a table its columns fit the longest value.
+ * Same return as naq_cli_print_event. */
+int naq_cli_print_events(naq_cli_printer *p, const naq_event *events, size_t n);
 
 /* "2026-01-31T12:00:00.123Z" for a timestamp in seconds since the epoch,
  * rounded to the nearest millisecond; "-" for 0 (none). Every time the CLI

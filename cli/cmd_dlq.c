@@ -31,7 +31,7 @@ static const char usage[] =
     "      --queue Q          only jobs of this queue\n"
     "      --error-type T     only jobs whose last error has this type (exact)\n"
     "      --job ID           only this job\n"
-    "      --limit N          at most N entries, oldest first\n"
+    "      --limit N          at most N entries, oldest first (0 = no limit, the default)\n"
     "      --all              retry / purge: every entry (needed when no filter is given)\n"
     "      --format FORMAT    table (default) or json (one entry per line)\n"
     "  -h, --help             this help\n"
@@ -83,11 +83,7 @@ static int parse(int argc, char **argv, dlq_args *a, int *help)
         case OPT_QUEUE: a->f.queue = optarg; break;
         case OPT_ERROR_TYPE: a->f.error_type = optarg; break;
         case OPT_JOB: a->f.job_id = optarg; break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 1, 100000000, &n))
-                rc = NAQ_EXIT_USAGE;
-            a->f.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a->f.limit); break;
         case OPT_ALL: a->f.all = 1; break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
         case 'h': *help = 1; return NAQ_EXIT_OK;
@@ -134,17 +130,19 @@ static void print_json(const naq_dlq_entry *e)
     json_decref(o);
 }
 
-static void print_row(const naq_dlq_entry *e, int first)
+static const char *const headers[] = {"SEQ",      "FAILED_AT", "JOB",  "QUEUE",
+                                      "FUNCTION", "ATTEMPTS",  "ERROR"};
+
+static int add_row(naq_cli_table *t, const naq_dlq_entry *e)
 {
-    if (first)
-        printf("%-8s  %-24s  %-32s  %-12s  %-16s  %-8s  %s\n", "SEQ", "FAILED_AT", "JOB", "QUEUE",
-               "FUNCTION", "ATTEMPTS", "ERROR");
-    char when[40], err[200], both[400];
+    char seq[24], when[40], attempts[16], err[200], both[400];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->seq);
     naq_cli_format_time(e->failed_at, when, sizeof when);
+    snprintf(attempts, sizeof attempts, "%d", e->attempts);
     snprintf(both, sizeof both, "%s: %s", e->error_type, e->error_message);
     clean(both, err, sizeof err);
-    printf("%-8llu  %-24s  %-32s  %-12s  %-16s  %-8d  %s\n", (unsigned long long)e->seq, when,
-           e->job_id, e->queue, e->function, e->attempts, err);
+    const char *cells[] = {seq, when, e->job_id, e->queue, e->function, attempts, err};
+    return naq_cli_table_add(t, cells);
 }
 
 static int list(naq_client *c, const dlq_args *a)
@@ -152,12 +150,17 @@ static int list(naq_client *c, const dlq_args *a)
     naq_dlq_entry_list l;
     naq_status s = naq_dlq_list(c, &a->f, &l);
     int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(a->cmd, s);
+    naq_cli_table t;
+    naq_cli_table_init(&t, 7, headers, "r    r");
     for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
         if (a->format == NAQ_CLI_FORMAT_JSON)
             print_json(&l.items[i]);
-        else
-            print_row(&l.items[i], i == 0);
+        else if (add_row(&t, &l.items[i]) != 0)
+            rc = NAQ_EXIT_FAILURE;
     }
+    if (rc == NAQ_EXIT_OK && t.rows > 0)
+        naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
     if (rc == NAQ_EXIT_OK && l.count == 0 && a->format == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "naq: no dead jobs match\n");
     naq_dlq_entry_list_free(&l);
@@ -201,7 +204,7 @@ static int retry(naq_client *c, const dlq_args *a)
     free(done);
     if (s != NAQ_OK)
         return naq_cli_fail(a->cmd, s);
-    fprintf(stderr, "naq: %zu dead job%s enqueued again\n", n, n == 1 ? "" : "s");
+    fprintf(stderr, "naq: %zu dead %s enqueued again\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 
@@ -211,7 +214,7 @@ static int purge(naq_client *c, const dlq_args *a)
     naq_status s = naq_dlq_purge(c, &a->f, &n);
     if (s != NAQ_OK)
         return naq_cli_fail(a->cmd, s);
-    printf("purged %zu dead job%s\n", n, n == 1 ? "" : "s");
+    printf("purged %zu dead %s\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 

@@ -450,9 +450,9 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             if (s != NAQ_OK) {
                 rc = naq_cli_fail(cmd, s);
                 fprintf(stderr,
-                        "naq: %zu of %zu jobs enqueued; enqueue the others again with "
+                        "naq: %zu of %zu %s enqueued; enqueue the others again with "
                         "their ids (a job stored meanwhile is stored once)\n",
-                        done, n);
+                        done, n, naq_cli_plural(n, "job", "jobs"));
             }
         }
     }
@@ -535,8 +535,20 @@ int naq_cmd_enqueue(int argc, char **argv)
             if (naq_retry_policy_parse(optarg, &jo.retry) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--retry-policy: %s", naq_last_error());
             break;
-        case OPT_RETRY_ON: jo.retry.retry_on = optarg; break;
-        case OPT_SKIP_ON: jo.retry.skip_on = optarg; break;
+        case OPT_RETRY_ON:
+        case OPT_SKIP_ON:
+            /* "" would mean "every type" for retry_on and "none" for
+             * skip_on: as a flag it is a mistake either way. */
+            if (optarg[strspn(optarg, " ,")] == '\0')
+                rc = naq_cli_usage_error(cmd,
+                                         "%s needs at least one error type, like Timeout "
+                                         "or Timeout,ExitStatus",
+                                         ch == OPT_RETRY_ON ? "--retry-on" : "--skip-on");
+            else if (ch == OPT_RETRY_ON)
+                jo.retry.retry_on = optarg;
+            else
+                jo.retry.skip_on = optarg;
+            break;
         case OPT_TIMEOUT:
             if (naq_parse_duration_ms(optarg, &jo.timeout_ms) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
@@ -631,8 +643,9 @@ int naq_cmd_enqueue(int argc, char **argv)
         goto out;
     }
     if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
-        rc = naq_cli_usage_error(cmd, "a delayed job (%s) cannot have --unique-key or "
-                                      "--depends-on; enqueue it without a delay",
+        rc = naq_cli_usage_error(cmd,
+                                 "a delayed job (%s) cannot have --unique-key or "
+                                 "--depends-on; enqueue it without a delay",
                                  delay.flag);
         goto out;
     }
@@ -652,8 +665,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     if (delay.given && delay.run_at > wall_now()) {
         char when[40];
         naq_cli_format_time(delay.run_at, when, sizeof when);
-        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id,
-                      when);
+        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id, when);
     }
     if (existing)
         naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "

@@ -76,7 +76,10 @@ static const char types_usage[] =
     "usage: naq events types\n"
     "\n"
     "Lists every event type name with its category (job, worker, scheduler,\n"
-    "system); these names are what --type accepts and what event_type holds.\n";
+    "system); these names are what --type accepts and what event_type holds.\n"
+    "Needs no server.\n"
+    "\n"
+    "exit codes: 0 ok, 2 bad usage\n";
 
 enum {
     OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE,
@@ -131,9 +134,8 @@ static int history(int argc, char **argv)
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
-        for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++)
-            if (naq_cli_print_event(&p, &list.items[i]) != 0)
-                rc = NAQ_EXIT_FAILURE;
+        if (naq_cli_print_events(&p, list.items, list.count) != 0)
+            rc = NAQ_EXIT_FAILURE;
     }
     naq_event_list_free(&list);
     naq_client_destroy(client);

@@ -33,7 +33,7 @@ static const char list_usage[] =
     "\n"
     "      --group G      entries of this group only\n"
     "      --type TYPE    entries whose event has this type\n"
-    "      --limit N      at most N entries (the oldest)\n"
+    "      --limit N      at most N entries, the oldest (0 = no limit, the default)\n"
     "      --format F     table (default) or json (one object per line)\n"
     "  -h, --help         this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
@@ -42,7 +42,9 @@ static const char list_usage[] =
     "deliveries, original_subject, original_sequence, failed_at and event.\n"
     "\n"
     "example:\n"
-    "  naq events dlq list --group billing --format json | jq -r .reason\n";
+    "  naq events dlq list --group billing --format json | jq -r .reason\n"
+    "\n"
+    "exit codes: 0 ok (also when nothing matched), 1 failure, 2 bad usage\n";
 
 static const char replay_usage[] =
     "usage: naq events dlq replay (--seq N | --group G [--type TYPE] | --all)\n"
@@ -102,24 +104,23 @@ static int print_json(const naq_event_dlq_entry *e)
     return rc;
 }
 
-static int print_row(const naq_event_dlq_entry *e, int first)
+static const char *const headers[] = {"SEQ", "FAILED",     "GROUP", "TYPE",
+                                      "JOB", "DELIVERIES", "REASON"};
+
+static int add_row(naq_cli_table *t, const naq_event_dlq_entry *e)
 {
-    if (first)
-        printf("%-8s  %-24s  %-16s  %-22s  %-32s  %-4s  %s\n", "SEQ", "FAILED", "GROUP", "TYPE",
-               "JOB", "DLV", "REASON");
-    char when[40], reason[160];
+    char seq[24], when[40], deliveries[16];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->sequence);
     naq_cli_format_time(e->failed_at, when, sizeof when);
-    /* One entry, one line: control characters become spaces. */
-    size_t n = 0;
-    for (const char *p = e->reason; *p && n + 1 < sizeof reason; p++)
-        reason[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
-    reason[n] = '\0';
-    const char *type = e->event_decoded ? naq_event_type_name(e->event.type) : "?";
-    const char *job = e->event_decoded && e->event.job_id[0] ? e->event.job_id : "-";
-    return printf("%-8llu  %-24s  %-16s  %-22s  %-32s  %-4d  %s\n", (unsigned long long)e->sequence,
-                  when, e->group, type, job, e->deliveries, reason) < 0
-               ? -1
-               : 0;
+    snprintf(deliveries, sizeof deliveries, "%d", e->deliveries);
+    const char *cells[] = {seq,
+                           when,
+                           e->group,
+                           e->event_decoded ? naq_event_type_name(e->event.type) : "?",
+                           e->event_decoded ? e->event.job_id : "-",
+                           deliveries,
+                           e->reason};
+    return naq_cli_table_add(t, cells);
 }
 
 static int list(int argc, char **argv)
@@ -135,16 +136,13 @@ static int list(int argc, char **argv)
     naq_cli_common common = {0};
     naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
     naq_event_dlq_filter f = {0};
-    long long limit = 0;
+    size_t limit = 0;
     int rc = NAQ_EXIT_OK, ch;
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_GROUP: f.group = optarg; break;
         case OPT_TYPE: f.type = optarg; break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 1, 1000000000, &limit))
-                rc = NAQ_EXIT_USAGE;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
         case 'h': fputs(list_usage, stdout); return NAQ_EXIT_OK;
         default:
@@ -159,7 +157,7 @@ static int list(int argc, char **argv)
         rc = check_filter(cmd, &f);
     if (rc != NAQ_EXIT_OK)
         return rc;
-    f.limit = (size_t)limit;
+    f.limit = limit;
 
     naq_client *client = NULL;
     if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
@@ -168,12 +166,17 @@ static int list(int argc, char **argv)
     naq_status s = naq_event_dlq_list(client, &f, &l);
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
+    naq_cli_table t;
+    naq_cli_table_init(&t, 7, headers, "r");
     for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
-        int out = format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i])
-                                                : print_row(&l.items[i], i == 0);
+        int out =
+            format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i]) : add_row(&t, &l.items[i]);
         if (out != 0)
             rc = NAQ_EXIT_FAILURE;
     }
+    if (rc == NAQ_EXIT_OK && t.rows > 0)
+        naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
     if (rc == NAQ_EXIT_OK && l.count == 0 && format == NAQ_CLI_FORMAT_TABLE)
         fputs("no dead events\n", stderr);
     naq_event_dlq_entries_free(&l);
@@ -256,7 +259,7 @@ static int replay(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else
-        printf("replayed %zu dead event%s\n", n, n == 1 ? "" : "s");
+        printf("replayed %zu dead %s\n", n, naq_cli_plural(n, "event", "events"));
     naq_client_destroy(client);
     return rc;
 }

@@ -35,8 +35,8 @@
     "      --worker W        events about this worker\n"                                           \
     "      --tag KEY=VALUE   events whose job has this tag (repeatable)\n"                         \
     "      --since TIME      events at or after TIME: a duration before now (90s, 1h,\n"           \
-    "                        7d), an ISO-8601 UTC time (2026-01-31T12:00:00Z) or\n"                \
-    "                        @SECONDS since the epoch\n"                                           \
+    "                        7d), an ISO-8601 time (2026-01-31T12:00:00Z; with an\n"               \
+    "                        offset, 2026-01-31T13:00:00+01:00) or @SECONDS\n"                     \
     "      --until TIME      events at or before TIME (same forms)\n"                              \
     "      --from-seq N      from stream sequence N\n"                                             \
     "      --until-seq N     up to stream sequence N\n"
@@ -233,11 +233,7 @@ int naq_cmd_events_list(int argc, char **argv)
                 rc = NAQ_EXIT_USAGE;
             a.q.offset = (size_t)n;
             break;
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
-                rc = NAQ_EXIT_USAGE;
-            a.q.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
         default: rc = other_option(cmd, &common, ch, optarg, list_usage, &done); break;
         }
@@ -258,9 +254,8 @@ int naq_cmd_events_list(int argc, char **argv)
     } else {
         naq_cli_printer p;
         naq_cli_printer_init(&p, format);
-        for (size_t i = 0; i < l.count && rc == NAQ_EXIT_OK; i++)
-            if (naq_cli_print_event(&p, &l.items[i]) != 0)
-                rc = NAQ_EXIT_FAILURE;
+        if (naq_cli_print_events(&p, l.items, l.count) != 0)
+            rc = NAQ_EXIT_FAILURE;
         if (more)
             fprintf(stderr,
                     "naq: more events match; see the next ones with --offset %zu, or give "
@@ -285,7 +280,9 @@ static const char count_usage[] =
     "request; other filters read the range like list does.\n"
     "\n"
     "example:\n"
-    "  naq events count --since 10m --type failed\n";
+    "  naq events count --since 10m --type failed\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_count(int argc, char **argv)
 {
@@ -374,7 +371,8 @@ int naq_cmd_events_delete(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
-        printf("deleted %llu event%s of job %s\n", (unsigned long long)n, n == 1 ? "" : "s", job);
+        printf("deleted %llu %s of job %s\n", (unsigned long long)n,
+               naq_cli_plural(n, "event", "events"), job);
     else
         printf("{\"job_id\":\"%s\",\"deleted\":%llu}\n", job, (unsigned long long)n);
     naq_client_destroy(c);
@@ -395,7 +393,9 @@ static const char cleanup_usage[] =
     "  -h, --help            this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "example:\n"
-    "  naq events cleanup --older-than 3d\n";
+    "  naq events cleanup --older-than 3d\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_cleanup(int argc, char **argv)
 {
@@ -433,8 +433,9 @@ int naq_cmd_events_cleanup(int argc, char **argv)
     if (s != NAQ_OK)
         rc = naq_cli_fail(cmd, s);
     else if (format == NAQ_CLI_FORMAT_TABLE)
-        printf("deleted %llu event%s; the stream now starts at sequence %llu\n",
-               (unsigned long long)deleted, deleted == 1 ? "" : "s", (unsigned long long)first);
+        printf("deleted %llu %s; the stream now starts at sequence %llu\n",
+               (unsigned long long)deleted, naq_cli_plural(deleted, "event", "events"),
+               (unsigned long long)first);
     else
         printf("{\"deleted\":%llu,\"first_seq\":%llu}\n", (unsigned long long)deleted,
                (unsigned long long)first);
@@ -455,11 +456,12 @@ static const char replay_usage[] =
     "waits the time that separated it from the previous one when recorded,\n"
     "divided by --speed. Ctrl-C stops.\n"
     "\n"
-    "      --from-time TIME  same as --since\n" FILTER_USAGE
+    "      --from-time TIME  same as --since (give one of --since, --from-time and\n"
+    "                        --from-seq)\n" FILTER_USAGE
     "      --timing T        fast (default) or original\n"
     "      --speed X         original timing X times faster (implies original)\n"
     "      --max-gap D       never wait longer than D between two events (e.g. 5s)\n"
-    "      --limit N         stop after N events\n" NAQ_CLI_FORMAT_USAGE
+    "      --limit N         stop after N events (0 = no limit, the default)\n" NAQ_CLI_FORMAT_USAGE
     "  -h, --help            this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "examples:\n"
@@ -493,8 +495,21 @@ int naq_cmd_events_replay(int argc, char **argv)
     query_args a;
     query_args_init(&a);
     int rc = NAQ_EXIT_OK, ch, done = 0;
-    long long n = 0;
+    const char *start = NULL; /* the flag that says where to start */
     while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *flag = ch == OPT_SINCE       ? "--since"
+                           : ch == OPT_FROM_TIME ? "--from-time"
+                           : ch == OPT_FROM_SEQ  ? "--from-seq"
+                                                 : NULL;
+        if (flag != NULL && start != NULL) {
+            rc = naq_cli_usage_error(cmd,
+                                     "%s and %s both say where to start; give one of --since, "
+                                     "--from-time and --from-seq",
+                                     start, flag);
+            break;
+        }
+        if (flag != NULL)
+            start = flag;
         int handled = 0;
         rc = filter_option(cmd, &a, ch, optarg, &handled);
         if (handled)
@@ -524,11 +539,7 @@ int naq_cmd_events_replay(int argc, char **argv)
             ro.max_gap_s = (double)ms / 1000.0;
             break;
         }
-        case OPT_LIMIT:
-            if (!naq_cli_parse_int(cmd, "--limit", optarg, 0, INT64_MAX, &n))
-                rc = NAQ_EXIT_USAGE;
-            a.q.limit = (size_t)n;
-            break;
+        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
         default: rc = other_option(cmd, &common, ch, optarg, replay_usage, &done); break;
         }
@@ -649,8 +660,9 @@ static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
            (unsigned long long)t->counts[NAQ_EVENT_FAILED], (unsigned long long)t->final_failed);
     printf("success rate: %s   throughput: %.3f jobs/s (%.1f/min)\n", rate, t->throughput_per_s,
            t->throughput_per_min);
-    printf("duration (%llu runs): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
-           (unsigned long long)t->duration_n, avg, p50, p95, p99);
+    printf("duration (%llu %s): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
+           (unsigned long long)t->duration_n, naq_cli_plural(t->duration_n, "run", "runs"), avg,
+           p50, p95, p99);
     printf("\n%-26s %10s\n", "TYPE", "COUNT");
     for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
         if (t->counts[i] > 0)
@@ -779,9 +791,10 @@ int naq_cmd_events_stats(int argc, char **argv)
         if (st.rollup_lag > 0)
             fprintf(
                 format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
-                "%srollups are %llu events behind; run `naq events rollup` or `naq scheduler` "
+                "%srollups are %llu %s behind; run `naq events rollup` or `naq scheduler` "
                 "(which keeps them up to date unless --no-rollup)\n",
-                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag);
+                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag,
+                naq_cli_plural(st.rollup_lag, "event", "events"));
     }
     naq_stats_free(&st);
     naq_client_destroy(c);
@@ -793,16 +806,17 @@ int naq_cmd_events_stats(int argc, char **argv)
 static const char workers_usage[] =
     "usage: naq events workers [--since TIME] [--format table|json|raw]\n"
     "\n"
-    "Workers that wrote events since TIME (default 10m): their state from those\n"
-    "events (busy: a job started and has not ended; idle; stopped: its last\n"
-    "event was worker_stopped), the job in progress, jobs processed and failed\n"
-    "in the window, and when it was last seen. A worker that wrote nothing in\n"
-    "the window is not listed.\n"
+    "Workers that wrote events since TIME (default 10m): their status from those\n"
+    "events, as 'naq workers' shows it (idle, busy, stopping, stopped, or lost:\n"
+    "it did not stop and wrote nothing for 3 heartbeat intervals), the job in\n"
+    "progress, jobs processed and failed in the window, and when it was last\n"
+    "seen. A worker that wrote nothing in the window is not listed.\n"
     "\n"
     "      --since TIME      a duration before now or a time (see 'naq events list')\n"
     "      --format F        table (default), json or raw (one object per line)\n"
     "  -h, --help            this help\n"
-    "\n" NAQ_CLI_COMMON_USAGE;
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "exit codes: 0 ok (also when no worker wrote events), 1 failure, 2 bad usage\n";
 
 int naq_cmd_events_workers(int argc, char **argv)
 {
@@ -837,21 +851,31 @@ int naq_cmd_events_workers(int argc, char **argv)
     if (s != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
     } else if (format == NAQ_CLI_FORMAT_TABLE) {
-        printf("%-28s  %-7s  %-14s  %-32s  %7s  %9s  %6s  %s\n", "WORKER", "STATE", "QUEUE",
-               "CURRENT_JOB", "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN");
-        for (size_t i = 0; i < n; i++) {
-            char seen[40];
+        static const char *const headers[] = {"WORKER",  "STATUS",    "QUEUE",  "CURRENT_JOB",
+                                              "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN"};
+        naq_cli_table t;
+        naq_cli_table_init(&t, 8, headers, "    rrr");
+        for (size_t i = 0; i < n && rc == NAQ_EXIT_OK; i++) {
+            char seen[40], running[16], processed[24], failed[24];
             naq_cli_format_time(w[i].last_seen, seen, sizeof seen);
-            printf("%-28s  %-7s  %-14s  %-32s  %7d  %9llu  %6llu  %s\n", w[i].worker_id,
-                   naq_worker_state_name(w[i].state), w[i].queue[0] ? w[i].queue : "-",
-                   w[i].current_job[0] ? w[i].current_job : "-", w[i].running,
-                   (unsigned long long)w[i].processed, (unsigned long long)w[i].failed, seen);
+            snprintf(running, sizeof running, "%d", w[i].running);
+            snprintf(processed, sizeof processed, "%llu", (unsigned long long)w[i].processed);
+            snprintf(failed, sizeof failed, "%llu", (unsigned long long)w[i].failed);
+            const char *cells[] = {w[i].worker_id, naq_worker_status_name(w[i].status),
+                                   w[i].queue,     w[i].current_job,
+                                   running,        processed,
+                                   failed,         seen};
+            if (naq_cli_table_add(&t, cells) != 0)
+                rc = NAQ_EXIT_FAILURE;
         }
+        if (rc == NAQ_EXIT_OK && t.rows > 0)
+            naq_cli_table_print(&t, stdout);
+        naq_cli_table_free(&t);
     } else {
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_pack(
-                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "state",
-                naq_worker_state_name(w[i].state), "queue", w[i].queue, "current_job",
+                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "status",
+                naq_worker_status_name(w[i].status), "queue", w[i].queue, "current_job",
                 w[i].current_job, "running", w[i].running, "processed", (json_int_t)w[i].processed,
                 "failed", (json_int_t)w[i].failed, "first_seen", w[i].first_seen, "last_seen",
                 w[i].last_seen, "last_event", naq_event_type_name(w[i].last_type));
@@ -924,7 +948,7 @@ int naq_cmd_events_rollup(int argc, char **argv)
                 s = naq_rollup_lag(c, &cursor, &lag);
         } while (s == NAQ_OK && cursor > before && !stop_requested);
         if (s == NAQ_OK)
-            printf("folded %zu event%s\n", total, total == 1 ? "" : "s");
+            printf("folded %zu %s\n", total, naq_cli_plural(total, "event", "events"));
     } else {
         fprintf(stderr, "naq rollup: folding events into the stats rollups; Ctrl-C stops\n");
         s = naq_rollup_run(c, (const volatile int *)&stop_requested);

@@ -26,7 +26,9 @@ static const char usage[] =
     "  priority  change the priority of a job still waiting in its queue\n"
     "  move      move a job still waiting in its queue to another queue\n"
     "\n"
-    "'naq job SUBCOMMAND --help' shows its options.\n";
+    "'naq job SUBCOMMAND --help' shows its options.\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure (unknown or finished job, no server), 2 bad usage\n";
 
 static const char status_usage[] =
     "usage: naq job status JOB_ID [--format table|json|raw]\n"

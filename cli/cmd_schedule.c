@@ -60,7 +60,7 @@ static const char usage_schedule[] =
     "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
 static const char usage_scheduler[] =
-    "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION]\n"
+    "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION] [--no-rollup]\n"
     "\n"
     "Runs a scheduler candidate until Ctrl-C or SIGTERM. Run as many as you\n"
     "like, on any machines: exactly one is leader at a time (a lease in the KV\n"
@@ -127,18 +127,9 @@ static int fits(const char *cmd, const char *flag, const char *text, size_t cap)
 
 static int parse_priority(const char *cmd, const char *text, int *out)
 {
-    static const char *const names[NAQ_PRIORITY_LEVELS] = {"lowest", "low", "normal", "high",
-                                                           "critical"};
-    for (int i = 0; i < NAQ_PRIORITY_LEVELS; i++) {
-        if (strcmp(text, names[i]) == 0 || (text[0] == '0' + i && text[1] == '\0')) {
-            *out = i;
-            return NAQ_EXIT_OK;
-        }
-    }
-    return naq_cli_usage_error(cmd,
-                               "unknown priority '%s': use lowest, low, normal, high, "
-                               "critical or 0-4",
-                               text);
+    if (naq_priority_parse(text, out) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    return NAQ_EXIT_OK;
 }
 
 /* {"argv": [...]} as compact JSON (heap); NULL when not valid UTF-8. */
@@ -377,11 +368,11 @@ static const char *state_of(const naq_schedule *s)
     return s->paused ? "paused" : s->next_run_ms == 0 ? "finished" : "active";
 }
 
-static void print_row(const naq_schedule *s, int header)
+static const char *const list_headers[] = {"NAME",  "WHEN",  "NEXT RUN", "LAST RUN",
+                                           "QUEUE", "STATE", "LEFT"};
+
+static int add_row(naq_cli_table *t, const naq_schedule *s)
 {
-    if (header)
-        printf("%-24s  %-30s  %-24s  %-24s  %-12s  %-8s  %s\n", "NAME", "WHEN", "NEXT RUN",
-               "LAST RUN", "QUEUE", "STATE", "LEFT");
     char when[200], next[48], last[48], left[24];
     format_when(s, when, sizeof when);
     naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
@@ -390,8 +381,8 @@ static void print_row(const naq_schedule *s, int header)
         snprintf(left, sizeof left, "-");
     else
         snprintf(left, sizeof left, "%lld", (long long)s->repeat);
-    printf("%-24s  %-30s  %-24s  %-24s  %-12s  %-8s  %s\n", s->name, when, next, last, s->queue,
-           state_of(s), left);
+    const char *cells[] = {s->name, when, next, last, s->queue, state_of(s), left};
+    return naq_cli_table_add(t, cells);
 }
 
 /* One schedule as a JSON line: the stored JSON plus its revision. */
@@ -442,7 +433,7 @@ static void print_details(const naq_schedule *s)
     } else {
         printf("timeout:      none\n");
     }
-    printf("priority:     %d\n", s->priority);
+    printf("priority:     %s\n", naq_priority_name(s->priority));
     naq_cli_format_time_ms(s->created_at_ms, t, sizeof t);
     printf("created:      %s\n", t);
 }
@@ -559,17 +550,51 @@ static int cmd_list(const char *cmd, int argc, char **argv)
     }
     if (list.count == 0 && fmt == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "no schedules; add one with 'naq schedule add NAME --every 1m -- CMD'\n");
+    naq_cli_table t;
+    naq_cli_table_init(&t, 7, list_headers, NULL);
     for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++) {
         if (fmt == NAQ_CLI_FORMAT_JSON)
             rc = print_schedule_json(cmd, &list.items[i]);
-        else
-            print_row(&list.items[i], i == 0);
+        else if (add_row(&t, &list.items[i]) != 0)
+            rc = NAQ_EXIT_FAILURE;
     }
+    if (rc == NAQ_EXIT_OK && t.rows > 0)
+        naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
 out:
     naq_schedule_list_free(&list);
     free(ch.exec_args);
     naq_client_destroy(client);
     return rc;
+}
+
+/* After a resume: when the schedule runs next, or that it never will (a
+ * one-off whose time passed while it was paused, or no triggers left). */
+static int report_resumed(const char *cmd, naq_client *client, const char *name)
+{
+    naq_schedule s;
+    naq_schedule_init(&s);
+    naq_status st = naq_schedule_get(client, name, &s);
+    if (st != NAQ_OK) {
+        naq_schedule_clear(&s);
+        return naq_cli_fail(cmd, st);
+    }
+    char t[48];
+    if (s.next_run_ms > 0) {
+        naq_cli_format_time_ms(s.next_run_ms, t, sizeof t);
+        printf("schedule %s resumed; next run %s\n", name, t);
+    } else if (s.kind == NAQ_SCHEDULE_AT && s.repeat != 0) {
+        naq_cli_format_time_ms(s.at_ms, t, sizeof t);
+        printf("schedule %s is finished: its time %s passed while it was paused, so it will "
+               "not run; give it a new time with 'naq schedule modify %s --at TIME'\n",
+               name, t, name);
+    } else {
+        printf("schedule %s is finished: it has no triggers left, so it will not run; give it "
+               "more with 'naq schedule modify %s --repeat N'\n",
+               name, name);
+    }
+    naq_schedule_clear(&s);
+    return NAQ_EXIT_OK;
 }
 
 /* show, pause, resume, rm: NAME and the common flags. */
@@ -620,11 +645,10 @@ static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    if (!is_show)
-        printf("schedule %s %s\n", name,
-               strcmp(sub, "pause") == 0    ? "paused"
-               : strcmp(sub, "resume") == 0 ? "resumed"
-                                            : "removed");
+    if (strcmp(sub, "resume") == 0)
+        rc = report_resumed(cmd, client, name);
+    else if (!is_show)
+        printf("schedule %s %s\n", name, strcmp(sub, "pause") == 0 ? "paused" : "removed");
     else if (fmt == NAQ_CLI_FORMAT_JSON)
         rc = print_schedule_json(cmd, &s);
     else
@@ -789,9 +813,10 @@ int naq_cmd_scheduler(int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
     naq_scheduler_stats stats;
     naq_scheduler_get_stats(s, &stats);
-    fprintf(stderr, "naq scheduler %s stopped: %llu triggers, %llu delayed jobs released\n",
+    fprintf(stderr, "naq scheduler %s stopped: %llu %s, %llu delayed %s released\n",
             naq_scheduler_id(s), (unsigned long long)stats.triggers,
-            (unsigned long long)stats.released);
+            naq_cli_plural(stats.triggers, "trigger", "triggers"),
+            (unsigned long long)stats.released, naq_cli_plural(stats.released, "job", "jobs"));
 out:
     naq_scheduler_destroy(s);
     naq_client_destroy(client);

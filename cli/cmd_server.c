@@ -526,17 +526,8 @@ int naq_cmd_server(int argc, char **argv)
                                        o.dir);
         }
     }
-    if (make_dirs(o.dir) != 0) {
-        naq_cli_error("cannot create data directory %s: %s", o.dir, strerror(errno));
-        return NAQ_EXIT_FAILURE;
-    }
-    snprintf(o.conf, sizeof o.conf, "%s/nats-server.conf", o.dir);
-    snprintf(o.log, sizeof o.log, "%s/server.log", o.dir);
-    int v6 = strchr(o.host, ':') != NULL;
-    const char *url_host = strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
-    snprintf(o.url, sizeof o.url, "nats://%s%s%s:%d", v6 ? "[" : "", url_host, v6 ? "]" : "",
-             o.port);
-
+    /* The port first: a server that cannot start leaves no data directory
+     * behind. */
     int err = bind_error(o.host, o.port);
     if (err == EADDRINUSE)
         return port_in_use(&o);
@@ -548,6 +539,17 @@ int naq_cmd_server(int argc, char **argv)
                           : strerror(err));
         return NAQ_EXIT_FAILURE;
     }
+    if (make_dirs(o.dir) != 0) {
+        naq_cli_error("cannot create data directory %s: %s", o.dir, strerror(errno));
+        return NAQ_EXIT_FAILURE;
+    }
+    snprintf(o.conf, sizeof o.conf, "%s/nats-server.conf", o.dir);
+    snprintf(o.log, sizeof o.log, "%s/server.log", o.dir);
+    int v6 = strchr(o.host, ':') != NULL;
+    const char *url_host = strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
+    snprintf(o.url, sizeof o.url, "nats://%s%s%s:%d", v6 ? "[" : "", url_host, v6 ? "]" : "",
+             o.port);
+
     if (write_config(&o) != 0)
         return NAQ_EXIT_FAILURE;
     return supervise(&o);

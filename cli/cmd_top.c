@@ -321,8 +321,9 @@ static void draw_header(const ui_state *u)
         s->events_per_s, s->per_s[NAQ_EVENT_ENQUEUED], s->per_s[NAQ_EVENT_STARTED],
         s->per_s[NAQ_EVENT_COMPLETED], s->per_s[NAQ_EVENT_FAILED]);
     if (s->latency_n > 0)
-        row(2, 0, " latency (last minute, %llu runs): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms",
-            (unsigned long long)s->latency_n, s->p50, s->p95, s->p99);
+        row(2, 0, " latency (last minute, %llu %s): p50 %.1f ms  p95 %.1f ms  p99 %.1f ms",
+            (unsigned long long)s->latency_n, naq_cli_plural(s->latency_n, "run", "runs"), s->p50,
+            s->p95, s->p99);
     else
         row(2, 0, " latency: no job ended in the last minute");
 }
@@ -366,7 +367,8 @@ static void draw_main(const ui_state *u)
         row(y++, 0, " (no queue has workers' consumers yet)");
     y += got[0] - (shown ? shown : 1);
 
-    row(y++, A_BOLD, " WORKER               STATE   QUEUE      JOB              DONE FAIL   SEEN");
+    row(y++, A_BOLD, " %-20s %-8s %-10s %-16s %5s %4s %6s", "WORKER", "STATUS", "QUEUE", "JOB",
+        "DONE", "FAIL", "SEEN");
     double now = wall_now();
     for (int i = 0; i < got[1]; i++) {
         if ((size_t)i >= s->nworkers) {
@@ -376,8 +378,8 @@ static void draw_main(const ui_state *u)
             continue;
         }
         const naq_worker_activity *w = &s->workers[i];
-        row(y++, 0, " %-20.20s %-7s %-10.10s %-16.16s %5llu %4llu %5.0fs", w->worker_id,
-            naq_worker_state_name(w->state), w->queue[0] ? w->queue : "-",
+        row(y++, 0, " %-20.20s %-8s %-10.10s %-16.16s %5llu %4llu %5.0fs", w->worker_id,
+            naq_worker_status_name(w->status), w->queue[0] ? w->queue : "-",
             w->current_job[0] ? w->current_job : "-", (unsigned long long)w->processed,
             (unsigned long long)w->failed, now - w->last_seen > 0 ? now - w->last_seen : 0);
     }
@@ -396,8 +398,8 @@ static void draw_main(const ui_state *u)
         if (f->attempt > 0)
             snprintf(attempt, sizeof attempt, "#%d", f->attempt);
         row(y++, has_colors() ? COLOR_PAIR(1) : 0, " %s %-12.12s %-14.14s %-3s %s: %s", at,
-            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", attempt,
-            f->error_type, f->error_message);
+            f->queue[0] ? f->queue : "-", f->job_id[0] ? f->job_id : "-", attempt, f->error_type,
+            f->error_message);
     }
 
     row(y++, A_BOLD, " RECENT JOBS (j/k select, Enter history)");

@@ -66,11 +66,17 @@ static void on_signal(int sig)
     (void)n;
 }
 
-/* Splits "a,b" and appends each name to queues (NULL-terminated). */
+/* Splits "a,b" (in place) and appends each name to queues
+ * (NULL-terminated). An empty name ("a,,b", "a,") is a typo, not a queue. */
 static int add_queues(const char *cmd, char *text, const char **queues, int *count)
 {
-    char *save = NULL;
-    for (char *q = strtok_r(text, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
+    for (char *q = text;;) {
+        char *comma = strchr(q, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        if (q[0] == '\0')
+            return naq_cli_usage_error(cmd, "-q has an empty queue name; give names separated "
+                                            "by single commas, like a,b");
         if (*count >= MAX_QUEUES)
             return naq_cli_usage_error(cmd, "at most %d queues per worker", MAX_QUEUES);
         naq_status s = naq_id_validate("queue name", q);
@@ -78,8 +84,10 @@ static int add_queues(const char *cmd, char *text, const char **queues, int *cou
             return naq_cli_fail(cmd, s);
         queues[(*count)++] = q;
         queues[*count] = NULL;
+        if (comma == NULL)
+            return NAQ_EXIT_OK;
+        q = comma + 1;
     }
-    return NAQ_EXIT_OK;
 }
 
 int naq_cmd_worker(int argc, char **argv)

@@ -23,8 +23,8 @@ static const char usage[] =
     "      --show-inactive    also list workers seen in the event log that are gone\n"
     "                         (status 'stopped' after a clean stop, 'lost' when the\n"
     "                         worker died without saying), with when they were last seen\n"
-    "      --since TIME       how far back --show-inactive looks: a duration before now\n"
-    "                         (default 24h), an ISO-8601 UTC time or @SECONDS\n"
+    "      --since TIME       how far back --show-inactive looks (needs it): a duration\n"
+    "                         before now (default 24h), an ISO-8601 time or @SECONDS\n"
     "      --format FORMAT    table (default) or json (one object per line)\n"
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
@@ -37,7 +37,6 @@ static const char usage[] =
 enum { OPT_SHOW_INACTIVE = NAQ_CLI_OPT_FIRST_FREE, OPT_SINCE, OPT_FORMAT };
 
 #define NCOLS 11
-#define CELL 288
 
 static const char *const headers[NCOLS] = {"WORKER",    "STATUS", "HOST",          "PID",
                                            "QUEUES",    "CONC",   "ACTIVE",        "CURRENT JOBS",
@@ -82,73 +81,57 @@ static void join(char *const *v, char *buf, size_t cap)
         }
         len += (size_t)n;
     }
-    if (len == 0)
-        snprintf(buf, cap, "-");
 }
 
-static void row_cells(const naq_worker_info *w, double now, char cells[NCOLS][CELL])
+static int add_row(naq_cli_table *t, const naq_worker_info *w, double now)
 {
-    char age[32];
-    snprintf(cells[0], CELL, "%s", w->worker_id);
-    if (w->live)
-        snprintf(cells[1], CELL, "%s", naq_worker_status_name(w->status));
-    else
-        snprintf(cells[1], CELL, "%s",
-                 w->last_event == NAQ_EVENT_WORKER_STOPPED ? "stopped" : "lost");
-    snprintf(cells[2], CELL, "%s", w->hostname[0] ? w->hostname : "-");
-    snprintf(cells[3], CELL, "%lld", (long long)w->pid);
-    join(w->queues, cells[4], CELL);
-    snprintf(cells[5], CELL, "%d", w->concurrency);
-    snprintf(cells[6], CELL, "%d", w->active_jobs);
-    size_t njobs = 0;
-    while (w->current_job_ids != NULL && w->current_job_ids[njobs] != NULL)
-        njobs++;
-    if (njobs == 0)
-        snprintf(cells[7], CELL, "-");
-    else if (w->active_jobs > 1)
-        snprintf(cells[7], CELL, "%s +%d", w->current_job_ids[0], w->active_jobs - 1);
-    else
-        snprintf(cells[7], CELL, "%s", w->current_job_ids[0]);
-    snprintf(cells[8], CELL, "%llu", (unsigned long long)w->processed);
-    snprintf(cells[9], CELL, "%llu", (unsigned long long)w->failed);
+    char pid[24], queues[1024], conc[16], active[16], jobs[NAQ_ID_SIZE + 16], processed[24],
+        failed[24], age[32], seen[64];
+    snprintf(pid, sizeof pid, "%lld", (long long)w->pid);
+    join(w->queues, queues, sizeof queues);
+    snprintf(conc, sizeof conc, "%d", w->concurrency);
+    snprintf(active, sizeof active, "%d", w->active_jobs);
+    jobs[0] = '\0';
+    if (w->current_job_ids != NULL && w->current_job_ids[0] != NULL) {
+        if (w->active_jobs > 1)
+            snprintf(jobs, sizeof jobs, "%s +%d", w->current_job_ids[0], w->active_jobs - 1);
+        else
+            snprintf(jobs, sizeof jobs, "%s", w->current_job_ids[0]);
+    }
+    snprintf(processed, sizeof processed, "%llu", (unsigned long long)w->processed);
+    snprintf(failed, sizeof failed, "%llu", (unsigned long long)w->failed);
     if (w->live) {
         format_age(now - w->last_heartbeat, age, sizeof age);
-        snprintf(cells[10], CELL, "%s ago", age);
+        snprintf(seen, sizeof seen, "%s ago", age);
     } else {
         format_age(now - w->last_seen, age, sizeof age);
-        snprintf(cells[10], CELL, "gone, last seen %s ago", age);
+        snprintf(seen, sizeof seen, "gone, last seen %s ago", age);
     }
+    const char *cells[NCOLS] = {w->worker_id, naq_worker_status_name(w->status),
+                                w->hostname,  pid,
+                                queues,       conc,
+                                active,       jobs,
+                                processed,    failed,
+                                seen};
+    return naq_cli_table_add(t, cells);
 }
 
-static void print_table(const naq_worker_info_list *lists[2])
+static int print_table(const naq_worker_info_list *lists[2])
 {
-    size_t rows = lists[0]->count + (lists[1] ? lists[1]->count : 0);
-    char(*cells)[NCOLS][CELL] = calloc(rows ? rows : 1, sizeof *cells);
-    if (cells == NULL) {
-        naq_cli_error("out of memory formatting workers");
-        return;
-    }
+    naq_cli_table t;
+    naq_cli_table_init(&t, NCOLS, headers, NULL);
     double now = wall_now();
-    size_t width[NCOLS], r = 0;
-    for (int k = 0; k < NCOLS; k++)
-        width[k] = strlen(headers[k]);
+    int rc = NAQ_EXIT_OK;
     for (int l = 0; l < 2; l++)
-        for (size_t i = 0; lists[l] != NULL && i < lists[l]->count; i++, r++) {
-            row_cells(&lists[l]->items[i], now, cells[r]);
-            for (int k = 0; k < NCOLS; k++)
-                if (strlen(cells[r][k]) > width[k])
-                    width[k] = strlen(cells[r][k]);
-        }
-    for (size_t i = 0; i <= rows; i++) {
-        for (int k = 0; k < NCOLS; k++) {
-            const char *text = i == 0 ? headers[k] : cells[i - 1][k];
-            if (k == NCOLS - 1)
-                printf("%s\n", text);
-            else
-                printf("%-*s  ", (int)width[k], text);
-        }
-    }
-    free(cells);
+        for (size_t i = 0; lists[l] != NULL && i < lists[l]->count && rc == NAQ_EXIT_OK; i++)
+            if (add_row(&t, &lists[l]->items[i], now) != 0)
+                rc = NAQ_EXIT_FAILURE;
+    if (rc == NAQ_EXIT_OK)
+        naq_cli_table_print(&t, stdout);
+    else
+        naq_cli_error("out of memory formatting workers");
+    naq_cli_table_free(&t);
+    return rc;
 }
 
 static int print_json(const char *cmd, const naq_worker_info_list *lists[2])
@@ -177,7 +160,7 @@ int naq_cmd_workers(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int show_inactive = 0, rc = NAQ_EXIT_OK, ch;
+    int show_inactive = 0, since_given = 0, rc = NAQ_EXIT_OK, ch;
     double now = wall_now(), since = now - 24 * 3600.0;
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -185,6 +168,7 @@ int naq_cmd_workers(int argc, char **argv)
         case OPT_SINCE:
             if (naq_parse_time(optarg, now, &since) != NAQ_OK)
                 rc = naq_cli_usage_error(cmd, "--since: %s", naq_last_error());
+            since_given = 1;
             break;
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
         case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
@@ -198,6 +182,10 @@ int naq_cmd_workers(int argc, char **argv)
         return rc;
     if (optind < argc)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    /* Live workers come from the registry, which has no past. */
+    if (since_given && !show_inactive)
+        return naq_cli_usage_error(cmd, "--since says how far back --show-inactive looks; "
+                                        "give --show-inactive too");
 
     naq_client *client = NULL;
     if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
@@ -214,10 +202,11 @@ int naq_cmd_workers(int argc, char **argv)
     if (format == NAQ_CLI_FORMAT_JSON)
         rc = print_json(cmd, lists);
     else
-        print_table(lists);
+        rc = print_table(lists);
     if (gone.omitted > 0)
-        fprintf(stderr, "naq: %zu more gone workers not shown (only the %d seen last are)\n",
-                gone.omitted, NAQ_WORKERS_SEEN_MAX);
+        fprintf(stderr, "naq: %zu more gone %s not shown (only the %d seen last are)\n",
+                gone.omitted, naq_cli_plural(gone.omitted, "worker", "workers"),
+                NAQ_WORKERS_SEEN_MAX);
 out:
     naq_worker_info_list_free(&live);
     naq_worker_info_list_free(&gone);

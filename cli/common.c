@@ -133,6 +133,97 @@ int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long 
     return 1;
 }
 
+const char *naq_cli_plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out)
+{
+    long long n = 0;
+    if (!naq_cli_parse_int(cmd, "--limit", text, 0, INT64_MAX, &n))
+        return NAQ_EXIT_USAGE;
+    *out = (size_t)n;
+    return NAQ_EXIT_OK;
+}
+
+/* ---- tables ---- */
+
+void naq_cli_table_init(naq_cli_table *t, int ncols, const char *const *titles, const char *align)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    t->headers = titles;
+    t->align = align;
+}
+
+int naq_cli_table_add(naq_cli_table *t, const char *const *cells)
+{
+    if (t->rows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        char **v = realloc(t->cells, cap * (size_t)t->ncols * sizeof *v);
+        if (v == NULL)
+            return -1;
+        t->cells = v;
+        t->cap = cap;
+    }
+    char **row = t->cells + t->rows * (size_t)t->ncols;
+    for (int k = 0; k < t->ncols; k++) {
+        const char *text = cells[k] != NULL && cells[k][0] != '\0' ? cells[k] : "-";
+        if ((row[k] = strdup(text)) == NULL) {
+            while (k-- > 0)
+                free(row[k]);
+            return -1;
+        }
+        /* One row, one line. */
+        for (char *c = row[k]; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = ' ';
+    }
+    t->rows++;
+    return 0;
+}
+
+static void table_line(const naq_cli_table *t, const char *const *cells, const size_t *width,
+                       FILE *out)
+{
+    for (int k = 0; k < t->ncols; k++) {
+        int right = t->align != NULL && t->align[k] == 'r';
+        int last = k == t->ncols - 1;
+        if (right)
+            fprintf(out, "%*s", (int)width[k], cells[k]);
+        else if (last)
+            fputs(cells[k], out);
+        else
+            fprintf(out, "%-*s", (int)width[k], cells[k]);
+        fputs(last ? "\n" : "  ", out);
+    }
+}
+
+void naq_cli_table_print(const naq_cli_table *t, FILE *out)
+{
+    size_t width[NAQ_CLI_TABLE_MAX_COLS] = {0};
+    for (int k = 0; k < t->ncols && k < NAQ_CLI_TABLE_MAX_COLS; k++) {
+        width[k] = strlen(t->headers[k]);
+        for (size_t r = 0; r < t->rows; r++) {
+            size_t n = strlen(t->cells[r * (size_t)t->ncols + (size_t)k]);
+            if (n > width[k])
+                width[k] = n;
+        }
+    }
+    table_line(t, t->headers, width, out);
+    for (size_t r = 0; r < t->rows; r++)
+        table_line(t, (const char *const *)t->cells + r * (size_t)t->ncols, width, out);
+}
+
+void naq_cli_table_free(naq_cli_table *t)
+{
+    for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
 /* ---- the event formatter ---- */
 
 int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out)
@@ -224,21 +315,41 @@ static const char *or_dash(const char *s)
     return s != NULL && s[0] != '\0' ? s : "-";
 }
 
+static const char *const event_headers[] = {"TIME",   "TYPE",    "JOB",   "QUEUE",
+                                            "WORKER", "ATTEMPT", "DETAIL"};
+#define EVENT_COLS 7
+
+/* The cells of an event's table row, in bufs the caller owns. */
+static void event_cells(const naq_event *e, char when[40], char attempt[16], char detail[160],
+                        const char *cells[EVENT_COLS])
+{
+    naq_cli_format_time(e->timestamp, when, 40);
+    if (e->attempt > 0)
+        snprintf(attempt, 16, "%d", e->attempt);
+    else
+        snprintf(attempt, 16, "-");
+    naq_cli_event_detail(e, detail, 160);
+    cells[0] = when;
+    cells[1] = naq_event_type_name(e->type);
+    cells[2] = or_dash(e->job_id);
+    cells[3] = or_dash(e->queue_name);
+    cells[4] = or_dash(e->worker_id);
+    cells[5] = attempt;
+    cells[6] = or_dash(detail);
+}
+
+/* A live row: the columns cannot know the rows to come, so they have fixed
+ * widths, and a longer value widens the rest of the row only. */
 static void print_table_row(naq_cli_printer *p, const naq_event *e)
 {
     if (p->rows == 0)
         fprintf(p->out, "%-24s  %-24s  %-32s  %-12s  %-20s  %-7s  %s\n", "TIME", "TYPE", "JOB",
                 "QUEUE", "WORKER", "ATTEMPT", "DETAIL");
     char when[40], attempt[16], detail[160];
-    naq_cli_format_time(e->timestamp, when, sizeof when);
-    if (e->attempt > 0)
-        snprintf(attempt, sizeof attempt, "%d", e->attempt);
-    else
-        snprintf(attempt, sizeof attempt, "-");
-    naq_cli_event_detail(e, detail, sizeof detail);
-    fprintf(p->out, "%-24s  %-24s  %-32s  %-12s  %-20s  %-7s  %s\n", when,
-            naq_event_type_name(e->type), or_dash(e->job_id), or_dash(e->queue_name),
-            or_dash(e->worker_id), attempt, or_dash(detail));
+    const char *c[EVENT_COLS];
+    event_cells(e, when, attempt, detail, c);
+    fprintf(p->out, "%-24s  %-24s  %-32s  %-12s  %-20s  %-7s  %s\n", c[0], c[1], c[2], c[3], c[4],
+            c[5], c[6]);
 }
 
 /* JSONL: the wire JSON plus where the event is stored (nats_subject,
@@ -265,6 +376,33 @@ static int print_json(naq_cli_printer *p, const naq_event *e, const char *wire, 
     fputc('\n', p->out);
     free(line);
     return 0;
+}
+
+int naq_cli_print_events(naq_cli_printer *p, const naq_event *events, size_t n)
+{
+    if (p->format != NAQ_CLI_FORMAT_TABLE) {
+        for (size_t i = 0; i < n; i++)
+            if (naq_cli_print_event(p, &events[i]) != 0)
+                return -1;
+        return 0;
+    }
+    naq_cli_table t;
+    naq_cli_table_init(&t, EVENT_COLS, event_headers, NULL);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char when[40], attempt[16], detail[160];
+        const char *c[EVENT_COLS];
+        event_cells(&events[i], when, attempt, detail, c);
+        if ((rc = naq_cli_table_add(&t, c)) != 0)
+            naq_cli_error("out of memory formatting events");
+    }
+    if (rc == 0 && n > 0)
+        naq_cli_table_print(&t, p->out);
+    p->rows += (int)t.rows;
+    naq_cli_table_free(&t);
+    if (rc == 0 && ferror(p->out))
+        rc = -1;
+    return rc;
 }
 
 int naq_cli_print_event(naq_cli_printer *p, const naq_event *e)

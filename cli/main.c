@@ -95,6 +95,9 @@ int main(int argc, char **argv)
         return NAQ_EXIT_OK;
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V") || !strcmp(name, "version")) {
+        if (argc > 2) {
+            return naq_cli_usage_error("naq", "%s takes no arguments, got '%s'", name, argv[2]);
+        }
         printf("naq %s (wire format %d)\n", NAQ_VERSION, NAQ_WIRE_VERSION);
         return NAQ_EXIT_OK;
     }
@@ -106,9 +109,7 @@ int main(int argc, char **argv)
         }
         const command *cmd = find(argv[2]);
         if (cmd == NULL) {
-            naq_cli_error("unknown command '%s'", argv[2]);
-            fputs("try 'naq --help'\n", stderr);
-            return NAQ_EXIT_USAGE;
+            return naq_cli_usage_error("naq", "unknown command '%s'", argv[2]);
         }
         char help[] = "--help";
         char *args[] = {argv[2], help, NULL};
@@ -116,9 +117,7 @@ int main(int argc, char **argv)
     }
     const command *cmd = find(name);
     if (cmd == NULL) {
-        naq_cli_error("unknown command '%s'", name);
-        fputs("try 'naq --help'\n", stderr);
-        return NAQ_EXIT_USAGE;
+        return naq_cli_usage_error("naq", "unknown command '%s'", name);
     }
     return run(cmd, argc - 1, argv + 1);
 }

@@ -44,7 +44,7 @@ void naq_config_init(naq_config *c)
     c->logger_batch = 512;
     c->logger_flush_ms = 100;
     c->ack_wait_ms = 30000;
-    c->heartbeat_interval_ms = 5000;
+    c->heartbeat_interval_ms = NAQ_DEFAULT_HEARTBEAT_INTERVAL_MS;
     naq__default_data_dir(c->spool_dir, sizeof c->spool_dir, "spool");
 }
 

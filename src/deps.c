@@ -38,9 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compare-and-set attempts before giving up (each one lost means another
- * writer made progress). */
-#define CAS_ATTEMPTS 100
 #define ENTRY_VERSION 1
 
 static naq_status job_key(const char *job_id, char out[NAQ__KV_KEY_MAX])
@@ -161,136 +158,175 @@ static naq_status release(naq_client *c, const char *key, json_t *entry, uint64_
     return s;
 }
 
-/* Cancels an entry read at revision rev: state "cancelled" by CAS (which
- * decides against a concurrent release), then its event, and the job onto
- * `ended` for the caller to finish (which removes the entry).
- * NAQ_ERR_EXISTS when the CAS lost. */
-static naq_status cancel_entry(naq_client *c, const char *job_id, const char *key, json_t *entry,
-                               uint64_t rev, const char *error_type, const char *message,
-                               json_t *details, json_t *ended)
+/* ---------------------------------------------------------------- changes */
+
+/* What one compare-and-set of a waiting job's entry decided (the change
+ * functions below run inside naq__kv_modify, possibly several times; the
+ * events and the release happen after the write that won). */
+typedef enum {
+    KEEP,      /* nothing to do */
+    RELEASE,   /* the entry is "releasing" (maybe left by a dead finisher) */
+    CANCEL,    /* the entry was set to "cancelled" now */
+    CANCELLED, /* it was "cancelled" already: finish it again */
+    PROGRESS,  /* one dependency fewer pending */
+} decision;
+
+typedef struct {
+    const char *job, *dep;
+    int ok;
+    decision what;
+    json_t *entry; /* the entry as written (or found), for the side effects */
+    size_t left;   /* PROGRESS: dependencies still pending */
+} change;
+
+/* Encodes o as the new value (*out heap). */
+static naq_status put_entry(change *ch, json_t *o, char **out, size_t *out_len)
 {
-    uint64_t nrev = rev;
-    naq_status s = NAQ_OK;
-    const char *state = json_string_value(json_object_get(entry, "state"));
-    int fresh = state == NULL || strcmp(state, "cancelled") != 0;
-    if (fresh) {
-        json_object_set_new(entry, "state", json_string("cancelled"));
-        s = write_json(c, NAQ__KV_DEPS, key, entry, rev, &nrev);
-        if (s != NAQ_OK) {
-            json_decref(details);
-            return s;
-        }
-        char event_id[NAQ_ID_SIZE];
-        naq__derived_id("cancelled", job_id, event_id);
-        naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job_id, entry_queue(entry), event_id,
-                            message, details);
-    } else {
-        json_decref(details);
+    json_decref(ch->entry);
+    ch->entry = o;
+    *out = json_dumps(o, NAQ__JSON_FLAGS);
+    if (*out == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory updating waiting job %s", ch->job);
+    *out_len = strlen(*out);
+    return NAQ_OK;
+}
+
+static naq_status parse_entry(change *ch, const char *val, size_t len, json_t **o)
+{
+    *o = json_loadb(val, len, 0, NULL);
+    if (!json_is_object(*o)) {
+        json_decref(*o);
+        return naq__fail(NAQ_ERR_CODEC, "naq_deps/%s is not a JSON object naq wrote", ch->job);
     }
-    (void)nrev;
-    return naq__ended_add(ended, json_incref(json_object_get(entry, "job")), error_type, message);
+    return NAQ_OK;
+}
+
+/* Dependency dep of job ended (ch->ok = completed). */
+static naq_status account_change(const char *val, size_t len, void *ud, char **out,
+                                 size_t *out_len)
+{
+    change *ch = ud;
+    ch->what = KEEP;
+    if (val == NULL)
+        return NAQ_ERR_CLOSED; /* released or cancelled already */
+    json_t *entry = NULL;
+    naq_status s = parse_entry(ch, val, len, &entry);
+    if (s != NAQ_OK)
+        return s;
+    const char *state = json_string_value(json_object_get(entry, "state"));
+    json_t *pending = json_object_get(entry, "pending");
+    if (state != NULL && strcmp(state, "cancelled") == 0) {
+        /* Its canceller finishes it (and a cycle of dependencies ends here). */
+        json_decref(entry);
+        return NAQ_ERR_CLOSED;
+    }
+    if (!array_has(pending, ch->dep)) {
+        /* Accounted for already; finish a release a dead finisher left. */
+        if (state != NULL && strcmp(state, "releasing") == 0) {
+            ch->what = RELEASE;
+            json_decref(ch->entry);
+            ch->entry = entry;
+        } else {
+            json_decref(entry);
+        }
+        return NAQ_ERR_CLOSED;
+    }
+    array_drop(pending, ch->dep);
+    if (!ch->ok) {
+        json_t *failed = json_object_get(entry, "failed");
+        if (!json_is_array(failed)) {
+            failed = json_array();
+            json_object_set_new(entry, "failed", failed);
+        }
+        json_array_append_new(failed, json_string(ch->dep));
+    }
+    int run_anyway = json_is_true(
+        json_object_get(json_object_get(entry, "job"), "run_on_dependency_failure"));
+    ch->left = json_array_size(pending);
+    if (!ch->ok && !run_anyway) {
+        ch->what = CANCEL;
+        json_object_set_new(entry, "state", json_string("cancelled"));
+    } else {
+        ch->what = PROGRESS;
+        if (ch->left == 0)
+            json_object_set_new(entry, "state", json_string("releasing"));
+    }
+    return put_entry(ch, entry, out, out_len);
+}
+
+/* `naq job cancel` of a waiting job. */
+static naq_status cancel_change(const char *val, size_t len, void *ud, char **out,
+                                size_t *out_len)
+{
+    change *ch = ud;
+    ch->what = KEEP;
+    if (val == NULL)
+        return NAQ_ERR_CLOSED; /* not waiting (any more) */
+    json_t *entry = NULL;
+    naq_status s = parse_entry(ch, val, len, &entry);
+    if (s != NAQ_OK)
+        return s;
+    const char *state = json_string_value(json_object_get(entry, "state"));
+    if (state != NULL && strcmp(state, "releasing") == 0) {
+        json_decref(entry); /* on its way to the queue: the worker cancels it */
+        return NAQ_ERR_CLOSED;
+    }
+    if (state != NULL && strcmp(state, "cancelled") == 0) {
+        ch->what = CANCELLED; /* a canceller died before finishing it */
+        json_decref(ch->entry);
+        ch->entry = entry;
+        return NAQ_ERR_CLOSED;
+    }
+    ch->what = CANCEL;
+    json_object_set_new(entry, "state", json_string("cancelled"));
+    return put_entry(ch, entry, out, out_len);
 }
 
 /* ---------------------------------------------------------------- account */
 
-/* Records that dep ended (ok = completed) for the waiting job `job`.
- * Idempotent: a dependency accounted for already changes nothing. */
 naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, int ok,
                              json_t *ended)
 {
     char key[NAQ__KV_KEY_MAX];
     naq_status s = job_key(job, key);
-    for (int attempt = 0; s == NAQ_OK && attempt < CAS_ATTEMPTS; attempt++) {
-        json_t *entry = NULL;
-        uint64_t rev = 0;
-        s = read_json(c, NAQ__KV_DEPS, key, &entry, &rev);
-        if (s == NAQ_ERR_NOT_FOUND)
-            return NAQ_OK; /* released or cancelled already */
-        if (s != NAQ_OK)
-            return s;
-        const char *state = json_string_value(json_object_get(entry, "state"));
-        json_t *pending = json_object_get(entry, "pending");
-        json_t *failed = json_object_get(entry, "failed");
-        int run_anyway = json_is_true(
-            json_object_get(json_object_get(entry, "job"), "run_on_dependency_failure"));
-        const char *queue = entry_queue(entry);
-        if (state != NULL && strcmp(state, "cancelled") == 0) {
-            /* Its canceller is finishing it (and a cycle of dependencies
-             * ends here). */
-            json_decref(entry);
-            return NAQ_OK;
-        }
-        if (!array_has(pending, dep)) {
-            /* Accounted for already; finish a release a dead finisher left. */
-            if (state != NULL && strcmp(state, "releasing") == 0)
-                s = release(c, key, entry, rev);
-            json_decref(entry);
-            return s;
-        }
-        array_drop(pending, dep);
-        if (!ok) {
-            if (!json_is_array(failed)) {
-                json_object_set_new(entry, "failed", json_array());
-                failed = json_object_get(entry, "failed");
-            }
-            json_array_append_new(failed, json_string(dep));
-        }
-        if (!ok && !run_anyway) {
-            char msg[NAQ_ID_SIZE + 64];
-            snprintf(msg, sizeof msg, "dependency %s failed", dep);
-            json_t *entry_copy = json_deep_copy(entry);
-            /* dependency_failed first, then the cancellation (if the CAS
-             * below wins; a lost CAS logs nothing and retries). */
-            json_object_set_new(entry_copy, "state", json_string("cancelled"));
-            uint64_t nrev = 0;
-            s = write_json(c, NAQ__KV_DEPS, key, entry_copy, rev, &nrev);
-            if (s == NAQ_OK) {
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, naq__now(), msg,
-                              json_pack("{s:s, s:b}", "dependency", dep, "run_anyway", 0));
-                char event_id[NAQ_ID_SIZE];
-                naq__derived_id("cancelled", job, event_id);
-                naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job, queue, event_id, msg,
-                                    json_pack("{s:s, s:s, s:s}", "while",
-                                              "waiting_for_dependencies", "reason",
-                                              "dependency_failed", "dependency", dep));
-                s = cancel_entry(c, job, key, entry_copy, nrev, "DependencyFailed", msg, NULL,
-                                 ended);
-            }
-            json_decref(entry_copy);
-            json_decref(entry);
-            if (s == NAQ_ERR_EXISTS) {
-                s = NAQ_OK;
-                continue;
-            }
-            return s;
-        }
-        size_t left = json_array_size(pending);
-        if (left == 0)
-            json_object_set_new(entry, "state", json_string("releasing"));
-        uint64_t nrev = 0;
-        s = write_json(c, NAQ__KV_DEPS, key, entry, rev, &nrev);
-        double at = naq__now();
-        if (s == NAQ_ERR_EXISTS) {
-            json_decref(entry);
-            s = NAQ_OK;
-            continue;
-        }
-        if (s == NAQ_OK) {
-            if (ok)
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_SATISFIED, job, queue, at, NULL,
-                              json_pack("{s:s, s:i}", "dependency", dep, "pending", (int)left));
-            else
-                log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, at, NULL,
-                              json_pack("{s:s, s:b, s:i}", "dependency", dep, "run_anyway", 1,
-                                        "pending", (int)left));
-            if (left == 0)
-                s = release(c, key, entry, nrev);
-        }
-        json_decref(entry);
+    if (s != NAQ_OK)
         return s;
+    change ch = {job, dep, ok, KEEP, NULL, 0};
+    uint64_t rev = 0;
+    s = naq__kv_modify(c, NAQ__KV_DEPS, key, account_change, &ch, &rev);
+    const char *queue = ch.entry ? entry_queue(ch.entry) : NULL;
+    double at = naq__now();
+    if (s != NAQ_OK || ch.what == KEEP) {
+        /* nothing more */
+    } else if (ch.what == RELEASE) {
+        s = release(c, key, ch.entry, 0);
+    } else if (ch.what == CANCEL) {
+        char msg[NAQ_ID_SIZE + 64];
+        snprintf(msg, sizeof msg, "dependency %s failed", dep);
+        log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, at, msg,
+                      json_pack("{s:s, s:b}", "dependency", dep, "run_anyway", 0));
+        char event_id[NAQ_ID_SIZE];
+        naq__derived_id("cancelled", job, event_id);
+        naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job, queue, event_id, msg,
+                            json_pack("{s:s, s:s, s:s}", "while", "waiting_for_dependencies",
+                                      "reason", "dependency_failed", "dependency", dep));
+        s = naq__ended_add(ended, json_incref(json_object_get(ch.entry, "job")),
+                           "DependencyFailed", msg);
+    } else { /* PROGRESS */
+        char msg[NAQ_ID_SIZE + 64];
+        snprintf(msg, sizeof msg, "dependency %s %s", dep, ok ? "completed" : "failed");
+        if (ok)
+            log_dep_event(c, NAQ_EVENT_DEPENDENCY_SATISFIED, job, queue, at, msg,
+                          json_pack("{s:s, s:i}", "dependency", dep, "pending", (int)ch.left));
+        else
+            log_dep_event(c, NAQ_EVENT_DEPENDENCY_FAILED, job, queue, at, msg,
+                          json_pack("{s:s, s:b, s:i}", "dependency", dep, "run_anyway", 1,
+                                    "pending", (int)ch.left));
+        if (ch.left == 0)
+            s = release(c, key, ch.entry, rev);
     }
-    return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on waiting job %s", job)
-                       : s;
+    json_decref(ch.entry);
+    return s;
 }
 
 /* ---------------------------------------------------------------- API */
@@ -381,31 +417,24 @@ naq_status naq__deps_cancel(naq_client *c, const char *job_id, int *cancelled, j
     char key[NAQ__KV_KEY_MAX];
     *cancelled = 0;
     naq_status s = job_key(job_id, key);
-    for (int attempt = 0; s == NAQ_OK && attempt < CAS_ATTEMPTS; attempt++) {
-        json_t *entry = NULL;
-        uint64_t rev = 0;
-        s = read_json(c, NAQ__KV_DEPS, key, &entry, &rev);
-        if (s == NAQ_ERR_NOT_FOUND)
-            return NAQ_OK;
-        if (s != NAQ_OK)
-            return s;
-        const char *state = json_string_value(json_object_get(entry, "state"));
-        if (state != NULL && strcmp(state, "releasing") == 0) {
-            json_decref(entry); /* on its way to the queue: the worker cancels it */
-            return NAQ_OK;
-        }
-        s = cancel_entry(c, job_id, key, entry, rev, "Cancelled",
-                         "cancelled while waiting for dependencies",
-                         json_pack("{s:s}", "while", "waiting_for_dependencies"), ended);
-        json_decref(entry);
-        if (s == NAQ_OK)
-            *cancelled = 1;
-        if (s != NAQ_ERR_EXISTS)
-            return s;
-        s = NAQ_OK;
+    if (s != NAQ_OK)
+        return s;
+    change ch = {job_id, NULL, 0, KEEP, NULL, 0};
+    s = naq__kv_modify(c, NAQ__KV_DEPS, key, cancel_change, &ch, NULL);
+    const char *message = "cancelled while waiting for dependencies";
+    if (s == NAQ_OK && ch.what == CANCEL) {
+        char event_id[NAQ_ID_SIZE];
+        naq__derived_id("cancelled", job_id, event_id);
+        naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job_id, entry_queue(ch.entry), event_id,
+                            message, json_pack("{s:s}", "while", "waiting_for_dependencies"));
     }
-    return s == NAQ_OK ? naq__fail(NAQ_ERR_TIMEOUT, "too much contention on waiting job %s", job_id)
-                       : s;
+    if (s == NAQ_OK && (ch.what == CANCEL || ch.what == CANCELLED)) {
+        s = naq__ended_add(ended, json_incref(json_object_get(ch.entry, "job")), "Cancelled",
+                           message);
+        *cancelled = s == NAQ_OK;
+    }
+    json_decref(ch.entry);
+    return s;
 }
 
 void naq__deps_forget(naq_client *c, const char *job_id)

@@ -39,7 +39,7 @@ static void command_free(command *cmd)
 }
 
 #define EXEC_SHAPE                                                                                 \
-    "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": {\"NAME\": \"value\"}, "          \
+    "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": {\"NAME\": \"value\"}, "           \
     "\"cwd\": \"/dir\"} (env and cwd optional) or [\"cmd\", \"arg\", ...]"
 
 naq_status naq__exec_args_check(const json_t *cargs)

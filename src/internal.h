@@ -329,9 +329,13 @@ typedef struct {
 void naq__worker_table_add(naq__worker_table *t, const naq_event *e);
 void naq__worker_table_free(naq__worker_table *t);
 /* Copies the activities out, sorted by worker id, keeping those whose
- * latest queue is `queue` (NULL = all). *out is heap (free()). */
-naq_status naq__worker_table_export(const naq__worker_table *t, const char *queue,
-                                    naq_worker_activity **out, size_t *n);
+ * latest queue is `queue` (NULL = all); a worker silent for
+ * NAQ_WORKER_LOST_AFTER heartbeat intervals before `now` (its own, else
+ * default_interval_ms) that did not stop is NAQ_WORKER_STATUS_LOST. *out
+ * is heap (free()). */
+naq_status naq__worker_table_export(const naq__worker_table *t, const char *queue, double now,
+                                    int64_t default_interval_ms, naq_worker_activity **out,
+                                    size_t *n);
 
 /* ---- rollups (rollup.c) ---- */
 

@@ -247,8 +247,8 @@ naq_status naq__function_validate(const char *name)
 {
     if (name == NULL || name[0] == '\0')
         return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "function name is empty; name the handler that runs the job, e.g. "
-                         "\"exec\" or the name a worker registered with naq_worker_register");
+                         "function name is empty; name the handler that runs the job: "
+                         "\"exec\" for a command, or the name a worker program registered");
     size_t n = strlen(name);
     if (n > NAQ_ID_MAX)
         return naq__fail(NAQ_ERR_INVALID_ARG,
@@ -366,8 +366,7 @@ naq_status naq_job_opts_validate(const naq_job_opts *o)
         size_t n = strlen(o->unique_key);
         if (n == 0 || n > NAQ_UNIQUE_KEY_MAX)
             return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "unique_key is %zu bytes long; use 1 to %d bytes (or NULL for no "
-                             "key)",
+                             "unique_key is %zu bytes long; use 1 to %d bytes, or give none",
                              n, NAQ_UNIQUE_KEY_MAX);
     }
     if (o->schedule_id != NULL && (s = naq_id_validate("schedule id", o->schedule_id)) != NAQ_OK)

@@ -360,8 +360,10 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
 #define MODIFY_ATTEMPTS 100
 
 naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
-                          void *ud)
+                          void *ud, uint64_t *written)
 {
+    if (written != NULL)
+        *written = 0;
     for (int attempt = 0; attempt < MODIFY_ATTEMPTS; attempt++) {
         char *val = NULL, *out = NULL;
         size_t len = 0, out_len = 0;
@@ -381,7 +383,7 @@ naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_cha
         if (out == NULL)
             s = absent ? NAQ_OK : naq__kv_remove(c, b, key, rev);
         else
-            s = naq__kv_update(c, b, key, out, out_len, absent ? 0 : rev, NULL);
+            s = naq__kv_update(c, b, key, out, out_len, absent ? 0 : rev, written);
         free(out);
         if (s != NAQ_ERR_EXISTS)
             return s;

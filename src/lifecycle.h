@@ -83,11 +83,12 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
  * change returns NAQ_OK with *out a heap value (freed here) to write, or
  * with *out NULL to remove the key (nothing when absent), or
  * NAQ_ERR_CLOSED to leave it as it is (naq__kv_modify then returns
- * NAQ_OK), or an error, returned as it is. */
+ * NAQ_OK), or an error, returned as it is. *written (may be NULL) is the
+ * revision written, 0 when nothing was. change may run several times. */
 typedef naq_status (*naq__kv_change_fn)(const char *val, size_t len, void *ud, char **out,
                                          size_t *out_len);
 naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
-                          void *ud);
+                          void *ud, uint64_t *written);
 
 /* ---- outcome.c ---- */
 

@@ -896,16 +896,6 @@ naq_status naq_queue_depths(naq_client *c, naq_queue_depth **out, size_t *n)
 
 /* ---- worker activity ---- */
 
-const char *naq_worker_state_name(naq_worker_state s)
-{
-    switch (s) {
-    case NAQ_WORKER_IDLE: return "idle";
-    case NAQ_WORKER_BUSY: return "busy";
-    case NAQ_WORKER_STOPPED: return "stopped";
-    }
-    return "unknown";
-}
-
 static naq__worker_entry *worker_entry(naq__worker_table *t, const char *id, double ts)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -931,7 +921,7 @@ static naq__worker_entry *worker_entry(naq__worker_table *t, const char *id, dou
     memset(w, 0, sizeof *w);
     snprintf(w->a.worker_id, sizeof w->a.worker_id, "%s", id);
     w->a.first_seen = w->a.last_seen = ts;
-    w->a.state = NAQ_WORKER_IDLE;
+    w->a.status = NAQ_WORKER_STATUS_IDLE;
     return w;
 }
 
@@ -962,6 +952,28 @@ static void job_end(naq__worker_entry *w, const char *job)
     }
 }
 
+/* What a worker event says of its worker (docs/workers.md: every one
+ * carries the worker's state in details): *status when it names one ("to"
+ * of a worker_status_changed, else "status"), and the heartbeat interval.
+ * Returns 1 when a status was read. */
+static int worker_said(naq_worker_activity *a, const naq_event *e, naq_worker_status *status)
+{
+    if (e->details_json == NULL)
+        return 0;
+    json_t *d = json_loads(e->details_json, 0, NULL);
+    if (d == NULL)
+        return 0;
+    json_t *iv = json_object_get(d, "heartbeat_interval_ms");
+    if (json_is_integer(iv) && json_integer_value(iv) > 0)
+        a->heartbeat_interval_ms = (int64_t)json_integer_value(iv);
+    const char *name = json_string_value(json_object_get(d, "to"));
+    if (name == NULL)
+        name = json_string_value(json_object_get(d, "status"));
+    int said = naq_worker_status_parse(name, status);
+    json_decref(d);
+    return said;
+}
+
 void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
 {
     if (!has(e->worker_id))
@@ -977,19 +989,27 @@ void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
     a->last_type = e->type;
     if (naq_event_type_category(e->type) == NAQ_CATEGORY_JOB && has(e->queue_name))
         snprintf(a->queue, sizeof a->queue, "%s", e->queue_name);
+    naq_worker_status said = a->status;
+    int has_said =
+        naq_event_type_category(e->type) == NAQ_CATEGORY_WORKER && worker_said(a, e, &said);
     switch (e->type) {
     case NAQ_EVENT_WORKER_STOPPED:
         a->running = 0;
-        a->state = NAQ_WORKER_STOPPED;
+        said = NAQ_WORKER_STATUS_STOPPED;
+        has_said = 1;
         break;
     case NAQ_EVENT_WORKER_STARTED:
     case NAQ_EVENT_WORKER_IDLE:
         a->running = 0;
-        a->state = NAQ_WORKER_IDLE;
+        if (!has_said)
+            said = NAQ_WORKER_STATUS_IDLE;
+        has_said = 1;
         break;
     case NAQ_EVENT_WORKER_BUSY:
         job_begin(w, e->job_id);
-        a->state = NAQ_WORKER_BUSY;
+        if (!has_said)
+            said = NAQ_WORKER_STATUS_BUSY;
+        has_said = 1;
         break;
     case NAQ_EVENT_DEQUEUED:
     case NAQ_EVENT_STARTED:
@@ -1016,9 +1036,11 @@ void naq__worker_table_add(naq__worker_table *t, const naq_event *e)
         break;
     default: break;
     }
-    if (e->type != NAQ_EVENT_WORKER_STOPPED && e->type != NAQ_EVENT_WORKER_BUSY &&
-        e->type != NAQ_EVENT_WORKER_HEARTBEAT)
-        a->state = a->running > 0 ? NAQ_WORKER_BUSY : NAQ_WORKER_IDLE;
+    if (has_said)
+        a->status = said; /* the worker's own word */
+    else if (a->status != NAQ_WORKER_STATUS_STOPPING && a->status != NAQ_WORKER_STATUS_STOPPED &&
+             naq_event_type_category(e->type) == NAQ_CATEGORY_JOB)
+        a->status = a->running > 0 ? NAQ_WORKER_STATUS_BUSY : NAQ_WORKER_STATUS_IDLE;
     snprintf(a->current_job, sizeof a->current_job, "%s",
              a->running > 0 ? w->jobs[a->running - 1] : "");
 }
@@ -1039,8 +1061,9 @@ static int activity_cmp(const void *a, const void *b)
                   ((const naq_worker_activity *)b)->worker_id);
 }
 
-naq_status naq__worker_table_export(const naq__worker_table *t, const char *queue,
-                                    naq_worker_activity **out, size_t *n)
+naq_status naq__worker_table_export(const naq__worker_table *t, const char *queue, double now,
+                                    int64_t default_interval_ms, naq_worker_activity **out,
+                                    size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1050,9 +1073,18 @@ naq_status naq__worker_table_export(const naq__worker_table *t, const char *queu
     if (v == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing workers");
     size_t k = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (!has(queue) || strcmp(t->v[i].a.queue, queue) == 0)
-            v[k++] = t->v[i].a;
+    for (size_t i = 0; i < t->n; i++) {
+        if (has(queue) && strcmp(t->v[i].a.queue, queue) != 0)
+            continue;
+        naq_worker_activity *a = &v[k++];
+        *a = t->v[i].a;
+        /* Silence as long as the registry's TTL: the worker is gone without
+         * saying, exactly when its registry entry has expired. */
+        int64_t iv = a->heartbeat_interval_ms > 0 ? a->heartbeat_interval_ms : default_interval_ms;
+        if (a->status != NAQ_WORKER_STATUS_STOPPED &&
+            now - a->last_seen > (double)(NAQ_WORKER_LOST_AFTER * iv) / 1000.0)
+            a->status = NAQ_WORKER_STATUS_LOST;
+    }
     qsort(v, k, sizeof *v, activity_cmp);
     *out = v;
     *n = k;
@@ -1076,7 +1108,7 @@ naq_status naq_events_workers(naq_client *c, double since, naq_worker_activity *
     naq__worker_table t = {0};
     naq_status s = naq__query_read(c, &q, worker_one, &t, NULL);
     if (s == NAQ_OK)
-        s = naq__worker_table_export(&t, NULL, out, n);
+        s = naq__worker_table_export(&t, NULL, naq__now(), c->cfg.heartbeat_interval_ms, out, n);
     naq__worker_table_free(&t);
     return s;
 }

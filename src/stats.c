@@ -444,7 +444,8 @@ naq_status naq_live_snapshot_take(naq_live *l, const naq_live_query *q, naq_live
     }
     naq_status s = ring_figures(l, q, now, qi, out);
     if (s == NAQ_OK)
-        s = naq__worker_table_export(&l->workers, queue, &out->workers, &out->nworkers);
+        s = naq__worker_table_export(&l->workers, queue, now, NAQ_DEFAULT_HEARTBEAT_INTERVAL_MS,
+                                     &out->workers, &out->nworkers);
     if (s == NAQ_OK) {
         out->failures = calloc(MAX_FAILURES, sizeof *out->failures);
         out->jobs = calloc(MAX_JOBS, sizeof *out->jobs);

@@ -20,7 +20,6 @@
 /* A key whose holder left no trace at all (no event, no outcome) for this
  * long was taken by an enqueue that died before publishing. */
 #define UNIQUE_ORPHAN_S 300
-#define UNIQUE_ATTEMPTS 20
 /* Longest readable unique key in KV (longer ones are hashed). */
 #define UNIQUE_KEY_READABLE 255
 
@@ -88,9 +87,41 @@ static int holder_gone(naq_client *c, const char *holder, double created_at, dou
     return s == NAQ_ERR_NOT_FOUND;
 }
 
-/* Takes j's unique key (*took = 1, *rev = the revision written), or
- * finds the pending job that holds it (holder = its id). When j itself
- * holds it (the same job id enqueued again), neither. */
+typedef struct {
+    naq_client *c;
+    const naq_job *j;
+    const char *mine; /* our value */
+    char *holder;     /* out: the pending job that holds the key */
+    int took;
+} claim;
+
+/* The key is ours unless a job that has not ended holds it. */
+static naq_status claim_change(const char *val, size_t len, void *ud, char **out, size_t *out_len)
+{
+    (void)len;
+    claim *cl = ud;
+    cl->took = 0;
+    cl->holder[0] = '\0';
+    if (val != NULL) {
+        char id[NAQ_ID_SIZE] = "";
+        double created_at = 0, expires_at = 0;
+        int readable = unique_holder(val, id, &created_at, &expires_at);
+        if (readable && strcmp(id, cl->j->id) == 0)
+            return NAQ_ERR_CLOSED; /* ours already: nothing taken */
+        if (readable && !holder_gone(cl->c, id, created_at, expires_at)) {
+            snprintf(cl->holder, NAQ_ID_SIZE, "%s", id);
+            return NAQ_ERR_CLOSED;
+        }
+    }
+    /* Free, or its holder ended (or it is not a value naq wrote). */
+    *out = strdup(cl->mine);
+    if (*out == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory taking a unique key");
+    *out_len = strlen(cl->mine);
+    cl->took = 1;
+    return NAQ_OK;
+}
+
 naq_status naq__unique_claim(naq_client *c, const naq_job *j, char holder[NAQ_ID_SIZE], int *took,
                              uint64_t *rev)
 {
@@ -106,46 +137,15 @@ naq_status naq__unique_claim(naq_client *c, const naq_job *j, char holder[NAQ_ID
     json_decref(v);
     if (val == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory taking a unique key");
-    naq_status s = NAQ_ERR_EXISTS;
-    for (int attempt = 0; attempt < UNIQUE_ATTEMPTS; attempt++) {
-        s = naq__kv_create(c, NAQ__KV_UNIQUE, key, val, strlen(val), rev);
-        if (s == NAQ_OK) {
-            *took = 1;
-            break;
-        }
-        if (s != NAQ_ERR_EXISTS)
-            break;
-        char *cur = NULL, id[NAQ_ID_SIZE] = "";
-        uint64_t cur_rev = 0;
-        double created_at = 0, expires_at = 0;
-        s = naq__kv_get(c, NAQ__KV_UNIQUE, key, &cur, NULL, &cur_rev);
-        if (s == NAQ_ERR_NOT_FOUND)
-            continue; /* released meanwhile: try again */
-        if (s != NAQ_OK)
-            break;
-        int readable = unique_holder(cur, id, &created_at, &expires_at);
-        free(cur);
-        if (readable && strcmp(id, j->id) == 0)
-            break; /* ours already: s == NAQ_OK, nothing taken */
-        if (readable && !holder_gone(c, id, created_at, expires_at)) {
-            snprintf(holder, NAQ_ID_SIZE, "%s", id);
-            break;
-        }
-        /* The holder finished: replace it, unless someone else did first. */
-        s = naq__kv_update(c, NAQ__KV_UNIQUE, key, val, strlen(val), cur_rev, rev);
-        if (s == NAQ_OK) {
-            *took = 1;
-            break;
-        }
-        if (s != NAQ_ERR_EXISTS)
-            break;
-    }
+    claim cl = {c, j, val, holder, 0};
+    naq_status s = naq__kv_modify(c, NAQ__KV_UNIQUE, key, claim_change, &cl, rev);
     free(val);
-    if (s == NAQ_ERR_EXISTS)
+    if (s == NAQ_ERR_TIMEOUT)
         s = naq__fail(NAQ_ERR_TIMEOUT,
-                      "the unique key '%s' of queue %s changed hands %d times while job %s "
-                      "tried to take it; try again",
-                      j->unique_key, j->queue, UNIQUE_ATTEMPTS, j->id);
+                      "the unique key '%s' of queue %s kept changing hands while job %s tried "
+                      "to take it; try again",
+                      j->unique_key, j->queue, j->id);
+    *took = s == NAQ_OK && cl.took;
     return s;
 }
 
@@ -156,20 +156,27 @@ void naq__unique_unclaim(naq_client *c, const naq_job *j, uint64_t rev)
     naq__kv_remove(c, NAQ__KV_UNIQUE, key, rev);
 }
 
+/* Removes the key only while job_id holds it: another job may have taken
+ * it since. */
+static naq_status release_change(const char *val, size_t len, void *ud, char **out,
+                                 size_t *out_len)
+{
+    (void)len;
+    (void)out_len;
+    char id[NAQ_ID_SIZE] = "";
+    double created_at = 0, expires_at = 0;
+    if (val == NULL || !unique_holder(val, id, &created_at, &expires_at) || strcmp(id, ud) != 0)
+        return NAQ_ERR_CLOSED;
+    *out = NULL;
+    return NAQ_OK;
+}
+
 void naq__unique_release(naq_client *c, const char *queue, const char *unique_key,
                          const char *job_id)
 {
     if (c == NULL || queue == NULL || unique_key == NULL || job_id == NULL)
         return;
-    char key[NAQ__KV_KEY_MAX], *cur = NULL, id[NAQ_ID_SIZE] = "";
-    uint64_t rev = 0;
-    double created_at = 0, expires_at = 0;
+    char key[NAQ__KV_KEY_MAX];
     unique_kv_key(queue, unique_key, key);
-    if (naq__kv_get(c, NAQ__KV_UNIQUE, key, &cur, NULL, &rev) != NAQ_OK)
-        return;
-    /* Only our own hold: another job may have taken the key since. */
-    if (unique_holder(cur, id, &created_at, &expires_at) && strcmp(id, job_id) == 0)
-        naq__kv_remove(c, NAQ__KV_UNIQUE, key, rev);
-    free(cur);
+    naq__kv_modify(c, NAQ__KV_UNIQUE, key, release_change, (void *)job_id, NULL);
 }
-

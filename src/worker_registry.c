@@ -81,7 +81,7 @@ const char *naq_worker_status_name(naq_worker_status s)
     return status_names[s];
 }
 
-static int status_parse(const char *name, naq_worker_status *out)
+int naq_worker_status_parse(const char *name, naq_worker_status *out)
 {
     for (int i = 0; name != NULL && i < NAQ_WORKER_STATUS_COUNT; i++) {
         if (strcmp(name, status_names[i]) == 0) {
@@ -200,7 +200,7 @@ static naq_status info_from_json(json_t *o, naq_worker_info *w)
     w->last_heartbeat = get_num(o, "last_heartbeat", 0);
     w->heartbeat_interval_ms = (int64_t)get_num(o, "heartbeat_interval_ms", 0);
     w->status = NAQ_WORKER_STATUS_IDLE;
-    status_parse(json_string_value(json_object_get(o, "status")), &w->status);
+    naq_worker_status_parse(json_string_value(json_object_get(o, "status")), &w->status);
     w->queues = strv_from_json(json_object_get(o, "queues"));
     w->current_job_ids = strv_from_json(json_object_get(o, "current_job_ids"));
     if (w->queues == NULL || w->current_job_ids == NULL) {
@@ -1103,8 +1103,10 @@ static naq_status seen_item(item *it, const naq_event *e)
     w->last_event = e->type;
     if (w->started_at == 0 && uptime >= 0)
         w->started_at = e->timestamp - uptime;
-    if (e->type == NAQ_EVENT_WORKER_STOPPED)
-        w->status = NAQ_WORKER_STATUS_STOPPED;
+    /* Gone from the registry: it stopped, or it is lost (its last event
+     * says whatever it was doing then, "busy" or "idle"). */
+    w->status =
+        e->type == NAQ_EVENT_WORKER_STOPPED ? NAQ_WORKER_STATUS_STOPPED : NAQ_WORKER_STATUS_LOST;
     return NAQ_OK;
 }
 

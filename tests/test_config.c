@@ -118,8 +118,8 @@ static void urls_are_checked_naming_where_they_came_from_and_the_form(void **sta
 {
     (void)state;
     static const char *const good[] = {
-        "nats://127.0.0.1:4222", "nats://localhost", "tls://nats.example.com:4443",
-        "NATS://a:1/",           "nats://u:p@h:1",  "nats://token@h:1",
+        "nats://127.0.0.1:4222", "nats://localhost",      "tls://nats.example.com:4443",
+        "NATS://a:1/",           "nats://u:p@h:1",        "nats://token@h:1",
         "nats://[::1]:4222",     "nats://a:1,nats://b:2",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)

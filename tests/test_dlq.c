@@ -205,6 +205,18 @@ static void cli_dlq_list_show_retry_and_purge(void **state)
         fail_msg("list:\n%s", out);
     free(out);
 
+    /* --limit 0 means no limit, as in events list; --limit 1 the oldest. */
+    const char *all[] = {"dlq", "list", "--limit", "0", NULL};
+    assert_int_equal(lc_cli(fx, all, &out, NULL), 0);
+    if (strstr(out, "c1") == NULL || strstr(out, "c2") == NULL)
+        fail_msg("list --limit 0:\n%s", out);
+    free(out);
+    const char *one[] = {"dlq", "list", "--limit", "1", NULL};
+    assert_int_equal(lc_cli(fx, one, &out, NULL), 0);
+    if (strstr(out, "c1") == NULL || strstr(out, "c2") != NULL)
+        fail_msg("list --limit 1:\n%s", out);
+    free(out);
+
     const char *json[] = {"dlq", "list", "--queue", "reports", "--format", "json", NULL};
     assert_int_equal(lc_cli(fx, json, &out, NULL), 0);
     json_t *o = json_loads(out, 0, NULL);

@@ -674,6 +674,9 @@ static void enqueue_refuses_bad_lifecycle_options_and_publishes_nothing(void **s
     o.ttl_ms = 0;
     o.result_ttl_ms = -1;
     expect_refused(fx, &o, "result_ttl_ms");
+    /* Longer than the outcome stream keeps anything: the limit is named. */
+    o.result_ttl_ms = NAQ_RESULTS_MAX_TTL_MS + 1;
+    expect_refused(fx, &o, "7 days at most");
     o.result_ttl_ms = 0;
 
     o.retry.jitter = 1.5;

@@ -538,7 +538,7 @@ static void queue_depths_sum_each_queues_work_queue_consumers(void **state)
     free(d);
 }
 
-static void workers_show_state_current_job_and_counts_from_recent_events(void **state)
+static void workers_show_status_current_job_and_counts_from_recent_events(void **state)
 {
     qfixture *fx = *state;
     double now = qnow();
@@ -559,29 +559,38 @@ static void workers_show_state_current_job_and_counts_from_recent_events(void **
         {NAQ_EVENT_STARTED, "j5", "qc", "w-c", now - 10, NULL, -1, NULL, 0},
         {NAQ_EVENT_COMPLETED, "j5", "qc", "w-c", now - 9, NULL, 1, NULL, 0},
         {NAQ_EVENT_ENQUEUED, "j6", "qc", NULL, now - 8, NULL, -1, NULL, 0},
+        /* w-a still heartbeats; w-d went silent 90 s ago without stopping. */
+        {NAQ_EVENT_WORKER_HEARTBEAT, NULL, NULL, "w-a", now - 5, NULL, -1, NULL, 0},
+        {NAQ_EVENT_WORKER_STARTED, NULL, NULL, "w-d", now - 100, NULL, -1, NULL, 0},
+        {NAQ_EVENT_STARTED, "j7", "qd", "w-d", now - 90, NULL, -1, NULL, 0},
     };
     qpublish_all(fx, ev, sizeof ev / sizeof ev[0]);
     naq_worker_activity *w = NULL;
     size_t n = 0;
     assert_int_equal(naq_events_workers(fx->c, now - 600, &w, &n), NAQ_OK);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     assert_string_equal(w[0].worker_id, "w-a");
-    assert_int_equal(w[0].state, NAQ_WORKER_BUSY);
+    assert_int_equal(w[0].status, NAQ_WORKER_STATUS_BUSY);
     assert_string_equal(w[0].current_job, "j2");
     assert_int_equal(w[0].running, 1);
     assert_int_equal(w[0].processed, 1);
     assert_int_equal(w[0].failed, 0);
     assert_string_equal(w[0].queue, "qa");
-    assert_true(fabs(w[0].last_seen - (now - 30)) < 1e-3);
+    assert_true(fabs(w[0].last_seen - (now - 5)) < 1e-3);
     assert_string_equal(w[1].worker_id, "w-b");
-    assert_int_equal(w[1].state, NAQ_WORKER_STOPPED);
+    assert_int_equal(w[1].status, NAQ_WORKER_STATUS_STOPPED);
     assert_int_equal(w[1].processed, 2);
     assert_int_equal(w[1].failed, 1);
     assert_string_equal(w[1].current_job, "");
     assert_string_equal(w[2].worker_id, "w-c");
-    assert_int_equal(w[2].state, NAQ_WORKER_IDLE);
+    assert_int_equal(w[2].status, NAQ_WORKER_STATUS_IDLE);
     assert_int_equal(w[2].processed, 1);
-    assert_string_equal(naq_worker_state_name(w[1].state), "stopped");
+    assert_string_equal(naq_worker_status_name(w[1].status), "stopped");
+    /* Silent for more than 3 heartbeat intervals (5 s by default), not
+     * stopped: lost, whatever it was doing. */
+    assert_string_equal(w[3].worker_id, "w-d");
+    assert_int_equal(w[3].status, NAQ_WORKER_STATUS_LOST);
+    assert_string_equal(w[3].current_job, "j7");
     free(w);
 }
 
@@ -681,7 +690,7 @@ static void cli_delete_cleanup_and_workers_report_what_they_did(void **state)
     assert_int_equal(cli(fx, wargs, &out, &err), 0);
     assert_int_equal(count_lines(out), 2);
     assert_non_null(strstr(out, "\"worker_id\":\"w1\""));
-    assert_non_null(strstr(out, "\"state\":\"idle\""));
+    assert_non_null(strstr(out, "\"status\":\"idle\""));
     free(out);
     free(err);
     const char *del[] = {"events", "delete", "job-5", NULL};
@@ -712,7 +721,7 @@ static const struct CMUnitTest tests[] = {
     T(cleanup_removes_only_events_stored_before_the_cutoff),
     T(health_reports_stream_state_and_each_durables_lag),
     T(queue_depths_sum_each_queues_work_queue_consumers),
-    T(workers_show_state_current_job_and_counts_from_recent_events),
+    T(workers_show_status_current_job_and_counts_from_recent_events),
     T(cli_list_and_count_print_matches_in_every_format),
     T(cli_refuses_malformed_filters_with_exit_2),
     T(cli_delete_cleanup_and_workers_report_what_they_did),

@@ -661,6 +661,7 @@ static void the_registry_drops_a_killed_worker_after_its_ttl(void **state)
         found = 1;
         assert_false(seen.items[i].live);
         assert_true(seen.items[i].last_event != NAQ_EVENT_WORKER_STOPPED);
+        assert_int_equal(seen.items[i].status, NAQ_WORKER_STATUS_LOST);
         assert_int_equal(seen.items[i].pid, pid);
         assert_true(seen.items[i].last_seen > now_s() - 60);
     }
@@ -674,6 +675,34 @@ static void the_registry_drops_a_killed_worker_after_its_ttl(void **state)
         fail_msg("naq workers --show-inactive: '%s' (stderr '%s')", out, err);
     free(out);
     free(err);
+
+    /* The JSON says the same as the table: one state model. */
+    const char *json[] = {"workers", "--show-inactive", "--format", "json",
+                          "--url",   f->srv.url,        NULL};
+    assert_int_equal(naq_test_run_cli(json, NULL, &out, &err), 0);
+    line = strstr(out, "\"worker_id\":\"w-killed\"");
+    char *eol = line ? strchr(line, '\n') : NULL;
+    if (eol != NULL)
+        *eol = '\0';
+    if (line == NULL || strstr(line, "\"status\":\"lost\"") == NULL ||
+        strstr(line, "\"live\":false") == NULL)
+        fail_msg("naq workers --show-inactive --format json: '%s'", out);
+    free(out);
+    free(err);
+
+    /* And so do the events, which naq top and naq events workers read. */
+    naq_worker_activity *act = NULL;
+    size_t nact = 0;
+    assert_int_equal(naq_events_workers(f->c, now_s() - 60, &act, &nact), NAQ_OK);
+    int in_events = 0;
+    for (size_t i = 0; i < nact; i++) {
+        if (strcmp(act[i].worker_id, "w-killed") == 0) {
+            in_events = 1;
+            assert_string_equal(naq_worker_status_name(act[i].status), "lost");
+        }
+    }
+    assert_true(in_events);
+    free(act);
 }
 
 /* ---- a real worker ---- */

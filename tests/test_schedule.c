@@ -642,6 +642,99 @@ static void cli_add_list_show_pause_and_rm_work_end_to_end(void **state)
     free(err);
 }
 
+/* "...; next run 2026-01-31T12:00:01.609Z" -> that time, in ms. */
+static int64_t printed_next_run(const char *out)
+{
+    const char *t = strstr(out, "next run ");
+    assert_non_null(t);
+    t += strlen("next run ");
+    int y, mo, d, h, mi, sec, ms;
+    assert_int_equal(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms), 7);
+    struct tm tm = {0};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void cli_prints_the_next_run_to_the_millisecond_it_stores(void **state)
+{
+    fixture *fx = *state;
+    /* Truncating seconds turned .609 into .608 in 4 tries out of 5. */
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "hourly-%d", i);
+        const char *add[] = {"add", name, "--every", "1h", "-f", "f", NULL};
+        char *out, *err;
+        assert_int_equal(schedule_cli(fx, add, &out, &err), 0);
+        naq_schedule s;
+        assert_int_equal(naq_schedule_get(fx->c, name, &s), NAQ_OK);
+        if (printed_next_run(out) != s.next_run_ms)
+            fail_msg("printed '%s', stored next_run %lld ms", out, (long long)s.next_run_ms);
+        naq_schedule_clear(&s);
+        free(out);
+        free(err);
+    }
+}
+
+static void cli_show_names_the_priority(void **state)
+{
+    fixture *fx = *state;
+    const char *add[] = {"add", "urgent", "--every", "1h", "--priority", "high", "-f", "f", NULL};
+    char *out, *err;
+    assert_int_equal(schedule_cli(fx, add, &out, &err), 0);
+    free(out);
+    free(err);
+    const char *show[] = {"show", "urgent", NULL};
+    assert_int_equal(schedule_cli(fx, show, &out, &err), 0);
+    if (strstr(out, "priority:     high\n") == NULL)
+        fail_msg("show:\n%s", out);
+    free(out);
+    free(err);
+}
+
+static void cli_resume_of_a_one_off_whose_time_passed_says_it_is_finished(void **state)
+{
+    fixture *fx = *state;
+    const char *add[] = {"add", "once", "--at", "+1s", "-f", "f", NULL};
+    const char *pause[] = {"pause", "once", NULL};
+    const char *resume[] = {"resume", "once", NULL};
+    char *out, *err;
+    assert_int_equal(schedule_cli(fx, add, &out, &err), 0);
+    free(out);
+    free(err);
+    assert_int_equal(schedule_cli(fx, pause, &out, &err), 0);
+    free(out);
+    free(err);
+    usleep(1500 * 1000); /* its time passes while it is paused */
+    assert_int_equal(schedule_cli(fx, resume, &out, &err), 0);
+    if (strstr(out, "schedule once is finished") == NULL ||
+        strstr(out, "passed while it was paused") == NULL ||
+        strstr(out, "naq schedule modify once --at TIME") == NULL)
+        fail_msg("resume printed '%s'", out);
+    free(out);
+    free(err);
+
+    /* A schedule with a future run says when. */
+    const char *add2[] = {"add", "later", "--every", "1h", "-f", "f", NULL};
+    const char *pause2[] = {"pause", "later", NULL};
+    const char *resume2[] = {"resume", "later", NULL};
+    assert_int_equal(schedule_cli(fx, add2, &out, &err), 0);
+    free(out);
+    free(err);
+    assert_int_equal(schedule_cli(fx, pause2, &out, &err), 0);
+    free(out);
+    free(err);
+    assert_int_equal(schedule_cli(fx, resume2, &out, &err), 0);
+    if (strstr(out, "schedule later resumed; next run 20") == NULL)
+        fail_msg("resume printed '%s'", out);
+    free(out);
+    free(err);
+}
+
 static void cli_bad_usage_exits_2_with_a_message(void **state)
 {
     fixture *fx = *state;
@@ -721,6 +814,11 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(cli_add_list_show_pause_and_rm_work_end_to_end, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(cli_prints_the_next_run_to_the_millisecond_it_stores, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(cli_show_names_the_priority, setup, teardown),
+    cmocka_unit_test_setup_teardown(cli_resume_of_a_one_off_whose_time_passed_says_it_is_finished,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(cli_bad_usage_exits_2_with_a_message, setup, teardown),
     cmocka_unit_test(cli_help_of_both_commands_exits_0),
 };

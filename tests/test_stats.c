@@ -549,10 +549,10 @@ static void live_window_rates_latency_workers_failures_and_queue_filter(void **s
     assert_true(fabs(s.p99 - 100) < 1e-9);
     assert_int_equal(s.nworkers, 2);
     assert_string_equal(s.workers[0].worker_id, "w1");
-    assert_int_equal(s.workers[0].state, NAQ_WORKER_IDLE);
+    assert_int_equal(s.workers[0].status, NAQ_WORKER_STATUS_IDLE);
     assert_int_equal(s.workers[0].processed, 20);
     assert_string_equal(s.workers[1].worker_id, "w2");
-    assert_int_equal(s.workers[1].state, NAQ_WORKER_BUSY);
+    assert_int_equal(s.workers[1].status, NAQ_WORKER_STATUS_BUSY);
     assert_string_equal(s.workers[1].current_job, "b2");
     assert_int_equal(s.nfailures, 5);
     assert_string_equal(s.failures[0].error_type, "Boom");
@@ -616,6 +616,50 @@ static void live_window_lists_a_failed_attempt_once_whatever_events_tell_it(void
     naq_live_destroy(l);
 }
 
+static void live_workers_share_the_registry_states_and_are_lost_when_silent(void **state)
+{
+    (void)state;
+    naq_live *l = NULL;
+    assert_int_equal(naq_live_create(&l), NAQ_OK);
+    double now = qnow();
+    naq_event e;
+    /* w-quiet heartbeats every second, then falls silent: lost after 3 s. */
+    naq_event_init(&e, NAQ_EVENT_WORKER_HEARTBEAT);
+    snprintf(e.worker_id, sizeof e.worker_id, "w-quiet");
+    e.timestamp = now - 10;
+    e.details_json = (char *)"{\"status\":\"idle\",\"heartbeat_interval_ms\":1000}";
+    naq_live_add(l, &e);
+    /* w-draining said it is stopping, w-done that it stopped (long ago). */
+    naq_event_init(&e, NAQ_EVENT_WORKER_STATUS_CHANGED);
+    snprintf(e.worker_id, sizeof e.worker_id, "w-draining");
+    e.timestamp = now - 1;
+    e.details_json = (char *)"{\"from\":\"busy\",\"to\":\"stopping\"}";
+    naq_live_add(l, &e);
+    naq_event_init(&e, NAQ_EVENT_WORKER_STOPPED);
+    snprintf(e.worker_id, sizeof e.worker_id, "w-done");
+    e.timestamp = now - 600;
+    naq_live_add(l, &e);
+
+    naq_live_query q;
+    naq_live_query_init(&q);
+    q.now = now - 9; /* a second after w-quiet's heartbeat */
+    naq_live_snapshot s;
+    assert_int_equal(naq_live_snapshot_take(l, &q, &s), NAQ_OK);
+    assert_string_equal(s.workers[2].worker_id, "w-quiet");
+    assert_string_equal(naq_worker_status_name(s.workers[2].status), "idle");
+    naq_live_snapshot_free(&s);
+    q.now = now;
+    assert_int_equal(naq_live_snapshot_take(l, &q, &s), NAQ_OK);
+    assert_int_equal(s.nworkers, 3);
+    assert_string_equal(s.workers[0].worker_id, "w-done");
+    assert_string_equal(naq_worker_status_name(s.workers[0].status), "stopped");
+    assert_string_equal(s.workers[1].worker_id, "w-draining");
+    assert_string_equal(naq_worker_status_name(s.workers[1].status), "stopping");
+    assert_string_equal(naq_worker_status_name(s.workers[2].status), "lost");
+    naq_live_snapshot_free(&s);
+    naq_live_destroy(l);
+}
+
 /* ---- the CLI ---- */
 
 static int cli(qfixture *fx, const char *const *args, char **out, char **err)
@@ -624,6 +668,31 @@ static int cli(qfixture *fx, const char *const *args, char **out, char **err)
     snprintf(env0, sizeof env0, "NAQ_URL=%s", fx->srv.url);
     const char *env[] = {env0, NULL};
     return naq_test_run_cli(args, env, out, err);
+}
+
+static void cli_counts_read_in_the_singular_for_one(void **state)
+{
+    qfixture *fx = *state;
+    qspec one = {NAQ_EVENT_COMPLETED, "j1", "q", "w", 0, NULL, 5, NULL, 0};
+    qpublish(fx, &one);
+    char *out = NULL, *err = NULL;
+    const char *stats[] = {"events", "stats", NULL};
+    assert_int_equal(cli(fx, stats, &out, &err), 0);
+    if (strstr(out, "rollups are 1 event behind") == NULL)
+        fail_msg("stats:\n%s", out);
+    free(out);
+    free(err);
+    const char *once[] = {"events", "rollup", "--once", NULL};
+    assert_int_equal(cli(fx, once, &out, &err), 0);
+    if (strstr(out, "folded 1 event\n") == NULL)
+        fail_msg("rollup --once: '%s'", out);
+    free(out);
+    free(err);
+    assert_int_equal(cli(fx, stats, &out, &err), 0);
+    if (strstr(out, "duration (1 run)") == NULL)
+        fail_msg("stats:\n%s", out);
+    free(out);
+    free(err);
 }
 
 static void cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up(void **state)
@@ -708,11 +777,13 @@ static const struct CMUnitTest tests[] = {
     T(a_crash_between_rollups_and_cursor_counts_nothing_twice),
     T(a_maintainer_killed_mid_way_then_restarted_counts_exactly),
     T(cli_stats_say_how_far_behind_rollups_are_until_rollup_catches_up),
+    T(cli_counts_read_in_the_singular_for_one),
     T(cli_rollup_daemon_folds_new_events_and_stops_on_sigterm),
     cmocka_unit_test(histogram_buckets_keep_two_percent_precision),
     cmocka_unit_test(rollup_json_round_trips_and_merges_by_name),
     cmocka_unit_test(live_window_rates_latency_workers_failures_and_queue_filter),
     cmocka_unit_test(live_window_lists_a_failed_attempt_once_whatever_events_tell_it),
+    cmocka_unit_test(live_workers_share_the_registry_states_and_are_lost_when_silent),
 #undef T
 };
 

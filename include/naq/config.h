@@ -18,6 +18,7 @@ extern "C" {
 #endif
 
 #define NAQ_DEFAULT_URL "nats://127.0.0.1:4222"
+#define NAQ_DEFAULT_HEARTBEAT_INTERVAL_MS 5000 /* NAQ_HEARTBEAT_INTERVAL */
 #define NAQ_URL_MAX 512
 #define NAQ_NAME_MAX 64
 

@@ -128,7 +128,8 @@ void naq_job_opts_init(naq_job_opts *o);
  * NAQ_BACKOFF_LIST_MAX delays; retry_on / skip_on lists of names);
  * ttl_ms >= 0; depends_on: at most NAQ_DEPENDS_ON_MAX valid job ids, none
  * twice, not the job itself; unique_key: 1 to NAQ_UNIQUE_KEY_MAX bytes;
- * schedule_id a valid id; result_ttl_ms >= 0 (0 = the default). */
+ * schedule_id a valid id; result_ttl_ms from 0 (the default) to
+ * NAQ_RESULTS_TTL_MS, the results bucket's TTL. */
 naq_status naq_job_opts_validate(const naq_job_opts *o);
 
 /* Validates o completely, then publishes the job and waits for the server's

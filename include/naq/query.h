@@ -23,6 +23,7 @@
 
 #include "naq/client.h"
 #include "naq/event.h"
+#include "naq/registry.h"
 #include "naq/status.h"
 #include "naq/store.h"
 
@@ -156,24 +157,24 @@ naq_status naq_queue_depths(naq_client *c, naq_queue_depth **out, size_t *n);
 
 /* ---- worker activity from recent events ---- */
 
-typedef enum {
-    NAQ_WORKER_IDLE,    /* seen, no job in progress */
-    NAQ_WORKER_BUSY,    /* a job started and has not ended */
-    NAQ_WORKER_STOPPED, /* its last word was worker_stopped */
-} naq_worker_state;
-
-const char *naq_worker_state_name(naq_worker_state s);
-
+/* A worker as its events show it. Its status is the registry's model
+ * (naq_worker_status, naq/registry.h): the status its last worker event
+ * carried (idle, busy, stopping, stopped), busy or idle by its job events
+ * in between, and lost when it did not stop and wrote nothing for
+ * NAQ_WORKER_LOST_AFTER heartbeat intervals (its own, from its events;
+ * the client's NAQ_HEARTBEAT_INTERVAL when they did not say) before the
+ * time of the read. */
 typedef struct {
     char worker_id[NAQ_ID_SIZE];
     char queue[NAQ_ID_SIZE]; /* queue of its latest job event */
-    naq_worker_state state;
+    naq_worker_status status;
     char current_job[NAQ_ID_SIZE]; /* the newest job in progress, "" when none */
     int running;                   /* jobs in progress */
     uint64_t processed;            /* completed + failed seen */
     uint64_t failed;
     double first_seen, last_seen; /* event timestamps */
     naq_event_type last_type;
+    int64_t heartbeat_interval_ms; /* from its worker events; 0 = they did not say */
 } naq_worker_activity;
 
 /* Workers that wrote events (worker_* events, or job events carrying their

@@ -39,13 +39,25 @@ extern "C" {
  * recently seen); the rest are counted in naq_worker_info_list.omitted. */
 #define NAQ_WORKERS_SEEN_MAX 10000
 
-/* X(enum suffix, name). starting -> idle <-> busy -> stopping -> stopped. */
+/* The one state model of a worker, the same in every view (naq workers,
+ * its JSON, naq events workers, naq top):
+ *   starting -> idle <-> busy -> stopping -> stopped
+ * and "lost" for a worker that went without saying: it never logged
+ * worker_stopped and nothing was heard from it for NAQ_WORKER_LOST_AFTER
+ * heartbeat intervals (killed, crashed, its machine or network gone). A
+ * worker never says "lost" of itself; readers conclude it. X(enum suffix,
+ * name). */
 #define NAQ_WORKER_STATUS_TABLE(X)                                                                 \
     X(STARTING, "starting")                                                                        \
     X(IDLE, "idle")                                                                                \
     X(BUSY, "busy")                                                                                \
     X(STOPPING, "stopping")                                                                        \
-    X(STOPPED, "stopped")
+    X(STOPPED, "stopped")                                                                          \
+    X(LOST, "lost")
+
+/* Heartbeat intervals of silence after which a worker that did not stop
+ * is lost; also the registry entry's TTL in intervals. */
+#define NAQ_WORKER_LOST_AFTER 3
 
 typedef enum {
 #define NAQ_WORKER_STATUS_ENUM(suffix, name) NAQ_WORKER_STATUS_##suffix,
@@ -56,6 +68,8 @@ typedef enum {
 
 /* "idle", ...; "unknown" when out of range. */
 const char *naq_worker_status_name(naq_worker_status s);
+/* Parses a name of the table; 0 when it is none (*out unchanged). */
+int naq_worker_status_parse(const char *name, naq_worker_status *out);
 
 /* One worker. Strings marked heap are owned by the list that holds it. */
 typedef struct {
@@ -73,7 +87,8 @@ typedef struct {
     double started_at;     /* seconds since the epoch, UTC */
     double last_heartbeat; /* when the worker last refreshed its entry / wrote an event */
     int64_t heartbeat_interval_ms;
-    int live; /* 1: in the registry now; 0: gone, seen in the event log */
+    int live; /* 1: in the registry now; 0: gone, seen in the event log, and
+               * then status is NAQ_WORKER_STATUS_STOPPED or _LOST */
     /* Gone workers only (live == 0): */
     double last_seen;          /* timestamp of the worker's last event */
     naq_event_type last_event; /* its type: NAQ_EVENT_WORKER_STOPPED after a clean stop,
@@ -102,9 +117,10 @@ naq_status naq_workers_list(naq_client *c, naq_worker_info_list *out);
  * since_ms (milliseconds since the epoch, UTC; 0 = as far back as the
  * event stream keeps) but are not in the registry now, most recently seen
  * first, each described by its last event (live = 0, last_seen,
- * last_event). Reads the last event of each worker subject, one consumer:
- * the cost grows with the number of worker ids in the event stream, not
- * with their heartbeats. */
+ * last_event; status stopped when that was worker_stopped, else lost).
+ * Reads the last event of each worker subject, one consumer: the cost
+ * grows with the number of worker ids in the event stream, not with their
+ * heartbeats. */
 naq_status naq_workers_seen(naq_client *c, int64_t since_ms, naq_worker_info_list *out);
 
 /* Encodes w as one compact JSON object: the registry entry's fields
