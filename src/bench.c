@@ -7,8 +7,7 @@
  * server and stream, and the best of `runs` is kept for each, so a noisy
  * neighbour penalises neither side alone.
  *
- * bench jobs measures enqueue -> completed for no-op jobs, with workers
- * running in this process while the enqueuers publish.
+ * bench jobs lives in bench_jobs.c.
  */
 #include "internal.h"
 
@@ -24,15 +23,6 @@ void naq_bench_events_opts_init(naq_bench_events_opts *o)
     o->events = 200000;
     o->runs = 3;
     o->payload_bytes = 300;
-}
-
-void naq_bench_jobs_opts_init(naq_bench_jobs_opts *o)
-{
-    o->count = 20000;
-    o->workers = 2;
-    o->enqueuers = 2;
-    o->events = 1;
-    o->queue = "bench";
 }
 
 static double elapsed_s(int64_t start_ms) { return (double)(naq__mono_ms() - start_ms) / 1000.0; }
@@ -187,142 +177,3 @@ naq_status naq_bench_events(const naq_config *cfg, const naq_bench_events_opts *
     return s;
 }
 
-/* ---- jobs ---- */
-
-static naq_status noop_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
-{
-    (void)ctx;
-    (void)job;
-    (void)user;
-    return NAQ_OK;
-}
-
-typedef struct {
-    naq_client *client;
-    const naq_bench_jobs_opts *o;
-    int64_t first, last; /* ids handed to this enqueuer: [first, last) */
-    naq_status status;
-} enqueuer;
-
-static void *enqueue_main(void *arg)
-{
-    enqueuer *q = arg;
-    naq_job_opts jo;
-    naq_job_opts_init(&jo);
-    jo.queue = q->o->queue;
-    jo.function = "noop";
-    char id[NAQ_ID_SIZE];
-    for (int64_t i = q->first; i < q->last && q->status == NAQ_OK; i++)
-        q->status = naq_enqueue(q->client, &jo, id);
-    return NULL;
-}
-
-typedef struct {
-    naq_worker *w;
-    naq_status status;
-} worker_thread;
-
-static void *worker_main(void *arg)
-{
-    worker_thread *t = arg;
-    t->status = naq_worker_run(t->w);
-    return NULL;
-}
-
-static uint64_t completed_total(worker_thread *ws, int n)
-{
-    uint64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        naq_worker_stats st;
-        naq_worker_get_stats(ws[i].w, &st);
-        total += st.processed;
-    }
-    return total;
-}
-
-/* Jobs left by an interrupted run would be counted as ours. */
-static naq_status purge_queue(naq_client *c, const char *queue)
-{
-    char subject[NAQ_URL_MAX];
-    naq_status s = naq_id_validate("queue name", queue);
-    if (s == NAQ_OK)
-        s = naq__subject(c, subject, sizeof subject, "queue.%s.>", queue);
-    if (s != NAQ_OK)
-        return s;
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Purge.Subject = subject;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_PurgeStream(c->js, c->cfg.job_stream, &jo, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot purge queue %s", queue);
-    return NAQ_OK;
-}
-
-naq_status naq_bench_jobs(const naq_config *base, const naq_bench_jobs_opts *o,
-                          naq_bench_jobs_result *out)
-{
-    memset(out, 0, sizeof *out);
-    if (o->count <= 0 || o->workers <= 0 || o->enqueuers <= 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "bench jobs needs --count, --workers > 0");
-    naq_config cfg = *base;
-    cfg.disable_logging = !o->events;
-    naq_client *c = NULL;
-    naq_status s = naq_client_connect(&cfg, &c);
-    if (s != NAQ_OK)
-        return s;
-    if ((s = purge_queue(c, o->queue)) != NAQ_OK) {
-        naq_client_destroy(c);
-        return s;
-    }
-    worker_thread *ws = calloc((size_t)o->workers, sizeof *ws);
-    pthread_t *wt = calloc((size_t)o->workers, sizeof *wt);
-    enqueuer *qs = calloc((size_t)o->enqueuers, sizeof *qs);
-    pthread_t *qt = calloc((size_t)o->enqueuers, sizeof *qt);
-    int started = 0;
-    const char *queues[] = {o->queue, NULL};
-    naq_worker_opts wo;
-    naq_worker_opts_init(&wo);
-    wo.queues = queues;
-    for (int i = 0; i < o->workers && s == NAQ_OK; i++) {
-        if ((s = naq_worker_create(c, &wo, &ws[i].w)) == NAQ_OK &&
-            (s = naq_worker_register(ws[i].w, "noop", noop_handler, NULL)) == NAQ_OK)
-            pthread_create(&wt[started++], NULL, worker_main, &ws[i]);
-    }
-    int64_t start = naq__mono_ms();
-    for (int i = 0; i < o->enqueuers && s == NAQ_OK; i++) {
-        qs[i] = (enqueuer){c, o, o->count * i / o->enqueuers, o->count * (i + 1) / o->enqueuers,
-                           NAQ_OK};
-        pthread_create(&qt[i], NULL, enqueue_main, &qs[i]);
-    }
-    for (int i = 0; i < o->enqueuers && s == NAQ_OK; i++) {
-        pthread_join(qt[i], NULL);
-        if (qs[i].status != NAQ_OK)
-            s = qs[i].status;
-    }
-    out->enqueue_per_s = (double)o->count / elapsed_s(start);
-    /* Wait for the workers to finish everything (bounded: 10 minutes). */
-    while (s == NAQ_OK && completed_total(ws, started) < (uint64_t)o->count &&
-           naq__mono_ms() - start < 600000) {
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    out->seconds = elapsed_s(start);
-    out->completed = completed_total(ws, started);
-    out->jobs_per_s = (double)out->completed / out->seconds;
-    for (int i = 0; i < started; i++)
-        naq_worker_stop(ws[i].w);
-    for (int i = 0; i < started; i++)
-        pthread_join(wt[i], NULL);
-    for (int i = 0; i < o->workers; i++)
-        naq_worker_destroy(ws[i].w);
-    if (s == NAQ_OK && out->completed < (uint64_t)o->count)
-        s = naq__fail(NAQ_ERR_TIMEOUT, "only %llu of %lld jobs completed",
-                      (unsigned long long)out->completed, (long long)o->count);
-    naq_client_destroy(c);
-    free(ws);
-    free(wt);
-    free(qs);
-    free(qt);
-    return s;
-}
