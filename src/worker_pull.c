@@ -14,6 +14,12 @@
  * that frees up asks for the next job at once (naq__worker_job_done), from
  * the executor's thread, without waiting for any reply.
  *
+ * Reading. The fetcher has no thread of its own: an idle executor reads
+ * the replies itself (one at a time: the "reader"), so a job goes from
+ * nats.c's socket thread to the executor that runs it with one hand-off,
+ * not two. When every executor is busy, the keeper drains the replies
+ * (naq__fetcher_in_progress), so prefetched jobs get in-progress acks.
+ *
  * Measured on nats-server 2.9.10 (a probe program against the real server):
  *  - a no-wait request is answered at once: the messages available (up to
  *    the batch), then status 408 ends it (404 when there were none);
@@ -59,7 +65,7 @@
 #define EMPTY_HINT_MS 5
 /* Pause after a failed request (server away, consumer missing). */
 #define ERROR_BACKOFF_MS 250
-/* How often the fetcher thread looks at its requests when nothing comes. */
+/* How long the reader waits for a reply before it looks at its requests. */
 #define FETCH_TICK_MS 50
 
 typedef struct ready_msg {
@@ -88,15 +94,9 @@ struct naq__fetcher {
     int next_queue;            /* round-robin start within a level */
     int focus_q, focus_l;      /* where the last job came from */
     int64_t backoff_until_ms;  /* after an error, no request before this */
+    int reading;               /* an executor (or the keeper) reads replies */
     int stopping;
-    pthread_t thread;
 };
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static pull_req *req_of(naq__fetcher *f, int q, int level)
 {
@@ -300,37 +300,30 @@ static void expire_requests(naq__fetcher *f)
     }
 }
 
-static void *fetcher_main(void *arg)
+/* Lock held, f->reading set by the caller. Reads one reply (waiting up to
+ * wait_ms) without the lock, and handles it with the lock. 0 when none
+ * came. */
+static int read_reply(naq__fetcher *f, int64_t wait_ms)
 {
-    naq__fetcher *f = arg;
-    for (;;) {
-        pthread_mutex_lock(&f->lock);
-        int stop = f->stopping;
-        if (!stop) {
-            expire_requests(f);
-            refill(f);
-        }
-        pthread_mutex_unlock(&f->lock);
-        if (stop)
-            return NULL;
-        natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, f->sub, FETCH_TICK_MS);
-        if (ns == NATS_TIMEOUT)
-            continue;
-        if (ns != NATS_OK) { /* the subscription is closing, or the server away */
-            sleep_ms(FETCH_TICK_MS);
-            continue;
-        }
-        const char *status = NULL;
-        pthread_mutex_lock(&f->lock);
-        if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
-            on_status(f, m, status);
-            natsMsg_Destroy(m);
-        } else {
-            on_job(f, m); /* takes m */
-        }
-        pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->lock);
+    natsMsg *m = NULL;
+    natsStatus ns = wait_ms > 0 ? natsSubscription_NextMsg(&m, f->sub, wait_ms)
+                                : natsSubscription_NextMsg(&m, f->sub, 0);
+    pthread_mutex_lock(&f->lock);
+    if (ns != NATS_OK) {
+        expire_requests(f);
+        refill(f);
+        return 0;
     }
+    const char *status = NULL;
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
+        on_status(f, m, status);
+        natsMsg_Destroy(m);
+    } else {
+        on_job(f, m); /* takes m */
+    }
+    refill(f);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- executors */
@@ -340,7 +333,17 @@ natsMsg *naq__worker_next_job(naq__executor *x)
     naq__fetcher *f = x->w->fetcher;
     natsMsg *m = NULL;
     pthread_mutex_lock(&f->lock);
-    while (f->nready == 0 && !naq__worker_stopping(x->w) && !f->stopping) {
+    refill(f);
+    int64_t deadline = naq__mono_ms() + FETCH_TICK_MS;
+    while (f->nready == 0 && !naq__worker_stopping(x->w) && !f->stopping &&
+           naq__mono_ms() < deadline) {
+        if (!f->reading) {
+            f->reading = 1;
+            read_reply(f, FETCH_TICK_MS);
+            f->reading = 0;
+            pthread_cond_signal(&f->ready_cv); /* another may read now */
+            continue;
+        }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += FETCH_TICK_MS * 1000000L;
@@ -378,8 +381,16 @@ void naq__worker_job_done(naq__executor *x)
 
 void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
 {
-    int64_t now = naq__mono_ms();
     pthread_mutex_lock(&f->lock);
+    /* Every executor busy: nobody reads, so the keeper does (prefetched
+     * jobs, statuses, lost requests). */
+    if (!f->reading && !f->stopping) {
+        f->reading = 1;
+        while (read_reply(f, 0))
+            ;
+        f->reading = 0;
+    }
+    int64_t now = naq__mono_ms();
     for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
         for (ready_msg *rm = f->ready[level]; rm != NULL; rm = rm->next) {
             if (now - rm->since_ms >= older_than_ms) {
@@ -419,8 +430,6 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
     }
     if (ns == NATS_OK)
         natsSubscription_SetPendingLimits(f->sub, -1, -1); /* bounded by our requests */
-    if (ns == NATS_OK && pthread_create(&f->thread, NULL, fetcher_main, f) != 0)
-        ns = NATS_NO_MEMORY;
     if (ns != NATS_OK) {
         natsSubscription_Destroy(f->sub);
         pthread_mutex_destroy(&f->lock);
@@ -438,11 +447,11 @@ void naq__fetcher_stop(naq__fetcher *f)
 {
     if (f == NULL)
         return;
+    /* The executors have returned (naq_worker_run joined them) and the
+     * keeper no longer ticks: nobody reads now. */
     pthread_mutex_lock(&f->lock);
     f->stopping = 1;
-    pthread_cond_broadcast(&f->ready_cv);
     pthread_mutex_unlock(&f->lock);
-    pthread_join(f->thread, NULL);
     /* Withdraw our interest, then hand back what was fetched but never
      * started: a nak without delay, so another worker takes it at once
      * (what arrives after the unsubscribe is not ours: the server keeps

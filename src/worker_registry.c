@@ -300,6 +300,8 @@ struct naq__registry {
     uint64_t processed, failed;
     int64_t idle_at_ms; /* busy with no job since then (monotonic); 0 = not pending */
     int64_t dirty_gap;  /* the entry changed since the last put: the gap to keep, 0 = clean */
+    int64_t last_put_ms;    /* heartbeat thread's last put (monotonic) */
+    int64_t sleeps_until_ms; /* when the heartbeat thread wakes by itself; 0 = awake */
     int stop;
     int put_failing;
 };
@@ -364,12 +366,21 @@ static void log_worker_locked(naq__registry *r, naq_event_type t, const char *jo
     log_worker_msg_locked(r, t, job_id, extra, error_type, error_message, NULL);
 }
 
+/* Wakes the heartbeat thread only if it would sleep past `due`: a worker
+ * running a stream of short jobs changes its entry on every job, and one
+ * wake-up per job would cost a context switch each. */
+static void wake_by_locked(naq__registry *r, int64_t due)
+{
+    if (r->sleeps_until_ms > due)
+        pthread_cond_signal(&r->cv);
+}
+
 /* The entry needs a put within `gap` ms of the last one. */
 static void mark_dirty_locked(naq__registry *r, int64_t gap)
 {
     if (r->dirty_gap == 0 || gap < r->dirty_gap) {
         r->dirty_gap = gap;
-        pthread_cond_signal(&r->cv);
+        wake_by_locked(r, r->last_put_ms + gap);
     }
 }
 
@@ -478,6 +489,7 @@ static void *heartbeat_main(void *arg)
     int64_t next_beat = now + r->interval_ms, next_refresh = now + r->refresh_ms;
     int64_t last_put = now;
     pthread_mutex_lock(&r->mu);
+    r->last_put_ms = now;
     while (!r->stop) {
         now = naq__mono_ms();
         if (r->status == NAQ_WORKER_STATUS_BUSY && r->active == 0 && r->idle_at_ms > 0 &&
@@ -500,7 +512,7 @@ static void *heartbeat_main(void *arg)
                 put_entry(r, json);
             free(json);
             pthread_mutex_lock(&r->mu);
-            last_put = naq__mono_ms();
+            last_put = r->last_put_ms = naq__mono_ms();
             next_refresh = last_put + r->refresh_ms;
             continue; /* re-check stop and the clock after waiting for the server */
         }
@@ -511,7 +523,9 @@ static void *heartbeat_main(void *arg)
             wake = r->idle_at_ms + IDLE_GRACE_MS;
         struct timespec ts;
         deadline_after(&ts, wake > now ? wake - now : 1);
+        r->sleeps_until_ms = wake;
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        r->sleeps_until_ms = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -735,7 +749,7 @@ void naq__registry_job_finished(naq__registry *r, const char *job_id, const char
     mark_dirty_locked(r, JOBS_PUT_GAP_MS);
     if (r->active == 0 && r->status == NAQ_WORKER_STATUS_BUSY) {
         r->idle_at_ms = naq__mono_ms();
-        pthread_cond_signal(&r->cv);
+        wake_by_locked(r, r->idle_at_ms + IDLE_GRACE_MS);
     }
     pthread_mutex_unlock(&r->mu);
 }
