@@ -126,7 +126,7 @@ int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out);
 typedef struct {
     int ncols; /* at most NAQ_CLI_TABLE_MAX_COLS */
     const char *const *headers;
-    const char *align; /* NULL, or one char per column: 'r' right-aligns it */
+    const char *align; /* NULL, or a char per column ('r' right-aligns it); may be shorter */
     char **cells;      /* heap: rows * ncols heap strings */
     size_t rows, cap;
 } naq_cli_table;

@@ -187,8 +187,9 @@ int naq_cli_table_add(naq_cli_table *t, const char *const *cells)
 static void table_line(const naq_cli_table *t, const char *const *cells, const size_t *width,
                        FILE *out)
 {
+    size_t nalign = t->align != NULL ? strlen(t->align) : 0; /* may be shorter than ncols */
     for (int k = 0; k < t->ncols; k++) {
-        int right = t->align != NULL && t->align[k] == 'r';
+        int right = (size_t)k < nalign && t->align[k] == 'r';
         int last = k == t->ncols - 1;
         if (right)
             fprintf(out, "%*s", (int)width[k], cells[k]);

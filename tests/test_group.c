@@ -522,6 +522,7 @@ static void dlq_cli_lists_and_replays_entries(void **state)
     const char *list_table[] = {"events", "dlq", "list", NULL};
     assert_int_equal(naq_test_run_cli(list_table, env, &out, &err), 0);
     assert_non_null(strstr(out, "REASON"));
+    assert_non_null(strstr(out, "DELIVERIES")); /* the column its help names */
     assert_non_null(strstr(out, "job-cli"));
     assert_non_null(strstr(out, "timeout"));
     free(out);
