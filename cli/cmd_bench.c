@@ -67,8 +67,7 @@ static const char bench_usage[] =
     "           CEIL_OUTCOMES on the same server (created, then deleted).\n"
     "           Run one benchmark at a time on a shared machine.\n"
     "\n"
-    "Exit codes: 0 ok, 1 failure (no server, a producer or worker failed),\n"
-    "2 bad usage.\n";
+    "exit codes: 0 ok, 1 failure (no server, a producer or worker failed), 2 bad usage\n";
 
 static int parse_count(const char *flag, const char *text, int64_t min, int64_t *out)
 {
