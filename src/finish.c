@@ -1,9 +1,9 @@
 /*
  * finish.c - the job-finish protocol: what happens when a job ends, in
  * this order, before its message is acknowledged:
- *   1. its outcome record is stored (outcome.c): the result, and the fact
- *      that it finished, in one message;
- *   2. the jobs waiting for it are told (deps.c), each exactly once;
+ *   1. the jobs waiting for it are told (deps.c), each exactly once;
+ *   2. its outcome record is stored (outcome.c), after the last waiter it
+ *      saw: the result, and the fact that it finished, in one message;
  *   3. its unique key is released (unique.c);
  *   4. the worker acknowledges the message (worker_job.c), once this and
  *      the outcome event are both confirmed by the server.

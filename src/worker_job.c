@@ -10,7 +10,7 @@
  *   -> completed | failed | timeout + failed | cancelled {running}
  *   -> failed: retry_scheduled + delayed nak, or the dead-letter stream
  *      (max_retries_exceeded) when the policy allows no further attempt
- *   -> the outcome record stored, dependents told, unique key released
+ *   -> dependents told, the outcome record stored, unique key released
  *      (final outcomes only: finish.c), then the ack.
  *
  * Invariants, each against a worker killed at any instant:

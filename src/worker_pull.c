@@ -154,7 +154,11 @@ static void refill(naq__fetcher *f)
     if (f->stopping || naq__worker_stopping(w) || now < f->backoff_until_ms)
         return;
     int want = w->concurrency - f->running + w->prefetch - f->nready - f->requested;
-    if (want <= 0)
+    /* While jobs still run, ask only once half of the room is free: one
+     * request for several jobs costs the server a fraction of several
+     * requests for one (a request is a JetStream API call). */
+    int room = w->concurrency + w->prefetch;
+    if (want <= 0 || (f->running > 0 && want < (room + 1) / 2))
         return;
     int any_open = 0;
     for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++)
