@@ -46,6 +46,12 @@ static void bench_event(naq_event *e, int64_t i, int payload_bytes, char *messag
     e->message = message;
 }
 
+static void count_confirmed(void *ud, int ok)
+{
+    if (ok)
+        atomic_fetch_add((atomic_int_least64_t *)ud, 1);
+}
+
 static naq_status logger_run(const naq_config *base, const naq_bench_events_opts *o,
                              naq_bench_events_result *r, double *per_s)
 {
@@ -61,12 +67,21 @@ static naq_status logger_run(const naq_config *base, const naq_bench_events_opts
         return s;
     char *message = malloc((size_t)o->payload_bytes + 2);
     naq_event e;
+    atomic_int_least64_t confirmed = 0;
     int64_t start = naq__mono_ms();
     for (int64_t i = 0; i < o->events; i++) {
         bench_event(&e, i, o->payload_bytes, message);
-        naq_client_log(c, &e);
+        /* Every fifth event is a job's outcome: a worker waits for the
+         * server to confirm it before acking the job, as naq's do. */
+        if (i % 5 == 4)
+            naq__client_log_confirmed(c, &e, count_confirmed, &confirmed);
+        else
+            naq_client_log(c, &e);
     }
     s = naq_client_flush_events(c, 120000);
+    if (s == NAQ_OK && atomic_load(&confirmed) != o->events / 5)
+        s = naq__fail(NAQ_ERR_TIMEOUT, "only %lld of %lld confirmed events were confirmed",
+                      (long long)atomic_load(&confirmed), (long long)(o->events / 5));
     double secs = elapsed_s(start);
     naq_logger_stats st;
     naq_client_logger_stats(c, &st);
