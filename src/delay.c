@@ -58,7 +58,7 @@ struct naq__due_index {
 /* ---------------------------------------------------------------- stream */
 
 /* Creates the NAQ_DELAYED stream if it does not exist. */
-static naq_status delayed_stream_ensure(naq_client *c, jsCtx *js)
+naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
 {
     char subject[NAQ_URL_MAX];
     naq_status s = naq__subject(c, subject, sizeof subject, DUE_TOKEN ".>");
@@ -152,15 +152,10 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
     if ((s = naq__subject(c, subject, sizeof subject, DUE_TOKEN ".%lld", (long long)bucket)) !=
         NAQ_OK)
         goto out;
-    natsStatus ns = natsMsg_Create(&msg, subject, NULL, json, (int)len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Nats-Msg-Id", j.id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Naq-Queue", j.queue);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Naq-Function", j.function);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Naq-Run-At", run_at);
+    if ((s = naq__job_msg_to(subject, j.id, j.queue, j.function, json, len, NULL, &msg)) !=
+        NAQ_OK)
+        goto out;
+    natsStatus ns = natsMsgHeader_Set(msg, "Naq-Run-At", run_at);
     if (ns != NATS_OK) {
         s = naq__fail_nats(NAQ_ERR_NO_MEMORY, ns, 0, "cannot build the message of job %s", j.id);
         goto out;
@@ -169,7 +164,7 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
     ns = js_PublishMsg(&ack, c->js, msg, NULL, &jerr);
     if (ns == NATS_NO_RESPONDERS) {
         /* First delayed job on this server: create the stream, then retry. */
-        if ((s = delayed_stream_ensure(c, c->js)) != NAQ_OK)
+        if ((s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK)
             goto out;
         ns = js_PublishMsg(&ack, c->js, msg, NULL, &jerr);
     }
@@ -279,17 +274,11 @@ static natsMsg *queue_message(naq__due_index *d, natsMsg *stored, int *bad)
     }
     const char *run_at = NULL;
     natsMsgHeader_Get(stored, "Naq-Run-At", &run_at);
-    natsStatus ns = natsMsg_Create(&m, subject, NULL, data, len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Nats-Msg-Id", j.id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Naq-Queue", j.queue);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Naq-Function", j.function);
-    if (ns == NATS_OK && run_at != NULL)
-        ns = natsMsgHeader_Set(m, "Naq-Run-At", run_at);
+    naq_status s = naq__job_msg_to(subject, j.id, j.queue, j.function, data, (size_t)len, NULL, &m);
     naq_job_clear(&j);
-    if (ns != NATS_OK) {
+    if (s != NAQ_OK)
+        return NULL;
+    if (run_at != NULL && natsMsgHeader_Set(m, "Naq-Run-At", run_at) != NATS_OK) {
         natsMsg_Destroy(m);
         return NULL;
     }
@@ -410,7 +399,7 @@ naq_status naq__due_index_open(naq_client *c, naq__sched_counters *ctr, naq__due
         s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open JetStream for the due index");
         goto fail;
     }
-    if ((s = delayed_stream_ensure(c, d->js)) != NAQ_OK)
+    if ((s = naq__delayed_stream_ensure(c, d->js)) != NAQ_OK)
         goto fail;
     char filter[sizeof d->prefix + 1];
     snprintf(filter, sizeof filter, "%s>", d->prefix);

@@ -140,6 +140,8 @@ naq_status naq__exec_args_check(const struct json_t *args);
 #define NAQ__SCHEDULES_BUCKET "naq_schedules"
 #define NAQ__LOCK_BUCKET "naq_scheduler_lock"
 #define NAQ__DELAYED_STREAM "NAQ_DELAYED"
+/* delay.c: creates the delayed-jobs stream when missing (at connect). */
+naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js);
 /* JetStream API error: "wrong last sequence" (a compare-and-set lost). */
 #define NAQ__JS_WRONG_LAST_SEQUENCE 10071
 
