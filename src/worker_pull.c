@@ -393,6 +393,8 @@ void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
         while (read_reply(f, 0))
             ;
         f->reading = 0;
+        /* An executor that found the keeper reading waits to take over. */
+        pthread_cond_signal(&f->ready_cv);
     }
     int64_t now = naq__mono_ms();
     for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
