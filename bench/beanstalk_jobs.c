@@ -288,7 +288,7 @@ int main(int argc, char **argv)
     long count = 20000;
     int workers = 2, payload = 100;
     long server_pid = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (!strcmp(argv[i], "--addr") && v) {
@@ -316,7 +316,6 @@ int main(int argc, char **argv)
         } else {
             return usage();
         }
-        i++;
     }
     char tube[64]; /* a tube of this run: nothing an earlier run left counts */
     snprintf(tube, sizeof tube, "naqbench-%ld", (long)getpid());
