@@ -140,8 +140,8 @@ static void delete_streams(jsCtx *js)
 }
 
 /* Fresh streams, configured as naq's (client.c): file storage, a 2-minute
- * duplicate window; the outcomes keep one message per subject, as the
- * results bucket does. */
+ * duplicate window; the outcomes keep one record per job's subject, as
+ * naq's outcome stream does. */
 static naq_status create_streams(jsCtx *js)
 {
     const char *subj[3] = {"ceil.jobs.>", "ceil.events.>", "ceil.outcomes.>"};

@@ -110,8 +110,8 @@ typedef struct {
                                     * enqueue returns its id (naq_enqueue_ex) */
     const char *schedule_id;       /* set by the scheduler for the jobs it makes */
     int64_t result_ttl_ms;         /* how long the result is kept; default (and 0)
-                                    * NAQ_RESULTS_TTL_MS; can only shorten the bucket's
-                                    * TTL (naq/results.h) */
+                                    * NAQ_RESULTS_TTL_MS, at most
+                                    * NAQ_RESULTS_MAX_TTL_MS (naq/results.h) */
 } naq_job_opts;
 
 /* Defaults: no retries (and, for when there are, naq_retry_policy_init),
@@ -129,7 +129,7 @@ void naq_job_opts_init(naq_job_opts *o);
  * ttl_ms >= 0; depends_on: at most NAQ_DEPENDS_ON_MAX valid job ids, none
  * twice, not the job itself; unique_key: 1 to NAQ_UNIQUE_KEY_MAX bytes;
  * schedule_id a valid id; result_ttl_ms from 0 (the default) to
- * NAQ_RESULTS_TTL_MS, the results bucket's TTL. */
+ * NAQ_RESULTS_MAX_TTL_MS (7 days: the outcome stream's age). */
 naq_status naq_job_opts_validate(const naq_job_opts *o);
 
 /* Validates o completely, then publishes the job and waits for the server's
@@ -153,8 +153,8 @@ naq_status naq_enqueue(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_
  * is enqueued or logged: job_id receives the holder's id, *existing (may
  * be NULL) is set to 1, and the call returns NAQ_OK. The worker releases
  * the key when the job finishes (completed, failed for good, cancelled,
- * expired); a key whose holder finished without releasing it (a crash) is
- * taken over. If the publish fails after the key was taken, the key is
+ * expired); a key whose holder finished without releasing it (a crash),
+ * was cancelled, or outlived its TTL in the queue is taken over. If the publish fails after the key was taken, the key is
  * released again: nothing is left half-enqueued.
  *
  * Dependencies: with o->depends_on set, the job is stored in the KV bucket
