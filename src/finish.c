@@ -20,6 +20,7 @@
  * path directly, as do jobs that ended without running (cancelled while
  * waiting or delayed), synchronously (naq__finish_unrun).
  */
+#include "jsonw.h"
 #include "lifecycle.h"
 #include "msgmap.h"
 
@@ -41,28 +42,35 @@
 char *naq__outcome_record(const naq_job *j, const char *status, const json_t *details,
                           const char *error_type, const char *error_message)
 {
+    /* Written straight into one buffer (jsonw.h): every job ends with one,
+     * and a jansson tree costs an allocation per field. */
     int64_t ttl = j->result_ttl_ms > 0 ? j->result_ttl_ms : NAQ_RESULTS_TTL_MS;
     double now = naq__now();
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f}", "job_id", j->id, "queue",
-                          j->queue, "function", j->function, "status", status,
-                          "attempt", j->attempt, "finished_at", now, "expires_at",
-                          now + (double)ttl / 1000.0);
-    if (o == NULL)
-        return NULL;
+    naq__jsonw w;
+    naq__jsonw_init(&w, 256);
+    naq__jsonw_begin(&w);
+    naq__jsonw_str(&w, "job_id", j->id);
+    naq__jsonw_str(&w, "queue", j->queue);
+    naq__jsonw_str(&w, "function", j->function);
+    naq__jsonw_str(&w, "status", status);
+    naq__jsonw_int(&w, "attempt", j->attempt);
+    naq__jsonw_fixed(&w, "finished_at", now, 6);
+    naq__jsonw_fixed(&w, "expires_at", now + (double)ttl / 1000.0, 6);
     static const char *const copied[] = {"result", "exit_status", "signal", "stdout_tail",
                                          "stderr_tail"};
     for (size_t i = 0; details != NULL && i < sizeof copied / sizeof *copied; i++) {
         json_t *v = json_object_get(details, copied[i]);
-        if (v != NULL)
-            json_object_set(o, copied[i], v);
+        char *text = v ? json_dumps(v, NAQ__JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+        if (text != NULL)
+            naq__jsonw_raw(&w, copied[i], text, strlen(text));
+        free(text);
     }
     if (error_type != NULL) {
-        json_object_set_new(o, "error_type", json_string(error_type));
-        json_object_set_new(o, "error_message", json_string(error_message ? error_message : ""));
+        naq__jsonw_str(&w, "error_type", error_type);
+        naq__jsonw_str(&w, "error_message", error_message ? error_message : "");
     }
-    char *s = json_dumps(o, NAQ__JSON_FLAGS);
-    json_decref(o);
-    return s;
+    size_t len = 0;
+    return naq__jsonw_finish(&w, &len);
 }
 
 /* ---------------------------------------------------------------- slow path */
