@@ -10,7 +10,7 @@
 # and prints a table of each side's median and the ratios.
 #
 #   bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R]
-#                               [--fsync-ms MS]
+#                               [--fsync-ms MS] [--prefetch P]
 #   defaults: 5000 jobs, 2 workers, 3 runs, beanstalkd -f 120000 (see below)
 #
 # The whole script holds /tmp/naq-bench.lock: no other benchmark runs meanwhile.
@@ -29,8 +29,11 @@ runs=3
 # nats-server 2.9's file store, which syncs its blocks every 2 minutes; both
 # write every job to the OS before they confirm it (docs/benchmarks.md).
 fsync_ms=120000
+# Jobs each naq worker (and the ceiling's) fetches beyond its free slot;
+# beanstalkd's reserve has no such thing.
+prefetch=0
 usage() {
-    echo "usage: bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R] [--fsync-ms MS]" >&2
+    echo "usage: bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R] [--fsync-ms MS] [--prefetch P]" >&2
     exit 2
 }
 while (($#)); do
@@ -39,11 +42,12 @@ while (($#)); do
     --workers) workers=${2:?}; shift 2 ;;
     --runs) runs=${2:?}; shift 2 ;;
     --fsync-ms) fsync_ms=${2:?}; shift 2 ;;
+    --prefetch) prefetch=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
     esac
 done
-[[ "$count$workers$runs$fsync_ms" =~ ^[0-9]+$ ]] || usage
+[[ "$count$workers$runs$fsync_ms$prefetch" =~ ^[0-9]+$ ]] || usage
 
 scripts/install-deps.sh >&2
 if ! command -v beanstalkd >/dev/null 2>&1; then
@@ -130,7 +134,7 @@ for run in $(seq 1 "$runs"); do
         for events in off on; do
             echo "compare: run $run/$runs: naq bench jobs --mode $mode --events $events" >&2
             "$naq" bench jobs --count "$count" --workers "$workers" --mode "$mode" \
-                --events "$events" --server-pid "$npid" >"$work/out" ||
+                --events "$events" --prefetch "$prefetch" --server-pid "$npid" >"$work/out" ||
                 { echo "compare: naq bench jobs failed" >&2; exit 1; }
             record "naq-$mode-events-$events" "$work/out"
             record "ceiling-$mode-events-$events" "$work/out" ceiling_
@@ -147,7 +151,7 @@ median() { # LABEL METRIC
 
 bs=$(median beanstalkd jobs_per_s)
 echo
-echo "job throughput: $count no-op jobs of ~100 B, $workers worker processes x 1, one producer;"
+echo "job throughput: $count no-op jobs of ~100 B, $workers worker processes x 1 (naq and ceiling prefetch $prefetch), one producer;"
 echo "median of $runs runs; cpu = producer + workers, srv_cpu = the server, both ms per job;"
 echo "latency = enqueue call -> handler entry (mostly queue wait when the producer outruns the workers)"
 echo
