@@ -40,6 +40,8 @@
 
 #define TRIGGERS_PER_TICK 1000
 #define WATCH_ENTRIES_PER_TICK 20000
+/* The longest a tick spends on the watch before it looks at the lease. */
+#define WATCH_BUDGET_MS 250
 #define RETRY_AFTER_MS 1000
 #define COMMIT_ATTEMPTS 3
 #define TICK_BUDGET_MS 500
@@ -359,7 +361,12 @@ static naq_status start_leading(naq_scheduler *s)
  * marker. NAQ_ERR_CLOSED when the watch broke. */
 static naq_status take_changes(naq_scheduler *s)
 {
-    for (int i = 0; i < WATCH_ENTRIES_PER_TICK; i++) {
+    /* Bounded in time too: a leader replaying a large bucket on a slow or
+     * busy machine must still get back to renewing its lease (seen: 20,000
+     * schedules under the sanitizers at load 8 took longer than the lease,
+     * the leader fenced itself and replayed everything twice more). */
+    int64_t until = naq__mono_ms() + WATCH_BUDGET_MS;
+    for (int i = 0; i < WATCH_ENTRIES_PER_TICK && naq__mono_ms() < until; i++) {
         kvEntry *ke = NULL;
         /* 1 ms is the shortest wait kvWatcher_Next accepts. */
         natsStatus ns = kvWatcher_Next(&ke, s->watch, 1);
