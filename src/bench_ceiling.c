@@ -69,23 +69,6 @@ static int64_t job_index(const char *id)
     return n >= 16 ? (int64_t)strtoull(id + n - 16, NULL, 16) : -1;
 }
 
-/* A JSON object of about `bytes` bytes: fields, then padding. */
-static int padded_json(char *buf, size_t cap, int bytes, const char *fields)
-{
-    int n = snprintf(buf, cap, "{%s,\"pad\":\"", fields);
-    int pad = bytes - n - 2;
-    if (pad < 1)
-        pad = 1;
-    if ((size_t)(n + pad + 3) > cap)
-        pad = (int)cap - n - 3;
-    memset(buf + n, 'x', (size_t)pad);
-    n += pad;
-    buf[n++] = '"';
-    buf[n++] = '}';
-    buf[n] = '\0';
-    return n;
-}
-
 /* Counts refused async publishes (the closure is an atomic counter). */
 typedef struct {
     atomic_int_least64_t failed;
@@ -208,7 +191,7 @@ static natsStatus event_msg(natsMsg **m, const char *id, const char *msg_id, con
              "\"version\":1,\"event_id\":\"%s\",\"job_id\":\"%s\",\"event_type\":\"%s\","
              "\"timestamp\":%.6f,\"worker_id\":\"%s\",\"queue_name\":\"bench\",\"attempt\":1",
              msg_id, id, type, (double)time(NULL), worker);
-    int len = padded_json(body, sizeof body, EVENT_BYTES, fields);
+    int len = naq__bench_padded_json(body, sizeof body, EVENT_BYTES, fields);
     natsStatus ns = natsMsg_Create(m, subject, NULL, body, len);
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(*m, "Nats-Msg-Id", msg_id);
@@ -456,7 +439,7 @@ static natsStatus record(ceil_worker *w, const char *jid)
         snprintf(fields, sizeof fields,
                  "\"status\":\"completed\",\"attempt\":1,\"finished_at\":%.6f,\"job_id\":\"%s\"",
                  (double)time(NULL), jid);
-        int len = padded_json(body, sizeof body, OUTCOME_BYTES, fields);
+        int len = naq__bench_padded_json(body, sizeof body, OUTCOME_BYTES, fields);
         natsMsg *om = NULL;
         ns = natsMsg_Create(&om, subject, NULL, body, len);
         ns = ns == NATS_OK ? publish_async(w->js, om) : (natsMsg_Destroy(om), ns);

@@ -235,7 +235,14 @@ int naq__bench_wait(naq__bench_chan *ch, int64_t timeout_ms)
 
 int naq__bench_job_payload(char *buf, size_t cap, int bytes, int64_t t_ns, int64_t i)
 {
-    int n = snprintf(buf, cap, "{\"t\":%lld,\"i\":%lld,\"p\":\"", (long long)t_ns, (long long)i);
+    char fields[64];
+    snprintf(fields, sizeof fields, "\"t\":%lld,\"i\":%lld", (long long)t_ns, (long long)i);
+    return naq__bench_padded_json(buf, cap, bytes, fields);
+}
+
+int naq__bench_padded_json(char *buf, size_t cap, int bytes, const char *fields)
+{
+    int n = snprintf(buf, cap, "{%s,\"pad\":\"", fields);
     int pad = bytes - n - 2; /* the closing quote and brace */
     if (pad < 1)
         pad = 1;

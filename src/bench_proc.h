@@ -99,9 +99,12 @@ naq_status naq__bench_reap(naq__bench_child *c);
 void naq__bench_kill_all(naq__bench_child *cs, int n);
 
 /* The payload of job i, the same on every side: {"t":<enqueue ns>,"i":<i>,
- * "p":"xx..."} padded to `bytes` (>= 64) into buf (cap > bytes). Returns
+ * "pad":"xx..."} padded to `bytes` (>= 64) into buf (cap > bytes). Returns
  * its length. */
 int naq__bench_job_payload(char *buf, size_t cap, int bytes, int64_t t_ns, int64_t i);
+/* A JSON object of about `bytes` bytes: `fields` (already JSON, without
+ * braces), then a "pad" string. Returns its length. */
+int naq__bench_padded_json(char *buf, size_t cap, int bytes, const char *fields);
 /* The "t" of such a payload found anywhere in text, or -1 when absent. */
 int64_t naq__bench_payload_time(const char *text);
 

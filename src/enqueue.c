@@ -127,7 +127,6 @@ naq_status naq_enqueue(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_
 /* ---------------------------------------------------------------- async */
 
 typedef struct {
-    naq_client *c;
     naq_job job;
     naq_enqueue_done_fn done;
     void *user;
@@ -213,7 +212,6 @@ naq_status naq__enqueue_async_built(naq_client *c, naq_job *j, const char *json,
         naq_job_clear(j);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory enqueueing a job");
     }
-    a->c = c;
     a->job = *j; /* taken */
     memset(j, 0, sizeof *j);
     a->done = done;
@@ -263,8 +261,8 @@ naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[N
     if (j.unique_key != NULL || j.depends_on != NULL) {
         /* Reads of their own first: naq_enqueue's path, done before return. */
         s = naq__enqueue_built(c, &j, json, len, job_id, NULL);
-        if (done != NULL)
-            done(j.id, s, s == NAQ_OK ? "" : naq_last_error(), user);
+        if (done != NULL) /* job_id: the holder's, when a unique key was held */
+            done(s == NAQ_OK ? job_id : j.id, s, s == NAQ_OK ? "" : naq_last_error(), user);
         naq_job_clear(&j);
     } else {
         s = naq__enqueue_async_built(c, &j, json, len, done, user);

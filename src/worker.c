@@ -149,7 +149,6 @@ static naq_status add_queue(naq_worker *w, const char *name)
                          qs->consumer[level]);
         if (n < 0 || (size_t)n >= sizeof qs->next_subject[level])
             return naq__fail(NAQ_ERR_INVALID_ARG, "queue name '%s' is too long", name);
-        atomic_init(&qs->empty_until[level], 0);
     }
     w->nqueues++;
     return NAQ_OK;

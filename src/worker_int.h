@@ -31,8 +31,9 @@ typedef struct {
     char name[NAQ_ID_SIZE];
     char consumer[NAQ_PRIORITY_LEVELS][NAQ_ID_SIZE + 16];
     char next_subject[NAQ_PRIORITY_LEVELS][NAQ_URL_MAX];
-    /* Monotonic ms until which the level counts as empty (a hint). */
-    atomic_int_least64_t empty_until[NAQ_PRIORITY_LEVELS];
+    /* Monotonic ms until which the level counts as empty (a hint); under
+     * the fetcher's lock. */
+    int64_t empty_until[NAQ_PRIORITY_LEVELS];
 } naq__queue_state;
 
 struct naq_job_ctx {

@@ -56,19 +56,28 @@ static double now_ms_precise(clockid_t clock)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+/* An event of job j (details, may be NULL, is taken and encoded into
+ * *text, which the caller frees). */
+static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const naq_job *j,
+                      json_t *details, char **text)
+{
+    naq__worker_job_event(e, type, w, j);
+    *text = details ? json_dumps(details, JSON_FLAGS) : NULL;
+    e->details_json = *text;
+    json_decref(details);
+}
+
 /* Logs an event of job j; details (may be NULL) is taken. */
 static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
                     const char *error_type, const char *error_message)
 {
     naq_event e;
-    naq__worker_job_event(&e, type, w, j);
-    char *d = details ? json_dumps(details, JSON_FLAGS) : NULL;
-    e.details_json = d;
+    char *d = NULL;
+    job_event(&e, w, type, j, details, &d);
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     naq_client_log(w->client, &e);
     free(d);
-    json_decref(details);
 }
 
 /* "-NAK {"delay": <ns>}" (server 2.9.10 reads a Go duration: nanoseconds),
@@ -290,17 +299,6 @@ static void settle_final(naq_worker *w, const char *reply, const naq_job *j, con
     char *record = naq__outcome_record(j, status, ctx ? ctx->details : NULL, error_type,
                                        error_message);
     naq__finisher_submit(w->finisher, j, record, succeeded, settlement_confirm, st);
-}
-
-/* An event of job j (details, may be NULL, is taken and encoded into
- * *text, which the caller frees). */
-static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const naq_job *j,
-                      json_t *details, char **text)
-{
-    naq__worker_job_event(e, type, w, j);
-    *text = details ? json_dumps(details, JSON_FLAGS) : NULL;
-    e->details_json = *text;
-    json_decref(details);
 }
 
 /* ---- not run ---- */

@@ -79,7 +79,7 @@ typedef struct {
     int open;
     int batch, delivered;
     int no_wait;
-    int64_t sent_ms, last_heard_ms;
+    int64_t last_heard_ms;
 } pull_req;
 
 struct naq__fetcher {
@@ -140,7 +140,7 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
     r->batch = n;
     r->delivered = 0;
     r->no_wait = no_wait;
-    r->sent_ms = r->last_heard_ms = naq__mono_ms();
+    r->last_heard_ms = naq__mono_ms();
     f->requested += n;
     return 1;
 }
@@ -167,7 +167,7 @@ static void refill(naq__fetcher *f)
         for (int k = 0; k < w->nqueues && want > 0; k++) {
             int q = (f->next_queue + k) % w->nqueues;
             pull_req *r = req_of(f, q, level);
-            if (r->open || atomic_load(&w->queues[q].empty_until[level]) > now)
+            if (r->open || w->queues[q].empty_until[level] > now)
                 continue;
             if (!send_request(f, q, level, want, 1))
                 return;
@@ -230,7 +230,7 @@ static void on_job(naq__fetcher *f, natsMsg *m)
                 r->open = 0;
         }
         if (pending == 0) /* the level is empty now: do not ask it again at once */
-            atomic_store(&w->queues[q].empty_until[level], naq__mono_ms() + EMPTY_HINT_MS);
+            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
         f->focus_q = q;
         f->focus_l = level;
     }
@@ -267,7 +267,7 @@ static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
         return; /* a heartbeat: the long poll is alive */
     if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
         if (r->open && r->delivered == 0)
-            atomic_store(&w->queues[q].empty_until[level], naq__mono_ms() + EMPTY_HINT_MS);
+            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
         req_end(f, r);
         naq__worker_error_cleared(w);
         return;
