@@ -107,6 +107,9 @@ int naq_cli_try_help(const char *cmd);
  * the flag and returns 0. */
 int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
                       long long max, long long *out);
+/* --prefetch: "auto" (NAQ_PREFETCH_AUTO) or 0..1024; on error prints a
+ * usage error and returns 0. */
+int naq_cli_parse_prefetch(const char *cmd, const char *text, int *out);
 
 /* `one` when n is 1, else `many`: "1 event", "2 events", "0 entries".
  * Every count the CLI prints in a sentence goes through it. */

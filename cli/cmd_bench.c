@@ -37,8 +37,9 @@ static const char bench_usage[] =
     "    --count N           jobs per run (default 20000)\n"
     "    --workers W         worker processes (default 2; 1 with --rate)\n"
     "    --concurrency C     jobs at once in each worker (default 1)\n"
-    "    --prefetch P        jobs each worker fetches beyond its free slots\n"
-    "                        (default 0; the ceiling pulls as many more)\n"
+    "    --prefetch auto|P   jobs each worker fetches beyond its free slots\n"
+    "                        (naq worker --prefetch; default auto, and then the\n"
+    "                        ceiling pulls 64 more, auto's most; else P more)\n"
     "    --mode M            sync: naq_enqueue per job, waiting for the server\n"
     "                        (default); async: naq_enqueue_async per job, then a\n"
     "                        flush; prefilled: the queue is filled first and the\n"
@@ -211,9 +212,8 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
             o.concurrency = (int)v;
             break;
         case 'f':
-            if (!parse_count("--prefetch", optarg, 0, &v))
+            if (!naq_cli_parse_prefetch("naq bench", optarg, &o.prefetch))
                 return 2;
-            o.prefetch = (int)v;
             break;
         case 'r':
             if (!parse_count("--runs", optarg, 1, &v))
@@ -286,8 +286,11 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
         if (!workers_set)
             o.workers = 1;
     }
-    printf("count=%lld\nworkers=%d\nconcurrency=%d\nprefetch=%d\nmode=%s\nruns=%d\n",
-           (long long)o.count, o.workers, o.concurrency, o.prefetch, naq_bench_mode_name(o.mode),
+    char prefetch[16] = "auto";
+    if (o.prefetch != NAQ_PREFETCH_AUTO)
+        snprintf(prefetch, sizeof prefetch, "%d", o.prefetch);
+    printf("count=%lld\nworkers=%d\nconcurrency=%d\nprefetch=%s\nmode=%s\nruns=%d\n",
+           (long long)o.count, o.workers, o.concurrency, prefetch, naq_bench_mode_name(o.mode),
            o.runs);
     if (o.rate > 0)
         printf("rate=%.0f\n", o.rate);

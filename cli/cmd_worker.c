@@ -30,10 +30,11 @@ static const char usage[] =
     "\n"
     "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
     "  -c, --concurrency N      jobs run at once (default 1)\n"
-    "      --prefetch N         jobs fetched beyond the free slots, so a slot that\n"
-    "                           frees up finds its next job here (default 0; for\n"
-    "                           many short jobs; with long jobs another idle\n"
-    "                           worker could have run them)\n"
+    "      --prefetch auto|N    jobs fetched beyond the free slots, so a slot that\n"
+    "                           frees up finds its next job here. auto (default):\n"
+    "                           as many as the slots finish during one round trip\n"
+    "                           to the server, none for jobs longer than that, at\n"
+    "                           most 64; N: always N (0 = none)\n"
     "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
     "      --grace DURATION     how long running jobs may finish after the first\n"
     "                           Ctrl-C before they are handed back (default 30s)\n"
@@ -120,9 +121,8 @@ int naq_cmd_worker(int argc, char **argv)
             break;
         case OPT_ID: wo.worker_id = optarg; break;
         case OPT_PREFETCH:
-            if (!naq_cli_parse_int(cmd, "--prefetch", optarg, 0, 1024, &n))
+            if (!naq_cli_parse_prefetch(cmd, optarg, &wo.prefetch))
                 rc = NAQ_EXIT_USAGE;
-            wo.prefetch = (int)n;
             break;
         case OPT_GRACE:
             if (naq_parse_duration_ms(optarg, &wo.grace_ms) != NAQ_OK)

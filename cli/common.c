@@ -133,6 +133,19 @@ int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long 
     return 1;
 }
 
+int naq_cli_parse_prefetch(const char *cmd, const char *text, int *out)
+{
+    if (strcmp(text, "auto") == 0) {
+        *out = NAQ_PREFETCH_AUTO;
+        return 1;
+    }
+    long long n = 0;
+    if (!naq_cli_parse_int(cmd, "--prefetch (or 'auto')", text, 0, 1024, &n))
+        return 0;
+    *out = (int)n;
+    return 1;
+}
+
 const char *naq_cli_plural(unsigned long long n, const char *one, const char *many)
 {
     return n == 1 ? one : many;

@@ -35,6 +35,13 @@ int64_t naq__mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t naq__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)
 {
     int n = snprintf(buf, cap, "%s.", c->cfg.subject_prefix);

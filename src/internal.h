@@ -55,6 +55,7 @@ void naq__default_data_dir(char *buf, size_t cap, const char *leaf);
 double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
+int64_t naq__mono_us(void);
 
 /* event.c: naq_event_encode into buf when it fits (then *json == buf),
  * else into heap memory the caller frees (*json != buf). */

@@ -61,7 +61,7 @@ int naq__worker_stopping(naq_worker *w)
 /* How often a running job's message gets +WPI: three times per ack wait,
  * so one lost in-progress ack does not cause a redelivery. With no ack
  * wait configured the server's default (30 s) applies. */
-static int64_t wpi_interval_ms(const naq_worker *w)
+int64_t naq__worker_wpi_ms(const naq_worker *w)
 {
     int64_t ack_wait = w->client->cfg.ack_wait_ms > 0 ? w->client->cfg.ack_wait_ms : 30000;
     return ack_wait / 3 > 0 ? ack_wait / 3 : 1;
@@ -74,6 +74,7 @@ void naq_worker_opts_init(naq_worker_opts *o)
     memset(o, 0, sizeof *o);
     o->concurrency = 1;
     o->grace_ms = DEFAULT_GRACE_MS;
+    o->prefetch = NAQ_PREFETCH_AUTO;
 }
 
 /* "<short hostname>-<pid>-<4 hex>", with characters a subject token cannot
@@ -172,8 +173,9 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
     if (conc < 1 || conc > MAX_CONCURRENCY)
         return naq__fail(NAQ_ERR_INVALID_ARG, "concurrency %d is out of range; use 1 to %d",
                          o->concurrency, MAX_CONCURRENCY);
-    if (o->prefetch < 0 || o->prefetch > MAX_CONCURRENCY)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "prefetch %d is out of range; use 0 to %d",
+    if (o->prefetch != NAQ_PREFETCH_AUTO && (o->prefetch < 0 || o->prefetch > MAX_CONCURRENCY))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "prefetch %d is out of range; use 0 to %d, or NAQ_PREFETCH_AUTO",
                          o->prefetch, MAX_CONCURRENCY);
     naq_status s;
     if (o->worker_id != NULL && (s = naq_id_validate("worker id", o->worker_id)) != NAQ_OK)
@@ -287,6 +289,7 @@ void naq_worker_get_stats(naq_worker *w, naq_worker_stats *out)
     out->expired = atomic_load(&w->expired);
     out->handed_back = (uint64_t)atomic_load(&w->handed_back);
     out->active = atomic_load(&w->active);
+    out->prefetch = atomic_load(&w->prefetch_now);
 }
 
 /* ---- events, acks, errors ---- */
@@ -364,7 +367,7 @@ static void *executor_main(void *arg)
 static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *stop_at)
 {
     int64_t now = naq__mono_ms();
-    int64_t wpi = wpi_interval_ms(w);
+    int64_t wpi = naq__worker_wpi_ms(w);
     int stops = atomic_load(&w->stop_requests);
     if (stops > 0 && *stop_at == 0) {
         *stop_at = now;
@@ -389,6 +392,7 @@ static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *st
     }
     pthread_mutex_unlock(&w->slots_lock);
     naq__fetcher_in_progress(w->fetcher, wpi);
+    naq__ack_sink_in_progress(w->sink, wpi);
     if (atomic_load(&w->consumers_lost) && now >= *next_consumer_retry) {
         *next_consumer_retry = now + CONSUMER_RETRY_MS;
         if (naq__worker_ensure_consumers(w) == NAQ_OK)

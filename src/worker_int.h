@@ -77,6 +77,7 @@ typedef struct {
     naq_worker *w;
     int index;
     pthread_t thread;
+    int64_t taken_us; /* when it took its job (worker_pull.c: auto prefetch) */
 } naq__executor;
 
 /* The worker's job fetcher (worker_pull.c). */
@@ -93,7 +94,7 @@ struct naq_worker {
     naq__cancel_watch *watch;  /* while running; NULL when it could not start */
     naq__ack_sink *sink;       /* while running */
     naq__fetcher *fetcher;     /* while running */
-    int prefetch;              /* jobs fetched beyond the free slots */
+    int prefetch;              /* jobs fetched beyond the free slots, or NAQ_PREFETCH_AUTO */
     char id[NAQ_ID_SIZE];
     int concurrency;
     int64_t grace_ms;
@@ -115,10 +116,14 @@ struct naq_worker {
     atomic_int handed_back;
     atomic_uint_least64_t processed, completed, failed, retried, dead_lettered, cancelled, expired;
     atomic_int active;
+    atomic_int prefetch_now; /* as the fetcher last sized it */
 };
 
 /* worker.c */
 int naq__worker_stopping(naq_worker *w);
+/* How often a message the worker holds gets an in-progress ack (+WPI):
+ * a third of the ack wait. */
+int64_t naq__worker_wpi_ms(const naq_worker *w);
 /* Sends an ack body ("+ACK", "+TERM", "-NAK", "-NAK {...}", "+WPI") on a
  * message's reply subject; 0 on success. A lost ack only means the job
  * is delivered again. */
@@ -154,6 +159,9 @@ naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out);
  * closes the sink: later confirmations settle nothing (the messages are
  * delivered again after the ack wait). Accepts NULL. */
 void naq__ack_sink_close(naq__ack_sink *s, int64_t timeout_ms);
+/* +WPI, every interval_ms, for the outcomes still waiting for their
+ * confirmations: a slow server must not make a finished job run again. */
+void naq__ack_sink_in_progress(naq__ack_sink *s, int64_t interval_ms);
 void naq__worker_run_message(naq__executor *x, natsMsg *m);
 /* Hands the job of slot i back to the queue (nak without delay), once,
  * logging why; slots_lock held. 1 when it did. */

@@ -98,12 +98,11 @@ static naq__slot *slot_begin(naq__executor *x, natsMsg *m, const naq_job *j, naq
 {
     naq_worker *w = x->w;
     int64_t now = naq__mono_ms();
-    int64_t ack_wait = w->client->cfg.ack_wait_ms > 0 ? w->client->cfg.ack_wait_ms : 30000;
     naq__slot *sl = &w->slots[x->index];
     pthread_mutex_lock(&w->slots_lock);
     snprintf(sl->reply, sizeof sl->reply, "%s", natsMsg_GetReply(m) ? natsMsg_GetReply(m) : "");
     sl->deadline_ms = j->timeout_ms > 0 ? now + j->timeout_ms : 0;
-    sl->next_wpi_ms = now + (ack_wait / 3 > 0 ? ack_wait / 3 : 1);
+    sl->next_wpi_ms = now + naq__worker_wpi_ms(w);
     sl->ctx = ctx;
     sl->job = j;
     sl->state = SLOT_RUNNING;
@@ -176,10 +175,13 @@ void naq__worker_on_cancel(const char *job_id, void *ud)
 
 /* ---- settlements: the ack after the confirmations ---- */
 
+typedef struct settlement settlement;
+
 struct naq__ack_sink {
     pthread_mutex_t lock;
-    naq_worker *w; /* NULL once closed */
-    int refs;      /* the worker's, and one per open settlement */
+    naq_worker *w;     /* NULL once closed */
+    int refs;          /* the worker's, and one per open settlement */
+    settlement *open;  /* waiting for confirmations: in-progress acks */
 };
 
 naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out)
@@ -225,14 +227,17 @@ void naq__ack_sink_close(naq__ack_sink *sk, int64_t timeout_ms)
 
 _Atomic int naq__worker_crash_before_ack;
 
-/* One final outcome waiting for its two confirmations. */
-typedef struct {
+/* One final outcome waiting for its two confirmations; on its sink's open
+ * list (under the sink's lock) until it is settled. */
+struct settlement {
     naq__ack_sink *sink;
+    settlement *prev, *next;
     char reply[NAQ_URL_MAX];
     const char *body; /* "+ACK" or "+TERM" */
     atomic_int waiting, failed;
+    int64_t next_wpi_ms;
     naq_job who; /* id, queue, schedule id and attempt, for the event */
-} settlement;
+};
 
 static settlement *settlement_new(naq_worker *w, const char *reply, const naq_job *j,
                                   const char *body)
@@ -248,10 +253,28 @@ static settlement *settlement_new(naq_worker *w, const char *reply, const naq_jo
     memcpy(st->who.queue, j->queue, sizeof st->who.queue);
     memcpy(st->who.schedule_id, j->schedule_id, sizeof st->who.schedule_id);
     st->who.attempt = j->attempt;
+    st->next_wpi_ms = naq__mono_ms() + naq__worker_wpi_ms(w);
     pthread_mutex_lock(&w->sink->lock);
     w->sink->refs++;
+    st->next = w->sink->open;
+    if (st->next != NULL)
+        st->next->prev = st;
+    w->sink->open = st;
     pthread_mutex_unlock(&w->sink->lock);
     return st;
+}
+
+void naq__ack_sink_in_progress(naq__ack_sink *sk, int64_t interval_ms)
+{
+    int64_t now = naq__mono_ms();
+    pthread_mutex_lock(&sk->lock);
+    for (settlement *st = sk->open; st != NULL && sk->w != NULL; st = st->next) {
+        if (now >= st->next_wpi_ms) {
+            naq__worker_ack(sk->w, st->reply, "+WPI");
+            st->next_wpi_ms = now + interval_ms;
+        }
+    }
+    pthread_mutex_unlock(&sk->lock);
 }
 
 /* A confirmation (naq__confirm_fn): the outcome event's or the record's.
@@ -278,6 +301,12 @@ static void settlement_confirm(void *ud, int ok)
                 "again");
         nak(w, st->reply, FOLLOWUP_RETRY_MS);
     }
+    if (st->prev != NULL)
+        st->prev->next = st->next;
+    else
+        st->sink->open = st->next;
+    if (st->next != NULL)
+        st->next->prev = st->prev;
     pthread_mutex_unlock(&st->sink->lock);
     sink_release(st->sink);
     free(st);

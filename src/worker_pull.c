@@ -33,6 +33,22 @@
  *    ended (a no-wait request the server kept after losing a race) is
  *    simply ours: it is handed out like any other.
  *
+ * Prefetch. With NAQ_PREFETCH_AUTO the fetcher sizes "prefetch" from two
+ * averages it measures: how long a slot holds a job (taken to done, naq's
+ * own work included) and how long a no-wait request takes to bring its
+ * first job (the round trip). A request goes out once half the room
+ * (slots + prefetch) is free, so that half must last one round trip:
+ *     prefetch = 2 * concurrency * round trip / job time - concurrency,
+ * between 0 and NAQ_PREFETCH_AUTO_MAX. Jobs shorter than a round trip are
+ * fetched ahead (for no-op jobs the server is asked about once per
+ * NAQ_PREFETCH_AUTO_MAX / 2 jobs, not once per job); jobs that take
+ * longer are not, so an idle worker is not kept from a job another one
+ * holds. A job running longer than the average counts with its time so
+ * far, so fetching ahead stops as soon as long jobs follow short ones
+ * (what was fetched before waits its turn), and a worker that ran out of
+ * jobs measures the job time afresh. Until both averages exist it is 0. The delay this adds to a
+ * higher-priority job that arrives meanwhile is about one round trip.
+ *
  * Fairness rule. A job is taken from the highest priority level that has
  * one waiting: when the worker can take more, levels are asked from 4 down
  * to 0 with no-wait requests, skipping a level found empty within the last
@@ -67,6 +83,8 @@
 #define ERROR_BACKOFF_MS 250
 /* How long the reader waits for a reply before it looks at its requests. */
 #define FETCH_TICK_MS 50
+/* Weight of a new sample in the auto-prefetch averages: 1/8. */
+#define AVG_SHIFT 3
 
 typedef struct ready_msg {
     struct ready_msg *next;
@@ -80,6 +98,7 @@ typedef struct {
     int batch, delivered;
     int no_wait;
     int64_t last_heard_ms;
+    int64_t sent_us;
 } pull_req;
 
 struct naq__fetcher {
@@ -96,11 +115,40 @@ struct naq__fetcher {
     int64_t backoff_until_ms;  /* after an error, no request before this */
     int reading;               /* an executor (or the keeper) reads replies */
     int stopping;
+    int64_t trip_us, job_us;   /* auto prefetch: averages, 0 = none yet */
 };
 
 static pull_req *req_of(naq__fetcher *f, int q, int level)
 {
     return &f->reqs[q * NAQ_PRIORITY_LEVELS + level];
+}
+
+/* Lock held. The prefetch in force (see "Prefetch" above). */
+static int prefetch_now(const naq__fetcher *f)
+{
+    const naq_worker *w = f->w;
+    if (w->prefetch != NAQ_PREFETCH_AUTO)
+        return w->prefetch;
+    if (f->trip_us <= 0 || f->job_us <= 0)
+        return 0;
+    /* A job running longer than the average counts with its time so far:
+     * when long jobs follow short ones, fetching ahead stops at once. */
+    int64_t job_us = f->job_us, now = naq__mono_us();
+    for (int i = 0; i < w->concurrency && f->running > 0; i++) {
+        int64_t taken = w->execs[i].taken_us;
+        if (taken > 0 && now - taken > job_us)
+            job_us = now - taken;
+    }
+    int64_t p = 2 * (int64_t)w->concurrency * f->trip_us / job_us - w->concurrency;
+    return p < 0 ? 0 : p > NAQ_PREFETCH_AUTO_MAX ? NAQ_PREFETCH_AUTO_MAX : (int)p;
+}
+
+/* Adds a sample to a running average (the first sample starts it). */
+static void average_in(int64_t *avg, int64_t sample)
+{
+    if (sample <= 0)
+        sample = 1;
+    *avg = *avg == 0 ? sample : *avg + ((sample - *avg) >> AVG_SHIFT);
 }
 
 /* Lock held. The request of (q, level) has ended: what it did not deliver
@@ -141,6 +189,7 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
     r->delivered = 0;
     r->no_wait = no_wait;
     r->last_heard_ms = naq__mono_ms();
+    r->sent_us = naq__mono_us();
     f->requested += n;
     return 1;
 }
@@ -153,16 +202,24 @@ static void refill(naq__fetcher *f)
     int64_t now = naq__mono_ms();
     if (f->stopping || naq__worker_stopping(w) || now < f->backoff_until_ms)
         return;
-    int want = w->concurrency - f->running + w->prefetch - f->nready - f->requested;
+    int prefetch = prefetch_now(f);
+    atomic_store(&w->prefetch_now, prefetch);
+    int want = w->concurrency - f->running + prefetch - f->nready - f->requested;
     /* While jobs still run, ask only once half of the room is free: one
      * request for several jobs costs the server a fraction of several
      * requests for one (a request is a JetStream API call). */
-    int room = w->concurrency + w->prefetch;
+    int room = w->concurrency + prefetch;
     if (want <= 0 || (f->running > 0 && want < (room + 1) / 2))
         return;
+    /* One probe at a time, highest level first: were two levels asked at
+     * once, the lower one's answer could come first and its job start
+     * while the higher one's is on its way. */
     int any_open = 0;
-    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++)
+    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
+        if (f->reqs[i].open && f->reqs[i].no_wait)
+            return;
         any_open |= f->reqs[i].open;
+    }
     for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && want > 0; level--) {
         for (int k = 0; k < w->nqueues && want > 0; k++) {
             int q = (f->next_queue + k) % w->nqueues;
@@ -176,9 +233,12 @@ static void refill(naq__fetcher *f)
             f->next_queue = (q + 1) % w->nqueues;
         }
     }
-    /* Everything is empty (as far as we know): wait where jobs came last. */
-    if (want > 0 && !any_open)
-        send_request(f, f->focus_q, f->focus_l, want, 0);
+    /* Everything is empty (as far as we know): wait where jobs came last,
+     * for the free slots only. Jobs that come after a quiet spell may be
+     * long ones; the probes that follow the first job fetch ahead. */
+    int free_slots = w->concurrency - f->running - f->nready - f->requested;
+    if (want > 0 && free_slots > 0 && !any_open)
+        send_request(f, f->focus_q, f->focus_l, free_slots, 0);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -223,6 +283,8 @@ static void on_job(naq__fetcher *f, natsMsg *m)
     if (q >= 0) {
         pull_req *r = req_of(f, q, level);
         if (r->open) {
+            if (r->delivered == 0 && r->no_wait) /* a long poll waits for jobs: no trip */
+                average_in(&f->trip_us, naq__mono_us() - r->sent_us);
             r->delivered++;
             r->last_heard_ms = naq__mono_ms();
             f->requested--;
@@ -266,8 +328,11 @@ static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
     if (strcmp(status, "100") == 0)
         return; /* a heartbeat: the long poll is alive */
     if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
-        if (r->open && r->delivered == 0)
+        if (r->open && r->delivered == 0) {
             w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+            if (f->running == 0 && f->nready == 0) /* ran dry: jobs may be long now */
+                f->job_us = 0;
+        }
         req_end(f, r);
         naq__worker_error_cleared(w);
         return;
@@ -366,7 +431,12 @@ natsMsg *naq__worker_next_job(naq__executor *x)
             f->ready_tail[level] = NULL;
         f->nready--;
         f->running++;
+        x->taken_us = naq__mono_us();
         m = rm->m;
+        /* Its slot's in-progress acks start a full interval from now: one
+         * that waited here long gets its ack timer reset first. */
+        if (naq__mono_ms() - rm->since_ms >= naq__worker_wpi_ms(x->w) / 2)
+            naq__worker_ack(x->w, natsMsg_GetReply(m), "+WPI");
         free(rm);
         break;
     }
@@ -379,6 +449,8 @@ void naq__worker_job_done(naq__executor *x)
     naq__fetcher *f = x->w->fetcher;
     pthread_mutex_lock(&f->lock);
     f->running--;
+    average_in(&f->job_us, naq__mono_us() - x->taken_us);
+    x->taken_us = 0;
     refill(f); /* the freed slot asks for its next job now */
     pthread_mutex_unlock(&f->lock);
 }

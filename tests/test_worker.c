@@ -809,6 +809,88 @@ static void worker_create_validates_options_and_defaults_its_id(void **state)
     naq_worker_destroy(w);
 }
 
+/* Enqueues n "count" jobs on queue q in one batch. */
+static void enqueue_counts(naq_client *c, const char *q, size_t n)
+{
+    naq_job_opts *jobs = calloc(n, sizeof *jobs);
+    char(*ids)[NAQ_ID_SIZE] = calloc(n, NAQ_ID_SIZE);
+    naq_status *st = calloc(n, sizeof *st);
+    assert_true(jobs && ids && st);
+    for (size_t i = 0; i < n; i++) {
+        naq_job_opts_init(&jobs[i]);
+        jobs[i].queue = q;
+        jobs[i].function = "count";
+    }
+    size_t stored = 0;
+    if (naq_enqueue_batch(c, jobs, n, ids, st, &stored) != NAQ_OK)
+        fail_msg("batch enqueue: %s", naq_last_error());
+    assert_int_equal(stored, n);
+    free(jobs);
+    free(ids);
+    free(st);
+}
+
+/* Waits until `calls` reaches n; the largest prefetch w reported meanwhile. */
+static int wait_calls_watching_prefetch(naq_worker *w, int n)
+{
+    int most = 0;
+    int64_t deadline = mono_ms() + 30000;
+    while (atomic_load(&calls) < n && mono_ms() < deadline) {
+        naq_worker_stats st;
+        naq_worker_get_stats(w, &st);
+        if (st.prefetch > most)
+            most = st.prefetch;
+        sleep_ms(1);
+    }
+    assert_int_equal(atomic_load(&calls), n);
+    return most;
+}
+
+static void auto_prefetch_fetches_short_jobs_ahead_and_runs_each_once(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    enqueue_counts(fx->c, "short", 3000);
+    running r;
+    naq_worker *w = make_worker(fx->c, "short", 1); /* naq_worker_opts_init: auto */
+    start(fx, &r, w);
+    int most = wait_calls_watching_prefetch(w, 3000);
+    if (most < 2)
+        fail_msg("no-op jobs were fetched at most %d ahead; auto prefetch should fetch several",
+                 most);
+    stop(&r);
+    assert_int_equal(atomic_load(&calls), 3000); /* none ran twice */
+}
+
+/* After short jobs, long ones: a worker that fetched ahead while jobs were
+ * short must not keep the long ones from an idle worker. */
+static void auto_prefetch_spreads_long_jobs_that_follow_short_ones_over_workers(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running a, b;
+    naq_worker *wa = make_worker(fx->c, "mixed", 1), *wb = make_worker(fx->c, "mixed", 1);
+    start(fx, &a, wa);
+    start(fx, &b, wb);
+    enqueue_counts(fx->c, "mixed", 1000);
+    wait_calls_watching_prefetch(wa, 1000);
+
+    char ids[4][NAQ_ID_SIZE];
+    for (int i = 0; i < 4; i++)
+        enqueue(fx->c, "mixed", "sleep", "[600]", 0, NAQ_PRIORITY_NORMAL, ids[i]);
+    int ran_by_a = 0;
+    for (int i = 0; i < 4; i++) {
+        naq_event e = outcome(fx->c, ids[i], NAQ_EVENT_COMPLETED);
+        ran_by_a += strcmp(e.worker_id, naq_worker_id(wa)) == 0;
+        naq_event_clear(&e);
+    }
+    if (ran_by_a != 2)
+        fail_msg("worker a ran %d of the 4 long jobs and worker b %d; each should run 2",
+                 ran_by_a, 4 - ran_by_a);
+    stop(&a);
+    stop(&b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 static const struct CMUnitTest tests[] = {
     T(c_handler_job_records_enqueued_dequeued_started_completed_in_order),
@@ -824,6 +906,8 @@ static const struct CMUnitTest tests[] = {
     T(c_handler_past_its_timeout_sees_cancel_and_is_recorded_as_timeout),
     T(concurrency_4_runs_4_sleeping_jobs_at_once),
     T(waiting_jobs_run_highest_priority_first),
+    T(auto_prefetch_fetches_short_jobs_ahead_and_runs_each_once),
+    T(auto_prefetch_spreads_long_jobs_that_follow_short_ones_over_workers),
     T(in_progress_acks_keep_a_long_job_from_running_twice),
     T(stop_lets_the_running_job_finish_then_run_returns),
     T(second_stop_hands_running_jobs_back_at_once_and_another_worker_runs_them),

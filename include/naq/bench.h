@@ -50,7 +50,8 @@ typedef struct {
     int concurrency;     /* C: jobs at once in each worker, default 1 */
     int prefetch;        /* jobs each worker fetches beyond its free slots
                           * (naq_worker_opts.prefetch; the ceiling pulls as
-                          * many more), default 0 */
+                          * many more), default NAQ_PREFETCH_AUTO (the
+                          * ceiling then pulls NAQ_PREFETCH_AUTO_MAX more) */
     naq_bench_mode mode; /* default NAQ_BENCH_SYNC */
     int events;          /* 1 = event logging on (producer and workers), default 1 */
     int runs;            /* R: naq and the ceiling alternate R times, default 1 */

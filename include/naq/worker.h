@@ -94,11 +94,19 @@ typedef struct {
      * back at once; negative = wait for them however long they take. */
     int64_t grace_ms;
     /* Jobs fetched beyond the free slots, so that a slot that frees up
-     * finds its next job already here instead of waiting for the server
-     * (default 0). A fetched job that waits gets in-progress acks, but it
-     * waits: with long jobs, another idle worker could have run it. */
+     * finds its next job already here instead of waiting for the server.
+     * NAQ_PREFETCH_AUTO (the default of naq_worker_opts_init) sizes it from
+     * what the worker measures: as many jobs as the slots finish while a
+     * request for more travels to the server and back, none when a job
+     * takes longer than that trip, at most NAQ_PREFETCH_AUTO_MAX. 0..4096
+     * is a fixed number (0 = none). A fetched job that waits gets
+     * in-progress acks, but it waits: with long jobs, another idle worker
+     * could have run it, which is why auto fetches ahead only short jobs. */
     int prefetch;
 } naq_worker_opts;
+
+#define NAQ_PREFETCH_AUTO (-1)
+#define NAQ_PREFETCH_AUTO_MAX 64
 
 void naq_worker_opts_init(naq_worker_opts *o);
 
@@ -147,6 +155,8 @@ typedef struct {
     uint64_t expired;       /* not run: ttl_ms passed */
     uint64_t handed_back;   /* cut short by a stop and given back to the queue */
     int active;             /* taken and not yet settled, now */
+    int prefetch;           /* jobs it fetches beyond its free slots, now
+                             * (with NAQ_PREFETCH_AUTO: as last sized) */
 } naq_worker_stats;
 
 void naq_worker_get_stats(naq_worker *w, naq_worker_stats *out);
