@@ -10,8 +10,9 @@
 # and prints a table of each side's median and the ratios.
 #
 #   bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R]
-#                               [--fsync-ms MS] [--prefetch P]
-#   defaults: 5000 jobs, 2 workers, 3 runs, beanstalkd -f 120000 (see below)
+#                               [--fsync-ms MS] [--prefetch auto|P]
+#   defaults: 5000 jobs, 2 workers, 3 runs, beanstalkd -f 120000 (see below),
+#   prefetch auto
 #
 # The whole script holds /tmp/naq-bench.lock: no other benchmark runs meanwhile.
 # Exit codes: 0 ok, 1 failure, 2 bad usage.
@@ -29,11 +30,12 @@ runs=3
 # nats-server 2.9's file store, which syncs its blocks every 2 minutes; both
 # write every job to the OS before they confirm it (docs/benchmarks.md).
 fsync_ms=120000
-# Jobs each naq worker (and the ceiling's) fetches beyond its free slot;
-# beanstalkd's reserve has no such thing.
-prefetch=0
+# Jobs each naq worker fetches beyond its free slot (auto: naq worker's
+# default; the ceiling then fetches 64 ahead); beanstalkd's reserve has no
+# such thing.
+prefetch=auto
 usage() {
-    echo "usage: bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R] [--fsync-ms MS] [--prefetch P]" >&2
+    echo "usage: bench/compare-beanstalkd.sh [--count N] [--workers W] [--runs R] [--fsync-ms MS] [--prefetch auto|P]" >&2
     exit 2
 }
 while (($#)); do
@@ -43,11 +45,11 @@ while (($#)); do
     --runs) runs=${2:?}; shift 2 ;;
     --fsync-ms) fsync_ms=${2:?}; shift 2 ;;
     --prefetch) prefetch=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
     esac
 done
-[[ "$count$workers$runs$fsync_ms$prefetch" =~ ^[0-9]+$ ]] || usage
+[[ "$count$workers$runs$fsync_ms" =~ ^[0-9]+$ && "$prefetch" =~ ^(auto|[0-9]+)$ ]] || usage
 
 scripts/install-deps.sh >&2
 if ! command -v beanstalkd >/dev/null 2>&1; then
