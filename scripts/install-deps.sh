@@ -20,6 +20,9 @@ packages=(
     procps
     tzdata            # zoneinfo for schedules in named time zones
     openssl           # tests: a throwaway certificate for a TLS server
+    debhelper         # scripts/package.sh (its test runs in scripts/test.sh)
+    dpkg-dev
+    fakeroot
 )
 packages+=("$@")
 
