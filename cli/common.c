@@ -88,6 +88,26 @@ void naq_cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+/* The threshold is NAQ_LOG_LEVEL's (default info). A malformed value is
+ * reported when the command loads its config; until then, info. */
+static naq_log_level log_threshold = NAQ_LOG_INFO;
+
+static void print_log(naq_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level >= log_threshold)
+        fprintf(stderr, "%s\n", msg); /* messages name their speaker */
+}
+
+void naq_cli_log_to_stderr(void)
+{
+    const char *lvl = getenv("NAQ_LOG_LEVEL");
+    naq_log_level parsed;
+    if (lvl != NULL && *lvl != '\0' && naq_parse_log_level(lvl, &parsed) == NAQ_OK)
+        log_threshold = parsed;
+    naq_log_set_handler(print_log, NULL);
+}
+
 int naq_cli_fail(const char *cmd, naq_status s)
 {
     const char *msg = naq_last_error();

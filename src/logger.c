@@ -239,7 +239,7 @@ static int spool_append(struct naq__logger *l, const void *rec, size_t len)
             if (l->spool_lock_fd >= 0)
                 flock(l->spool_lock_fd, LOCK_EX | LOCK_NB);
         } else {
-            fprintf(stderr, "naq: cannot open event spool %s: %s; events that do not fit in "
+            naq__log(NAQ_LOG_ERROR, "naq: cannot open event spool %s: %s; events that do not fit in "
                             "memory will be dropped\n",
                     l->spool_path, naq_last_error());
             l->spool_disabled = 1;

@@ -835,7 +835,7 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop)
         if (s == NAQ_ERR_CLOSED) /* the test seam: behave like a dead process */
             break;
         if (!failing)
-            fprintf(stderr, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
+            naq__log(NAQ_LOG_WARN, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
                     RETRY_SLEEP_MS / 1000);
         failing = 1;
         for (int64_t waited = 0; waited < RETRY_SLEEP_MS && !*stop; waited += 100)

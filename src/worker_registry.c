@@ -23,7 +23,7 @@
  * intervals, so the entry of a worker that was killed expires by itself
  * within 3 intervals of its last heartbeat. The first worker to create the
  * bucket sets the TTL; a worker with a different interval keeps the
- * bucket's TTL, says so once on stderr, and refreshes its entry at least 3
+ * bucket's TTL, says so once (naq/log.h), and refreshes its entry at least 3
  * times per TTL so that it never expires while the worker lives.
  *
  * Reading. The live list is one stream-info request for the bucket's keys
@@ -473,11 +473,11 @@ static void put_entry(naq__registry *r, const char *json)
         char why[256];
         snprintf(why, sizeof why, "cannot refresh the registry entry in KV %s: %s", r->bucket,
                  natsStatus_GetText(ns));
-        fprintf(stderr, "naq worker %s: %s; retrying at every heartbeat\n", r->id, why);
+        naq__log(NAQ_LOG_WARN, "naq worker %s: %s; retrying at every heartbeat", r->id, why);
         log_worker_locked(r, NAQ_EVENT_WORKER_ERROR, NULL, NULL, "RegistryError", why);
     } else if (ns == NATS_OK && r->put_failing) {
         r->put_failing = 0;
-        fprintf(stderr, "naq worker %s: registry entry refreshed again\n", r->id);
+        naq__log(NAQ_LOG_INFO, "naq worker %s: registry entry refreshed again", r->id);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -575,13 +575,13 @@ static void adopt_bucket_ttl(naq__registry *r, int64_t want_ns)
     if (atomic_exchange(&warned, 1))
         return;
     if (ttl_ns == 0)
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: the worker registry (KV %s) has no TTL, so entries of killed "
                 "workers never expire; delete the bucket (nats kv del %s) to let naq recreate it "
                 "with a TTL of 3 heartbeat intervals\n",
                 r->id, r->bucket, r->bucket);
     else
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: the worker registry (KV %s) keeps entries for %lld ms, not the "
                 "%lld ms (3 x NAQ_HEARTBEAT_INTERVAL) this worker would use; using the bucket's "
                 "TTL (its entry is refreshed every %lld ms)\n",
@@ -795,7 +795,7 @@ void naq__registry_stop(naq__registry *r, const char *how, int handed_back)
     /* After the join: no heartbeat can put the entry back. */
     natsStatus ns = kvStore_Delete(r->kv, r->id);
     if (ns != NATS_OK)
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: cannot remove its registry entry (%s); it expires by itself\n",
                 r->id, natsStatus_GetText(ns));
     snprintf(msg, sizeof msg, "worker %s stopped (%s)", r->id, how ? how : "graceful");
