@@ -8,6 +8,7 @@
  * made once.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -387,7 +388,7 @@ static int print_json(naq_cli_printer *p, const naq_event *e, const char *wire, 
         json_object_set_new(o, "nats_subject", json_string(e->nats_subject));
     if (e->nats_sequence > 0)
         json_object_set_new(o, "nats_sequence", json_integer((json_int_t)e->nats_sequence));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (line == NULL) {
         naq_cli_error("out of memory formatting an event");

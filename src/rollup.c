@@ -36,6 +36,7 @@
  * say how far behind the rollups are.
  */
 #include "internal.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -331,7 +332,7 @@ naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len)
     json_t *o = json_pack("{sisIsIsososo}", "v", ROLLUP_VERSION, "hour", (json_int_t)r->hour,
                           "last_seq", (json_int_t)r->last_seq, "total", group_json(&r->total),
                           "queues", table_json(&r->queues), "workers", table_json(&r->workers));
-    *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a rollup");

@@ -36,6 +36,7 @@
  * start time would scan 345,600 messages to keep 20).
  */
 #include "internal.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -263,7 +264,7 @@ static json_t *info_to_json(const naq_worker_info *w, json_form form)
 naq_status naq_worker_info_encode(const naq_worker_info *w, char **json, size_t *len)
 {
     json_t *o = info_to_json(w, AS_LISTING);
-    *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a worker");
@@ -354,7 +355,7 @@ static void log_worker_msg_locked(naq__registry *r, naq_event_type t, const char
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     e.message = (char *)message;
-    e.details_json = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(r->c, &e);
     free(e.details_json);
@@ -437,7 +438,7 @@ static void system_event(naq_client *c, naq_event_type t, const char *process,
     naq_event e;
     naq_event_init(&e, t);
     e.message = (char *)message;
-    e.details_json = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(c, &e);
     free(e.details_json);
@@ -504,7 +505,7 @@ static void *heartbeat_main(void *arg)
                 next_beat = now + r->interval_ms;
             }
             json_t *o = snapshot_locked(r, 1);
-            char *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+            char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
             json_decref(o);
             r->dirty_gap = 0;
             pthread_mutex_unlock(&r->mu);
@@ -663,7 +664,7 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
     r->dirty_gap = 0;
     pthread_mutex_unlock(&r->mu);
     /* The first put is synchronous so that a worker that runs is listed. */
-    char *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     natsStatus ns = json ? kvStore_PutString(NULL, r->kv, r->id, json) : NATS_NO_MEMORY;
     free(json);
