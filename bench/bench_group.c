@@ -100,8 +100,8 @@ static void start_server(char *url, size_t cap)
     snprintf(url, cap, "nats://127.0.0.1:%d", port);
     server_pid = fork();
     if (server_pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        freopen("/dev/null", "w", stderr);
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+            _exit(127);
         execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port_s, "-sd",
                server_dir, (char *)NULL);
         _exit(127);

@@ -84,6 +84,10 @@ int naq_cli_connect(const char *cmd, const naq_cli_common *o, int publishes_even
 
 /* ---- errors ---- */
 
+/* Prints the library's messages (naq/log.h) on stderr, those at or above
+ * NAQ_LOG_LEVEL (default info). main() calls it first. */
+void naq_cli_log_to_stderr(void);
+
 /* Prints "naq: <message>\n" to stderr. */
 void naq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -4,6 +4,7 @@
  * the library (naq/dlq.h) and prints the result.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -124,7 +125,7 @@ static void print_json(const naq_dlq_entry *e)
     json_t *o = json_loads(e->entry_json, 0, NULL);
     if (o != NULL)
         json_object_set_new(o, "seq", json_integer((json_int_t)e->seq));
-    char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *line = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     printf("%s\n", line ? line : e->entry_json);
     free(line);
     json_decref(o);
@@ -185,7 +186,7 @@ static int show(naq_client *c, const dlq_args *a)
         clean(e.error_message, err, sizeof err);
         printf("%-13s %s\n", "error_message", err);
         json_t *job = json_loads(e.job_json, 0, NULL);
-        char *pretty = job ? json_dumps(job, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+        char *pretty = job ? naq__json_dumps(job, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
         printf("job:\n%s\n", pretty ? pretty : e.job_json);
         free(pretty);
         json_decref(job);

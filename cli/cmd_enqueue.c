@@ -8,6 +8,7 @@
  * In a batch the flags are defaults that each line's fields override.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -161,7 +162,7 @@ static char *exec_args(int argc, char **argv)
         json_array_append_new(list, s);
     }
     json_t *o = json_pack("{s:o}", "argv", list);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = o ? naq__json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
 }
@@ -288,17 +289,17 @@ static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
         if (args != NULL || json_object_get(o, "function") != NULL)
             return line_error(lineno, "%s", "give either \"argv\" or \"function\"/\"args\"");
         json_t *wrap = json_pack("{s:O}", "argv", argv);
-        bj->args = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+        bj->args = wrap ? naq__json_dumps(wrap, JSON_COMPACT) : NULL;
         json_decref(wrap);
         jo->function = NAQ_EXEC_FUNCTION;
         jo->args_json = bj->args;
     } else if (args != NULL) {
-        bj->args = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+        bj->args = naq__json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
         jo->args_json = bj->args;
     }
     json_t *tags = json_object_get(o, "tags");
     if (tags != NULL) {
-        bj->tags = json_dumps(tags, JSON_COMPACT | JSON_ENCODE_ANY);
+        bj->tags = naq__json_dumps(tags, JSON_COMPACT | JSON_ENCODE_ANY);
         jo->tags_json = bj->tags;
     }
     json_t *prio = json_object_get(o, "priority");
@@ -318,7 +319,7 @@ static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
         /* The wire form: decode it the way a worker would. */
         json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x", "queue",
                                   "x", "function", "x", "retry", retry);
-        char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
+        char *text = probe ? naq__json_dumps(probe, JSON_COMPACT) : NULL;
         json_decref(probe);
         naq_job j;
         naq_status s = text ? naq_job_decode(text, strlen(text), &j) : NAQ_ERR_NO_MEMORY;
@@ -585,7 +586,7 @@ int naq_cmd_enqueue(int argc, char **argv)
     jo.depends_on = (const char *const *)deps.ids;
     if (json_object_size(tags) > 0) {
         /* Kept until the end: naq_enqueue borrows it. */
-        jo.tags_json = json_dumps(tags, JSON_COMPACT);
+        jo.tags_json = naq__json_dumps(tags, JSON_COMPACT);
     }
 
     int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;

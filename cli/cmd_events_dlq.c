@@ -6,6 +6,7 @@
  * Replaying never writes the event log; docs/processors.md says why.
  */
 #include "cli.h"
+#include "jsonw.h"
 #include "cmd_events_dlq.h"
 
 #include "naq/processor.h"
@@ -93,7 +94,7 @@ static int print_json(const naq_event_dlq_entry *e)
     json_object_set_new(o, "failed_at", json_real(e->failed_at));
     json_t *ev = json_loads(e->event_json, 0, NULL);
     json_object_set_new(o, "event", ev ? ev : json_string(e->event_json));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (line == NULL) {
         naq_cli_error("out of memory");

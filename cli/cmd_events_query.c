@@ -10,6 +10,7 @@
  * per line (raw is the same as json for them).
  */
 #include "cli.h"
+#include "jsonw.h"
 #include "cmd_events_query.h"
 
 #include "naq/query.h"
@@ -734,7 +735,7 @@ static int print_stats_json(const naq_stats *st, int by_queue, int by_worker)
     }
     json_object_set_new(o, "rollup_cursor", json_integer((json_int_t)st->rollup_cursor));
     json_object_set_new(o, "rollup_lag", json_integer((json_int_t)st->rollup_lag));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (line == NULL)
         return NAQ_EXIT_FAILURE;
@@ -879,7 +880,7 @@ int naq_cmd_events_workers(int argc, char **argv)
                 w[i].current_job, "running", w[i].running, "processed", (json_int_t)w[i].processed,
                 "failed", (json_int_t)w[i].failed, "first_seen", w[i].first_seen, "last_seen",
                 w[i].last_seen, "last_event", naq_event_type_name(w[i].last_type));
-            char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+            char *line = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
             json_decref(o);
             if (line == NULL) {
                 rc = NAQ_EXIT_FAILURE;

@@ -4,6 +4,7 @@
  * it serves as a readiness probe.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -77,7 +78,7 @@ static int print_json(const naq_health_report *r)
     json_t *o = json_pack("{s:b, s:b, s:s, s:s, s:I, s:o}", "healthy", r->healthy, "connected",
                           r->connected, "url", r->url, "event_url", r->event_url, "rtt_us",
                           (json_int_t)r->rtt_us, "streams", streams);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = o ? naq__json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL) {
         naq_cli_error("out of memory formatting the report");

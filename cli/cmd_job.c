@@ -5,6 +5,7 @@
  * on a job that has not run yet.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -191,7 +192,7 @@ static void print_field(const char *name, json_t *v)
         putchar('\n');
         return;
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = naq__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     printf("%-13s %s\n", name, text ? text : "?");
     free(text);
 }

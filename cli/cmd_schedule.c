@@ -9,6 +9,7 @@
  * one candidate until SIGINT / SIGTERM, then hands the lease over.
  */
 #include "cli.h"
+#include "jsonw.h"
 #include "cmd_schedule.h"
 
 #include "naq/schedule.h"
@@ -145,7 +146,7 @@ static char *exec_args(int argc, char **argv)
         json_array_append_new(list, s);
     }
     json_t *o = list ? json_pack("{s:o}", "argv", list) : NULL;
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = o ? naq__json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
 }
@@ -398,7 +399,7 @@ static int print_schedule_json(const char *cmd, const naq_schedule *s)
     if (o == NULL)
         return NAQ_EXIT_FAILURE;
     json_object_set_new(o, "revision", json_integer((json_int_t)s->revision));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (line == NULL)
         return NAQ_EXIT_FAILURE;

@@ -8,6 +8,7 @@
  * made once.
  */
 #include "cli.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -86,6 +87,26 @@ void naq_cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+/* The threshold is NAQ_LOG_LEVEL's (default info). A malformed value is
+ * reported when the command loads its config; until then, info. */
+static naq_log_level log_threshold = NAQ_LOG_INFO;
+
+static void print_log(naq_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level >= log_threshold)
+        fprintf(stderr, "%s\n", msg); /* messages name their speaker */
+}
+
+void naq_cli_log_to_stderr(void)
+{
+    const char *lvl = getenv("NAQ_LOG_LEVEL");
+    naq_log_level parsed;
+    if (lvl != NULL && *lvl != '\0' && naq_parse_log_level(lvl, &parsed) == NAQ_OK)
+        log_threshold = parsed;
+    naq_log_set_handler(print_log, NULL);
 }
 
 int naq_cli_fail(const char *cmd, naq_status s)
@@ -380,7 +401,7 @@ static int print_json(naq_cli_printer *p, const naq_event *e, const char *wire, 
         json_object_set_new(o, "nats_subject", json_string(e->nats_subject));
     if (e->nats_sequence > 0)
         json_object_set_new(o, "nats_sequence", json_integer((json_int_t)e->nats_sequence));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (line == NULL) {
         naq_cli_error("out of memory formatting an event");

@@ -85,6 +85,7 @@ static int run(const command *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    naq_cli_log_to_stderr();
     if (argc < 2) {
         usage(stderr);
         return NAQ_EXIT_USAGE;

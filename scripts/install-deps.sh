@@ -2,7 +2,8 @@
 # Installs the Debian packages naq needs to build, test and run, when they are
 # missing. Idempotent: when everything is present it only runs dpkg-query and
 # prints one line. Uses sudo only when not root.
-#   scripts/install-deps.sh
+#   scripts/install-deps.sh           what building and testing need
+#   scripts/install-deps.sh clang     ... and more packages (CI adds clang)
 set -euo pipefail
 
 packages=(
@@ -19,7 +20,11 @@ packages=(
     procps
     tzdata            # zoneinfo for schedules in named time zones
     openssl           # tests: a throwaway certificate for a TLS server
+    debhelper         # scripts/package.sh (its test runs in scripts/test.sh)
+    dpkg-dev
+    fakeroot
 )
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -17,6 +17,7 @@
  * its queue at that very moment is still stopped by the worker.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -349,7 +350,7 @@ naq_status naq_job_cancel(naq_client *c, const char *job_id, naq_cancel_outcome 
         goto out;
     }
     json_t *v = json_pack("{s:s, s:f}", "job_id", job_id, "requested_at", naq__now());
-    val = v ? json_dumps(v, NAQ__JSON_FLAGS) : NULL;
+    val = v ? naq__json_dumps(v, NAQ__JSON_FLAGS) : NULL;
     json_decref(v);
     if (val == NULL) {
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory cancelling job %s", job_id);

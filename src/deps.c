@@ -33,6 +33,7 @@
  * dependency arrows point one way.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,7 @@ static naq_status read_json(naq_client *c, naq__kv b, const char *key, json_t **
 static naq_status write_json(naq_client *c, naq__kv b, const char *key, json_t *o, uint64_t last,
                              uint64_t *rev)
 {
-    char *text = json_dumps(o, NAQ__JSON_FLAGS);
+    char *text = naq__json_dumps(o, NAQ__JSON_FLAGS);
     if (text == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory writing %s/%s", naq__kv_bucket(b), key);
     naq_status s = last ? naq__kv_update(c, b, key, text, strlen(text), last, rev)
@@ -119,7 +120,7 @@ static void log_dep_event(naq_client *c, naq_event_type t, const char *job, cons
         snprintf(e.queue_name, sizeof e.queue_name, "%s", queue);
     e.timestamp = at;
     e.message = message ? strdup(message) : NULL;
-    e.details_json = details ? json_dumps(details, NAQ__JSON_FLAGS) : NULL;
+    e.details_json = details ? naq__json_dumps(details, NAQ__JSON_FLAGS) : NULL;
     naq_client_log(c, &e);
     naq_event_clear(&e);
     json_decref(details);
@@ -140,7 +141,7 @@ static naq_status release(naq_client *c, const char *key, json_t *entry, uint64_
     /* The time it entered its queue: what "enqueued" says, and what the
      * worker's copy of the event (built from this JSON) says too. */
     json_object_set_new(job, "enqueued_at", json_real(naq__now()));
-    char *text = json_dumps(job, NAQ__JSON_FLAGS);
+    char *text = naq__json_dumps(job, NAQ__JSON_FLAGS);
     if (text == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory releasing a job");
     naq_job j;
@@ -184,7 +185,7 @@ static naq_status put_entry(change *ch, json_t *o, char **out, size_t *out_len)
 {
     json_decref(ch->entry);
     ch->entry = o;
-    *out = json_dumps(o, NAQ__JSON_FLAGS);
+    *out = naq__json_dumps(o, NAQ__JSON_FLAGS);
     if (*out == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory updating waiting job %s", ch->job);
     *out_len = strlen(*out);
@@ -393,7 +394,7 @@ naq_status naq__deps_enqueue(naq_client *c, const naq_job *j, const char *json, 
         json_t *det = json_pack("{s:O, s:b, s:s, s:i}", "depends_on", deps,
                                 "run_on_dependency_failure", j->run_on_dependency_failure,
                                 "function", j->function, "priority", j->priority);
-        e.details_json = det ? json_dumps(det, NAQ__JSON_FLAGS) : NULL;
+        e.details_json = det ? naq__json_dumps(det, NAQ__JSON_FLAGS) : NULL;
         json_decref(det);
         e.tags_json = j->tags_json ? strdup(j->tags_json) : NULL;
         naq_client_log(c, &e);
@@ -454,7 +455,7 @@ naq_status naq__deps_waiting_job(naq_client *c, const char *job_id, char **json)
         s = read_json(c, NAQ__KV_DEPS, key, &entry, NULL);
     if (s != NAQ_OK)
         return s;
-    *json = json_dumps(json_object_get(entry, "job"), NAQ__JSON_FLAGS);
+    *json = naq__json_dumps(json_object_get(entry, "job"), NAQ__JSON_FLAGS);
     json_decref(entry);
     return *json ? NAQ_OK : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading job %s", job_id);
 }

@@ -11,6 +11,7 @@
  * command, not a hot path.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         json_object_set_new(e, "job",
                             json_is_object(jo) ? json_incref(jo) : json_stringn(job_json, len));
     json_decref(jo);
-    char *text = e ? json_dumps(e, NAQ__JSON_FLAGS) : NULL;
+    char *text = e ? naq__json_dumps(e, NAQ__JSON_FLAGS) : NULL;
     json_decref(e);
     if (text == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory dead-lettering job %s", job->id);
@@ -84,7 +85,7 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         json_t *d = json_pack("{s:i, s:s, s:i, s:I}", "attempts", attempts, "error_type",
                               error_type ? error_type : "", "max_retries", job->max_retries,
                               "dlq_sequence", (json_int_t)ack->Sequence);
-        ev.details_json = d ? json_dumps(d, NAQ__JSON_FLAGS) : NULL;
+        ev.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
         json_decref(d);
         ev.tags_json = job->tags_json ? strdup(job->tags_json) : NULL;
         naq_client_log(c, &ev);
@@ -157,7 +158,7 @@ static naq_status entry_decode(natsMsg *m, naq_dlq_entry *out)
     out->failed_at = json_number_value(json_object_get(o, "failed_at"));
     json_t *job = json_object_get(o, "job");
     out->job_json =
-        json_is_string(job) ? strdup(json_string_value(job)) : json_dumps(job, NAQ__JSON_FLAGS);
+        json_is_string(job) ? strdup(json_string_value(job)) : naq__json_dumps(job, NAQ__JSON_FLAGS);
     json_decref(o);
     if (out->error_type == NULL || out->error_message == NULL || out->job_json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading the dead-letter queue");
@@ -297,7 +298,7 @@ static naq_status retry_one(naq_client *c, const naq_dlq_entry *e, naq_dlq_retri
     json_object_set_new(job, "job_id", json_string(r->new_job_id));
     json_object_set_new(job, "original_job_id", json_string(e->job_id));
     json_object_set_new(job, "enqueued_at", json_real(naq__now()));
-    char *text = json_dumps(job, NAQ__JSON_FLAGS);
+    char *text = naq__json_dumps(job, NAQ__JSON_FLAGS);
     json_decref(job);
     naq_job j;
     naq_status s = text ? naq_job_decode(text, strlen(text), &j)

@@ -16,6 +16,9 @@ naq_status naq__fail(naq_status s, const char *fmt, ...)
 naq_status naq__fail_nats(naq_status s, natsStatus ns, int js_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void naq__clear_error(void);
+/* Hands a message to the naq_log_set_handler handler (log.c); never prints.
+ * printf-style; a trailing newline is dropped. */
+void naq__log(naq_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 
 #include <stdint.h>

@@ -10,6 +10,7 @@
  * programs decode as before. Enqueueing is in enqueue.c.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -524,7 +525,7 @@ naq_status naq_job_encode(const naq_job *j, char **json, size_t *len)
     json_t *o = naq__job_json(j);
     if (o == NULL)
         return NAQ_ERR_CODEC;
-    *json = json_dumps(o, NAQ__JSON_FLAGS);
+    *json = naq__json_dumps(o, NAQ__JSON_FLAGS);
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding job '%s'", j->id);
@@ -770,7 +771,7 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
     out->enqueued_at = json_is_number(at) ? json_number_value(at) : 0;
     json_t *args = json_object_get(o, "args");
     out->args_json = args && !json_is_null(args)
-                         ? json_dumps(args, NAQ__JSON_FLAGS | JSON_ENCODE_ANY)
+                         ? naq__json_dumps(args, NAQ__JSON_FLAGS | JSON_ENCODE_ANY)
                          : strdup("[]");
     if (out->args_json == NULL) {
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
@@ -780,7 +781,7 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
     if (tags != NULL && !json_is_null(tags)) {
         if ((s = check_tags(tags, NAQ_ERR_CODEC)) != NAQ_OK)
             goto out;
-        out->tags_json = json_dumps(tags, NAQ__JSON_FLAGS);
+        out->tags_json = naq__json_dumps(tags, NAQ__JSON_FLAGS);
         if (out->tags_json == NULL) {
             s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a job");
             goto out;
@@ -925,7 +926,7 @@ naq_status naq__enqueued_event(const naq_job *j, naq_event *e)
     }
     if (d != NULL && j->unique_key != NULL)
         json_object_set_new(d, "unique_key", json_string(j->unique_key));
-    e->details_json = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    e->details_json = d ? naq__json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     e->tags_json = j->tags_json ? strdup(j->tags_json) : NULL;
     if (e->details_json == NULL || (j->tags_json != NULL && e->tags_json == NULL)) {

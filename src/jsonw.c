@@ -3,6 +3,8 @@
  */
 #include "jsonw.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +160,77 @@ void naq__jsonw_int(naq__jsonw *w, const char *key, long long v)
     put(w, num, (size_t)n);
 }
 
+/* The shortest %g text (15, 16 or 17 significant digits) that reads back
+ * as v: 2.418 prints as "2.418", not "2.4180000000000001" (%.17g), and
+ * every double still survives the round trip. A value whose shortest form
+ * has at most 15 digits prints exactly that with %.15g (trailing zeros are
+ * dropped), so trying 15, 16 and 17 finds the shortest. Always with a
+ * fraction or exponent, so readers see a real ("5.0", not "5"). */
+static int shortest_real(char *num, size_t cap, double v)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(num, cap, "%.*g", prec, v);
+        if (prec == 17 || strtod(num, NULL) == v)
+            break;
+    }
+    if (strspn(num, "-0123456789") == (size_t)n)
+        n += snprintf(num + n, cap - (size_t)n, ".0");
+    return n;
+}
+
 void naq__jsonw_real(naq__jsonw *w, const char *key, double v)
 {
     char num[40];
-    int n = snprintf(num, sizeof num, "%.17g", v);
-    if (strspn(num, "-0123456789") == (size_t)n)
-        n += snprintf(num + n, sizeof num - (size_t)n, ".0");
+    int n = shortest_real(num, sizeof num, v);
     put_key(w, key);
     put(w, num, (size_t)n);
+}
+
+/* Rewrites, in place, every real number outside strings in JSON text to
+ * its shortest form. jansson prints reals with a fixed precision (17 gives
+ * "2.4180000000000001"), and has no shortest mode. The shortest form is
+ * never longer than jansson's 17 digits; a token that would grow is kept. */
+static void shorten_reals(char *s)
+{
+    char *r = s, *w = s;
+    int in_string = 0;
+    while (*r != '\0') {
+        char c = *r;
+        if (in_string || c == '"') {
+            *w++ = *r++;
+            if (c == '\\' && in_string && *r != '\0')
+                *w++ = *r++; /* an escaped quote does not end the string */
+            else if (c == '"')
+                in_string = !in_string;
+            continue;
+        }
+        size_t n = (c == '-' || (c >= '0' && c <= '9')) ? strspn(r, "-+0123456789.eE") : 1;
+        char tok[64], num[40];
+        if (n > 1 && n < sizeof tok && strcspn(r, ".eE") < n) {
+            memcpy(tok, r, n);
+            tok[n] = '\0';
+            int len = shortest_real(num, sizeof num, strtod(tok, NULL));
+            if ((size_t)len <= n) {
+                memmove(w, num, (size_t)len);
+                w += len;
+                r += n;
+                continue;
+            }
+        }
+        memmove(w, r, n);
+        w += n;
+        r += n;
+    }
+    *w = '\0';
+}
+
+char *naq__json_dumps(const json_t *v, size_t flags)
+{
+    char *text = json_dumps(v, flags);
+    if (text != NULL)
+        shorten_reals(text);
+    return text;
 }
 
 void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len)

@@ -28,8 +28,9 @@ void naq__jsonw_init_buf(naq__jsonw *w, char *buf, size_t cap);
 void naq__jsonw_begin(naq__jsonw *w);                      /* { */
 void naq__jsonw_str(naq__jsonw *w, const char *key, const char *v);
 void naq__jsonw_int(naq__jsonw *w, const char *key, long long v);
-/* Doubles with 17 significant digits (exact round trip), always with a
- * fraction or exponent so readers see a real ("5.0", not "5"). */
+/* Doubles as the shortest text that reads back exactly (2.418, not
+ * 2.4180000000000001), always with a fraction or exponent so readers see a
+ * real ("5.0", not "5"). */
 void naq__jsonw_real(naq__jsonw *w, const char *key, double v);
 /* Appends already-valid compact JSON text as the value of key. */
 void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len);
@@ -42,5 +43,10 @@ void naq__jsonw_fixed(naq__jsonw *w, const char *key, double v, int decimals);
 char *naq__jsonw_finish(naq__jsonw *w, size_t *len);
 /* Frees what the writer holds (after a failure, or to abandon it). */
 void naq__jsonw_discard(naq__jsonw *w);
+
+/* json_dumps(v, flags) with every real printed as naq__jsonw_real prints
+ * it (shortest round-trip text). Returns heap text (free()) or NULL. */
+struct json_t;
+char *naq__json_dumps(const struct json_t *v, size_t flags);
 
 #endif

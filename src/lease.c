@@ -9,6 +9,7 @@
  * carries on with that revision instead of giving the lease up.
  */
 #include "lease.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ static char *lock_value(const naq__lease *l)
 {
     json_t *o = json_pack("{s:s, s:s, s:I, s:f, s:s}", "scheduler_id", l->holder, "host", l->host,
                           "pid", (json_int_t)getpid(), "since", l->since, "token", l->token);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(o);
     return text;
 }

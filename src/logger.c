@@ -228,7 +228,10 @@ static int spool_append(struct naq__logger *l, const void *rec, size_t len)
     pthread_mutex_lock(&l->spool_lock);
     if (l->spool == NULL && !l->spool_disabled) {
         unsigned r = 0;
-        getentropy(&r, sizeof r);
+        /* Without entropy, the logger's address still tells apart two
+         * loggers of this process (the pid tells apart processes). */
+        if (getentropy(&r, sizeof r) != 0)
+            r = (unsigned)(uintptr_t)l;
         snprintf(l->spool_path, sizeof l->spool_path, "%s/%ld-%08x.spool", l->spool_dir,
                  (long)getpid(), r);
         if (naq__spool_open(l->spool_path, 0, &l->spool) == NAQ_OK) {
@@ -236,7 +239,7 @@ static int spool_append(struct naq__logger *l, const void *rec, size_t len)
             if (l->spool_lock_fd >= 0)
                 flock(l->spool_lock_fd, LOCK_EX | LOCK_NB);
         } else {
-            fprintf(stderr, "naq: cannot open event spool %s: %s; events that do not fit in "
+            naq__log(NAQ_LOG_ERROR, "naq: cannot open event spool %s: %s; events that do not fit in "
                             "memory will be dropped\n",
                     l->spool_path, naq_last_error());
             l->spool_disabled = 1;

@@ -19,6 +19,7 @@
  * subject tells at once whether the job finished.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ naq_status naq__outcome_wait_for(naq_client *c, const char *dep, const char *dep
 {
     *outcome = 0;
     json_t *w = json_pack("{s:s}", "dependent", dependent);
-    char *body = w ? json_dumps(w, NAQ__JSON_FLAGS) : NULL;
+    char *body = w ? naq__json_dumps(w, NAQ__JSON_FLAGS) : NULL;
     json_decref(w);
     if (body == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory registering a dependent");

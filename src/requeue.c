@@ -20,6 +20,7 @@
  * dropped as a duplicate.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +178,7 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     }
     json_object_set_new(job, "priority", json_integer(to_level));
     json_object_set_new(job, "queue", json_string(to_queue));
-    text = json_dumps(job, NAQ__JSON_FLAGS);
+    text = naq__json_dumps(job, NAQ__JSON_FLAGS);
     char msg_id[NAQ_ID_SIZE + 32];
     snprintf(msg_id, sizeof msg_id, "%s:mv%llu", job_id, (unsigned long long)f.seq);
     s = text ? naq__job_publish(c, c->js, job_id, to_queue, function, to_level, text, strlen(text),

@@ -36,6 +36,7 @@
  * say how far behind the rollups are.
  */
 #include "internal.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -331,7 +332,7 @@ naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len)
     json_t *o = json_pack("{sisIsIsososo}", "v", ROLLUP_VERSION, "hour", (json_int_t)r->hour,
                           "last_seq", (json_int_t)r->last_seq, "total", group_json(&r->total),
                           "queues", table_json(&r->queues), "workers", table_json(&r->workers));
-    *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a rollup");
@@ -835,7 +836,7 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop)
         if (s == NAQ_ERR_CLOSED) /* the test seam: behave like a dead process */
             break;
         if (!failing)
-            fprintf(stderr, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
+            naq__log(NAQ_LOG_WARN, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
                     RETRY_SLEEP_MS / 1000);
         failing = 1;
         for (int64_t waited = 0; waited < RETRY_SLEEP_MS && !*stop; waited += 100)

@@ -13,6 +13,7 @@
  * interval arithmetic are exact; the JSON carries seconds like events do.
  */
 #include "internal.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -283,7 +284,7 @@ naq_status naq_schedule_encode(const naq_schedule *s, char **json, size_t *len)
             err |= json_object_set_new(o, "last_run", seconds(s->last_run_ms));
         err |= json_object_set_new(o, "created_at", seconds(s->created_at_ms));
     }
-    *json = err ? NULL : json_dumps(o, JSON_FLAGS);
+    *json = err ? NULL : naq__json_dumps(o, JSON_FLAGS);
     json_decref(o);
     json_decref(args);
     if (*json == NULL)
@@ -397,7 +398,7 @@ naq_status naq_schedule_decode(const char *json, size_t len, naq_schedule *out)
     out->paused = json_is_true(paused);
     json_t *args = json_object_get(o, "args");
     if (args != NULL && !json_is_null(args) &&
-        (out->args_json = json_dumps(args, JSON_FLAGS | JSON_ENCODE_ANY)) == NULL)
+        (out->args_json = naq__json_dumps(args, JSON_FLAGS | JSON_ENCODE_ANY)) == NULL)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a schedule");
 out:
     json_decref(o);
@@ -494,7 +495,7 @@ void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_i
     if (message != NULL)
         e.message = strdup(message);
     if (details != NULL)
-        e.details_json = json_dumps(details, JSON_FLAGS);
+        e.details_json = naq__json_dumps(details, JSON_FLAGS);
     naq_client_log(c, &e);
     naq_event_clear(&e);
     json_decref(details);

@@ -12,6 +12,7 @@
  * for any reason never blocks its key.
  */
 #include "lifecycle.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +134,7 @@ naq_status naq__unique_claim(naq_client *c, const naq_job *j, char holder[NAQ_ID
     json_t *v = json_pack("{s:s, s:s, s:s, s:f, s:f}", "job_id", j->id, "queue", j->queue,
                           "unique_key", j->unique_key, "created_at", now, "expires_at",
                           j->ttl_ms > 0 ? now + (double)j->ttl_ms / 1000.0 : 0.0);
-    char *val = v ? json_dumps(v, NAQ__JSON_FLAGS) : NULL;
+    char *val = v ? naq__json_dumps(v, NAQ__JSON_FLAGS) : NULL;
     json_decref(v);
     if (val == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory taking a unique key");

@@ -314,7 +314,7 @@ int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
         return -1;
     natsStatus ns = natsConnection_PublishString(w->client->nc, reply, body);
     if (ns != NATS_OK) {
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: cannot send %s for a job (%s); it will be delivered "
                 "again after the ack wait\n",
                 w->id, body, natsStatus_GetText(ns));
@@ -333,7 +333,7 @@ void naq__worker_error(naq_worker *w, const char *error_type, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "naq worker %s: %s\n", w->id, msg);
+    naq__log(NAQ_LOG_ERROR, "naq worker %s: %s", w->id, msg);
     naq__registry_error(w->registry, error_type, msg);
 }
 

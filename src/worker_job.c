@@ -339,7 +339,7 @@ static void reject_malformed(naq_worker *w, natsMsg *m, naq_job *j, const char *
     if (j->id[0] != '\0')
         log_job(w, NAQ_EVENT_FAILED, j, NULL, "MalformedJob", why);
     else
-        fprintf(stderr, "naq worker %s: dropped a message on %s that is not a job: %s\n", w->id,
+        naq__log(NAQ_LOG_WARN, "naq worker %s: dropped a message on %s that is not a job: %s", w->id,
                 natsMsg_GetSubject(m), why);
     naq__worker_ack(w, natsMsg_GetReply(m), "+TERM");
     atomic_fetch_add(&w->failed, 1);

@@ -23,7 +23,7 @@
  * intervals, so the entry of a worker that was killed expires by itself
  * within 3 intervals of its last heartbeat. The first worker to create the
  * bucket sets the TTL; a worker with a different interval keeps the
- * bucket's TTL, says so once on stderr, and refreshes its entry at least 3
+ * bucket's TTL, says so once (naq/log.h), and refreshes its entry at least 3
  * times per TTL so that it never expires while the worker lives.
  *
  * Reading. The live list is one stream-info request for the bucket's keys
@@ -36,6 +36,7 @@
  * start time would scan 345,600 messages to keep 20).
  */
 #include "internal.h"
+#include "jsonw.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -263,7 +264,7 @@ static json_t *info_to_json(const naq_worker_info *w, json_form form)
 naq_status naq_worker_info_encode(const naq_worker_info *w, char **json, size_t *len)
 {
     json_t *o = info_to_json(w, AS_LISTING);
-    *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a worker");
@@ -354,7 +355,7 @@ static void log_worker_msg_locked(naq__registry *r, naq_event_type t, const char
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     e.message = (char *)message;
-    e.details_json = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(r->c, &e);
     free(e.details_json);
@@ -437,7 +438,7 @@ static void system_event(naq_client *c, naq_event_type t, const char *process,
     naq_event e;
     naq_event_init(&e, t);
     e.message = (char *)message;
-    e.details_json = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(c, &e);
     free(e.details_json);
@@ -473,11 +474,11 @@ static void put_entry(naq__registry *r, const char *json)
         char why[256];
         snprintf(why, sizeof why, "cannot refresh the registry entry in KV %s: %s", r->bucket,
                  natsStatus_GetText(ns));
-        fprintf(stderr, "naq worker %s: %s; retrying at every heartbeat\n", r->id, why);
+        naq__log(NAQ_LOG_WARN, "naq worker %s: %s; retrying at every heartbeat", r->id, why);
         log_worker_locked(r, NAQ_EVENT_WORKER_ERROR, NULL, NULL, "RegistryError", why);
     } else if (ns == NATS_OK && r->put_failing) {
         r->put_failing = 0;
-        fprintf(stderr, "naq worker %s: registry entry refreshed again\n", r->id);
+        naq__log(NAQ_LOG_INFO, "naq worker %s: registry entry refreshed again", r->id);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -504,7 +505,7 @@ static void *heartbeat_main(void *arg)
                 next_beat = now + r->interval_ms;
             }
             json_t *o = snapshot_locked(r, 1);
-            char *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+            char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
             json_decref(o);
             r->dirty_gap = 0;
             pthread_mutex_unlock(&r->mu);
@@ -575,13 +576,13 @@ static void adopt_bucket_ttl(naq__registry *r, int64_t want_ns)
     if (atomic_exchange(&warned, 1))
         return;
     if (ttl_ns == 0)
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: the worker registry (KV %s) has no TTL, so entries of killed "
                 "workers never expire; delete the bucket (nats kv del %s) to let naq recreate it "
                 "with a TTL of 3 heartbeat intervals\n",
                 r->id, r->bucket, r->bucket);
     else
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: the worker registry (KV %s) keeps entries for %lld ms, not the "
                 "%lld ms (3 x NAQ_HEARTBEAT_INTERVAL) this worker would use; using the bucket's "
                 "TTL (its entry is refreshed every %lld ms)\n",
@@ -663,7 +664,7 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
     r->dirty_gap = 0;
     pthread_mutex_unlock(&r->mu);
     /* The first put is synchronous so that a worker that runs is listed. */
-    char *json = o ? json_dumps(o, JSON_FLAGS) : NULL;
+    char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     natsStatus ns = json ? kvStore_PutString(NULL, r->kv, r->id, json) : NATS_NO_MEMORY;
     free(json);
@@ -795,7 +796,7 @@ void naq__registry_stop(naq__registry *r, const char *how, int handed_back)
     /* After the join: no heartbeat can put the entry back. */
     natsStatus ns = kvStore_Delete(r->kv, r->id);
     if (ns != NATS_OK)
-        fprintf(stderr,
+        naq__log(NAQ_LOG_WARN,
                 "naq worker %s: cannot remove its registry entry (%s); it expires by itself\n",
                 r->id, natsStatus_GetText(ns));
     snprintf(msg, sizeof msg, "worker %s stopped (%s)", r->id, how ? how : "graceful");

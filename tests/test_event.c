@@ -65,6 +65,22 @@ static void fill_every_field(naq_event *e)
     e->cpu_time_ms = 7.0;
 }
 
+/* An exec job's details carry its memory; an event shows it as written. */
+static void event_details_print_reals_as_their_shortest_text(void **state)
+{
+    (void)state;
+    naq_event e;
+    naq_event_init(&e, NAQ_EVENT_COMPLETED);
+    e.details_json = strdup("{\"memory_mb\":2.418,\"exit_status\":0}");
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_event_encode(&e, &json, &len), NAQ_OK);
+    if (strstr(json, "\"details\":{\"memory_mb\":2.418,\"exit_status\":0}") == NULL)
+        fail_msg("details not shortest in: %s", json);
+    free(json);
+    naq_event_clear(&e);
+}
+
 static void codec_round_trips_every_field(void **state)
 {
     (void)state;
@@ -242,6 +258,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_type_has_a_unique_name_that_parses_back),
+        cmocka_unit_test(event_details_print_reals_as_their_shortest_text),
         cmocka_unit_test(categories_follow_the_name_prefixes),
         cmocka_unit_test(unknown_type_name_is_refused_with_a_hint),
         cmocka_unit_test(codec_round_trips_every_field),

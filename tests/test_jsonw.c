@@ -1,11 +1,15 @@
 /*
  * test_jsonw.c - the hot-path JSON writer: valid JSON for any input, exact
- * fixed-point numbers, the caller's buffer used until it is too small.
+ * fixed-point numbers, reals as the shortest text that reads back (also in
+ * jansson's output, through naq__json_dumps), the caller's buffer used
+ * until it is too small.
  */
 #include "harness.h"
 #include "jsonw.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +52,67 @@ static void fixed_point_numbers_round_to_the_last_digit(void **state)
     assert_true(json_real_value(json_object_get(o, "v")) == 1e15);
     json_decref(o);
     free(big);
+}
+
+static void reals_are_the_shortest_text_that_reads_back(void **state)
+{
+    (void)state;
+    static const struct {
+        double v;
+        const char *want; /* NULL: only check the round trip */
+    } cases[] = {
+        {2.418, "{\"v\":2.418}"},
+        {0.1, "{\"v\":0.1}"},
+        {0.1 + 0.2, "{\"v\":0.30000000000000004}"}, /* needs all 17 digits */
+        {1.0 / 3.0, "{\"v\":0.3333333333333333}"},  /* 16 */
+        {5.0, "{\"v\":5.0}"},                      /* still a real */
+        {-2.5e-10, "{\"v\":-2.5e-10}"},
+        {1e300, "{\"v\":1e+300}"},
+        {1733338400.123456, "{\"v\":1733338400.123456}"},
+        {DBL_MIN, NULL},
+        {DBL_MAX, NULL},
+        {123456789012345680.0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        naq__jsonw w;
+        naq__jsonw_init(&w, 16);
+        naq__jsonw_begin(&w);
+        naq__jsonw_real(&w, "v", cases[i].v);
+        size_t len;
+        char *s = naq__jsonw_finish(&w, &len);
+        if (cases[i].want != NULL)
+            assert_string_equal(s, cases[i].want);
+        json_t *o = json_loads(s, 0, NULL);
+        assert_non_null(o);
+        assert_true(json_real_value(json_object_get(o, "v")) == cases[i].v);
+        char longest[40];
+        assert_true(len <= (size_t)snprintf(longest, sizeof longest, "%.17g", cases[i].v) + 8);
+        json_decref(o);
+        free(s);
+    }
+}
+
+/* jansson prints 2.418 as 2.4180000000000001; naq__json_dumps does not,
+ * and leaves strings that look like numbers alone. */
+static void json_dumps_prints_reals_shortest_and_leaves_strings_alone(void **state)
+{
+    (void)state;
+    const char *in = "{\"memory_mb\":2.418,\"s\":\"2.4180000000000001 \\\" 0.1\","
+                     "\"a\":[0.1,1,-2.5e-10,3.0,0.30000000000000004,{\"k\":1e300}]}";
+    json_t *o = json_loads(in, 0, NULL);
+    assert_non_null(o);
+    char *plain = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    assert_non_null(strstr(plain, "2.4180000000000001,")); /* what jansson does */
+    free(plain);
+    char *out = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    assert_string_equal(out, "{\"memory_mb\":2.418,\"s\":\"2.4180000000000001 \\\" 0.1\","
+                             "\"a\":[0.1,1,-2.5e-10,3.0,0.30000000000000004,{\"k\":1e+300}]}");
+    free(out);
+    char *indented = naq__json_dumps(o, JSON_INDENT(2));
+    assert_non_null(strstr(indented, "\"memory_mb\": 2.418,\n"));
+    assert_non_null(strstr(indented, "\"2.4180000000000001 \\\" 0.1\""));
+    free(indented);
+    json_decref(o);
 }
 
 static void callers_buffer_is_used_until_it_is_too_small(void **state)
@@ -109,6 +174,8 @@ static void every_byte_value_yields_valid_json(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(fixed_point_numbers_round_to_the_last_digit),
+    cmocka_unit_test(reals_are_the_shortest_text_that_reads_back),
+    cmocka_unit_test(json_dumps_prints_reals_shortest_and_leaves_strings_alone),
     cmocka_unit_test(callers_buffer_is_used_until_it_is_too_small),
     cmocka_unit_test(every_byte_value_yields_valid_json),
 };

@@ -11,6 +11,7 @@
 
 #include "naq/status.h"
 #include "naq/config.h"
+#include "naq/log.h"
 #include "naq/id.h"
 #include "naq/event.h"
 #include "naq/client.h"
