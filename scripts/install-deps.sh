@@ -19,6 +19,7 @@ packages=(
     procps
     tzdata            # zoneinfo for schedules in named time zones
     openssl           # tests: a throwaway certificate for a TLS server
+    libssl-dev        # TLS diagnosis and NKeys (src/security.c, src/nkey.c)
 )
 
 missing=()
