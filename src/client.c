@@ -373,6 +373,7 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
      * process's first write. */
     if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK ||
         (s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK || (s = naq__kv_ensure_all(c)) != NAQ_OK ||
+        (s = naq__provision_buckets(c)) != NAQ_OK ||
         (s = naq__enqueue_async_init(c)) != NAQ_OK)
         goto fail;
     if (!cfg->disable_logging && (s = naq__logger_create(c, &c->logger)) != NAQ_OK)

@@ -192,11 +192,19 @@ int naq__permission_denied_take(char *buf, size_t cap)
     int fresh = denied.pending && naq__mono_ms() - denied.at_ms < 15000;
     if (fresh) {
         const char *role = naq__role_for_subject(denied.prefix, denied.subject);
+        char grant[NAQ_NAME_MAX * 2 + 48] = "";
+        /* A worker's consumer "naq_<queue>_p<n>": the grant names the queue. */
+        const char *q = strstr(denied.subject, ".naq_");
+        const char *pl = q != NULL ? strstr(q + 5, "_p") : NULL;
+        if (role != NULL && strcmp(role, "worker") == 0 && pl != NULL)
+            snprintf(grant, sizeof grant, "worker --queue %.*s", (int)(pl - q - 5), q + 5);
+        else if (role != NULL)
+            snprintf(grant, sizeof grant, "%s", role);
         if (role != NULL)
             snprintf(buf, cap,
                      "permission denied: %s may not %s \"%s\"; its role lacks it (the %s role "
                      "has it: 'naq auth permissions %s', docs/security.md)",
-                     denied.who, denied.op, denied.subject, role, role);
+                     denied.who, denied.op, denied.subject, role, grant);
         else
             snprintf(buf, cap,
                      "permission denied: %s may not %s \"%s\" (no naq role grants it; see "

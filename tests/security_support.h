@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /* Runs a shell command quietly; fails the test when it fails. */
-static void sec_sh(const char *fmt, ...)
+static inline void sec_sh(const char *fmt, ...)
 {
     char cmd[4096];
     va_list ap;
@@ -30,7 +30,7 @@ static void sec_sh(const char *fmt, ...)
 }
 
 /* dir/ca.pem + ca.key: a CA. */
-static void sec_make_ca(const char *dir, const char *name)
+static inline void sec_make_ca(const char *dir, const char *name)
 {
     sec_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s.key -out %s.pem "
            "-days 1 -subj /CN=%s",
@@ -39,7 +39,7 @@ static void sec_make_ca(const char *dir, const char *name)
 
 /* dir/<name>.pem + <name>.key signed by dir/<ca>.pem for subjectAltName
  * `san` (e.g. "IP:127.0.0.1,DNS:localhost"). */
-static void sec_make_cert(const char *dir, const char *ca, const char *name, const char *san)
+static inline void sec_make_cert(const char *dir, const char *ca, const char *name, const char *san)
 {
     sec_sh("cd %s && openssl req -newkey rsa:2048 -nodes -keyout %s.key -out %s.csr "
            "-subj /CN=%s && printf 'subjectAltName=%s\\n' > %s.ext && "
@@ -48,7 +48,7 @@ static void sec_make_cert(const char *dir, const char *ca, const char *name, con
            dir, name, name, name, san, name, name, ca, ca, name, name);
 }
 
-static void sec_write(const char *path, const char *text)
+static inline void sec_write(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -56,7 +56,7 @@ static void sec_write(const char *path, const char *text)
     fclose(f);
 }
 
-static char *sec_path(const char *dir, const char *leaf)
+static inline char *sec_path(const char *dir, const char *leaf)
 {
     static char buf[8][300];
     static int next;
@@ -66,7 +66,7 @@ static char *sec_path(const char *dir, const char *leaf)
 }
 
 /* A temp dir for certificates and configs; naq_test_rmtree it. */
-static void sec_tmpdir(char *dir, size_t cap)
+static inline void sec_tmpdir(char *dir, size_t cap)
 {
     snprintf(dir, cap, "/tmp/naq-test-sec-XXXXXX");
     assert_non_null(mkdtemp(dir));
