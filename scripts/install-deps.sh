@@ -20,6 +20,7 @@ packages=(
     tzdata            # zoneinfo for schedules in named time zones
     openssl           # tests: a throwaway certificate for a TLS server
     libssl-dev        # TLS diagnosis and NKeys (src/security.c, src/nkey.c)
+    clang             # libFuzzer targets (scripts/fuzz.sh)
 )
 
 missing=()

@@ -70,7 +70,9 @@ naq_status naq_parse_duration_ms(const char *text, int64_t *ms)
         scale = 86400e3;
     else
         goto bad;
-    if (v * scale > 9.2e18)
+    /* NaN and infinity parse as numbers too ("nan", "inf"): a negated
+     * bound refuses them. */
+    if (!(v * scale <= 9.2e18))
         goto bad;
     *ms = (int64_t)(v * scale + 0.5);
     return NAQ_OK;
