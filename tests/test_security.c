@@ -7,6 +7,7 @@
  * and secrets that never appear in what naq prints.
  */
 #include "internal.h"
+#include "jwt_support.h"
 #include "security_support.h"
 
 #include <fcntl.h>
@@ -250,6 +251,54 @@ static void the_event_server_is_secured_alike(void **state)
     naq_test_rmtree(dir);
 }
 
+/* A server in operator (JWT) mode, and a .creds file of one of its users. */
+static void a_creds_file_authenticates_against_a_jwt_server(void **state)
+{
+    (void)state;
+    char dir[64];
+    sec_tmpdir(dir, sizeof dir);
+    jwt_key op, sys, acct, user, stranger_acct, stranger;
+    jwt_key_new(&sys, JWT_PREFIX_ACCOUNT);
+    jwt_key_new(&op, JWT_PREFIX_OPERATOR);
+    jwt_key_new(&acct, JWT_PREFIX_ACCOUNT);
+    jwt_key_new(&user, JWT_PREFIX_USER);
+    jwt_key_new(&stranger_acct, JWT_PREFIX_ACCOUNT);
+    jwt_key_new(&stranger, JWT_PREFIX_USER);
+    static char op_jwt[4096], sys_jwt[4096], acct_jwt[4096], user_jwt[4096], stranger_jwt[4096];
+    /* JetStream needs a system account. */
+    jwt_make(&op, sys.pub, "SYS", "{\"type\":\"account\",\"version\":2}", sys_jwt);
+    jwt_make(&op, op.pub, "naq-test-op", JWT_OPERATOR_CLAIMS, op_jwt);
+    jwt_make(&op, acct.pub, "naq", JWT_ACCOUNT_CLAIMS, acct_jwt);
+    jwt_make(&acct, user.pub, "worker", JWT_USER_CLAIMS, user_jwt);
+    /* Signed by an account the server does not know. */
+    jwt_make(&stranger_acct, stranger.pub, "stranger", JWT_USER_CLAIMS, stranger_jwt);
+    static char conf[16384];
+    snprintf(conf, sizeof conf,
+             "operator: %s\nsystem_account: %s\nresolver: MEMORY\n"
+             "resolver_preload: {\n  %s: %s\n  %s: %s\n}\n",
+             op_jwt, sys.pub, sys.pub, sys_jwt, acct.pub, acct_jwt);
+    char confpath[300], creds[300], bad_creds[300];
+    snprintf(confpath, sizeof confpath, "%s/op.conf", dir);
+    snprintf(creds, sizeof creds, "%s/worker.creds", dir);
+    snprintf(bad_creds, sizeof bad_creds, "%s/stranger.creds", dir);
+    sec_write(confpath, conf);
+    jwt_write_creds(creds, user_jwt, &user);
+    jwt_write_creds(bad_creds, stranger_jwt, &stranger);
+    const char *args[] = {"-c", confpath, NULL};
+    naq_test_server srv;
+    naq_test_server_start_with(&srv, args);
+
+    naq_config cfg;
+    naq_test_config(&srv, &cfg);
+    expect_error(&cfg, "authentication failed", "no credentials");
+    snprintf(cfg.creds_file, sizeof cfg.creds_file, "%s", creds);
+    assert_int_equal(try_connect(&cfg), NAQ_OK);
+    snprintf(cfg.creds_file, sizeof cfg.creds_file, "%s", bad_creds);
+    expect_error(&cfg, "authentication failed", bad_creds);
+    naq_test_server_destroy(&srv);
+    naq_test_rmtree(dir);
+}
+
 static void expect_no_secret(const char *what, const char *text, const char *secret)
 {
     if (text != NULL && strstr(text, secret) != NULL)
@@ -373,6 +422,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(mutual_tls_needs_the_client_certificate),
     cmocka_unit_test(passwords_tokens_and_nkeys_authenticate),
     cmocka_unit_test(the_event_server_is_secured_alike),
+    cmocka_unit_test(a_creds_file_authenticates_against_a_jwt_server),
     cmocka_unit_test(secrets_never_appear_in_output),
 };
 
