@@ -130,6 +130,14 @@ static naq_status connect_failed(const naq_config *cfg, const char *url, natsSta
     }
     default: break;
     }
+    /* A server that wants a client certificate takes the handshake and
+     * then drops the connection (TLS 1.3): it is there. */
+    int tls = cfg->tls_ca[0] != '\0' || strstr(url, "tls://") != NULL;
+    if (tls && cfg->tls_cert[0] == '\0' && ns != NATS_NO_SERVER && ns != NATS_TIMEOUT)
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the NATS server at %s ended the TLS connection (%s); if it requires "
+                         "client certificates (mutual TLS), set NAQ_TLS_CERT and NAQ_TLS_KEY",
+                         shown, natsStatus_GetText(ns));
     const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
                       : ns == NATS_TIMEOUT ? "timed out"
                                            : natsStatus_GetText(ns);

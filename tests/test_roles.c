@@ -299,6 +299,54 @@ static void naq_server_refuses_secrets_others_can_read(void **state)
     naq_test_rmtree(dir);
 }
 
+static int mtls_ready(void *ud) { return port_open(ud); }
+
+/* --tls-ca: the server asks for client certificates signed by that CA. */
+static void naq_server_with_a_client_ca_requires_client_certificates(void **state)
+{
+    (void)state;
+    fixture f;
+    memset(&f, 0, sizeof f);
+    sec_tmpdir(f.dir, sizeof f.dir);
+    sec_make_ca(f.dir, "ca");
+    sec_make_cert(f.dir, "ca", "server", "IP:127.0.0.1");
+    sec_make_cert(f.dir, "ca", "client", "DNS:naq-client");
+    sec_sh("chmod 600 %s/server.key", f.dir);
+    f.port = naq_test_free_port();
+    snprintf(f.data, sizeof f.data, "%s/data", f.dir);
+    snprintf(f.log, sizeof f.log, "%s/naq-server.out", f.dir);
+    char port[16], cert[200], key[200], ca[200];
+    snprintf(port, sizeof port, "%d", f.port);
+    snprintf(cert, sizeof cert, "%s/server.pem", f.dir);
+    snprintf(key, sizeof key, "%s/server.key", f.dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", f.dir);
+    const char *argv[] = {"server", "--port", port, "--data", f.data, "--tls-cert", cert,
+                          "--tls-key", key, "--tls-ca", ca, NULL};
+    f.server = naq_test_spawn_cli(argv, NULL, f.log);
+    if (!naq_test_wait_for(mtls_ready, &f, 10000))
+        fail_msg("naq server did not start (see %s)", f.log);
+
+    char url[80], ca_var[220], env_cert[220], env_key[220];
+    snprintf(url, sizeof url, "NAQ_URL=tls://127.0.0.1:%d", f.port);
+    snprintf(ca_var, sizeof ca_var, "NAQ_TLS_CA=%s", ca);
+    snprintf(env_cert, sizeof env_cert, "NAQ_TLS_CERT=%s/client.pem", f.dir);
+    snprintf(env_key, sizeof env_key, "NAQ_TLS_KEY=%s/client.key", f.dir);
+    const char *health[] = {"health", NULL};
+    const char *without[] = {url, ca_var, NULL};
+    const char *with[] = {url, ca_var, env_cert, env_key, NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(naq_test_run_cli(health, without, &out, &err), 1);
+    if (strstr(err, "NAQ_TLS_CERT") == NULL)
+        fail_msg("without a client certificate: %s", err);
+    free(out);
+    free(err);
+    assert_int_equal(naq_test_run_cli(health, with, &out, &err), 0);
+    assert_non_null(strstr(out, "healthy"));
+    free(out);
+    free(err);
+    stop(&f);
+}
+
 static void permissions_are_printed_for_each_role(void **state)
 {
     (void)state;
@@ -330,6 +378,7 @@ static void permissions_are_printed_for_each_role(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(permissions_are_printed_for_each_role),
     cmocka_unit_test(naq_server_refuses_secrets_others_can_read),
+    cmocka_unit_test(naq_server_with_a_client_ca_requires_client_certificates),
     cmocka_unit_test(every_role_runs_its_commands_and_no_more),
 };
 
