@@ -574,10 +574,11 @@ naq_status naq__nkey_create(char seed[NAQ_NKEY_SIZE], char pub[NAQ_NKEY_SIZE]);
 /* roles.c: the least privileged naq role that may use subject (publish or
  * subscribe) under the subject prefix, or NULL when none does. */
 const char *naq__role_for_subject(const char *prefix, const char *subject);
-/* roles.c: creates the KV buckets other modules create on first use (the
- * worker registry, schedules, stats rollups) when they are missing, so
- * that the first connect of an admin leaves nothing for a role without
- * management rights to create (docs/security.md). */
+/* roles.c: creates the KV buckets other modules create on first use
+ * (schedules, stats rollups) when they are missing, so that the first
+ * connect of an admin leaves nothing for a role without management rights
+ * to create (docs/security.md). The worker registry stays the first
+ * worker's to create (its interval sets the TTL). */
 naq_status naq__provision_buckets(naq_client *c);
 
 #endif /* NAQ_INTERNAL_H */

@@ -203,6 +203,7 @@ static void worker(perms *p, const naq_config *cfg, const bucket_names *b,
     add(p, 0, "%s.due.>", px);
     add(p, 0, "%s.outcome.>", px);        /* results, finished markers */
     add(p, 0, "$KV.%s.>", b->workers);    /* the registry */
+    add(p, 0, "$JS.API.STREAM.CREATE.KV_%s", b->workers); /* the first worker makes it */
     add(p, 0, "$KV.naq_unique.>");        /* a finished unique job frees its key */
     add(p, 0, "$KV.naq_deps.>");          /* releasing dependents */
     add(p, 0, "$KV.naq_cancel.>");        /* a cancellation is done */
@@ -256,21 +257,12 @@ static naq_status bucket_ensure(jsCtx *js, kvConfig *kc)
 
 naq_status naq__provision_buckets(naq_client *c)
 {
-    bucket_names b;
-    names_of(&c->cfg, &b);
     kvConfig kc;
-    /* The same settings as their owners use (worker_registry.c, rollup.c,
-     * schedule.c); an owner adopts an existing bucket as it is. */
-    kvConfig_Init(&kc);
-    kc.Bucket = b.workers;
-    kc.Description = "naq live worker registry (docs/workers.md)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
-    kc.TTL = 3 * c->cfg.heartbeat_interval_ms * 1000000LL;
-    naq_status s = bucket_ensure(c->js, &kc);
-    if (s != NAQ_OK)
-        return s;
+    /* The same settings as their owners use (schedule.c, rollup.c). The
+     * worker registry is left to the first worker, whose heartbeat
+     * interval sets its TTL (worker_registry.c); the worker role may
+     * create that one bucket. */
+    naq_status s;
     kvConfig_Init(&kc);
     kc.Bucket = NAQ__SCHEDULES_BUCKET;
     kc.Description = "naq schedules (key = schedule name)";

@@ -156,6 +156,24 @@ static const char *run_as(int who, int want, char **out, const char *const *argv
 
 #define RUN(who, want, out, ...) run_as(who, want, out, (const char *const[]){__VA_ARGS__, NULL})
 
+/* Waits (up to 10 s) until the job's status, as the reader sees it,
+ * holds a or b. */
+static void wait_for_status(const char *id, const char *a, const char *b)
+{
+    char *status = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(status);
+        status = NULL;
+        RUN(READER, 0, &status, "job", "status", id, "--format", "json");
+        if (strstr(status, a) != NULL || (b != NULL && strstr(status, b) != NULL)) {
+            free(status);
+            return;
+        }
+        usleep(100 * 1000);
+    }
+    fail_msg("job %s never reached '%s': %s", id, a, status);
+}
+
 static void expect_denied(const char *err, const char *subject)
 {
     if (strstr(err, "permission denied") == NULL || strstr(err, "user 'read'") == NULL ||
@@ -190,19 +208,8 @@ static void every_role_runs_its_commands_and_no_more(void **state)
     const char *worker[] = {"worker", "-q", "qa", NULL};
     pid_t w = naq_test_spawn_cli(worker, env_of(WORKER), wlog);
     char *status = NULL;
-    for (int i = 0; i < 100; i++) {
-        free(status);
-        status = NULL;
-        RUN(READER, 0, &status, "job", "status", fail_job, "--format", "json");
-        if (strstr(status, "failed") != NULL || strstr(status, "max_retries") != NULL)
-            break;
-        usleep(100 * 1000);
-    }
-    free(status);
-    RUN(READER, 0, &status, "job", "status", job, "--format", "json");
-    if (strstr(status, "completed") == NULL)
-        fail_msg("the qa job did not complete: %s", status);
-    free(status);
+    wait_for_status(fail_job, "failed", "max_retries");
+    wait_for_status(job, "completed", NULL);
     kill(w, SIGINT);
     waitpid(w, NULL, 0);
     assert_int_equal(violations(&f), 0);
