@@ -172,8 +172,14 @@ int naq_server_secure_check(const char *cmd, naq_server_secure *s)
         return rc;
     if (s->tls_ca != NULL && (rc = check_file(cmd, "--tls-ca", s->tls_ca, 0)) != NAQ_EXIT_OK)
         return rc;
-    if (s->auth != NULL && (rc = load_users(cmd, s)) != NAQ_EXIT_OK)
-        return rc;
+    /* Built here to report a bad file before anything starts, and again
+     * by write: nothing stays allocated across cmd_server's early exits. */
+    if (s->auth != NULL) {
+        rc = load_users(cmd, s);
+        naq_server_secure_free(s);
+        if (rc != NAQ_EXIT_OK)
+            return rc;
+    }
     return NAQ_EXIT_OK;
 }
 
@@ -202,8 +208,17 @@ int naq_server_secure_write(FILE *f, const naq_server_secure *s)
         }
         fprintf(f, "}\n");
     }
-    if (s->users != NULL)
-        fprintf(f, "authorization {\n  users = [\n%s  ]\n}\n", s->users);
+    if (s->auth != NULL) {
+        naq_server_secure built = *s;
+        built.users = NULL;
+        if (load_users("naq server", &built) != NAQ_EXIT_OK) { /* changed since check */
+            naq_server_secure_free(&built);
+            errno = EINVAL;
+            return -1;
+        }
+        fprintf(f, "authorization {\n  users = [\n%s  ]\n}\n", built.users);
+        naq_server_secure_free(&built);
+    }
     return ferror(f) ? -1 : 0;
 }
 

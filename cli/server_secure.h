@@ -36,26 +36,27 @@ enum {
 
 typedef struct {
     const char *tls_cert, *tls_key, *tls_ca, *auth; /* from argv; NULL = not given */
-    char *users;                                    /* heap: the users section, after check */
+    char *users; /* heap while the users section is being built; NULL otherwise */
 } naq_server_secure;
 
 /* Records one of the flags above: 1 if ch was one, else 0. */
 int naq_server_secure_option(naq_server_secure *s, int ch, const char *arg);
 
 /* Checks the flags and files (readable, keys and auth file not readable
- * by others, the auth file well formed) and builds the users section.
- * Returns an exit code; on error it is printed. */
+ * by others, the auth file well formed). Returns an exit code; on error it
+ * is printed. Holds no memory afterwards. */
 int naq_server_secure_check(const char *cmd, naq_server_secure *s);
 
 /* 1 when clients must use TLS. */
 int naq_server_secure_tls(const naq_server_secure *s);
 
-/* Appends the tls and authorization sections to the configuration being
- * written to f, and makes f readable by its owner only (it may hold
- * passwords). 0, or -1 with errno. */
+/* Appends the tls and authorization sections (the users built from the
+ * auth file again) to the configuration being written to f, and makes f
+ * readable by its owner only (it may hold passwords). 0, or -1 with errno
+ * (the reason is printed when the auth file went bad since the check). */
 int naq_server_secure_write(FILE *f, const naq_server_secure *s);
 
-/* Frees what check built. */
+/* Frees a users section being built. Accepts an empty s. */
 void naq_server_secure_free(naq_server_secure *s);
 
 #endif
