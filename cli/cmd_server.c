@@ -16,6 +16,7 @@
  * always stop it with SIGINT.
  */
 #include "cli.h"
+#include "server_secure.h" /* --tls-*, --auth */
 /* naq__default_data_dir: the same data root as the logger's spool. */
 #include "internal.h"
 
@@ -36,6 +37,7 @@
 static const char usage[] =
     "usage: naq server [--port P] [--host H] [--data DIR] [--max-store SIZE]\n"
     "                  [--max-memory SIZE] [--quiet]\n"
+    "                  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--auth FILE]\n"
     "\n"
     "Runs nats-server with JetStream for naq until Ctrl-C or SIGTERM, then stops\n"
     "it cleanly. The server keeps its data (queued jobs, events) in DIR across\n"
@@ -48,6 +50,7 @@ static const char usage[] =
     "      --max-store SIZE   JetStream file storage limit (e.g. 10G; default: the\n"
     "                         server's own, 75% of the free disk)\n"
     "      --max-memory SIZE  JetStream memory storage limit (e.g. 512M)\n"
+    NAQ_SERVER_SECURE_USAGE
     "  -q, --quiet            print only errors\n"
     "  -h, --help             this help\n"
     "\n"
@@ -76,6 +79,7 @@ typedef struct {
     char log[NAQ_URL_MAX + 32];
     off_t log_start; /* size of the log before this run: the tail shows only this run */
     char url[NAQ_URL_MAX];
+    naq_server_secure secure; /* server_secure.c */
 } server_opts;
 
 static int64_t mono_ms(void)
@@ -183,7 +187,7 @@ static int write_config(server_opts *o)
     if (o->max_memory >= 0)
         fprintf(f, "  max_memory_store: %lld\n", (long long)o->max_memory);
     fprintf(f, "}\n");
-    if (fclose(f) != 0) {
+    if (naq_server_secure_write(f, &o->secure) != 0 || fclose(f) != 0) {
         naq_cli_error("cannot write %s: %s", o->conf, strerror(errno));
         return -1;
     }
@@ -460,6 +464,7 @@ int naq_cmd_server(int argc, char **argv)
                                          {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
+                                         NAQ_SERVER_SECURE_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     server_opts o;
     memset(&o, 0, sizeof o);
@@ -471,6 +476,8 @@ int naq_cmd_server(int argc, char **argv)
     long long n = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "p:d:qh", opts, NULL)) != -1) {
+        if (naq_server_secure_option(&o.secure, ch, optarg))
+            continue;
         switch (ch) {
         case 'p':
             if (!naq_cli_parse_int(o.cmd, "--port", optarg, 1, 65535, &n))
@@ -499,6 +506,11 @@ int naq_cmd_server(int argc, char **argv)
     }
     if (optind < argc)
         return naq_cli_usage_error(o.cmd, "unexpected argument '%s'", argv[optind]);
+    int rc = naq_server_secure_check(o.cmd, &o.secure);
+    if (rc != NAQ_EXIT_OK) {
+        naq_server_secure_free(&o.secure);
+        return rc;
+    }
 
     if (dir != NULL) {
         if (dir[0] == '\0' || strpbrk(dir, "\"\\\n") != NULL)
@@ -547,10 +559,10 @@ int naq_cmd_server(int argc, char **argv)
     snprintf(o.log, sizeof o.log, "%s/server.log", o.dir);
     int v6 = strchr(o.host, ':') != NULL;
     const char *url_host = strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
-    snprintf(o.url, sizeof o.url, "nats://%s%s%s:%d", v6 ? "[" : "", url_host, v6 ? "]" : "",
-             o.port);
+    snprintf(o.url, sizeof o.url, "%s://%s%s%s:%d", naq_server_secure_tls(&o.secure) ? "tls" : "nats",
+             v6 ? "[" : "", url_host, v6 ? "]" : "", o.port);
 
-    if (write_config(&o) != 0)
-        return NAQ_EXIT_FAILURE;
-    return supervise(&o);
+    rc = write_config(&o) != 0 ? NAQ_EXIT_FAILURE : supervise(&o);
+    naq_server_secure_free(&o.secure);
+    return rc;
 }

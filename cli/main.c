@@ -7,6 +7,7 @@
  * command the user typed.
  */
 #include "cli.h"
+#include "cmd_auth.h"
 #include "cmd_schedule.h"
 #include "cmd_top.h"
 
@@ -40,6 +41,8 @@ static const command commands[] = {
     {"top", "naq top", naq_cmd_top, "live view: rates, queues, workers, failures, latency"},
     {"health", "naq health", naq_cmd_health, "check the connection and the streams"},
     {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
+    {"auth", "naq auth", naq_cmd_auth,
+     "least-privilege roles: nats-server permissions per role, new NKeys"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

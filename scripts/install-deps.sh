@@ -23,6 +23,8 @@ packages=(
     debhelper         # scripts/package.sh (its test runs in scripts/test.sh)
     dpkg-dev
     fakeroot
+    libssl-dev        # TLS diagnosis and NKeys (src/security.c, src/nkey.c)
+    clang             # libFuzzer targets (scripts/fuzz.sh)
 )
 packages+=("$@")
 

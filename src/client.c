@@ -66,39 +66,92 @@ static const char *nats_detail(void)
     return close != NULL ? close + 3 : d;
 }
 
-/* Says why the first connect failed. A server that answered but could not
- * agree on TLS is there: "start one with naq server" would mislead. */
-static naq_status connect_failed(const char *url, natsStatus ns)
+/* The TLS handshake failed: say whether the certificate is untrusted or
+ * names another host, which nats.c reports alike. */
+static naq_status tls_failed(const naq_config *cfg, const char *url, const char *shown)
 {
-    switch (ns) {
-    case NATS_SSL_ERROR: {
-        const char *detail = nats_detail();
-        int cert = strstr(detail, "certificate") != NULL;
+    char names[256];
+    const char *detail = nats_detail();
+    switch (naq__tls_diagnose(cfg, url, names, sizeof names)) {
+    case NAQ__TLS_UNTRUSTED:
         return naq__fail(NAQ_ERR_CONNECT,
-                         "the TLS handshake with the NATS server at %s failed (%s); the server "
-                         "is there and wants TLS%s",
-                         url, detail[0] ? detail : "SSL error",
-                         cert ? ": its certificate is not trusted here; add its CA to the "
-                                "system's trusted certificates or point SSL_CERT_FILE at it"
-                              : "");
-    }
-    case NATS_SECURE_CONNECTION_REQUIRED:
+                         "the TLS certificate of the NATS server at %s is not trusted: it is not "
+                         "signed by %s%s; set NAQ_TLS_CA to the CA that signed it (a PEM file)",
+                         shown, cfg->tls_ca[0] ? "the CA in NAQ_TLS_CA " : "a CA this system trusts",
+                         cfg->tls_ca[0] ? cfg->tls_ca : "");
+    case NAQ__TLS_HOSTNAME:
         return naq__fail(NAQ_ERR_CONNECT,
-                         "the NATS server at %s requires TLS; connect with a tls:// URL", url);
-    case NATS_SECURE_CONNECTION_WANTED:
-        return naq__fail(NAQ_ERR_CONNECT,
-                         "TLS was asked for but the NATS server at %s does not offer it; "
-                         "connect with a nats:// URL",
-                         url);
+                         "the TLS certificate of the NATS server at %s does not match the host "
+                         "name in the URL: it is for %s; connect with one of those names in "
+                         "NAQ_URL, or give the server a certificate for this name",
+                         shown, names);
     default: break;
     }
+    int cert = strstr(detail, "certificate") != NULL;
+    return naq__fail(NAQ_ERR_CONNECT,
+                     "the TLS handshake with the NATS server at %s failed (%s); the server "
+                     "is there and wants TLS%s",
+                     shown, detail[0] ? detail : "SSL error",
+                     cert ? ": its certificate is not trusted here; set NAQ_TLS_CA to the CA "
+                            "that signed it"
+                          : (cfg->tls_cert[0] ? "" : "; if it asks for a client certificate, set "
+                                                     "NAQ_TLS_CERT and NAQ_TLS_KEY"));
+}
+
+/* Says why the first connect failed. A server that answered but could not
+ * agree on TLS is there: "start one with naq server" would mislead. */
+static naq_status connect_failed(const naq_config *cfg, const char *url, natsStatus ns)
+{
+    char shown[NAQ_URL_MAX];
+    naq_url_redact(url, shown, sizeof shown);
+    switch (ns) {
+    case NATS_SSL_ERROR: return tls_failed(cfg, url, shown);
+    case NATS_SECURE_CONNECTION_REQUIRED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the NATS server at %s requires TLS; connect with a tls:// URL, and set "
+                         "NAQ_TLS_CA to the CA that signed its certificate",
+                         shown);
+    case NATS_SECURE_CONNECTION_WANTED:
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "TLS was asked for (a tls:// URL or NAQ_TLS_CA) but the NATS server at "
+                         "%s does not offer it; connect with a nats:// URL and no NAQ_TLS_CA, or "
+                         "turn TLS on in the server",
+                         shown);
+    case NATS_CONNECTION_AUTH_FAILED: {
+        char who[NAQ_URL_MAX + 64];
+        if (cfg->user[0] != '\0')
+            snprintf(who, sizeof who, "user '%s' and NAQ_PASSWORD", cfg->user);
+        else if (cfg->token[0] != '\0')
+            snprintf(who, sizeof who, "NAQ_TOKEN");
+        else if (cfg->nkey_seed_file[0] != '\0')
+            snprintf(who, sizeof who, "the NKey in %s", cfg->nkey_seed_file);
+        else if (cfg->creds_file[0] != '\0')
+            snprintf(who, sizeof who, "the credentials in %s", cfg->creds_file);
+        else
+            snprintf(who, sizeof who, "no credentials");
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "authentication failed at the NATS server at %s with %s; check "
+                         "NAQ_USER/NAQ_PASSWORD, NAQ_TOKEN, NAQ_NKEY_SEED_FILE or NAQ_CREDS_FILE "
+                         "(docs/security.md)",
+                         shown, who);
+    }
+    default: break;
+    }
+    /* A server that wants a client certificate takes the handshake and
+     * then drops the connection (TLS 1.3): it is there. */
+    int tls = cfg->tls_ca[0] != '\0' || strstr(url, "tls://") != NULL;
+    if (tls && cfg->tls_cert[0] == '\0' && ns != NATS_NO_SERVER && ns != NATS_TIMEOUT)
+        return naq__fail(NAQ_ERR_CONNECT,
+                         "the NATS server at %s ended the TLS connection (%s); if it requires "
+                         "client certificates (mutual TLS), set NAQ_TLS_CERT and NAQ_TLS_KEY",
+                         shown, natsStatus_GetText(ns));
     const char *why = ns == NATS_NO_SERVER ? "nothing answers there"
                       : ns == NATS_TIMEOUT ? "timed out"
                                            : natsStatus_GetText(ns);
     return naq__fail(NAQ_ERR_CONNECT,
                      "cannot reach NATS at %s (%s); start one with 'naq server' or set NAQ_URL "
                      "to a running server",
-                     url, why);
+                     shown, why);
 }
 
 static naq_status open_connection(const naq_config *cfg, const char *url, int send_asap,
@@ -126,12 +179,19 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
         ns = natsOptions_SetSendAsap(o, true);
     if (ns != NATS_OK) {
         natsOptions_Destroy(o);
-        return naq__fail_nats(NAQ_ERR_INVALID_ARG, ns, 0, "bad NATS URL '%s'", url);
+        char shown[NAQ_URL_MAX];
+        return naq__fail_nats(NAQ_ERR_INVALID_ARG, ns, 0, "bad NATS URL '%s'",
+                              naq_url_redact(url, shown, sizeof shown));
+    }
+    naq_status s = naq__conn_secure(o, cfg, url);
+    if (s != NAQ_OK) {
+        natsOptions_Destroy(o);
+        return s;
     }
     ns = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);
     if (ns != NATS_OK)
-        return connect_failed(url, ns);
+        return connect_failed(cfg, url, ns);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = cfg->connect_timeout_ms > 5000 ? cfg->connect_timeout_ms : 5000;
@@ -139,7 +199,9 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
     if (ns != NATS_OK) {
         natsConnection_Destroy(*nc);
         *nc = NULL;
-        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open JetStream on %s", url);
+        char shown[NAQ_URL_MAX];
+        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open JetStream on %s",
+                              naq_url_redact(url, shown, sizeof shown));
     }
     return NAQ_OK;
 }
@@ -156,12 +218,15 @@ typedef struct {
 } stream_spec;
 
 /* Whether an existing stream already has the limits we would set, so that
- * a connect changes nothing (and logs nothing) when nothing changed. */
-static int same_limits(jsCtx *js, const jsStreamConfig *want)
+ * a connect changes nothing (and logs nothing) when nothing changed.
+ * *exists: whether the stream is there at all. */
+static int same_limits(jsCtx *js, const jsStreamConfig *want, int *exists)
 {
     jsStreamInfo *si = NULL;
+    *exists = 0;
     if (js_GetStreamInfo(&si, js, want->Name, NULL, NULL) != NATS_OK)
         return 0;
+    *exists = 1;
     const jsStreamConfig *have = si->Config;
     int same = have->MaxAge == want->MaxAge && have->MaxMsgs == want->MaxMsgs &&
                have->MaxBytes == want->MaxBytes && have->Duplicates == want->Duplicates &&
@@ -191,11 +256,20 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     /* Direct get serves "last event of a job" in 0.2 ms (ARCHITECTURE.md). */
     sc.AllowDirect = true;
     jsErrCode jerr = 0;
-    natsStatus ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-    if (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP)) {
+    /* Look before creating, and update only what differs: a role that may
+     * use the streams but not manage them (docs/security.md) connects
+     * without asking for either. */
+    int exists = 0;
+    if (same_limits(js, &sc, &exists))
+        return NAQ_OK;
+    natsStatus ns = NATS_OK;
+    if (!exists)
+        ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
+    if (exists || (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS ||
+                                     jerr == JS_STREAM_SUBJECT_OVERLAP))) {
         jerr = 0;
         ns = NATS_OK;
-        if (!same_limits(js, &sc)) {
+        if (!same_limits(js, &sc, &exists)) {
             ns = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
             *changed = ns == NATS_OK;
         }
@@ -282,7 +356,8 @@ static naq_status validate_config(const naq_config *cfg)
         (s = naq_id_validate("subject prefix (NAQ_NATS_SUBJECT_PREFIX)", cfg->subject_prefix)) ||
         (s = naq_id_validate("event stream name (NAQ_NATS_STREAM_NAME)", cfg->event_stream)) ||
         (s = naq_id_validate("job stream name (NAQ_JOB_STREAM_NAME)", cfg->job_stream)) ||
-        (s = naq_id_validate("dead-letter stream name (NAQ_DLQ_STREAM_NAME)", cfg->dlq_stream)))
+        (s = naq_id_validate("dead-letter stream name (NAQ_DLQ_STREAM_NAME)", cfg->dlq_stream)) ||
+        (s = naq_config_security_validate(cfg)))
         return s;
     return NAQ_OK;
 }
@@ -297,6 +372,7 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
     if (c == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a client");
     c->cfg = *cfg;
+    cfg = &c->cfg; /* the connections' error handler keeps a pointer to it */
     if ((s = open_connection(cfg, cfg->url, 0, &c->nc, &c->js)) != NAQ_OK)
         goto fail;
     if (cfg->event_url[0] != '\0' && strcmp(cfg->event_url, cfg->url) != 0) {
@@ -312,6 +388,7 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
      * process's first write. */
     if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK ||
         (s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK || (s = naq__kv_ensure_all(c)) != NAQ_OK ||
+        (s = naq__provision_buckets(c)) != NAQ_OK ||
         (s = naq__enqueue_async_init(c)) != NAQ_OK)
         goto fail;
     if (!cfg->disable_logging && (s = naq__logger_create(c, &c->logger)) != NAQ_OK)

@@ -70,7 +70,9 @@ naq_status naq_parse_duration_ms(const char *text, int64_t *ms)
         scale = 86400e3;
     else
         goto bad;
-    if (v * scale > 9.2e18)
+    /* NaN and infinity parse as numbers too ("nan", "inf"): a negated
+     * bound refuses them. */
+    if (!(v * scale <= 9.2e18))
         goto bad;
     *ms = (int64_t)(v * scale + 0.5);
     return NAQ_OK;
@@ -162,11 +164,14 @@ static const char *url_problem(const char *u, size_t len)
     return NULL;
 }
 
-naq_status naq_url_validate(const char *what, const char *url)
+naq_status naq_url_validate(const char *what, const char *url_given)
 {
-    if (url == NULL || url[0] == '\0')
+    /* Messages show the URL without its password or token. */
+    if (url_given == NULL || url_given[0] == '\0')
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "%s is empty; give a NATS URL like nats://127.0.0.1:4222", what);
+    char url[NAQ_URL_MAX * 2];
+    naq_url_redact(url_given, url, sizeof url);
     for (const char *p = url;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -330,6 +335,14 @@ naq_status naq_config_from_env(naq_config *c)
     if (c->heartbeat_interval_ms < 1)
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "NAQ_HEARTBEAT_INTERVAL must be longer than 0 (e.g. 5s)");
+    TRY(env_string("NAQ_TLS_CA", c->tls_ca, sizeof c->tls_ca));
+    TRY(env_string("NAQ_TLS_CERT", c->tls_cert, sizeof c->tls_cert));
+    TRY(env_string("NAQ_TLS_KEY", c->tls_key, sizeof c->tls_key));
+    TRY(env_string("NAQ_USER", c->user, sizeof c->user));
+    TRY(env_string("NAQ_PASSWORD", c->password, sizeof c->password));
+    TRY(env_string("NAQ_TOKEN", c->token, sizeof c->token));
+    TRY(env_string("NAQ_NKEY_SEED_FILE", c->nkey_seed_file, sizeof c->nkey_seed_file));
+    TRY(env_string("NAQ_CREDS_FILE", c->creds_file, sizeof c->creds_file));
 #undef TRY
     return NAQ_OK;
 }

@@ -52,13 +52,13 @@ naq_status naq_health(naq_client *c, naq_health_report *out)
     memset(out, 0, sizeof *out);
     out->rtt_us = -1;
     out->connected = is_up(c->nc) && is_up(c->enc);
-    if (natsConnection_GetConnectedUrl(c->nc, out->url, sizeof out->url) != NATS_OK ||
-        out->url[0] == '\0')
-        snprintf(out->url, sizeof out->url, "%s", c->cfg.url);
-    if (natsConnection_GetConnectedUrl(c->enc, out->event_url, sizeof out->event_url) != NATS_OK ||
-        out->event_url[0] == '\0')
-        snprintf(out->event_url, sizeof out->event_url, "%s",
-                 c->cfg.event_url[0] ? c->cfg.event_url : c->cfg.url);
+    char url[sizeof out->url];
+    if (natsConnection_GetConnectedUrl(c->nc, url, sizeof url) != NATS_OK || url[0] == '\0')
+        snprintf(url, sizeof url, "%s", c->cfg.url);
+    naq_url_redact(url, out->url, sizeof out->url); /* a report is printed: no secrets */
+    if (natsConnection_GetConnectedUrl(c->enc, url, sizeof url) != NATS_OK || url[0] == '\0')
+        snprintf(url, sizeof url, "%s", c->cfg.event_url[0] ? c->cfg.event_url : c->cfg.url);
+    naq_url_redact(url, out->event_url, sizeof out->event_url);
     int64_t rtt_ns = 0;
     if (out->connected && natsConnection_GetRTT(c->nc, &rtt_ns) == NATS_OK)
         out->rtt_us = rtt_ns / 1000;

@@ -550,4 +550,39 @@ const char *naq__handler_plugin(const naq__handler *h);
 /* "plugin 'audit'" or "handler 3", for messages. */
 void naq__handler_label(const naq__handler *h, char *buf, size_t cap);
 
+/* ---- security.c, nkey.c, roles.c: connection security (docs/security.md) ---- */
+
+/* Applies cfg's TLS and authentication settings to o for url, and the
+ * handler that records permission violations. cfg must outlive the
+ * connection (it is the handler's closure). */
+naq_status naq__conn_secure(natsOptions *o, const naq_config *cfg, const char *url);
+/* When the server reported a permission violation in the last seconds,
+ * writes "permission denied: <who> may not publish to "<subject>"; ..."
+ * into buf, forgets it and returns 1; else 0. status.c appends it to the
+ * errors of calls that failed on a server request. */
+int naq__permission_denied_take(char *buf, size_t cap);
+/* Why a TLS handshake with the single server of url failed, found by
+ * looking at its certificate; *names gets the names it is valid for. */
+typedef enum { NAQ__TLS_OTHER, NAQ__TLS_UNTRUSTED, NAQ__TLS_HOSTNAME } naq_tls_problem;
+naq_tls_problem naq__tls_diagnose(const naq_config *cfg, const char *url, char *names,
+                                  size_t cap);
+
+#define NAQ_NKEY_SIZE 64 /* an NKey in text (56 or 58 characters) and its NUL */
+/* The public key ("U...") of a user seed ("SU..."). */
+naq_status naq__nkey_public(const char *seed, char pub[NAQ_NKEY_SIZE]);
+/* The public key of the seed in a seed file (NAQ_NKEY_SEED_FILE). */
+naq_status naq__nkey_seed_file_public(const char *path, char pub[NAQ_NKEY_SIZE]);
+/* A new random user key pair. */
+naq_status naq__nkey_create(char seed[NAQ_NKEY_SIZE], char pub[NAQ_NKEY_SIZE]);
+
+/* roles.c: the least privileged naq role that may use subject (publish or
+ * subscribe) under the subject prefix, or NULL when none does. */
+const char *naq__role_for_subject(const char *prefix, const char *subject);
+/* roles.c: creates the KV buckets other modules create on first use
+ * (schedules, stats rollups) when they are missing, so that the first
+ * connect of an admin leaves nothing for a role without management rights
+ * to create (docs/security.md). The worker registry stays the first
+ * worker's to create (its interval sets the TTL). */
+naq_status naq__provision_buckets(naq_client *c);
+
 #endif /* NAQ_INTERNAL_H */

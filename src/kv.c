@@ -110,8 +110,17 @@ naq_status naq__kv_ensure(naq_client *c, naq__kv b)
     kc.StorageType = js_FileStorage;
     kc.Replicas = c->cfg.replicas;
     kvStore *kv = NULL;
-    natsStatus ns = js_CreateKeyValue(&kv, c->js, &kc);
+    /* Look before creating: a role that may read a bucket but not create
+     * one (docs/security.md) must not be refused for a create it does not
+     * need. */
+    natsStatus ns = js_KeyValue(&kv, c->js, buckets[b].name);
     kvStore_Destroy(kv);
+    kv = NULL;
+    if (ns != NATS_OK) {
+        ns = js_CreateKeyValue(&kv, c->js, &kc);
+        kvStore_Destroy(kv);
+        kv = NULL;
+    }
     if (ns != NATS_OK) {
         /* Created meanwhile by another process, or there with another
          * TTL: use it as it is. */

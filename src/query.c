@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,12 +111,12 @@ naq_status naq_parse_time(const char *text, double now, double *out)
     if (text[0] == '@') {
         char *end = NULL;
         double v = strtod(text + 1, &end);
-        if (end != text + 1 && *end == '\0' && v >= 0) {
+        if (end != text + 1 && *end == '\0' && v >= 0 && isfinite(v)) {
             *out = v;
             return NAQ_OK;
         }
     } else if (strlen(text) >= 10 && text[4] == '-') {
-        if (parse_iso(text, out) == NAQ_OK)
+        if (parse_iso(text, out) == NAQ_OK && isfinite(*out)) /* seconds may say "nan" */
             return NAQ_OK;
     } else {
         int64_t ms = 0;

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const status_names[] = {
 #define NAQ_STATUS_STRING(name, str) str,
@@ -16,7 +17,7 @@ static const char *const status_names[] = {
 #undef NAQ_STATUS_STRING
 };
 
-static _Thread_local char last_message[512];
+static _Thread_local char last_message[1024];
 static _Thread_local int last_nats_status;
 static _Thread_local int last_js_code;
 
@@ -38,12 +39,29 @@ static void record(int nats_status, int js_code, const char *fmt, va_list ap)
     last_js_code = js_code;
 }
 
+/* A request the server refused for lack of permission only times out on
+ * this side; the server said why on the side (security.c records it), and
+ * that is what the user must read first. */
+static void prepend_permission(void)
+{
+    char why[NAQ_URL_MAX + 512];
+    if (!naq__permission_denied_take(why, sizeof why))
+        return;
+    char was[sizeof last_message];
+    memcpy(was, last_message, sizeof was);
+    if (snprintf(last_message, sizeof last_message, "%s (while: %s)", why, was) >=
+        (int)sizeof last_message)
+        last_message[sizeof last_message - 2] = ')'; /* cut, still closed */
+}
+
 naq_status naq__fail(naq_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     record(0, 0, fmt, ap);
     va_end(ap);
+    if (s == NAQ_ERR_NATS || s == NAQ_ERR_TIMEOUT)
+        prepend_permission();
     return s;
 }
 
@@ -61,6 +79,8 @@ naq_status naq__fail_nats(naq_status s, natsStatus ns, int js_code, const char *
              js_code ? " (JetStream error)" : "");
     last_nats_status = (int)ns;
     last_js_code = js_code;
+    if (ns == NATS_TIMEOUT || ns == NATS_NOT_PERMITTED || ns == NATS_NO_RESPONDERS)
+        prepend_permission();
     return s;
 }
 

@@ -338,9 +338,15 @@ static void reject_malformed(naq_worker *w, natsMsg *m, naq_job *j, const char *
 {
     if (j->id[0] != '\0')
         log_job(w, NAQ_EVENT_FAILED, j, NULL, "MalformedJob", why);
-    else
-        naq__log(NAQ_LOG_WARN, "naq worker %s: dropped a message on %s that is not a job: %s", w->id,
-                natsMsg_GetSubject(m), why);
+    else {
+        /* No job to record it against: the worker's own event keeps the
+         * record (anyone who may publish to a queue can send this). */
+        char msg[768];
+        snprintf(msg, sizeof msg, "dropped a message on %s that is not a job: %s",
+                 natsMsg_GetSubject(m), why);
+        naq__log(NAQ_LOG_WARN, "naq worker %s: %s", w->id, msg);
+        naq__registry_error(w->registry, "MalformedJob", msg);
+    }
     naq__worker_ack(w, natsMsg_GetReply(m), "+TERM");
     atomic_fetch_add(&w->failed, 1);
     atomic_fetch_add(&w->processed, 1);

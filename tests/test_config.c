@@ -168,6 +168,59 @@ static void durations_accept_units(void **state)
     assert_int_equal(naq_parse_duration_ms("-1s", &ms), NAQ_ERR_INVALID_ARG);
     assert_int_equal(naq_parse_duration_ms("10 years", &ms), NAQ_ERR_INVALID_ARG);
     assert_int_equal(naq_parse_duration_ms("", &ms), NAQ_ERR_INVALID_ARG);
+    /* Found by fuzz_duration: strtod reads these as numbers. */
+    assert_int_equal(naq_parse_duration_ms("nan", &ms), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_duration_ms("inf", &ms), NAQ_ERR_INVALID_ARG);
+    assert_int_equal(naq_parse_duration_ms("-nan", &ms), NAQ_ERR_INVALID_ARG);
+    double t;
+    assert_int_not_equal(naq_parse_time("@inf", 0, &t), NAQ_OK);
+    assert_int_not_equal(naq_parse_time("2026-01-01T00:00:nan", 0, &t), NAQ_OK);
+}
+
+static void security_variables_fill_the_config_and_are_checked(void **state)
+{
+    (void)state;
+    clear_env();
+    naq_config c;
+    naq_config_init(&c);
+    setenv("NAQ_TLS_CA", "/etc/hostname", 1);
+    setenv("NAQ_USER", "alice", 1);
+    setenv("NAQ_PASSWORD", "pw", 1);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.tls_ca, "/etc/hostname");
+    assert_string_equal(c.user, "alice");
+    assert_string_equal(c.password, "pw");
+    assert_int_equal(naq_config_security_validate(&c), NAQ_OK);
+
+    setenv("NAQ_TOKEN", "t", 1); /* two ways to authenticate */
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_int_equal(naq_config_security_validate(&c), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "more than one way"));
+    unsetenv("NAQ_TOKEN");
+
+    naq_config_init(&c);
+    setenv("NAQ_TLS_CERT", "/etc/hostname", 1); /* without its key */
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_int_equal(naq_config_security_validate(&c), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "NAQ_TLS_KEY"));
+    setenv("NAQ_TLS_KEY", "/no/such/key.pem", 1);
+    naq_config_init(&c);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_int_equal(naq_config_security_validate(&c), NAQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(naq_last_error(), "/no/such/key.pem"));
+
+    naq_config_init(&c);
+    unsetenv("NAQ_TLS_CERT");
+    unsetenv("NAQ_TLS_KEY");
+    unsetenv("NAQ_USER");
+    setenv("NAQ_NKEY_SEED_FILE", "/etc/hostname", 1);
+    setenv("NAQ_CREDS_FILE", "/etc/hostname", 1);
+    assert_int_equal(naq_config_from_env(&c), NAQ_OK);
+    assert_string_equal(c.nkey_seed_file, "/etc/hostname");
+    assert_string_equal(c.creds_file, "/etc/hostname");
+    const char *vars[] = {"NAQ_TLS_CA", "NAQ_PASSWORD", "NAQ_NKEY_SEED_FILE", "NAQ_CREDS_FILE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
 }
 
 static void sizes_accept_binary_suffixes(void **state)
@@ -238,6 +291,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(malformed_variables_are_errors_that_name_the_variable),
     cmocka_unit_test(urls_are_checked_naming_where_they_came_from_and_the_form),
     cmocka_unit_test(durations_accept_units),
+    cmocka_unit_test(security_variables_fill_the_config_and_are_checked),
     cmocka_unit_test(sizes_accept_binary_suffixes),
     cmocka_unit_test(ids_that_would_break_subjects_are_refused),
     cmocka_unit_test(new_ids_are_valid_unique_and_time_ordered),

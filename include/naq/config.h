@@ -9,6 +9,7 @@
 #ifndef NAQ_CONFIG_H
 #define NAQ_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "naq/status.h"
@@ -57,6 +58,19 @@ typedef struct {
     /* Workers. */
     int64_t ack_wait_ms;          /* NAQ_ACK_WAIT, seconds in env: redelivery after a worker dies, default 30 s */
     int64_t heartbeat_interval_ms; /* NAQ_HEARTBEAT_INTERVAL: worker heartbeats; the registry entry lives 3 intervals, default 5 s */
+
+    /* Connection security, for the job server and the event server alike
+     * (docs/security.md). "" = not set. A tls:// URL or a set tls_ca turns
+     * TLS on; the server's certificate is then verified, host name
+     * included. At most one way of authenticating may be set. */
+    char tls_ca[NAQ_URL_MAX];     /* NAQ_TLS_CA: CA bundle (PEM) the server's certificate must chain to */
+    char tls_cert[NAQ_URL_MAX];   /* NAQ_TLS_CERT: client certificate (PEM) for mutual TLS */
+    char tls_key[NAQ_URL_MAX];    /* NAQ_TLS_KEY: its private key (PEM) */
+    char user[NAQ_NAME_MAX * 2];  /* NAQ_USER */
+    char password[NAQ_URL_MAX];   /* NAQ_PASSWORD (never printed) */
+    char token[NAQ_URL_MAX];      /* NAQ_TOKEN (never printed) */
+    char nkey_seed_file[NAQ_URL_MAX]; /* NAQ_NKEY_SEED_FILE: file holding an NKey user seed (SU...) */
+    char creds_file[NAQ_URL_MAX]; /* NAQ_CREDS_FILE: a NATS .creds file (user JWT and NKey seed) */
 } naq_config;
 
 /* Fills defaults. Never fails. */
@@ -73,6 +87,18 @@ naq_status naq_config_from_env(naq_config *c);
  * `what` (the variable or flag it came from) and the expected form.
  * naq_config_from_env and naq_client_connect check every URL with it. */
 naq_status naq_url_validate(const char *what, const char *url);
+
+/* Copies url into out (cap bytes) with the secret of every server
+ * replaced by three asterisks: the password of USER:PASS@HOST (the user
+ * stays) and the token of TOKEN@HOST. Every URL naq prints or puts in an
+ * error message goes through it. Returns out. */
+char *naq_url_redact(const char *url, char *out, size_t cap);
+
+/* NAQ_OK when the connection security settings of c make sense together
+ * (a client key with its certificate, one way of authenticating, files
+ * that can be read); else NAQ_ERR_INVALID_ARG naming the variable and the
+ * fix. naq_client_connect calls it. */
+naq_status naq_config_security_validate(const naq_config *c);
 
 /* Parses a duration like "500ms", "30s", "5m", "2h", "7d" or a plain
  * number of seconds into milliseconds. */

@@ -40,7 +40,7 @@ typedef struct {
 typedef struct {
     int healthy;                 /* connected and every stream ok */
     int connected;               /* job-queue (and event) connections are up */
-    char url[NAQ_URL_MAX];       /* server the client is connected to now */
+    char url[NAQ_URL_MAX];       /* server the client is connected to now (password or token redacted) */
     char event_url[NAQ_URL_MAX]; /* event server connected to now (== url when shared) */
     int64_t rtt_us;              /* round trip to the job-queue server; -1 if unknown */
     naq_stream_health streams[NAQ_HEALTH_STREAMS];

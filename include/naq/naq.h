@@ -28,5 +28,6 @@
 #include "naq/registry.h"
 #include "naq/query.h"
 #include "naq/stats.h"
+#include "naq/auth.h"
 
 #endif
