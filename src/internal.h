@@ -382,6 +382,7 @@ typedef struct {
 typedef struct {
     int64_t hour;      /* unix hour: floor(timestamp / 3600) */
     uint64_t last_seq; /* every event of this hour with a sequence <= last_seq is folded */
+    double first_ts;   /* timestamp of the earliest event folded in (0 = none yet) */
     naq__rollup_group total;
     naq__group_table queues, workers;
 } naq__rollup;
@@ -395,6 +396,7 @@ typedef struct {
     char queue[NAQ_ID_SIZE];
     char worker[NAQ_ID_SIZE];
     char error_type[2 * NAQ_NAME_MAX];
+    double ts; /* 0 when unknown */
 } naq__rollup_rec;
 
 void naq__rollup_init(naq__rollup *r, int64_t hour);
