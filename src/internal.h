@@ -339,6 +339,10 @@ naq_status naq__worker_table_export(const naq__worker_table *t, const char *queu
                                     int64_t default_interval_ms, naq_worker_activity **out,
                                     size_t *n);
 
+/* "naq_<queue>_p<digit>" -> queue, priority; 0 when the name is not a
+ * job queue's consumer (query.c). */
+int naq__parse_queue_consumer(const char *name, char *queue, size_t cap, int *prio);
+
 /* ---- rollups (rollup.c) ---- */
 
 /* Duration histogram: log-scale buckets with relative error

@@ -889,8 +889,7 @@ static int depth_cmp(const void *a, const void *b)
     return strcmp(((const naq_queue_depth *)a)->queue, ((const naq_queue_depth *)b)->queue);
 }
 
-/* "naq_<queue>_p<digit>" -> queue, priority; 0 when the name is not one. */
-static int parse_queue_consumer(const char *name, char *queue, size_t cap, int *prio)
+int naq__parse_queue_consumer(const char *name, char *queue, size_t cap, int *prio)
 {
     size_t n = strlen(name);
     if (n < 8 || strncmp(name, "naq_", 4) != 0 || name[n - 3] != '_' || name[n - 2] != 'p' ||
@@ -927,7 +926,7 @@ naq_status naq_queue_depths(naq_client *c, naq_queue_depth **out, size_t *n)
         jsConsumerInfo *ci = list->List[i];
         char queue[NAQ_ID_SIZE];
         int prio = 0;
-        if (ci->Name == NULL || !parse_queue_consumer(ci->Name, queue, sizeof queue, &prio))
+        if (ci->Name == NULL || !naq__parse_queue_consumer(ci->Name, queue, sizeof queue, &prio))
             continue;
         size_t k = 0;
         while (k < count && strcmp(v[k].queue, queue) != 0)
