@@ -27,6 +27,13 @@ int naq_cmd_events(int argc, char **argv);
 int naq_cmd_job(int argc, char **argv);
 int naq_cmd_dlq(int argc, char **argv);
 int naq_cmd_health(int argc, char **argv);
+int naq_cmd_metrics(int argc, char **argv);
+
+/* --metrics ADDR of `naq worker` and `naq scheduler`: serves the process's
+ * figures (naq/metrics.h) until naq_metrics_server_stop(*out). addr NULL:
+ * nothing, *out NULL. Prints where; an exit code (failure printed). */
+int naq_cli_metrics_start(const char *cmd, const char *addr, naq_metrics_process *p,
+                          naq_metrics_server **out);
 int naq_cmd_bench(int argc, char **argv);
 int naq_cmd_workers(int argc, char **argv);
 

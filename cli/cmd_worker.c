@@ -35,6 +35,8 @@ static const char usage[] =
     "                           many short jobs; with long jobs another idle\n"
     "                           worker could have run them)\n"
     "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
+    "      --metrics ADDR       serve this worker's Prometheus metrics on ADDR\n"
+    "                           (HOST:PORT or :PORT, GET /metrics)\n"
     "      --grace DURATION     how long running jobs may finish after the first\n"
     "                           Ctrl-C before they are handed back (default 30s)\n"
     "  -h, --help               this help\n"
@@ -44,7 +46,7 @@ static const char usage[] =
     "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
 
-enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH };
+enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH, OPT_METRICS };
 
 #define MAX_QUEUES 64
 
@@ -98,6 +100,7 @@ int naq_cmd_worker(int argc, char **argv)
                                          {"id", required_argument, NULL, OPT_ID},
                                          {"grace", required_argument, NULL, OPT_GRACE},
                                          {"prefetch", required_argument, NULL, OPT_PREFETCH},
+                                         {"metrics", required_argument, NULL, OPT_METRICS},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -109,6 +112,8 @@ int naq_cmd_worker(int argc, char **argv)
     long long n = 0;
     naq_client *client = NULL;
     naq_worker *w = NULL;
+    const char *metrics = NULL;
+    naq_metrics_server *msrv = NULL;
 
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:c:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -119,6 +124,7 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
+        case OPT_METRICS: metrics = optarg; break;
         case OPT_PREFETCH:
             if (!naq_cli_parse_int(cmd, "--prefetch", optarg, 0, 1024, &n))
                 rc = NAQ_EXIT_USAGE;
@@ -152,6 +158,9 @@ int naq_cmd_worker(int argc, char **argv)
         rc = naq_cli_fail(cmd, s);
         goto out;
     }
+    naq_metrics_process mp = {client, w, NULL};
+    if ((rc = naq_cli_metrics_start(cmd, metrics, &mp, &msrv)) != NAQ_EXIT_OK)
+        goto out;
 
     running_worker = w;
     struct sigaction sa;
@@ -186,6 +195,7 @@ int naq_cmd_worker(int argc, char **argv)
             naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
             (unsigned long long)(st.processed - st.completed));
 out:
+    naq_metrics_server_stop(msrv);
     naq_worker_destroy(w);
     naq_client_destroy(client);
     return rc;

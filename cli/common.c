@@ -434,3 +434,19 @@ int naq_cli_print_event(naq_cli_printer *p, const naq_event *e)
         rc = -1;
     return rc;
 }
+
+/* ---- --metrics of long-running commands ---- */
+
+int naq_cli_metrics_start(const char *cmd, const char *addr, naq_metrics_process *p,
+                          naq_metrics_server **out)
+{
+    *out = NULL;
+    if (addr == NULL)
+        return NAQ_EXIT_OK;
+    naq_status s = naq_metrics_server_start(addr, naq_metrics_render_process, p, out);
+    if (s != NAQ_OK)
+        return naq_cli_fail(cmd, s);
+    fprintf(stderr, "%s: metrics on http://%s/metrics (port %d)\n", cmd, addr,
+            naq_metrics_server_port(*out));
+    return NAQ_EXIT_OK;
+}

@@ -38,7 +38,8 @@ static const command commands[] = {
     {"scheduler", "naq scheduler", naq_cmd_scheduler,
      "run a scheduler that enqueues scheduled jobs"},
     {"top", "naq top", naq_cmd_top, "live view: rates, queues, workers, failures, latency"},
-    {"health", "naq health", naq_cmd_health, "check the connection and the streams"},
+    {"health", "naq health", naq_cmd_health, "check connection, streams, lag, dead letters, workers"},
+    {"metrics", "naq metrics", naq_cmd_metrics, "Prometheus metrics: print them, or serve them"},
     {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -19,6 +19,8 @@ packages=(
     procps
     tzdata            # zoneinfo for schedules in named time zones
     openssl           # tests: a throwaway certificate for a TLS server
+    libmicrohttpd-dev # the Prometheus metrics endpoints (naq metrics, --metrics)
+    prometheus        # promtool and a real Prometheus for the metrics tests
 )
 
 missing=()

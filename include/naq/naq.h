@@ -22,6 +22,7 @@
 #include "naq/cron.h"
 #include "naq/bench.h"
 #include "naq/health.h"
+#include "naq/metrics.h"
 #include "naq/ops.h"
 #include "naq/processor.h"
 #include "naq/schedule.h"
