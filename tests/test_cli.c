@@ -224,6 +224,7 @@ static void every_command_and_subcommand_has_help_exiting_0(void **state)
         {"schedule", "--help"},
         {"scheduler", "--help"},
         {"health", "--help"},
+        {"metrics", "--help"},
         {"bench", "--help"},
         {"workers", "--help"},
         {"top", "--help"},
