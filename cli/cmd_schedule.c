@@ -61,7 +61,7 @@ static const char usage_schedule[] =
 
 static const char usage_scheduler[] =
     "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION] [--no-rollup]\n"
-    "                     [--metrics ADDR]\n"
+    "                     [--metrics ADDR] [--metrics-interval D]\n"
     "\n"
     "Runs a scheduler candidate until Ctrl-C or SIGTERM. Run as many as you\n"
     "like, on any machines: exactly one is leader at a time (a lease in the KV\n"
@@ -78,6 +78,8 @@ static const char usage_scheduler[] =
     "                         rollups behind 'naq events stats'; several may, safely)\n"
     "      --metrics ADDR     serve this scheduler's Prometheus metrics on ADDR\n"
     "                         (HOST:PORT or :PORT, GET /metrics)\n"
+    "      --metrics-interval D  log a system_metrics event every D (default\n"
+    "                         NAQ_METRICS_INTERVAL or 60s; 0 = off)\n"
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
@@ -99,6 +101,7 @@ enum {
     OPT_GRACE,
     OPT_NO_ROLLUP,
     OPT_METRICS,
+    OPT_INTERVAL,
 };
 
 /* The flags of add / modify; NULL or has_* = 0 when not given. */
@@ -736,6 +739,7 @@ int naq_cmd_scheduler(int argc, char **argv)
                                          {"misfire-grace", required_argument, NULL, OPT_GRACE},
                                          {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
                                          {"metrics", required_argument, NULL, OPT_METRICS},
+                                         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -743,8 +747,8 @@ int naq_cmd_scheduler(int argc, char **argv)
     naq_scheduler_opts so;
     naq_scheduler_opts_init(&so);
     int c, lease_given = 0, with_rollup = 1;
-    const char *metrics = NULL;
-    naq_metrics_server *msrv = NULL;
+    const char *metrics = NULL, *interval = NULL;
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL}, NULL, NULL};
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -766,6 +770,7 @@ int naq_cmd_scheduler(int argc, char **argv)
             break;
         case OPT_NO_ROLLUP: with_rollup = 0; break;
         case OPT_METRICS: metrics = optarg; break;
+        case OPT_INTERVAL: interval = optarg; break;
         case 'h': fputs(usage_scheduler, stdout); return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(&common, c, optarg))
@@ -789,8 +794,8 @@ int naq_cmd_scheduler(int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    naq_metrics_process mp = {client, NULL, s};
-    if ((rc = naq_cli_metrics_start(cmd, metrics, &mp, &msrv)) != NAQ_EXIT_OK)
+    pm.p = (naq_metrics_process){client, NULL, s};
+    if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
         goto out;
     if (lease_given && naq_scheduler_lease_ms(s) != so.lease_ms)
         fprintf(stderr,
@@ -829,7 +834,7 @@ int naq_cmd_scheduler(int argc, char **argv)
             naq_cli_plural(stats.triggers, "trigger", "triggers"),
             (unsigned long long)stats.released, naq_cli_plural(stats.released, "job", "jobs"));
 out:
-    naq_metrics_server_stop(msrv);
+    naq_cli_process_metrics_stop(&pm);
     naq_scheduler_destroy(s);
     naq_client_destroy(client);
     return rc;

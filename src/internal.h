@@ -169,6 +169,13 @@ void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE]);
 void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_id,
                          const char *job_id, const char *queue, const char *event_id,
                          const char *message, struct json_t *details);
+/* The job-level echo of a schedule's transition (schedule_paused,
+ * schedule_resumed, schedule_deactivated with a reason): logged on the
+ * subject of the job the schedule makes next, or, when it makes no more,
+ * the one it made last (schedule.c); nothing when it never ran and never
+ * will. */
+void naq__schedule_job_event(naq_client *c, naq_event_type t, const naq_schedule *s,
+                             const char *reason);
 
 /* scheduler.c: a binary min-heap of (key, item). When `moved` is set it is
  * told every item's new index, so an item can be re-keyed or removed. */

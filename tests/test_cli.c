@@ -233,6 +233,7 @@ static void every_command_and_subcommand_has_help_exiting_0(void **state)
         {"job", "cancel", "--help"},
         {"job", "priority", "--help"},
         {"job", "move", "--help"},
+        {"job", "extend-ttl", "--help"},
         {"events", "dlq", "list", "--help"},
         {"events", "dlq", "replay", "--help"},
         {"events", "list", "--help"},

@@ -77,6 +77,27 @@ typedef struct {
  * leadership, triggers and released delayed jobs, the logger's counters. */
 naq_status naq_metrics_render_process(void *process, char **text, size_t *len);
 
+/* ---- system_metrics events ---- */
+
+/* Default interval of the snapshots (NAQ_METRICS_INTERVAL overrides it). */
+#define NAQ_DEFAULT_METRICS_INTERVAL_MS 60000
+
+typedef struct naq_metrics_reporter naq_metrics_reporter;
+
+/* Logs a "system_metrics" event every interval_ms on p's client: the
+ * worker's and the scheduler's counters, the logger's, and the process's
+ * resident memory (memory_mb) and CPU time (cpu_time_ms), in details
+ * (docs/monitoring.md). interval_ms <= 0: nothing is started, *out NULL.
+ * p must outlive the reporter. */
+naq_status naq_metrics_reporter_start(const naq_metrics_process *p, int64_t interval_ms,
+                                      naq_metrics_reporter **out);
+/* Stops (at once, without a last snapshot) and frees; accepts NULL. */
+void naq_metrics_reporter_stop(naq_metrics_reporter *r);
+
+/* The interval from NAQ_METRICS_INTERVAL (a duration; "0" = off), else
+ * the default. NAQ_ERR_INVALID_ARG naming the variable when malformed. */
+naq_status naq_metrics_interval_from_env(int64_t *interval_ms);
+
 #ifdef __cplusplus
 }
 #endif
