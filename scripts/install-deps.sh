@@ -21,6 +21,8 @@ packages=(
     openssl           # tests: a throwaway certificate for a TLS server
     libmicrohttpd-dev # the Prometheus metrics endpoints (naq metrics, --metrics)
     prometheus        # promtool and a real Prometheus for the metrics tests
+    libcurl4-openssl-dev # webhooks (naq events webhook)
+    libssl-dev        # HMAC-SHA256 signatures of webhooks
 )
 
 missing=()

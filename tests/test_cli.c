@@ -235,6 +235,7 @@ static void every_command_and_subcommand_has_help_exiting_0(void **state)
         {"job", "move", "--help"},
         {"job", "extend-ttl", "--help"},
         {"events", "dlq", "list", "--help"},
+        {"events", "webhook", "--help"},
         {"events", "dlq", "replay", "--help"},
         {"events", "list", "--help"},
         {"events", "count", "--help"},

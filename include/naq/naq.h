@@ -23,6 +23,7 @@
 #include "naq/bench.h"
 #include "naq/health.h"
 #include "naq/metrics.h"
+#include "naq/webhook.h"
 #include "naq/ops.h"
 #include "naq/processor.h"
 #include "naq/schedule.h"
