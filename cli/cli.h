@@ -27,6 +27,22 @@ int naq_cmd_events(int argc, char **argv);
 int naq_cmd_job(int argc, char **argv);
 int naq_cmd_dlq(int argc, char **argv);
 int naq_cmd_health(int argc, char **argv);
+int naq_cmd_metrics(int argc, char **argv);
+
+/* --metrics ADDR and --metrics-interval D of `naq worker` and `naq
+ * scheduler`: serves the process's figures (addr NULL: no server) and logs
+ * system_metrics events every D (interval NULL: NAQ_METRICS_INTERVAL or
+ * 60s; "0": off). Fill m->p first; it must stay put until the stop. An
+ * exit code (the failure printed). */
+typedef struct {
+    naq_metrics_process p;
+    naq_metrics_server *server;
+    naq_metrics_reporter *reporter;
+} naq_cli_process_metrics;
+int naq_cli_process_metrics_start(const char *cmd, const char *addr, const char *interval,
+                                  naq_cli_process_metrics *m);
+/* Accepts a zeroed or stopped m. */
+void naq_cli_process_metrics_stop(naq_cli_process_metrics *m);
 int naq_cmd_bench(int argc, char **argv);
 int naq_cmd_workers(int argc, char **argv);
 

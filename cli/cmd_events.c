@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cmd_events_query.h"
 #include "cmd_events_dlq.h"
+#include "cmd_events_webhook.h"
 
 #include <signal.h>
 #include <string.h>
@@ -19,6 +20,7 @@ static const char usage[] =
     "       naq events types\n"
     "       naq events dlq list|replay ...\n"
     "       naq events list|count|replay|stats|workers|delete|cleanup|rollup ...\n"
+    "       naq events webhook --url URL [FILTERS] [--group NAME] ...\n"
     "\n"
     "  history   every event of one job, oldest first\n"
     "  stream    live events matching all the given filters, until Ctrl-C\n"
@@ -32,6 +34,7 @@ static const char usage[] =
     "  delete    remove one job's events\n"
     "  cleanup   remove events older than a duration\n"
     "  rollup    keep the statistics rollups up to date (runs until Ctrl-C)\n"
+    "  webhook   POST matching events to a URL, from a consumer group\n"
     "\n"
     "'naq events SUBCOMMAND --help' shows the options of one.\n"
     "exit codes: 0 ok, 1 failure (no such job, no server), 2 bad usage\n";
@@ -300,9 +303,10 @@ int naq_cmd_events(int argc, char **argv)
         {"delete", "naq events delete", naq_cmd_events_delete},
         {"cleanup", "naq events cleanup", naq_cmd_events_cleanup},
         {"rollup", "naq events rollup", naq_cmd_events_rollup},
+        {"webhook", "naq events webhook", naq_cmd_events_webhook},
     };
     if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which subcommand? history, stream, types, dlq, list, count, replay, stats, workers, delete, cleanup or rollup");
+        return naq_cli_usage_error(argv[0], "which subcommand? history, stream, types, dlq, list, count, replay, stats, workers, delete, cleanup, rollup or webhook");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         return NAQ_EXIT_OK;

@@ -1,33 +1,76 @@
 /*
- * cmd_health.c - `naq health`: can naq work right now? Prints the server,
- * the round trip and each stream's size; the exit code is the answer, so
- * it serves as a readiness probe.
+ * cmd_health.c - `naq health`: can naq work right now, and is it keeping
+ * up? Prints the server, the streams, then every check of naq/health.h
+ * (lag, dead letters and their growth, stream use, rollup lag, workers,
+ * the local spool) with ok / warning / critical; the exit code is the
+ * answer, so it serves as a probe.
+ *
+ * DLQ growth needs the previous check's counts: they are kept in a small
+ * state file (--state, NAQ_HEALTH_STATE, default
+ * $XDG_STATE_HOME/naq/health.json), one entry per server and prefix,
+ * replaced atomically so concurrent checks never read half a file.
  */
 #include "cli.h"
 #include "jsonw.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "naq/health.h"
+#include "naq/ops.h"
 
-static const char usage[] =
-    "usage: naq health [--format table|json]\n"
-    "\n"
-    "Connects, then shows the server URL, the round trip time and, for the\n"
-    "event, job and dead-letter streams: messages, bytes, first and last\n"
-    "sequence and consumers. Healthy means connected and every stream present.\n"
-    "\n"
-    "      --format FORMAT    table (default) or json (one object)\n"
-    "  -h, --help             this help\n"
-    "\n" NAQ_CLI_COMMON_USAGE "\n"
-    "example:\n"
-    "  naq health --format json | jq .healthy\n"
-    "\n"
-    "exit codes: 0 healthy, 1 unhealthy or no server, 2 bad usage\n";
+static void print_usage(void)
+{
+    fputs("usage: naq health [--format table|json] [--state FILE | --no-state] [THRESHOLDS]\n"
+          "\n"
+          "Connects, shows the server, the round trip and the event, job and\n"
+          "dead-letter streams, then checks, each ok, warning or critical:\n"
+          "  connection  connected to the server(s)\n"
+          "  stream      every stream present; use of its message or byte limit\n"
+          "  lag         every job queue's consumer and every consumer group:\n"
+          "              pending + unacknowledged messages\n"
+          "  dlq         dead jobs per queue, and growth since the last check\n"
+          "  event_dlq   dead events per consumer group, and growth\n"
+          "  rollup      events not yet folded into the stats rollups\n"
+          "  workers     live workers (critical when jobs wait and none runs)\n"
+          "  spool       events waiting in this machine's logger spool\n"
+          "\n"
+          "      --format FORMAT    table (default) or json (one object)\n"
+          "      --state FILE       where the last check's DLQ counts are kept\n"
+          "                         (NAQ_HEALTH_STATE, default\n"
+          "                         $XDG_STATE_HOME/naq/health.json)\n"
+          "      --no-state         neither read nor write it (no growth figures)\n"
+          "  -h, --help             this help\n"
+          "\n"
+          "thresholds (a figure above the warning value warns, above the critical\n"
+          "value is critical; flag, then environment variable, then default):\n",
+          stdout);
+    for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++) {
+        naq_health_thresholds d;
+        naq_health_thresholds_init(&d);
+        printf("      --%-16s N  %s (%s, default %llu)\n", naq_health_threshold_flag(k),
+               naq_health_threshold_help(k), naq_health_threshold_env(k),
+               (unsigned long long)d.v[k]);
+    }
+    fputs("\n" NAQ_CLI_COMMON_USAGE "\n"
+          "example:\n"
+          "  naq health --lag-warning 500 --format json | jq '.checks[] | select(.status != \"ok\")'\n"
+          "\n"
+          "exit codes: 0 healthy (every check ok), 1 a warning or critical check, or\n"
+          "no server, 2 bad usage\n",
+          stdout);
+}
 
-enum { OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE };
+enum {
+    OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_STATE,
+    OPT_NO_STATE,
+    OPT_THRESHOLD /* + naq_health_threshold: one option per threshold */
+};
 
 static const char *const roles[NAQ_HEALTH_STREAMS] = {
     [NAQ_HEALTH_EVENTS] = "events",
@@ -35,7 +78,7 @@ static const char *const roles[NAQ_HEALTH_STREAMS] = {
     [NAQ_HEALTH_DLQ] = "dlq",
 };
 
-static void print_table(const naq_health_report *r)
+static void print_table(const naq_health_report *r, const naq_health_checks *hc)
 {
     printf("server   %s", r->url);
     if (r->rtt_us >= 0)
@@ -56,12 +99,45 @@ static void print_table(const naq_health_report *r)
             printf("%-7s %-20s %12s %14s %12s %12s %10s  %s\n", roles[i], s->name, "-", "-", "-",
                    "-", "-", s->error);
     }
-    printf("\n%s\n", r->healthy     ? "healthy"
-                     : r->connected ? "unhealthy: a stream is missing or not answering"
-                                    : "unhealthy: not connected");
+    printf("\n");
+    static const char *const headers[] = {"CHECK", "SUBJECT", "STATUS", "DETAIL"};
+    naq_cli_table t;
+    naq_cli_table_init(&t, 4, headers, NULL);
+    size_t warnings = 0, critical = 0;
+    for (size_t i = 0; i < hc->n; i++) {
+        const naq_health_item *it = &hc->items[i];
+        const char *cells[] = {it->check, it->subject, naq_health_level_name(it->level),
+                               it->message};
+        naq_cli_table_add(&t, cells);
+        warnings += it->level == NAQ_HEALTH_WARNING;
+        critical += it->level == NAQ_HEALTH_CRITICAL;
+    }
+    naq_cli_table_print(&t, stdout);
+    naq_cli_table_free(&t);
+    if (hc->level == NAQ_HEALTH_OK)
+        printf("\nhealthy\n");
+    else
+        printf("\n%s: %zu %s, %zu %s\n", naq_health_level_name(hc->level), critical,
+               naq_cli_plural(critical, "critical check", "critical checks"), warnings,
+               naq_cli_plural(warnings, "warning", "warnings"));
 }
 
-static int print_json(const naq_health_report *r)
+static json_t *checks_json(const naq_health_checks *hc)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < hc->n; i++) {
+        const naq_health_item *it = &hc->items[i];
+        json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:s}", "check", it->check, "subject",
+                              it->subject, "value", it->value, "status",
+                              naq_health_level_name(it->level), "message", it->message);
+        if (o != NULL && it->has_growth)
+            json_object_set_new(o, "growth", json_integer((json_int_t)it->growth));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static int print_json(const naq_health_report *r, const naq_health_checks *hc)
 {
     json_t *streams = json_array();
     for (int i = 0; i < NAQ_HEALTH_STREAMS; i++) {
@@ -75,9 +151,11 @@ static int print_json(const naq_health_report *r)
             json_object_set_new(o, "error", json_string(s->error));
         json_array_append_new(streams, o);
     }
-    json_t *o = json_pack("{s:b, s:b, s:s, s:s, s:I, s:o}", "healthy", r->healthy, "connected",
-                          r->connected, "url", r->url, "event_url", r->event_url, "rtt_us",
-                          (json_int_t)r->rtt_us, "streams", streams);
+    json_t *o = json_pack("{s:b, s:s, s:b, s:s, s:s, s:I, s:o, s:o}", "healthy",
+                          hc->level == NAQ_HEALTH_OK, "status", naq_health_level_name(hc->level),
+                          "connected", r->connected, "url", r->url, "event_url", r->event_url,
+                          "rtt_us", (json_int_t)r->rtt_us, "streams", streams, "checks",
+                          checks_json(hc));
     char *text = o ? naq__json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL) {
@@ -89,46 +167,236 @@ static int print_json(const naq_health_report *r)
     return NAQ_EXIT_OK;
 }
 
-int naq_cmd_health(int argc, char **argv)
+/* ---- the state file (DLQ counts of the last check) ---- */
+
+static void default_state_path(char *buf, size_t cap)
+{
+    const char *env = getenv("NAQ_HEALTH_STATE");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (env != NULL && env[0] != '\0')
+        snprintf(buf, cap, "%s", env);
+    else if (xdg != NULL && xdg[0] != '\0')
+        snprintf(buf, cap, "%s/naq/health.json", xdg);
+    else if (home != NULL && home[0] != '\0')
+        snprintf(buf, cap, "%s/.local/state/naq/health.json", home);
+    else
+        buf[0] = '\0';
+}
+
+/* Counts from a JSON object {name: count}; heap array (free()). */
+static naq_ops_count *counts_from(json_t *o, size_t *n)
+{
+    *n = 0;
+    size_t size = json_object_size(o);
+    naq_ops_count *v = size ? calloc(size, sizeof *v) : NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        if (v == NULL || !json_is_integer(val))
+            continue;
+        snprintf(v[*n].name, sizeof v[0].name, "%s", key);
+        v[(*n)++].count = (uint64_t)json_integer_value(val);
+    }
+    return v;
+}
+
+static json_t *counts_to(const naq_ops_count *v, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, v[i].name, json_integer((json_int_t)v[i].count));
+    return o;
+}
+
+/* Reads this server's entry: prev points into *root, which the caller
+ * frees (json_decref) along with prev's arrays. */
+static void state_read(const char *path, const char *key, json_t **root, naq_health_previous *prev,
+                       naq_ops_count **dlq, naq_ops_count **edlq)
+{
+    memset(prev, 0, sizeof *prev);
+    *dlq = *edlq = NULL;
+    *root = json_load_file(path, 0, NULL);
+    if (!json_is_object(*root)) {
+        json_decref(*root);
+        *root = json_object();
+        return;
+    }
+    json_t *e = json_object_get(*root, key);
+    if (!json_is_object(e))
+        return;
+    prev->known = 1;
+    prev->at = json_number_value(json_object_get(e, "at"));
+    prev->dlq = *dlq = counts_from(json_object_get(e, "dlq"), &prev->ndlq);
+    prev->event_dlq = *edlq = counts_from(json_object_get(e, "event_dlq"), &prev->nevent_dlq);
+}
+
+static int make_parent(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+/* Writes this server's entry (a temp file renamed over the old one). A
+ * failure only costs the next check its growth figures: say so, go on. */
+static void state_write(const char *path, const char *key, json_t *root, const naq_ops *ops)
+{
+    json_object_set_new(root, key,
+                        json_pack("{s:f, s:o, s:o}", "at", ops->read_at, "dlq",
+                                  counts_to(ops->dlq, ops->ndlq), "event_dlq",
+                                  counts_to(ops->event_dlq, ops->nevent_dlq)));
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    if (make_parent(path) != 0 || json_dump_file(root, tmp, JSON_COMPACT) != 0 ||
+        rename(tmp, path) != 0) {
+        fprintf(stderr,
+                "naq health: cannot write %s (%s); DLQ growth will be unknown next time "
+                "(set --state FILE or NAQ_HEALTH_STATE)\n",
+                path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+/* ---- the command ---- */
+
+typedef struct {
+    naq_cli_format format;
+    const char *state; /* NULL = default; "" = --no-state */
+    naq_health_thresholds t;
+    int given[NAQ_HEALTH_THRESHOLD_COUNT];
+} health_args;
+
+static int parse_args(int argc, char **argv, naq_cli_common *common, health_args *a, int *done)
 {
     const char *cmd = argv[0];
-    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
+    struct option opts[NAQ_HEALTH_THRESHOLD_COUNT + 16];
+    int n = 0;
+    opts[n++] = (struct option){"format", required_argument, NULL, OPT_FORMAT};
+    opts[n++] = (struct option){"state", required_argument, NULL, OPT_STATE};
+    opts[n++] = (struct option){"no-state", no_argument, NULL, OPT_NO_STATE};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++)
+        opts[n++] = (struct option){naq_health_threshold_flag(k), required_argument, NULL,
+                                    OPT_THRESHOLD + k};
+    static const struct option common_opts[] = {NAQ_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    for (size_t i = 0; i < sizeof common_opts / sizeof common_opts[0]; i++)
+        opts[n++] = common_opts[i];
     int rc = NAQ_EXIT_OK, ch;
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch >= OPT_THRESHOLD && ch < OPT_THRESHOLD + NAQ_HEALTH_THRESHOLD_COUNT) {
+            long long v = 0;
+            char flag[40];
+            snprintf(flag, sizeof flag, "--%s", naq_health_threshold_flag(ch - OPT_THRESHOLD));
+            if (!naq_cli_parse_int(cmd, flag, optarg, 0, (long long)1e15, &v))
+                rc = NAQ_EXIT_USAGE;
+            a->t.v[ch - OPT_THRESHOLD] = (uint64_t)v;
+            a->given[ch - OPT_THRESHOLD] = 1;
+            continue;
+        }
         switch (ch) {
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
+        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
+        case OPT_STATE: a->state = optarg; break;
+        case OPT_NO_STATE: a->state = ""; break;
+        case 'h': print_usage(); *done = 1; return NAQ_EXIT_OK;
         default:
-            if (!naq_cli_common_option(&common, ch, optarg))
+            if (!naq_cli_common_option(common, ch, optarg))
                 rc = naq_cli_try_help(cmd);
             break;
         }
     }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (rc == NAQ_EXIT_OK && optind < argc)
+        rc = naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return rc;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+/* Environment under flags: flags were parsed into a copy first. */
+static int apply_env(const char *cmd, health_args *a)
+{
+    naq_health_thresholds env;
+    naq_health_thresholds_init(&env);
+    if (naq_health_thresholds_from_env(&env) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++)
+        if (!a->given[k])
+            a->t.v[k] = env.v[k];
+    return NAQ_EXIT_OK;
+}
+
+static int run_checks(const char *cmd, naq_client *client, const health_args *a)
+{
     naq_health_report r;
+    naq_ops ops;
+    memset(&ops, 0, sizeof ops);
     naq_status s = naq_health(client, &r);
+    if (s == NAQ_OK)
+        s = naq_ops_read(client, &ops);
+    if (s != NAQ_OK) {
+        naq_ops_free(&ops);
+        return naq_cli_fail(cmd, s);
+    }
+    char path[1024], key[NAQ_URL_MAX + NAQ_NAME_MAX + 2];
+    if (a->state == NULL)
+        default_state_path(path, sizeof path);
+    else
+        snprintf(path, sizeof path, "%s", a->state);
+    snprintf(key, sizeof key, "%s|%s", r.url, naq_client_config(client)->subject_prefix);
+    json_t *root = NULL;
+    naq_health_previous prev;
+    naq_ops_count *dlq = NULL, *edlq = NULL;
+    memset(&prev, 0, sizeof prev);
+    if (path[0] != '\0')
+        state_read(path, key, &root, &prev, &dlq, &edlq);
+    naq_health_checks hc;
+    s = naq_health_evaluate(&r, &ops, &a->t, &prev, &hc);
+    int rc = NAQ_EXIT_OK;
     if (s != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
     } else {
-        if (format == NAQ_CLI_FORMAT_JSON)
-            rc = print_json(&r);
+        if (a->format == NAQ_CLI_FORMAT_JSON)
+            rc = print_json(&r, &hc);
         else
-            print_table(&r);
-        if (rc == NAQ_EXIT_OK && !r.healthy)
+            print_table(&r, &hc);
+        if (path[0] != '\0' && r.connected)
+            state_write(path, key, root, &ops);
+        if (rc == NAQ_EXIT_OK && hc.level != NAQ_HEALTH_OK)
             rc = NAQ_EXIT_FAILURE;
     }
+    naq_health_checks_free(&hc);
+    free(dlq);
+    free(edlq);
+    json_decref(root);
+    naq_ops_free(&ops);
+    return rc;
+}
+
+int naq_cmd_health(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    naq_cli_common common = {0};
+    health_args a;
+    memset(&a, 0, sizeof a);
+    a.format = NAQ_CLI_FORMAT_TABLE;
+    naq_health_thresholds_init(&a.t);
+    int done = 0;
+    int rc = parse_args(argc, argv, &common, &a, &done);
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = apply_env(cmd, &a)) != NAQ_EXIT_OK)
+        return rc;
+    naq_client *client = NULL;
+    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
+        return rc;
+    rc = run_checks(cmd, client, &a);
     naq_client_destroy(client);
     return rc;
 }

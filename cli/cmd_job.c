@@ -17,6 +17,7 @@ static const char usage[] =
     "       naq job cancel JOB_ID\n"
     "       naq job priority JOB_ID LEVEL\n"
     "       naq job move JOB_ID QUEUE\n"
+    "       naq job extend-ttl JOB_ID DURATION\n"
     "\n"
     "  status    the job's current state: the type of its last event\n"
     "            (enqueued, started, completed, failed, retry_scheduled, ...)\n"
@@ -26,6 +27,8 @@ static const char usage[] =
     "            or running\n"
     "  priority  change the priority of a job still waiting in its queue\n"
     "  move      move a job still waiting in its queue to another queue\n"
+    "  extend-ttl  give a job still waiting in its queue more time before its\n"
+    "            TTL runs out\n"
     "\n"
     "'naq job SUBCOMMAND --help' shows its options.\n"
     "\n"
@@ -101,6 +104,19 @@ static const char move_usage[] =
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 moved (or already there), 1 the job is not waiting in a queue\n"
+    "(the message says why) or no server, 2 bad usage\n";
+
+static const char extend_usage[] =
+    "usage: naq job extend-ttl JOB_ID DURATION\n"
+    "\n"
+    "Gives a job that still waits in its queue DURATION more (30s, 5m, 2h)\n"
+    "before its TTL runs out (enqueue --ttl): a job not started within its TTL\n"
+    "is not run (ttl_expired). Logs ttl_extended. A job a worker already took,\n"
+    "or one without a TTL, cannot be extended.\n"
+    "\n"
+    "  -h, --help             this help\n"
+    "\n" NAQ_CLI_COMMON_USAGE "\n"
+    "exit codes: 0 extended, 1 the job is not waiting in a queue, has no TTL\n"
     "(the message says why) or no server, 2 bad usage\n";
 
 enum { OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE, OPT_WAIT };
@@ -377,6 +393,35 @@ static int requeue(int argc, char **argv, int move)
     return rc;
 }
 
+static int extend_ttl(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    naq_cli_common common = {0};
+    int done = 0;
+    int rc = job_options(argc, argv, extend_usage, &common, NULL, NULL, &done);
+    if (rc != NAQ_EXIT_OK || done)
+        return rc;
+    if ((rc = operands(argc, argv, 2, "give the job id and how much longer (30s, 5m, 2h)")) !=
+        NAQ_EXIT_OK)
+        return rc;
+    const char *id = argv[optind];
+    int64_t ms = 0;
+    if (naq_parse_duration_ms(argv[optind + 1], &ms) != NAQ_OK || ms <= 0)
+        return naq_cli_usage_error(cmd, "bad DURATION '%s': give a positive duration such as "
+                                        "30s, 5m or 2h",
+                                   argv[optind + 1]);
+    naq_client *client = NULL;
+    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
+        return rc;
+    naq_status s = naq_job_extend_ttl(client, id, ms);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(cmd, s);
+    else
+        printf("job %s has %s more before its TTL runs out\n", id, argv[optind + 1]);
+    naq_client_destroy(client);
+    return rc;
+}
+
 int naq_cmd_job(int argc, char **argv)
 {
     static const struct {
@@ -384,10 +429,11 @@ int naq_cmd_job(int argc, char **argv)
         int (*run)(int, char **);
     } subs[] = {{"status", "naq job status", status},
                 {"result", "naq job result", result},
-                {"cancel", "naq job cancel", cancel}};
+                {"cancel", "naq job cancel", cancel},
+                {"extend-ttl", "naq job extend-ttl", extend_ttl}};
     if (argc < 2)
         return naq_cli_usage_error(argv[0], "which subcommand? status, result, cancel, "
-                                            "priority or move");
+                                            "priority, move or extend-ttl");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         return NAQ_EXIT_OK;
@@ -406,7 +452,7 @@ int naq_cmd_job(int argc, char **argv)
         return requeue(argc - 1, argv + 1, move);
     }
     return naq_cli_usage_error(argv[0],
-                               "unknown subcommand '%s': use status, result, cancel, priority "
-                               "or move",
+                               "unknown subcommand '%s': use status, result, cancel, priority, "
+                               "move or extend-ttl",
                                argv[1]);
 }

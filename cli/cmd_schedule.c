@@ -62,6 +62,7 @@ static const char usage_schedule[] =
 
 static const char usage_scheduler[] =
     "usage: naq scheduler [--lease DURATION] [--id ID] [--misfire-grace DURATION] [--no-rollup]\n"
+    "                     [--metrics ADDR] [--metrics-interval D]\n"
     "\n"
     "Runs a scheduler candidate until Ctrl-C or SIGTERM. Run as many as you\n"
     "like, on any machines: exactly one is leader at a time (a lease in the KV\n"
@@ -76,6 +77,10 @@ static const char usage_scheduler[] =
     "      --no-rollup        do not also keep the statistics rollups up to date\n"
     "                         (by default every scheduler folds new events into the\n"
     "                         rollups behind 'naq events stats'; several may, safely)\n"
+    "      --metrics ADDR     serve this scheduler's Prometheus metrics on ADDR\n"
+    "                         (HOST:PORT or :PORT, GET /metrics)\n"
+    "      --metrics-interval D  log a system_metrics event every D (default\n"
+    "                         NAQ_METRICS_INTERVAL or 60s; 0 = off)\n"
     "  -h, --help             this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
@@ -96,6 +101,8 @@ enum {
     OPT_ID,
     OPT_GRACE,
     OPT_NO_ROLLUP,
+    OPT_METRICS,
+    OPT_INTERVAL,
 };
 
 /* The flags of add / modify; NULL or has_* = 0 when not given. */
@@ -732,6 +739,8 @@ int naq_cmd_scheduler(int argc, char **argv)
                                          {"id", required_argument, NULL, OPT_ID},
                                          {"misfire-grace", required_argument, NULL, OPT_GRACE},
                                          {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
+                                         {"metrics", required_argument, NULL, OPT_METRICS},
+                                         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -739,6 +748,8 @@ int naq_cmd_scheduler(int argc, char **argv)
     naq_scheduler_opts so;
     naq_scheduler_opts_init(&so);
     int c, lease_given = 0, with_rollup = 1;
+    const char *metrics = NULL, *interval = NULL;
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL}, NULL, NULL};
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -759,6 +770,8 @@ int naq_cmd_scheduler(int argc, char **argv)
                 return naq_cli_usage_error(cmd, "--misfire-grace: %s", naq_last_error());
             break;
         case OPT_NO_ROLLUP: with_rollup = 0; break;
+        case OPT_METRICS: metrics = optarg; break;
+        case OPT_INTERVAL: interval = optarg; break;
         case 'h': fputs(usage_scheduler, stdout); return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(&common, c, optarg))
@@ -782,6 +795,9 @@ int naq_cmd_scheduler(int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
+    pm.p = (naq_metrics_process){client, NULL, s};
+    if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
+        goto out;
     if (lease_given && naq_scheduler_lease_ms(s) != so.lease_ms)
         fprintf(stderr,
                 "naq scheduler: the lease is %lld ms, the TTL of the existing lock bucket; "
@@ -819,6 +835,7 @@ int naq_cmd_scheduler(int argc, char **argv)
             naq_cli_plural(stats.triggers, "trigger", "triggers"),
             (unsigned long long)stats.released, naq_cli_plural(stats.released, "job", "jobs"));
 out:
+    naq_cli_process_metrics_stop(&pm);
     naq_scheduler_destroy(s);
     naq_client_destroy(client);
     return rc;

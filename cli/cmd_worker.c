@@ -36,6 +36,10 @@ static const char usage[] =
     "                           to the server, none for jobs longer than that, at\n"
     "                           most 64; N: always N (0 = none)\n"
     "      --id WORKER_ID       this worker's id (default <host>-<pid>-<random>)\n"
+    "      --metrics ADDR       serve this worker's Prometheus metrics on ADDR\n"
+    "                           (HOST:PORT or :PORT, GET /metrics)\n"
+    "      --metrics-interval D log a system_metrics event every D (default\n"
+    "                           NAQ_METRICS_INTERVAL or 60s; 0 = off)\n"
     "      --grace DURATION     how long running jobs may finish after the first\n"
     "                           Ctrl-C before they are handed back (default 30s)\n"
     "  -h, --help               this help\n"
@@ -45,7 +49,7 @@ static const char usage[] =
     "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
 
-enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH };
+enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH, OPT_METRICS, OPT_INTERVAL };
 
 #define MAX_QUEUES 64
 
@@ -99,6 +103,8 @@ int naq_cmd_worker(int argc, char **argv)
                                          {"id", required_argument, NULL, OPT_ID},
                                          {"grace", required_argument, NULL, OPT_GRACE},
                                          {"prefetch", required_argument, NULL, OPT_PREFETCH},
+                                         {"metrics", required_argument, NULL, OPT_METRICS},
+                                         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -110,6 +116,8 @@ int naq_cmd_worker(int argc, char **argv)
     long long n = 0;
     naq_client *client = NULL;
     naq_worker *w = NULL;
+    const char *metrics = NULL, *interval = NULL;
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL}, NULL, NULL};
 
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:c:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -120,6 +128,8 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
+        case OPT_METRICS: metrics = optarg; break;
+        case OPT_INTERVAL: interval = optarg; break;
         case OPT_PREFETCH:
             if (!naq_cli_parse_prefetch(cmd, optarg, &wo.prefetch))
                 rc = NAQ_EXIT_USAGE;
@@ -152,6 +162,9 @@ int naq_cmd_worker(int argc, char **argv)
         rc = naq_cli_fail(cmd, s);
         goto out;
     }
+    pm.p = (naq_metrics_process){client, w, NULL};
+    if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
+        goto out;
 
     running_worker = w;
     struct sigaction sa;
@@ -186,6 +199,7 @@ int naq_cmd_worker(int argc, char **argv)
             naq_worker_id(w), (unsigned long long)st.processed, (unsigned long long)st.completed,
             (unsigned long long)(st.processed - st.completed));
 out:
+    naq_cli_process_metrics_stop(&pm);
     naq_worker_destroy(w);
     naq_client_destroy(client);
     return rc;

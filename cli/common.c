@@ -468,3 +468,44 @@ int naq_cli_print_event(naq_cli_printer *p, const naq_event *e)
         rc = -1;
     return rc;
 }
+
+/* ---- --metrics of long-running commands ---- */
+
+int naq_cli_process_metrics_start(const char *cmd, const char *addr, const char *interval,
+                                  naq_cli_process_metrics *m)
+{
+    m->server = NULL;
+    m->reporter = NULL;
+    int64_t ms = 0;
+    naq_status s = NAQ_OK;
+    if (interval == NULL) {
+        if (naq_metrics_interval_from_env(&ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    } else if (strcmp(interval, "0") != 0 &&
+               (naq_parse_duration_ms(interval, &ms) != NAQ_OK || ms < 0)) {
+        return naq_cli_usage_error(cmd, "--metrics-interval: '%s' is not a duration (60s, 5m; "
+                                        "0 = off)",
+                                   interval);
+    }
+    if (addr != NULL) {
+        s = naq_metrics_server_start(addr, naq_metrics_render_process, &m->p, &m->server);
+        if (s != NAQ_OK)
+            return naq_cli_fail(cmd, s);
+        fprintf(stderr, "%s: metrics on http://%s/metrics (port %d)\n", cmd, addr,
+                naq_metrics_server_port(m->server));
+    }
+    if ((s = naq_metrics_reporter_start(&m->p, ms, &m->reporter)) != NAQ_OK) {
+        naq_metrics_server_stop(m->server);
+        m->server = NULL;
+        return naq_cli_fail(cmd, s);
+    }
+    return NAQ_EXIT_OK;
+}
+
+void naq_cli_process_metrics_stop(naq_cli_process_metrics *m)
+{
+    naq_metrics_reporter_stop(m->reporter);
+    naq_metrics_server_stop(m->server);
+    m->reporter = NULL;
+    m->server = NULL;
+}

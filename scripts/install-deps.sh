@@ -25,6 +25,9 @@ packages=(
     fakeroot
     libssl-dev        # TLS diagnosis and NKeys (src/security.c, src/nkey.c)
     clang             # libFuzzer targets (scripts/fuzz.sh)
+    libmicrohttpd-dev # the Prometheus metrics endpoints (naq metrics, --metrics)
+    prometheus        # promtool and a real Prometheus for the metrics tests
+    libcurl4-openssl-dev # webhooks (naq events webhook)
 )
 packages+=("$@")
 

@@ -60,7 +60,7 @@ char *naq__outcome_record(const naq_job *j, const char *status, const json_t *de
                                          "stderr_tail"};
     for (size_t i = 0; details != NULL && i < sizeof copied / sizeof *copied; i++) {
         json_t *v = json_object_get(details, copied[i]);
-        char *text = v ? json_dumps(v, NAQ__JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+        char *text = v ? naq__json_dumps(v, NAQ__JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
         if (text != NULL)
             naq__jsonw_raw(&w, copied[i], text, strlen(text));
         free(text);
@@ -137,7 +137,7 @@ naq_status naq__finish_unrun(naq_client *c, json_t *ended)
     for (size_t i = 0; s == NAQ_OK && i < json_array_size(ended); i++) {
         json_t *e = json_array_get(ended, i);
         json_t *job = json_object_get(e, "job");
-        char *text = json_dumps(job, NAQ__JSON_FLAGS);
+        char *text = naq__json_dumps(job, NAQ__JSON_FLAGS);
         naq_job j;
         s = text ? naq_job_decode(text, strlen(text), &j)
                  : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing a job");

@@ -173,6 +173,13 @@ void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE]);
 void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_id,
                          const char *job_id, const char *queue, const char *event_id,
                          const char *message, struct json_t *details);
+/* The job-level echo of a schedule's transition (schedule_paused,
+ * schedule_resumed, schedule_deactivated with a reason): logged on the
+ * subject of the job the schedule makes next, or, when it makes no more,
+ * the one it made last (schedule.c); nothing when it never ran and never
+ * will. */
+void naq__schedule_job_event(naq_client *c, naq_event_type t, const naq_schedule *s,
+                             const char *reason);
 
 /* scheduler.c: a binary min-heap of (key, item). When `moved` is set it is
  * told every item's new index, so an item can be re-keyed or removed. */
@@ -343,6 +350,10 @@ naq_status naq__worker_table_export(const naq__worker_table *t, const char *queu
                                     int64_t default_interval_ms, naq_worker_activity **out,
                                     size_t *n);
 
+/* "naq_<queue>_p<digit>" -> queue, priority; 0 when the name is not a
+ * job queue's consumer (query.c). */
+int naq__parse_queue_consumer(const char *name, char *queue, size_t cap, int *prio);
+
 /* ---- rollups (rollup.c) ---- */
 
 /* Duration histogram: log-scale buckets with relative error
@@ -386,6 +397,7 @@ typedef struct {
 typedef struct {
     int64_t hour;      /* unix hour: floor(timestamp / 3600) */
     uint64_t last_seq; /* every event of this hour with a sequence <= last_seq is folded */
+    double first_ts;   /* timestamp of the earliest event folded in (0 = none yet) */
     naq__rollup_group total;
     naq__group_table queues, workers;
 } naq__rollup;
@@ -399,6 +411,7 @@ typedef struct {
     char queue[NAQ_ID_SIZE];
     char worker[NAQ_ID_SIZE];
     char error_type[2 * NAQ_NAME_MAX];
+    double ts; /* 0 when unknown */
 } naq__rollup_rec;
 
 void naq__rollup_init(naq__rollup *r, int64_t hour);

@@ -1,6 +1,7 @@
 /*
- * requeue.c - changing the priority of a queued job, or moving it to
- * another queue (naq_job_set_priority, naq_job_move).
+ * requeue.c - changing the priority of a queued job, moving it to another
+ * queue, or extending its TTL (naq_job_set_priority, naq_job_move,
+ * naq_job_extend_ttl): each re-publishes the job's message changed.
  *
  * A queued job is one message in the work-queue stream. Its message is
  * found among the messages of its queue (all five levels) by its
@@ -118,7 +119,35 @@ static naq_status not_queued(naq_client *c, const char *job_id, const naq_event 
                      naq_event_type_name(last->type));
 }
 
-static naq_status requeue(naq_client *c, const char *job_id, int priority, const char *queue)
+/* The new ttl_ms of a job re-published now whose TTL is extended by
+ * extend_ms. A worker counts the TTL from when the server stored the
+ * message, which a re-publish resets: so the new value is what is left of
+ * the old deadline, plus the extension. */
+static naq_status extended_ttl(const char *job_id, json_t *job, natsMsg *m, int64_t extend_ms,
+                               int64_t *old_ttl, int64_t *new_ttl, double *expires_at)
+{
+    *old_ttl = json_integer_value(json_object_get(job, "ttl_ms"));
+    if (*old_ttl <= 0)
+        return naq__fail(NAQ_ERR_CLOSED,
+                         "job %s has no TTL (it never expires): nothing to extend", job_id);
+    double now = naq__now(), stored = 0;
+    const char *ts = NULL;
+    if (natsMsgHeader_Get(m, "Nats-Time-Stamp", &ts) != NATS_OK || ts == NULL ||
+        naq_parse_time(ts, now, &stored) != NAQ_OK)
+        stored = json_number_value(json_object_get(job, "enqueued_at"));
+    *expires_at = stored + (double)(*old_ttl + extend_ms) / 1000.0;
+    double left_ms = (*expires_at - now) * 1000.0;
+    if (left_ms < 1)
+        return naq__fail(NAQ_ERR_CLOSED,
+                         "job %s would still be past its TTL after %lld ms more (it ran out "
+                         "%.0f ms ago); extend it by more",
+                         job_id, (long long)extend_ms, -left_ms + (double)extend_ms);
+    *new_ttl = (int64_t)(left_ms + 0.5);
+    return NAQ_OK;
+}
+
+static naq_status requeue(naq_client *c, const char *job_id, int priority, const char *queue,
+                          int64_t extend_ms)
 {
     naq_status s;
     if (c == NULL)
@@ -127,7 +156,8 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
         return s;
     if (queue != NULL && (s = naq_id_validate("queue name", queue)) != NAQ_OK)
         return s;
-    if (queue == NULL && (priority < NAQ_PRIORITY_LOWEST || priority > NAQ_PRIORITY_CRITICAL))
+    if (extend_ms <= 0 && queue == NULL &&
+        (priority < NAQ_PRIORITY_LOWEST || priority > NAQ_PRIORITY_CRITICAL))
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "priority %d is out of range; use 0 (lowest) to 4 (critical), 2 is "
                          "normal",
@@ -155,9 +185,14 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     char from_queue[NAQ_ID_SIZE], function[NAQ_ID_SIZE];
     snprintf(from_queue, sizeof from_queue, "%s", q);
     snprintf(function, sizeof function, "%s", fn);
-    int to_level = queue == NULL ? priority : f.level;
+    int to_level = queue == NULL && extend_ms <= 0 ? priority : f.level;
     const char *to_queue = queue != NULL ? queue : from_queue;
-    if (to_level == f.level && strcmp(to_queue, from_queue) == 0)
+    int64_t old_ttl = 0, new_ttl = 0;
+    double expires_at = 0;
+    if (extend_ms > 0 &&
+        (s = extended_ttl(job_id, job, f.m, extend_ms, &old_ttl, &new_ttl, &expires_at)) != NAQ_OK)
+        goto out;
+    if (extend_ms <= 0 && to_level == f.level && strcmp(to_queue, from_queue) == 0)
         goto out; /* nothing to change */
 
     int yes = 0;
@@ -178,6 +213,8 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     }
     json_object_set_new(job, "priority", json_integer(to_level));
     json_object_set_new(job, "queue", json_string(to_queue));
+    if (extend_ms > 0)
+        json_object_set_new(job, "ttl_ms", json_integer((json_int_t)new_ttl));
     text = naq__json_dumps(job, NAQ__JSON_FLAGS);
     char msg_id[NAQ_ID_SIZE + 32];
     snprintf(msg_id, sizeof msg_id, "%s:mv%llu", job_id, (unsigned long long)f.seq);
@@ -197,7 +234,13 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
                                   : "; putting it back failed too: enqueue it again");
         goto out;
     }
-    if (queue == NULL)
+    if (extend_ms > 0)
+        naq__schedule_event(c, NAQ_EVENT_TTL_EXTENDED, NULL, job_id, from_queue, NULL, NULL,
+                            json_pack("{s:I, s:I, s:I, s:f}", "extended_by_ms",
+                                      (json_int_t)extend_ms, "previous_ttl_ms",
+                                      (json_int_t)old_ttl, "ttl_ms", (json_int_t)new_ttl,
+                                      "expires_at", expires_at));
+    else if (queue == NULL)
         naq__schedule_event(c, NAQ_EVENT_QUEUE_PRIORITY_CHANGED, NULL, job_id, from_queue, NULL,
                             NULL, json_pack("{s:i, s:i}", "from", f.level, "to", to_level));
     else
@@ -213,10 +256,18 @@ out:
 
 naq_status naq_job_set_priority(naq_client *c, const char *job_id, int priority)
 {
-    return requeue(c, job_id, priority, NULL);
+    return requeue(c, job_id, priority, NULL, 0);
 }
 
 naq_status naq_job_move(naq_client *c, const char *job_id, const char *queue)
 {
-    return requeue(c, job_id, 0, queue);
+    return requeue(c, job_id, 0, queue, 0);
+}
+
+naq_status naq_job_extend_ttl(naq_client *c, const char *job_id, int64_t extend_ms)
+{
+    if (extend_ms <= 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "extend a TTL by a positive duration, not %lld ms",
+                         (long long)extend_ms);
+    return requeue(c, job_id, 0, NULL, extend_ms);
 }

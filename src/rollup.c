@@ -250,6 +250,8 @@ naq_status naq__rollup_add(naq__rollup *r, const naq__rollup_rec *e)
 {
     if ((int)e->type < 0 || e->type >= NAQ_EVENT_TYPE_COUNT)
         return NAQ_OK;
+    if (e->ts > 0 && (r->first_ts == 0 || e->ts < r->first_ts))
+        r->first_ts = e->ts;
     naq_status s = group_add(&r->total, e, 1);
     if (s == NAQ_OK && e->queue[0] != '\0') {
         naq__rollup_group *g = table_get(&r->queues, e->queue, NAQ__ROLLUP_MAX_QUEUES);
@@ -332,6 +334,10 @@ naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len)
     json_t *o = json_pack("{sisIsIsososo}", "v", ROLLUP_VERSION, "hour", (json_int_t)r->hour,
                           "last_seq", (json_int_t)r->last_seq, "total", group_json(&r->total),
                           "queues", table_json(&r->queues), "workers", table_json(&r->workers));
+    /* first_ts came after format 1 without a version step: older readers
+     * ignore it, and a rollup without it reads as "earliest unknown". */
+    if (o != NULL && r->first_ts > 0)
+        json_object_set_new(o, "first_ts", json_real(r->first_ts));
     *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
@@ -422,6 +428,13 @@ naq_status naq__rollup_decode(const char *json, size_t len, naq__rollup *r)
         uint64_t last = count_of(json_object_get(o, "last_seq"));
         if (last > r->last_seq)
             r->last_seq = last;
+        /* A rollup written before first_ts existed: its events may start
+         * anywhere in its hour, so assume the hour's start. */
+        json_t *ft = json_object_get(o, "first_ts");
+        double first = ft != NULL ? json_number_value(ft)
+                                  : 3600.0 * (double)json_integer_value(json_object_get(o, "hour"));
+        if (first > 0 && (r->first_ts == 0 || first < r->first_ts))
+            r->first_ts = first;
         s = group_from_json(json_object_get(o, "total"), &r->total);
     }
     if (s == NAQ_OK)
@@ -570,6 +583,7 @@ static naq_status keep_record(maintainer *m, natsMsg *msg, uint64_t seq)
     naq__rollup_rec *r = &m->recs[m->n++];
     r->seq = seq;
     r->hour = (int64_t)floor(e.timestamp / 3600.0);
+    r->ts = e.timestamp;
     r->type = e.type;
     r->duration_ms = e.duration_ms;
     snprintf(r->queue, sizeof r->queue, "%s", e.queue_name);
@@ -811,6 +825,56 @@ naq_status naq_rollup_step(naq_client *c, int64_t max_events, size_t *folded)
     naq_status s = maintainer_open(c, &m);
     if (s == NAQ_OK)
         s = fold_batch(&m, max_events > 0 ? max_events : BATCH_MAX, 0, NULL, folded);
+    maintainer_close(&m);
+    return s;
+}
+
+naq_status naq_rollup_catch_up(naq_client *c, naq_rollup_progress_fn progress, void *ud,
+                               const volatile int *stop, uint64_t *folded)
+{
+    uint64_t local = 0;
+    if (folded == NULL)
+        folded = &local;
+    *folded = 0;
+    if (c == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "naq_rollup_catch_up needs a client");
+    maintainer m;
+    naq_status s = maintainer_open(c, &m);
+    uint64_t cursor = 0, rev = 0, lag = 0;
+    if (s == NAQ_OK)
+        s = naq__rollup_cursor_get(m.kv, &cursor, &rev);
+    if (s == NAQ_OK)
+        s = naq__rollup_lag_after(c, cursor, &lag);
+    /* Bounded: only what is stored when the call starts (target); events
+     * that keep arriving are for the running maintainer. Progress counts
+     * from target - lag, since events purged before they were folded are
+     * not behind. */
+    uint64_t target = 0, from = 0;
+    if (s == NAQ_OK && lag > 0) {
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
+        if (ns != NATS_OK)
+            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read the state of event "
+                               "stream %s", c->cfg.event_stream);
+        else
+            target = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        from = target > lag ? target - lag : 0;
+    }
+    while (s == NAQ_OK && cursor < target && (stop == NULL || !*stop)) {
+        size_t n = 0;
+        uint64_t before = cursor;
+        s = fold_batch(&m, BATCH_MAX, 0, stop, &n);
+        *folded += n;
+        if (s == NAQ_OK)
+            s = naq__rollup_cursor_get(m.kv, &cursor, &rev);
+        uint64_t at = cursor < target ? cursor : target;
+        if (s == NAQ_OK && progress != NULL)
+            progress(at > from ? at - from : 0, target - from, ud);
+        if (s == NAQ_OK && cursor <= before) /* nothing more stored: the tail was purged */
+            break;
+    }
     maintainer_close(&m);
     return s;
 }

@@ -501,6 +501,25 @@ void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_i
     json_decref(details);
 }
 
+void naq__schedule_job_event(naq_client *c, naq_event_type t, const naq_schedule *s,
+                             const char *reason)
+{
+    int64_t due = s->next_run_ms != 0 ? s->next_run_ms : s->last_run_ms;
+    char job_id[NAQ_ID_SIZE];
+    if (due == 0 || naq_schedule_job_id(s->name, due, job_id) != NAQ_OK)
+        return;
+    json_t *d = json_pack("{s:s, s:f}", "schedule", s->name, "due", (double)due / 1000.0);
+    if (d != NULL && reason != NULL)
+        json_object_set_new(d, "reason", json_string(reason));
+    /* Deactivation happens once per job: a deterministic id stores a
+     * repeat once. Pauses and resumes may repeat for real. */
+    char event_id[NAQ_ID_SIZE];
+    if (t == NAQ_EVENT_SCHEDULE_DEACTIVATED)
+        naq__derived_id("schedule_deactivated", job_id, event_id);
+    naq__schedule_event(c, t, s->name, job_id, s->queue,
+                        t == NAQ_EVENT_SCHEDULE_DEACTIVATED ? event_id : NULL, reason, d);
+}
+
 /* Details of a schedule's own events: what it runs and when next. */
 static json_t *schedule_details(const naq_schedule *s)
 {
@@ -813,6 +832,12 @@ static naq_status edit(naq_client *c, const char *name, naq_schedule_edit_fn fn,
         }
     }
     naq__schedule_event(c, event, name, NULL, next.queue, NULL, NULL, schedule_details(&next));
+    if (!cur.paused && next.paused)
+        naq__schedule_job_event(c, NAQ_EVENT_SCHEDULE_PAUSED, &next, NULL);
+    else if (cur.paused && !next.paused)
+        naq__schedule_job_event(c, NAQ_EVENT_SCHEDULE_RESUMED, &next, NULL);
+    if (cur.next_run_ms != 0 && next.next_run_ms == 0) /* e.g. a one-off that passed while paused */
+        naq__schedule_job_event(c, NAQ_EVENT_SCHEDULE_DEACTIVATED, &next, "finished");
 done:
     s = NAQ_OK;
     if (out != NULL) {
@@ -871,6 +896,7 @@ naq_status naq_schedule_remove(naq_client *c, const char *name)
     }
     naq__schedule_event(c, NAQ_EVENT_SCHEDULER_CANCELLED, name, NULL, cur.queue, NULL,
                         "schedule removed", NULL);
+    naq__schedule_job_event(c, NAQ_EVENT_SCHEDULE_DEACTIVATED, &cur, "removed");
 out:
     naq_schedule_clear(&cur);
     kvStore_Destroy(kv);

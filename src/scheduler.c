@@ -467,6 +467,9 @@ static naq_status commit(naq_scheduler *s, entry *e, int64_t due, int fired, int
         free(json);
         if (st == NAQ_OK) {
             v.revision = rev;
+            /* Its last trigger: the schedule makes no more jobs. */
+            if (e->s.next_run_ms != 0 && v.next_run_ms == 0)
+                naq__schedule_job_event(s->c, NAQ_EVENT_SCHEDULE_DEACTIVATED, &v, "finished");
             return upsert(s, &v);
         }
         if (st != NAQ_ERR_EXISTS)

@@ -158,7 +158,6 @@ naq_status naq_stats_query(naq_client *c, const naq_stats_opts *o, naq_stats *ou
     out->hours = o->hours;
     out->window_start = (double)first_hour * 3600.0;
     out->window_end = now;
-    out->window_s = now - out->window_start;
 
     naq__rollup acc;
     naq__rollup_init(&acc, first_hour);
@@ -188,6 +187,12 @@ naq_status naq_stats_query(naq_client *c, const naq_stats_opts *o, naq_stats *ou
             s = naq__rollup_cursor_get(kv, &out->rollup_cursor, &rev);
     }
     kvStore_Destroy(kv);
+    /* Throughput over the time the window covers, not the hours before
+     * the first event in it. */
+    out->covered_start = out->window_start;
+    if (acc.first_ts > out->covered_start && acc.first_ts <= now)
+        out->covered_start = acc.first_ts;
+    out->window_s = now - out->covered_start;
     int top = o->top_errors > 0 ? o->top_errors : 10;
     if (s == NAQ_OK)
         s = figures(&acc.total, out->window_s, top, &out->total);

@@ -33,6 +33,7 @@
  *  - Who settles a message is decided under slots_lock (worker_int.h): the
  *    executor, or the keeper when it handed the job back at a stop.
  */
+#include "jsonw.h"
 #include "retry.h"
 #include "worker_int.h"
 
@@ -62,7 +63,7 @@ static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const na
                       json_t *details, char **text)
 {
     naq__worker_job_event(e, type, w, j);
-    *text = details ? json_dumps(details, JSON_FLAGS) : NULL;
+    *text = details ? naq__json_dumps(details, JSON_FLAGS) : NULL;
     e->details_json = *text;
     json_decref(details);
 }
@@ -438,7 +439,7 @@ static void outcome_event(naq_event *e, naq_worker *w, naq_event_type type, cons
         json_object_update(d, extra);
         json_decref(extra);
     }
-    *text = d ? json_dumps(d, JSON_FLAGS) : NULL;
+    *text = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     e->details_json = *text;
 }

@@ -290,6 +290,15 @@ naq_status naq_job_cancel(naq_client *c, const char *job_id, naq_cancel_outcome 
 naq_status naq_job_set_priority(naq_client *c, const char *job_id, int priority);
 naq_status naq_job_move(naq_client *c, const char *job_id, const char *queue);
 
+/* Gives a job that still waits in its queue extend_ms more before its TTL
+ * runs out (ttl_ms, counted from when it was queued), the same way: its
+ * message is re-published with the ttl_ms that leaves it the old deadline
+ * plus extend_ms. Logs "ttl_extended" (details {"extended_by_ms",
+ * "previous_ttl_ms", "ttl_ms", "expires_at"}). NAQ_ERR_CLOSED when the
+ * job has no TTL, or would still be past it; NAQ_ERR_INVALID_ARG for
+ * extend_ms <= 0; otherwise fails like naq_job_move. */
+naq_status naq_job_extend_ttl(naq_client *c, const char *job_id, int64_t extend_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,6 +53,20 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop);
  * here). Returns NAQ_OK with 0 when there was nothing to fold. */
 naq_status naq_rollup_step(naq_client *c, int64_t max_events, size_t *folded);
 
+/* Called by naq_rollup_catch_up after each batch: how many of the events
+ * that were behind are now folded (done), out of total. */
+typedef void (*naq_rollup_progress_fn)(uint64_t done, uint64_t total, void *ud);
+
+/* Folds every event stored when the call starts and not yet in the
+ * rollups (bounded: events arriving meanwhile are left to the running
+ * maintainer), in batches of up to 10,000, calling progress (may be NULL)
+ * after each; stops early when *stop (may be NULL) becomes non-zero.
+ * Exactly-once like naq_rollup_run, so it is safe while maintainers run.
+ * *folded (may be NULL) receives how many events this call added. What a
+ * stats reader calls before naq_stats_query to answer with every event. */
+naq_status naq_rollup_catch_up(naq_client *c, naq_rollup_progress_fn progress, void *ud,
+                               const volatile int *stop, uint64_t *folded);
+
 /* Where the rollups stand: the highest stream sequence folded (0 = none)
  * and about how many stored events come after it (exact unless events
  * after the cursor were deleted). */
@@ -102,6 +116,12 @@ typedef struct {
 typedef struct {
     int hours;
     double window_start, window_end; /* window_end = now */
+    /* The time the figures really cover: from the earliest event in the
+     * window (window_start when there is none, or for rollups written
+     * before naq recorded it) to now, so a server that started 5 minutes
+     * ago is not averaged over an hour. throughput = completed / window_s,
+     * window_s = window_end - covered_start. */
+    double covered_start;
     double window_s;
     naq_stats_group total;
     naq_stats_group *queues; /* heap, by name; with by_queue */
