@@ -180,7 +180,9 @@ static json_t *monitor_get(const naq_test_cluster *c, int i, const char *path)
     }
     close(fd);
     const char *body = buf ? strstr(buf, "\r\n\r\n") : NULL;
-    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    /* As reals: /jsz holds 2^64 - 1 ("no limit"), too big for jansson's
+     * integers, which would refuse the whole document. */
+    json_t *j = body ? json_loads(body + 4, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
     free(buf);
     return j;
 }
@@ -217,7 +219,7 @@ int64_t naq_test_cluster_node_last_seq(const naq_test_cluster *c, int i, const c
         {
             const char *name = json_string_value(json_object_get(st, "name"));
             if (name != NULL && strcmp(name, stream) == 0)
-                last = (int64_t)json_integer_value(
+                last = (int64_t)json_number_value(
                     json_object_get(json_object_get(st, "state"), "last_seq"));
         }
     }
