@@ -13,8 +13,9 @@
  * retry_started, worker_released, completed), the cancel check, its
  * result, its dependents and its unique key.
  *
- * Prints name=value lines. Uses NAQ_URL when set, else starts its own
- * nats-server (JetStream, temporary store) on a free port.
+ * Prints name=value lines. Uses NAQ_URL when set (and NAQ_REPLICAS, for a
+ * cluster), else starts its own nats-server (JetStream, temporary store)
+ * on a free port.
  *
  *   bench_retry [jobs]      default 20000
  *
@@ -129,6 +130,10 @@ static naq_client *connect_to(const char *url)
     naq_config_init(&cfg);
     snprintf(cfg.url, sizeof cfg.url, "%s", url);
     snprintf(cfg.spool_dir, sizeof cfg.spool_dir, "none");
+    /* On a cluster: NAQ_REPLICAS=3 measures R3 (docs/deployment.md). */
+    const char *replicas = getenv("NAQ_REPLICAS");
+    if (replicas != NULL)
+        cfg.replicas = atoi(replicas);
     naq_client *c = NULL;
     if (naq_client_connect(&cfg, &c) != NAQ_OK)
         die("connect");

@@ -19,6 +19,7 @@
 #include "server_secure.h" /* --tls-*, --auth */
 /* naq__default_data_dir: the same data root as the logger's spool. */
 #include "internal.h"
+#include "server_cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +37,7 @@
 
 static const char usage[] =
     "usage: naq server [--port P] [--host H] [--data DIR] [--max-store SIZE]\n"
-    "                  [--max-memory SIZE] [--quiet]\n"
+    "                  [--max-memory SIZE] [--cluster N] [--print-config] [--quiet]\n"
     "                  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--auth FILE]\n"
     "\n"
     "Runs nats-server with JetStream for naq until Ctrl-C or SIGTERM, then stops\n"
@@ -51,17 +52,30 @@ static const char usage[] =
     "                         server's own, 75% of the free disk)\n"
     "      --max-memory SIZE  JetStream memory storage limit (e.g. 512M)\n"
     NAQ_SERVER_SECURE_USAGE
+    "      --cluster N        N nodes (3 or 5) on consecutive ports from P, routes on\n"
+    "                         P+2000..., a JetStream cluster; stores in DIR/node-1...\n"
+    "                         (see docs/deployment.md); prints NAQ_URL and NAQ_REPLICAS\n"
+    "      --print-config     print the nats-server configuration (each node's with\n"
+    "                         --cluster) and exit without starting anything\n"
     "  -q, --quiet            print only errors\n"
     "  -h, --help             this help\n"
     "\n"
     "examples:\n"
     "  naq server                          # nats://127.0.0.1:4222\n"
     "  naq server --port 4333 --data /tmp/naq && export NAQ_URL=nats://127.0.0.1:4333\n"
+    "  naq server --cluster 3              # nodes on 4222-4224, then set NAQ_URL and\n"
+    "                                      # NAQ_REPLICAS=3 as it prints\n"
     "\n"
     "exit codes: 0 stopped cleanly, 1 failure (port in use, nats-server missing\n"
     "or exited), 2 bad usage\n";
 
-enum { OPT_HOST = NAQ_CLI_OPT_FIRST_FREE, OPT_MAX_STORE, OPT_MAX_MEMORY };
+enum {
+    OPT_HOST = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_MAX_STORE,
+    OPT_MAX_MEMORY,
+    OPT_CLUSTER,
+    OPT_PRINT_CONFIG
+};
 
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 30000
@@ -462,6 +476,8 @@ int naq_cmd_server(int argc, char **argv)
                                          {"data", required_argument, NULL, 'd'},
                                          {"max-store", required_argument, NULL, OPT_MAX_STORE},
                                          {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+                                         {"cluster", required_argument, NULL, OPT_CLUSTER},
+                                         {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_SERVER_SECURE_OPTIONS,
@@ -474,6 +490,7 @@ int naq_cmd_server(int argc, char **argv)
     o.max_store = o.max_memory = -1;
     const char *dir = NULL;
     long long n = 0;
+    int cluster = 0, print_config = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "p:d:qh", opts, NULL)) != -1) {
         if (naq_server_secure_option(&o.secure, ch, optarg))
@@ -499,6 +516,12 @@ int naq_cmd_server(int argc, char **argv)
                                            ch == OPT_MAX_STORE ? "--max-store" : "--max-memory",
                                            naq_last_error());
             break;
+        case OPT_CLUSTER:
+            if (!naq_cli_parse_int(o.cmd, "--cluster", optarg, 3, NAQ_CLUSTER_MAX_NODES, &n))
+                return NAQ_EXIT_USAGE;
+            cluster = (int)n;
+            break;
+        case OPT_PRINT_CONFIG: print_config = 1; break;
         case 'q': o.quiet = 1; break;
         case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
         default: return naq_cli_try_help(o.cmd);
@@ -506,6 +529,11 @@ int naq_cmd_server(int argc, char **argv)
     }
     if (optind < argc)
         return naq_cli_usage_error(o.cmd, "unexpected argument '%s'", argv[optind]);
+    if (cluster > 0 && (o.secure.tls_cert || o.secure.tls_key || o.secure.tls_ca || o.secure.auth))
+        return naq_cli_usage_error(o.cmd,
+                                   "--cluster does not take --tls-*/--auth yet: add the tls and "
+                                   "authorization sections to each node's configuration "
+                                   "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
     int rc = naq_server_secure_check(o.cmd, &o.secure);
     if (rc != NAQ_EXIT_OK) {
         naq_server_secure_free(&o.secure);
@@ -538,6 +566,15 @@ int naq_cmd_server(int argc, char **argv)
                                        o.dir);
         }
     }
+    if (cluster > 0) {
+        naq_cluster_opts co = {o.host, o.port, cluster, o.dir, o.max_store, o.max_memory, o.quiet};
+        return print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
+    }
+    if (print_config) {
+        /* The same writer as a start (nothing is started or created), so the two cannot differ. */
+        snprintf(o.conf, sizeof o.conf, "/dev/stdout");
+        return write_config(&o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+    }
     /* The port first: a server that cannot start leaves no data directory
      * behind. */
     int err = bind_error(o.host, o.port);
@@ -565,4 +602,37 @@ int naq_cmd_server(int argc, char **argv)
     rc = write_config(&o) != 0 ? NAQ_EXIT_FAILURE : supervise(&o);
     naq_server_secure_free(&o.secure);
     return rc;
+}
+
+/* ---- shared with server_cluster.c, which runs several of the same children ---- */
+
+int naq__server_bind_error(const char *host, int port)
+{
+    return bind_error(host, port);
+}
+int naq__server_port_accepts(const char *host, int port)
+{
+    return port_accepts(host, port);
+}
+int naq__server_make_dirs(const char *path)
+{
+    return make_dirs(path);
+}
+
+pid_t naq__server_spawn(const char *conf, const char *log, const sigset_t *child_mask)
+{
+    server_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.conf, sizeof o.conf, "%s", conf);
+    snprintf(o.log, sizeof o.log, "%s", log);
+    return spawn(&o, child_mask);
+}
+
+void naq__server_show_log_tail(const char *log, off_t from)
+{
+    server_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.log, sizeof o.log, "%s", log);
+    o.log_start = from;
+    show_log_tail(&o);
 }

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+/* A cluster URL list longer than this is refused (a cluster has 3 or 5
+ * nodes; clients learn of the others from the server anyway). */
+#define NAQ__MAX_URLS 16
+
 /* JetStream API error codes: "stream name already in use", and "subjects
  * overlap with an existing stream", which a create racing another
  * process's create of the same stream gets on 2.9.10. */
@@ -54,6 +58,29 @@ naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *
     if (m < 0 || (size_t)m >= cap - (size_t)n)
         return naq__fail(NAQ_ERR_INVALID_ARG, "subject '%s...' is too long", buf);
     return NAQ_OK;
+}
+
+natsStatus naq__nats_set_urls(natsOptions *o, const char *url)
+{
+    if (strchr(url, ',') == NULL)
+        return natsOptions_SetURL(o, url);
+    /* One copy, cut at the commas; SetServers copies the strings. */
+    char *copy = strdup(url);
+    const char *servers[NAQ__MAX_URLS];
+    int n = 0;
+    natsStatus ns = copy != NULL ? NATS_OK : NATS_NO_MEMORY;
+    for (char *save = NULL, *p = copy ? strtok_r(copy, ",", &save) : NULL; p != NULL;
+         p = strtok_r(NULL, ",", &save)) {
+        if (n == NAQ__MAX_URLS) {
+            ns = NATS_INVALID_ARG;
+            break;
+        }
+        servers[n++] = p;
+    }
+    if (ns == NATS_OK)
+        ns = natsOptions_SetServers(o, servers, n);
+    free(copy);
+    return ns;
 }
 
 /* nats.c's last error without its "(file.c:123): " prefix. */
@@ -160,7 +187,7 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
     natsOptions *o = NULL;
     natsStatus ns = natsOptions_Create(&o);
     if (ns == NATS_OK)
-        ns = natsOptions_SetURL(o, url);
+        ns = naq__nats_set_urls(o, url);
     if (ns == NATS_OK)
         ns = natsOptions_SetTimeout(o, cfg->connect_timeout_ms);
     if (ns == NATS_OK)
@@ -278,9 +305,11 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
         return naq__fail(NAQ_ERR_NATS,
                          "the server does not answer JetStream requests; is JetStream enabled? "
                          "(run nats-server with -js, or use 'naq server')");
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot create or update stream %s",
-                              sp->name);
+    if (ns != NATS_OK) {
+        char what[NAQ_NAME_MAX + 40];
+        snprintf(what, sizeof what, "cannot create or update stream %s", sp->name);
+        return naq__replicas_fail(cfg, ns, (int)jerr, what);
+    }
     return NAQ_OK;
 }
 
@@ -389,6 +418,8 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
     if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK ||
         (s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK || (s = naq__kv_ensure_all(c)) != NAQ_OK ||
         (s = naq__provision_buckets(c)) != NAQ_OK ||
+        (s = naq__replicas_align(c, c->js)) != NAQ_OK ||
+        (c->ejs != c->js && (s = naq__replicas_align(c, c->ejs)) != NAQ_OK) ||
         (s = naq__enqueue_async_init(c)) != NAQ_OK)
         goto fail;
     if (!cfg->disable_logging && (s = naq__logger_create(c, &c->logger)) != NAQ_OK)

@@ -59,6 +59,16 @@ double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
 int64_t naq__mono_us(void);
+/* Sets o's servers from a NATS URL or a comma-separated list of them (a
+ * cluster's nodes): natsOptions_SetURL takes one URL only. */
+natsStatus naq__nats_set_urls(natsOptions *o, const char *url);
+
+/* replicas.c: moves every naq stream and KV bucket on js whose replica
+ * count differs from cfg.replicas to it (at connect). */
+naq_status naq__replicas_align(naq_client *c, jsCtx *js);
+/* Fails with the server's reason for refusing `what`, and what to do about
+ * NAQ_REPLICAS when the count is the cause. */
+naq_status naq__replicas_fail(const naq_config *cfg, natsStatus ns, int js_code, const char *what);
 
 /* event.c: naq_event_encode into buf when it fits (then *json == buf),
  * else into heap memory the caller frees (*json != buf). */

@@ -47,6 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long the first registry put waits for a stream leader (a fresh or
+ * failing-over R3 bucket elects one in a few seconds). */
+#define REGISTER_WAIT_MS 15000
+
 /* A worker whose last job ended this long ago (and none started since) is
  * idle; see the top of the file. */
 #define IDLE_GRACE_MS 100
@@ -667,6 +671,15 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
     char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
     json_decref(o);
     natsStatus ns = json ? kvStore_PutString(NULL, r->kv, r->id, json) : NATS_NO_MEMORY;
+    /* On a cluster, a bucket just created (or whose leader just died) has
+     * no stream leader for a moment: nobody answers the put. Measured: the
+     * first worker on a fresh 3-node R3 cluster failed here. */
+    for (int64_t end = naq__mono_ms() + REGISTER_WAIT_MS;
+         (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT) && naq__mono_ms() < end;) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        ns = kvStore_PutString(NULL, r->kv, r->id, json);
+    }
     free(json);
     if (ns != NATS_OK) {
         s = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot register worker %s in KV %s", r->id,

@@ -19,7 +19,7 @@
 
 #include "naq/naq.h"
 
-#define NAQ_TEST_SERVER_EXTRA_MAX 8
+#define NAQ_TEST_SERVER_EXTRA_MAX 12
 
 typedef struct {
     pid_t pid;
@@ -78,6 +78,52 @@ int naq_test_wait_for(int (*cond)(void *ud), void *ud, int64_t timeout_ms);
 
 /* Removes a directory tree (rm -rf). */
 void naq_test_rmtree(const char *dir);
+
+/* ---- a JetStream cluster of N nodes on loopback (cluster.c) ---- */
+
+#define NAQ_TEST_CLUSTER_MAX 5
+
+/* The extra arguments of each node point into this struct: it must stay at
+ * one address from start to destroy (allocate it, or keep it in a fixture). */
+typedef struct {
+    int n;
+    naq_test_server node[NAQ_TEST_CLUSTER_MAX];
+    char name[NAQ_TEST_CLUSTER_MAX][16];   /* server names: "n1", "n2", ... */
+    char listen[NAQ_TEST_CLUSTER_MAX][64]; /* each node's route listen URL */
+    char routes[NAQ_TEST_CLUSTER_MAX * 64];
+    char url[NAQ_TEST_CLUSTER_MAX * 64]; /* every node's client URL, comma-separated */
+    int monitor_port[NAQ_TEST_CLUSTER_MAX]; /* each node's HTTP monitoring port (/jsz) */
+    char monitor_arg[NAQ_TEST_CLUSTER_MAX][16];
+} naq_test_cluster;
+
+/* Starts n nodes (server names n1..nN, routes between them, JetStream
+ * clustering, each with its own store) and waits until JetStream has a
+ * meta leader. Fails the test on error. */
+void naq_test_cluster_start(naq_test_cluster *c, int n);
+/* Node i (from 0): killed with SIGKILL keeping its store; restarted on the
+ * same ports and store. */
+void naq_test_cluster_kill(naq_test_cluster *c, int i);
+void naq_test_cluster_restart(naq_test_cluster *c, int i);
+/* Waits up to timeout_ms for the cluster to answer JetStream requests (an
+ * elected meta leader); 1 when it does. */
+int naq_test_cluster_wait_ready(const naq_test_cluster *c, int64_t timeout_ms);
+/* The index of the node named `server_name` ("n2" -> 1), or -1. */
+int naq_test_cluster_node_index(const naq_test_cluster *c, const char *server_name);
+/* The node leading `stream` (stream info cluster.leader), -1 when none
+ * answers within timeout_ms. */
+int naq_test_cluster_stream_leader(const naq_test_cluster *c, const char *stream,
+                                   int64_t timeout_ms);
+/* The node the others follow as JetStream meta leader (the /jsz monitoring
+ * endpoint of a running node), -1 when none within timeout_ms. */
+int naq_test_cluster_meta_leader(const naq_test_cluster *c, int64_t timeout_ms);
+/* Node i's own view of a stream's last sequence (its /jsz endpoint);
+ * 0 when the node has no copy, -1 when it does not answer. */
+int64_t naq_test_cluster_node_last_seq(const naq_test_cluster *c, int i, const char *stream);
+/* Stops every node and removes their directories. */
+void naq_test_cluster_destroy(naq_test_cluster *c);
+/* naq_test_config for the cluster: every node's URL, replicas = n, the
+ * spool in node 0's directory. */
+void naq_test_cluster_config(const naq_test_cluster *c, naq_config *cfg);
 
 /* Main for cmocka groups: if argv[1] is given, runs only the test whose
  * name matches it (so one case can run alone). */

@@ -1,0 +1,383 @@
+/*
+ * server_cluster.c - `naq server --cluster N`: N nats-server nodes on one
+ * machine forming a JetStream cluster, for development and tests.
+ *
+ * naq builds no clustering of its own: this writes one ordinary
+ * nats-server config per node (server name, client port P+i-1, route port
+ * P+i-1+2000, routes to every node, JetStream with its own store) and
+ * supervises the children the way a single `naq server` does (same spawn,
+ * same signal handling). The printed configs are the starting point of a
+ * real multi-host cluster (docs/deployment.md): only the addresses change.
+ *
+ * "Ready" means more than "the ports accept": a JetStream cluster answers
+ * API requests only once its nodes have elected a meta leader (a few
+ * seconds after start). Until then a stream create fails with "JetStream
+ * system temporarily unavailable", so we wait for the account info
+ * request - which the meta leader answers - to succeed.
+ */
+#include "server_cluster.h"
+
+#include "cli.h"
+/* naq__nats_set_urls: the URL list as clients read it. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLUSTER_NAME "naq"
+#define START_TIMEOUT_MS 10000
+#define LEADER_TIMEOUT_MS 30000
+#define STOP_TIMEOUT_MS 30000
+/* R3 on 3 nodes and on 5: three copies survive one loss, and R5 makes
+ * every write wait for a third acknowledgement. */
+#define CLUSTER_REPLICAS 3
+
+typedef struct {
+    pid_t pid;
+    char dir[NAQ_URL_MAX + 16];
+    char conf[NAQ_URL_MAX + 48];
+    char log[NAQ_URL_MAX + 48];
+    off_t log_start;
+} node;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Where clients and routes connect: a wildcard listen address is reached
+ * on loopback. */
+static const char *connect_host(const naq_cluster_opts *o)
+{
+    return strcmp(o->host, "0.0.0.0") == 0 ? "127.0.0.1" : o->host;
+}
+
+static void host_port(char *buf, size_t cap, const char *host, int port)
+{
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(buf, cap, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
+/* Node i's configuration (i from 1). The route list names every node,
+ * itself included: nats-server skips its own address, and one list for all
+ * nodes is what an operator copies to every host. */
+static void write_node_config(FILE *f, const naq_cluster_opts *o, int i, const char *store)
+{
+    char addr[280];
+    fprintf(f, "# naq cluster node %d of %d ('naq server --cluster %d'); edits are overwritten.\n",
+            i, o->nodes, o->nodes);
+    fprintf(f, "server_name: \"naq-%d\"\n", i);
+    host_port(addr, sizeof addr, o->host, o->port + i - 1);
+    fprintf(f, "listen: \"%s\"\n", addr);
+    fprintf(f, "jetstream {\n  store_dir: \"%s\"\n", store);
+    if (o->max_store >= 0)
+        fprintf(f, "  max_file_store: %lld\n", (long long)o->max_store);
+    if (o->max_memory >= 0)
+        fprintf(f, "  max_memory_store: %lld\n", (long long)o->max_memory);
+    fprintf(f, "}\n");
+    host_port(addr, sizeof addr, o->host, o->port + i - 1 + NAQ_CLUSTER_ROUTE_OFFSET);
+    fprintf(f, "cluster {\n  name: \"%s\"\n  listen: \"%s\"\n  routes: [\n", CLUSTER_NAME, addr);
+    for (int k = 1; k <= o->nodes; k++) {
+        host_port(addr, sizeof addr, connect_host(o), o->port + k - 1 + NAQ_CLUSTER_ROUTE_OFFSET);
+        fprintf(f, "    \"nats-route://%s\"\n", addr);
+    }
+    fprintf(f, "  ]\n}\n");
+}
+
+static void node_paths(const naq_cluster_opts *o, int i, node *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "%s/node-%d", o->dir, i);
+    snprintf(n->conf, sizeof n->conf, "%s/nats-server.conf", n->dir);
+    snprintf(n->log, sizeof n->log, "%s/server.log", n->dir);
+}
+
+/* The URL list clients use: every node, so any one of them will do. */
+static void cluster_url(const naq_cluster_opts *o, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int i = 1; i <= o->nodes; i++) {
+        char addr[280];
+        host_port(addr, sizeof addr, connect_host(o), o->port + i - 1);
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, "%snats://%s", i > 1 ? "," : "", addr);
+    }
+}
+
+int naq_cluster_print_config(const naq_cluster_opts *o)
+{
+    if (o->port + o->nodes - 1 + NAQ_CLUSTER_ROUTE_OFFSET > 65535) {
+        naq_cli_error("--port %d is too high for %d nodes: route ports go up to port + %d", o->port,
+                      o->nodes, NAQ_CLUSTER_ROUTE_OFFSET + o->nodes - 1);
+        return NAQ_EXIT_FAILURE;
+    }
+    for (int i = 1; i <= o->nodes; i++) {
+        node n;
+        node_paths(o, i, &n);
+        printf("%s# ---- %s\n", i > 1 ? "\n" : "", n.conf);
+        write_node_config(stdout, o, i, n.dir);
+    }
+    return fflush(stdout) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+}
+
+/* Every client and route port free, before anything is created. */
+static int ports_free(const naq_cluster_opts *o)
+{
+    if (o->port + o->nodes - 1 + NAQ_CLUSTER_ROUTE_OFFSET > 65535) {
+        naq_cli_error("--port %d is too high for %d nodes: route ports go up to port + %d", o->port,
+                      o->nodes, NAQ_CLUSTER_ROUTE_OFFSET + o->nodes - 1);
+        return 0;
+    }
+    for (int k = 0; k < 2 * o->nodes; k++) {
+        int port = o->port + k % o->nodes + (k >= o->nodes ? NAQ_CLUSTER_ROUTE_OFFSET : 0);
+        int err = naq__server_bind_error(o->host, port);
+        if (err == EADDRINUSE) {
+            naq_cli_error("port %d is in use (a %d-node cluster needs client ports %d-%d and "
+                          "route ports %d-%d); is a server already running? use --port",
+                          port, o->nodes, o->port, o->port + o->nodes - 1,
+                          o->port + NAQ_CLUSTER_ROUTE_OFFSET,
+                          o->port + NAQ_CLUSTER_ROUTE_OFFSET + o->nodes - 1);
+            return 0;
+        }
+        if (err != 0) {
+            naq_cli_error("cannot listen on %s:%d: %s", o->host, port,
+                          err < 0 ? "the host name does not resolve" : strerror(err));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int write_configs(const naq_cluster_opts *o, node *nodes)
+{
+    for (int i = 1; i <= o->nodes; i++) {
+        node *n = &nodes[i - 1];
+        node_paths(o, i, n);
+        if (naq__server_make_dirs(n->dir) != 0) {
+            naq_cli_error("cannot create data directory %s: %s", n->dir, strerror(errno));
+            return -1;
+        }
+        FILE *f = fopen(n->conf, "w");
+        if (f == NULL) {
+            naq_cli_error("cannot write %s: %s", n->conf, strerror(errno));
+            return -1;
+        }
+        write_node_config(f, o, i, n->dir);
+        if (fclose(f) != 0) {
+            naq_cli_error("cannot write %s: %s", n->conf, strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        n->log_start = stat(n->log, &st) == 0 ? st.st_size : 0;
+    }
+    return 0;
+}
+
+static int wait_signal(const sigset_t *set, int64_t timeout_ms)
+{
+    struct timespec ts = {(time_t)(timeout_ms / 1000), (long)(timeout_ms % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+/* The first node that has ended (reaped here), or -1. */
+static int ended_node(node *nodes, int count, int *status)
+{
+    for (int i = 0; i < count; i++)
+        if (nodes[i].pid > 0 && waitpid(nodes[i].pid, status, WNOHANG) == nodes[i].pid) {
+            nodes[i].pid = 0;
+            return i;
+        }
+    return -1;
+}
+
+static void describe_exit(int status, char *buf, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, cap, "exit code %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, cap, "status %d", status);
+}
+
+/* Stops every running node with SIGINT (nats-server 2.9.10 exits 0 on it),
+ * SIGKILL after STOP_TIMEOUT_MS or a second signal. Returns an exit code. */
+static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *set, int announce)
+{
+    if (announce && !o->quiet) {
+        printf("naq cluster stopping (Ctrl-C again to kill it)\n");
+        fflush(stdout);
+    }
+    for (int i = 0; i < o->nodes; i++)
+        if (nodes[i].pid > 0)
+            kill(nodes[i].pid, SIGINT);
+    int64_t deadline = mono_ms() + STOP_TIMEOUT_MS;
+    int killed = 0, unclean = 0;
+    for (;;) {
+        int status = 0, running = 0;
+        for (int i = 0; i < o->nodes; i++) {
+            if (nodes[i].pid <= 0)
+                continue;
+            if (waitpid(nodes[i].pid, &status, WNOHANG) == nodes[i].pid) {
+                nodes[i].pid = 0;
+                unclean |= !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            } else {
+                running++;
+            }
+        }
+        if (running == 0)
+            break;
+        int sig = wait_signal(set, 200);
+        if (!killed && (sig == SIGINT || sig == SIGTERM || mono_ms() >= deadline)) {
+            for (int i = 0; i < o->nodes; i++)
+                if (nodes[i].pid > 0)
+                    kill(nodes[i].pid, SIGKILL);
+            killed = 1;
+        }
+    }
+    if (killed || unclean) {
+        naq_cli_error("not every node stopped cleanly%s; see %s/node-*/server.log",
+                      killed ? " (killed)" : "", o->dir);
+        return NAQ_EXIT_FAILURE;
+    }
+    if (announce && !o->quiet) {
+        printf("naq cluster stopped\n");
+        fflush(stdout);
+    }
+    return NAQ_EXIT_OK;
+}
+
+/* 1 once the cluster answers a JetStream API request, which needs an
+ * elected meta leader. */
+static int jetstream_ready(const char *url)
+{
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsAccountInfo *ai = NULL;
+    int ok = 0;
+    if (natsOptions_Create(&opts) == NATS_OK && naq__nats_set_urls(opts, url) == NATS_OK &&
+        natsOptions_SetTimeout(opts, 1000) == NATS_OK &&
+        natsConnection_Connect(&nc, opts) == NATS_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 1000;
+        ok = natsConnection_JetStream(&js, nc, &jo) == NATS_OK &&
+             js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK;
+    }
+    jsAccountInfo_Destroy(ai);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(opts);
+    return ok;
+}
+
+/* A node that ended while starting: say which and why, then stop the rest. */
+static int node_failed(const naq_cluster_opts *o, node *nodes, int i, int status,
+                       const sigset_t *set)
+{
+    char how[64];
+    describe_exit(status, how, sizeof how);
+    naq_cli_error("node %d (port %d) exited (%s)", i + 1, o->port + i, how);
+    naq__server_show_log_tail(nodes[i].log, nodes[i].log_start);
+    stop_nodes(o, nodes, set, 0);
+    return NAQ_EXIT_FAILURE;
+}
+
+/* Starts the nodes and waits for a meta leader. Returns -1 when ready,
+ * else the exit code to end with (every node stopped). */
+static int start_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *set,
+                       const sigset_t *child_mask, const char *url)
+{
+    for (int i = 0; i < o->nodes; i++) {
+        nodes[i].pid = naq__server_spawn(nodes[i].conf, nodes[i].log, child_mask);
+        if (nodes[i].pid < 0) {
+            nodes[i].pid = 0;
+            stop_nodes(o, nodes, set, 0);
+            return NAQ_EXIT_FAILURE;
+        }
+    }
+    int64_t start = mono_ms();
+    int status = 0, accepting = 0;
+    while (!jetstream_ready(url)) {
+        int i = ended_node(nodes, o->nodes, &status);
+        if (i >= 0)
+            return node_failed(o, nodes, i, status, set);
+        int64_t waited = mono_ms() - start;
+        if (!accepting) {
+            accepting = 1;
+            for (int k = 0; k < o->nodes; k++)
+                accepting &= naq__server_port_accepts(connect_host(o), o->port + k);
+        }
+        if ((!accepting && waited > START_TIMEOUT_MS) || waited > LEADER_TIMEOUT_MS) {
+            naq_cli_error(!accepting ? "not every node accepted connections within %d s"
+                                     : "the nodes elected no JetStream meta leader within %d s "
+                                       "(do the routes connect? see the logs)",
+                          (int)(waited / 1000));
+            for (int k = 0; k < o->nodes; k++)
+                naq__server_show_log_tail(nodes[k].log, nodes[k].log_start);
+            stop_nodes(o, nodes, set, 0);
+            return NAQ_EXIT_FAILURE;
+        }
+        int sig = wait_signal(set, 100);
+        if (sig == SIGINT || sig == SIGTERM)
+            return stop_nodes(o, nodes, set, 1);
+    }
+    return -1;
+}
+
+int naq_cluster_run(const naq_cluster_opts *o)
+{
+    if (!ports_free(o))
+        return NAQ_EXIT_FAILURE;
+    node nodes[NAQ_CLUSTER_MAX_NODES];
+    if (write_configs(o, nodes) != 0)
+        return NAQ_EXIT_FAILURE;
+    char url[NAQ_CLUSTER_MAX_NODES * 300];
+    cluster_url(o, url, sizeof url);
+
+    /* As in cmd_server.c: signals blocked before the forks, taken with
+     * sigtimedwait; the children get the old mask back. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int rc = start_nodes(o, nodes, &set, &old, url);
+    if (rc >= 0)
+        return rc;
+    if (!o->quiet) {
+        printf("naq cluster ready: %d nodes, JetStream meta leader elected (data in %s/node-*)\n",
+               o->nodes, o->dir);
+        printf("NAQ_URL=%s\n", url);
+        printf("NAQ_REPLICAS=%d\n", CLUSTER_REPLICAS);
+        printf("hint: export NAQ_URL=%s NAQ_REPLICAS=%d\n", url, CLUSTER_REPLICAS);
+        printf("nats-server logs to %s/node-*/server.log; Ctrl-C to stop\n", o->dir);
+        fflush(stdout);
+    }
+    for (;;) {
+        int sig = wait_signal(&set, 1000);
+        if (sig == SIGINT || sig == SIGTERM)
+            return stop_nodes(o, nodes, &set, 1);
+        int status = 0;
+        int i = ended_node(nodes, o->nodes, &status);
+        if (i >= 0) {
+            char how[64];
+            describe_exit(status, how, sizeof how);
+            naq_cli_error("node %d (port %d) exited unexpectedly (%s); stopping the others", i + 1,
+                          o->port + i, how);
+            naq__server_show_log_tail(nodes[i].log, nodes[i].log_start);
+            stop_nodes(o, nodes, &set, 1);
+            return NAQ_EXIT_FAILURE;
+        }
+    }
+}
