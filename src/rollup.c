@@ -524,8 +524,16 @@ static naq_status kv_cas(kvStore *kv, const char *key, const char *data, size_t 
                              : kvStore_Update(&nrev, kv, key, data, (int)len, rev);
     if (ns == NATS_OK)
         return NAQ_OK;
-    return naq__fail_nats(NAQ_ERR_EXISTS, ns, 0, "%s/%s changed meanwhile", kvStore_Bucket(kv),
-                          key);
+    /* nats.c reports a lost compare-and-set as NATS_ERR. Anything else (a
+     * timeout: a publish the server refuses for lack of permission is never
+     * answered) is not a conflict, and trying again would not help. */
+    if (ns == NATS_ERR)
+        return naq__fail_nats(NAQ_ERR_EXISTS, ns, 0, "%s/%s changed meanwhile",
+                              kvStore_Bucket(kv), key);
+    return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
+                          "cannot write %s/%s (a role without write access to it cannot fold "
+                          "events: docs/security.md)",
+                          kvStore_Bucket(kv), key);
 }
 
 static void sleep_ms(int64_t ms)
