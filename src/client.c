@@ -297,8 +297,11 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
         jerr = 0;
         ns = NATS_OK;
         if (!same_limits(js, &sc, &exists)) {
-            ns = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
-            *changed = ns == NATS_OK;
+            char what[NAQ_NAME_MAX + 40];
+            snprintf(what, sizeof what, "cannot update stream %s", sp->name);
+            naq_status s = naq__replicas_update(js, cfg, &sc, what);
+            *changed = s == NAQ_OK;
+            return s;
         }
     }
     if (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT)

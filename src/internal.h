@@ -68,6 +68,10 @@ natsStatus naq__nats_set_urls(natsOptions *o, const char *url);
 naq_status naq__replicas_align(naq_client *c, jsCtx *js);
 /* Fails with the server's reason for refusing `what`, and what to do about
  * NAQ_REPLICAS when the count is the cause. */
+/* Updates the stream to sc; more than one replica only on a cluster. On
+ * failure, says what to do about NAQ_REPLICAS. */
+naq_status naq__replicas_update(jsCtx *js, const naq_config *cfg, jsStreamConfig *sc,
+                                const char *what);
 naq_status naq__replicas_fail(const naq_config *cfg, natsStatus ns, int js_code, const char *what);
 
 /* event.c: naq_event_encode into buf when it fits (then *json == buf),

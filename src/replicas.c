@@ -47,6 +47,35 @@ naq_status naq__replicas_fail(const naq_config *cfg, natsStatus ns, int js_code,
                           what, cfg->replicas);
 }
 
+/* Whether the server that holds the stream is part of a JetStream
+ * cluster: a single server names no cluster in a stream's info. */
+static int clustered(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
+        return 1; /* let the update say what is wrong */
+    int yes = si->Cluster != NULL && si->Cluster->Name != NULL && si->Cluster->Name[0] != '\0';
+    jsStreamInfo_Destroy(si);
+    return yes;
+}
+
+naq_status naq__replicas_update(jsCtx *js, const naq_config *cfg, jsStreamConfig *sc,
+                                const char *what)
+{
+    /* A single server (2.9.10) refuses a new stream of 3 replicas but takes
+     * an update to 3 without an error, records it and keeps one copy. */
+    if (sc->Replicas > 1 && !clustered(js, sc->Name))
+        return naq__fail(NAQ_ERR_NATS,
+                         "%s with NAQ_REPLICAS=%d: the server is not part of a JetStream "
+                         "cluster (replicas > 1 not supported in non-clustered mode); %d "
+                         "replicas need a cluster of at least %d nodes: point NAQ_URL at one - "
+                         "'naq server --cluster 3' runs one locally - or set NAQ_REPLICAS=1",
+                         what, cfg->replicas, cfg->replicas, cfg->replicas);
+    jsErrCode jerr = 0;
+    natsStatus ns = js_UpdateStream(NULL, js, sc, NULL, &jerr);
+    return ns == NATS_OK ? NAQ_OK : naq__replicas_fail(cfg, ns, (int)jerr, what);
+}
+
 naq_status naq__replicas_align(naq_client *c, jsCtx *js)
 {
     jsStreamInfoList *list = NULL;
@@ -66,10 +95,7 @@ naq_status naq__replicas_align(naq_client *c, jsCtx *js)
         snprintf(what, sizeof what, "cannot change stream %s from %d to %d replicas", sc->Name,
                  (int)sc->Replicas, c->cfg.replicas);
         sc->Replicas = c->cfg.replicas;
-        jerr = 0;
-        ns = js_UpdateStream(NULL, js, sc, NULL, &jerr);
-        if (ns != NATS_OK)
-            s = naq__replicas_fail(&c->cfg, ns, (int)jerr, what);
+        s = naq__replicas_update(js, &c->cfg, sc, what);
     }
     jsStreamInfoList_Destroy(list);
     return s;
