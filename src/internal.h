@@ -172,6 +172,11 @@ typedef struct {
 naq_status naq__schedules_kv(naq_client *c, jsCtx *js, kvStore **out);
 /* Decodes a KV entry (a put) into out, with its revision. */
 naq_status naq__schedule_from_entry(kvEntry *e, naq_schedule *out);
+/* Binds KV bucket kc->Bucket into *out (the caller destroys it), creating
+ * it with kc when it is missing. A bucket another process made meanwhile
+ * is used as it is; a request the cluster did not answer in time (it is
+ * electing a leader, or busy) is tried again, three times in all. */
+natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out);
 /* Compare-and-set write of key in bucket: stored only if the key's last
  * revision is `last`. NAQ_ERR_EXISTS when it is not (someone wrote in
  * between), NAQ_ERR_NATS / NAQ_ERR_TIMEOUT otherwise. *rev (may be NULL)

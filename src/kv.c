@@ -99,6 +99,27 @@ const char *naq__kv_bucket(naq__kv b)
     return buckets[b].name;
 }
 
+natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out)
+{
+    *out = NULL;
+    natsStatus ns = NATS_TIMEOUT;
+    for (int attempt = 0; attempt < 3 && ns == NATS_TIMEOUT; attempt++) {
+        /* Look before creating: a role that may read a bucket but not
+         * create one (docs/security.md) must not be refused for a create
+         * it does not need. */
+        ns = js_KeyValue(out, js, kc->Bucket);
+        if (ns != NATS_NOT_FOUND)
+            continue;
+        ns = js_CreateKeyValue(out, js, kc);
+        /* Made meanwhile by another process (maybe with another TTL: it
+         * is used as it is), or made by a create the cluster answered too
+         * late: look again. */
+        if (ns != NATS_OK)
+            ns = js_KeyValue(out, js, kc->Bucket);
+    }
+    return ns;
+}
+
 naq_status naq__kv_ensure(naq_client *c, naq__kv b)
 {
     kvConfig kc;
@@ -110,23 +131,8 @@ naq_status naq__kv_ensure(naq_client *c, naq__kv b)
     kc.StorageType = js_FileStorage;
     kc.Replicas = c->cfg.replicas;
     kvStore *kv = NULL;
-    /* Look before creating: a role that may read a bucket but not create
-     * one (docs/security.md) must not be refused for a create it does not
-     * need. */
-    natsStatus ns = js_KeyValue(&kv, c->js, buckets[b].name);
+    natsStatus ns = naq__kv_bind(c->js, &kc, &kv);
     kvStore_Destroy(kv);
-    kv = NULL;
-    if (ns != NATS_OK) {
-        ns = js_CreateKeyValue(&kv, c->js, &kc);
-        kvStore_Destroy(kv);
-        kv = NULL;
-    }
-    if (ns != NATS_OK) {
-        /* Created meanwhile by another process, or there with another
-         * TTL: use it as it is. */
-        ns = js_KeyValue(&kv, c->js, buckets[b].name);
-        kvStore_Destroy(kv);
-    }
     if (ns == NATS_OK) {
         bucket_learn(c, b, 1);
         return NAQ_OK;

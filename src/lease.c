@@ -53,18 +53,15 @@ naq_status naq__lease_create(jsCtx *js, int replicas, const char *holder_id, int
         snprintf(l->host, sizeof l->host, "unknown");
     l->host[sizeof l->host - 1] = '\0';
     l->why = "";
-    natsStatus ns = js_KeyValue(&l->kv, js, NAQ__LOCK_BUCKET);
-    if (ns == NATS_NOT_FOUND) {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = NAQ__LOCK_BUCKET;
-        kc.Description = "naq scheduler leader lease (TTL = lease)";
-        kc.History = 1;
-        kc.TTL = lease_ms * 1000000LL; /* nanoseconds */
-        kc.StorageType = js_FileStorage;
-        kc.Replicas = replicas;
-        ns = js_CreateKeyValue(&l->kv, js, &kc);
-    }
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = NAQ__LOCK_BUCKET;
+    kc.Description = "naq scheduler leader lease (TTL = lease)";
+    kc.History = 1;
+    kc.TTL = lease_ms * 1000000LL; /* nanoseconds */
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = replicas;
+    natsStatus ns = naq__kv_bind(js, &kc, &l->kv);
     kvStatus *st = NULL;
     if (ns == NATS_OK)
         ns = kvStore_Status(&st, l->kv);

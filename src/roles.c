@@ -238,41 +238,17 @@ static naq_status build(const naq_config *cfg, naq_role r, const char *const *qu
 
 /* ---- everything exists before a role without management rights comes ---- */
 
-/* Creates bucket kc when it is missing (looked up first, so a role that
- * may not create one is not refused when it is there). */
-static naq_status bucket_ensure(jsCtx *js, kvConfig *kc)
-{
-    kvStore *kv = NULL;
-    natsStatus ns = js_KeyValue(&kv, js, kc->Bucket);
-    if (ns == NATS_NOT_FOUND) {
-        ns = js_CreateKeyValue(&kv, js, kc);
-        if (ns != NATS_OK) /* made meanwhile by another process */
-            ns = js_KeyValue(&kv, js, kc->Bucket);
-    }
-    kvStore_Destroy(kv);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot create the KV bucket %s", kc->Bucket);
-    return NAQ_OK;
-}
-
 naq_status naq__provision_buckets(naq_client *c)
 {
-    kvConfig kc;
-    /* The same settings as their owners use (schedule.c, rollup.c). The
-     * worker registry is left to the first worker, whose heartbeat
+    /* The worker registry is left to the first worker, whose heartbeat
      * interval sets its TTL (worker_registry.c); the worker role may
      * create that one bucket. */
-    naq_status s;
-    kvConfig_Init(&kc);
-    kc.Bucket = NAQ__SCHEDULES_BUCKET;
-    kc.Description = "naq schedules (key = schedule name)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
-    if ((s = bucket_ensure(c->js, &kc)) != NAQ_OK)
-        return s;
     kvStore *kv = NULL;
-    s = naq__stats_kv(c, 1, &kv);
+    naq_status s = naq__schedules_kv(c, c->js, &kv);
+    kvStore_Destroy(kv);
+    kv = NULL;
+    if (s == NAQ_OK)
+        s = naq__stats_kv(c, 1, &kv);
     kvStore_Destroy(kv);
     return s;
 }

@@ -470,10 +470,12 @@ naq_status naq__stats_kv(naq_client *c, int create, kvStore **out)
     *out = NULL;
     char bucket[NAQ_NAME_MAX + 16];
     stats_bucket(c, bucket, sizeof bucket);
-    natsStatus ns = js_KeyValue(out, c->ejs, bucket);
-    if (ns == NATS_NOT_FOUND && !create)
-        return NAQ_ERR_NOT_FOUND;
-    if (ns == NATS_NOT_FOUND) {
+    natsStatus ns;
+    if (!create) {
+        ns = js_KeyValue(out, c->ejs, bucket);
+        if (ns == NATS_NOT_FOUND)
+            return NAQ_ERR_NOT_FOUND;
+    } else {
         kvConfig kc;
         kvConfig_Init(&kc);
         kc.Bucket = bucket;
@@ -486,9 +488,7 @@ naq_status naq__stats_kv(naq_client *c, int create, kvStore **out)
          * expired key. A stream without max age keeps its rollups too. */
         if (c->cfg.event_max_age_s > 0)
             kc.TTL = (c->cfg.event_max_age_s + 86400) * 1000000000LL; /* nanoseconds */
-        ns = js_CreateKeyValue(out, c->ejs, &kc);
-        if (ns != NATS_OK) /* another maintainer made it first? */
-            ns = js_KeyValue(out, c->ejs, bucket);
+        ns = naq__kv_bind(c->ejs, &kc, out);
     }
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the stats bucket %s", bucket);

@@ -543,18 +543,14 @@ static json_t *schedule_details(const naq_schedule *s)
 
 naq_status naq__schedules_kv(naq_client *c, jsCtx *js, kvStore **out)
 {
-    *out = NULL;
-    natsStatus ns = js_KeyValue(out, js, NAQ__SCHEDULES_BUCKET);
-    if (ns == NATS_NOT_FOUND) {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = NAQ__SCHEDULES_BUCKET;
-        kc.Description = "naq schedules (key = schedule name)";
-        kc.History = 1;
-        kc.StorageType = js_FileStorage;
-        kc.Replicas = c->cfg.replicas;
-        ns = js_CreateKeyValue(out, js, &kc);
-    }
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = NAQ__SCHEDULES_BUCKET;
+    kc.Description = "naq schedules (key = schedule name)";
+    kc.History = 1;
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = c->cfg.replicas;
+    natsStatus ns = naq__kv_bind(js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the schedules bucket %s",
                               NAQ__SCHEDULES_BUCKET);

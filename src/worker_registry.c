@@ -541,21 +541,15 @@ static void *heartbeat_main(void *arg)
 /* Binds the registry bucket, creating it with TTL ttl_ns when missing. */
 static naq_status open_bucket(naq_client *c, const char *bucket, int64_t ttl_ns, kvStore **out)
 {
-    *out = NULL;
-    natsStatus ns = js_KeyValue(out, c->js, bucket);
-    if (ns == NATS_NOT_FOUND) {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = bucket;
-        kc.Description = "naq live worker registry (docs/workers.md)";
-        kc.History = 1;
-        kc.StorageType = js_FileStorage;
-        kc.Replicas = c->cfg.replicas;
-        kc.TTL = ttl_ns;
-        ns = js_CreateKeyValue(out, c->js, &kc);
-        if (ns != NATS_OK) /* another worker made it first, maybe with another TTL */
-            ns = js_KeyValue(out, c->js, bucket);
-    }
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket;
+    kc.Description = "naq live worker registry (docs/workers.md)";
+    kc.History = 1;
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = c->cfg.replicas;
+    kc.TTL = ttl_ns; /* another worker may have made it with another TTL */
+    natsStatus ns = naq__kv_bind(c->js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the worker registry (KV %s)",
                               bucket);

@@ -198,13 +198,23 @@ static pid_t spawn_child(const naq_test_cluster *cl, const char *role, const cha
     return naq_test_spawn_self("test_failover-child", env, log);
 }
 
-static void stop_child(pid_t pid, const char *what)
+/* Stops a child; when it ended badly, its log (the reason) is printed
+ * before the test fails, since the cluster's directory is removed. */
+static void stop_child(const naq_test_cluster *cl, pid_t pid, const char *id)
 {
     kill(pid, SIGTERM);
     int st = 0;
     waitpid(pid, &st, 0);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-        fail_msg("%s ended badly (status 0x%x)", what, st);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    char log[400], line[512];
+    snprintf(log, sizeof log, "%s/%s.log", cl->node[0].dir, id);
+    FILE *f = fopen(log, "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        fprintf(stderr, "%s: %s", id, line);
+    if (f != NULL)
+        fclose(f);
+    fail_msg("%s ended badly (status 0x%x)", id, st);
 }
 
 /* ---------------------------------------------------------------- producer */
@@ -580,8 +590,11 @@ jobs_and_schedules_survive_killing_the_queue_leader_and_the_meta_leader_of_a_3_n
         fail_msg("after 60 s: %s", unfinished);
     pause_ms(2000);
     for (int i = 0; i < 2; i++) {
-        stop_child(schedulers[i], "a scheduler");
-        stop_child(workers[i], "a worker");
+        char id[32];
+        snprintf(id, sizeof id, "fo-scheduler-%d", i);
+        stop_child(cl, schedulers[i], id);
+        snprintf(id, sizeof id, "fo-worker-%d", i);
+        stop_child(cl, workers[i], id);
     }
     free(runs);
     nruns = read_runs(files, 2, 1, &runs); /* runs finished while stopping */
