@@ -114,8 +114,9 @@ static int bench_events(int argc, char **argv, naq_config *cfg)
         default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
         }
     }
+    char shown[sizeof cfg->url];
     fprintf(stderr, "naq bench events: %d alternating runs of %lld events against %s ...\n", o.runs,
-            (long long)o.events, cfg->url);
+            (long long)o.events, naq_url_redact(cfg->url, shown, sizeof shown));
     naq_bench_events_result r;
     naq_status s = naq_bench_events(cfg, &o, &r);
     if (s != NAQ_OK) {
@@ -152,11 +153,12 @@ static void print_side(const char *prefix, const char *side, const naq_bench_sid
 
 static int run_jobs(naq_config *cfg, naq_bench_jobs_opts *o, const char *prefix)
 {
+    char shown[sizeof cfg->url];
     fprintf(stderr,
             "naq bench jobs: %lld no-op jobs, %d workers x %d, mode %s, events %s, %d run(s) "
             "of naq and the ceiling against %s ...\n",
             (long long)o->count, o->workers, o->concurrency, naq_bench_mode_name(o->mode),
-            o->events ? "on" : "off", o->runs, cfg->url);
+            o->events ? "on" : "off", o->runs, naq_url_redact(cfg->url, shown, sizeof shown));
     naq_bench_jobs_result r;
     naq_status s = naq_bench_jobs(cfg, o, &r);
     if (s != NAQ_OK) {
