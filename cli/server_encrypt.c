@@ -42,8 +42,9 @@
 /* The variable the configuration names; set only in our own environment,
  * which the nats-server children inherit. */
 #define KEY_VAR "NAQ_SERVER_STORE_KEY"
-/* ChaCha20-Poly1305: nats-server's choice where AES has no hardware help,
- * and the same speed as AES-GCM on machines that have it. */
+/* ChaCha20-Poly1305, the cipher of nats-server's design (ADR-12), fast
+ * without AES hardware. The marker records it: a store made with another
+ * cipher is refused rather than misread. */
 #define CIPHER "chachapoly"
 #define MARKER "encrypted-store"
 #define FINGERPRINT_HEX 16 /* 64 bits of SHA-256: tells keys apart, reveals nothing */
