@@ -16,7 +16,8 @@
  * always stop it with SIGINT.
  */
 #include "cli.h"
-#include "server_secure.h" /* --tls-*, --auth */
+#include "server_encrypt.h" /* --encrypt-store */
+#include "server_secure.h"  /* --tls-*, --auth */
 /* naq__default_data_dir: the same data root as the logger's spool. */
 #include "internal.h"
 #include "server_cluster.h"
@@ -39,6 +40,7 @@ static const char usage[] =
     "usage: naq server [--port P] [--host H] [--data DIR] [--max-store SIZE]\n"
     "                  [--max-memory SIZE] [--cluster N] [--print-config] [--quiet]\n"
     "                  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--auth FILE]\n"
+    "                  [--encrypt-store KEYFILE]\n"
     "\n"
     "Runs nats-server with JetStream for naq until Ctrl-C or SIGTERM, then stops\n"
     "it cleanly. The server keeps its data (queued jobs, events) in DIR across\n"
@@ -52,6 +54,7 @@ static const char usage[] =
     "                         server's own, 75% of the free disk)\n"
     "      --max-memory SIZE  JetStream memory storage limit (e.g. 512M)\n"
     NAQ_SERVER_SECURE_USAGE
+    NAQ_SERVER_ENCRYPT_USAGE
     "      --cluster N        N nodes (3 or 5) on consecutive ports from P, routes on\n"
     "                         P+2000..., a JetStream cluster; stores in DIR/node-1...\n"
     "                         (see docs/deployment.md); prints NAQ_URL and NAQ_REPLICAS\n"
@@ -93,7 +96,8 @@ typedef struct {
     char log[NAQ_URL_MAX + 32];
     off_t log_start; /* size of the log before this run: the tail shows only this run */
     char url[NAQ_URL_MAX];
-    naq_server_secure secure; /* server_secure.c */
+    naq_server_secure secure;   /* server_secure.c */
+    naq_server_encrypt encrypt; /* server_encrypt.c; the key is heap once loaded */
 } server_opts;
 
 static int64_t mono_ms(void)
@@ -200,6 +204,7 @@ static int write_config(server_opts *o)
         fprintf(f, "  max_file_store: %lld\n", (long long)o->max_store);
     if (o->max_memory >= 0)
         fprintf(f, "  max_memory_store: %lld\n", (long long)o->max_memory);
+    naq_server_encrypt_write(f, &o->encrypt);
     fprintf(f, "}\n");
     if (naq_server_secure_write(f, &o->secure) != 0 || fclose(f) != 0) {
         naq_cli_error("cannot write %s: %s", o->conf, strerror(errno));
@@ -469,6 +474,45 @@ static int valid_host(const char *h)
     return 1;
 }
 
+/* Starts nats-server on the resolved options and supervises it; returns
+ * the exit code of `naq server`. */
+static int start(server_opts *o)
+{
+    /* The port first: a server that cannot start leaves no data directory
+     * behind. */
+    int err = bind_error(o->host, o->port);
+    if (err == EADDRINUSE)
+        return port_in_use(o);
+    if (err != 0) {
+        naq_cli_error("cannot listen on %s:%d: %s", o->host, o->port,
+                      err < 0 ? "the host name does not resolve"
+                      : err == EADDRNOTAVAIL
+                          ? "not an address of this machine (try --host 127.0.0.1)"
+                          : strerror(err));
+        return NAQ_EXIT_FAILURE;
+    }
+    if (make_dirs(o->dir) != 0) {
+        naq_cli_error("cannot create data directory %s: %s", o->dir, strerror(errno));
+        return NAQ_EXIT_FAILURE;
+    }
+    snprintf(o->conf, sizeof o->conf, "%s/nats-server.conf", o->dir);
+    snprintf(o->log, sizeof o->log, "%s/server.log", o->dir);
+    int v6 = strchr(o->host, ':') != NULL;
+    const char *url_host = strcmp(o->host, "0.0.0.0") == 0 ? "127.0.0.1" : o->host;
+    snprintf(o->url, sizeof o->url, "%s://%s%s%s:%d",
+             naq_server_secure_tls(&o->secure) ? "tls" : "nats", v6 ? "[" : "", url_host,
+             v6 ? "]" : "", o->port);
+
+    int rc = naq_server_encrypt_guard(&o->encrypt, o->dir);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    if (naq_server_encrypt_export(&o->encrypt) != 0) {
+        naq_cli_error("cannot pass the store key to nats-server: %s", strerror(errno));
+        return NAQ_EXIT_FAILURE;
+    }
+    return write_config(o) != 0 ? NAQ_EXIT_FAILURE : supervise(o);
+}
+
 int naq_cmd_server(int argc, char **argv)
 {
     static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
@@ -481,6 +525,7 @@ int naq_cmd_server(int argc, char **argv)
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_SERVER_SECURE_OPTIONS,
+                                         NAQ_SERVER_ENCRYPT_OPTION,
                                          {NULL, 0, NULL, 0}};
     server_opts o;
     memset(&o, 0, sizeof o);
@@ -495,6 +540,10 @@ int naq_cmd_server(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "p:d:qh", opts, NULL)) != -1) {
         if (naq_server_secure_option(&o.secure, ch, optarg))
             continue;
+        if (ch == NAQ_SERVER_OPT_ENCRYPT_STORE) {
+            o.encrypt.path = optarg;
+            continue;
+        }
         switch (ch) {
         case 'p':
             if (!naq_cli_parse_int(o.cmd, "--port", optarg, 1, 65535, &n))
@@ -529,10 +578,12 @@ int naq_cmd_server(int argc, char **argv)
     }
     if (optind < argc)
         return naq_cli_usage_error(o.cmd, "unexpected argument '%s'", argv[optind]);
-    if (cluster > 0 && (o.secure.tls_cert || o.secure.tls_key || o.secure.tls_ca || o.secure.auth))
+    if (cluster > 0 && (o.secure.tls_cert || o.secure.tls_key || o.secure.tls_ca || o.secure.auth ||
+                        o.encrypt.path))
         return naq_cli_usage_error(o.cmd,
-                                   "--cluster does not take --tls-*/--auth yet: add the tls and "
-                                   "authorization sections to each node's configuration "
+                                   "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
+                                   "add the tls and authorization sections, and the jetstream "
+                                   "cipher and key, to each node's configuration "
                                    "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
     int rc = naq_server_secure_check(o.cmd, &o.secure);
     if (rc != NAQ_EXIT_OK) {
@@ -570,36 +621,16 @@ int naq_cmd_server(int argc, char **argv)
         naq_cluster_opts co = {o.host, o.port, cluster, o.dir, o.max_store, o.max_memory, o.quiet};
         return print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
     }
-    if (print_config) {
+    /* The key last: the returns above hold no memory. */
+    rc = naq_server_encrypt_load(o.cmd, &o.encrypt);
+    if (rc == NAQ_EXIT_OK && print_config) {
         /* The same writer as a start (nothing is started or created), so the two cannot differ. */
         snprintf(o.conf, sizeof o.conf, "/dev/stdout");
-        return write_config(&o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+        rc = write_config(&o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+    } else if (rc == NAQ_EXIT_OK) {
+        rc = start(&o);
     }
-    /* The port first: a server that cannot start leaves no data directory
-     * behind. */
-    int err = bind_error(o.host, o.port);
-    if (err == EADDRINUSE)
-        return port_in_use(&o);
-    if (err != 0) {
-        naq_cli_error("cannot listen on %s:%d: %s", o.host, o.port,
-                      err < 0 ? "the host name does not resolve"
-                      : err == EADDRNOTAVAIL
-                          ? "not an address of this machine (try --host 127.0.0.1)"
-                          : strerror(err));
-        return NAQ_EXIT_FAILURE;
-    }
-    if (make_dirs(o.dir) != 0) {
-        naq_cli_error("cannot create data directory %s: %s", o.dir, strerror(errno));
-        return NAQ_EXIT_FAILURE;
-    }
-    snprintf(o.conf, sizeof o.conf, "%s/nats-server.conf", o.dir);
-    snprintf(o.log, sizeof o.log, "%s/server.log", o.dir);
-    int v6 = strchr(o.host, ':') != NULL;
-    const char *url_host = strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
-    snprintf(o.url, sizeof o.url, "%s://%s%s%s:%d", naq_server_secure_tls(&o.secure) ? "tls" : "nats",
-             v6 ? "[" : "", url_host, v6 ? "]" : "", o.port);
-
-    rc = write_config(&o) != 0 ? NAQ_EXIT_FAILURE : supervise(&o);
+    naq_server_encrypt_free(&o.encrypt);
     naq_server_secure_free(&o.secure);
     return rc;
 }

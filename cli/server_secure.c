@@ -42,8 +42,7 @@ static int quotable(const char *v)
     return v != NULL && v[0] != '\0' && strpbrk(v, "\"\\\n\r$") == NULL;
 }
 
-/* A file flag: readable, and with private = 1 not readable by others. */
-static int check_file(const char *cmd, const char *flag, const char *path, int private)
+int naq_server_secure_check_file(const char *cmd, const char *flag, const char *path, int private)
 {
     struct stat st;
     if (!quotable(path))
@@ -130,7 +129,7 @@ static int add_user(const char *path, size_t i, json_t *u, char **out)
 /* Parses the auth file into s->users (the entries of `users = [...]`). */
 static int load_users(const char *cmd, naq_server_secure *s)
 {
-    int rc = check_file(cmd, "--auth", s->auth, 1);
+    int rc = naq_server_secure_check_file(cmd, "--auth", s->auth, 1);
     if (rc != NAQ_EXIT_OK)
         return rc;
     json_error_t err;
@@ -167,10 +166,10 @@ int naq_server_secure_check(const char *cmd, naq_server_secure *s)
         return naq_cli_usage_error(cmd, "--tls-ca needs --tls-cert and --tls-key (the server's "
                                         "own certificate)");
     if (s->tls_cert != NULL &&
-        ((rc = check_file(cmd, "--tls-cert", s->tls_cert, 0)) != NAQ_EXIT_OK ||
-         (rc = check_file(cmd, "--tls-key", s->tls_key, 1)) != NAQ_EXIT_OK))
+        ((rc = naq_server_secure_check_file(cmd, "--tls-cert", s->tls_cert, 0)) != NAQ_EXIT_OK ||
+         (rc = naq_server_secure_check_file(cmd, "--tls-key", s->tls_key, 1)) != NAQ_EXIT_OK))
         return rc;
-    if (s->tls_ca != NULL && (rc = check_file(cmd, "--tls-ca", s->tls_ca, 0)) != NAQ_EXIT_OK)
+    if (s->tls_ca != NULL && (rc = naq_server_secure_check_file(cmd, "--tls-ca", s->tls_ca, 0)) != NAQ_EXIT_OK)
         return rc;
     /* Built here to report a bad file before anything starts, and again
      * by write: nothing stays allocated across cmd_server's early exits. */

@@ -47,6 +47,11 @@ int naq_server_secure_option(naq_server_secure *s, int ch, const char *arg);
  * is printed. Holds no memory afterwards. */
 int naq_server_secure_check(const char *cmd, naq_server_secure *s);
 
+/* Checks a file flag: a quotable path, readable, and with private = 1 not
+ * readable by other users (a secret others can read protects nothing).
+ * Returns an exit code; on error it is printed. --encrypt-store uses it too. */
+int naq_server_secure_check_file(const char *cmd, const char *flag, const char *path, int private);
+
 /* 1 when clients must use TLS. */
 int naq_server_secure_tls(const naq_server_secure *s);
 

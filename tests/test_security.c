@@ -4,13 +4,18 @@
  * (host name included), mutual TLS, user/password, token and NKey users,
  * the event server secured like the job server, the errors a user can act
  * on (untrusted certificate, host name mismatch, authentication failed),
- * and secrets that never appear in what naq prints.
+ * and secrets that never appear in what naq prints; and `naq server
+ * --encrypt-store`: no plaintext on disk (against a control server without
+ * it), the key needed to start again, refusals that name the fix.
  */
+#define _GNU_SOURCE /* memmem, nftw: searching the store files */
 #include "internal.h"
 #include "jwt_support.h"
 #include "security_support.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 static naq_status try_connect(naq_config *cfg)
@@ -416,6 +421,214 @@ static void urls_are_redacted(void **state)
     assert_null(strstr(out, "a-very"));
 }
 
+/* ---- naq server --encrypt-store ---- */
+
+/* nftw has no user pointer: the needle and the first file holding it. */
+static const char *tree_needle;
+static char tree_hit[512];
+
+static int file_holds_needle(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || st->st_size == 0)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc((size_t)st->st_size);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (size_t)st->st_size, f);
+    fclose(f);
+    int hit = memmem(buf, n, tree_needle, strlen(tree_needle)) != NULL;
+    free(buf);
+    if (hit)
+        snprintf(tree_hit, sizeof tree_hit, "%s", path);
+    return hit;
+}
+
+/* The first file under dir (binary-safe, whole files) holding needle, or
+ * NULL. Returns a static buffer. */
+static const char *tree_find(const char *dir, const char *needle)
+{
+    tree_needle = needle;
+    tree_hit[0] = '\0';
+    return nftw(dir, file_holds_needle, 16, FTW_PHYS) == 1 ? tree_hit : NULL;
+}
+
+typedef struct {
+    char log[320];
+    int port;
+    pid_t pid;
+} enc_server;
+
+static int enc_ready(void *ud)
+{
+    return file_has(((enc_server *)ud)->log, "ready at");
+}
+
+/* `naq server --data data [--encrypt-store key]` on a free port. */
+static void enc_start(enc_server *s, const char *data, const char *key)
+{
+    char port[16];
+    s->port = naq_test_free_port();
+    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(s->log, sizeof s->log, "%s.out", data);
+    unlink(s->log); /* "ready at" from an earlier run is no answer */
+    const char *argv[] = {"server", "--port", port, "--data", data, "--encrypt-store", key, NULL};
+    if (key == NULL)
+        argv[5] = NULL;
+    s->pid = naq_test_spawn_cli(argv, NULL, s->log);
+    if (!naq_test_wait_for(enc_ready, s, 10000))
+        fail_msg("naq server did not start within 10 s; see %s", s->log);
+}
+
+static void enc_stop(enc_server *s)
+{
+    int status = 0;
+    kill(s->pid, SIGINT);
+    waitpid(s->pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The environment of the CLI talking to s (static, overwritten). */
+static const char *const *enc_env(const enc_server *s)
+{
+    static char url[64];
+    static const char *env[] = {url, "NAQ_SPOOL_DIR=none", NULL};
+    snprintf(url, sizeof url, "NAQ_URL=nats://127.0.0.1:%d", s->port);
+    return env;
+}
+
+/* `naq enqueue -- echo marker`: the marker is in the job's arguments, and
+ * in its result once a worker runs it. The job id goes to id. */
+static void enc_enqueue(const enc_server *s, const char *marker, char *id)
+{
+    const char *argv[] = {"enqueue", "-q", "secret", "--", "echo", marker, NULL};
+    char *out = NULL, *err = NULL;
+    if (naq_test_run_cli(argv, enc_env(s), &out, &err) != 0)
+        fail_msg("naq enqueue: %s", err);
+    snprintf(id, NAQ_ID_SIZE, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
+    free(err);
+}
+
+/* Runs `naq server` expecting it to refuse: exit code want, stderr with msg. */
+static void enc_refused(const char *const *argv, int want, const char *msg)
+{
+    char *out = NULL, *err = NULL;
+    int rc = naq_test_run_cli(argv, NULL, &out, &err);
+    if (rc != want || strstr(err, msg) == NULL)
+        fail_msg("naq server %s %s: want exit %d with '%s', got %d: %s", argv[1], argv[2], want,
+                 msg, rc, err);
+    free(out);
+    free(err);
+}
+
+static void an_encrypted_store_holds_no_plaintext_and_starts_only_with_its_key(void **state)
+{
+    (void)state;
+    char dir[64], plain[128], enc[128], key[128], other[128];
+    sec_tmpdir(dir, sizeof dir);
+    snprintf(plain, sizeof plain, "%s/plain", dir);
+    snprintf(enc, sizeof enc, "%s/enc", dir);
+    snprintf(key, sizeof key, "%s/store.key", dir);
+    snprintf(other, sizeof other, "%s/other.key", dir);
+    /* The way --help says to make a key. */
+    sec_sh("umask 077; head -c 32 /dev/urandom | base64 > %s", key);
+    sec_sh("umask 077; head -c 32 /dev/urandom | base64 > %s", other);
+    const char *marker = "naq-plaintext-marker-7f3c9a";
+    char id[NAQ_ID_SIZE];
+
+    /* The control: without --encrypt-store the marker is on disk, so the
+     * search below can find it. */
+    enc_server s;
+    enc_start(&s, plain, NULL);
+    enc_enqueue(&s, marker, id);
+    enc_stop(&s);
+    if (tree_find(plain, marker) == NULL)
+        fail_msg("control: the marker is in no file under %s; the search is broken", plain);
+
+    enc_start(&s, enc, key);
+    enc_enqueue(&s, marker, id);
+    enc_stop(&s);
+    const char *hit = tree_find(enc, marker);
+    if (hit != NULL)
+        fail_msg("the encrypted store has the job's arguments in plaintext in %s", hit);
+    /* Nor the key: a backup of the data directory must not carry it. */
+    FILE *kf = fopen(key, "r");
+    char k[128] = "";
+    assert_non_null(fgets(k, sizeof k, kf));
+    fclose(kf);
+    k[strcspn(k, "\n")] = '\0';
+    assert_null(tree_find(enc, k));
+
+    /* With its key the job is back, arguments and all: a worker runs it
+     * and its output is the marker. */
+    enc_start(&s, enc, key);
+    char wlog[160];
+    snprintf(wlog, sizeof wlog, "%s/worker.log", dir);
+    const char *worker[] = {"worker", "-q", "secret", NULL};
+    pid_t w = naq_test_spawn_cli(worker, enc_env(&s), wlog);
+    const char *result[] = {"job", "result", id, "--wait", "10", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = naq_test_run_cli(result, enc_env(&s), &out, &err);
+    if (rc != 0 || strstr(out, marker) == NULL)
+        fail_msg("after a restart with the key, job %s: exit %d\n%s%s", id, rc, out, err);
+    free(out);
+    free(err);
+    kill(w, SIGTERM);
+    waitpid(w, NULL, 0);
+    enc_stop(&s);
+
+    /* Without the key, with another, or over a plaintext store: refused
+     * before nats-server starts. */
+    const char *none[] = {"server", "--data", enc, NULL};
+    enc_refused(none, 1, "start it with --encrypt-store KEYFILE");
+    const char *wrong[] = {"server", "--data", enc, "--encrypt-store", other, NULL};
+    enc_refused(wrong, 1, "is not the key");
+    const char *over[] = {"server", "--data", plain, "--encrypt-store", key, NULL};
+    enc_refused(over, 1, "holds an unencrypted store");
+    naq_test_rmtree(dir);
+}
+
+static void store_keys_are_checked_and_never_printed(void **state)
+{
+    (void)state;
+    char dir[64], data[128], key[128], open_key[128], short_key[128];
+    sec_tmpdir(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(key, sizeof key, "%s/store.key", dir);
+    snprintf(open_key, sizeof open_key, "%s/open.key", dir);
+    snprintf(short_key, sizeof short_key, "%s/short.key", dir);
+    const char *secret = "Kq8sV0cH2lW9xYzT4mN7pR1eU6aB3dF5gJ0oI8uL2w=";
+    sec_write(key, secret);
+    sec_sh("chmod 600 %s", key);
+    sec_write(open_key, secret);
+    sec_sh("chmod 640 %s", open_key);
+    sec_write(short_key, "too-short\n");
+    sec_sh("chmod 600 %s", short_key);
+
+    const char *group[] = {"server", "--data", data, "--encrypt-store", open_key, NULL};
+    enc_refused(group, 1, "chmod 600");
+    const char *tiny[] = {"server", "--data", data, "--encrypt-store", short_key, NULL};
+    enc_refused(tiny, 1, "at least 32");
+    const char *cluster[] = {"server", "--cluster", "3", "--encrypt-store", key, NULL};
+    enc_refused(cluster, 2, "--encrypt-store");
+
+    const char *print[] = {"server", "--data", data, "--encrypt-store", key, "--print-config",
+                           NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(naq_test_run_cli(print, NULL, &out, &err), 0);
+    if (strstr(out, "cipher: chachapoly") == NULL || strstr(out, "key: $NAQ_SERVER_STORE_KEY") == NULL ||
+        strstr(out, secret) != NULL)
+        fail_msg("--print-config should name the key's variable, never the key:\n%s", out);
+    free(out);
+    free(err);
+    /* None of the refusals created the data directory. */
+    assert_int_equal(access(data, F_OK), -1);
+    naq_test_rmtree(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(urls_are_redacted),
     cmocka_unit_test(tls_verifies_the_certificate_and_the_host_name),
@@ -424,6 +637,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_event_server_is_secured_alike),
     cmocka_unit_test(a_creds_file_authenticates_against_a_jwt_server),
     cmocka_unit_test(secrets_never_appear_in_output),
+    cmocka_unit_test(an_encrypted_store_holds_no_plaintext_and_starts_only_with_its_key),
+    cmocka_unit_test(store_keys_are_checked_and_never_printed),
 };
 
 NAQ_TEST_MAIN(tests)
