@@ -86,24 +86,28 @@ static void producer_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
  * nats.c's flusher (about 1 ms), as naq does on its latency connection:
  * right for pulls, acks and synchronous publishes, while a stream of async
  * publishes is cheaper batched. */
-static natsStatus connect_nats(const char *url, int send_asap, natsConnection **nc)
+/* Connects as naq does (client.c): every server of a cluster's URL list,
+ * and the same TLS and credentials. */
+static natsStatus connect_nats(const naq_config *cfg, int send_asap, natsConnection **nc)
 {
     natsOptions *o = NULL;
     natsStatus ns = natsOptions_Create(&o);
     if (ns == NATS_OK)
-        ns = natsOptions_SetURL(o, url);
+        ns = naq__nats_set_urls(o, cfg->url);
     if (ns == NATS_OK && send_asap)
         ns = natsOptions_SetSendAsap(o, true);
+    if (ns == NATS_OK && naq__conn_secure(o, cfg, cfg->url) != NAQ_OK)
+        ns = NATS_NOT_PERMITTED;
     if (ns == NATS_OK)
         ns = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);
     return ns;
 }
 
-static natsStatus connect_js(const char *url, int send_asap, jsPubAckHandler ack, void *closure,
-                             natsConnection **nc, jsCtx **js)
+static natsStatus connect_js(const naq_config *cfg, int send_asap, jsPubAckHandler ack,
+                             void *closure, natsConnection **nc, jsCtx **js)
 {
-    natsStatus ns = connect_nats(url, send_asap, nc);
+    natsStatus ns = connect_nats(cfg, send_asap, nc);
     if (ns != NATS_OK)
         return ns;
     jsOptions jo;
@@ -123,9 +127,9 @@ static void delete_streams(jsCtx *js)
 }
 
 /* Fresh streams, configured as naq's (client.c): file storage, a 2-minute
- * duplicate window; the outcomes keep one record per job's subject, as
- * naq's outcome stream does. */
-static naq_status create_streams(jsCtx *js)
+ * duplicate window, naq's replicas; the outcomes keep one record per
+ * job's subject, as naq's outcome stream does. */
+static naq_status create_streams(jsCtx *js, int replicas)
 {
     const char *subj[3] = {"ceil.jobs.>", "ceil.events.>", "ceil.outcomes.>"};
     const char *names[3] = {JOBS_STREAM, EVENTS_STREAM, OUTCOMES_STREAM};
@@ -139,6 +143,7 @@ static naq_status create_streams(jsCtx *js)
         sc.Storage = js_FileStorage;
         sc.Duplicates = 120 * 1000000000LL;
         sc.AllowDirect = true;
+        sc.Replicas = replicas;
         if (i == 2)
             sc.MaxMsgsPerSubject = 1;
         jsErrCode jerr = 0;
@@ -156,6 +161,7 @@ static naq_status create_streams(jsCtx *js)
     cc.AckWait = 30 * 1000000000LL;
     cc.MaxAckPending = MAX_ACK_PENDING;
     cc.MaxDeliver = -1;
+    cc.Replicas = replicas;
     jsErrCode jerr = 0;
     natsStatus ns = js_AddConsumer(NULL, js, JOBS_STREAM, &cc, NULL, &jerr);
     return ns == NATS_OK ? NAQ_OK : fail_ns(ns, jerr, "cannot create the consumer");
@@ -282,14 +288,14 @@ int naq__bench_ceiling_producer(naq__bench_chan *ch, void *arg)
     int rc = 1;
     uint64_t nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)naq__bench_mono_ns();
     int sync = o->mode == NAQ_BENCH_SYNC || o->rate > 0;
-    natsStatus ns = connect_js(r->cfg.url, sync, producer_ack, &errs, &nc, &js);
+    natsStatus ns = connect_js(&r->cfg, sync, producer_ack, &errs, &nc, &js);
     if (ns != NATS_OK) {
         fail_ns(ns, 0, "cannot connect");
         rc = naq__bench_fail(ch, "ceiling producer");
         goto out;
     }
     delete_streams(js); /* what an interrupted run left */
-    if (create_streams(js) != NAQ_OK) {
+    if (create_streams(js, r->cfg.replicas) != NAQ_OK) {
         rc = naq__bench_fail(ch, "ceiling producer");
         goto out;
     }
@@ -596,9 +602,9 @@ int naq__bench_ceiling_worker(naq__bench_chan *ch, void *arg)
     atomic_init(&w->refused, 0);
     w->slot_of = malloc((size_t)r->o->count * sizeof *w->slot_of);
     natsStatus ns =
-        w->slot_of ? connect_js(r->cfg.url, 0, worker_ack, w, &w->nc, &w->js) : NATS_NO_MEMORY;
+        w->slot_of ? connect_js(&r->cfg, 0, worker_ack, w, &w->nc, &w->js) : NATS_NO_MEMORY;
     if (ns == NATS_OK)
-        ns = connect_nats(r->cfg.url, 1, &w->lc);
+        ns = connect_nats(&r->cfg, 1, &w->lc);
     if (ns != NATS_OK) {
         fail_ns(ns, 0, "cannot connect");
         rc = naq__bench_fail(ch, "ceiling worker");
