@@ -99,6 +99,26 @@ static void default_worker_id(char out[NAQ_ID_SIZE])
              r[1]);
 }
 
+/* JetStream's "temporarily unavailable": no meta leader right now. */
+#define JS_CLUSTER_NOT_AVAILABLE 10008
+
+/* Creates (or updates) a job consumer. While a cluster elects a leader
+ * the request goes unanswered or is refused as temporarily unavailable:
+ * tried again, three times in all, so a worker starting then still
+ * starts. */
+static natsStatus add_consumer(naq_client *c, jsConsumerConfig *cc, jsErrCode *jerr)
+{
+    natsStatus ns = NATS_OK;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        *jerr = 0;
+        ns = js_AddConsumer(NULL, c->js, c->cfg.job_stream, cc, NULL, jerr);
+        if (ns != NATS_TIMEOUT && *jerr != JS_CLUSTER_NOT_AVAILABLE)
+            break;
+        nats_Sleep(500);
+    }
+    return ns;
+}
+
 naq_status naq__worker_ensure_consumers(naq_worker *w)
 {
     naq_client *c = w->client;
@@ -122,7 +142,7 @@ naq_status naq__worker_ensure_consumers(naq_worker *w)
             /* On an existing durable this updates it (server 2.9.10), so a
              * changed NAQ_ACK_WAIT takes effect; the last worker wins. */
             jsErrCode jerr = 0;
-            natsStatus ns = js_AddConsumer(NULL, c->js, c->cfg.job_stream, &cc, NULL, &jerr);
+            natsStatus ns = add_consumer(c, &cc, &jerr);
             if (ns != NATS_OK)
                 return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                       "cannot create or update consumer %s on stream %s for queue "
