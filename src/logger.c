@@ -141,7 +141,7 @@ static size_t pack_record(char *buf, size_t cap, const record_view *v)
         lens[i] = strlen(parts[i]);
         need += lens[i] + 1;
     }
-    if (need > cap)
+    if (buf == NULL || need > cap) /* buf NULL: measuring only */
         return need;
     record_header h = {(uint16_t)lens[0], (uint16_t)lens[1], (uint16_t)lens[2],
                        (uint16_t)lens[3], (uint16_t)lens[4], (uint32_t)v->payload_len};
