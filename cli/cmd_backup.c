@@ -103,9 +103,9 @@ static void on_progress(const naq_backup_progress *p, void *user)
     human(p->total, total, sizeof total);
     if (p->total > 0)
         snprintf(pct, sizeof pct, " %3d%%", (int)(p->bytes * 100 / p->total));
-    fprintf(stderr, "%s[%zu/%zu] %s %s: %s%s%s%s%s", pr->tty ? "\r\033[K" : "", p->index,
-            p->count, verb[p->phase], p->stream, done, p->total ? " of " : "",
-            p->total ? total : "", pct, pr->tty && !p->done ? "" : "\n");
+    fprintf(stderr, "%s[%zu/%zu] %s %s: %s%s%s%s%s", pr->tty ? "\r\033[K" : "", p->index, p->count,
+            verb[p->phase], p->stream, done, p->total ? " of " : "", p->total ? total : "", pct,
+            pr->tty && !p->done ? "" : "\n");
     pr->drawn = pr->tty && !p->done;
 }
 
@@ -193,7 +193,8 @@ static int parse(int argc, char **argv, int restore, args *a)
         return naq_cli_usage_error(cmd, "one directory only, got '%s' too", argv[optind + 1]);
     a->dir = argv[optind];
     if (a->force && a->verify_only)
-        return naq_cli_usage_error(cmd, "--verify-only restores nothing: --force makes no sense with it");
+        return naq_cli_usage_error(
+            cmd, "--verify-only restores nothing: --force makes no sense with it");
     return -1;
 }
 

@@ -238,7 +238,8 @@ static naq_status api_error(const json_t *resp, const char *what)
         return NAQ_OK;
     const char *d = json_string_value(json_object_get(err, "description"));
     return naq__fail(NAQ_ERR_NATS, "%s: the server says %s (JetStream error %lld)", what,
-                     d ? d : "nothing", (long long)json_integer_value(json_object_get(err, "err_code")));
+                     d ? d : "nothing",
+                     (long long)json_integer_value(json_object_get(err, "err_code")));
 }
 
 /* Sends a JetStream API request and parses its JSON answer (*out: a new
@@ -247,7 +248,8 @@ static naq_status api_request(natsConnection *nc, const char *subject, const cha
                               int64_t timeout_ms, const char *what, json_t **out)
 {
     natsMsg *reply = NULL;
-    natsStatus ns = natsConnection_Request(&reply, nc, subject, body, (int)strlen(body), timeout_ms);
+    natsStatus ns =
+        natsConnection_Request(&reply, nc, subject, body, (int)strlen(body), timeout_ms);
     if (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0,
                               "%s: the server does not answer JetStream requests (is JetStream "
@@ -348,8 +350,8 @@ static naq_status receive_chunks(natsConnection *nc, natsSubscription *sub, FILE
         natsStatus ns = natsSubscription_NextMsg(&m, sub, r->o->timeout_ms);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_TIMEOUT, ns, 0,
-                                  "the snapshot of stream %s stopped after %llu bytes",
-                                  r->p.stream, (unsigned long long)r->p.bytes);
+                                  "the snapshot of stream %s stopped after %llu bytes", r->p.stream,
+                                  (unsigned long long)r->p.bytes);
         int len = natsMsg_GetDataLength(m);
         const char *reply = natsMsg_GetReply(m);
         long size = 0, index = chunk_index(reply, &size);
@@ -414,12 +416,12 @@ static json_t *stream_entry(const stream_ref *ref, const json_t *answer, json_t 
                             json_t *config)
 {
     const json_t *st = json_object_get(answer, "state");
-    return json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:o, s:o}", "name", ref->name, "side",
-                     side_names[ref->side], "messages", json_object_get(st, "messages"), "bytes",
-                     json_object_get(st, "bytes"), "first_seq", json_object_get(st, "first_seq"),
-                     "last_seq", json_object_get(st, "last_seq"), "consumers",
-                     json_object_get(st, "consumer_count"), "snapshot", snapshot, "config",
-                     config);
+    return json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:o, s:o}", "name", ref->name,
+                     "side", side_names[ref->side], "messages", json_object_get(st, "messages"),
+                     "bytes", json_object_get(st, "bytes"), "first_seq",
+                     json_object_get(st, "first_seq"), "last_seq", json_object_get(st, "last_seq"),
+                     "consumers", json_object_get(st, "consumer_count"), "snapshot", snapshot,
+                     "config", config);
 }
 
 /* Saves one stream into dir and appends its entry to streams. */
@@ -468,8 +470,8 @@ static naq_status save_stream(natsConnection *nc, const char *dir, const stream_
     sha_finish(sha, sum_hex);
     char file[NAQ_NAME_MAX + 16];
     snprintf(file, sizeof file, "%s.tar.s2", ref->name);
-    json_t *snap =
-        json_pack("{s:s, s:I, s:s}", "file", file, "size", (json_int_t)r->p.bytes, "sha256", sum_hex);
+    json_t *snap = json_pack("{s:s, s:I, s:s}", "file", file, "size", (json_int_t)r->p.bytes,
+                             "sha256", sum_hex);
     json_t *entry = stream_entry(ref, answer, snap, config);
     config = NULL; /* the entry owns it (or json_pack freed it) */
     if (entry == NULL || json_array_append_new(streams, entry) != 0) {
@@ -645,8 +647,8 @@ static naq_status verify_file(const char *dir, const char *name, const char *ext
                          strerror(errno));
     if ((json_int_t)st.st_size != want)
         return naq__fail(NAQ_ERR_CODEC,
-                         "%s has %lld bytes, the manifest says %lld: the file is %s; nothing was "
-                         "restored (copy the backup again, or use another one)",
+                         "%s has %lld bytes, the manifest says %lld: the file is %s (copy the "
+                         "backup again, or use another one)",
                          path, (long long)st.st_size, (long long)want,
                          (json_int_t)st.st_size < want ? "truncated" : "damaged");
     FILE *f = fopen(path, "rb");
@@ -680,8 +682,8 @@ static naq_status verify_file(const char *dir, const char *name, const char *ext
         return naq__fail(NAQ_ERR_IO, "cannot read %s", path);
     if (strcmp(sum, want_sum) != 0)
         return naq__fail(NAQ_ERR_CODEC,
-                         "%s is damaged: its SHA-256 is %s, the manifest says %s; nothing was "
-                         "restored (copy the backup again, or use another one)",
+                         "%s is damaged: its SHA-256 is %s, the manifest says %s (copy the "
+                         "backup again, or use another one)",
                          path, sum, want_sum);
     return NAQ_OK;
 }
@@ -726,7 +728,7 @@ naq_status naq_backup_verify(const char *dir, const naq_backup_opts *opts)
 static int entry_side(const json_t *e)
 {
     return strcmp(json_string_value(json_object_get(e, "side")), "events") == 0 ? SIDE_EVENTS
-                                                                                 : SIDE_JOBS;
+                                                                                : SIDE_JOBS;
 }
 
 static int stream_exists(jsCtx *js, const char *name)
@@ -829,8 +831,8 @@ static naq_status read_small_file(const char *path, char **out)
 }
 
 /* Restores one stream; adds what the server reports to sum. */
-static naq_status restore_stream(natsConnection *nc, const char *dir, const json_t *e,
-                                 reporter *r, naq_backup_summary *sum)
+static naq_status restore_stream(natsConnection *nc, const char *dir, const json_t *e, reporter *r,
+                                 naq_backup_summary *sum)
 {
     const char *name = json_string_value(json_object_get(e, "name"));
     char path[NAQ_URL_MAX * 2], subject[NAQ_NAME_MAX + 64], what[NAQ_NAME_MAX + 64];
@@ -839,7 +841,8 @@ static naq_status restore_stream(natsConnection *nc, const char *dir, const json
     FILE *f = NULL;
     r->p.stream = name;
     r->p.bytes = 0;
-    r->p.total = (uint64_t)json_integer_value(json_object_get(json_object_get(e, "snapshot"), "size"));
+    r->p.total =
+        (uint64_t)json_integer_value(json_object_get(json_object_get(e, "snapshot"), "size"));
     r->p.done = 0;
     snprintf(subject, sizeof subject, "$JS.API.STREAM.RESTORE.%s", name);
     snprintf(what, sizeof what, "cannot restore stream %s", name);
@@ -885,8 +888,8 @@ static void undo(servers *sv, const json_t *streams, const char *created, size_t
         const json_t *e = json_array_get(streams, i);
         if (i < upto && !created[i])
             continue;
-        js_DeleteStream(sv->js[entry_side(e)], json_string_value(json_object_get(e, "name")),
-                        NULL, NULL);
+        js_DeleteStream(sv->js[entry_side(e)], json_string_value(json_object_get(e, "name")), NULL,
+                        NULL);
     }
 }
 
@@ -905,7 +908,9 @@ naq_status naq_backup_restore(const naq_config *cfg, const char *dir, const naq_
         s = verify_manifest(dir, m, &o); /* all of it before anything is sent */
     if (s != NAQ_OK) {
         json_decref(m);
-        return s;
+        char why[1024];
+        snprintf(why, sizeof why, "%s", naq_last_error());
+        return naq__fail(s, "%s; nothing was restored", why);
     }
     servers sv;
     if ((s = servers_open(cfg, &sv)) != NAQ_OK) {

@@ -590,7 +590,8 @@ static void a_large_job_stream_travels_in_many_chunks_and_arrives_whole(void **s
     assert_int_equal(stream_msgs(&fx->b, "NAQ_JOB_EVENTS"), events);
 }
 
-static void backup_refuses_a_directory_that_is_not_empty_and_restore_one_without_manifest(void **state)
+static void
+backup_refuses_a_directory_that_is_not_empty_and_restore_one_without_manifest(void **state)
 {
     fixture *fx = *state;
     naq_client *c = naq_test_connect(&fx->a);
