@@ -62,10 +62,7 @@
 #define MANIFEST "manifest.json"
 #define DEFAULT_CHUNK (128 * 1024)
 #define DEFAULT_TIMEOUT_MS 60000
-/* Recorded in the manifest for people; the CLI passes its version in. */
-#ifndef NAQ_VERSION
-#define NAQ_VERSION "0.1.0"
-#endif
+/* NAQ_VERSION, recorded in the manifest, comes from CMakeLists.txt. */
 
 /* A stream name becomes a file name: nothing that leaves the directory. */
 #define NAME_CHARS_BAD "/\\"
