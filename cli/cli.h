@@ -45,6 +45,8 @@ int naq_cli_process_metrics_start(const char *cmd, const char *addr, const char 
 void naq_cli_process_metrics_stop(naq_cli_process_metrics *m);
 int naq_cmd_bench(int argc, char **argv);
 int naq_cmd_workers(int argc, char **argv);
+int naq_cmd_backup(int argc, char **argv);  /* cmd_backup.c */
+int naq_cmd_restore(int argc, char **argv); /* cmd_backup.c */
 
 /* ---- common connection flags: --url, --event-url, --prefix, --stream ---- */
 

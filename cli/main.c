@@ -42,6 +42,10 @@ static const command commands[] = {
     {"health", "naq health", naq_cmd_health, "check connection, streams, lag, dead letters, workers"},
     {"metrics", "naq metrics", naq_cmd_metrics, "Prometheus metrics: print them, or serve them"},
     {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
+    {"backup", "naq backup", naq_cmd_backup,
+     "save every naq stream and KV bucket to a directory (with SHA-256 manifest)"},
+    {"restore", "naq restore", naq_cmd_restore,
+     "restore a backup into a server that lacks those streams (--force replaces)"},
     {"auth", "naq auth", naq_cmd_auth,
      "least-privilege roles: nats-server permissions per role, new NKeys"},
 };

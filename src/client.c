@@ -233,6 +233,8 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
     return NAQ_OK;
 }
 
+static naq_status validate_config(const naq_config *cfg);
+
 typedef struct {
     const char *name;
     const char **subjects;
@@ -358,6 +360,17 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
         }
     }
     return NAQ_OK;
+}
+
+naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js)
+{
+    *nc = NULL;
+    *js = NULL;
+    naq_status s = validate_config(cfg);
+    if (s != NAQ_OK)
+        return s;
+    const char *url = events && cfg->event_url[0] != '\0' ? cfg->event_url : cfg->url;
+    return open_connection(cfg, url, 0, nc, js);
 }
 
 naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out)

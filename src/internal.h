@@ -38,6 +38,13 @@ struct naq_client {
     struct naq__msgmap *async_jobs; /* its published message -> the job */
 };
 
+/* A connection to the job server (events = 0) or to the event server
+ * (events = 1: cfg->event_url, or cfg->url when that is empty), TLS and
+ * credentials from cfg, that creates no stream and starts no logger: for
+ * backup and restore, which must find a server as it is. cfg is
+ * validated first. *nc, *js: the caller destroys both (js first). */
+naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js);
+
 /* A second connection to the job server whose publishes are sent at once
  * (the worker's pulls and acks). *out: natsConnection_Destroy it. */
 naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out);
@@ -63,7 +70,11 @@ int64_t naq__mono_us(void);
  * cluster's nodes): natsOptions_SetURL takes one URL only. */
 natsStatus naq__nats_set_urls(natsOptions *o, const char *url);
 
-/* replicas.c: moves every naq stream and KV bucket on js whose replica
+/* replicas.c: whether a stream is one of naq's (the four main streams,
+ * NAQ_DELAYED, NAQ_EVENT_DLQ, and every KV bucket, whose names all start
+ * with "naq_"): the one list that replicas and backups go by. */
+int naq__stream_is_ours(const naq_config *cfg, const char *name);
+/* Moves every naq stream and KV bucket on js whose replica
  * count differs from cfg.replicas to it (at connect). */
 naq_status naq__replicas_align(naq_client *c, jsCtx *js);
 /* Fails with the server's reason for refusing `what`, and what to do about

@@ -23,12 +23,12 @@
 /* Streams of naq's KV buckets: every bucket name starts with "naq_". */
 #define KV_PREFIX "KV_naq_"
 
-static int ours(const naq_config *cfg, const char *name)
+int naq__stream_is_ours(const naq_config *cfg, const char *name)
 {
     return strncmp(name, KV_PREFIX, strlen(KV_PREFIX)) == 0 ||
            strcmp(name, cfg->event_stream) == 0 || strcmp(name, cfg->job_stream) == 0 ||
            strcmp(name, cfg->dlq_stream) == 0 || strcmp(name, NAQ__OUTCOME_STREAM) == 0 ||
-           strcmp(name, NAQ__DELAYED_STREAM) == 0;
+           strcmp(name, NAQ__DELAYED_STREAM) == 0 || strcmp(name, NAQ_EVENT_DLQ_STREAM) == 0;
 }
 
 /* The server's reason comes last (naq__fail_nats appends it). */
@@ -88,7 +88,7 @@ naq_status naq__replicas_align(naq_client *c, jsCtx *js)
     naq_status s = NAQ_OK;
     for (int i = 0; s == NAQ_OK && i < list->Count; i++) {
         jsStreamConfig *sc = list->List[i]->Config;
-        if (sc == NULL || sc->Name == NULL || !ours(&c->cfg, sc->Name) ||
+        if (sc == NULL || sc->Name == NULL || !naq__stream_is_ours(&c->cfg, sc->Name) ||
             sc->Replicas == c->cfg.replicas)
             continue;
         char what[NAQ_NAME_MAX + 64];

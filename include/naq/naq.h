@@ -32,5 +32,6 @@
 #include "naq/query.h"
 #include "naq/stats.h"
 #include "naq/auth.h"
+#include "naq/backup.h"
 
 #endif
