@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: naq worker -q QUEUE [-q QUEUE...] [-c N] [--id WORKER_ID] [--grace DURATION]\n"
+    "usage: naq worker -q QUEUE [-q QUEUE...] [-c N | --autoscale MIN:MAX]\n"
+    "                  [--id WORKER_ID] [--grace DURATION]\n"
     "\n"
     "Runs jobs from the given queues (higher priority first) until Ctrl-C or\n"
     "SIGTERM. Jobs whose function is \"exec\" (naq enqueue ... -- COMMAND) run\n"
@@ -30,6 +31,11 @@ static const char usage[] =
     "\n"
     "  -q, --queue QUEUE        a queue to take jobs from (repeatable, or a,b,c)\n"
     "  -c, --concurrency N      jobs run at once (default 1)\n"
+    "      --autoscale MIN:MAX  run MIN to MAX jobs at once instead: start at MIN,\n"
+    "                           double when every slot is busy and jobs wait,\n"
+    "                           halve after 2 s with a slot to spare (never\n"
+    "                           cutting a running job); each change is a\n"
+    "                           worker_status_changed event (docs/workers.md)\n"
     "      --prefetch auto|N    jobs fetched beyond the free slots, so a slot that\n"
     "                           frees up finds its next job here. auto (default):\n"
     "                           as many as the slots finish during one round trip\n"
@@ -46,10 +52,18 @@ static const char usage[] =
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "example:\n"
     "  naq worker -q default -q emails -c 4\n"
+    "  naq worker -q reports --autoscale 2:16\n"
     "\n"
     "exit codes: 0 stopped by a signal, 1 failure, 2 bad usage\n";
 
-enum { OPT_ID = NAQ_CLI_OPT_FIRST_FREE, OPT_GRACE, OPT_PREFETCH, OPT_METRICS, OPT_INTERVAL };
+enum {
+    OPT_ID = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_GRACE,
+    OPT_PREFETCH,
+    OPT_METRICS,
+    OPT_INTERVAL,
+    OPT_AUTOSCALE
+};
 
 #define MAX_QUEUES 64
 
@@ -95,6 +109,21 @@ static int add_queues(const char *cmd, char *text, const char **queues, int *cou
     }
 }
 
+/* "MIN:MAX", 1 <= MIN <= MAX <= 1024. */
+static int parse_autoscale(const char *cmd, const char *arg, naq_worker_opts *wo)
+{
+    int lo = 0, hi = 0, end = 0;
+    if (sscanf(arg, "%d:%d%n", &lo, &hi, &end) != 2 || arg[end] != '\0' || lo < 1 || hi < lo ||
+        hi > 1024)
+        return naq_cli_usage_error(cmd,
+                                   "--autoscale '%s': give MIN:MAX with 1 <= MIN <= MAX <= 1024, "
+                                   "e.g. --autoscale 2:16",
+                                   arg);
+    wo->autoscale_min = lo;
+    wo->autoscale_max = hi;
+    return NAQ_EXIT_OK;
+}
+
 int naq_cmd_worker(int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -105,6 +134,7 @@ int naq_cmd_worker(int argc, char **argv)
                                          {"prefetch", required_argument, NULL, OPT_PREFETCH},
                                          {"metrics", required_argument, NULL, OPT_METRICS},
                                          {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
+                                         {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
                                          {"help", no_argument, NULL, 'h'},
                                          NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
@@ -128,6 +158,7 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
+        case OPT_AUTOSCALE: rc = parse_autoscale(cmd, optarg, &wo); break;
         case OPT_METRICS: metrics = optarg; break;
         case OPT_INTERVAL: interval = optarg; break;
         case OPT_PREFETCH:
@@ -151,6 +182,8 @@ int naq_cmd_worker(int argc, char **argv)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (nqueues == 0)
         return naq_cli_usage_error(cmd, "which queues? give -q QUEUE");
+    if (wo.autoscale_max > 0 && wo.concurrency != 1)
+        return naq_cli_usage_error(cmd, "give --concurrency or --autoscale, not both");
     naq_status s;
     if (wo.worker_id != NULL && (s = naq_id_validate("worker id", wo.worker_id)) != NAQ_OK)
         return naq_cli_fail(cmd, s);
@@ -178,8 +211,12 @@ int naq_cmd_worker(int argc, char **argv)
     fprintf(stderr, "naq worker %s on queues ", naq_worker_id(w));
     for (int i = 0; i < nqueues; i++)
         fprintf(stderr, "%s%s", i ? "," : "", queues[i]);
-    fprintf(stderr, " with concurrency %d; Ctrl-C to stop\n",
-            wo.concurrency > 0 ? wo.concurrency : 1);
+    if (wo.autoscale_max > 0)
+        fprintf(stderr, " with concurrency %d to %d; Ctrl-C to stop\n", wo.autoscale_min,
+                wo.autoscale_max);
+    else
+        fprintf(stderr, " with concurrency %d; Ctrl-C to stop\n",
+                wo.concurrency > 0 ? wo.concurrency : 1);
 
     s = naq_worker_run(w);
 

@@ -560,6 +560,10 @@ void naq__system_event(naq_client *c, naq_event_type t, const char *process, con
  * stopping (worker_status_changed, registry entry) while running jobs
  * finish. naq__registry_stop() does it if not done. Thread-safe. */
 void naq__registry_stopping(naq__registry *r);
+/* The worker now runs `to` jobs at once instead of `from` (autoscaling):
+ * logs worker_status_changed with old_concurrency, new_concurrency and
+ * reason, and puts the entry. */
+void naq__registry_concurrency(naq__registry *r, int from, int to, const char *reason);
 /* naq__registry_job_finished() with succeeded < 0: the job was handed back
  * to the queue (a stop), not settled here: worker_released says
  * {"handed_back": true} and processed / failed do not count it. */

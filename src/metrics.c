@@ -533,6 +533,9 @@ static void put_worker(text *t, naq_worker *w)
     }
     family(t, "naq_worker_jobs_active", "gauge", "Jobs taken and not yet settled, now.");
     put(t, "naq_worker_jobs_active{worker_id=\"%s\"} %d\n", id, st.active);
+    family(t, "naq_worker_concurrency", "gauge",
+           "Jobs this worker runs at once, now (--autoscale moves it).");
+    put(t, "naq_worker_concurrency{worker_id=\"%s\"} %d\n", id, st.concurrency);
 }
 
 static void put_scheduler(text *t, naq_scheduler *s)

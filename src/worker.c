@@ -190,9 +190,15 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
                          "a worker needs at least one queue; set naq_worker_opts.queues to a "
                          "NULL-terminated list such as {\"default\", NULL}");
     int conc = o->concurrency == 0 ? 1 : o->concurrency;
+    if (o->autoscale_max > 0)
+        conc = o->autoscale_max; /* one executor per slot it may grow to */
+    if (o->autoscale_max > 0 && (o->autoscale_min < 1 || o->autoscale_min > o->autoscale_max))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "autoscale %d:%d is not a range; use MIN:MAX with 1 <= MIN <= MAX",
+                         o->autoscale_min, o->autoscale_max);
     if (conc < 1 || conc > MAX_CONCURRENCY)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "concurrency %d is out of range; use 1 to %d",
-                         o->concurrency, MAX_CONCURRENCY);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "concurrency %d is out of range; use 1 to %d", conc,
+                         MAX_CONCURRENCY);
     if (o->prefetch != NAQ_PREFETCH_AUTO && (o->prefetch < 0 || o->prefetch > MAX_CONCURRENCY))
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "prefetch %d is out of range; use 0 to %d, or NAQ_PREFETCH_AUTO",
@@ -206,6 +212,8 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a worker");
     w->client = c;
     w->concurrency = conc;
+    w->autoscale_min = o->autoscale_max > 0 ? o->autoscale_min : 0;
+    atomic_init(&w->slots_now, w->autoscale_min > 0 ? w->autoscale_min : conc);
     w->prefetch = o->prefetch;
     w->grace_ms = o->grace_ms;
     pthread_mutex_init(&w->slots_lock, NULL);
@@ -310,6 +318,7 @@ void naq_worker_get_stats(naq_worker *w, naq_worker_stats *out)
     out->handed_back = (uint64_t)atomic_load(&w->handed_back);
     out->active = atomic_load(&w->active);
     out->prefetch = atomic_load(&w->prefetch_now);
+    out->concurrency = atomic_load(&w->slots_now);
 }
 
 /* ---- events, acks, errors ---- */
@@ -413,6 +422,8 @@ static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *st
     pthread_mutex_unlock(&w->slots_lock);
     naq__fetcher_in_progress(w->fetcher, wpi);
     naq__ack_sink_in_progress(w->sink, wpi);
+    if (w->autoscale_min > 0 && stops == 0)
+        naq__autoscale_tick(w, now);
     if (atomic_load(&w->consumers_lost) && now >= *next_consumer_retry) {
         *next_consumer_retry = now + CONSUMER_RETRY_MS;
         if (naq__worker_ensure_consumers(w) == NAQ_OK)
@@ -437,7 +448,7 @@ naq_status naq_worker_run(naq_worker *w)
     }
     for (int i = 0; i < w->nqueues; i++)
         names[i] = w->queues[i].name;
-    naq__registry_info info = {w->id, names, w->concurrency};
+    naq__registry_info info = {w->id, names, atomic_load(&w->slots_now)};
     naq_status s = naq__registry_start(w->client, &info, &w->registry);
     free(names);
     if (s != NAQ_OK) {

@@ -80,6 +80,13 @@ typedef struct {
     int64_t taken_us; /* when it took its job (worker_pull.c: auto prefetch) */
 } naq__executor;
 
+/* Autoscaling state, kept by the keeper thread alone (worker_autoscale.c). */
+typedef struct {
+    int64_t busy_since_ms;   /* every slot busy with jobs waiting, since; 0 = not */
+    int64_t window_start_ms; /* the shrink window */
+    int peak;                /* most jobs running at once in the window */
+} naq__autoscale;
+
 /* The worker's job fetcher (worker_pull.c). */
 typedef struct naq__fetcher naq__fetcher;
 
@@ -96,7 +103,10 @@ struct naq_worker {
     naq__fetcher *fetcher;     /* while running */
     int prefetch;              /* jobs fetched beyond the free slots, or NAQ_PREFETCH_AUTO */
     char id[NAQ_ID_SIZE];
-    int concurrency;
+    int concurrency;     /* executor threads: autoscale's max, or concurrency */
+    atomic_int slots_now; /* jobs at once now: concurrency, or autoscale's pick */
+    int autoscale_min;   /* 0 = a fixed concurrency */
+    naq__autoscale scale; /* the keeper's (worker_autoscale.c) */
     int64_t grace_ms;
     naq__queue_state *queues;
     int nqueues;
@@ -150,8 +160,14 @@ void naq__fetcher_stop(naq__fetcher *f);
 natsMsg *naq__worker_next_job(naq__executor *x);
 /* The executor is done with its job: its slot asks for the next one. */
 void naq__worker_job_done(naq__executor *x);
+/* What autoscaling looks at: jobs running, and jobs waiting (fetched, or
+ * pending on the server as the last job message said). */
+void naq__fetcher_load(naq__fetcher *f, int *running, long long *waiting);
 /* +WPI for fetched jobs that have waited older_than_ms to start. */
 void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms);
+
+/* worker_autoscale.c: one keeper tick; changes slots_now when due. */
+void naq__autoscale_tick(naq_worker *w, int64_t now_ms);
 
 /* worker_job.c */
 naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out);

@@ -116,6 +116,7 @@ struct naq__fetcher {
     int reading;               /* an executor (or the keeper) reads replies */
     int stopping;
     int64_t trip_us, job_us;   /* auto prefetch: averages, 0 = none yet */
+    long long backlog;         /* jobs pending on the server, as the last reply said */
 };
 
 static pull_req *req_of(naq__fetcher *f, int q, int level)
@@ -139,7 +140,8 @@ static int prefetch_now(const naq__fetcher *f)
         if (taken > 0 && now - taken > job_us)
             job_us = now - taken;
     }
-    int64_t p = 2 * (int64_t)w->concurrency * f->trip_us / job_us - w->concurrency;
+    int slots = atomic_load(&w->slots_now);
+    int64_t p = 2 * (int64_t)slots * f->trip_us / job_us - slots;
     return p < 0 ? 0 : p > NAQ_PREFETCH_AUTO_MAX ? NAQ_PREFETCH_AUTO_MAX : (int)p;
 }
 
@@ -204,11 +206,12 @@ static void refill(naq__fetcher *f)
         return;
     int prefetch = prefetch_now(f);
     atomic_store(&w->prefetch_now, prefetch);
-    int want = w->concurrency - f->running + prefetch - f->nready - f->requested;
+    int slots = atomic_load(&w->slots_now);
+    int want = slots - f->running + prefetch - f->nready - f->requested;
     /* While jobs still run, ask only once half of the room is free: one
      * request for several jobs costs the server a fraction of several
      * requests for one (a request is a JetStream API call). */
-    int room = w->concurrency + prefetch;
+    int room = slots + prefetch;
     if (want <= 0 || (f->running > 0 && want < (room + 1) / 2))
         return;
     /* One probe at a time, highest level first: were two levels asked at
@@ -236,7 +239,7 @@ static void refill(naq__fetcher *f)
     /* Everything is empty (as far as we know): wait where jobs came last,
      * for the free slots only. Jobs that come after a quiet spell may be
      * long ones; the probes that follow the first job fetch ahead. */
-    int free_slots = w->concurrency - f->running - f->nready - f->requested;
+    int free_slots = slots - f->running - f->nready - f->requested;
     if (want > 0 && free_slots > 0 && !any_open)
         send_request(f, f->focus_q, f->focus_l, free_slots, 0);
 }
@@ -293,6 +296,7 @@ static void on_job(naq__fetcher *f, natsMsg *m)
         }
         if (pending == 0) /* the level is empty now: do not ask it again at once */
             w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+        f->backlog = pending;
         f->focus_q = q;
         f->focus_l = level;
     }
@@ -330,6 +334,7 @@ static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
     if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
         if (r->open && r->delivered == 0) {
             w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+            f->backlog = 0;
             if (f->running == 0 && f->nready == 0) /* ran dry: jobs may be long now */
                 f->job_us = 0;
         }
@@ -397,6 +402,13 @@ static int read_reply(naq__fetcher *f, int64_t wait_ms)
 
 /* ---------------------------------------------------------------- executors */
 
+/* Lock held. A fetched job waits and a slot is free for it: with
+ * autoscaling there are more executors than slots. */
+static int job_for_a_slot(naq__fetcher *f)
+{
+    return f->nready > 0 && f->running < atomic_load(&f->w->slots_now);
+}
+
 natsMsg *naq__worker_next_job(naq__executor *x)
 {
     naq__fetcher *f = x->w->fetcher;
@@ -404,7 +416,7 @@ natsMsg *naq__worker_next_job(naq__executor *x)
     pthread_mutex_lock(&f->lock);
     refill(f);
     int64_t deadline = naq__mono_ms() + FETCH_TICK_MS;
-    while (f->nready == 0 && !naq__worker_stopping(x->w) && !f->stopping &&
+    while (!job_for_a_slot(f) && !naq__worker_stopping(x->w) && !f->stopping &&
            naq__mono_ms() < deadline) {
         if (!f->reading) {
             f->reading = 1;
@@ -422,7 +434,7 @@ natsMsg *naq__worker_next_job(naq__executor *x)
         }
         pthread_cond_timedwait(&f->ready_cv, &f->lock, &until);
     }
-    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && f->nready > 0; level--) {
+    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && job_for_a_slot(f); level--) {
         ready_msg *rm = f->ready[level];
         if (rm == NULL)
             continue;
@@ -452,6 +464,14 @@ void naq__worker_job_done(naq__executor *x)
     average_in(&f->job_us, naq__mono_us() - x->taken_us);
     x->taken_us = 0;
     refill(f); /* the freed slot asks for its next job now */
+    pthread_mutex_unlock(&f->lock);
+}
+
+void naq__fetcher_load(naq__fetcher *f, int *running, long long *waiting)
+{
+    pthread_mutex_lock(&f->lock);
+    *running = f->running;
+    *waiting = f->nready + f->backlog;
     pthread_mutex_unlock(&f->lock);
 }
 

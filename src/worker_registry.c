@@ -772,6 +772,24 @@ void naq__registry_error(naq__registry *r, const char *error_type, const char *m
     pthread_mutex_unlock(&r->mu);
 }
 
+void naq__registry_concurrency(naq__registry *r, int from, int to, const char *reason)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->concurrency = to;
+    const char *status = naq_worker_status_name(r->status);
+    char msg[96]; /* shown by `naq events` */
+    snprintf(msg, sizeof msg, "concurrency %d -> %d (%s)", from, to, reason);
+    log_worker_msg_locked(r, NAQ_EVENT_WORKER_STATUS_CHANGED, NULL,
+                          json_pack("{s:s, s:s, s:i, s:i, s:s}", "from", status, "to", status,
+                                    "old_concurrency", from, "new_concurrency", to, "reason",
+                                    reason),
+                          NULL, NULL, msg);
+    mark_dirty_locked(r, STATUS_PUT_GAP_MS);
+    pthread_mutex_unlock(&r->mu);
+}
+
 void naq__registry_stopping(naq__registry *r)
 {
     if (r == NULL)

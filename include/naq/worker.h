@@ -103,7 +103,21 @@ typedef struct {
      * in-progress acks, but it waits: with long jobs, another idle worker
      * could have run it, which is why auto fetches ahead only short jobs. */
     int prefetch;
+    /* Autoscaling: with autoscale_max > 0 the worker runs between
+     * autoscale_min (>= 1) and autoscale_max jobs at once, and concurrency
+     * is ignored. It starts at autoscale_min, doubles (up to max) once
+     * every slot has been busy for NAQ_AUTOSCALE_GROW_MS while jobs wait
+     * (reason "lag"), and halves (down to min, never below the most jobs
+     * it ran at once in the window) after NAQ_AUTOSCALE_SHRINK_MS with a
+     * slot to spare (reason "idle"). A running job is never cut: fewer
+     * slots only means fewer new jobs. Each change is a
+     * worker_status_changed event (details old_concurrency,
+     * new_concurrency, reason) and moves the registry's concurrency. */
+    int autoscale_min, autoscale_max;
 } naq_worker_opts;
+
+#define NAQ_AUTOSCALE_GROW_MS 200
+#define NAQ_AUTOSCALE_SHRINK_MS 2000
 
 #define NAQ_PREFETCH_AUTO (-1)
 #define NAQ_PREFETCH_AUTO_MAX 64
@@ -157,6 +171,7 @@ typedef struct {
     int active;             /* taken and not yet settled, now */
     int prefetch;           /* jobs it fetches beyond its free slots, now
                              * (with NAQ_PREFETCH_AUTO: as last sized) */
+    int concurrency;        /* jobs it runs at once, now (autoscale moves it) */
 } naq_worker_stats;
 
 void naq_worker_get_stats(naq_worker *w, naq_worker_stats *out);
