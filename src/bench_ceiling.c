@@ -563,8 +563,7 @@ static naq_status work(ceil_worker *w, naq__bench_chan *ch, naq__bench_tally *t)
     pthread_mutex_lock(&w->mu);
     while (w->nfree < UNSETTLED_MAX && naq__bench_mono_ns() < deadline) {
         pthread_mutex_unlock(&w->mu);
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        naq__sleep_ms(1);
         pthread_mutex_lock(&w->mu);
     }
     int unsettled = UNSETTLED_MAX - w->nfree;

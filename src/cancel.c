@@ -311,8 +311,7 @@ naq_status naq__last_event_settled(naq_client *c, const char *job_id, naq_event 
     if (s != NAQ_ERR_NOT_FOUND)
         return s;
     int64_t ms = c->cfg.logger_flush_ms > 0 ? 2 * c->cfg.logger_flush_ms : 200;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    naq__sleep_ms(ms);
     naq_event_clear(out);
     return naq_job_last_event(c, job_id, out);
 }

@@ -25,27 +25,6 @@
 #define JS_STREAM_NAME_EXISTS 10058
 #define JS_STREAM_SUBJECT_OVERLAP 10065
 
-double naq__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int64_t naq__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t naq__mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)
 {
     int n = snprintf(buf, cap, "%s.", c->cfg.subject_prefix);

@@ -338,8 +338,7 @@ void naq__finisher_destroy(naq__finisher *f, int64_t timeout_ms)
         return;
     int64_t deadline = naq__mono_ms() + timeout_ms;
     while (atomic_load(&f->open) > 0 && naq__mono_ms() < deadline) {
-        struct timespec ts = {0, 2 * 1000000L};
-        nanosleep(&ts, NULL);
+        naq__sleep_ms(2);
     }
     pthread_mutex_lock(&f->lock);
     f->stopping = 1;

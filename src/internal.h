@@ -66,6 +66,9 @@ double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
 int64_t naq__mono_us(void);
+/* Sleeps about that long (clock.c). */
+void naq__sleep_ms(int64_t ms);
+void naq__sleep_us(int64_t us);
 /* Sets o's servers from a NATS URL or a comma-separated list of them (a
  * cluster's nodes): natsOptions_SetURL takes one URL only. */
 natsStatus naq__nats_set_urls(natsOptions *o, const char *url);

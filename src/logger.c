@@ -626,8 +626,7 @@ static void *publisher_main(void *arg)
          * overflow to the spool when it fills) rather than piling them
          * into nats.c's reconnect buffer. */
         if (!up && !stopping) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
+            naq__sleep_ms(50);
             continue;
         }
         size_t n = 0;
@@ -638,8 +637,7 @@ static void *publisher_main(void *arg)
              * them too. One wake-up and one write per job instead of one
              * per event; measured, the worker's CPU per job fell by a
              * quarter. */
-            struct timespec linger = {0, LINGER_US * 1000L};
-            nanosleep(&linger, NULL);
+            naq__sleep_us(LINGER_US);
             size_t more = 0;
             s = naq__bqueue_pop_batch(l->queue, batch + n, (size_t)l->batch - n, 0, &more);
             n += more;
@@ -828,8 +826,7 @@ naq_status naq__logger_flush(naq__logger *l, int64_t timeout_ms)
                              "%llu events still wait for the server after %lld ms",
                              (unsigned long long)(target - atomic_load(&l->settled)),
                              (long long)timeout_ms);
-        struct timespec ts = {0, 2 * 1000000L};
-        nanosleep(&ts, NULL);
+        naq__sleep_ms(2);
     }
     return NAQ_OK;
 }

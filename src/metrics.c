@@ -231,12 +231,6 @@ static void count_event(naq_metrics_exporter *e, const naq_event *ev)
     }
 }
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void *read_events(void *arg)
 {
     naq_metrics_exporter *e = arg;
@@ -246,7 +240,7 @@ static void *read_events(void *arg)
             pthread_mutex_lock(&e->lock);
             e->read_errors++;
             pthread_mutex_unlock(&e->lock);
-            nap_ms(1000);
+            naq__sleep_ms(1000);
             continue;
         }
         natsMsg *m = NULL;
@@ -261,7 +255,7 @@ static void *read_events(void *arg)
             pthread_mutex_lock(&e->lock);
             e->read_errors++;
             pthread_mutex_unlock(&e->lock);
-            nap_ms(1000);
+            naq__sleep_ms(1000);
             continue;
         }
         naq_event ev;
@@ -345,7 +339,7 @@ naq_status naq_metrics_exporter_wait(naq_metrics_exporter *e, int64_t timeout_ms
             return naq__fail(NAQ_ERR_TIMEOUT, "the metrics exporter read events up to %llu of "
                              "%llu within %lld ms", (unsigned long long)at,
                              (unsigned long long)target, (long long)timeout_ms);
-        nap_ms(20);
+        naq__sleep_ms(20);
     }
 }
 

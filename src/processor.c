@@ -116,12 +116,6 @@ struct naq_processor {
  * its handlers does not wait for itself. */
 static _Thread_local naq_processor *tl_pool_of;
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- options ---- */
 
 void naq_processor_opts_init(naq_processor_opts *o)
@@ -622,7 +616,7 @@ static void *reader_main(void *arg)
         int n = 0;
         naq_status s = read_source(p, msgs, room < FETCH_BATCH_MAX ? room : FETCH_BATCH_MAX, &n);
         if (s != NAQ_OK) {
-            sleep_ms(SOURCE_RETRY_MS);
+            naq__sleep_ms(SOURCE_RETRY_MS);
             continue;
         }
         for (int i = 0; i < n; i++)
@@ -645,7 +639,7 @@ static void *watchdog_main(void *arg)
     /* In-progress acks well before the ack wait runs out. */
     int64_t keepalive = p->ack_wait_ms / 3 > 0 ? p->ack_wait_ms / 3 : 1;
     while (!atomic_load(&p->watchdog_stop)) {
-        sleep_ms(tick);
+        naq__sleep_ms(tick);
         int64_t now = naq__mono_ms();
         task *expired = NULL, *alive = NULL;
         pthread_mutex_lock(&p->lock);

@@ -45,8 +45,7 @@ static void sleep_until(double due_ms, const volatile int *stop)
             return;
         if (left > SLICE_MS)
             left = SLICE_MS;
-        struct timespec ts = {0, (long)(left * 1e6)};
-        nanosleep(&ts, NULL);
+        naq__sleep_us((int64_t)(left * 1000));
     }
 }
 

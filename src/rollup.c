@@ -536,19 +536,13 @@ static naq_status kv_cas(kvStore *kv, const char *key, const char *data, size_t 
                           kvStore_Bucket(kv), key);
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Between CAS attempts: a short random pause so two losers do not meet
  * again at once. */
 static void cas_backoff(int attempt)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    sleep_ms(1 + (int64_t)((uint64_t)ts.tv_nsec / 1000 % (uint64_t)(2 + attempt * 2)));
+    naq__sleep_ms(1 + (int64_t)((uint64_t)ts.tv_nsec / 1000 % (uint64_t)(2 + attempt * 2)));
 }
 
 /* ---- the maintainer ---- */
@@ -912,7 +906,7 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop)
                     RETRY_SLEEP_MS / 1000);
         failing = 1;
         for (int64_t waited = 0; waited < RETRY_SLEEP_MS && !*stop; waited += 100)
-            sleep_ms(100);
+            naq__sleep_ms(100);
     }
     maintainer_close(&m);
     return s == NAQ_ERR_CLOSED ? s : NAQ_OK;

@@ -599,14 +599,6 @@ static int reconnected(naq_scheduler *s)
     return 1;
 }
 
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 naq_status naq_scheduler_run(naq_scheduler *s)
 {
     char msg[300];
@@ -646,7 +638,7 @@ naq_status naq_scheduler_run(naq_scheduler *s)
         } else if (s->ready) {
             stop_leading(s);
         }
-        sleep_ms(s->tick_ms - (naq__mono_ms() - start));
+        naq__sleep_ms(s->tick_ms - (naq__mono_ms() - start));
     }
     stop_leading(s);
     if (still_leader(s)) {

@@ -47,12 +47,6 @@
 /* The JetStream API prefix (naq uses no JetStream domain). */
 #define JS_API "$JS.API"
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 int naq__worker_stopping(naq_worker *w)
 {
     return atomic_load(&w->stop_requests) > 0;
@@ -500,7 +494,7 @@ naq_status naq_worker_run(naq_worker *w)
     int64_t next_consumer_retry = 0, stop_at = 0;
     while (atomic_load(&w->live_executors) > 0) {
         keeper_tick(w, &next_consumer_retry, &stop_at);
-        sleep_ms(KEEPER_TICK_MS);
+        naq__sleep_ms(KEEPER_TICK_MS);
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(w->execs[i].thread, NULL);

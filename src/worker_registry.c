@@ -670,8 +670,7 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
      * first worker on a fresh 3-node R3 cluster failed here. */
     for (int64_t end = naq__mono_ms() + REGISTER_WAIT_MS;
          (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT) && naq__mono_ms() < end;) {
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
+        naq__sleep_ms(200);
         ns = kvStore_PutString(NULL, r->kv, r->id, json);
     }
     free(json);
