@@ -359,3 +359,17 @@ int naq_test_wait_for(int (*cond)(void *ud), void *ud, int64_t timeout_ms)
     }
     return cond(ud);
 }
+
+int naq_test_select_case(const struct CMUnitTest *tests, size_t n, const char *arg)
+{
+    int list = strcmp(arg, "--list") == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list)
+            printf("%s\n", tests[i].name);
+        else if (strcmp(tests[i].name, arg) == 0)
+            return 1;
+    }
+    if (!list)
+        fprintf(stderr, "no test case named '%s' (--list lists them)\n", arg);
+    return 0;
+}

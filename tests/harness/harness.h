@@ -125,13 +125,22 @@ void naq_test_cluster_destroy(naq_test_cluster *c);
  * spool in node 0's directory. */
 void naq_test_cluster_config(const naq_test_cluster *c, naq_config *cfg);
 
-/* Main for cmocka groups: if argv[1] is given, runs only the test whose
- * name matches it (so one case can run alone). */
+/* For NAQ_TEST_MAIN's argv[1]: "--list" prints the n case names, one per
+ * line, and returns 0; another name returns 1 when it is one of the cases,
+ * else says so and returns 0 (a filter matching nothing would pass). */
+int naq_test_select_case(const struct CMUnitTest *tests, size_t n, const char *arg);
+
+/* Main for cmocka groups: with argv[1] = CASE runs only that case, with
+ * --list prints the cases (CTest runs each case on its own:
+ * tests/CMakeLists.txt). */
 #define NAQ_TEST_MAIN(tests)                                                                        \
     int main(int argc, char **argv)                                                                 \
     {                                                                                               \
-        if (argc > 1)                                                                               \
+        if (argc > 1) {                                                                             \
+            if (!naq_test_select_case(tests, sizeof tests / sizeof tests[0], argv[1]))              \
+                return strcmp(argv[1], "--list") == 0 ? 0 : 1;                                      \
             cmocka_set_test_filter(argv[1]);                                                        \
+        }                                                                                           \
         return cmocka_run_group_tests(tests, NULL, NULL);                                           \
     }
 
