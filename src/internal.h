@@ -36,6 +36,7 @@ struct naq_client {
     naq__logger *logger; /* NULL when logging is disabled */
     jsCtx *ajs;          /* naq_enqueue_async's context (enqueue.c) */
     struct naq__msgmap *async_jobs; /* its published message -> the job */
+    struct naq__crypt *crypt; /* payload keys (crypt.h); NULL = no encryption */
 };
 
 /* A second connection to the job server whose publishes are sent at once

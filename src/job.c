@@ -9,6 +9,7 @@
  * when absent, so jobs written by older naq versions and by foreign
  * programs decode as before. Enqueueing is in enqueue.c.
  */
+#include "crypt.h"
 #include "lifecycle.h"
 #include "jsonw.h"
 
@@ -842,7 +843,7 @@ static char *dup_or_null(const char *s, int *oom)
     return d;
 }
 
-naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
+naq_status naq__job_from_opts(const naq__crypt *k, const naq_job_opts *o, naq_job *j)
 {
     memset(j, 0, sizeof *j);
     j->version = NAQ_WIRE_VERSION;
@@ -883,7 +884,10 @@ naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
         naq_job_clear(j);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building a job");
     }
-    return NAQ_OK;
+    naq_status s = k != NULL ? naq__crypt_seal_args(k, j) : NAQ_OK;
+    if (s != NAQ_OK)
+        naq_job_clear(j);
+    return s;
 }
 
 /* ---------------------------------------------------------------- "enqueued" */
