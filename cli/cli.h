@@ -45,6 +45,7 @@ int naq_cli_process_metrics_start(const char *cmd, const char *addr, const char 
 void naq_cli_process_metrics_stop(naq_cli_process_metrics *m);
 int naq_cmd_bench(int argc, char **argv);
 int naq_cmd_workers(int argc, char **argv);
+int naq_cmd_keygen(int argc, char **argv);
 
 /* ---- common connection flags: --url, --event-url, --prefix, --stream ---- */
 

@@ -44,6 +44,8 @@ static const command commands[] = {
     {"bench", "naq bench", naq_cmd_bench, "measure event and job throughput"},
     {"auth", "naq auth", naq_cmd_auth,
      "least-privilege roles: nats-server permissions per role, new NKeys"},
+    {"keygen", "naq keygen", naq_cmd_keygen,
+     "a new key file for payload encryption (NAQ_ENCRYPTION_KEY_FILE)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

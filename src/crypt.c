@@ -463,15 +463,15 @@ naq_status naq__crypt_seal_args(const naq__crypt *k, naq_job *j)
 /* A dead-letter retry publishes the dead job's JSON as it is, under the id
  * "<old>-r<seq>" with original_job_id = <old>: its args stay bound to the
  * job they were sealed for, the first of the chain. */
-static int bound_to_job(const naq_job *j, const char *bound)
+static int bound_to_job(const char *id, const char *original_id, const char *bound)
 {
-    if (strcmp(bound, j->id) == 0)
+    if (strcmp(bound, id) == 0)
         return 1;
-    if (j->original_job_id == NULL)
+    if (original_id == NULL)
         return 0;
     size_t n = strlen(bound);
-    return strcmp(bound, j->original_job_id) == 0 ||
-           (strncmp(j->id, bound, n) == 0 && strncmp(j->id + n, "-r", 2) == 0);
+    return strcmp(bound, original_id) == 0 ||
+           (strncmp(id, bound, n) == 0 && strncmp(id + n, "-r", 2) == 0);
 }
 
 naq_status naq__crypt_open_args(const naq__crypt *k, naq_job *j)
@@ -481,7 +481,7 @@ naq_status naq__crypt_open_args(const naq__crypt *k, naq_job *j)
     naq_status s = env ? naq__crypt_open(k, NAQ_CRYPT_ARGS, env, &plain, bound)
                        : naq__fail(NAQ_ERR_CODEC, "the args of job %s are not JSON", j->id);
     json_decref(env);
-    if (s == NAQ_OK && !bound_to_job(j, bound))
+    if (s == NAQ_OK && !bound_to_job(j->id, j->original_job_id, bound))
         s = naq__fail(NAQ_ERR_CODEC,
                       "the args of job %s are sealed for job %s: a ciphertext moved to another "
                       "job is refused",
@@ -493,6 +493,23 @@ naq_status naq__crypt_open_args(const naq__crypt *k, naq_job *j)
     free(j->args_json);
     j->args_json = plain;
     return NAQ_OK;
+}
+
+void naq__crypt_show_args(const naq__crypt *k, json_t *job)
+{
+    json_t *env = json_object_get(job, "args");
+    if (json_object_get(env, "naq_enc") == NULL)
+        return;
+    const char *id = json_string_value(json_object_get(job, "job_id"));
+    const char *original = json_string_value(json_object_get(job, "original_job_id"));
+    char *plain = NULL, bound[NAQ_ID_SIZE];
+    json_t *args = NULL;
+    if (id != NULL && naq__crypt_open(k, NAQ_CRYPT_ARGS, env, &plain, bound) == NAQ_OK &&
+        bound_to_job(id, original, bound))
+        args = json_loads(plain, JSON_DECODE_ANY, NULL);
+    naq__clear_error();
+    free(plain);
+    json_object_set_new(job, "args", args ? args : json_string(NAQ_CRYPT_HIDDEN));
 }
 
 /* ---------------------------------------------------------------- events */

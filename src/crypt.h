@@ -75,6 +75,11 @@ naq_status naq__crypt_seal_args(const naq__crypt *k, naq_job *j);
  * be bound to this job, or to the job a dead-letter retry copied it from. */
 naq_status naq__crypt_open_args(const naq__crypt *k, naq_job *j);
 
+/* For display: replaces sealed job["args"] by the plaintext, or by the
+ * string NAQ_CRYPT_HIDDEN when k cannot open them. Never for a job that is
+ * published again (a dead-letter retry re-publishes the envelope). */
+void naq__crypt_show_args(const naq__crypt *k, json_t *job);
+
 /* Worker: moves e's error_message and payload details (result,
  * stdout_tail, stderr_tail) into details["sealed"]. e's strings are
  * borrowed: e->details_json then points at *owned (heap, the caller frees

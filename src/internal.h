@@ -485,9 +485,12 @@ int naq__cancel_requested(naq_client *c, const char *job_id);
 /* finish.c: the job-finish protocol (see finish.c). The outcome record
  * (heap JSON, docs/protocol.md "Results") of job j ending with status
  * ("completed" | "failed" | "cancelled"); details (may be NULL) gives the
- * result and exec fields. NULL when out of memory. */
-char *naq__outcome_record(const naq_job *j, const char *status, const struct json_t *details,
-                          const char *error_type, const char *error_message);
+ * result and exec fields. With keys (k, may be NULL) the result, output
+ * tails and error message are sealed into "sealed" (crypt.h). NULL when out
+ * of memory. */
+char *naq__outcome_record(const struct naq__crypt *k, const naq_job *j, const char *status,
+                          const struct json_t *details, const char *error_type,
+                          const char *error_message);
 /* Records j's end synchronously: its outcome record (taken from record),
  * its dependents told, its unique key released. */
 naq_status naq__finish(naq_client *c, const naq_job *j, const char *record, int succeeded);
