@@ -465,6 +465,8 @@ static void queued_kid(naq_client *c, const char *queue, char *kid, size_t cap)
     assert_int_equal(js_GetLastMsg(&m, js, cfg->job_stream, subject, NULL, &jerr), NATS_OK);
     json_t *job = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
     assert_non_null(job);
+    /* Version 2: a version-1 worker refuses it instead of running it. */
+    assert_int_equal(json_integer_value(json_object_get(job, "version")), 2);
     const char *k = json_string_value(json_object_get(json_object_get(job, "args"), "kid"));
     assert_non_null(k);
     snprintf(kid, cap, "%s", k);
