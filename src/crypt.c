@@ -339,21 +339,22 @@ naq_status naq__crypt_open(const naq__crypt *k, const char *field, const json_t 
     if (json_integer_value(json_object_get(env, "naq_enc")) != 1 || kid == NULL || bound == NULL ||
         alg == NULL || strcmp(alg, ALG) != 0 || strlen(bound) >= NAQ_ID_SIZE)
         return naq__fail(NAQ_ERR_CODEC,
-                         "the %s is an envelope this naq cannot read (it reads naq_enc 1 with alg "
+                         "cannot decrypt the %s: an envelope this naq cannot read (it reads naq_enc 1 with alg "
                          "%s, a kid and a jid)",
                          field, ALG);
     if (k == NULL)
         return naq__fail(NAQ_ERR_CODEC,
-                         "the %s is encrypted (key id %s) and NAQ_ENCRYPTION_KEY_FILE is not set; "
-                         "set it to a key file holding that key",
-                         field, kid);
+                         "cannot decrypt the %s of job %s: they are encrypted with key id %s and "
+                         "NAQ_ENCRYPTION_KEY_FILE is not set; set it to a key file holding that "
+                         "key",
+                         field, bound, kid);
     const key_entry *key = find_key(k, kid);
     if (key == NULL)
         return naq__fail(NAQ_ERR_CODEC,
-                         "the %s is encrypted with key id %s, which NAQ_ENCRYPTION_KEY_FILE does "
-                         "not hold; add that key's line to the file (keys rotate: keep old keys "
-                         "below the new one)",
-                         field, kid);
+                         "cannot decrypt the %s of job %s: they are encrypted with key id %s, "
+                         "which NAQ_ENCRYPTION_KEY_FILE does not hold; add that key's line to the "
+                         "file (to rotate, keep old keys below the new one)",
+                         field, bound, kid);
     size_t nonce_len = 0, ct_len = 0, aad_len = 0;
     unsigned char *nonce = member_bin(env, "nonce", &nonce_len);
     unsigned char *ct = member_bin(env, "ct", &ct_len);
@@ -364,15 +365,16 @@ naq_status naq__crypt_open(const naq__crypt *k, const char *field, const json_t 
     if (ad == NULL || (ct != NULL && out == NULL))
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decrypting the %s", field);
     else if (nonce == NULL || ct == NULL || nonce_len != NONCE_BYTES || ct_len < TAG_BYTES)
-        s = naq__fail(NAQ_ERR_CODEC, "the %s's envelope has a malformed nonce or ciphertext",
-                      field);
+        s = naq__fail(NAQ_ERR_CODEC,
+                      "cannot decrypt the %s of job %s: malformed nonce or ciphertext", field,
+                      bound);
     else if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &out_len, NULL, ct, ct_len,
                                                         (const unsigned char *)ad, aad_len, nonce,
                                                         key->key) != 0)
         s = naq__fail(NAQ_ERR_CODEC,
-                      "the %s does not decrypt with key id %s: it was changed, or belongs to "
-                      "another job or field than %s of job %s",
-                      field, kid, field, bound);
+                      "cannot decrypt the %s of job %s with key id %s: the ciphertext was "
+                      "changed, or sealed for another job or field",
+                      field, bound, kid);
     if (s == NAQ_OK) {
         out[out_len] = '\0';
         *plain = (char *)out;
