@@ -47,6 +47,7 @@ int naq_cmd_bench(int argc, char **argv);
 int naq_cmd_workers(int argc, char **argv);
 int naq_cmd_backup(int argc, char **argv);  /* cmd_backup.c */
 int naq_cmd_restore(int argc, char **argv); /* cmd_backup.c */
+int naq_cmd_keygen(int argc, char **argv);
 
 /* ---- common connection flags: --url, --event-url, --prefix, --stream ---- */
 

@@ -4,6 +4,7 @@
  * the library (naq/dlq.h) and prints the result.
  */
 #include "cli.h"
+#include "crypt.h"
 #include "jsonw.h"
 
 #include <jansson.h>
@@ -186,6 +187,8 @@ static int show(naq_client *c, const dlq_args *a)
         clean(e.error_message, err, sizeof err);
         printf("%-13s %s\n", "error_message", err);
         json_t *job = json_loads(e.job_json, 0, NULL);
+        if (job != NULL)
+            naq__crypt_show_args(c->crypt, job);
         char *pretty = job ? naq__json_dumps(job, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
         printf("job:\n%s\n", pretty ? pretty : e.job_json);
         free(pretty);

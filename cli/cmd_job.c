@@ -5,6 +5,7 @@
  * on a job that has not run yet.
  */
 #include "cli.h"
+#include "crypt.h"
 #include "jsonw.h"
 
 #include <jansson.h>
@@ -243,6 +244,10 @@ static void print_result(const char *json)
     print_field("error_message", json_object_get(o, "error_message"));
     print_field("stdout_tail", json_object_get(o, "stdout_tail"));
     print_field("stderr_tail", json_object_get(o, "stderr_tail"));
+    /* Still sealed: this client has no key (or not the one) for it. */
+    if (json_object_get(o, "sealed") != NULL)
+        printf("%-13s %s (result, output and error message; set NAQ_ENCRYPTION_KEY_FILE to "
+               "read them)\n", "payload", NAQ_CRYPT_HIDDEN);
     json_decref(o);
 }
 

@@ -48,6 +48,8 @@ static const command commands[] = {
      "restore a backup into a server that lacks those streams (--force replaces)"},
     {"auth", "naq auth", naq_cmd_auth,
      "least-privilege roles: nats-server permissions per role, new NKeys"},
+    {"keygen", "naq keygen", naq_cmd_keygen,
+     "a new key file for payload encryption (NAQ_ENCRYPTION_KEY_FILE)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -15,7 +15,7 @@ set_target_properties(naq_shared PROPERTIES
   LINK_DEPENDS ${CMAKE_SOURCE_DIR}/cmake/libnaq.map)
 target_link_options(naq_shared PRIVATE
   -Wl,--version-script=${CMAKE_SOURCE_DIR}/cmake/libnaq.map -Wl,--no-undefined)
-target_link_libraries(naq_shared PRIVATE PkgConfig::NATS PkgConfig::JANSSON PkgConfig::OPENSSL PkgConfig::MHD PkgConfig::CURL Threads::Threads m)
+target_link_libraries(naq_shared PRIVATE PkgConfig::NATS PkgConfig::JANSSON PkgConfig::OPENSSL PkgConfig::MHD PkgConfig::CURL PkgConfig::SODIUM Threads::Threads m)
 
 install(TARGETS naq naq_shared
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -28,6 +28,7 @@ packages=(
     libmicrohttpd-dev # the Prometheus metrics endpoints (naq metrics, --metrics)
     prometheus        # promtool and a real Prometheus for the metrics tests
     libcurl4-openssl-dev # webhooks (naq events webhook)
+    libsodium-dev     # payload encryption, NAQ_ENCRYPTION_KEY_FILE (src/crypt.c)
 )
 packages+=("$@")
 

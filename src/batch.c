@@ -86,7 +86,7 @@ static size_t prepare(naq_client *c, const naq_job_opts *jobs, size_t n, naq_job
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         naq_status s = naq_job_opts_validate(&jobs[i]);
-        if (s == NAQ_OK && (s = naq__job_from_opts(&jobs[i], &built[i])) == NAQ_OK &&
+        if (s == NAQ_OK && (s = naq__job_from_opts(c->crypt, &jobs[i], &built[i])) == NAQ_OK &&
             (s = naq_job_encode(&built[i], &json[i], &len[i])) == NAQ_OK)
             s = naq__check_payload(c, built[i].id, len[i]);
         if (s == NAQ_ERR_CODEC)

@@ -7,6 +7,7 @@
  * restart. Streams are created, or updated to the configured limits, at
  * every connect so an operator changes limits by changing configuration.
  */
+#include "crypt.h"
 #include "lifecycle.h"
 
 #include <stdarg.h>
@@ -397,6 +398,11 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a client");
     c->cfg = *cfg;
     cfg = &c->cfg; /* the connections' error handler keeps a pointer to it */
+    /* Keys first: a bad key file is the user's to fix before anything is
+     * sent in plaintext. */
+    if (cfg->encryption_key_file[0] != '\0' &&
+        (s = naq__crypt_load(cfg->encryption_key_file, &c->crypt)) != NAQ_OK)
+        goto fail;
     if ((s = open_connection(cfg, cfg->url, 0, &c->nc, &c->js)) != NAQ_OK)
         goto fail;
     if (cfg->event_url[0] != '\0' && strcmp(cfg->event_url, cfg->url) != 0) {
@@ -441,6 +447,7 @@ void naq_client_destroy(naq_client *c)
         natsConnection_Destroy(c->enc);
     jsCtx_Destroy(c->js);
     natsConnection_Destroy(c->nc);
+    naq__crypt_destroy(c->crypt);
     free(c);
 }
 

@@ -343,6 +343,8 @@ naq_status naq_config_from_env(naq_config *c)
     TRY(env_string("NAQ_TOKEN", c->token, sizeof c->token));
     TRY(env_string("NAQ_NKEY_SEED_FILE", c->nkey_seed_file, sizeof c->nkey_seed_file));
     TRY(env_string("NAQ_CREDS_FILE", c->creds_file, sizeof c->creds_file));
+    TRY(env_string("NAQ_ENCRYPTION_KEY_FILE", c->encryption_key_file,
+                   sizeof c->encryption_key_file));
 #undef TRY
     return NAQ_OK;
 }

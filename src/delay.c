@@ -103,7 +103,8 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
  * caller's to naq_job_clear on success, cleared here on failure. Unique
  * keys and dependencies are not supported for delayed jobs (docs/jobs.md):
  * they are refused rather than silently dropped. */
-static naq_status build_job(const naq_job_opts *o, naq_job *j, char **json, size_t *len)
+static naq_status build_job(naq_client *c, const naq_job_opts *o, naq_job *j, char **json,
+                            size_t *len)
 {
     memset(j, 0, sizeof *j);
     naq_status s = naq_job_opts_validate(o);
@@ -114,7 +115,7 @@ static naq_status build_job(const naq_job_opts *o, naq_job *j, char **json, size
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "a delayed job cannot have a unique key or dependencies; enqueue it "
                          "without a delay, or schedule the job it depends on instead");
-    if ((s = naq__job_from_opts(o, j)) == NAQ_OK)
+    if ((s = naq__job_from_opts(c->crypt, o, j)) == NAQ_OK)
         s = naq_job_encode(j, json, len);
     if (s != NAQ_OK)
         naq_job_clear(j);
@@ -141,7 +142,7 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
     natsMsg *msg = NULL;
     jsPubAck *ack = NULL;
     char subject[NAQ_URL_MAX], run_at[32];
-    naq_status s = build_job(o, &j, &json, &len);
+    naq_status s = build_job(c, o, &j, &json, &len);
     if (s != NAQ_OK)
         return s;
     /* Whole milliseconds, rounded up (never early), then tenths, rounded

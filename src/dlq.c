@@ -10,6 +10,7 @@
  * queue subject or "<p>.dlq.>"), which need no consumer; an operator
  * command, not a hot path.
  */
+#include "crypt.h"
 #include "lifecycle.h"
 #include "jsonw.h"
 
@@ -20,6 +21,20 @@
 #define DLQ_TOKEN "dlq"
 
 /* ---------------------------------------------------------------- put */
+
+/* With keys, seals the heap-owning event's error message (crypt.h); out
+ * of memory drops it rather than log it in plaintext. */
+static void seal_event(naq_client *c, naq_event *ev)
+{
+    if (c->crypt == NULL)
+        return;
+    char *message = ev->error_message, *details = ev->details_json, *sealed = NULL;
+    if (naq__crypt_seal_event(c->crypt, ev, &sealed) != NAQ_OK)
+        ev->details_json = NULL;
+    ev->error_message = NULL;
+    free(message);
+    free(details);
+}
 
 naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json, size_t len,
                         const char *error_type, const char *error_message, int attempts)
@@ -41,6 +56,12 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         json_object_set_new(e, "job",
                             json_is_object(jo) ? json_incref(jo) : json_stringn(job_json, len));
     json_decref(jo);
+    static const char *const sealed[] = {"error_message", NULL};
+    if (e != NULL && c->crypt != NULL &&
+        naq__crypt_seal_members(c->crypt, NAQ_CRYPT_DLQ, job->id, e, sealed) != NAQ_OK) {
+        json_decref(e); /* never the plaintext instead */
+        e = NULL;
+    }
     char *text = e ? naq__json_dumps(e, NAQ__JSON_FLAGS) : NULL;
     json_decref(e);
     if (text == NULL)
@@ -88,6 +109,7 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         ev.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
         json_decref(d);
         ev.tags_json = job->tags_json ? strdup(job->tags_json) : NULL;
+        seal_event(c, &ev);
         naq_client_log(c, &ev);
         naq_event_clear(&ev);
     }
@@ -138,7 +160,7 @@ static const char *text_of(json_t *o, const char *key)
     return v != NULL ? v : "";
 }
 
-static naq_status entry_decode(natsMsg *m, naq_dlq_entry *out)
+static naq_status entry_decode(const naq__crypt *k, natsMsg *m, naq_dlq_entry *out)
 {
     memset(out, 0, sizeof *out);
     out->seq = natsMsg_GetSequence(m);
@@ -148,6 +170,12 @@ static naq_status entry_decode(natsMsg *m, naq_dlq_entry *out)
         json_decref(o);
         return naq__fail(NAQ_ERR_CODEC, "dead-letter entry %llu is not JSON naq wrote",
                          (unsigned long long)out->seq);
+    }
+    const char *jid = json_string_value(json_object_get(o, "job_id"));
+    if (json_object_get(o, "sealed") != NULL &&
+        (jid == NULL || naq__crypt_open_members(k, NAQ_CRYPT_DLQ, jid, o) != NAQ_OK)) {
+        json_object_set_new(o, "error_message", json_string(NAQ_CRYPT_HIDDEN));
+        naq__clear_error();
     }
     snprintf(out->job_id, sizeof out->job_id, "%s", text_of(o, "job_id"));
     snprintf(out->queue, sizeof out->queue, "%s", text_of(o, "queue"));
@@ -237,7 +265,7 @@ naq_status naq_dlq_list(naq_client *c, const naq_dlq_filter *f, naq_dlq_entry_li
                                   (!set(f->job_id) || (jid && !strcmp(jid, f->job_id))));
         naq_dlq_entry e;
         memset(&e, 0, sizeof e);
-        if (maybe && entry_decode(m, &e) == NAQ_OK && entry_matches(&e, f))
+        if (maybe && entry_decode(c->crypt, m, &e) == NAQ_OK && entry_matches(&e, f))
             s = list_push(out, &e, &cap);
         naq_dlq_entry_clear(&e);
         natsMsg_Destroy(m);

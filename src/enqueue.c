@@ -83,7 +83,7 @@ static naq_status build(naq_client *c, const naq_job_opts *o, naq_job *j, char *
     naq_status s = naq_job_opts_validate(o);
     if (s != NAQ_OK)
         return s;
-    if ((s = naq__job_from_opts(o, j)) != NAQ_OK)
+    if ((s = naq__job_from_opts(c->crypt, o, j)) != NAQ_OK)
         return s;
     if ((s = naq_job_encode(j, json, len)) == NAQ_OK)
         s = naq__check_payload(c, j->id, *len);

@@ -56,7 +56,7 @@ naq_status naq_event_type_parse(const char *name, naq_event_type *out)
 void naq_event_init(naq_event *e, naq_event_type type)
 {
     memset(e, 0, sizeof *e);
-    e->version = NAQ_WIRE_VERSION;
+    e->version = NAQ_WIRE_VERSION_PLAIN;
     e->type = type;
     e->duration_ms = NAQ_UNSET;
     e->memory_mb = NAQ_UNSET;
@@ -155,7 +155,7 @@ naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char
     else
         naq__jsonw_init(&w, 512);
     naq__jsonw_begin(&w);
-    naq__jsonw_int(&w, "version", e->version ? e->version : NAQ_WIRE_VERSION);
+    naq__jsonw_int(&w, "version", e->version ? e->version : NAQ_WIRE_VERSION_PLAIN);
     naq__jsonw_str(&w, "event_type", naq_event_type_name(e->type));
     put_str(&w, "event_id", e->event_id);
     put_str(&w, "job_id", e->job_id);

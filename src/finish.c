@@ -20,6 +20,7 @@
  * path directly, as do jobs that ended without running (cancelled while
  * waiting or delayed), synchronously (naq__finish_unrun).
  */
+#include "crypt.h"
 #include "jsonw.h"
 #include "lifecycle.h"
 #include "msgmap.h"
@@ -39,8 +40,25 @@
 
 /* ---------------------------------------------------------------- record */
 
-char *naq__outcome_record(const naq_job *j, const char *status, const json_t *details,
-                          const char *error_type, const char *error_message)
+/* With keys, the members of the record that carry payload go into one
+ * envelope instead (written last, as "sealed"); 0 when out of memory. */
+static int seal_payload(const naq__crypt *k, const naq_job *j, json_t *payload, naq__jsonw *w)
+{
+    if (json_object_size(payload) == 0)
+        return 1;
+    char *plain = naq__json_dumps(payload, NAQ__JSON_FLAGS);
+    json_t *env = plain ? naq__crypt_seal(k, NAQ_CRYPT_OUTCOME, j->id, plain, strlen(plain)) : NULL;
+    char *text = env ? naq__json_dumps(env, NAQ__JSON_FLAGS) : NULL;
+    if (text != NULL)
+        naq__jsonw_raw(w, "sealed", text, strlen(text));
+    free(plain);
+    free(text);
+    json_decref(env);
+    return text != NULL;
+}
+
+char *naq__outcome_record(const naq__crypt *k, const naq_job *j, const char *status,
+                          const json_t *details, const char *error_type, const char *error_message)
 {
     /* Written straight into one buffer (jsonw.h): every job ends with one,
      * and a jansson tree costs an allocation per field. */
@@ -56,10 +74,18 @@ char *naq__outcome_record(const naq_job *j, const char *status, const json_t *de
     naq__jsonw_int(&w, "attempt", j->attempt);
     naq__jsonw_fixed(&w, "finished_at", now, 6);
     naq__jsonw_fixed(&w, "expires_at", now + (double)ttl / 1000.0, 6);
+    /* exit_status and signal say how a run ended, not what it computed:
+     * they stay readable with the other metadata. */
     static const char *const copied[] = {"result", "exit_status", "signal", "stdout_tail",
                                          "stderr_tail"};
+    static const int payload[] = {1, 0, 0, 1, 1};
+    json_t *sealed = k != NULL ? json_object() : NULL;
     for (size_t i = 0; details != NULL && i < sizeof copied / sizeof *copied; i++) {
         json_t *v = json_object_get(details, copied[i]);
+        if (v != NULL && sealed != NULL && payload[i]) {
+            json_object_set(sealed, copied[i], v);
+            continue;
+        }
         char *text = v ? naq__json_dumps(v, NAQ__JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
         if (text != NULL)
             naq__jsonw_raw(&w, copied[i], text, strlen(text));
@@ -67,10 +93,21 @@ char *naq__outcome_record(const naq_job *j, const char *status, const json_t *de
     }
     if (error_type != NULL) {
         naq__jsonw_str(&w, "error_type", error_type);
-        naq__jsonw_str(&w, "error_message", error_message ? error_message : "");
+        if (sealed != NULL)
+            json_object_set_new(sealed, "error_message",
+                                json_string(error_message ? error_message : ""));
+        else
+            naq__jsonw_str(&w, "error_message", error_message ? error_message : "");
     }
+    int ok = k == NULL || (sealed != NULL && seal_payload(k, j, sealed, &w));
+    json_decref(sealed);
     size_t len = 0;
-    return naq__jsonw_finish(&w, &len);
+    char *record = naq__jsonw_finish(&w, &len);
+    if (!ok) { /* never the plaintext instead */
+        free(record);
+        return NULL;
+    }
+    return record;
 }
 
 /* ---------------------------------------------------------------- slow path */
@@ -146,7 +183,7 @@ naq_status naq__finish_unrun(naq_client *c, json_t *ended)
             break;
         j.attempt = 0; /* it never ran */
         char *record = naq__outcome_record(
-            &j, "cancelled", NULL, json_string_value(json_object_get(e, "error_type")),
+            c->crypt, &j, "cancelled", NULL, json_string_value(json_object_get(e, "error_type")),
             json_string_value(json_object_get(e, "message")));
         s = record ? finish_one(c, j.id, j.queue, j.unique_key, record, 0, ended)
                    : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing job %s", j.id);

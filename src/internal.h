@@ -36,6 +36,7 @@ struct naq_client {
     naq__logger *logger; /* NULL when logging is disabled */
     jsCtx *ajs;          /* naq_enqueue_async's context (enqueue.c) */
     struct naq__msgmap *async_jobs; /* its published message -> the job */
+    struct naq__crypt *crypt; /* payload keys (crypt.h); NULL = no encryption */
 };
 
 /* A connection to the job server (events = 0) or to the event server
@@ -498,9 +499,12 @@ int naq__cancel_requested(naq_client *c, const char *job_id);
 /* finish.c: the job-finish protocol (see finish.c). The outcome record
  * (heap JSON, docs/protocol.md "Results") of job j ending with status
  * ("completed" | "failed" | "cancelled"); details (may be NULL) gives the
- * result and exec fields. NULL when out of memory. */
-char *naq__outcome_record(const naq_job *j, const char *status, const struct json_t *details,
-                          const char *error_type, const char *error_message);
+ * result and exec fields. With keys (k, may be NULL) the result, output
+ * tails and error message are sealed into "sealed" (crypt.h). NULL when out
+ * of memory. */
+char *naq__outcome_record(const struct naq__crypt *k, const naq_job *j, const char *status,
+                          const struct json_t *details, const char *error_type,
+                          const char *error_message);
 /* Records j's end synchronously: its outcome record (taken from record),
  * its dependents told, its unique key released. */
 naq_status naq__finish(naq_client *c, const naq_job *j, const char *record, int succeeded);

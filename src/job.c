@@ -9,6 +9,7 @@
  * when absent, so jobs written by older naq versions and by foreign
  * programs decode as before. Enqueueing is in enqueue.c.
  */
+#include "crypt.h"
 #include "lifecycle.h"
 #include "jsonw.h"
 
@@ -475,7 +476,7 @@ json_t *naq__job_json(const naq_job *j)
     int err = o == NULL;
     if (!err) {
         err |= json_object_set_new(o, "version",
-                                   json_integer(j->version ? j->version : NAQ_WIRE_VERSION));
+                                   json_integer(j->version ? j->version : NAQ_WIRE_VERSION_PLAIN));
         err |= json_object_set_new(o, "job_id", json_string(j->id));
         err |= json_object_set_new(o, "queue", json_string(j->queue));
         err |= json_object_set_new(o, "function", json_string(j->function));
@@ -842,10 +843,10 @@ static char *dup_or_null(const char *s, int *oom)
     return d;
 }
 
-naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
+naq_status naq__job_from_opts(const naq__crypt *k, const naq_job_opts *o, naq_job *j)
 {
     memset(j, 0, sizeof *j);
-    j->version = NAQ_WIRE_VERSION;
+    j->version = NAQ_WIRE_VERSION_PLAIN;
     if (o->job_id != NULL)
         snprintf(j->id, sizeof j->id, "%s", o->job_id);
     else
@@ -883,6 +884,14 @@ naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j)
         naq_job_clear(j);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building a job");
     }
+    if (k == NULL)
+        return NAQ_OK;
+    naq_status s = naq__crypt_seal_args(k, j);
+    if (s != NAQ_OK) {
+        naq_job_clear(j);
+        return s;
+    }
+    j->version = 2; /* args are an envelope: event.h */
     return NAQ_OK;
 }
 

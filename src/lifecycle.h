@@ -124,8 +124,10 @@ int naq__job_finished_by_events(naq_client *c, const char *job_id);
 /* ---- job.c ---- */
 
 /* Fills j (zeroed here; naq_job_clear it) from validated options: a new id
- * unless o->job_id is set, enqueued_at = now, heap copies of every string. */
-naq_status naq__job_from_opts(const naq_job_opts *o, naq_job *j);
+ * unless o->job_id is set, enqueued_at = now, heap copies of every string.
+ * With keys (k, may be NULL) the args are sealed here, the one place every
+ * new job is built, so no enqueue path can publish them in plaintext. */
+naq_status naq__job_from_opts(const struct naq__crypt *k, const naq_job_opts *o, naq_job *j);
 /* The job as a JSON object (new reference), or NULL when its args or tags
  * are not JSON (message recorded). */
 json_t *naq__job_json(const naq_job *j);

@@ -26,6 +26,7 @@
  *   - ack-type calls on one message are serialised by the task's ack_lock,
  *     and none follows its settlement.
  */
+#include "crypt.h"
 #include "internal.h"
 
 #include "bqueue.h"
@@ -400,6 +401,8 @@ static int prepare(naq_processor *p, task *t, char *reason)
     if (s != NAQ_OK) {
         snprintf(reason, NAQ_REASON_MAX, "event cannot be decoded: %s", naq_last_error());
         naq_event_clear(&t->event);
+    } else {
+        naq__crypt_open_event(p->client->crypt, &t->event);
     }
     snprintf(t->event.nats_subject, sizeof t->event.nats_subject, "%s", t->gm.original_subject);
     t->event.nats_sequence = t->gm.original_seq;

@@ -20,6 +20,7 @@
  * Filters by type, queue and worker are judged on the Naq-* headers before
  * a body is decoded (docs/protocol.md guarantees them for naq writers).
  */
+#include "crypt.h"
 #include "internal.h"
 
 #include <jansson.h>
@@ -401,11 +402,13 @@ static int query_matches(const naq_event *e, const naq_query *q)
 
 /* ---- range reads ---- */
 
-static naq_status decode_msg(natsMsg *m, uint64_t seq, naq_event *e)
+/* Decodes m, its sealed payload opened with k (crypt.h). */
+static naq_status decode_msg(const naq__crypt *k, natsMsg *m, uint64_t seq, naq_event *e)
 {
     const char *data = natsMsg_GetData(m);
     naq_status s = naq_event_decode(data ? data : "", (size_t)natsMsg_GetDataLength(m), e);
     if (s == NAQ_OK) {
+        naq__crypt_open_event(k, e);
         snprintf(e->nats_subject, sizeof e->nats_subject, "%s", natsMsg_GetSubject(m));
         e->nats_sequence = seq;
     }
@@ -505,7 +508,7 @@ naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, 
         int rc = 0;
         if (naq__headers_may_match(m, &q->filter)) {
             naq_event e;
-            if (decode_msg(m, seq, &e) == NAQ_OK && query_matches(&e, q))
+            if (decode_msg(c->crypt, m, seq, &e) == NAQ_OK && query_matches(&e, q))
                 rc = fn(&e, stored, ud);
             naq_event_clear(&e);
         }

@@ -9,6 +9,8 @@
  * starts at its last message, so a record stored between a read and the
  * wait is not missed.
  */
+#include "crypt.h"
+#include "jsonw.h"
 #include "lifecycle.h"
 
 #include <stdio.h>
@@ -84,7 +86,27 @@ static naq_status wait_for(naq_client *c, const char *job_id, int64_t wait_ms, c
     return s;
 }
 
-naq_status naq_job_result(naq_client *c, const char *job_id, int64_t wait_ms, char **result_json)
+/* With the key, puts the record's sealed members back (crypt.h). Without
+ * it (or with a record that does not open) the record keeps its envelope,
+ * which readers show as encrypted, as they do events. */
+static void open_record(naq_client *c, const char *job_id, char **json)
+{
+    if (c->crypt == NULL || strstr(*json, "\"sealed\"") == NULL)
+        return;
+    json_t *o = json_loads(*json, 0, NULL);
+    char *text = NULL;
+    if (o != NULL && naq__crypt_open_members(c->crypt, NAQ_CRYPT_OUTCOME, job_id, o) == NAQ_OK)
+        text = naq__json_dumps(o, NAQ__JSON_FLAGS);
+    json_decref(o);
+    naq__clear_error();
+    if (text != NULL) {
+        free(*json);
+        *json = text;
+    }
+}
+
+static naq_status read_result(naq_client *c, const char *job_id, int64_t wait_ms,
+                              char **result_json)
 {
     if (result_json != NULL)
         *result_json = NULL;
@@ -107,5 +129,13 @@ naq_status naq_job_result(naq_client *c, const char *job_id, int64_t wait_ms, ch
                          "no result for job %s: it has not finished, its result expired, or "
                          "the id is wrong (see 'naq job status %s')",
                          job_id, job_id);
+    return s;
+}
+
+naq_status naq_job_result(naq_client *c, const char *job_id, int64_t wait_ms, char **result_json)
+{
+    naq_status s = read_result(c, job_id, wait_ms, result_json);
+    if (s == NAQ_OK)
+        open_record(c, job_id, result_json);
     return s;
 }

@@ -97,6 +97,9 @@ static int empty_list(const char *list)
 int naq__retry_allowed(const naq_retry_policy *p, const char *error_type)
 {
     const char *t = error_type && error_type[0] ? error_type : "Error";
+    /* Another attempt with the same keys decrypts no better. */
+    if (strcmp(t, "DecryptError") == 0)
+        return 0;
     if (p->skip_on != NULL && listed(p->skip_on, t))
         return 0;
     return empty_list(p->retry_on) || listed(p->retry_on, t);

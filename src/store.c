@@ -58,6 +58,7 @@
  * counts and what is delivered, so the tail is exactly the last `tail`
  * matches unless events are deleted meanwhile.
  */
+#include "crypt.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -109,12 +110,14 @@ static naq_status direct_get(naq_client *c, const char *next_subject, uint64_t s
     return read_fail(c, ns, last_subject ? last_subject : next_subject);
 }
 
-static naq_status decode_msg(natsMsg *m, uint64_t seq, naq_event *out)
+/* Decodes m, its sealed payload opened with k (crypt.h). */
+static naq_status decode_msg(const naq__crypt *k, natsMsg *m, uint64_t seq, naq_event *out)
 {
     const char *data = natsMsg_GetData(m);
     naq_status s = naq_event_decode(data ? data : "", (size_t)natsMsg_GetDataLength(m), out);
     if (s != NAQ_OK)
         return s;
+    naq__crypt_open_event(k, out);
     snprintf(out->nats_subject, sizeof out->nats_subject, "%s", natsMsg_GetSubject(m));
     out->nats_sequence = seq;
     return NAQ_OK;
@@ -143,8 +146,8 @@ void naq_event_list_free(naq_event_list *l)
 
 /* Appends the decoded m to l. A message that does not decode fails the
  * read, or with skip_bad is left out. */
-static naq_status list_append(naq_event_list *l, size_t *cap, natsMsg *m, uint64_t seq,
-                              int skip_bad)
+static naq_status list_append(const naq__crypt *k, naq_event_list *l, size_t *cap, natsMsg *m,
+                              uint64_t seq, int skip_bad)
 {
     if (l->count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
@@ -155,7 +158,7 @@ static naq_status list_append(naq_event_list *l, size_t *cap, natsMsg *m, uint64
         *cap = ncap;
     }
     naq_event *e = &l->items[l->count];
-    naq_status s = decode_msg(m, seq, e);
+    naq_status s = decode_msg(k, m, seq, e);
     if (s != NAQ_OK) {
         naq_event_clear(e);
         if (skip_bad)
@@ -199,7 +202,7 @@ static naq_status read_subject(naq_client *c, const char *subject, int skip_bad,
             break;
         uint64_t seq = natsMsg_GetSequence(m);
         if (seq <= last)
-            s = list_append(out, &cap, m, seq, skip_bad);
+            s = list_append(c->crypt, out, &cap, m, seq, skip_bad);
         natsMsg_Destroy(m);
         if (s != NAQ_OK)
             break;
@@ -249,7 +252,7 @@ naq_status naq_job_last_event(naq_client *c, const char *job_id, naq_event *out)
     if (s != NAQ_OK)
         return s;
     uint64_t seq = natsMsg_GetSequence(m);
-    s = decode_msg(m, seq, out);
+    s = decode_msg(c->crypt, m, seq, out);
     natsMsg_Destroy(m);
     if (s != NAQ_OK) {
         char why[256];
@@ -308,11 +311,12 @@ int naq__headers_may_match(natsMsg *m, const naq_event_filter *f)
 
 /* 1 when m passes f, with *e holding it decoded (clear it); 0 when it does
  * not, or does not decode (skipped). */
-static int accept_msg(natsMsg *m, uint64_t seq, const naq_event_filter *f, naq_event *e)
+static int accept_msg(const naq__crypt *k, natsMsg *m, uint64_t seq, const naq_event_filter *f,
+                      naq_event *e)
 {
     if (!naq__headers_may_match(m, f))
         return 0;
-    if (decode_msg(m, seq, e) != NAQ_OK || !naq_event_matches(e, f)) {
+    if (decode_msg(k, m, seq, e) != NAQ_OK || !naq_event_matches(e, f)) {
         naq_event_clear(e);
         return 0;
     }
@@ -439,13 +443,14 @@ typedef struct {
     const naq_event_filter *filter;
     naq_event_fn fn;
     void *user;
+    const naq__crypt *keys;
 } deliver_ctx;
 
 static int deliver_one(natsMsg *m, uint64_t seq, void *ud)
 {
     deliver_ctx *d = ud;
     naq_event e;
-    if (!accept_msg(m, seq, d->filter, &e))
+    if (!accept_msg(d->keys, m, seq, d->filter, &e))
         return 0;
     int rc = d->fn(&e, d->user);
     naq_event_clear(&e);
@@ -463,7 +468,7 @@ static int count_one(natsMsg *m, uint64_t seq, void *ud)
 {
     count_ctx *x = ud;
     naq_event e;
-    if (accept_msg(m, seq, x->filter, &e)) {
+    if (accept_msg(NULL, m, seq, x->filter, &e)) {
         naq_event_clear(&e);
         x->ring[x->n % x->cap] = seq;
         x->n++;
@@ -560,7 +565,7 @@ static naq_status stream_job(naq_client *c, const naq_stream_opts *o, naq_event_
         return NAQ_OK;
     /* last == 0: the job had no events; deliver all it gets from now on. */
     scan_range r = {subject, last ? last + 1 : 0, 0, o->stop};
-    deliver_ctx d = {&o->filter, fn, user};
+    deliver_ctx d = {&o->filter, fn, user, c->crypt};
     int stopped = 0;
     return scan(c, &r, deliver_one, &d, &stopped);
 }
@@ -601,6 +606,6 @@ naq_status naq_events_stream(naq_client *c, const naq_stream_opts *o, naq_event_
         from = last + 1;
     }
     scan_range r = {">", from, o->follow ? 0 : last, o->stop};
-    deliver_ctx d = {&o->filter, fn, user};
+    deliver_ctx d = {&o->filter, fn, user, c->crypt};
     return scan(c, &r, deliver_one, &d, &stopped);
 }

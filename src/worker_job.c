@@ -33,6 +33,7 @@
  *  - Who settles a message is decided under slots_lock (worker_int.h): the
  *    executor, or the keeper when it handed the job back at a stop.
  */
+#include "crypt.h"
 #include "jsonw.h"
 #include "retry.h"
 #include "worker_int.h"
@@ -68,6 +69,21 @@ static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const na
     json_decref(details);
 }
 
+/* With payload keys, moves e's error message and payload details into its
+ * sealed details (crypt.h): *text (heap, e's details, the caller's to
+ * free) is replaced. Sealing only fails for lack of memory: the payload is
+ * then left out, never logged in plaintext. */
+static void seal_event(naq_worker *w, naq_event *e, char **text)
+{
+    char *sealed = NULL;
+    if (naq__crypt_seal_event(w->client->crypt, e, &sealed) != NAQ_OK) {
+        e->error_message = NULL;
+        e->details_json = NULL;
+    }
+    free(*text);
+    *text = sealed;
+}
+
 /* Logs an event of job j; details (may be NULL) is taken. */
 static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
                     const char *error_type, const char *error_message)
@@ -77,6 +93,8 @@ static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t
     job_event(&e, w, type, j, details, &d);
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
+    if (w->client->crypt != NULL && error_message != NULL)
+        seal_event(w, &e, &d);
     naq_client_log(w->client, &e);
     free(d);
 }
@@ -326,7 +344,7 @@ static void settle_final(naq_worker *w, const char *reply, const naq_job *j, con
         return;
     }
     naq__client_log_confirmed(w->client, e, settlement_confirm, st);
-    char *record = naq__outcome_record(j, status, ctx ? ctx->details : NULL, error_type,
+    char *record = naq__outcome_record(w->client->crypt, j, status, ctx ? ctx->details : NULL, error_type,
                                        error_message);
     naq__finisher_submit(w->finisher, j, record, succeeded, settlement_confirm, st);
 }
@@ -442,6 +460,8 @@ static void outcome_event(naq_event *e, naq_worker *w, naq_event_type type, cons
     *text = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
     json_decref(d);
     e->details_json = *text;
+    if (w->client->crypt != NULL)
+        seal_event(w, e, text);
 }
 
 /* A failed run (its "failed" event is e): retry with a delay when the
@@ -480,7 +500,7 @@ static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const n
     atomic_fetch_add(&w->dead_lettered, 1);
     if (st != NULL)
         naq__finisher_submit(w->finisher, j,
-                             naq__outcome_record(j, "failed", ctx->details, ctx->error_type,
+                             naq__outcome_record(w->client->crypt, j, "failed", ctx->details, ctx->error_type,
                                                  ctx->error_message),
                              0, settlement_confirm, st);
 }
@@ -550,6 +570,11 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         /* Handed back (a stop) before it began: not run. */
     } else if (h == NULL) {
         unknown_function(w, &ctx, &j);
+    } else if (naq__crypt_is_sealed_text(j.args_json) &&
+               naq__crypt_open_args(w->client->crypt, &j) != NAQ_OK) {
+        /* Not retried (retry.c): it waits in the dead-letter queue for a
+         * worker with the key. */
+        naq_job_ctx_fail(&ctx, "DecryptError", "%s", naq_last_error());
     } else {
         log_job(w, NAQ_EVENT_STARTED, &j, NULL, NULL, NULL);
         naq__clear_error();
@@ -593,10 +618,14 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         te.duration_ms = duration;
         te.error_type = ctx.error_type;
         te.error_message = ctx.error_message;
-        char d[64];
-        snprintf(d, sizeof d, "{\"timeout_ms\":%lld}", (long long)j.timeout_ms);
-        te.details_json = d;
+        char *td = malloc(64);
+        if (td != NULL)
+            snprintf(td, 64, "{\"timeout_ms\":%lld}", (long long)j.timeout_ms);
+        te.details_json = td;
+        if (w->client->crypt != NULL)
+            seal_event(w, &te, &td);
         naq_client_log(w->client, &te);
+        free(td);
         outcome_event(&e, w, NAQ_EVENT_FAILED, &j, &ctx, duration, NULL, &details);
         settle_failure(w, natsMsg_GetReply(m), m, &j, &ctx, &e);
     } else if (ctx.failed) {

@@ -92,7 +92,7 @@ static void codec_round_trips_every_field(void **state)
     assert_int_equal(strlen(json), len);
     assert_null(strchr(json, '\n'));
     assert_int_equal(naq_event_decode(json, len, &d), NAQ_OK);
-    assert_int_equal(d.version, NAQ_WIRE_VERSION);
+    assert_int_equal(d.version, NAQ_WIRE_VERSION_PLAIN);
     assert_int_equal(d.type, NAQ_EVENT_FAILED);
     assert_string_equal(d.event_id, e.event_id);
     assert_string_equal(d.job_id, e.job_id);

@@ -499,7 +499,7 @@ static void job_codec_writes_lifecycle_fields_only_when_they_say_something(void 
     o.queue = "q";
     o.function = "f";
     naq_job j;
-    assert_int_equal(naq__job_from_opts(&o, &j), NAQ_OK);
+    assert_int_equal(naq__job_from_opts(NULL, &o, &j), NAQ_OK);
     char *json = NULL;
     size_t len = 0;
     assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
@@ -517,7 +517,7 @@ static void job_codec_writes_lifecycle_fields_only_when_they_say_something(void 
 
     /* A job that may be retried carries its policy, defaults included. */
     o.max_retries = 2;
-    assert_int_equal(naq__job_from_opts(&o, &j), NAQ_OK);
+    assert_int_equal(naq__job_from_opts(NULL, &o, &j), NAQ_OK);
     assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
     v = json_loads(json, 0, NULL);
     char *retry = json_dumps(json_object_get(v, "retry"), JSON_COMPACT);

@@ -71,6 +71,11 @@ typedef struct {
     char token[NAQ_URL_MAX];      /* NAQ_TOKEN (never printed) */
     char nkey_seed_file[NAQ_URL_MAX]; /* NAQ_NKEY_SEED_FILE: file holding an NKey user seed (SU...) */
     char creds_file[NAQ_URL_MAX]; /* NAQ_CREDS_FILE: a NATS .creds file (user JWT and NKey seed) */
+
+    /* NAQ_ENCRYPTION_KEY_FILE: payload keys ('naq keygen FILE'); "" = off.
+     * With it, producers encrypt job args and workers results and error
+     * messages end to end (docs/security.md, "Payload encryption"). */
+    char encryption_key_file[NAQ_URL_MAX];
 } naq_config;
 
 /* Fills defaults. Never fails. */

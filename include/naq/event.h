@@ -22,11 +22,19 @@
 extern "C" {
 #endif
 
-/* Wire format version written into every event and job. When the format
- * changes: (1) bump this, (2) keep decoding every older version (fill new
- * fields with their defaults), (3) describe the change in docs/protocol.md
- * under "Versions", (4) add a round-trip test decoding the old form. */
-#define NAQ_WIRE_VERSION 1
+/* Wire format versions of events and jobs. NAQ_WIRE_VERSION is the newest
+ * this naq reads; a writer stamps the oldest version that describes what it
+ * wrote, so that a fleet upgraded one program at a time keeps reading it:
+ *   1  the first version (NAQ_WIRE_VERSION_PLAIN: every event, plain jobs)
+ *   2  a job whose args are an encryption envelope (docs/protocol.md,
+ *      "Encrypted payloads"): a version-1 worker refuses it rather than
+ *      hand the envelope to a handler as its args
+ * When the format changes: (1) bump this, (2) keep decoding every older
+ * version (fill new fields with their defaults), (3) describe the change in
+ * docs/protocol.md under "Versions", (4) add a round-trip test decoding the
+ * old form. */
+#define NAQ_WIRE_VERSION 2
+#define NAQ_WIRE_VERSION_PLAIN 1
 
 typedef enum {
     NAQ_CATEGORY_JOB,
