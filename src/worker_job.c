@@ -238,8 +238,7 @@ void naq__ack_sink_close(naq__ack_sink *sk, int64_t timeout_ms)
         pthread_mutex_unlock(&sk->lock);
         if (sk->w == NULL)
             break;
-        struct timespec ts = {0, 2 * 1000000L};
-        nanosleep(&ts, NULL);
+        naq__sleep_ms(2);
     }
     sink_release(sk);
 }

@@ -564,9 +564,7 @@ static void a_changed_ciphertext_byte_fails_the_job_with_DecryptError(void **sta
     naq_client_destroy(prod);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+static const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             a_keyed_worker_gets_plain_args_and_only_keyed_readers_see_the_result, crypt_setup,
             crypt_teardown),
@@ -581,6 +579,6 @@ int main(void)
             crypt_teardown),
         cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_fails_the_job_with_DecryptError,
                                         crypt_setup, crypt_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+};
+
+NAQ_TEST_MAIN(tests)

@@ -281,9 +281,7 @@ static void sealed_events_keep_their_metadata_and_open_with_the_key(void **state
     naq__crypt_destroy(b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+static const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(keygen_writes_a_0600_file_and_never_overwrites_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_key_file_others_can_read_is_refused, setup, teardown),
@@ -298,6 +296,6 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             sealed_events_keep_their_metadata_and_open_with_the_key, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+};
+
+NAQ_TEST_MAIN(tests)
