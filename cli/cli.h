@@ -75,7 +75,7 @@ enum {
     "  --url URL          NATS server of the job queue (NAQ_URL, default " NAQ_DEFAULT_URL ")\n"   \
     "  --event-url URL    NATS server of the event log (NAQ_EVENT_STORAGE_URL)\n"                  \
     "  --prefix PREFIX    subject prefix (NAQ_NATS_SUBJECT_PREFIX, default naq)\n"                 \
-    "  --stream NAME      event stream (NAQ_NATS_STREAM_NAME, default NAQ_JOB_EVENTS)\n"        \
+    "  --stream NAME      event stream (NAQ_NATS_STREAM_NAME, default NAQ_JOB_EVENTS)\n"           \
     "  TLS and credentials come from NAQ_TLS_CA, NAQ_TLS_CERT/KEY, NAQ_USER/PASSWORD,\n"           \
     "  NAQ_TOKEN, NAQ_NKEY_SEED_FILE or NAQ_CREDS_FILE (docs/security.md)\n"
 

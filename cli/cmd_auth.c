@@ -69,7 +69,10 @@ static int permissions(const char *cmd, int argc, char **argv)
             continue;
         switch (ch) {
         case 'q': queues[nq++] = optarg; break;
-        case 'h': fputs(usage, stdout); free(queues); return NAQ_EXIT_OK;
+        case 'h':
+            fputs(usage, stdout);
+            free(queues);
+            return NAQ_EXIT_OK;
         default: rc = naq_cli_try_help(cmd); break;
         }
     }

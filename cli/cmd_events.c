@@ -306,7 +306,9 @@ int naq_cmd_events(int argc, char **argv)
         {"webhook", "naq events webhook", naq_cmd_events_webhook},
     };
     if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which subcommand? history, stream, types, dlq, list, count, replay, stats, workers, delete, cleanup, rollup or webhook");
+        return naq_cli_usage_error(argv[0],
+                                   "which subcommand? history, stream, types, dlq, list, count, "
+                                   "replay, stats, workers, delete, cleanup, rollup or webhook");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         return NAQ_EXIT_OK;
@@ -318,6 +320,6 @@ int naq_cmd_events(int argc, char **argv)
             return subs[i].run(argc - 1, argv + 1);
         }
     }
-    return naq_cli_usage_error(
-        argv[0], "unknown subcommand '%s': see 'naq events --help'", argv[1]);
+    return naq_cli_usage_error(argv[0], "unknown subcommand '%s': see 'naq events --help'",
+                               argv[1]);
 }

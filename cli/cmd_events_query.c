@@ -796,8 +796,8 @@ static naq_status fold_before_stats(naq_client *c)
 {
     fold_progress p = {mono_ms(), 0, 0};
     catch_signals();
-    naq_status s = naq_rollup_catch_up(c, show_fold_progress, &p,
-                                       (const volatile int *)&stop_requested, NULL);
+    naq_status s =
+        naq_rollup_catch_up(c, show_fold_progress, &p, (const volatile int *)&stop_requested, NULL);
     if (p.shown)
         fprintf(stderr, "%snaq: folded in %.1f s\n", isatty(STDERR_FILENO) ? "\n" : "",
                 (double)(mono_ms() - p.started_ms) / 1000.0);
@@ -849,8 +849,9 @@ int naq_cmd_events_stats(int argc, char **argv)
     if (s != NAQ_OK) {
         /* A reader may not write the rollups: answer from them as they
          * are, which says how far behind they are. */
-        fprintf(stderr, "naq: cannot fold the newest events first (%s); showing the rollups as "
-                        "they are\n",
+        fprintf(stderr,
+                "naq: cannot fold the newest events first (%s); showing the rollups as "
+                "they are\n",
                 naq_last_error());
         s = NAQ_OK;
     }

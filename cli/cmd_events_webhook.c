@@ -199,20 +199,20 @@ static int run(const char *cmd, naq_client *c, webhook_args *a)
 int naq_cmd_events_webhook(int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const struct option opts[] = {{"url", required_argument, NULL, OPT_URL},
-                                         {"group", required_argument, NULL, OPT_GROUP},
-                                         {"type", required_argument, NULL, OPT_TYPE},
-                                         {"queue", required_argument, NULL, OPT_QUEUE},
-                                         {"worker", required_argument, NULL, OPT_WORKER},
-                                         {"secret-file", required_argument, NULL, OPT_SECRET},
-                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                                         {"max-deliveries", required_argument, NULL,
-                                          OPT_MAX_DELIVERIES},
-                                         {"backoff", required_argument, NULL, OPT_BACKOFF},
-                                         {"concurrency", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, OPT_URL},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"queue", required_argument, NULL, OPT_QUEUE},
+        {"worker", required_argument, NULL, OPT_WORKER},
+        {"secret-file", required_argument, NULL, OPT_SECRET},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES},
+        {"backoff", required_argument, NULL, OPT_BACKOFF},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        NAQ_CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     webhook_args a;
     memset(&a, 0, sizeof a);

@@ -58,7 +58,8 @@ static void print_usage(void)
     }
     fputs("\n" NAQ_CLI_COMMON_USAGE "\n"
           "example:\n"
-          "  naq health --lag-warning 500 --format json | jq '.checks[] | select(.status != \"ok\")'\n"
+          "  naq health --lag-warning 500 --format json | jq '.checks[] | select(.status != "
+          "\"ok\")'\n"
           "\n"
           "exit codes: 0 healthy (every check ok), 1 a warning or critical check, or\n"
           "no server, 2 bad usage\n",
@@ -151,11 +152,11 @@ static int print_json(const naq_health_report *r, const naq_health_checks *hc)
             json_object_set_new(o, "error", json_string(s->error));
         json_array_append_new(streams, o);
     }
-    json_t *o = json_pack("{s:b, s:s, s:b, s:s, s:s, s:I, s:o, s:o}", "healthy",
-                          hc->level == NAQ_HEALTH_OK, "status", naq_health_level_name(hc->level),
-                          "connected", r->connected, "url", r->url, "event_url", r->event_url,
-                          "rtt_us", (json_int_t)r->rtt_us, "streams", streams, "checks",
-                          checks_json(hc));
+    json_t *o =
+        json_pack("{s:b, s:s, s:b, s:s, s:s, s:I, s:o, s:o}", "healthy", hc->level == NAQ_HEALTH_OK,
+                  "status", naq_health_level_name(hc->level), "connected", r->connected, "url",
+                  r->url, "event_url", r->event_url, "rtt_us", (json_int_t)r->rtt_us, "streams",
+                  streams, "checks", checks_json(hc));
     char *text = o ? naq__json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL) {
@@ -307,7 +308,10 @@ static int parse_args(int argc, char **argv, naq_cli_common *common, health_args
         case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
         case OPT_STATE: a->state = optarg; break;
         case OPT_NO_STATE: a->state = ""; break;
-        case 'h': print_usage(); *done = 1; return NAQ_EXIT_OK;
+        case 'h':
+            print_usage();
+            *done = 1;
+            return NAQ_EXIT_OK;
         default:
             if (!naq_cli_common_option(common, ch, optarg))
                 rc = naq_cli_try_help(cmd);

@@ -247,7 +247,8 @@ static void print_result(const char *json)
     /* Still sealed: this client has no key (or not the one) for it. */
     if (json_object_get(o, "sealed") != NULL)
         printf("%-13s %s (result, output and error message; set NAQ_ENCRYPTION_KEY_FILE to "
-               "read them)\n", "payload", NAQ_CRYPT_HIDDEN);
+               "read them)\n",
+               "payload", NAQ_CRYPT_HIDDEN);
     json_decref(o);
 }
 
@@ -412,8 +413,9 @@ static int extend_ttl(int argc, char **argv)
     const char *id = argv[optind];
     int64_t ms = 0;
     if (naq_parse_duration_ms(argv[optind + 1], &ms) != NAQ_OK || ms <= 0)
-        return naq_cli_usage_error(cmd, "bad DURATION '%s': give a positive duration such as "
-                                        "30s, 5m or 2h",
+        return naq_cli_usage_error(cmd,
+                                   "bad DURATION '%s': give a positive duration such as "
+                                   "30s, 5m or 2h",
                                    argv[optind + 1]);
     naq_client *client = NULL;
     if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)

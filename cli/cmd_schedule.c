@@ -735,15 +735,16 @@ static void on_signal(int sig)
 int naq_cmd_scheduler(int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const struct option opts[] = {{"lease", required_argument, NULL, OPT_LEASE},
-                                         {"id", required_argument, NULL, OPT_ID},
-                                         {"misfire-grace", required_argument, NULL, OPT_GRACE},
-                                         {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
-                                         {"metrics", required_argument, NULL, OPT_METRICS},
-                                         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"lease", required_argument, NULL, OPT_LEASE},
+        {"id", required_argument, NULL, OPT_ID},
+        {"misfire-grace", required_argument, NULL, OPT_GRACE},
+        {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
+        {"help", no_argument, NULL, 'h'},
+        NAQ_CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_scheduler_opts so;
     naq_scheduler_opts_init(&so);

@@ -52,9 +52,8 @@ static const char usage[] =
     "                         or ~/.local/share/naq/server)\n"
     "      --max-store SIZE   JetStream file storage limit (e.g. 10G; default: the\n"
     "                         server's own, 75% of the free disk)\n"
-    "      --max-memory SIZE  JetStream memory storage limit (e.g. 512M)\n"
-    NAQ_SERVER_SECURE_USAGE
-    NAQ_SERVER_ENCRYPT_USAGE
+    "      --max-memory SIZE  JetStream memory storage limit (e.g. 512M)\n" NAQ_SERVER_SECURE_USAGE
+        NAQ_SERVER_ENCRYPT_USAGE
     "      --cluster N        N nodes (3 or 5) on consecutive ports from P, routes on\n"
     "                         P+2000..., a JetStream cluster; stores in DIR/node-1...\n"
     "                         (see docs/deployment.md); prints NAQ_URL and NAQ_REPLICAS\n"
@@ -580,11 +579,11 @@ int naq_cmd_server(int argc, char **argv)
         return naq_cli_usage_error(o.cmd, "unexpected argument '%s'", argv[optind]);
     if (cluster > 0 && (o.secure.tls_cert || o.secure.tls_key || o.secure.tls_ca || o.secure.auth ||
                         o.encrypt.path))
-        return naq_cli_usage_error(o.cmd,
-                                   "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
-                                   "add the tls and authorization sections, and the jetstream "
-                                   "cipher and key, to each node's configuration "
-                                   "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
+        return naq_cli_usage_error(
+            o.cmd, "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
+                   "add the tls and authorization sections, and the jetstream "
+                   "cipher and key, to each node's configuration "
+                   "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
     int rc = naq_server_secure_check(o.cmd, &o.secure);
     if (rc != NAQ_EXIT_OK) {
         naq_server_secure_free(&o.secure);

@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "cmd_top.h"
 
-
 #include "naq/query.h"
 #include "naq/stats.h"
 

@@ -127,17 +127,18 @@ static int parse_autoscale(const char *cmd, const char *arg, naq_worker_opts *wo
 int naq_cmd_worker(int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
-                                         {"concurrency", required_argument, NULL, 'c'},
-                                         {"id", required_argument, NULL, OPT_ID},
-                                         {"grace", required_argument, NULL, OPT_GRACE},
-                                         {"prefetch", required_argument, NULL, OPT_PREFETCH},
-                                         {"metrics", required_argument, NULL, OPT_METRICS},
-                                         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
-                                         {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"queue", required_argument, NULL, 'q'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, OPT_ID},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"prefetch", required_argument, NULL, OPT_PREFETCH},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
+        {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
+        {"help", no_argument, NULL, 'h'},
+        NAQ_CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0}};
     naq_cli_common common = {0};
     naq_worker_opts wo;
     naq_worker_opts_init(&wo);

@@ -483,8 +483,9 @@ int naq_cli_process_metrics_start(const char *cmd, const char *addr, const char 
             return naq_cli_usage_error(cmd, "%s", naq_last_error());
     } else if (strcmp(interval, "0") != 0 &&
                (naq_parse_duration_ms(interval, &ms) != NAQ_OK || ms < 0)) {
-        return naq_cli_usage_error(cmd, "--metrics-interval: '%s' is not a duration (60s, 5m; "
-                                        "0 = off)",
+        return naq_cli_usage_error(cmd,
+                                   "--metrics-interval: '%s' is not a duration (60s, 5m; "
+                                   "0 = off)",
                                    interval);
     }
     if (addr != NULL) {

@@ -33,7 +33,10 @@ int naq_server_secure_option(naq_server_secure *s, int ch, const char *arg)
     }
 }
 
-int naq_server_secure_tls(const naq_server_secure *s) { return s->tls_cert != NULL; }
+int naq_server_secure_tls(const naq_server_secure *s)
+{
+    return s->tls_cert != NULL;
+}
 
 /* Strings go into the configuration quoted: refuse what would end the
  * quote or start an escape rather than escaping it. */
@@ -46,8 +49,9 @@ int naq_server_secure_check_file(const char *cmd, const char *flag, const char *
 {
     struct stat st;
     if (!quotable(path))
-        return naq_cli_usage_error(cmd, "%s: use a path without quotes, backslashes, '$' or "
-                                        "newlines",
+        return naq_cli_usage_error(cmd,
+                                   "%s: use a path without quotes, backslashes, '$' or "
+                                   "newlines",
                                    flag);
     if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
         naq_cli_error("%s %s: %s", flag, path, strerror(errno));
@@ -112,10 +116,10 @@ static int add_user(const char *path, size_t i, json_t *u, char **out)
         return -1;
     }
     char *was = *out;
-    int n = name ? asprintf(out, "%s  { # %s\n    user: \"%s\", password: \"%s\"\n%s  }\n", was,
-                            role_name, name, password, perms)
-                 : asprintf(out, "%s  { # %s\n    nkey: \"%s\"\n%s  }\n", was, role_name, nkey,
-                            perms);
+    int n =
+        name ? asprintf(out, "%s  { # %s\n    user: \"%s\", password: \"%s\"\n%s  }\n", was,
+                        role_name, name, password, perms)
+             : asprintf(out, "%s  { # %s\n    nkey: \"%s\"\n%s  }\n", was, role_name, nkey, perms);
     free(perms);
     free(was);
     if (n < 0) {
@@ -169,7 +173,8 @@ int naq_server_secure_check(const char *cmd, naq_server_secure *s)
         ((rc = naq_server_secure_check_file(cmd, "--tls-cert", s->tls_cert, 0)) != NAQ_EXIT_OK ||
          (rc = naq_server_secure_check_file(cmd, "--tls-key", s->tls_key, 1)) != NAQ_EXIT_OK))
         return rc;
-    if (s->tls_ca != NULL && (rc = naq_server_secure_check_file(cmd, "--tls-ca", s->tls_ca, 0)) != NAQ_EXIT_OK)
+    if (s->tls_ca != NULL &&
+        (rc = naq_server_secure_check_file(cmd, "--tls-ca", s->tls_ca, 0)) != NAQ_EXIT_OK)
         return rc;
     /* Built here to report a bad file before anything starts, and again
      * by write: nothing stays allocated across cmd_server's early exits. */

@@ -27,7 +27,7 @@ enum {
 #define NAQ_SERVER_SECURE_USAGE                                                                    \
     "      --tls-cert FILE    serve TLS with this certificate (PEM); needs --tls-key\n"            \
     "      --tls-key FILE     its private key (PEM); refused when others may read it\n"            \
-    "      --tls-ca FILE      also require client certificates signed by this CA\n"              \
+    "      --tls-ca FILE      also require client certificates signed by this CA\n"                \
     "                         (mutual TLS; clients set NAQ_TLS_CERT and NAQ_TLS_KEY)\n"            \
     "      --auth FILE        users and their roles (JSON, docs/security.md): each\n"              \
     "                         {\"user\": U, \"password\": P} or {\"nkey\": \"U...\"}, with\n"      \

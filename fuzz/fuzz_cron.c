@@ -9,8 +9,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    static const char *const zones[] = {NULL, "UTC", "Europe/Paris", "America/St_Johns",
-                                        "Australia/Lord_Howe", "../../etc/passwd", "No/Such_Zone",
+    static const char *const zones[] = {NULL,
+                                        "UTC",
+                                        "Europe/Paris",
+                                        "America/St_Johns",
+                                        "Australia/Lord_Howe",
+                                        "../../etc/passwd",
+                                        "No/Such_Zone",
                                         ""};
     const char *tz = zones[data[0] & 7];
     int64_t after = 1700000000LL + (int64_t)(data[0] >> 3) * 86400 * 37;

@@ -25,7 +25,10 @@ void naq_bench_events_opts_init(naq_bench_events_opts *o)
     o->payload_bytes = 300;
 }
 
-static double elapsed_s(int64_t start_ms) { return (double)(naq__mono_ms() - start_ms) / 1000.0; }
+static double elapsed_s(int64_t start_ms)
+{
+    return (double)(naq__mono_ms() - start_ms) / 1000.0;
+}
 
 /* A realistic event: a completed job with a message padded so the JSON is
  * about payload_bytes long. A new job id every 5 events, as in real life. */
@@ -191,4 +194,3 @@ naq_status naq_bench_events(const naq_config *cfg, const naq_bench_events_opts *
         out->ratio = out->logger_per_s / out->raw_per_s;
     return s;
 }
-

@@ -476,7 +476,8 @@ static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int 
         }
         pthread_cond_timedwait(&w->freed, &w->mu, &until);
     }
-    int prefetch = w->r->o->prefetch == NAQ_PREFETCH_AUTO ? NAQ_PREFETCH_AUTO_MAX : w->r->o->prefetch;
+    int prefetch =
+        w->r->o->prefetch == NAQ_PREFETCH_AUTO ? NAQ_PREFETCH_AUTO_MAX : w->r->o->prefetch;
     int want = w->r->o->concurrency + prefetch;
     int batch = w->nfree < want ? w->nfree : want;
     pthread_mutex_unlock(&w->mu);

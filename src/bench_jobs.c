@@ -402,15 +402,16 @@ naq_status naq_bench_jobs(const naq_config *cfg, const naq_bench_jobs_opts *o,
 {
     memset(out, 0, sizeof *out);
     if (o->count <= 0 || o->workers < 1 || o->workers > MAX_WORKERS || o->concurrency < 1 ||
-        o->concurrency > 4096 || (o->prefetch < 0 && o->prefetch != NAQ_PREFETCH_AUTO) || o->prefetch > 4096 || o->runs < 1 ||
-        o->runs > 99 || o->payload_bytes < 64 || o->payload_bytes > 4000 || !(o->rate >= 0) ||
-        o->count > 100000000)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bench jobs needs 1 <= count <= 1e8, 1 <= workers <= %d, 1 <= "
-                         "concurrency <= 4096, 0 <= prefetch <= 4096 or auto, 1 <= runs <= 99, 64 <= "
-                         "payload <= 4000 and a "
-                         "rate >= 0",
-                         MAX_WORKERS);
+        o->concurrency > 4096 || (o->prefetch < 0 && o->prefetch != NAQ_PREFETCH_AUTO) ||
+        o->prefetch > 4096 || o->runs < 1 || o->runs > 99 || o->payload_bytes < 64 ||
+        o->payload_bytes > 4000 || !(o->rate >= 0) || o->count > 100000000)
+        return naq__fail(
+            NAQ_ERR_INVALID_ARG,
+            "bench jobs needs 1 <= count <= 1e8, 1 <= workers <= %d, 1 <= "
+            "concurrency <= 4096, 0 <= prefetch <= 4096 or auto, 1 <= runs <= 99, 64 <= "
+            "payload <= 4000 and a "
+            "rate >= 0",
+            MAX_WORKERS);
     if (o->rate > 0 && o->mode == NAQ_BENCH_PREFILLED)
         return naq__fail(NAQ_ERR_INVALID_ARG, "a paced producer (rate) cannot prefill the queue");
     naq_status s = naq_id_validate("queue name", o->queue);

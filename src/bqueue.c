@@ -94,8 +94,10 @@ naq_status naq__bqueue_push(naq__bqueue *q, const void *data, size_t len)
     /* A record larger than the byte bound can never fit; refusing it early
      * also keeps the size computation below from overflowing. */
     if (len > q->max_bytes)
-        return naq__fail(NAQ_ERR_FULL, "bqueue_push: record of %zu bytes exceeds the %zu "
-                                       "byte bound", len, q->max_bytes);
+        return naq__fail(NAQ_ERR_FULL,
+                         "bqueue_push: record of %zu bytes exceeds the %zu "
+                         "byte bound",
+                         len, q->max_bytes);
 
     naq__bqueue_record *r = malloc(sizeof *r + len);
     if (r == NULL)
@@ -192,7 +194,10 @@ naq_status naq__bqueue_pop_batch(naq__bqueue *q, naq__bqueue_record **out, size_
     return NAQ_OK;
 }
 
-void naq__bqueue_record_free(naq__bqueue_record *r) { free(r); }
+void naq__bqueue_record_free(naq__bqueue_record *r)
+{
+    free(r);
+}
 
 void naq__bqueue_close(naq__bqueue *q)
 {

@@ -54,10 +54,10 @@ struct naq__cancel_watch {
     void *ud;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int stopped;   /* under lock: no on_cancel call starts after it is set */
-    int completed; /* under lock: nats.c will not call us again */
-    int seeded;    /* under lock: the cancellations made before start are in */
-    int refs;      /* under lock: the owner and the subscription */
+    int stopped;            /* under lock: no on_cancel call starts after it is set */
+    int completed;          /* under lock: nats.c will not call us again */
+    int seeded;             /* under lock: the cancellations made before start are in */
+    int refs;               /* under lock: the owner and the subscription */
     seen *set[SET_BUCKETS]; /* under lock */
 };
 

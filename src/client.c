@@ -84,7 +84,8 @@ static naq_status tls_failed(const naq_config *cfg, const char *url, const char 
         return naq__fail(NAQ_ERR_CONNECT,
                          "the TLS certificate of the NATS server at %s is not trusted: it is not "
                          "signed by %s%s; set NAQ_TLS_CA to the CA that signed it (a PEM file)",
-                         shown, cfg->tls_ca[0] ? "the CA in NAQ_TLS_CA " : "a CA this system trusts",
+                         shown,
+                         cfg->tls_ca[0] ? "the CA in NAQ_TLS_CA " : "a CA this system trusts",
                          cfg->tls_ca[0] ? cfg->tls_ca : "");
     case NAQ__TLS_HOSTNAME:
         return naq__fail(NAQ_ERR_CONNECT,
@@ -101,8 +102,9 @@ static naq_status tls_failed(const naq_config *cfg, const char *url, const char 
                      shown, detail[0] ? detail : "SSL error",
                      cert ? ": its certificate is not trusted here; set NAQ_TLS_CA to the CA "
                             "that signed it"
-                          : (cfg->tls_cert[0] ? "" : "; if it asks for a client certificate, set "
-                                                     "NAQ_TLS_CERT and NAQ_TLS_KEY"));
+                          : (cfg->tls_cert[0] ? ""
+                                              : "; if it asks for a client certificate, set "
+                                                "NAQ_TLS_CERT and NAQ_TLS_KEY"));
 }
 
 /* Says why the first connect failed. A server that answered but could not
@@ -274,8 +276,8 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     natsStatus ns = NATS_OK;
     if (!exists)
         ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-    if (exists || (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS ||
-                                     jerr == JS_STREAM_SUBJECT_OVERLAP))) {
+    if (exists ||
+        (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP))) {
         jerr = 0;
         ns = NATS_OK;
         if (!same_limits(js, &sc, &exists)) {
@@ -316,18 +318,23 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
     const char *dlq_subjects[] = {dlq};
     const char *outcome_subjects[] = {out};
     const int64_t s_ns = 1000000000LL;
-    stream_spec events = {cfg->event_stream, ev_subjects, 4, js_LimitsPolicy,
-                          cfg->event_max_age_s * s_ns, cfg->event_max_msgs, cfg->event_max_bytes,
+    stream_spec events = {cfg->event_stream,
+                          ev_subjects,
+                          4,
+                          js_LimitsPolicy,
+                          cfg->event_max_age_s * s_ns,
+                          cfg->event_max_msgs,
+                          cfg->event_max_bytes,
                           cfg->event_dup_window_s * s_ns};
     /* The duplicate window on the queue makes a re-sent enqueue (same job id
      * as Nats-Msg-Id) a no-op. */
-    stream_spec jobs = {cfg->job_stream, q_subjects, 1, js_WorkQueuePolicy, 0, -1, -1,
-                        120 * s_ns};
+    stream_spec jobs = {cfg->job_stream, q_subjects, 1, js_WorkQueuePolicy, 0, -1, -1, 120 * s_ns};
     stream_spec dead = {cfg->dlq_stream, dlq_subjects, 1, js_LimitsPolicy, 0, -1, -1, 120 * s_ns};
     /* Outcome records and the jobs waiting for them (outcome.c); as long
      * as a waiting job may wait. */
-    stream_spec outcomes = {NAQ__OUTCOME_STREAM, outcome_subjects, 1, js_LimitsPolicy,
-                            7 * 24 * 3600 * s_ns, -1, -1, 120 * s_ns};
+    stream_spec outcomes = {
+        NAQ__OUTCOME_STREAM, outcome_subjects, 1, js_LimitsPolicy, 7 * 24 * 3600 * s_ns, -1, -1,
+        120 * s_ns};
     const stream_spec *specs[] = {&events, &jobs, &dead, &outcomes};
     changed[0] = '\0';
     for (int i = 0; i < 4; i++) {
@@ -365,8 +372,7 @@ naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out)
 static void log_config_changed(naq_client *c, const char *streams)
 {
     char message[NAQ_URL_MAX];
-    snprintf(message, sizeof message, "stream limits updated from the configuration: %s",
-             streams);
+    snprintf(message, sizeof message, "stream limits updated from the configuration: %s", streams);
     naq_event e;
     naq_event_init(&e, NAQ_EVENT_SYSTEM_CONFIG_CHANGED);
     e.message = message; /* borrowed: naq_client_log copies */
@@ -417,8 +423,8 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
      * taken or published: no lazily created stream races another
      * process's first write. */
     if ((s = ensure_streams(c, changed, sizeof changed)) != NAQ_OK ||
-        (s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK || (s = naq__kv_ensure_all(c)) != NAQ_OK ||
-        (s = naq__provision_buckets(c)) != NAQ_OK ||
+        (s = naq__delayed_stream_ensure(c, c->js)) != NAQ_OK ||
+        (s = naq__kv_ensure_all(c)) != NAQ_OK || (s = naq__provision_buckets(c)) != NAQ_OK ||
         (s = naq__replicas_align(c, c->js)) != NAQ_OK ||
         (c->ejs != c->js && (s = naq__replicas_align(c, c->ejs)) != NAQ_OK) ||
         (s = naq__enqueue_async_init(c)) != NAQ_OK)
@@ -451,7 +457,10 @@ void naq_client_destroy(naq_client *c)
     free(c);
 }
 
-const naq_config *naq_client_config(const naq_client *c) { return &c->cfg; }
+const naq_config *naq_client_config(const naq_client *c)
+{
+    return &c->cfg;
+}
 
 naq_status naq_client_log(naq_client *c, const naq_event *e)
 {

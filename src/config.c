@@ -109,9 +109,9 @@ naq_status naq_parse_size(const char *text, int64_t *bytes)
     *bytes = v * scale;
     return NAQ_OK;
 bad:
-    return naq__fail(NAQ_ERR_INVALID_ARG,
-                     "bad size '%s': use a whole number with an optional K, M, G or T suffix (e.g. 64M)",
-                     text);
+    return naq__fail(
+        NAQ_ERR_INVALID_ARG,
+        "bad size '%s': use a whole number with an optional K, M, G or T suffix (e.g. 64M)", text);
 }
 
 /* One server of a URL list: SCHEME://[USER[:PASS]@]HOST[:PORT][/], where
@@ -243,7 +243,8 @@ static naq_status env_duration(const char *name, int64_t *ms)
     if (v == NULL || *v == '\0')
         return NAQ_OK;
     if (naq_parse_duration_ms(v, ms) != NAQ_OK)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use a number of seconds or 500ms, 30s, 5m, 2h, 7d", name, v);
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s='%s': use a number of seconds or 500ms, 30s, 5m, 2h, 7d", name, v);
     return NAQ_OK;
 }
 
@@ -253,7 +254,8 @@ static naq_status env_size(const char *name, int64_t *bytes)
     if (v == NULL || *v == '\0')
         return NAQ_OK;
     if (naq_parse_size(v, bytes) != NAQ_OK)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use bytes with an optional K, M, G suffix", name, v);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use bytes with an optional K, M, G suffix",
+                         name, v);
     return NAQ_OK;
 }
 
@@ -262,12 +264,15 @@ static naq_status env_bool(const char *name, int *dst)
     const char *v = getenv(name);
     if (v == NULL || *v == '\0')
         return NAQ_OK;
-    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+        !strcasecmp(v, "on"))
         *dst = 1;
-    else if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
+    else if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
+             !strcasecmp(v, "off"))
         *dst = 0;
     else
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use 1/true/yes/on or 0/false/no/off", name, v);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use 1/true/yes/on or 0/false/no/off", name,
+                         v);
     return NAQ_OK;
 }
 
@@ -284,7 +289,8 @@ naq_status naq_parse_log_level(const char *text, naq_log_level *out)
         *out = NAQ_LOG_WARN;
         return NAQ_OK;
     }
-    return naq__fail(NAQ_ERR_INVALID_ARG, "bad log level '%s': use debug, info, warn or error", text);
+    return naq__fail(NAQ_ERR_INVALID_ARG, "bad log level '%s': use debug, info, warn or error",
+                     text);
 }
 
 naq_status naq_config_from_env(naq_config *c)
@@ -321,7 +327,8 @@ naq_status naq_config_from_env(naq_config *c)
     n = c->replicas;
     TRY(env_int("NAQ_REPLICAS", 1, &n));
     if (n > 5)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "NAQ_REPLICAS=%lld: JetStream allows 1 to 5", (long long)n);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "NAQ_REPLICAS=%lld: JetStream allows 1 to 5",
+                         (long long)n);
     c->replicas = (int)n;
     TRY(env_int("NAQ_EVENT_BUFFER", 1, &c->logger_buffer_events));
     TRY(env_size("NAQ_EVENT_BUFFER_BYTES", &c->logger_buffer_bytes));

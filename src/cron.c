@@ -39,14 +39,14 @@
 enum { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_COUNT };
 
 typedef struct {
-    const char *name;          /* for messages */
+    const char *name; /* for messages */
     int min, max;
-    const char *const *names;  /* 3-letter names of min, min+1, ... or NULL */
-    const char *allowed;       /* for messages */
+    const char *const *names; /* 3-letter names of min, min+1, ... or NULL */
+    const char *allowed;      /* for messages */
 } field_spec;
 
-static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-                                          "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
+static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+                                          "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
 static const char *const day_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
 
 static const field_spec fields[F_COUNT] = {
@@ -89,8 +89,14 @@ static naq_status field_fail(const field_ctx *f, const char *fmt, ...)
                      f->spec->name, f->len, f->text, why, f->spec->allowed);
 }
 
-static bool is_alpha(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
-static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static bool is_alpha(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+static bool is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
 
 /* A decimal number or a name, range-checked against the field. */
 static naq_status parse_value(const field_ctx *f, const char **p, const char *end, int *out)
@@ -263,7 +269,10 @@ naq_status naq_cron_parse(const char *expr, naq_cron *out)
 
 /* ------------------------------------------------------------- calendar */
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
 static int64_t days_from_civil(int64_t y, int m, int d)
@@ -294,7 +303,10 @@ static int weekday(int64_t days) /* 0 = Sunday; 1970-01-01 was a Thursday */
     return (int)(days - floor_div(days + 4, 7) * 7 + 4);
 }
 
-static bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static bool is_leap(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 static int days_in_month(int64_t y, int m)
 {
@@ -440,7 +452,10 @@ static int64_t be(const unsigned char *p, int n)
     return n == 4 ? (int64_t)(int32_t)(uint32_t)v : (int64_t)v;
 }
 
-static int32_t type_off(const zone *z, unsigned i) { return (int32_t)be(z->types + 6 * i, 4); }
+static int32_t type_off(const zone *z, unsigned i)
+{
+    return (int32_t)be(z->types + 6 * i, 4);
+}
 
 static int64_t rule_day(const rule_date *r, int64_t y)
 {
@@ -481,7 +496,7 @@ static int32_t zone_offset(const zone *z, int64_t t)
             return z->typecnt ? type_off(z, 0) : 0;
     }
     if (t < be(z->times, z->tsize))
-        return type_off(z, 0); /* RFC 8536: type 0 before the first transition */
+        return type_off(z, 0);   /* RFC 8536: type 0 before the first transition */
     uint32_t lo = 0, hi = n - 1; /* invariant: times[lo] <= t < times[hi + 1] */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;
@@ -652,8 +667,7 @@ static naq_status read_file(const char *path, const char *tz, unsigned char **bu
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return naq__fail(NAQ_ERR_INVALID_ARG, "unknown time zone '%s' (no file %s)", tz,
-                             path);
+            return naq__fail(NAQ_ERR_INVALID_ARG, "unknown time zone '%s' (no file %s)", tz, path);
         return naq__fail(NAQ_ERR_IO, "cannot open time zone file %s (errno %d)", path, errno);
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_TZIF) {
@@ -714,8 +728,8 @@ static naq_status zone_load(const char *tz, zone *z)
             cnt[i] = (uint32_t)be(p + 20 + 4 * i, 4);
         int tsize = pass == 0 ? 4 : 8;
         /* isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt */
-        uint64_t data = cnt[3] * tsize + cnt[3] + cnt[4] * 6 + cnt[5] + cnt[2] * (tsize + 4) +
-                        cnt[1] + cnt[0];
+        uint64_t data =
+            cnt[3] * tsize + cnt[3] + cnt[4] * 6 + cnt[5] + cnt[2] * (tsize + 4) + cnt[1] + cnt[0];
         if ((uint64_t)(end - p) - 44 < data)
             goto corrupt;
         p += 44 + data;
@@ -726,8 +740,7 @@ static naq_status zone_load(const char *tz, zone *z)
         if (cnt[2] != 0) {
             free(b);
             return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "time zone '%s' counts leap seconds, which naq does not support",
-                             tz);
+                             "time zone '%s' counts leap seconds, which naq does not support", tz);
         }
         z->times = p - data;
         z->idx = z->times + cnt[3] * tsize;
@@ -781,8 +794,8 @@ naq_status naq_cron_next(const naq_cron *c, int64_t after, const char *tz, int64
     if (c == NULL || next_out == NULL)
         return naq__fail(NAQ_ERR_INVALID_ARG, "naq_cron_next: c and next_out must not be NULL");
     if (after < min_after || after > max_after)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "naq_cron_next: time %lld is outside years 1-9999", (long long)after);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "naq_cron_next: time %lld is outside years 1-9999",
+                         (long long)after);
     if (tz == NULL || tz[0] == '\0' || strcmp(tz, "UTC") == 0)
         memset(&z, 0, sizeof z);
     else if ((s = zone_load(tz, &z)) != NAQ_OK)
@@ -797,7 +810,9 @@ naq_status naq_cron_next(const naq_cron *c, int64_t after, const char *tz, int64
     int64_t limit = w.y + 400;
     for (;;) {
         if (!find_match(c, &w, limit)) {
-            s = naq__fail(NAQ_ERR_NOT_FOUND, "cron expression never fires (no matching date in a 400-year calendar cycle)");
+            s = naq__fail(
+                NAQ_ERR_NOT_FOUND,
+                "cron expression never fires (no matching date in a 400-year calendar cycle)");
             break;
         }
         int64_t t = zone_wall_to_utc(&z, civil_seconds(&w));

@@ -197,7 +197,10 @@ void naq__crypt_destroy(naq__crypt *k)
     free(k);
 }
 
-const char *naq__crypt_kid(const naq__crypt *k) { return k->keys[0].kid; }
+const char *naq__crypt_kid(const naq__crypt *k)
+{
+    return k->keys[0].kid;
+}
 
 naq_status naq__crypt_keygen(const char *path, char kid[NAQ_CRYPT_KID_MAX + 1])
 {
@@ -282,8 +285,8 @@ static char *b64_of(const unsigned char *bin, size_t len)
     return out;
 }
 
-json_t *naq__crypt_seal(const naq__crypt *k, const char *field, const char *jid,
-                        const char *plain, size_t len)
+json_t *naq__crypt_seal(const naq__crypt *k, const char *field, const char *jid, const char *plain,
+                        size_t len)
 {
     unsigned char nonce[NONCE_BYTES];
     randombytes_buf(nonce, sizeof nonce);
@@ -338,10 +341,11 @@ naq_status naq__crypt_open(const naq__crypt *k, const char *field, const json_t 
     const char *bound = json_string_value(json_object_get(env, "jid"));
     if (json_integer_value(json_object_get(env, "naq_enc")) != 1 || kid == NULL || bound == NULL ||
         alg == NULL || strcmp(alg, ALG) != 0 || strlen(bound) >= NAQ_ID_SIZE)
-        return naq__fail(NAQ_ERR_CODEC,
-                         "cannot decrypt the %s: an envelope this naq cannot read (it reads naq_enc 1 with alg "
-                         "%s, a kid and a jid)",
-                         field, ALG);
+        return naq__fail(
+            NAQ_ERR_CODEC,
+            "cannot decrypt the %s: an envelope this naq cannot read (it reads naq_enc 1 with alg "
+            "%s, a kid and a jid)",
+            field, ALG);
     if (k == NULL)
         return naq__fail(NAQ_ERR_CODEC,
                          "cannot decrypt the %s of job %s: they are encrypted with key id %s and "

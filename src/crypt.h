@@ -50,8 +50,8 @@ int naq__crypt_is_sealed_text(const char *json);
 
 /* Seals plaintext bound to (field, jid): a new envelope object, or NULL
  * with the error recorded. The caller decrefs it. */
-json_t *naq__crypt_seal(const naq__crypt *k, const char *field, const char *jid,
-                        const char *plain, size_t len);
+json_t *naq__crypt_seal(const naq__crypt *k, const char *field, const char *jid, const char *plain,
+                        size_t len);
 /* Opens an envelope sealed for field; *plain (NUL-terminated, heap, free())
  * and the job id it is bound to (jid, NAQ_ID_SIZE bytes). NAQ_ERR_CODEC
  * naming the reason: no key (k NULL), unknown key id, or a ciphertext

@@ -154,8 +154,7 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
     if ((s = naq__subject(c, subject, sizeof subject, DUE_TOKEN ".%lld", (long long)bucket)) !=
         NAQ_OK)
         goto out;
-    if ((s = naq__job_msg_to(subject, j.id, j.queue, j.function, json, len, NULL, &msg)) !=
-        NAQ_OK)
+    if ((s = naq__job_msg_to(subject, j.id, j.queue, j.function, json, len, NULL, &msg)) != NAQ_OK)
         goto out;
     natsStatus ns = natsMsgHeader_Set(msg, "Naq-Run-At", run_at);
     if (ns != NATS_OK) {

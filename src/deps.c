@@ -203,8 +203,7 @@ static naq_status parse_entry(change *ch, const char *val, size_t len, json_t **
 }
 
 /* Dependency dep of job ended (ch->ok = completed). */
-static naq_status account_change(const char *val, size_t len, void *ud, char **out,
-                                 size_t *out_len)
+static naq_status account_change(const char *val, size_t len, void *ud, char **out, size_t *out_len)
 {
     change *ch = ud;
     ch->what = KEEP;
@@ -241,8 +240,8 @@ static naq_status account_change(const char *val, size_t len, void *ud, char **o
         }
         json_array_append_new(failed, json_string(ch->dep));
     }
-    int run_anyway = json_is_true(
-        json_object_get(json_object_get(entry, "job"), "run_on_dependency_failure"));
+    int run_anyway =
+        json_is_true(json_object_get(json_object_get(entry, "job"), "run_on_dependency_failure"));
     ch->left = json_array_size(pending);
     if (!ch->ok && !run_anyway) {
         ch->what = CANCEL;
@@ -256,8 +255,7 @@ static naq_status account_change(const char *val, size_t len, void *ud, char **o
 }
 
 /* `naq job cancel` of a waiting job. */
-static naq_status cancel_change(const char *val, size_t len, void *ud, char **out,
-                                size_t *out_len)
+static naq_status cancel_change(const char *val, size_t len, void *ud, char **out, size_t *out_len)
 {
     change *ch = ud;
     ch->what = KEEP;
@@ -285,8 +283,7 @@ static naq_status cancel_change(const char *val, size_t len, void *ud, char **ou
 
 /* ---------------------------------------------------------------- account */
 
-naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, int ok,
-                             json_t *ended)
+naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, int ok, json_t *ended)
 {
     char key[NAQ__KV_KEY_MAX];
     naq_status s = job_key(job, key);
@@ -311,8 +308,8 @@ naq_status naq__deps_account(naq_client *c, const char *job, const char *dep, in
         naq__schedule_event(c, NAQ_EVENT_CANCELLED, NULL, job, queue, event_id, msg,
                             json_pack("{s:s, s:s, s:s}", "while", "waiting_for_dependencies",
                                       "reason", "dependency_failed", "dependency", dep));
-        s = naq__ended_add(ended, json_incref(json_object_get(ch.entry, "job")),
-                           "DependencyFailed", msg);
+        s = naq__ended_add(ended, json_incref(json_object_get(ch.entry, "job")), "DependencyFailed",
+                           msg);
     } else { /* PROGRESS */
         char msg[NAQ_ID_SIZE + 64];
         snprintf(msg, sizeof msg, "dependency %s %s", dep, ok ? "completed" : "failed");

@@ -185,8 +185,8 @@ static naq_status entry_decode(const naq__crypt *k, natsMsg *m, naq_dlq_entry *o
     out->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
     out->failed_at = json_number_value(json_object_get(o, "failed_at"));
     json_t *job = json_object_get(o, "job");
-    out->job_json =
-        json_is_string(job) ? strdup(json_string_value(job)) : naq__json_dumps(job, NAQ__JSON_FLAGS);
+    out->job_json = json_is_string(job) ? strdup(json_string_value(job))
+                                        : naq__json_dumps(job, NAQ__JSON_FLAGS);
     json_decref(o);
     if (out->error_type == NULL || out->error_message == NULL || out->job_json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading the dead-letter queue");

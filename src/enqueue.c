@@ -178,8 +178,9 @@ naq_status naq__enqueue_async_init(naq_client *c)
         return s;
     natsStatus ns = natsConnection_JetStream(&c->ajs, c->nc, &jo);
     if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot create the JetStream context of "
-                                                   "asynchronous enqueues");
+        return naq__fail_nats(NAQ_ERR_NATS, ns, 0,
+                              "cannot create the JetStream context of "
+                              "asynchronous enqueues");
     return NAQ_OK;
 }
 
@@ -284,7 +285,8 @@ naq_status naq_enqueue_async_flush(naq_client *c, int64_t timeout_ms)
     po.MaxWait = timeout_ms;
     natsStatus ns = js_PublishAsyncComplete(c->ajs, &po);
     if (ns == NATS_TIMEOUT)
-        return naq__fail(NAQ_ERR_TIMEOUT, "%zu jobs still wait for the server's answer after %lld ms",
+        return naq__fail(NAQ_ERR_TIMEOUT,
+                         "%zu jobs still wait for the server's answer after %lld ms",
                          naq__msgmap_count(c->async_jobs), (long long)timeout_ms);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "waiting for enqueued jobs failed");

@@ -49,8 +49,8 @@ naq_status naq_event_type_parse(const char *name, naq_event_type *out)
             return NAQ_OK;
         }
     }
-    return naq__fail(NAQ_ERR_INVALID_ARG,
-                     "unknown event type '%s'; 'naq events types' lists them", name);
+    return naq__fail(NAQ_ERR_INVALID_ARG, "unknown event type '%s'; 'naq events types' lists them",
+                     name);
 }
 
 void naq_event_init(naq_event *e, naq_event_type type)
@@ -124,7 +124,8 @@ static naq_status put_object(naq__jsonw *w, const char *key, const char *text)
         return NAQ_OK;
     json_error_t err;
     json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-    char *compact = json_is_object(v) ? naq__json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *compact =
+        json_is_object(v) ? naq__json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(v);
     if (compact == NULL)
         return naq__fail(NAQ_ERR_CODEC, "event field '%s' must be a JSON object, got: %.60s", key,
@@ -266,9 +267,21 @@ naq_status naq_event_subject(const char *prefix, const naq_event *e, char *buf, 
 {
     const char *kind = NULL, *id = NULL, *what = NULL;
     switch (naq_event_type_category(e->type)) {
-    case NAQ_CATEGORY_JOB: kind = "jobs"; id = e->job_id; what = "job id"; break;
-    case NAQ_CATEGORY_WORKER: kind = "workers"; id = e->worker_id; what = "worker id"; break;
-    case NAQ_CATEGORY_SCHEDULER: kind = "schedules"; id = e->schedule_id; what = "schedule id"; break;
+    case NAQ_CATEGORY_JOB:
+        kind = "jobs";
+        id = e->job_id;
+        what = "job id";
+        break;
+    case NAQ_CATEGORY_WORKER:
+        kind = "workers";
+        id = e->worker_id;
+        what = "worker id";
+        break;
+    case NAQ_CATEGORY_SCHEDULER:
+        kind = "schedules";
+        id = e->schedule_id;
+        what = "schedule id";
+        break;
     case NAQ_CATEGORY_SYSTEM: break;
     }
     int n;

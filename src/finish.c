@@ -114,8 +114,8 @@ char *naq__outcome_record(const naq__crypt *k, const naq_job *j, const char *sta
 
 naq_status naq__ended_add(json_t *ended, json_t *job, const char *error_type, const char *message)
 {
-    json_t *e = json_pack("{s:o, s:s, s:s}", "job", job, "error_type", error_type, "message",
-                          message);
+    json_t *e =
+        json_pack("{s:o, s:s, s:s}", "job", job, "error_type", error_type, "message", message);
     if (e == NULL || json_array_append_new(ended, e) != 0)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing a job");
     return NAQ_OK;
@@ -134,8 +134,8 @@ static naq_status record_after_waiters(naq_client *c, const char *job_id, const 
         while (s == NAQ_OK && (s = naq__outcome_next(c, job_id, seen + 1, &m)) == NAQ_OK) {
             seen = natsMsg_GetSequence(m);
             if (!naq__outcome_is_record(m)) {
-                json_t *w = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0,
-                                       NULL);
+                json_t *w =
+                    json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
                 const char *dependent = json_string_value(json_object_get(w, "dependent"));
                 if (dependent != NULL)
                     s = naq__deps_account(c, dependent, job_id, ok, ended);
@@ -152,9 +152,9 @@ static naq_status record_after_waiters(naq_client *c, const char *job_id, const 
     }
     natsMsg_Destroy(rec);
     if (s == NAQ_OK || s == NAQ_ERR_EXISTS)
-        s = s == NAQ_OK ? NAQ_OK
-                        : naq__fail(NAQ_ERR_TIMEOUT, "too much contention on the outcome of %s",
-                                    job_id);
+        s = s == NAQ_OK
+                ? NAQ_OK
+                : naq__fail(NAQ_ERR_TIMEOUT, "too much contention on the outcome of %s", job_id);
     return s;
 }
 
@@ -182,9 +182,9 @@ naq_status naq__finish_unrun(naq_client *c, json_t *ended)
         if (s != NAQ_OK)
             break;
         j.attempt = 0; /* it never ran */
-        char *record = naq__outcome_record(
-            c->crypt, &j, "cancelled", NULL, json_string_value(json_object_get(e, "error_type")),
-            json_string_value(json_object_get(e, "message")));
+        char *record = naq__outcome_record(c->crypt, &j, "cancelled", NULL,
+                                           json_string_value(json_object_get(e, "error_type")),
+                                           json_string_value(json_object_get(e, "message")));
         s = record ? finish_one(c, j.id, j.queue, j.unique_key, record, 0, ended)
                    : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory finishing job %s", j.id);
         if (s == NAQ_OK)

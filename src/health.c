@@ -164,7 +164,7 @@ static naq_health_item *add_item(naq_health_checks *c, size_t *cap, const char *
 
 static naq_health_level above(double v, uint64_t warning, uint64_t critical)
 {
-    return v > (double)critical ? NAQ_HEALTH_CRITICAL
+    return v > (double)critical  ? NAQ_HEALTH_CRITICAL
            : v > (double)warning ? NAQ_HEALTH_WARNING
                                  : NAQ_HEALTH_OK;
 }
@@ -206,8 +206,8 @@ static naq_status dead_letters(naq_health_checks *c, size_t *cap, const char *ch
             if (it->growth > 0 && (uint64_t)it->growth > t->v[NAQ_HEALTH_DLQ_GROWTH] &&
                 it->level < NAQ_HEALTH_WARNING)
                 it->level = NAQ_HEALTH_WARNING;
-            snprintf(it->message + len, sizeof it->message - (size_t)len, ", %+lld since the last check",
-                     (long long)it->growth);
+            snprintf(it->message + len, sizeof it->message - (size_t)len,
+                     ", %+lld since the last check", (long long)it->growth);
         }
     }
     return NAQ_OK;
@@ -236,10 +236,11 @@ static naq_status stream_items(naq_health_checks *c, size_t *cap, const naq_heal
             snprintf(it->message, sizeof it->message, "%llu messages, %llu bytes, no limit",
                      (unsigned long long)st->msgs, (unsigned long long)st->bytes);
         } else {
-            it->level = above(it->value, t->v[NAQ_HEALTH_STREAM_WARNING],
-                              t->v[NAQ_HEALTH_STREAM_CRITICAL]);
-            snprintf(it->message, sizeof it->message, "%.1f%% of its limit (%llu messages, %llu bytes)",
-                     it->value, (unsigned long long)st->msgs, (unsigned long long)st->bytes);
+            it->level =
+                above(it->value, t->v[NAQ_HEALTH_STREAM_WARNING], t->v[NAQ_HEALTH_STREAM_CRITICAL]);
+            snprintf(it->message, sizeof it->message,
+                     "%.1f%% of its limit (%llu messages, %llu bytes)", it->value,
+                     (unsigned long long)st->msgs, (unsigned long long)st->bytes);
         }
     }
     return NAQ_OK;
@@ -286,7 +287,7 @@ static naq_status other_items(naq_health_checks *c, size_t *cap, const naq_ops *
     for (size_t i = 0; i < ops->nconsumers; i++)
         queues += ops->consumers[i].kind == NAQ_OPS_CONSUMER_QUEUE;
     if (ops->live_workers < t->v[NAQ_HEALTH_MIN_WORKERS])
-        it->level = waiting > 0 ? NAQ_HEALTH_CRITICAL
+        it->level = waiting > 0  ? NAQ_HEALTH_CRITICAL
                     : queues > 0 ? NAQ_HEALTH_WARNING
                                  : NAQ_HEALTH_OK;
     snprintf(it->message, sizeof it->message, "%zu live (%zu busy, %zu idle); %llu jobs waiting",
@@ -323,7 +324,8 @@ naq_status naq_health_evaluate(const naq_health_report *r, const naq_ops *ops,
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for health checks");
     else {
         it->level = r->connected ? NAQ_HEALTH_OK : NAQ_HEALTH_CRITICAL;
-        snprintf(it->message, sizeof it->message, "%s", r->connected ? "connected" : "not connected");
+        snprintf(it->message, sizeof it->message, "%s",
+                 r->connected ? "connected" : "not connected");
     }
     if (s == NAQ_OK)
         s = stream_items(out, &cap, r, ops, t);

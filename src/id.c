@@ -16,11 +16,20 @@
 static _Thread_local uint64_t rng[4];
 static _Thread_local int rng_seeded;
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 /* A forked child must not repeat its parent's ids: reseed after fork. */
-static void reseed_after_fork(void) { rng_seeded = 0; }
-static void register_atfork(void) { pthread_atfork(NULL, NULL, reseed_after_fork); }
+static void reseed_after_fork(void)
+{
+    rng_seeded = 0;
+}
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, reseed_after_fork);
+}
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static uint64_t next_random(void)

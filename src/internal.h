@@ -10,8 +10,7 @@
 #include <nats/nats.h>
 
 /* Record a failure for naq_last_error() and return s. printf-style. */
-naq_status naq__fail(naq_status s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+naq_status naq__fail(naq_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, appending nats.c's last error text for ns. */
 naq_status naq__fail_nats(naq_status s, natsStatus ns, int js_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -19,7 +18,6 @@ void naq__clear_error(void);
 /* Hands a message to the naq_log_set_handler handler (log.c); never prints.
  * printf-style; a trailing newline is dropped. */
 void naq__log(naq_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 
 #include <stdint.h>
 
@@ -31,12 +29,12 @@ struct naq_client {
     naq_config cfg;
     natsConnection *nc; /* job queue server */
     jsCtx *js;
-    natsConnection *enc; /* event store server; == nc when the URLs agree */
-    jsCtx *ejs;          /* == js when enc == nc */
-    naq__logger *logger; /* NULL when logging is disabled */
-    jsCtx *ajs;          /* naq_enqueue_async's context (enqueue.c) */
+    natsConnection *enc;            /* event store server; == nc when the URLs agree */
+    jsCtx *ejs;                     /* == js when enc == nc */
+    naq__logger *logger;            /* NULL when logging is disabled */
+    jsCtx *ajs;                     /* naq_enqueue_async's context (enqueue.c) */
     struct naq__msgmap *async_jobs; /* its published message -> the job */
-    struct naq__crypt *crypt; /* payload keys (crypt.h); NULL = no encryption */
+    struct naq__crypt *crypt;       /* payload keys (crypt.h); NULL = no encryption */
 };
 
 /* A connection to the job server (events = 0) or to the event server
@@ -196,8 +194,8 @@ natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out);
  * revision is `last`. NAQ_ERR_EXISTS when it is not (someone wrote in
  * between), NAQ_ERR_NATS / NAQ_ERR_TIMEOUT otherwise. *rev (may be NULL)
  * receives the new revision. del != 0 writes a delete marker instead. */
-naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data,
-                       size_t len, uint64_t last, int del, uint64_t *rev);
+naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data, size_t len,
+                       uint64_t last, int del, uint64_t *rev);
 /* A deterministic event id "<tag>-<key>", or "<tag>-<32 hex digits of a
  * hash of key>" when that is too long: a re-sent event gets the same id, so
  * the event stream (duplicate window) stores it once. */
@@ -278,11 +276,11 @@ typedef struct {
 
 /* Where a message came from, read once before it is handled. */
 typedef struct {
-    int deliveries;        /* 1 for the first */
-    uint64_t stream_seq;   /* of this message in its stream */
-    int replay;            /* from the group's replay subject (NAQ_EVENT_DLQ) */
+    int deliveries;                         /* 1 for the first */
+    uint64_t stream_seq;                    /* of this message in its stream */
+    int replay;                             /* from the group's replay subject (NAQ_EVENT_DLQ) */
     char original_subject[2 * NAQ_ID_SIZE]; /* as naq_event.nats_subject */
-    uint64_t original_seq; /* in the event stream */
+    uint64_t original_seq;                  /* in the event stream */
 } naq__group_msg;
 
 /* NAQ_ERR_INVALID_ARG unless name can be a group name. */
@@ -316,9 +314,9 @@ naq_status naq__event_dlq_subject(const naq_client *c, const char *group, int re
                                   size_t cap);
 /* Stores one dead event (payload = the event's JSON as stored) and waits
  * for the server's ack. msg_id makes a re-sent entry a no-op. */
-naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reason,
-                              int deliveries, const char *original_subject,
-                              uint64_t original_seq, natsMsg *original, const char *msg_id);
+naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reason, int deliveries,
+                              const char *original_subject, uint64_t original_seq,
+                              natsMsg *original, const char *msg_id);
 
 /* ---- query/stats ---- */
 /* query.c (reading ranges of the event stream, listing, counting, deleting,
@@ -409,8 +407,8 @@ typedef struct {
     uint64_t types[NAQ_EVENT_TYPE_COUNT];
     uint64_t dur_n;
     double dur_sum;
-    uint64_t *hist;            /* NAQ__HIST_BUCKETS counts; NULL while dur_n == 0 */
-    naq__named_count *errors;  /* heap; at most NAQ__ROLLUP_MAX_ERRORS + 1 ("(other)") */
+    uint64_t *hist;           /* NAQ__HIST_BUCKETS counts; NULL while dur_n == 0 */
+    naq__named_count *errors; /* heap; at most NAQ__ROLLUP_MAX_ERRORS + 1 ("(other)") */
     size_t nerrors;
 } naq__rollup_group;
 
@@ -588,15 +586,13 @@ void naq__handlers_destroy(naq__handlers *r);
 /* A handler for one type, or (global) for every event. */
 naq_status naq__handlers_add(naq__handlers *r, int global, naq_event_type type,
                              naq_event_handler_fn fn, void *user, naq_handler_id *id);
-naq_status naq__handlers_add_plugin(naq__handlers *r, const naq_plugin *plugin,
-                                    naq_handler_id *id);
+naq_status naq__handlers_add_plugin(naq__handlers *r, const naq_plugin *plugin, naq_handler_id *id);
 /* Unlinks the entry; with wait, returns once no call of it runs (and frees
  * it), else the last release frees it. */
 naq_status naq__handlers_remove(naq__handlers *r, naq_handler_id id, int wait);
 /* Puts the entries for an event of `type` into *snap (grown as needed; the
  * caller frees it), in registration order, each referenced. Returns how many. */
-size_t naq__handlers_take(naq__handlers *r, naq_event_type type, naq__handler ***snap,
-                          size_t *cap);
+size_t naq__handlers_take(naq__handlers *r, naq_event_type type, naq__handler ***snap, size_t *cap);
 void naq__handlers_release(naq__handlers *r, naq__handler **snap, size_t n);
 int naq__handler_call(const naq__handler *h, const naq_event *e, char *reason);
 /* The plugin's name, or NULL for a handler. */
@@ -618,8 +614,7 @@ int naq__permission_denied_take(char *buf, size_t cap);
 /* Why a TLS handshake with the single server of url failed, found by
  * looking at its certificate; *names gets the names it is valid for. */
 typedef enum { NAQ__TLS_OTHER, NAQ__TLS_UNTRUSTED, NAQ__TLS_HOSTNAME } naq_tls_problem;
-naq_tls_problem naq__tls_diagnose(const naq_config *cfg, const char *url, char *names,
-                                  size_t cap);
+naq_tls_problem naq__tls_diagnose(const naq_config *cfg, const char *url, char *names, size_t cap);
 
 #define NAQ_NKEY_SIZE 64 /* an NKey in text (56 or 58 characters) and its NUL */
 /* The public key ("U...") of a user seed ("SU..."). */

@@ -368,8 +368,8 @@ naq_status naq_job_opts_validate(const naq_job_opts *o)
         size_t n = strlen(o->unique_key);
         if (n == 0 || n > NAQ_UNIQUE_KEY_MAX)
             return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "unique_key is %zu bytes long; use 1 to %d bytes, or give none",
-                             n, NAQ_UNIQUE_KEY_MAX);
+                             "unique_key is %zu bytes long; use 1 to %d bytes, or give none", n,
+                             NAQ_UNIQUE_KEY_MAX);
     }
     if (o->schedule_id != NULL && (s = naq_id_validate("schedule id", o->schedule_id)) != NAQ_OK)
         return s;

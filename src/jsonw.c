@@ -241,8 +241,8 @@ void naq__jsonw_raw(naq__jsonw *w, const char *key, const char *json, size_t len
 
 void naq__jsonw_fixed(naq__jsonw *w, const char *key, double v, int decimals)
 {
-    static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
-                                     100000000, 1000000000};
+    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
+                                     100000, 1000000, 10000000, 100000000, 1000000000};
     if (decimals < 1 || decimals > 9 || !(v > -1e9 && v < 1e12)) {
         naq__jsonw_real(w, key, v); /* out of the fast path's range */
         return;

@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 typedef struct {
-    char *buf;     /* the text; heap unless it is still the caller's buffer */
+    char *buf; /* the text; heap unless it is still the caller's buffer */
     size_t len, cap;
-    int failed;    /* an allocation failed; the writer ignores further calls */
+    int failed; /* an allocation failed; the writer ignores further calls */
     int need_comma;
     char *borrowed; /* the caller's buffer given to naq__jsonw_init_buf */
 } naq__jsonw;
@@ -25,7 +25,7 @@ void naq__jsonw_init(naq__jsonw *w, size_t initial);
 /* Writes into the caller's buffer first (no allocation while it fits),
  * moving to the heap only when it is too small. */
 void naq__jsonw_init_buf(naq__jsonw *w, char *buf, size_t cap);
-void naq__jsonw_begin(naq__jsonw *w);                      /* { */
+void naq__jsonw_begin(naq__jsonw *w); /* { */
 void naq__jsonw_str(naq__jsonw *w, const char *key, const char *v);
 void naq__jsonw_int(naq__jsonw *w, const char *key, long long v);
 /* Doubles as the shortest text that reads back exactly (2.418, not

@@ -35,9 +35,9 @@
  * a key purges its messages up to a revision instead of writing a delete
  * marker, so buckets without a TTL do not keep a marker per job forever. */
 typedef enum {
-    NAQ__KV_UNIQUE,   /* "<queue>/<unique key>" -> the job holding it; no TTL */
-    NAQ__KV_DEPS,     /* "<job>" -> the waiting job; no TTL */
-    NAQ__KV_CANCEL,   /* "<job>" -> cancel request; 7 days */
+    NAQ__KV_UNIQUE, /* "<queue>/<unique key>" -> the job holding it; no TTL */
+    NAQ__KV_DEPS,   /* "<job>" -> the waiting job; no TTL */
+    NAQ__KV_CANCEL, /* "<job>" -> cancel request; 7 days */
     NAQ__KV_COUNT
 } naq__kv;
 
@@ -86,7 +86,7 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
  * NAQ_OK), or an error, returned as it is. *written (may be NULL) is the
  * revision written, 0 when nothing was. change may run several times. */
 typedef naq_status (*naq__kv_change_fn)(const char *val, size_t len, void *ud, char **out,
-                                         size_t *out_len);
+                                        size_t *out_len);
 naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
                           void *ud, uint64_t *written);
 

@@ -116,7 +116,7 @@ struct naq__logger {
     pthread_mutex_t retry_lock;
     retry_node *retry_head, *retry_tail;
     size_t retry_count;
-    int64_t retry_after_ms;   /* monotonic time before which nothing is re-sent */
+    int64_t retry_after_ms;          /* monotonic time before which nothing is re-sent */
     atomic_int_least64_t backoff_ms; /* written under retry_lock, reset on any success */
 
     natsStatistics *stats; /* publisher thread only: the reconnect count */
@@ -163,8 +163,8 @@ static int unpack_record(const void *data, size_t len, record_view *v)
         return -1;
     memcpy(&h, data, sizeof h);
     const char *p = (const char *)data + sizeof h;
-    size_t strings = (size_t)h.subject_len + h.msg_id_len + h.type_len + h.queue_len +
-                     h.worker_len + 5;
+    size_t strings =
+        (size_t)h.subject_len + h.msg_id_len + h.type_len + h.queue_len + h.worker_len + 5;
     if (sizeof h + strings + h.payload_len != len)
         return -1;
     const char **dst[5] = {&v->subject, &v->msg_id, &v->type, &v->queue, &v->worker};
@@ -239,9 +239,10 @@ static int spool_append(struct naq__logger *l, const void *rec, size_t len)
             if (l->spool_lock_fd >= 0)
                 flock(l->spool_lock_fd, LOCK_EX | LOCK_NB);
         } else {
-            naq__log(NAQ_LOG_ERROR, "naq: cannot open event spool %s: %s; events that do not fit in "
-                            "memory will be dropped\n",
-                    l->spool_path, naq_last_error());
+            naq__log(NAQ_LOG_ERROR,
+                     "naq: cannot open event spool %s: %s; events that do not fit in "
+                     "memory will be dropped\n",
+                     l->spool_path, naq_last_error());
             l->spool_disabled = 1;
         }
     }
@@ -675,7 +676,8 @@ static naq_status create_js(naq__logger *l, ack_origin *origin, jsCtx **out)
     jo.PublishAsync.AckHandlerClosure = origin;
     natsStatus ns = natsConnection_JetStream(out, l->client->enc, &jo);
     if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot create the event logger's JetStream context");
+        return naq__fail_nats(NAQ_ERR_NATS, ns, 0,
+                              "cannot create the event logger's JetStream context");
     return NAQ_OK;
 }
 
@@ -768,8 +770,9 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
             confirm(ud, 0);
         return s;
     }
-    record_view v = {subject, copy.event_id, naq_event_type_name(copy.type), copy.queue_name,
-                     copy.worker_id, json, json_len};
+    record_view v = {subject,         copy.event_id,  naq_event_type_name(copy.type),
+                     copy.queue_name, copy.worker_id, json,
+                     json_len};
     confirm_prefix cp = {confirm, ud};
     char stack[2048];
     size_t need = sizeof cp + pack_record(NULL, 0, &v);
@@ -822,8 +825,7 @@ naq_status naq__logger_flush(naq__logger *l, int64_t timeout_ms)
     int64_t deadline = naq__mono_ms() + timeout_ms;
     while (atomic_load(&l->settled) < target) {
         if (naq__mono_ms() >= deadline)
-            return naq__fail(NAQ_ERR_TIMEOUT,
-                             "%llu events still wait for the server after %lld ms",
+            return naq__fail(NAQ_ERR_TIMEOUT, "%llu events still wait for the server after %lld ms",
                              (unsigned long long)(target - atomic_load(&l->settled)),
                              (long long)timeout_ms);
         naq__sleep_ms(2);

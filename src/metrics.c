@@ -104,7 +104,7 @@ static naq_status finish(text *t, char **out, size_t *len)
 
 /* Seconds: from 5 ms (a no-op job) to 10 minutes (a report). */
 static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                2.5,   5,    10,    30,   60,  120, 300, 600};
+                                2.5,   5,    10,    30,   60,  120,  300, 600};
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
 typedef struct {
@@ -141,7 +141,17 @@ static void put_histogram(text *t, const char *name, const char *queue, const hi
 /* ---- the exporter ---- */
 
 /* The job counters, in the order of their metric names. */
-enum { C_ENQUEUED, C_STARTED, C_COMPLETED, C_FAILED, C_RETRIED, C_DEAD, C_CANCELLED, C_EXPIRED, NC };
+enum {
+    C_ENQUEUED,
+    C_STARTED,
+    C_COMPLETED,
+    C_FAILED,
+    C_RETRIED,
+    C_DEAD,
+    C_CANCELLED,
+    C_EXPIRED,
+    NC
+};
 static const struct {
     const char *name, *help;
     naq_event_type type;
@@ -260,8 +270,8 @@ static void *read_events(void *arg)
         }
         naq_event ev;
         const char *data = natsMsg_GetData(m);
-        int ok = naq_event_decode(data ? data : "", (size_t)natsMsg_GetDataLength(m), &ev) ==
-                 NAQ_OK;
+        int ok =
+            naq_event_decode(data ? data : "", (size_t)natsMsg_GetDataLength(m), &ev) == NAQ_OK;
         pthread_mutex_lock(&e->lock);
         if (ok)
             count_event(e, &ev);
@@ -324,8 +334,10 @@ naq_status naq_metrics_exporter_wait(naq_metrics_exporter *e, int64_t timeout_ms
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, e->c->ejs, e->c->cfg.event_stream, NULL, &jerr);
     if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read the state of event "
-                              "stream %s", e->c->cfg.event_stream);
+        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
+                              "cannot read the state of event "
+                              "stream %s",
+                              e->c->cfg.event_stream);
     uint64_t target = si->State.Msgs > 0 ? si->State.LastSeq : 0;
     jsStreamInfo_Destroy(si);
     int64_t deadline = naq__mono_ms() + timeout_ms;
@@ -336,9 +348,11 @@ naq_status naq_metrics_exporter_wait(naq_metrics_exporter *e, int64_t timeout_ms
         if (at >= target)
             return NAQ_OK;
         if (naq__mono_ms() >= deadline)
-            return naq__fail(NAQ_ERR_TIMEOUT, "the metrics exporter read events up to %llu of "
-                             "%llu within %lld ms", (unsigned long long)at,
-                             (unsigned long long)target, (long long)timeout_ms);
+            return naq__fail(NAQ_ERR_TIMEOUT,
+                             "the metrics exporter read events up to %llu of "
+                             "%llu within %lld ms",
+                             (unsigned long long)at, (unsigned long long)target,
+                             (long long)timeout_ms);
         naq__sleep_ms(20);
     }
 }
@@ -349,8 +363,8 @@ static void put_job_counters(text *t, naq_metrics_exporter *e)
     for (int i = 0; i < NC; i++) {
         family(t, counters[i].name, "counter", counters[i].help);
         for (size_t k = 0; k < e->nqueues; k++)
-            put(t, "%s{queue=\"%s\"} %llu\n", counters[i].name,
-                esc(e->queues[k].name, q, sizeof q), (unsigned long long)e->queues[k].c[i]);
+            put(t, "%s{queue=\"%s\"} %llu\n", counters[i].name, esc(e->queues[k].name, q, sizeof q),
+                (unsigned long long)e->queues[k].c[i]);
     }
     family(t, "naq_job_duration_seconds", "histogram",
            "Run time of completed and failed job runs, by queue.");
@@ -407,7 +421,8 @@ static void put_streams(text *t, const naq_ops *o)
     for (size_t i = 0; i < o->ndlq; i++)
         put(t, "naq_dlq_jobs{queue=\"%s\"} %llu\n", esc(o->dlq[i].name, a, sizeof a),
             (unsigned long long)o->dlq[i].count);
-    family(t, "naq_event_dlq_events", "gauge", "Dead events in the event dead-letter stream, by group.");
+    family(t, "naq_event_dlq_events", "gauge",
+           "Dead events in the event dead-letter stream, by group.");
     for (size_t i = 0; i < o->nevent_dlq; i++)
         put(t, "naq_event_dlq_events{group=\"%s\"} %llu\n", esc(o->event_dlq[i].name, a, sizeof a),
             (unsigned long long)o->event_dlq[i].count);
@@ -545,7 +560,8 @@ static void put_scheduler(text *t, naq_scheduler *s)
         {"naq_scheduler_ticks_total", "Leader ticks run.", st.ticks},
         {"naq_scheduler_elections_total", "Times this scheduler became leader.", st.elections},
         {"naq_scheduler_triggers_total", "Schedule triggers.", st.triggers},
-        {"naq_scheduler_trigger_errors_total", "Triggers that failed (retried).", st.trigger_errors},
+        {"naq_scheduler_trigger_errors_total", "Triggers that failed (retried).",
+         st.trigger_errors},
         {"naq_scheduler_released_total", "Delayed jobs moved to their queue.", st.released},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {

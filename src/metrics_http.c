@@ -64,8 +64,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char *copy = strdup(msg);
         if (copy == NULL)
             return MHD_NO;
-        return reply(conn, 503, "text/plain", copy, (size_t)n < sizeof msg ? (size_t)n : strlen(copy),
-                     MHD_RESPMEM_MUST_FREE);
+        return reply(conn, 503, "text/plain", copy,
+                     (size_t)n < sizeof msg ? (size_t)n : strlen(copy), MHD_RESPMEM_MUST_FREE);
     }
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len,
                  MHD_RESPMEM_MUST_FREE);

@@ -73,9 +73,9 @@ static json_t *worker_json(naq_worker *w)
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "processed",
                      (json_int_t)st.processed, "completed", (json_int_t)st.completed, "failed",
                      (json_int_t)st.failed, "retried", (json_int_t)st.retried, "dead_lettered",
-                     (json_int_t)st.dead_lettered, "cancelled", (json_int_t)st.cancelled,
-                     "expired", (json_int_t)st.expired, "handed_back", (json_int_t)st.handed_back,
-                     "active", st.active);
+                     (json_int_t)st.dead_lettered, "cancelled", (json_int_t)st.cancelled, "expired",
+                     (json_int_t)st.expired, "handed_back", (json_int_t)st.handed_back, "active",
+                     st.active);
 }
 
 static json_t *scheduler_json(naq_scheduler *s)

@@ -93,7 +93,7 @@ static naq_status read_stream(jsCtx *js, const char *name, const char *subject_f
             const char *last = strrchr(subj->List[i].Subject, '.');
             if (last == NULL || strcmp(last, ".replay") == 0)
                 continue; /* an event-DLQ replay subject, not an entry */
-            snprintf((*counts)[*ncounts].name, sizeof (*counts)[0].name, "%s", last + 1);
+            snprintf((*counts)[*ncounts].name, sizeof(*counts)[0].name, "%s", last + 1);
             (*counts)[(*ncounts)++].count = subj->List[i].Msgs;
         }
         if (s == NAQ_OK)
@@ -136,8 +136,8 @@ static naq_status read_consumers(jsCtx *js, const char *stream, naq_ops_consumer
         if (kind == NAQ_OPS_CONSUMER_QUEUE &&
             !naq__parse_queue_consumer(ci->Name, k.queue, sizeof k.queue, &k.priority))
             continue;
-        if (kind == NAQ_OPS_CONSUMER_GROUP && (ci->Config == NULL || ci->Config->Durable == NULL ||
-                                               ci->Config->Durable[0] == '\0'))
+        if (kind == NAQ_OPS_CONSUMER_GROUP &&
+            (ci->Config == NULL || ci->Config->Durable == NULL || ci->Config->Durable[0] == '\0'))
             continue; /* an ephemeral reader (naq events stream, a query), not a group */
         snprintf(k.name, sizeof k.name, "%s", ci->Name);
         k.pending = ci->NumPending;
@@ -258,11 +258,11 @@ naq_status naq_ops_read(naq_client *c, naq_ops *out)
     if (s == NAQ_OK)
         s = read_stream(c->js, c->cfg.job_stream, NULL, &out->streams[NAQ_OPS_JOBS], NULL, NULL);
     if (s == NAQ_OK)
-        s = read_stream(c->js, c->cfg.dlq_stream, dlq_filter, &out->streams[NAQ_OPS_DLQ],
-                        &out->dlq, &out->ndlq);
+        s = read_stream(c->js, c->cfg.dlq_stream, dlq_filter, &out->streams[NAQ_OPS_DLQ], &out->dlq,
+                        &out->ndlq);
     if (s == NAQ_OK)
-        s = read_stream(c->ejs, NAQ_EVENT_DLQ_STREAM, edlq_filter,
-                        &out->streams[NAQ_OPS_EVENT_DLQ], &out->event_dlq, &out->nevent_dlq);
+        s = read_stream(c->ejs, NAQ_EVENT_DLQ_STREAM, edlq_filter, &out->streams[NAQ_OPS_EVENT_DLQ],
+                        &out->event_dlq, &out->nevent_dlq);
     if (s == NAQ_OK)
         s = read_consumers(c->js, c->cfg.job_stream, NAQ_OPS_CONSUMER_QUEUE, out);
     if (s == NAQ_OK)

@@ -42,7 +42,8 @@ naq_status naq__job_msg_to(const char *subject, const char *job_id, const char *
     }
     *out = m;
     if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NO_MEMORY, ns, 0, "cannot build the message of job %s", job_id);
+        return naq__fail_nats(NAQ_ERR_NO_MEMORY, ns, 0, "cannot build the message of job %s",
+                              job_id);
     return NAQ_OK;
 }
 
@@ -105,4 +106,3 @@ void naq__log_enqueued(naq_client *c, const naq_job *j)
 }
 
 /* ---------------------------------------------------------------- enqueue */
-

@@ -358,7 +358,6 @@ naq_status naq_query_validate(const naq_query *q)
     return NAQ_OK;
 }
 
-
 static int tags_match(const naq_event *e, const char *const *tags)
 {
     if (tags == NULL || tags[0] == NULL)

@@ -128,8 +128,8 @@ static naq_status extended_ttl(const char *job_id, json_t *job, natsMsg *m, int6
 {
     *old_ttl = json_integer_value(json_object_get(job, "ttl_ms"));
     if (*old_ttl <= 0)
-        return naq__fail(NAQ_ERR_CLOSED,
-                         "job %s has no TTL (it never expires): nothing to extend", job_id);
+        return naq__fail(NAQ_ERR_CLOSED, "job %s has no TTL (it never expires): nothing to extend",
+                         job_id);
     double now = naq__now(), stored = 0;
     const char *ts = NULL;
     if (natsMsgHeader_Get(m, "Nats-Time-Stamp", &ts) != NATS_OK || ts == NULL ||
@@ -237,9 +237,8 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     if (extend_ms > 0)
         naq__schedule_event(c, NAQ_EVENT_TTL_EXTENDED, NULL, job_id, from_queue, NULL, NULL,
                             json_pack("{s:I, s:I, s:I, s:f}", "extended_by_ms",
-                                      (json_int_t)extend_ms, "previous_ttl_ms",
-                                      (json_int_t)old_ttl, "ttl_ms", (json_int_t)new_ttl,
-                                      "expires_at", expires_at));
+                                      (json_int_t)extend_ms, "previous_ttl_ms", (json_int_t)old_ttl,
+                                      "ttl_ms", (json_int_t)new_ttl, "expires_at", expires_at));
     else if (queue == NULL)
         naq__schedule_event(c, NAQ_EVENT_QUEUE_PRIORITY_CHANGED, NULL, job_id, from_queue, NULL,
                             NULL, json_pack("{s:i, s:i}", "from", f.level, "to", to_level));

@@ -49,8 +49,7 @@ naq_status naq_role_parse(const char *name, naq_role *out)
             return NAQ_OK;
         }
     return naq__fail(NAQ_ERR_INVALID_ARG,
-                     "unknown role '%s': use producer, worker, reader or admin",
-                     name ? name : "");
+                     "unknown role '%s': use producer, worker, reader or admin", name ? name : "");
 }
 
 /* ---- subject lists ---- */
@@ -139,8 +138,9 @@ static void base(perms *p, const naq_config *cfg, const bucket_names *b)
      * clean-up deletes them again. */
     const char *streams[] = {cfg->event_stream, cfg->dlq_stream, NAQ__OUTCOME_STREAM,
                              NAQ__DELAYED_STREAM, NAQ_EVENT_DLQ_STREAM};
-    const char *buckets[] = {"naq_unique", "naq_deps", "naq_cancel", b->workers, b->stats,
-                             NAQ__SCHEDULES_BUCKET, NAQ__LOCK_BUCKET};
+    const char *buckets[] = {"naq_unique",    "naq_deps", "naq_cancel",
+                             b->workers,      b->stats,   NAQ__SCHEDULES_BUCKET,
+                             NAQ__LOCK_BUCKET};
     for (size_t i = 0; i < sizeof streams / sizeof *streams; i++) {
         add(p, 0, "$JS.API.CONSUMER.CREATE.%s", streams[i]);
         add(p, 0, "$JS.API.CONSUMER.CREATE.%s.>", streams[i]);
@@ -165,10 +165,10 @@ static void producer(perms *p, const naq_config *cfg)
 {
     const char *px = cfg->subject_prefix;
     events(p, cfg);
-    add(p, 0, "%s.queue.>", px);          /* enqueue */
-    add(p, 0, "%s.due.>", px);            /* delayed jobs */
-    add(p, 0, "$KV.naq_unique.>");        /* unique keys */
-    add(p, 0, "$KV.naq_deps.>");          /* jobs waiting for dependencies */
+    add(p, 0, "%s.queue.>", px);   /* enqueue */
+    add(p, 0, "%s.due.>", px);     /* delayed jobs */
+    add(p, 0, "$KV.naq_unique.>"); /* unique keys */
+    add(p, 0, "$KV.naq_deps.>");   /* jobs waiting for dependencies */
     /* A job with dependencies registers as a waiter on each parent's
      * outcome subject (outcome.c); the subject is shared with the outcome
      * record, so this is also where a producer could forge one. */
@@ -201,12 +201,12 @@ static void worker(perms *p, const naq_config *cfg, const bucket_names *b,
      * another queue: publishing is not taking. */
     add(p, 0, "%s.queue.>", px);
     add(p, 0, "%s.due.>", px);
-    add(p, 0, "%s.outcome.>", px);        /* results, finished markers */
-    add(p, 0, "$KV.%s.>", b->workers);    /* the registry */
+    add(p, 0, "%s.outcome.>", px);                        /* results, finished markers */
+    add(p, 0, "$KV.%s.>", b->workers);                    /* the registry */
     add(p, 0, "$JS.API.STREAM.CREATE.KV_%s", b->workers); /* the first worker makes it */
-    add(p, 0, "$KV.naq_unique.>");        /* a finished unique job frees its key */
-    add(p, 0, "$KV.naq_deps.>");          /* releasing dependents */
-    add(p, 0, "$KV.naq_cancel.>");        /* a cancellation is done */
+    add(p, 0, "$KV.naq_unique.>");                        /* a finished unique job frees its key */
+    add(p, 0, "$KV.naq_deps.>");                          /* releasing dependents */
+    add(p, 0, "$KV.naq_cancel.>");                        /* a cancellation is done */
     /* A KV key is deleted for good with a purge of its subject. */
     add(p, 0, "$JS.API.STREAM.PURGE.KV_naq_unique");
     add(p, 0, "$JS.API.STREAM.PURGE.KV_naq_deps");
@@ -230,8 +230,7 @@ static naq_status build(const naq_config *cfg, naq_role r, const char *const *qu
     }
     if (p->oom) {
         perms_free(p);
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building the %s role",
-                         naq_role_name(r));
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory building the %s role", naq_role_name(r));
     }
     return NAQ_OK;
 }

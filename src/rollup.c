@@ -528,8 +528,8 @@ static naq_status kv_cas(kvStore *kv, const char *key, const char *data, size_t 
      * timeout: a publish the server refuses for lack of permission is never
      * answered) is not a conflict, and trying again would not help. */
     if (ns == NATS_ERR)
-        return naq__fail_nats(NAQ_ERR_EXISTS, ns, 0, "%s/%s changed meanwhile",
-                              kvStore_Bucket(kv), key);
+        return naq__fail_nats(NAQ_ERR_EXISTS, ns, 0, "%s/%s changed meanwhile", kvStore_Bucket(kv),
+                              key);
     return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                           "cannot write %s/%s (a role without write access to it cannot fold "
                           "events: docs/security.md)",
@@ -857,8 +857,10 @@ naq_status naq_rollup_catch_up(naq_client *c, naq_rollup_progress_fn progress, v
         jsErrCode jerr = 0;
         natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
         if (ns != NATS_OK)
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read the state of event "
-                               "stream %s", c->cfg.event_stream);
+            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
+                               "cannot read the state of event "
+                               "stream %s",
+                               c->cfg.event_stream);
         else
             target = si->State.LastSeq;
         jsStreamInfo_Destroy(si);
@@ -903,7 +905,7 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop)
             break;
         if (!failing)
             naq__log(NAQ_LOG_WARN, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
-                    RETRY_SLEEP_MS / 1000);
+                     RETRY_SLEEP_MS / 1000);
         failing = 1;
         for (int64_t waited = 0; waited < RETRY_SLEEP_MS && !*stop; waited += 100)
             naq__sleep_ms(100);

@@ -75,8 +75,9 @@ static naq_status readable(const char *var, const char *path)
     if (path[0] == '\0')
         return NAQ_OK;
     if (access(path, R_OK) != 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s: cannot read '%s' (%s); point it at a readable file",
-                         var, path, strerror(errno));
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s: cannot read '%s' (%s); point it at a readable file", var, path,
+                         strerror(errno));
     return NAQ_OK;
 }
 
@@ -329,7 +330,7 @@ static int open_plain(const char *host, const char *port)
 }
 
 /* The server's certificate as the handshake shows it, unverified. */
-static X509 *peer_certificate(int fd, STACK_OF(X509) **chain, SSL_CTX **ctx, SSL **ssl)
+static X509 *peer_certificate(int fd, STACK_OF(X509) * *chain, SSL_CTX **ctx, SSL **ssl)
 {
     *ctx = SSL_CTX_new(TLS_client_method());
     if (*ctx == NULL)
@@ -343,7 +344,7 @@ static X509 *peer_certificate(int fd, STACK_OF(X509) **chain, SSL_CTX **ctx, SSL
 }
 
 /* 1 when cert chains to the CA file (or the system's CAs). */
-static int chain_trusted(const naq_config *cfg, X509 *cert, STACK_OF(X509) *chain)
+static int chain_trusted(const naq_config *cfg, X509 *cert, STACK_OF(X509) * chain)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *vc = X509_STORE_CTX_new();
@@ -389,8 +390,7 @@ static void cert_names(X509 *cert, char *buf, size_t cap)
     }
 }
 
-naq_tls_problem naq__tls_diagnose(const naq_config *cfg, const char *url, char *names,
-                                  size_t cap)
+naq_tls_problem naq__tls_diagnose(const naq_config *cfg, const char *url, char *names, size_t cap)
 {
     names[0] = '\0';
     char host[256], port[16] = "4222";

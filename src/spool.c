@@ -123,7 +123,10 @@ static void reader_init(reader *r, int fd, uint64_t start, uint64_t limit)
     *r = (reader){.fd = fd, .base = start, .limit = limit};
 }
 
-static void reader_free(reader *r) { free(r->buf); }
+static void reader_free(reader *r)
+{
+    free(r->buf);
+}
 
 /* Make `need` unread bytes available if the file has them. -1 on I/O error
  * or no memory; fewer bytes than asked at the end of the range is not one. */
@@ -191,7 +194,10 @@ static int reader_next(reader *r, frame *f)
     return FRAME_OK;
 }
 
-static uint64_t frame_end(const frame *f) { return f->off + FRAME_HEADER + f->len; }
+static uint64_t frame_end(const frame *f)
+{
+    return f->off + FRAME_HEADER + f->len;
+}
 
 /* ---- cursor file ---- */
 
@@ -238,8 +244,7 @@ static naq_status cursor_save(naq__spool *s, uint64_t offset, uint32_t crc)
                          w < 0 ? strerror(saved) : "short write");
     }
     if (rename(s->cursor_tmp, s->cursor_path) != 0)
-        return naq__fail(NAQ_ERR_IO, "spool: cannot rename %s: %s", s->cursor_tmp,
-                         strerror(errno));
+        return naq__fail(NAQ_ERR_IO, "spool: cannot rename %s: %s", s->cursor_tmp, strerror(errno));
     return NAQ_OK;
 }
 
@@ -255,8 +260,8 @@ typedef struct {
 /* Walk every frame of fd up to size, checking the saved cursor against the
  * frame boundaries: it is trusted only if a frame ends exactly there and
  * carries the saved crc. */
-static naq_status scan(int fd, uint64_t size, uint64_t saved, uint32_t saved_crc,
-                       const char *path, scan_result *out)
+static naq_status scan(int fd, uint64_t size, uint64_t saved, uint32_t saved_crc, const char *path,
+                       scan_result *out)
 {
     reader r;
     frame f;
@@ -423,8 +428,10 @@ naq_status naq__spool_append(naq__spool *s, const void *data, size_t len)
 
     pthread_mutex_lock(&s->mu);
     if (s->broken) {
-        st = naq__fail(NAQ_ERR_IO, "spool %s: an earlier failed write could not be undone; "
-                                   "reopen the spool to repair it", s->path);
+        st = naq__fail(NAQ_ERR_IO,
+                       "spool %s: an earlier failed write could not be undone; "
+                       "reopen the spool to repair it",
+                       s->path);
         goto out;
     }
     if (s->max_bytes > 0 && s->end + frame_len > s->max_bytes) {
@@ -455,9 +462,9 @@ out:
 /* ---- reading: peek, consume, drain (callers hold read_mu) ---- */
 
 typedef struct {
-    size_t accepted;  /* records fn accepted, in order from the cursor */
-    uint64_t after;   /* offset just past the last accepted record */
-    uint32_t crc;     /* crc of the last accepted record */
+    size_t accepted; /* records fn accepted, in order from the cursor */
+    uint64_t after;  /* offset just past the last accepted record */
+    uint32_t crc;    /* crc of the last accepted record */
 } walk_result;
 
 /* A damaged frame at off: cut it and everything after it off the file.

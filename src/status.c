@@ -28,9 +28,18 @@ const char *naq_status_str(naq_status s)
     return status_names[s];
 }
 
-const char *naq_last_error(void) { return last_message; }
-int naq_last_error_nats_status(void) { return last_nats_status; }
-int naq_last_error_js_code(void) { return last_js_code; }
+const char *naq_last_error(void)
+{
+    return last_message;
+}
+int naq_last_error_nats_status(void)
+{
+    return last_nats_status;
+}
+int naq_last_error_js_code(void)
+{
+    return last_js_code;
+}
 
 static void record(int nats_status, int js_code, const char *fmt, va_list ap)
 {

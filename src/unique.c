@@ -159,8 +159,7 @@ void naq__unique_unclaim(naq_client *c, const naq_job *j, uint64_t rev)
 
 /* Removes the key only while job_id holds it: another job may have taken
  * it since. */
-static naq_status release_change(const char *val, size_t len, void *ud, char **out,
-                                 size_t *out_len)
+static naq_status release_change(const char *val, size_t len, void *ud, char **out, size_t *out_len)
 {
     (void)len;
     (void)out_len;

@@ -338,9 +338,9 @@ int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
     natsStatus ns = natsConnection_PublishString(w->client->nc, reply, body);
     if (ns != NATS_OK) {
         naq__log(NAQ_LOG_WARN,
-                "naq worker %s: cannot send %s for a job (%s); it will be delivered "
-                "again after the ack wait\n",
-                w->id, body, natsStatus_GetText(ns));
+                 "naq worker %s: cannot send %s for a job (%s); it will be delivered "
+                 "again after the ack wait\n",
+                 w->id, body, natsStatus_GetText(ns));
         return -1;
     }
     return 0;

@@ -96,16 +96,16 @@ typedef struct naq__ack_sink naq__ack_sink;
 
 struct naq_worker {
     naq_client *client;
-    natsConnection *nc; /* while running: pull requests (sent at once) */
-    naq__finisher *finisher;   /* while running */
-    naq__cancel_watch *watch;  /* while running; NULL when it could not start */
-    naq__ack_sink *sink;       /* while running */
-    naq__fetcher *fetcher;     /* while running */
-    int prefetch;              /* jobs fetched beyond the free slots, or NAQ_PREFETCH_AUTO */
+    natsConnection *nc;       /* while running: pull requests (sent at once) */
+    naq__finisher *finisher;  /* while running */
+    naq__cancel_watch *watch; /* while running; NULL when it could not start */
+    naq__ack_sink *sink;      /* while running */
+    naq__fetcher *fetcher;    /* while running */
+    int prefetch;             /* jobs fetched beyond the free slots, or NAQ_PREFETCH_AUTO */
     char id[NAQ_ID_SIZE];
-    int concurrency;     /* executor threads: autoscale's max, or concurrency */
+    int concurrency;      /* executor threads: autoscale's max, or concurrency */
     atomic_int slots_now; /* jobs at once now: concurrency, or autoscale's pick */
-    int autoscale_min;   /* 0 = a fixed concurrency */
+    int autoscale_min;    /* 0 = a fixed concurrency */
     naq__autoscale scale; /* the keeper's (worker_autoscale.c) */
     int64_t grace_ms;
     naq__queue_state *queues;

@@ -198,9 +198,9 @@ typedef struct settlement settlement;
 
 struct naq__ack_sink {
     pthread_mutex_t lock;
-    naq_worker *w;     /* NULL once closed */
-    int refs;          /* the worker's, and one per open settlement */
-    settlement *open;  /* waiting for confirmations: in-progress acks */
+    naq_worker *w;    /* NULL once closed */
+    int refs;         /* the worker's, and one per open settlement */
+    settlement *open; /* waiting for confirmations: in-progress acks */
 };
 
 naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out)
@@ -343,8 +343,8 @@ static void settle_final(naq_worker *w, const char *reply, const naq_job *j, con
         return;
     }
     naq__client_log_confirmed(w->client, e, settlement_confirm, st);
-    char *record = naq__outcome_record(w->client->crypt, j, status, ctx ? ctx->details : NULL, error_type,
-                                       error_message);
+    char *record = naq__outcome_record(w->client->crypt, j, status, ctx ? ctx->details : NULL,
+                                       error_type, error_message);
     naq__finisher_submit(w->finisher, j, record, succeeded, settlement_confirm, st);
 }
 
@@ -490,8 +490,10 @@ static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const n
     naq_status s = naq__dlq_put(w->client, j, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                                 ctx->error_type, ctx->error_message, j->attempt);
     if (s != NAQ_OK) {
-        naq__worker_error(w, "DeadLetterFailed", "job %s could not be dead-lettered (%s); it will "
-                          "be delivered again", j->id, naq_last_error());
+        naq__worker_error(w, "DeadLetterFailed",
+                          "job %s could not be dead-lettered (%s); it will "
+                          "be delivered again",
+                          j->id, naq_last_error());
         if (st != NULL)
             settlement_confirm(st, 0); /* no record: logs why, naks with a delay */
         return;
@@ -499,8 +501,8 @@ static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const n
     atomic_fetch_add(&w->dead_lettered, 1);
     if (st != NULL)
         naq__finisher_submit(w->finisher, j,
-                             naq__outcome_record(w->client->crypt, j, "failed", ctx->details, ctx->error_type,
-                                                 ctx->error_message),
+                             naq__outcome_record(w->client->crypt, j, "failed", ctx->details,
+                                                 ctx->error_type, ctx->error_message),
                              0, settlement_confirm, st);
 }
 

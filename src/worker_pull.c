@@ -109,14 +109,14 @@ struct naq__fetcher {
     char inbox[64];
     ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
     int nready, running, requested;
-    pull_req *reqs; /* nqueues * NAQ_PRIORITY_LEVELS */
-    int next_queue;            /* round-robin start within a level */
-    int focus_q, focus_l;      /* where the last job came from */
-    int64_t backoff_until_ms;  /* after an error, no request before this */
-    int reading;               /* an executor (or the keeper) reads replies */
+    pull_req *reqs;           /* nqueues * NAQ_PRIORITY_LEVELS */
+    int next_queue;           /* round-robin start within a level */
+    int focus_q, focus_l;     /* where the last job came from */
+    int64_t backoff_until_ms; /* after an error, no request before this */
+    int reading;              /* an executor (or the keeper) reads replies */
     int stopping;
-    int64_t trip_us, job_us;   /* auto prefetch: averages, 0 = none yet */
-    long long backlog;         /* jobs pending on the server, as the last reply said */
+    int64_t trip_us, job_us; /* auto prefetch: averages, 0 = none yet */
+    long long backlog;       /* jobs pending on the server, as the last reply said */
 };
 
 static pull_req *req_of(naq__fetcher *f, int q, int level)

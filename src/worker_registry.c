@@ -303,9 +303,9 @@ struct naq__registry {
     size_t njobs, jobs_cap;
     int active; /* == njobs unless an allocation failed */
     uint64_t processed, failed;
-    int64_t idle_at_ms; /* busy with no job since then (monotonic); 0 = not pending */
-    int64_t dirty_gap;  /* the entry changed since the last put: the gap to keep, 0 = clean */
-    int64_t last_put_ms;    /* heartbeat thread's last put (monotonic) */
+    int64_t idle_at_ms;      /* busy with no job since then (monotonic); 0 = not pending */
+    int64_t dirty_gap;       /* the entry changed since the last put: the gap to keep, 0 = clean */
+    int64_t last_put_ms;     /* heartbeat thread's last put (monotonic) */
     int64_t sleeps_until_ms; /* when the heartbeat thread wakes by itself; 0 = awake */
     int stop;
     int put_failing;
@@ -575,17 +575,17 @@ static void adopt_bucket_ttl(naq__registry *r, int64_t want_ns)
         return;
     if (ttl_ns == 0)
         naq__log(NAQ_LOG_WARN,
-                "naq worker %s: the worker registry (KV %s) has no TTL, so entries of killed "
-                "workers never expire; delete the bucket (nats kv del %s) to let naq recreate it "
-                "with a TTL of 3 heartbeat intervals\n",
-                r->id, r->bucket, r->bucket);
+                 "naq worker %s: the worker registry (KV %s) has no TTL, so entries of killed "
+                 "workers never expire; delete the bucket (nats kv del %s) to let naq recreate it "
+                 "with a TTL of 3 heartbeat intervals\n",
+                 r->id, r->bucket, r->bucket);
     else
         naq__log(NAQ_LOG_WARN,
-                "naq worker %s: the worker registry (KV %s) keeps entries for %lld ms, not the "
-                "%lld ms (3 x NAQ_HEARTBEAT_INTERVAL) this worker would use; using the bucket's "
-                "TTL (its entry is refreshed every %lld ms)\n",
-                r->id, r->bucket, (long long)ttl_ms, (long long)(want_ns / 1000000),
-                (long long)r->refresh_ms);
+                 "naq worker %s: the worker registry (KV %s) keeps entries for %lld ms, not the "
+                 "%lld ms (3 x NAQ_HEARTBEAT_INTERVAL) this worker would use; using the bucket's "
+                 "TTL (its entry is refreshed every %lld ms)\n",
+                 r->id, r->bucket, (long long)ttl_ms, (long long)(want_ns / 1000000),
+                 (long long)r->refresh_ms);
 }
 
 static void registry_free(naq__registry *r)
@@ -821,8 +821,8 @@ void naq__registry_stop(naq__registry *r, const char *how, int handed_back)
     natsStatus ns = kvStore_Delete(r->kv, r->id);
     if (ns != NATS_OK)
         naq__log(NAQ_LOG_WARN,
-                "naq worker %s: cannot remove its registry entry (%s); it expires by itself\n",
-                r->id, natsStatus_GetText(ns));
+                 "naq worker %s: cannot remove its registry entry (%s); it expires by itself\n",
+                 r->id, natsStatus_GetText(ns));
     snprintf(msg, sizeof msg, "worker %s stopped (%s)", r->id, how ? how : "graceful");
     system_event(r->c, NAQ_EVENT_SYSTEM_SHUTDOWN, "worker", r->id, msg);
     registry_free(r);

@@ -116,9 +116,8 @@ static inline void jwt_make(const jwt_key *issuer, const char *sub, const char *
     unsigned char sig[64];
     size_t siglen = sizeof sig;
     assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, p), 1);
-    assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)signing,
-                                    strlen(signing)),
-                     1);
+    assert_int_equal(
+        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)signing, strlen(signing)), 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(p);
     jwt_b64url(sig, siglen, sig_text);

@@ -164,8 +164,8 @@ static void a_bad_range_is_refused(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(a_burst_grows_the_worker_to_its_max_and_idleness_shrinks_it_back,
-                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        a_burst_grows_the_worker_to_its_max_and_idleness_shrinks_it_back, setup, teardown),
     cmocka_unit_test_setup_teardown(a_bad_range_is_refused, setup, teardown),
 };
 

@@ -118,7 +118,7 @@ static void push_beyond_byte_bound_is_full(void **state)
     assert_int_equal(naq__bqueue_push(q, big, 100), NAQ_OK);
     assert_int_equal(naq__bqueue_push(q, big, 100), NAQ_OK);
     assert_int_equal(naq__bqueue_push(q, big, 51), NAQ_ERR_FULL); /* 251 > 250 */
-    assert_int_equal(naq__bqueue_push(q, big, 50), NAQ_OK);        /* exactly 250 fits */
+    assert_int_equal(naq__bqueue_push(q, big, 50), NAQ_OK);       /* exactly 250 fits */
     assert_int_equal(naq__bqueue_push(q, big, 1), NAQ_ERR_FULL);
 
     size_t bytes = 0;

@@ -258,8 +258,8 @@ static void every_command_and_subcommand_has_help_exiting_0(void **state)
         if (codes == NULL || strstr(codes, "2 bad usage") == NULL ||
             strchr(strstr(codes, "2 bad usage"), '\n')[1] != '\0')
             fail_msg("naq %s %s %s: the help does not end with its exit codes:\n%s", cases[i][0],
-                     cases[i][1] ? cases[i][1] : "",
-                     cases[i][1] && cases[i][2] ? cases[i][2] : "", out);
+                     cases[i][1] ? cases[i][1] : "", cases[i][1] && cases[i][2] ? cases[i][2] : "",
+                     out);
         free(out);
         free(err);
     }

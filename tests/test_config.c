@@ -10,10 +10,21 @@
 static void clear_env(void)
 {
     static const char *const names[] = {
-        "NAQ_URL", "NAQ_JOB_QUEUE_URL", "NAQ_EVENT_STORAGE_URL", "NAQ_NATS_STREAM_NAME",
-        "NAQ_NATS_SUBJECT_PREFIX", "NAQ_NATS_CONNECTION_TIMEOUT", "NAQ_LOG_LEVEL",
-        "NAQ_DISABLE_LOGGING", "NAQ_EVENT_MAX_AGE", "NAQ_REPLICAS", "NAQ_EVENT_BUFFER",
-        "NAQ_EVENT_FLUSH_INTERVAL", "NAQ_ACK_WAIT", "NAQ_SPOOL_DIR", "NAQ_EVENT_MAX_BYTES",
+        "NAQ_URL",
+        "NAQ_JOB_QUEUE_URL",
+        "NAQ_EVENT_STORAGE_URL",
+        "NAQ_NATS_STREAM_NAME",
+        "NAQ_NATS_SUBJECT_PREFIX",
+        "NAQ_NATS_CONNECTION_TIMEOUT",
+        "NAQ_LOG_LEVEL",
+        "NAQ_DISABLE_LOGGING",
+        "NAQ_EVENT_MAX_AGE",
+        "NAQ_REPLICAS",
+        "NAQ_EVENT_BUFFER",
+        "NAQ_EVENT_FLUSH_INTERVAL",
+        "NAQ_ACK_WAIT",
+        "NAQ_SPOOL_DIR",
+        "NAQ_EVENT_MAX_BYTES",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unsetenv(names[i]);

@@ -3,8 +3,8 @@
  * and a real nats-server: a worker SIGKILLed mid-job, three worker
  * processes racing over 10,000 jobs, a server killed (-9) and restarted
  * while workers run, an empty server met by a producer and two workers at
- * once, and a worker killed between its outcome and its ack. In each, no job is lost, none runs twice without a failure in
- * between, and every history tells only what happened.
+ * once, and a worker killed between its outcome and its ack. In each, no job is lost, none runs
+ * twice without a failure in between, and every history tells only what happened.
  *
  * Worker processes re-execute this test binary (a plain fork() of a
  * process in which nats.c already runs would leave the child without
@@ -410,8 +410,7 @@ static void *enqueue_during_outage(void *arg)
     return NULL;
 }
 
-static void
-server_killed_mid_run_loses_no_job_and_every_history_ends_in_its_outcome(void **state)
+static void server_killed_mid_run_loses_no_job_and_every_history_ends_in_its_outcome(void **state)
 {
     fixture *fx = *state;
     atomic_store(&calls, 0);
@@ -571,8 +570,8 @@ on_an_empty_server_a_producer_and_two_workers_starting_together_run_each_job_onc
 /* Issue 8: the ack goes only after the server confirmed the outcome event.
  * A worker killed right between the two leaves a job whose history has
  * its outcome, and the job runs again (at-least-once) and completes. */
-static void a_worker_killed_between_its_outcome_and_its_ack_leaves_the_outcome_in_history(
-    void **state)
+static void
+a_worker_killed_between_its_outcome_and_its_ack_leaves_the_outcome_in_history(void **state)
 {
     fixture *fx = *state;
     char file[400];

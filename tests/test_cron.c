@@ -309,8 +309,8 @@ static void invalid_expressions_name_the_bad_field(void **state)
         if (s != NAQ_ERR_INVALID_ARG)
             fail_msg("'%s': want invalid argument, got %s", rows[i].expr, naq_status_str(s));
         if (strstr(naq_last_error(), rows[i].mentions) == NULL)
-            fail_msg("'%s': message '%s' does not mention \"%s\"", rows[i].expr,
-                     naq_last_error(), rows[i].mentions);
+            fail_msg("'%s': message '%s' does not mention \"%s\"", rows[i].expr, naq_last_error(),
+                     rows[i].mentions);
         if (strncmp(rows[i].mentions, "minute", 6) == 0 &&
             strstr(naq_last_error(), "allowed: 0-59") == NULL)
             fail_msg("'%s': message '%s' does not say what is allowed", rows[i].expr,
@@ -434,8 +434,8 @@ static void zone_offsets_match_the_c_library(void **state)
 {
     (void)state;
     static const char *const zones[] = {
-        "America/New_York", "Europe/Paris",  "Australia/Sydney", "Asia/Kolkata",
-        "Pacific/Chatham",  "America/Nuuk",  "Asia/Jerusalem",   "Africa/Casablanca",
+        "America/New_York", "Europe/Paris",      "Australia/Sydney", "Asia/Kolkata",
+        "Pacific/Chatham",  "America/Nuuk",      "Asia/Jerusalem",   "Africa/Casablanca",
         "Europe/London",    "America/Sao_Paulo",
     };
     const char *old = getenv("TZ");
@@ -458,8 +458,7 @@ static void zone_offsets_match_the_c_library(void **state)
             if (s != NAQ_OK || got != want) {
                 char a[32], b[32];
                 fail_msg("%s noon: want %s UTC, got %s UTC (%s)", zones[z],
-                         fmt_utc(want, a, sizeof a), fmt_utc(got, b, sizeof b),
-                         naq_status_str(s));
+                         fmt_utc(want, a, sizeof a), fmt_utc(got, b, sizeof b), naq_status_str(s));
             }
         }
     }

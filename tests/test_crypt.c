@@ -309,12 +309,12 @@ static int server_find(const naq_test_server *srv, char *where, size_t cap)
             if (js_GetMsg(&m, js, names->List[i], seq, NULL, &jerr) != NATS_OK)
                 continue; /* deleted */
             const char *data = natsMsg_GetData(m);
-            found = data != NULL && memmem(data, (size_t)natsMsg_GetDataLength(m), MARKER,
-                                           strlen(MARKER)) != NULL;
+            found = data != NULL &&
+                    memmem(data, (size_t)natsMsg_GetDataLength(m), MARKER, strlen(MARKER)) != NULL;
             if (found)
                 snprintf(where, cap, "%s seq %llu (%s): %.*s", names->List[i],
-                         (unsigned long long)seq, natsMsg_GetSubject(m),
-                         natsMsg_GetDataLength(m), data);
+                         (unsigned long long)seq, natsMsg_GetSubject(m), natsMsg_GetDataLength(m),
+                         data);
             natsMsg_Destroy(m);
         }
         jsStreamInfo_Destroy(si);
@@ -565,20 +565,17 @@ static void a_changed_ciphertext_byte_fails_the_job_with_DecryptError(void **sta
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            a_keyed_worker_gets_plain_args_and_only_keyed_readers_see_the_result, crypt_setup,
-            crypt_teardown),
-        cmocka_unit_test_setup_teardown(
-            a_marker_in_args_results_and_errors_is_nowhere_on_the_server, crypt_setup,
-            crypt_teardown),
-        cmocka_unit_test_setup_teardown(
-            a_worker_without_the_key_fails_the_job_once_with_DecryptError, crypt_setup,
-            crypt_teardown),
-        cmocka_unit_test_setup_teardown(
-            after_rotation_old_jobs_decrypt_and_new_jobs_use_the_new_key, crypt_setup,
-            crypt_teardown),
-        cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_fails_the_job_with_DecryptError,
-                                        crypt_setup, crypt_teardown),
+    cmocka_unit_test_setup_teardown(
+        a_keyed_worker_gets_plain_args_and_only_keyed_readers_see_the_result, crypt_setup,
+        crypt_teardown),
+    cmocka_unit_test_setup_teardown(a_marker_in_args_results_and_errors_is_nowhere_on_the_server,
+                                    crypt_setup, crypt_teardown),
+    cmocka_unit_test_setup_teardown(a_worker_without_the_key_fails_the_job_once_with_DecryptError,
+                                    crypt_setup, crypt_teardown),
+    cmocka_unit_test_setup_teardown(after_rotation_old_jobs_decrypt_and_new_jobs_use_the_new_key,
+                                    crypt_setup, crypt_teardown),
+    cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_fails_the_job_with_DecryptError,
+                                    crypt_setup, crypt_teardown),
 };
 
 NAQ_TEST_MAIN(tests)

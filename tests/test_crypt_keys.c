@@ -130,8 +130,12 @@ static void malformed_key_files_are_refused_naming_the_line(void **state)
     keys *k = *state;
     char path[128];
     snprintf(path, sizeof path, "%s/bad.key", k->dir);
-    const char *bad[] = {"", "# only a comment\n", "k1\n", "k1 notbase64!!\n",
-                         "k1 c2hvcnQ=\n", "bad.id AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    const char *bad[] = {"",
+                         "# only a comment\n",
+                         "k1\n",
+                         "k1 notbase64!!\n",
+                         "k1 c2hvcnQ=\n",
+                         "bad.id AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
                          "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
                          "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -282,20 +286,20 @@ static void sealed_events_keep_their_metadata_and_open_with_the_key(void **state
 }
 
 static const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(keygen_writes_a_0600_file_and_never_overwrites_one, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(a_key_file_others_can_read_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_key_files_are_refused_naming_the_line, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(an_envelope_opens_with_its_key_only_for_its_job_and_field,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_does_not_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            with_keys_new_then_old_the_new_one_encrypts_and_both_decrypt, setup, teardown),
-        cmocka_unit_test_setup_teardown(dead_letter_retries_open_the_args_of_the_job_they_retry,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            sealed_events_keep_their_metadata_and_open_with_the_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(keygen_writes_a_0600_file_and_never_overwrites_one, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(a_key_file_others_can_read_is_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(malformed_key_files_are_refused_naming_the_line, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(an_envelope_opens_with_its_key_only_for_its_job_and_field,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_does_not_open, setup, teardown),
+    cmocka_unit_test_setup_teardown(with_keys_new_then_old_the_new_one_encrypts_and_both_decrypt,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(dead_letter_retries_open_the_args_of_the_job_they_retry, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(sealed_events_keep_their_metadata_and_open_with_the_key, setup,
+                                    teardown),
 };
 
 NAQ_TEST_MAIN(tests)

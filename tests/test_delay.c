@@ -403,8 +403,8 @@ static const struct CMUnitTest tests[] = {
         teardown),
     cmocka_unit_test_setup_teardown(enqueue_at_validates_like_enqueue_and_stores_nothing_on_error,
                                     setup, teardown),
-    cmocka_unit_test_setup_teardown(delayed_job_keeps_every_option_and_refuses_what_it_cannot_honour,
-                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        delayed_job_keeps_every_option_and_refuses_what_it_cannot_honour, setup, teardown),
     cmocka_unit_test_setup_teardown(same_delayed_job_id_twice_is_stored_and_released_once, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(delayed_jobs_survive_a_server_restart_under_a_running_scheduler,

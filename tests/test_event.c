@@ -126,7 +126,9 @@ static void absent_fields_are_left_out_and_decode_as_unset(void **state)
     char *json = NULL;
     size_t len = 0;
     assert_int_equal(naq_event_encode(&e, &json, &len), NAQ_OK);
-    assert_string_equal(json, "{\"version\":1,\"event_type\":\"enqueued\",\"job_id\":\"j1\",\"timestamp\":5.000000}");
+    assert_string_equal(
+        json,
+        "{\"version\":1,\"event_type\":\"enqueued\",\"job_id\":\"j1\",\"timestamp\":5.000000}");
     assert_int_equal(naq_event_decode(json, len, &d), NAQ_OK);
     assert_true(d.duration_ms == NAQ_UNSET);
     assert_true(d.memory_mb == NAQ_UNSET);
@@ -154,10 +156,10 @@ static void decode_refuses_bad_input_with_a_message(void **state)
     static const char *const bad[] = {
         "not json",
         "[]",
-        "{\"event_type\":\"started\"}",                 /* no version */
-        "{\"version\":99,\"event_type\":\"started\"}",  /* from a newer naq */
-        "{\"version\":1}",                              /* no type */
-        "{\"version\":1,\"event_type\":\"exploded\"}",  /* unknown type */
+        "{\"event_type\":\"started\"}",                /* no version */
+        "{\"version\":99,\"event_type\":\"started\"}", /* from a newer naq */
+        "{\"version\":1}",                             /* no type */
+        "{\"version\":1,\"event_type\":\"exploded\"}", /* unknown type */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         naq_event d;

@@ -133,8 +133,8 @@ static void removing_a_handler_in_use_frees_it_after_the_last_release(void **sta
     assert_int_equal(n, 1);
     assert_string_equal(naq__handler_plugin(snap[0]), "audit");
     assert_int_equal(naq__handlers_remove(r, id, 0), NAQ_OK);
-    assert_int_equal(c.stops, 0);                           /* a pool thread holds it */
-    assert_int_equal(deliver(r, NAQ_EVENT_STARTED), 0);     /* but no new event sees it */
+    assert_int_equal(c.stops, 0);                       /* a pool thread holds it */
+    assert_int_equal(deliver(r, NAQ_EVENT_STARTED), 0); /* but no new event sees it */
     naq_event e;
     naq_event_init(&e, NAQ_EVENT_STARTED);
     char reason[NAQ_REASON_MAX] = "";

@@ -301,8 +301,15 @@ static void rollup_lag_and_the_local_spool_are_checked(void **state)
         assert_int_equal(naq__spool_append(sp, "record", 6), NAQ_OK);
     naq__spool_close(sp);
     int rc = 0;
-    const char *args[] = {"--rollup-warning", "2", "--rollup-critical", "100", "--spool-critical",
-                          "2", "--min-workers", "0", NULL};
+    const char *args[] = {"--rollup-warning",
+                          "2",
+                          "--rollup-critical",
+                          "100",
+                          "--spool-critical",
+                          "2",
+                          "--min-workers",
+                          "0",
+                          NULL};
     json_t *o = health(f, args, &rc);
     assert_int_equal((int)value_of(o, "rollup", ""), 3);
     assert_string_equal(status_of(o, "rollup", ""), "warning");

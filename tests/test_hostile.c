@@ -53,8 +53,7 @@ static int has_status(void *ud)
     return ok;
 }
 
-static void expect_status(const naq_test_server *srv, const char *id, const char *a,
-                          const char *b)
+static void expect_status(const naq_test_server *srv, const char *id, const char *a, const char *b)
 {
     wait_status w = {srv, id, a};
     if (!naq_test_wait_for(has_status, &w, 15000)) {
@@ -92,7 +91,10 @@ static int malformed_worker_errors(naq_client *c)
     return n;
 }
 
-static int two_worker_errors(void *ud) { return malformed_worker_errors(ud) >= 2; }
+static int two_worker_errors(void *ud)
+{
+    return malformed_worker_errors(ud) >= 2;
+}
 
 static void a_worker_survives_hostile_job_messages(void **state)
 {
@@ -134,9 +136,10 @@ static void a_worker_survives_hostile_job_messages(void **state)
      * is larger than any argument the kernel accepts. */
     size_t big = (size_t)natsConnection_GetMaxPayload(c->nc) - 4096;
     char *huge = malloc(big + 1);
-    int head = snprintf(huge, big, "{\"version\":1,\"job_id\":\"hostile-huge\",\"queue\":\"h\","
-                                   "\"function\":\"exec\",\"max_retries\":0,\"args\":"
-                                   "[\"echo\",\"");
+    int head = snprintf(huge, big,
+                        "{\"version\":1,\"job_id\":\"hostile-huge\",\"queue\":\"h\","
+                        "\"function\":\"exec\",\"max_retries\":0,\"args\":"
+                        "[\"echo\",\"");
     memset(huge + head, 'x', big - (size_t)head - 3);
     memcpy(huge + big - 3, "\"]}", 3);
     huge[big] = '\0';

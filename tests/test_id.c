@@ -17,7 +17,7 @@ static void a_new_id_is_a_version_7_uuid_in_32_hex_digits(void **state)
     naq_id_new(id);
     assert_int_equal(strlen(id), 32);
     assert_int_equal(strspn(id, "0123456789abcdef"), 32);
-    assert_int_equal(id[12], '7');             /* version */
+    assert_int_equal(id[12], '7');           /* version */
     assert_non_null(strchr("89ab", id[16])); /* RFC 4122 variant */
     assert_int_equal(naq_id_validate("job id", id), NAQ_OK);
 }

@@ -121,8 +121,7 @@ static void the_shared_library_has_a_versioned_soname_and_exports_only_the_publi
         fail_msg("no SONAME libnaq.so.%s in:\n%s", NAQ_SOVERSION, out);
     free(out);
 
-    snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s/%s/libnaq.so'", prefix,
-             NAQ_INSTALL_LIBDIR);
+    snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s/%s/libnaq.so'", prefix, NAQ_INSTALL_LIBDIR);
     out = sh_ok(cmd);
     assert_non_null(strstr(out, " T naq_enqueue\n"));
     assert_non_null(strstr(out, " T naq_worker_run\n"));
@@ -174,7 +173,8 @@ static void the_man_page_describes_every_command_of_naq_help(void **state)
 static void write_readme_example(const char *path)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "awk '/^```c$/ {on = 1; next} on && /^```$/ {exit} on' '%s/README.md'",
+    snprintf(cmd, sizeof cmd,
+             "awk '/^```c$/ {on = 1; next} on && /^```$/ {exit} on' '%s/README.md'",
              NAQ_SOURCE_DIR);
     char *code = sh_ok(cmd);
     assert_non_null(strstr(code, "int main(void)"));

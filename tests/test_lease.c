@@ -107,8 +107,7 @@ static void a_leader_that_stops_renewing_gives_up_before_another_can_lead(void *
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(one_candidate_leads_while_the_other_waits, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(one_candidate_leads_while_the_other_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(a_released_lease_passes_to_the_next_candidate_at_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -277,7 +277,7 @@ static void a_short_outage_is_ridden_out_in_memory(void **state)
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     int seen_error = 0, seen_recovery = 0;
     natsMsg *m = NULL;
-    for (uint64_t seq = 1;; ) {
+    for (uint64_t seq = 1;;) {
         jsDirectGetMsgOptions o;
         jsDirectGetMsgOptions_Init(&o);
         o.Sequence = seq;

@@ -123,8 +123,8 @@ static json_t *details(json_t *e)
 static void pause_and_resume_are_told_on_the_next_job_of_the_schedule(void **state)
 {
     fixture *f = *state;
-    const char *add[] = {"schedule", "add", "nightly", "--every", "1h", "-q", "sq", "--", "true",
-                         NULL};
+    const char *add[] = {"schedule", "add", "nightly", "--every", "1h",
+                         "-q",       "sq",  "--",      "true",    NULL};
     free(run(f, add, 0));
     const char *pause[] = {"schedule", "pause", "nightly", NULL};
     free(run(f, pause, 0));
@@ -245,9 +245,9 @@ static void workers_and_schedulers_log_system_metrics_at_their_interval(void **s
     const char *enq[] = {"enqueue", "-q", "mq", "--", "true", NULL};
     free(run(f, enq, 0));
     const char *work[] = {"worker", "-q", "mq", "--id", "wk-metrics", "--metrics-interval",
-                          "200ms", NULL};
-    const char *sched[] = {"scheduler", "--no-rollup", "--id", "sc-metrics",
-                           "--metrics-interval", "200ms", NULL};
+                          "200ms",  NULL};
+    const char *sched[] = {"scheduler",          "--no-rollup", "--id", "sc-metrics",
+                           "--metrics-interval", "200ms",       NULL};
     pid_t w = spawn(f, work, "worker");
     pid_t s = spawn(f, sched, "scheduler");
     json_t *all = NULL;
@@ -286,8 +286,8 @@ static void workers_and_schedulers_log_system_metrics_at_their_interval(void **s
     assert_true(processed);
 
     /* 0 turns them off. */
-    const char *quiet[] = {"worker", "-q", "mq", "--id", "wk-quiet", "--metrics-interval", "0",
-                           NULL};
+    const char *quiet[] = {"worker", "-q", "mq", "--id", "wk-quiet", "--metrics-interval",
+                           "0",      NULL};
     pid_t q = spawn(f, quiet, "quiet");
     sleep(1);
     stop(f, q);

@@ -56,27 +56,27 @@ static void foreign_publish(foreign *f, const char *subject, json_t *body,
 /* Enqueues as docs/protocol.md "Enqueueing" says: the job JSON on
  * <p>.queue.<queue>.<priority>, then its "enqueued" event whose event id is
  * "enq-<job_id>". */
-static void foreign_enqueue(foreign *f, const char *job_id, const char *queue,
-                            const char *function, json_t *args)
+static void foreign_enqueue(foreign *f, const char *job_id, const char *queue, const char *function,
+                            json_t *args)
 {
     json_t *job = json_pack("{s:i, s:s, s:s, s:s, s:o, s:i, s:f}", "version", 1, "job_id", job_id,
                             "queue", queue, "function", function, "args", args, "priority", 2,
                             "enqueued_at", 1763900000.5);
     char subject[256];
     snprintf(subject, sizeof subject, "naq.queue.%s.2", queue);
-    const char *job_headers[] = {"Nats-Msg-Id", job_id, "Naq-Queue", queue,
+    const char *job_headers[] = {"Nats-Msg-Id",  job_id,   "Naq-Queue", queue,
                                  "Naq-Function", function, NULL};
     foreign_publish(f, subject, job, job_headers);
     json_decref(job);
 
     char event_id[200];
     snprintf(event_id, sizeof event_id, "enq-%s", job_id);
-    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:f, s:s}", "version", 1, "event_type",
-                           "enqueued", "event_id", event_id, "job_id", job_id, "timestamp",
-                           1763900000.5, "queue_name", queue);
+    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:f, s:s}", "version", 1, "event_type", "enqueued",
+                           "event_id", event_id, "job_id", job_id, "timestamp", 1763900000.5,
+                           "queue_name", queue);
     snprintf(subject, sizeof subject, "naq.jobs.events.%s", job_id);
-    const char *ev_headers[] = {"Nats-Msg-Id", event_id, "Naq-Event-Type", "enqueued",
-                                "Naq-Queue", queue, NULL};
+    const char *ev_headers[] = {"Nats-Msg-Id", event_id, "Naq-Event-Type", "enqueued", "Naq-Queue",
+                                queue,         NULL};
     foreign_publish(f, subject, ev, ev_headers);
     json_decref(ev);
 }
@@ -181,7 +181,8 @@ static void check_documented_form(json_t *history, const char *job_id)
 {
     size_t i;
     json_t *ev;
-    json_array_foreach(history, i, ev) {
+    json_array_foreach(history, i, ev)
+    {
         assert_int_equal(json_integer_value(json_object_get(ev, "version")), 1);
         assert_string_equal(json_string_value(json_object_get(ev, "job_id")), job_id);
         assert_true(json_is_number(json_object_get(ev, "timestamp")));

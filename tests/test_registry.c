@@ -807,8 +807,8 @@ static void every_view_counts_a_cancelled_and_an_expired_job_as_failed(void **st
         fail_msg("naq worker's summary: %s", text ? text : "(no output)");
     free(text);
 
-    const char *events[] = {"events", "workers", "--since", "10m", "--format", "json",
-                            "--url", f->srv.url, NULL};
+    const char *events[] = {"events", "workers", "--since",  "10m", "--format",
+                            "json",   "--url",   f->srv.url, NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(naq_test_run_cli(events, NULL, &out, &err), 0);
     char *line = strstr(out, "\"w-sum\"");

@@ -23,8 +23,9 @@ static void store(lc_fixture *fx, const char *id, int64_t ttl_ms, const char *re
     json_object_set_new(o, "job_id", json_string(id));
     json_object_set_new(o, "queue", json_string(j.queue));
     json_object_set_new(o, "function", json_string(j.function));
-    json_object_set_new(o, "expires_at",
-                        json_real((double)time(NULL) + (double)(ttl_ms ? ttl_ms : 86400000) / 1000));
+    json_object_set_new(
+        o, "expires_at",
+        json_real((double)time(NULL) + (double)(ttl_ms ? ttl_ms : 86400000) / 1000));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     naq_status s = naq__finish(fx->c, &j, text, 1);

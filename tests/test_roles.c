@@ -94,8 +94,8 @@ static void start(fixture *f)
     snprintf(port, sizeof port, "%d", f->port);
     snprintf(cert, sizeof cert, "%s/server.pem", f->dir);
     snprintf(key, sizeof key, "%s/server.key", f->dir);
-    const char *argv[] = {"server", "--port", port, "--data", f->data, "--tls-cert", cert,
-                          "--tls-key", key, "--auth", authpath, NULL};
+    const char *argv[] = {"server", "--port",    port, "--data", f->data,  "--tls-cert",
+                          cert,     "--tls-key", key,  "--auth", authpath, NULL};
     f->server = naq_test_spawn_cli(argv, NULL, f->log);
     if (!naq_test_wait_for(port_open, f, 10000))
         fail_msg("naq server did not start (see %s)", f->log);
@@ -144,8 +144,8 @@ static const char *run_as(int who, int want, char **out, const char *const *argv
     if (rc != want) {
         /* fail_msg truncates: the whole output first. */
         fprintf(stderr, "stdout:\n%s\nstderr:\n%s\n", o, e);
-        fail_msg("naq %s %s as role %d: exit %d, wanted %d", argv[0], argv[1] ? argv[1] : "",
-                 who, rc, want);
+        fail_msg("naq %s %s as role %d: exit %d, wanted %d", argv[0], argv[1] ? argv[1] : "", who,
+                 rc, want);
     }
     if (out != NULL) {
         *out = o;
@@ -292,8 +292,8 @@ static void naq_server_refuses_secrets_others_can_read(void **state)
     sec_sh("chmod 644 %s %s", key, auth);
 
     char *out = NULL, *err = NULL;
-    const char *tls[] = {"server", "--port", port, "--data", data, "--tls-cert", cert,
-                         "--tls-key", key, NULL};
+    const char *tls[] = {"server",     "--port", port,        "--data", data,
+                         "--tls-cert", cert,     "--tls-key", key,      NULL};
     assert_int_equal(naq_test_run_cli(tls, NULL, &out, &err), 1);
     if (strstr(err, "--tls-key") == NULL || strstr(err, "readable by other users") == NULL ||
         strstr(err, "chmod 600") == NULL)
@@ -321,7 +321,10 @@ static void naq_server_refuses_secrets_others_can_read(void **state)
     naq_test_rmtree(dir);
 }
 
-static int mtls_ready(void *ud) { return port_open(ud); }
+static int mtls_ready(void *ud)
+{
+    return port_open(ud);
+}
 
 /* --tls-ca: the server asks for client certificates signed by that CA. */
 static void naq_server_with_a_client_ca_requires_client_certificates(void **state)
@@ -342,8 +345,8 @@ static void naq_server_with_a_client_ca_requires_client_certificates(void **stat
     snprintf(cert, sizeof cert, "%s/server.pem", f.dir);
     snprintf(key, sizeof key, "%s/server.key", f.dir);
     snprintf(ca, sizeof ca, "%s/ca.pem", f.dir);
-    const char *argv[] = {"server", "--port", port, "--data", f.data, "--tls-cert", cert,
-                          "--tls-key", key, "--tls-ca", ca, NULL};
+    const char *argv[] = {"server", "--port",    port, "--data",   f.data, "--tls-cert",
+                          cert,     "--tls-key", key,  "--tls-ca", ca,     NULL};
     f.server = naq_test_spawn_cli(argv, NULL, f.log);
     if (!naq_test_wait_for(mtls_ready, &f, 10000))
         fail_msg("naq server did not start (see %s)", f.log);

@@ -60,8 +60,9 @@ static void tls_verifies_the_certificate_and_the_host_name(void **state)
     sec_make_ca(dir, "ca");
     sec_make_ca(dir, "otherca");
     sec_make_cert(dir, "ca", "server", "DNS:localhost");
-    const char *args[] = {"--tls", "--tlscert", sec_path(dir, "server.pem"), "--tlskey",
-                          sec_path(dir, "server.key"), NULL};
+    const char *args[] = {
+        "--tls", "--tlscert", sec_path(dir, "server.pem"), "--tlskey", sec_path(dir, "server.key"),
+        NULL};
     char cert[300], key[300], ca[300], otherca[300];
     snprintf(cert, sizeof cert, "%s", args[2]);
     snprintf(key, sizeof key, "%s", args[4]);
@@ -114,7 +115,8 @@ static void mutual_tls_needs_the_client_certificate(void **state)
     snprintf(cert, sizeof cert, "%s/server.pem", dir);
     snprintf(key, sizeof key, "%s/server.key", dir);
     snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    const char *args[] = {"--tlsverify", "--tlscert", cert, "--tlskey", key, "--tlscacert", ca, NULL};
+    const char *args[] = {"--tlsverify", "--tlscert",   cert, "--tlskey",
+                          key,           "--tlscacert", ca,   NULL};
     naq_test_server srv;
     naq_test_server_start_with(&srv, args);
 
@@ -138,7 +140,8 @@ static void passwords_tokens_and_nkeys_authenticate(void **state)
     (void)state;
     char dir[64];
     sec_tmpdir(dir, sizeof dir);
-    char seed[NAQ_NKEY_SIZE], pub[NAQ_NKEY_SIZE], other_seed[NAQ_NKEY_SIZE], other_pub[NAQ_NKEY_SIZE];
+    char seed[NAQ_NKEY_SIZE], pub[NAQ_NKEY_SIZE], other_seed[NAQ_NKEY_SIZE],
+        other_pub[NAQ_NKEY_SIZE];
     assert_int_equal(naq__nkey_create(seed, pub), NAQ_OK);
     assert_int_equal(naq__nkey_create(other_seed, other_pub), NAQ_OK);
     assert_int_equal(strncmp(seed, "SU", 2), 0);
@@ -223,8 +226,7 @@ static void the_event_server_is_secured_alike(void **state)
     snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     snprintf(confpath, sizeof confpath, "%s/auth.conf", dir);
     sec_write(confpath, "authorization { users = [ {user: ev, password: \"ev-Pw-123\"} ] }\n");
-    const char *args[] = {"-c",         confpath, "--tls", "--tlscert", cert, "--tlskey", key,
-                          NULL};
+    const char *args[] = {"-c", confpath, "--tls", "--tlscert", cert, "--tlskey", key, NULL};
     naq_test_server jobs, events;
     naq_test_server_start_with(&jobs, args);
     naq_test_server_start_with(&events, args);
@@ -331,7 +333,8 @@ static void secrets_never_appear_in_output(void **state)
     sec_tmpdir(dir, sizeof dir);
     char confpath[300];
     snprintf(confpath, sizeof confpath, "%s/auth.conf", dir);
-    sec_write(confpath, "authorization { users = [ {user: bob, password: \"Hunter2-Secret\"} ] }\n");
+    sec_write(confpath,
+              "authorization { users = [ {user: bob, password: \"Hunter2-Secret\"} ] }\n");
     const char *args[] = {"-c", confpath, NULL};
     naq_test_server srv;
     naq_test_server_start_with(&srv, args);
@@ -413,8 +416,9 @@ static void urls_are_redacted(void **state)
 {
     (void)state;
     char out[256];
-    assert_string_equal(naq_url_redact("nats://u:p@h:1,tls://tok@h2:2,nats://h3:3", out, sizeof out),
-                        "nats://u:***@h:1,tls://***@h2:2,nats://h3:3");
+    assert_string_equal(
+        naq_url_redact("nats://u:p@h:1,tls://tok@h2:2,nats://h3:3", out, sizeof out),
+        "nats://u:***@h:1,tls://***@h2:2,nats://h3:3");
     assert_string_equal(naq_url_redact("nats://127.0.0.1:4222", out, sizeof out),
                         "nats://127.0.0.1:4222");
     naq_url_redact("nats://user:a-very-long-password@host:4222", out, 12);
@@ -615,12 +619,12 @@ static void store_keys_are_checked_and_never_printed(void **state)
     const char *cluster[] = {"server", "--cluster", "3", "--encrypt-store", key, NULL};
     enc_refused(cluster, 2, "--encrypt-store");
 
-    const char *print[] = {"server", "--data", data, "--encrypt-store", key, "--print-config",
-                           NULL};
+    const char *print[] = {"server", "--data",         data, "--encrypt-store",
+                           key,      "--print-config", NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(naq_test_run_cli(print, NULL, &out, &err), 0);
-    if (strstr(out, "cipher: chachapoly") == NULL || strstr(out, "key: $NAQ_SERVER_STORE_KEY") == NULL ||
-        strstr(out, secret) != NULL)
+    if (strstr(out, "cipher: chachapoly") == NULL ||
+        strstr(out, "key: $NAQ_SERVER_STORE_KEY") == NULL || strstr(out, secret) != NULL)
         fail_msg("--print-config should name the key's variable, never the key:\n%s", out);
     free(out);
     free(err);

@@ -176,8 +176,8 @@ static void frames_are_len_crc32_data_little_endian(void **state)
     naq__spool_close(s);
 
     /* crc32("123456789") is the standard check value 0xCBF43926. */
-    const unsigned char want[] = {9, 0, 0, 0, 0x26, 0x39, 0xF4, 0xCB,
-                                  '1', '2', '3', '4', '5', '6', '7', '8', '9'};
+    const unsigned char want[] = {9,   0,   0,   0,   0x26, 0x39, 0xF4, 0xCB, '1',
+                                  '2', '3', '4', '5', '6',  '7',  '8',  '9'};
     unsigned char got[64];
     int fd = open(fx->path, O_RDONLY);
     assert_true(fd >= 0);
@@ -413,9 +413,7 @@ static void stale_cursor_is_ignored_and_records_are_resent(void **state)
      * older generation of the file), one past the end, and garbage: each
      * means "start over", so nothing is skipped. */
     const char *stale[] = {
-        "naq-spool-cursor 1 18 deadbeef\n",
-        "naq-spool-cursor 1 99999 00000000\n",
-        "not a cursor",
+        "naq-spool-cursor 1 18 deadbeef\n", "naq-spool-cursor 1 99999 00000000\n", "not a cursor",
         "naq-spool-cursor 1 7 00000000\n", /* not a frame boundary */
     };
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {

@@ -471,9 +471,11 @@ static void rollup_json_round_trips_and_merges_by_name(void **state)
     (void)state;
     naq__rollup a, b;
     naq__rollup_init(&a, 490000);
-    naq__rollup_rec r = {7, 490000, NAQ_EVENT_FAILED, 12.5, "q1", "w1", "Boom", 490000 * 3600.0 + 20};
+    naq__rollup_rec r = {7,    490000, NAQ_EVENT_FAILED, 12.5,
+                         "q1", "w1",   "Boom",           490000 * 3600.0 + 20};
     assert_int_equal(naq__rollup_add(&a, &r), NAQ_OK);
-    naq__rollup_rec r2 = {9, 490000, NAQ_EVENT_COMPLETED, 3.0, "q2", "w1", "", 490000 * 3600.0 + 10};
+    naq__rollup_rec r2 = {9,    490000, NAQ_EVENT_COMPLETED, 3.0, "q2",
+                          "w1", "",     490000 * 3600.0 + 10};
     assert_int_equal(naq__rollup_add(&a, &r2), NAQ_OK);
     a.last_seq = 9;
     char *json = NULL;
@@ -798,8 +800,7 @@ static void cli_stats_show_fold_progress_on_stderr_when_it_is_slow(void **state)
     json_t *o = json_loads(out, 0, NULL);
     if (o == NULL)
         fail_msg("stdout is not one JSON object: '%.300s'", out);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "total"), "events")),
-                     n);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "total"), "events")), n);
     json_decref(o);
     if (took > 2.0 && strstr(err, "naq: folding events into the stats rollups: ") == NULL)
         fail_msg("stats took %.1f s without progress on stderr: '%s'", took, err);
@@ -853,8 +854,8 @@ static void cli_stats_count_a_real_workload_without_a_scheduler(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    const char *stats[] = {"events", "stats", "--hours", "2", "--by-queue", "--format", "json",
-                           NULL};
+    const char *stats[] = {"events",     "stats",    "--hours", "2",
+                           "--by-queue", "--format", "json",    NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(naq_test_run_cli(stats, env, &out, &err), 0);
     json_t *o = json_loads(out, 0, NULL);

@@ -222,8 +222,8 @@ static void start_hook(fixture *f, const char *group, const char *const *extra)
     assert_non_null(fp);
     fputs(SECRET "\n", fp); /* the trailing newline is not part of the key */
     fclose(fp);
-    const char *argv[32] = {"events", "webhook", "--url", url, "--group", group, "--type",
-                            "enqueued", "--secret-file", secret, "--timeout", "1s"};
+    const char *argv[32] = {"events", "webhook",  "--url",         url,    "--group",   group,
+                            "--type", "enqueued", "--secret-file", secret, "--timeout", "1s"};
     int n = 12;
     for (int i = 0; extra[i] != NULL; i++)
         argv[n++] = extra[i];
@@ -237,8 +237,8 @@ static void start_hook(fixture *f, const char *group, const char *const *extra)
 /* The event ids of the enqueued events of a queue. */
 static json_t *enqueued_ids(fixture *f, const char *queue)
 {
-    const char *argv[] = {"events", "list", "--type", "enqueued", "--queue", queue, "--format",
-                          "json", NULL};
+    const char *argv[] = {"events", "list",     "--type", "enqueued", "--queue",
+                          queue,    "--format", "json",   NULL};
     char *out = NULL;
     assert_int_equal(naq_test_run_cli(argv, f->env, &out, NULL), 0);
     json_t *ids = json_array();

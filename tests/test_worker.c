@@ -885,8 +885,8 @@ static void auto_prefetch_spreads_long_jobs_that_follow_short_ones_over_workers(
         naq_event_clear(&e);
     }
     if (ran_by_a != 2)
-        fail_msg("worker a ran %d of the 4 long jobs and worker b %d; each should run 2",
-                 ran_by_a, 4 - ran_by_a);
+        fail_msg("worker a ran %d of the 4 long jobs and worker b %d; each should run 2", ran_by_a,
+                 4 - ran_by_a);
     stop(&a);
     stop(&b);
 }

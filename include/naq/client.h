@@ -45,12 +45,12 @@ const naq_config *naq_client_config(const naq_client *c);
 naq_status naq_client_log(naq_client *c, const naq_event *e);
 
 typedef struct {
-    uint64_t logged;    /* accepted by naq_client_log */
-    uint64_t published; /* acknowledged by the server */
-    uint64_t retried;   /* publish attempts repeated after an error */
-    uint64_t spooled;   /* written to the disk spool because the buffer was full */
-    uint64_t dropped;   /* lost: buffer and spool full, or spool disabled */
-    uint64_t buffered;  /* in memory now, not yet acknowledged */
+    uint64_t logged;        /* accepted by naq_client_log */
+    uint64_t published;     /* acknowledged by the server */
+    uint64_t retried;       /* publish attempts repeated after an error */
+    uint64_t spooled;       /* written to the disk spool because the buffer was full */
+    uint64_t dropped;       /* lost: buffer and spool full, or spool disabled */
+    uint64_t buffered;      /* in memory now, not yet acknowledged */
     uint64_t spool_pending; /* on disk now, not yet re-sent */
 } naq_logger_stats;
 

@@ -31,45 +31,51 @@ typedef enum {
 } naq_log_level;
 
 typedef struct {
-    char url[NAQ_URL_MAX];        /* job queue server (NAQ_URL, NAQ_JOB_QUEUE_URL) */
-    char event_url[NAQ_URL_MAX];  /* event storage server; "" = same as url (NAQ_EVENT_STORAGE_URL) */
-    char event_stream[NAQ_NAME_MAX]; /* NAQ_NATS_STREAM_NAME, default NAQ_JOB_EVENTS */
-    char job_stream[NAQ_NAME_MAX];   /* NAQ_JOB_STREAM_NAME, default NAQ_JOBS */
-    char dlq_stream[NAQ_NAME_MAX];   /* NAQ_DLQ_STREAM_NAME, default NAQ_DLQ */
+    char url[NAQ_URL_MAX]; /* job queue server (NAQ_URL, NAQ_JOB_QUEUE_URL) */
+    char
+        event_url[NAQ_URL_MAX]; /* event storage server; "" = same as url (NAQ_EVENT_STORAGE_URL) */
+    char event_stream[NAQ_NAME_MAX];   /* NAQ_NATS_STREAM_NAME, default NAQ_JOB_EVENTS */
+    char job_stream[NAQ_NAME_MAX];     /* NAQ_JOB_STREAM_NAME, default NAQ_JOBS */
+    char dlq_stream[NAQ_NAME_MAX];     /* NAQ_DLQ_STREAM_NAME, default NAQ_DLQ */
     char subject_prefix[NAQ_NAME_MAX]; /* NAQ_NATS_SUBJECT_PREFIX, default "naq" */
-    int64_t connect_timeout_ms;   /* NAQ_NATS_CONNECTION_TIMEOUT (seconds in env), default 2000 */
-    naq_log_level log_level;      /* NAQ_LOG_LEVEL: debug|info|warn|error */
-    int disable_logging;          /* NAQ_DISABLE_LOGGING=1: no events are published */
+    int64_t connect_timeout_ms; /* NAQ_NATS_CONNECTION_TIMEOUT (seconds in env), default 2000 */
+    naq_log_level log_level;    /* NAQ_LOG_LEVEL: debug|info|warn|error */
+    int disable_logging;        /* NAQ_DISABLE_LOGGING=1: no events are published */
 
     /* Event stream limits (applied when the stream is created or updated). */
-    int64_t event_max_age_s;      /* NAQ_EVENT_MAX_AGE, default 7 days */
-    int64_t event_max_msgs;       /* NAQ_EVENT_MAX_MSGS, default -1 (unlimited) */
-    int64_t event_max_bytes;      /* NAQ_EVENT_MAX_BYTES, default -1 (unlimited) */
-    int64_t event_dup_window_s;   /* NAQ_EVENT_DUPLICATE_WINDOW, default 120 */
-    int replicas;                 /* NAQ_REPLICAS, default 1 */
+    int64_t event_max_age_s;    /* NAQ_EVENT_MAX_AGE, default 7 days */
+    int64_t event_max_msgs;     /* NAQ_EVENT_MAX_MSGS, default -1 (unlimited) */
+    int64_t event_max_bytes;    /* NAQ_EVENT_MAX_BYTES, default -1 (unlimited) */
+    int64_t event_dup_window_s; /* NAQ_EVENT_DUPLICATE_WINDOW, default 120 */
+    int replicas;               /* NAQ_REPLICAS, default 1 */
 
     /* Event logger. */
     int64_t logger_buffer_events; /* NAQ_EVENT_BUFFER, max events held in memory, default 65536 */
     int64_t logger_buffer_bytes;  /* NAQ_EVENT_BUFFER_BYTES, default 32 MiB */
     int logger_batch;             /* NAQ_EVENT_BATCH, events published per batch, default 512 */
     int64_t logger_flush_ms;      /* NAQ_EVENT_FLUSH_INTERVAL, flush interval, default 100ms */
-    char spool_dir[NAQ_URL_MAX];  /* NAQ_SPOOL_DIR, overflow spool, default $XDG_DATA_HOME/naq/spool; "none" = no spool (overflow is dropped and counted) */
+    char spool_dir[NAQ_URL_MAX]; /* NAQ_SPOOL_DIR, overflow spool, default $XDG_DATA_HOME/naq/spool;
+                                    "none" = no spool (overflow is dropped and counted) */
 
     /* Workers. */
-    int64_t ack_wait_ms;          /* NAQ_ACK_WAIT, seconds in env: redelivery after a worker dies, default 30 s */
-    int64_t heartbeat_interval_ms; /* NAQ_HEARTBEAT_INTERVAL: worker heartbeats; the registry entry lives 3 intervals, default 5 s */
+    int64_t ack_wait_ms; /* NAQ_ACK_WAIT, seconds in env: redelivery after a worker dies, default 30
+                            s */
+    int64_t heartbeat_interval_ms; /* NAQ_HEARTBEAT_INTERVAL: worker heartbeats; the registry entry
+                                      lives 3 intervals, default 5 s */
 
     /* Connection security, for the job server and the event server alike
      * (docs/security.md). "" = not set. A tls:// URL or a set tls_ca turns
      * TLS on; the server's certificate is then verified, host name
      * included. At most one way of authenticating may be set. */
-    char tls_ca[NAQ_URL_MAX];     /* NAQ_TLS_CA: CA bundle (PEM) the server's certificate must chain to */
-    char tls_cert[NAQ_URL_MAX];   /* NAQ_TLS_CERT: client certificate (PEM) for mutual TLS */
-    char tls_key[NAQ_URL_MAX];    /* NAQ_TLS_KEY: its private key (PEM) */
-    char user[NAQ_NAME_MAX * 2];  /* NAQ_USER */
-    char password[NAQ_URL_MAX];   /* NAQ_PASSWORD (never printed) */
-    char token[NAQ_URL_MAX];      /* NAQ_TOKEN (never printed) */
-    char nkey_seed_file[NAQ_URL_MAX]; /* NAQ_NKEY_SEED_FILE: file holding an NKey user seed (SU...) */
+    char tls_ca[NAQ_URL_MAX]; /* NAQ_TLS_CA: CA bundle (PEM) the server's certificate must chain to
+                               */
+    char tls_cert[NAQ_URL_MAX];       /* NAQ_TLS_CERT: client certificate (PEM) for mutual TLS */
+    char tls_key[NAQ_URL_MAX];        /* NAQ_TLS_KEY: its private key (PEM) */
+    char user[NAQ_NAME_MAX * 2];      /* NAQ_USER */
+    char password[NAQ_URL_MAX];       /* NAQ_PASSWORD (never printed) */
+    char token[NAQ_URL_MAX];          /* NAQ_TOKEN (never printed) */
+    char nkey_seed_file[NAQ_URL_MAX]; /* NAQ_NKEY_SEED_FILE: file holding an NKey user seed (SU...)
+                                       */
     char creds_file[NAQ_URL_MAX]; /* NAQ_CREDS_FILE: a NATS .creds file (user JWT and NKey seed) */
 
     /* NAQ_ENCRYPTION_KEY_FILE: payload keys ('naq keygen FILE'); "" = off.

@@ -44,52 +44,52 @@ typedef enum {
 } naq_event_category;
 
 /* X(enum suffix, wire name, category) */
-#define NAQ_EVENT_TABLE(X)                                                    \
-    X(ENQUEUED, "enqueued", JOB)                                              \
-    X(DEQUEUED, "dequeued", JOB)                                              \
-    X(STARTED, "started", JOB)                                                \
-    X(COMPLETED, "completed", JOB)                                            \
-    X(FAILED, "failed", JOB)                                                  \
-    X(CANCELLED, "cancelled", JOB)                                            \
-    X(TIMEOUT, "timeout", JOB)                                                \
-    X(RETRY_SCHEDULED, "retry_scheduled", JOB)                                \
-    X(RETRY_STARTED, "retry_started", JOB)                                    \
-    X(MAX_RETRIES_EXCEEDED, "max_retries_exceeded", JOB)                      \
-    X(DEPENDENCY_SATISFIED, "dependency_satisfied", JOB)                      \
-    X(DEPENDENCY_FAILED, "dependency_failed", JOB)                            \
-    X(WAITING_FOR_DEPENDENCIES, "waiting_for_dependencies", JOB)              \
-    X(SCHEDULED, "scheduled", JOB)                                            \
-    X(SCHEDULE_TRIGGERED, "schedule_triggered", JOB)                          \
-    X(SCHEDULE_PAUSED, "schedule_paused", JOB)                                \
-    X(SCHEDULE_RESUMED, "schedule_resumed", JOB)                              \
-    X(SCHEDULE_DEACTIVATED, "schedule_deactivated", JOB)                      \
-    X(WORKER_ASSIGNED, "worker_assigned", JOB)                                \
-    X(WORKER_RELEASED, "worker_released", JOB)                                \
-    X(QUEUE_PRIORITY_CHANGED, "queue_priority_changed", JOB)                  \
-    X(QUEUE_MOVED, "queue_moved", JOB)                                        \
-    X(TTL_EXPIRED, "ttl_expired", JOB)                                        \
-    X(TTL_EXTENDED, "ttl_extended", JOB)                                      \
-    X(WORKER_STARTED, "worker_started", WORKER)                               \
-    X(WORKER_STOPPED, "worker_stopped", WORKER)                               \
-    X(WORKER_IDLE, "worker_idle", WORKER)                                     \
-    X(WORKER_BUSY, "worker_busy", WORKER)                                     \
-    X(WORKER_HEARTBEAT, "worker_heartbeat", WORKER)                           \
-    X(WORKER_ERROR, "worker_error", WORKER)                                   \
-    X(WORKER_STATUS_CHANGED, "worker_status_changed", WORKER)                 \
-    X(SCHEDULER_CREATED, "scheduler_created", SCHEDULER)                      \
-    X(SCHEDULER_TRIGGERED, "scheduler_triggered", SCHEDULER)                  \
-    X(SCHEDULER_MODIFIED, "scheduler_modified", SCHEDULER)                    \
-    X(SCHEDULER_PAUSED, "scheduler_paused", SCHEDULER)                        \
-    X(SCHEDULER_RESUMED, "scheduler_resumed", SCHEDULER)                      \
-    X(SCHEDULER_CANCELLED, "scheduler_cancelled", SCHEDULER)                  \
-    X(SCHEDULER_LEADER_ELECTED, "scheduler_leader_elected", SCHEDULER)        \
-    X(SCHEDULER_LEADER_LOST, "scheduler_leader_lost", SCHEDULER)              \
-    X(SCHEDULER_ERROR, "scheduler_error", SCHEDULER)                          \
-    X(SYSTEM_STARTUP, "system_startup", SYSTEM)                               \
-    X(SYSTEM_SHUTDOWN, "system_shutdown", SYSTEM)                             \
-    X(SYSTEM_CONFIG_CHANGED, "system_config_changed", SYSTEM)                 \
-    X(SYSTEM_METRICS, "system_metrics", SYSTEM)                               \
-    X(SYSTEM_ERROR, "system_error", SYSTEM)                                   \
+#define NAQ_EVENT_TABLE(X)                                                                         \
+    X(ENQUEUED, "enqueued", JOB)                                                                   \
+    X(DEQUEUED, "dequeued", JOB)                                                                   \
+    X(STARTED, "started", JOB)                                                                     \
+    X(COMPLETED, "completed", JOB)                                                                 \
+    X(FAILED, "failed", JOB)                                                                       \
+    X(CANCELLED, "cancelled", JOB)                                                                 \
+    X(TIMEOUT, "timeout", JOB)                                                                     \
+    X(RETRY_SCHEDULED, "retry_scheduled", JOB)                                                     \
+    X(RETRY_STARTED, "retry_started", JOB)                                                         \
+    X(MAX_RETRIES_EXCEEDED, "max_retries_exceeded", JOB)                                           \
+    X(DEPENDENCY_SATISFIED, "dependency_satisfied", JOB)                                           \
+    X(DEPENDENCY_FAILED, "dependency_failed", JOB)                                                 \
+    X(WAITING_FOR_DEPENDENCIES, "waiting_for_dependencies", JOB)                                   \
+    X(SCHEDULED, "scheduled", JOB)                                                                 \
+    X(SCHEDULE_TRIGGERED, "schedule_triggered", JOB)                                               \
+    X(SCHEDULE_PAUSED, "schedule_paused", JOB)                                                     \
+    X(SCHEDULE_RESUMED, "schedule_resumed", JOB)                                                   \
+    X(SCHEDULE_DEACTIVATED, "schedule_deactivated", JOB)                                           \
+    X(WORKER_ASSIGNED, "worker_assigned", JOB)                                                     \
+    X(WORKER_RELEASED, "worker_released", JOB)                                                     \
+    X(QUEUE_PRIORITY_CHANGED, "queue_priority_changed", JOB)                                       \
+    X(QUEUE_MOVED, "queue_moved", JOB)                                                             \
+    X(TTL_EXPIRED, "ttl_expired", JOB)                                                             \
+    X(TTL_EXTENDED, "ttl_extended", JOB)                                                           \
+    X(WORKER_STARTED, "worker_started", WORKER)                                                    \
+    X(WORKER_STOPPED, "worker_stopped", WORKER)                                                    \
+    X(WORKER_IDLE, "worker_idle", WORKER)                                                          \
+    X(WORKER_BUSY, "worker_busy", WORKER)                                                          \
+    X(WORKER_HEARTBEAT, "worker_heartbeat", WORKER)                                                \
+    X(WORKER_ERROR, "worker_error", WORKER)                                                        \
+    X(WORKER_STATUS_CHANGED, "worker_status_changed", WORKER)                                      \
+    X(SCHEDULER_CREATED, "scheduler_created", SCHEDULER)                                           \
+    X(SCHEDULER_TRIGGERED, "scheduler_triggered", SCHEDULER)                                       \
+    X(SCHEDULER_MODIFIED, "scheduler_modified", SCHEDULER)                                         \
+    X(SCHEDULER_PAUSED, "scheduler_paused", SCHEDULER)                                             \
+    X(SCHEDULER_RESUMED, "scheduler_resumed", SCHEDULER)                                           \
+    X(SCHEDULER_CANCELLED, "scheduler_cancelled", SCHEDULER)                                       \
+    X(SCHEDULER_LEADER_ELECTED, "scheduler_leader_elected", SCHEDULER)                             \
+    X(SCHEDULER_LEADER_LOST, "scheduler_leader_lost", SCHEDULER)                                   \
+    X(SCHEDULER_ERROR, "scheduler_error", SCHEDULER)                                               \
+    X(SYSTEM_STARTUP, "system_startup", SYSTEM)                                                    \
+    X(SYSTEM_SHUTDOWN, "system_shutdown", SYSTEM)                                                  \
+    X(SYSTEM_CONFIG_CHANGED, "system_config_changed", SYSTEM)                                      \
+    X(SYSTEM_METRICS, "system_metrics", SYSTEM)                                                    \
+    X(SYSTEM_ERROR, "system_error", SYSTEM)                                                        \
     X(SYSTEM_RECOVERY, "system_recovery", SYSTEM)
 
 typedef enum {
@@ -115,25 +115,25 @@ naq_event_category naq_event_type_category(naq_event_type t);
  * fields hold compact JSON text of an object (or NULL for none).
  */
 typedef struct {
-    int version;                     /* NAQ_WIRE_VERSION when built here */
+    int version; /* NAQ_WIRE_VERSION when built here */
     naq_event_type type;
-    char event_id[NAQ_ID_SIZE];      /* unique per event, the Nats-Msg-Id; "" = assigned when logged */
-    char job_id[NAQ_ID_SIZE];        /* job events */
-    char schedule_id[NAQ_ID_SIZE];   /* scheduler events, and jobs a schedule made */
-    double timestamp;                /* seconds since the epoch, UTC; 0 = now when logged */
+    char event_id[NAQ_ID_SIZE]; /* unique per event, the Nats-Msg-Id; "" = assigned when logged */
+    char job_id[NAQ_ID_SIZE];   /* job events */
+    char schedule_id[NAQ_ID_SIZE]; /* scheduler events, and jobs a schedule made */
+    double timestamp;              /* seconds since the epoch, UTC; 0 = now when logged */
     char worker_id[NAQ_ID_SIZE];
     char worker_type[NAQ_NAME_MAX];
     char queue_name[NAQ_ID_SIZE];
-    int attempt;                     /* 1 for the first run; 0 = not about a run */
-    char *message;                   /* heap */
-    char *error_type;                /* heap */
-    char *error_message;             /* heap */
-    char *details_json;              /* heap, JSON object */
-    char *tags_json;                 /* heap, JSON object of string values */
-    char *metadata_json;             /* heap, JSON object */
-    double duration_ms;              /* NAQ_UNSET when absent */
-    double memory_mb;                /* NAQ_UNSET when absent */
-    double cpu_time_ms;              /* NAQ_UNSET when absent */
+    int attempt;         /* 1 for the first run; 0 = not about a run */
+    char *message;       /* heap */
+    char *error_type;    /* heap */
+    char *error_message; /* heap */
+    char *details_json;  /* heap, JSON object */
+    char *tags_json;     /* heap, JSON object of string values */
+    char *metadata_json; /* heap, JSON object */
+    double duration_ms;  /* NAQ_UNSET when absent */
+    double memory_mb;    /* NAQ_UNSET when absent */
+    double cpu_time_ms;  /* NAQ_UNSET when absent */
     /* Filled on read from the stream, never encoded. */
     char nats_subject[2 * NAQ_ID_SIZE];
     uint64_t nats_sequence;

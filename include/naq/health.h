@@ -41,9 +41,9 @@ typedef struct {
 } naq_stream_health;
 
 typedef struct {
-    int healthy;                 /* connected and every stream ok */
-    int connected;               /* job-queue (and event) connections are up */
-    char url[NAQ_URL_MAX];       /* server the client is connected to now (password or token redacted) */
+    int healthy;           /* connected and every stream ok */
+    int connected;         /* job-queue (and event) connections are up */
+    char url[NAQ_URL_MAX]; /* server the client is connected to now (password or token redacted) */
     char event_url[NAQ_URL_MAX]; /* event server connected to now (== url when shared) */
     int64_t rtt_us;              /* round trip to the job-queue server; -1 if unknown */
     naq_stream_health streams[NAQ_HEALTH_STREAMS];
@@ -64,7 +64,34 @@ const char *naq_health_level_name(naq_health_level l);
  * figure above the warning value is a warning, above the critical value
  * critical. Lag and DLQ defaults are the usual alerting levels (lag > 100
  * warning, > 1000 critical; more than 10 dead jobs). */
-#define NAQ_HEALTH_THRESHOLD_TABLE(X)                                                                  X(LAG_WARNING, "lag-warning", "NAQ_HEALTH_LAG_WARNING", 100,                                        "consumer lag (pending + unacked) above this is a warning")                                      X(LAG_CRITICAL, "lag-critical", "NAQ_HEALTH_LAG_CRITICAL", 1000, "... critical")                   X(DLQ_WARNING, "dlq-warning", "NAQ_HEALTH_DLQ_WARNING", 10,                                          "dead jobs (per queue) or dead events (per group) above this: warning")                          X(DLQ_CRITICAL, "dlq-critical", "NAQ_HEALTH_DLQ_CRITICAL", 100, "... critical")                    X(DLQ_GROWTH, "dlq-growth", "NAQ_HEALTH_DLQ_GROWTH", 0,                                              "DLQ growth since the last check above this: warning")                                           X(STREAM_WARNING, "stream-warning", "NAQ_HEALTH_STREAM_WARNING", 80,                                 "stream use above this percent of its message or byte limit: warning")                           X(STREAM_CRITICAL, "stream-critical", "NAQ_HEALTH_STREAM_CRITICAL", 95, "... critical")            X(ROLLUP_WARNING, "rollup-warning", "NAQ_HEALTH_ROLLUP_WARNING", 10000,                              "events not yet folded into the stats rollups above this: warning")                              X(ROLLUP_CRITICAL, "rollup-critical", "NAQ_HEALTH_ROLLUP_CRITICAL", 100000, "... critical")        X(MIN_WORKERS, "min-workers", "NAQ_HEALTH_MIN_WORKERS", 1,                                           "fewer live workers: warning; critical while jobs wait")                                         X(SPOOL_WARNING, "spool-warning", "NAQ_HEALTH_SPOOL_WARNING", 0,                                     "events waiting in the local logger spool above this: warning")                                  X(SPOOL_CRITICAL, "spool-critical", "NAQ_HEALTH_SPOOL_CRITICAL", 100000, "... critical")
+/* One row per threshold (a table: clang-format would fold the rows). */
+// clang-format off
+#define NAQ_HEALTH_THRESHOLD_TABLE(X) \
+    X(LAG_WARNING, "lag-warning", "NAQ_HEALTH_LAG_WARNING", 100, \
+      "consumer lag (pending + unacked) above this is a warning") \
+    X(LAG_CRITICAL, "lag-critical", "NAQ_HEALTH_LAG_CRITICAL", 1000, \
+      "... critical") \
+    X(DLQ_WARNING, "dlq-warning", "NAQ_HEALTH_DLQ_WARNING", 10, \
+      "dead jobs (per queue) or dead events (per group) above this: warning") \
+    X(DLQ_CRITICAL, "dlq-critical", "NAQ_HEALTH_DLQ_CRITICAL", 100, \
+      "... critical") \
+    X(DLQ_GROWTH, "dlq-growth", "NAQ_HEALTH_DLQ_GROWTH", 0, \
+      "DLQ growth since the last check above this: warning") \
+    X(STREAM_WARNING, "stream-warning", "NAQ_HEALTH_STREAM_WARNING", 80, \
+      "stream use above this percent of its message or byte limit: warning") \
+    X(STREAM_CRITICAL, "stream-critical", "NAQ_HEALTH_STREAM_CRITICAL", 95, \
+      "... critical") \
+    X(ROLLUP_WARNING, "rollup-warning", "NAQ_HEALTH_ROLLUP_WARNING", 10000, \
+      "events not yet folded into the stats rollups above this: warning") \
+    X(ROLLUP_CRITICAL, "rollup-critical", "NAQ_HEALTH_ROLLUP_CRITICAL", 100000, \
+      "... critical") \
+    X(MIN_WORKERS, "min-workers", "NAQ_HEALTH_MIN_WORKERS", 1, \
+      "fewer live workers: warning; critical while jobs wait") \
+    X(SPOOL_WARNING, "spool-warning", "NAQ_HEALTH_SPOOL_WARNING", 0, \
+      "events waiting in the local logger spool above this: warning") \
+    X(SPOOL_CRITICAL, "spool-critical", "NAQ_HEALTH_SPOOL_CRITICAL", 100000, \
+      "... critical")
+// clang-format on
 
 typedef enum {
 #define NAQ_HEALTH_THRESHOLD_ENUM(suffix, flag, env, def, help) NAQ_HEALTH_##suffix,
@@ -89,7 +116,8 @@ const char *naq_health_threshold_help(naq_health_threshold k);
 
 /* One judged figure. */
 typedef struct {
-    char check[16];    /* "connection", "stream", "lag", "dlq", "event_dlq", "rollup", "workers", "spool" */
+    char check[16];    /* "connection", "stream", "lag", "dlq", "event_dlq", "rollup", "workers",
+                          "spool" */
     char subject[128]; /* what it is about: a stream, consumer, queue, group; "" for a whole */
     double value;      /* the figure (stream: percent of its limit) */
     int has_growth;    /* dlq, event_dlq: 1 when a previous check is known */

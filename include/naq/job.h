@@ -154,8 +154,8 @@ naq_status naq_enqueue(naq_client *c, const naq_job_opts *o, char job_id[NAQ_ID_
  * be NULL) is set to 1, and the call returns NAQ_OK. The worker releases
  * the key when the job finishes (completed, failed for good, cancelled,
  * expired); a key whose holder finished without releasing it (a crash),
- * was cancelled, or outlived its TTL in the queue is taken over. If the publish fails after the key was taken, the key is
- * released again: nothing is left half-enqueued.
+ * was cancelled, or outlived its TTL in the queue is taken over. If the publish fails after the key
+ * was taken, the key is released again: nothing is left half-enqueued.
  *
  * Dependencies: with o->depends_on set, the job is stored in the KV bucket
  * "naq_deps" instead of its queue and "waiting_for_dependencies" is logged

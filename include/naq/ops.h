@@ -35,11 +35,11 @@ typedef enum {
 typedef struct {
     naq_ops_consumer_kind kind;
     char name[NAQ_ID_SIZE + 16]; /* consumer name */
-    char queue[NAQ_ID_SIZE];  /* queues: the queue; groups: "" */
-    int priority;             /* queues: 0..4; groups: -1 */
-    uint64_t pending;         /* stored, not yet delivered */
-    int64_t ack_pending;      /* delivered, not yet acknowledged (running jobs) */
-    uint64_t lag;             /* pending + ack_pending: messages not yet done */
+    char queue[NAQ_ID_SIZE];     /* queues: the queue; groups: "" */
+    int priority;                /* queues: 0..4; groups: -1 */
+    uint64_t pending;            /* stored, not yet delivered */
+    int64_t ack_pending;         /* delivered, not yet acknowledged (running jobs) */
+    uint64_t lag;                /* pending + ack_pending: messages not yet done */
     int64_t redelivered;
     int exists; /* 0: jobs wait on the queue's subject but no worker made its consumer yet */
 } naq_ops_consumer;
@@ -55,11 +55,11 @@ typedef enum {
 
 typedef struct {
     char name[NAQ_NAME_MAX];
-    int present;      /* the stream exists */
+    int present; /* the stream exists */
     uint64_t msgs, bytes;
     int64_t max_msgs, max_bytes; /* -1 = unlimited */
-    double use;       /* the larger of msgs/max_msgs and bytes/max_bytes, 0..1; -1 = no limit */
-    char error[256];  /* set when the stream could not be read (absent is not an error) */
+    double use;      /* the larger of msgs/max_msgs and bytes/max_bytes, 0..1; -1 = no limit */
+    char error[256]; /* set when the stream could not be read (absent is not an error) */
 } naq_ops_stream;
 
 typedef struct {
@@ -68,7 +68,8 @@ typedef struct {
 } naq_ops_count;
 
 typedef struct {
-    naq_ops_consumer *consumers; /* heap: queues first (by queue, priority), then groups (by name) */
+    naq_ops_consumer
+        *consumers; /* heap: queues first (by queue, priority), then groups (by name) */
     size_t nconsumers;
     naq_ops_stream streams[NAQ_OPS_STREAMS];
     naq_ops_count *dlq; /* heap: dead jobs per queue, by name */

@@ -15,19 +15,19 @@
 extern "C" {
 #endif
 
-#define NAQ_STATUS_TABLE(X)                                              \
-    X(NAQ_OK, "ok")                                                      \
-    X(NAQ_ERR_INVALID_ARG, "invalid argument")                           \
-    X(NAQ_ERR_NO_MEMORY, "out of memory")                                \
-    X(NAQ_ERR_CONNECT, "cannot connect")                                 \
-    X(NAQ_ERR_NATS, "NATS error")                                        \
-    X(NAQ_ERR_NOT_FOUND, "not found")                                    \
-    X(NAQ_ERR_TIMEOUT, "timed out")                                      \
-    X(NAQ_ERR_CODEC, "malformed data")                                   \
-    X(NAQ_ERR_IO, "I/O error")                                           \
-    X(NAQ_ERR_FULL, "buffer full")                                       \
-    X(NAQ_ERR_CLOSED, "closed")                                          \
-    X(NAQ_ERR_EXISTS, "already exists")                                  \
+#define NAQ_STATUS_TABLE(X)                                                                        \
+    X(NAQ_OK, "ok")                                                                                \
+    X(NAQ_ERR_INVALID_ARG, "invalid argument")                                                     \
+    X(NAQ_ERR_NO_MEMORY, "out of memory")                                                          \
+    X(NAQ_ERR_CONNECT, "cannot connect")                                                           \
+    X(NAQ_ERR_NATS, "NATS error")                                                                  \
+    X(NAQ_ERR_NOT_FOUND, "not found")                                                              \
+    X(NAQ_ERR_TIMEOUT, "timed out")                                                                \
+    X(NAQ_ERR_CODEC, "malformed data")                                                             \
+    X(NAQ_ERR_IO, "I/O error")                                                                     \
+    X(NAQ_ERR_FULL, "buffer full")                                                                 \
+    X(NAQ_ERR_CLOSED, "closed")                                                                    \
+    X(NAQ_ERR_EXISTS, "already exists")                                                            \
     X(NAQ_ERR_HANDLER, "handler failed")
 
 typedef enum {

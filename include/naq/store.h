@@ -48,7 +48,7 @@ naq_status naq_job_last_event(naq_client *c, const char *job_id, naq_event *out)
  * fields must match. */
 typedef struct {
     const char *job_id;
-    const char *type;      /* wire name, e.g. "failed" */
+    const char *type; /* wire name, e.g. "failed" */
     const char *queue;
     const char *worker;
 } naq_event_filter;
@@ -66,8 +66,8 @@ typedef int (*naq_event_fn)(const naq_event *e, void *user);
  * follow, no stop flag. */
 typedef struct {
     naq_event_filter filter;
-    int tail;              /* first deliver the last `tail` matching events (0 = none) */
-    int follow;            /* then keep delivering new events until fn returns non-zero or *stop is set */
+    int tail;   /* first deliver the last `tail` matching events (0 = none) */
+    int follow; /* then keep delivering new events until fn returns non-zero or *stop is set */
     const volatile int *stop; /* optional flag polled every 100 ms */
 } naq_stream_opts;
 

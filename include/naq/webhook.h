@@ -28,10 +28,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *url;        /* http:// or https:// (required) */
-    const char *secret;     /* bytes of the HMAC key; NULL = no signature */
+    const char *url;    /* http:// or https:// (required) */
+    const char *secret; /* bytes of the HMAC key; NULL = no signature */
     size_t secret_len;
-    int64_t timeout_ms;     /* whole request; default 10000 */
+    int64_t timeout_ms; /* whole request; default 10000 */
 } naq_webhook_opts;
 
 void naq_webhook_opts_init(naq_webhook_opts *o);
@@ -49,8 +49,7 @@ void naq_webhook_destroy(naq_webhook *w);
 int naq_webhook_deliver(const naq_event *e, void *webhook, char *reason);
 
 /* Lowercase hex of HMAC-SHA256(key, data) into out (65 bytes). */
-void naq_webhook_sign(const void *key, size_t key_len, const void *data, size_t len,
-                      char out[65]);
+void naq_webhook_sign(const void *key, size_t key_len, const void *data, size_t len, char out[65]);
 
 #ifdef __cplusplus
 }

@@ -165,8 +165,14 @@ static void stop_with(naq_test_server *s, int sig)
     s->pid = 0;
 }
 
-void naq_test_server_stop(naq_test_server *s) { stop_with(s, SIGTERM); }
-void naq_test_server_kill(naq_test_server *s) { stop_with(s, SIGKILL); }
+void naq_test_server_stop(naq_test_server *s)
+{
+    stop_with(s, SIGTERM);
+}
+void naq_test_server_kill(naq_test_server *s)
+{
+    stop_with(s, SIGKILL);
+}
 
 void naq_test_server_restart(naq_test_server *s)
 {

@@ -24,8 +24,8 @@
 typedef struct {
     pid_t pid;
     int port;
-    char dir[256];   /* temp dir holding the store, config and log */
-    char url[64];    /* nats://127.0.0.1:<port> */
+    char dir[256]; /* temp dir holding the store, config and log */
+    char url[64];  /* nats://127.0.0.1:<port> */
     /* More nats-server arguments (NULL-terminated), kept for restarts. */
     const char *extra[NAQ_TEST_SERVER_EXTRA_MAX + 1];
 } naq_test_server;
@@ -91,7 +91,7 @@ typedef struct {
     char name[NAQ_TEST_CLUSTER_MAX][16];   /* server names: "n1", "n2", ... */
     char listen[NAQ_TEST_CLUSTER_MAX][64]; /* each node's route listen URL */
     char routes[NAQ_TEST_CLUSTER_MAX * 64];
-    char url[NAQ_TEST_CLUSTER_MAX * 64]; /* every node's client URL, comma-separated */
+    char url[NAQ_TEST_CLUSTER_MAX * 64];    /* every node's client URL, comma-separated */
     int monitor_port[NAQ_TEST_CLUSTER_MAX]; /* each node's HTTP monitoring port (/jsz) */
     char monitor_arg[NAQ_TEST_CLUSTER_MAX][16];
 } naq_test_cluster;
@@ -133,15 +133,15 @@ int naq_test_select_case(const struct CMUnitTest *tests, size_t n, const char *a
 /* Main for cmocka groups: with argv[1] = CASE runs only that case, with
  * --list prints the cases (CTest runs each case on its own:
  * tests/CMakeLists.txt). */
-#define NAQ_TEST_MAIN(tests)                                                                        \
-    int main(int argc, char **argv)                                                                 \
-    {                                                                                               \
-        if (argc > 1) {                                                                             \
-            if (!naq_test_select_case(tests, sizeof tests / sizeof tests[0], argv[1]))              \
-                return strcmp(argv[1], "--list") == 0 ? 0 : 1;                                      \
-            cmocka_set_test_filter(argv[1]);                                                        \
-        }                                                                                           \
-        return cmocka_run_group_tests(tests, NULL, NULL);                                           \
+#define NAQ_TEST_MAIN(tests)                                                                       \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        if (argc > 1) {                                                                            \
+            if (!naq_test_select_case(tests, sizeof tests / sizeof tests[0], argv[1]))             \
+                return strcmp(argv[1], "--list") == 0 ? 0 : 1;                                     \
+            cmocka_set_test_filter(argv[1]);                                                       \
+        }                                                                                          \
+        return cmocka_run_group_tests(tests, NULL, NULL);                                          \
     }
 
 #endif
