@@ -130,14 +130,11 @@ static void malformed_key_files_are_refused_naming_the_line(void **state)
     keys *k = *state;
     char path[128];
     snprintf(path, sizeof path, "%s/bad.key", k->dir);
-    const char *bad[] = {"",
-                         "# only a comment\n",
-                         "k1\n",
-                         "k1 notbase64!!\n",
-                         "k1 c2hvcnQ=\n",
+    const char *bad[] = {"", "# only a comment\n", "k1\n", "k1 notbase64!!\n", "k1 c2hvcnQ=\n",
                          "bad.id AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-                         "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
-                         "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"};
+                         /* one key id twice */
+                         ("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+                          "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_file(path, bad[i], 0600);
         naq__crypt *c = NULL;
