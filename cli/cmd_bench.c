@@ -12,7 +12,8 @@
 #include "naq/bench.h"
 
 static const char bench_usage[] =
-    "usage: naq bench events [--events N] [--runs R] [--payload BYTES] [--url URL]\n"
+    "usage: naq bench events [--events N] [--runs R] [--payload BYTES] [--rate EVENTS_PER_S]\n"
+    "                        [--url URL]\n"
     "       naq bench jobs [--count N] [--workers W] [--concurrency C] [--prefetch P]\n"
     "                      [--mode sync|async|prefilled] [--events on|off|both]\n"
     "                      [--runs R] [--rate JOBS_PER_S] [--payload BYTES]\n"
@@ -26,6 +27,10 @@ static const char bench_usage[] =
     "           same run the raw ceiling of js_PublishMsgAsync with the same\n"
     "           subjects, headers and payload size; ends with ratio=logger/raw.\n"
     "           Best of R alternating runs of each side (default 3 x 200000).\n"
+    "           --rate N: the logger alone at N events/s, every event confirmed;\n"
+    "           prints latency_p50_ms and latency_p99_ms from the log call to the\n"
+    "           server's ack (best of R runs; use fewer events, e.g. 2000).\n"
+    "           NAQ_EVENT_LINGER_US sets the logger's linger (docs/benchmarks.md).\n"
     "\n"
     "  jobs     job throughput of no-op jobs, naq next to its ceiling (plain\n"
     "           nats.c doing the same messages: the job, K events and an outcome\n"
@@ -87,10 +92,13 @@ static int bench_events(int argc, char **argv, naq_config *cfg)
 {
     naq_bench_events_opts o;
     naq_bench_events_opts_init(&o);
-    static const struct option opts[] = {
-        {"events", required_argument, NULL, 'n'},  {"runs", required_argument, NULL, 'r'},
-        {"payload", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"events", required_argument, NULL, 'n'},
+                                         {"runs", required_argument, NULL, 'r'},
+                                         {"payload", required_argument, NULL, 'p'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"rate", required_argument, NULL, 'R'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
     int64_t v;
     while ((ch = getopt_long(argc, argv, "n:r:p:u:h", opts, NULL)) != -1) {
@@ -109,19 +117,32 @@ static int bench_events(int argc, char **argv, naq_config *cfg)
                 return 2;
             o.payload_bytes = (int)v;
             break;
+        case 'R':
+            if (!parse_count("--rate", optarg, 1, &v))
+                return 2;
+            o.rate = (int)(v > 1000000 ? 1000000 : v);
+            break;
         case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
         case 'h': fputs(bench_usage, stdout); return 0;
         default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
         }
     }
     char shown[sizeof cfg->url];
-    fprintf(stderr, "naq bench events: %d alternating runs of %lld events against %s ...\n", o.runs,
-            (long long)o.events, naq_url_redact(cfg->url, shown, sizeof shown));
+    fprintf(stderr, "naq bench events: %d %s of %lld events against %s ...\n", o.runs,
+            o.rate > 0 ? "paced runs" : "alternating runs", (long long)o.events,
+            naq_url_redact(cfg->url, shown, sizeof shown));
     naq_bench_events_result r;
     naq_status s = naq_bench_events(cfg, &o, &r);
     if (s != NAQ_OK) {
         fprintf(stderr, "naq: %s\n", naq_last_error());
         return 1;
+    }
+    if (o.rate > 0) {
+        printf("events=%lld\nruns=%d\nrate=%d\nlinger_us=%lld\nlatency_p50_ms=%.3f\n"
+               "latency_p99_ms=%.3f\n",
+               (long long)o.events, o.runs, o.rate, (long long)cfg->logger_linger_us,
+               r.latency_p50_ms, r.latency_p99_ms);
+        return 0;
     }
     printf("events=%lld\nruns=%d\npayload_bytes=%d\nraw_events_per_s=%.0f\n"
            "logger_events_per_s=%.0f\nlogger_dropped=%llu\nlogger_spooled=%llu\n"

@@ -43,6 +43,7 @@ void naq_config_init(naq_config *c)
     c->logger_buffer_bytes = 32 << 20;
     c->logger_batch = 512;
     c->logger_flush_ms = 100;
+    c->logger_linger_us = -1;
     c->ack_wait_ms = 30000;
     c->heartbeat_interval_ms = NAQ_DEFAULT_HEARTBEAT_INTERVAL_MS;
     naq__default_data_dir(c->spool_dir, sizeof c->spool_dir, "spool");
@@ -336,6 +337,7 @@ naq_status naq_config_from_env(naq_config *c)
     TRY(env_int("NAQ_EVENT_BATCH", 1, &n));
     c->logger_batch = (int)(n > 65536 ? 65536 : n);
     TRY(env_duration("NAQ_EVENT_FLUSH_INTERVAL", &c->logger_flush_ms));
+    TRY(env_int("NAQ_EVENT_LINGER_US", -1, &c->logger_linger_us));
     TRY(env_string("NAQ_SPOOL_DIR", c->spool_dir, sizeof c->spool_dir));
     TRY(env_duration("NAQ_ACK_WAIT", &c->ack_wait_ms));
     TRY(env_duration("NAQ_HEARTBEAT_INTERVAL", &c->heartbeat_interval_ms));

@@ -59,8 +59,11 @@
 #define BACKOFF_MAX_MS 5000
 /* Messages waiting for a retry beyond this go to the spool. */
 #define MAX_RETRY_LIST 16384
-/* How long the publisher waits for more events after a few woke it. */
+/* How long the publisher waits for more events after a few woke it; with
+ * NAQ_EVENT_LINGER_US=-1 (adaptive, the default) only when it waited less
+ * than SPARSE_US for them (events come more often than 500/s). */
 #define LINGER_US 200
+#define SPARSE_US 2000
 /* Wait at shutdown for outstanding acks before spooling what is left. */
 #define STOP_ACK_WAIT_MS 3000
 
@@ -104,6 +107,8 @@ struct naq__logger {
     ack_origin mem_origin, spool_origin;
     int batch;
     int64_t flush_ms;
+    int64_t linger_us; /* the linger, when it lingers */
+    int linger_adapts; /* NAQ_EVENT_LINGER_US=-1: not after a quiet spell */
 
     /* Spool: opened on first overflow (most processes never need one). */
     pthread_mutex_t spool_lock;
@@ -631,14 +636,18 @@ static void *publisher_main(void *arg)
             continue;
         }
         size_t n = 0;
+        int64_t waited_us = naq__mono_us();
         naq_status s = naq__bqueue_pop_batch(l->queue, batch, (size_t)l->batch, l->flush_ms, &n);
-        if (s == NAQ_OK && n > 0 && n < (size_t)l->batch / 2 && !stopping) {
+        waited_us = naq__mono_us() - waited_us;
+        if (s == NAQ_OK && n > 0 && n < (size_t)l->batch / 2 && !stopping &&
+            !(l->linger_adapts && waited_us > SPARSE_US)) {
             /* Woken by a trickle (a worker logs a job's events a few
              * microseconds apart): linger a moment and take the rest of
              * them too. One wake-up and one write per job instead of one
              * per event; measured, the worker's CPU per job fell by a
-             * quarter. */
-            naq__sleep_us(LINGER_US);
+             * quarter. Adaptive (the default): not after a quiet spell,
+             * where an event comes alone and lingering only delays it. */
+            naq__sleep_us(l->linger_us);
             size_t more = 0;
             s = naq__bqueue_pop_batch(l->queue, batch + n, (size_t)l->batch - n, 0, &more);
             n += more;
@@ -691,6 +700,8 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
     l->client = c;
     l->batch = cfg->logger_batch > 0 ? cfg->logger_batch : 512;
     l->flush_ms = cfg->logger_flush_ms > 0 ? cfg->logger_flush_ms : 100;
+    l->linger_adapts = cfg->logger_linger_us < 0;
+    l->linger_us = l->linger_adapts ? LINGER_US : cfg->logger_linger_us;
     l->spool_lock_fd = -1;
     snprintf(l->spool_dir, sizeof l->spool_dir, "%s", cfg->spool_dir);
     l->spool_disabled = cfg->spool_dir[0] == '\0' || strcmp(cfg->spool_dir, "none") == 0;

@@ -22,6 +22,7 @@ static void clear_env(void)
         "NAQ_REPLICAS",
         "NAQ_EVENT_BUFFER",
         "NAQ_EVENT_FLUSH_INTERVAL",
+        "NAQ_EVENT_LINGER_US",
         "NAQ_ACK_WAIT",
         "NAQ_SPOOL_DIR",
         "NAQ_EVENT_MAX_BYTES",
@@ -44,6 +45,7 @@ static void defaults_point_at_a_local_server(void **state)
     assert_int_equal(c.event_dup_window_s, 120);
     assert_int_equal(c.replicas, 1);
     assert_int_equal(c.disable_logging, 0);
+    assert_int_equal(c.logger_linger_us, -1); /* adaptive */
     assert_non_null(strstr(c.spool_dir, "naq/spool"));
     assert_int_equal(naq_config_from_env(&c), NAQ_OK);
     assert_string_equal(c.url, "nats://127.0.0.1:4222");
@@ -63,6 +65,7 @@ static void environment_overrides_defaults(void **state)
     setenv("NAQ_EVENT_MAX_AGE", "2d", 1);
     setenv("NAQ_REPLICAS", "3", 1);
     setenv("NAQ_EVENT_FLUSH_INTERVAL", "250ms", 1);
+    setenv("NAQ_EVENT_LINGER_US", "0", 1);
     setenv("NAQ_EVENT_MAX_BYTES", "1G", 1);
     naq_config c;
     naq_config_init(&c);
@@ -77,6 +80,7 @@ static void environment_overrides_defaults(void **state)
     assert_int_equal(c.event_max_age_s, 2 * 86400);
     assert_int_equal(c.replicas, 3);
     assert_int_equal(c.logger_flush_ms, 250);
+    assert_int_equal(c.logger_linger_us, 0);
     assert_int_equal(c.event_max_bytes, 1LL << 30);
     clear_env();
 }

@@ -18,6 +18,10 @@ typedef struct {
     int64_t events;    /* events per run, default 200000 */
     int runs;          /* runs of each side (best is reported), default 3 */
     int payload_bytes; /* approximate event JSON size, default 300 */
+    /* 0 (default): as fast as possible, against the raw ceiling. N: the
+     * logger alone at N events/s, every event confirmed, for the latency
+     * from naq_client_log to the server's acknowledgement. */
+    int rate;
 } naq_bench_events_opts;
 
 typedef struct {
@@ -25,6 +29,7 @@ typedef struct {
     double raw_per_s;    /* js_PublishMsgAsync of the same messages, same headers */
     double ratio;        /* logger / raw */
     int payload_bytes;   /* measured JSON size of one event */
+    double latency_p50_ms, latency_p99_ms; /* with rate: log call to ack, best run */
     uint64_t dropped, spooled, retried;
 } naq_bench_events_result;
 

@@ -54,6 +54,10 @@ typedef struct {
     int64_t logger_buffer_bytes;  /* NAQ_EVENT_BUFFER_BYTES, default 32 MiB */
     int logger_batch;             /* NAQ_EVENT_BATCH, events published per batch, default 512 */
     int64_t logger_flush_ms;      /* NAQ_EVENT_FLUSH_INTERVAL, flush interval, default 100ms */
+    /* NAQ_EVENT_LINGER_US: how long the logger, woken by a few events,
+     * waits for the rest of a burst before publishing. -1 (default)
+     * adapts it (logger.c); 0 never waits; N waits N microseconds. */
+    int64_t logger_linger_us;
     char spool_dir[NAQ_URL_MAX]; /* NAQ_SPOOL_DIR, overflow spool, default $XDG_DATA_HOME/naq/spool;
                                     "none" = no spool (overflow is dropped and counted) */
 
