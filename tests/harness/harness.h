@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* NAQ_TEST_MAIN */
 #include <sys/types.h>
 
 #include <cmocka.h>
