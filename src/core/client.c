@@ -8,7 +8,7 @@
  * every connect so an operator changes limits by changing configuration.
  */
 #include "crypt.h"
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <stdarg.h>
 #include <stdio.h>

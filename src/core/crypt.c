@@ -21,7 +21,7 @@
  */
 #include "crypt.h"
 #include "jsonw.h"
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>

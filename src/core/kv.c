@@ -19,7 +19,7 @@
  * per server (keyed by the server's id, which changes when the server
  * restarts).
  */
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -25,7 +25,7 @@
  * Admin is everything (">"): it creates the streams, so the others never
  * need to; the others are granted what their commands send, no more.
  */
-#include "lifecycle.h" /* NAQ__OUTCOME_STREAM */
+#include "jobs/jobs.h" /* NAQ__OUTCOME_STREAM */
 
 #include "naq/auth.h"
 

@@ -7,7 +7,7 @@
  */
 #include "internal.h"
 
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <stdio.h>

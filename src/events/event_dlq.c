@@ -16,7 +16,7 @@
  * a person.
  */
 #include "internal.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -58,7 +58,7 @@
  * counts and what is delivered, so the tail is exactly the last `tail`
  * matches unless events are deleted meanwhile.
  */
-#include "crypt.h"
+#include "core/crypt.h"
 #include "internal.h"
 
 #include <stdio.h>

@@ -34,8 +34,8 @@
  */
 #include "internal.h"
 
-#include "bqueue.h"
-#include "msgmap.h"
+#include "core/bqueue.h"
+#include "core/msgmap.h"
 #include "spool.h"
 
 #include <dirent.h>

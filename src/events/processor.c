@@ -26,10 +26,10 @@
  *   - ack-type calls on one message are serialised by the task's ack_lock,
  *     and none follows its settlement.
  */
-#include "crypt.h"
+#include "core/crypt.h"
 #include "internal.h"
 
-#include "bqueue.h"
+#include "core/bqueue.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

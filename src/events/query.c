@@ -20,7 +20,7 @@
  * Filters by type, queue and worker are judged on the Naq-* headers before
  * a body is decoded (docs/protocol.md guarantees them for naq writers).
  */
-#include "crypt.h"
+#include "core/crypt.h"
 #include "internal.h"
 
 #include <jansson.h>

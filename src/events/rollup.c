@@ -36,7 +36,7 @@
  * say how far behind the rollups are.
  */
 #include "internal.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -12,7 +12,7 @@
  * (or instead of) their publish; they go one at a time through
  * naq_enqueue_ex's path after the others.
  */
-#include "lifecycle.h"
+#include "jobs.h"
 
 #include <pthread.h>
 #include <stdio.h>

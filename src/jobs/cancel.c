@@ -16,8 +16,8 @@
  * stream. The key is written first in every case, so a job released to
  * its queue at that very moment is still stopped by the worker.
  */
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <math.h>
 #include <pthread.h>

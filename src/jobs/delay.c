@@ -29,8 +29,8 @@
  * re-publish the queue stream drops as a duplicate (2-minute window).
  */
 #include "internal.h"
-#include "jsonw.h"
-#include "lifecycle.h"
+#include "core/jsonw.h"
+#include "jobs.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -32,8 +32,8 @@
  * back in an `ended` list, which the caller finishes (finish.c), so the
  * dependency arrows point one way.
  */
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

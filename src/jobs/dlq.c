@@ -10,9 +10,9 @@
  * queue subject or "<p>.dlq.>"), which need no consumer; an operator
  * command, not a hot path.
  */
-#include "crypt.h"
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "core/crypt.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

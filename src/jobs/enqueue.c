@@ -14,8 +14,8 @@
  * The client's async context (c->ajs) finds the job of an
  * acknowledgement by the published message's address (msgmap.h).
  */
-#include "lifecycle.h"
-#include "msgmap.h"
+#include "jobs.h"
+#include "core/msgmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>

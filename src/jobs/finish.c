@@ -20,10 +20,10 @@
  * path directly, as do jobs that ended without running (cancelled while
  * waiting or delayed), synchronously (naq__finish_unrun).
  */
-#include "crypt.h"
-#include "jsonw.h"
-#include "lifecycle.h"
-#include "msgmap.h"
+#include "core/crypt.h"
+#include "core/jsonw.h"
+#include "jobs.h"
+#include "core/msgmap.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -9,9 +9,9 @@
  * when absent, so jobs written by older naq versions and by foreign
  * programs decode as before. Enqueueing is in enqueue.c.
  */
-#include "crypt.h"
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "core/crypt.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <math.h>
 #include <stdio.h>

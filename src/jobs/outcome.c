@@ -18,8 +18,8 @@
  * Reads are direct gets (the stream allows them): the last message of a
  * subject tells at once whether the job finished.
  */
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * a job into a queue (enqueue, batch, delayed release, dependency
  * release, dead-letter retry, moves) builds it here.
  */
-#include "lifecycle.h"
+#include "jobs.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,8 +20,8 @@
  * still be inside the stream's 2-minute duplicate window and would be
  * dropped as a duplicate.
  */
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,9 +9,9 @@
  * starts at its last message, so a record stored between a read and the
  * wait is not missed.
  */
-#include "crypt.h"
-#include "jsonw.h"
-#include "lifecycle.h"
+#include "core/crypt.h"
+#include "core/jsonw.h"
+#include "jobs.h"
 
 #include <stdio.h>
 #include <stdlib.h>

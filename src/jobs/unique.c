@@ -11,8 +11,8 @@
  * recognised as gone and replaced by compare-and-set: a job that ended
  * for any reason never blocks its key.
  */
-#include "lifecycle.h"
-#include "jsonw.h"
+#include "jobs.h"
+#include "core/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

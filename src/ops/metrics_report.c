@@ -7,7 +7,7 @@
  * stop is immediate.
  */
 #include "internal.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 #include "naq/metrics.h"
 
 #include <jansson.h>

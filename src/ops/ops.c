@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "naq/ops.h"
 #include "naq/stats.h"
-#include "spool.h"
+#include "events/spool.h"
 
 #include <dirent.h>
 #include <stddef.h>

@@ -9,7 +9,7 @@
  * carries on with that revision instead of giving the lease up.
  */
 #include "lease.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
  * interval arithmetic are exact; the JSON carries seconds like events do.
  */
 #include "internal.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -5,7 +5,7 @@
  * thread; only the flags are written by other threads (the keeper, the
  * cancel watch), through atomics.
  */
-#include "worker_int.h"
+#include "worker.h"
 
 #include <jansson.h>
 #include <stdarg.h>

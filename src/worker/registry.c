@@ -36,7 +36,7 @@
  * start time would scan 345,600 messages to keep 20).
  */
 #include "internal.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <pthread.h>

@@ -22,7 +22,7 @@
  * when every handler has returned, and worker_stopped says "graceful" (one
  * stop) or "forced" (two) and how many jobs were handed back.
  */
-#include "worker_int.h"
+#include "worker.h"
 
 #include <jansson.h>
 #include <stdarg.h>

@@ -18,7 +18,7 @@
  * the window, nor below min. An idle worker so comes down to min in a few
  * windows, and a steady load keeps the slots it uses.
  */
-#include "worker_int.h"
+#include "worker.h"
 
 static void change(naq_worker *w, int from, int to, const char *reason, int64_t now_ms)
 {

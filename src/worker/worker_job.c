@@ -33,10 +33,10 @@
  *  - Who settles a message is decided under slots_lock (worker_int.h): the
  *    executor, or the keeper when it handed the job back at a stop.
  */
-#include "crypt.h"
-#include "jsonw.h"
-#include "retry.h"
-#include "worker_int.h"
+#include "core/crypt.h"
+#include "core/jsonw.h"
+#include "jobs/retry.h"
+#include "worker.h"
 
 #include <jansson.h>
 #include <signal.h>

@@ -60,7 +60,7 @@
  * level within IDLE_PULL_MS. A job whose retry is delayed is held by the
  * server (a delayed nak) and comes back through the same requests.
  */
-#include "worker_int.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
