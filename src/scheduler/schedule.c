@@ -12,6 +12,7 @@
  * Due times are int64 milliseconds, so "<name>-<due_ms>" job ids and
  * interval arithmetic are exact; the JSON carries seconds like events do.
  */
+#include "calendar.h"
 #include "internal.h"
 #include "core/jsonw.h"
 
@@ -197,11 +198,6 @@ naq_status naq_schedule_validate(const naq_schedule *s)
     st = strcmp(s->function, NAQ_EXEC_FUNCTION) == 0 ? naq__exec_args_check(v) : NAQ_OK;
     json_decref(v);
     return st;
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
 naq_status naq_schedule_next(const naq_schedule *s, int64_t after_ms, int64_t *next_ms)
