@@ -8,6 +8,7 @@
  * every connect so an operator changes limits by changing configuration.
  */
 #include "crypt.h"
+#include "jsonw.h"
 #include "jobs/jobs.h"
 
 #include <stdarg.h>
@@ -477,6 +478,29 @@ naq_status naq__client_log_confirmed(naq_client *c, const naq_event *e, naq__con
         return NAQ_OK;
     }
     return naq__logger_log_confirmed(c->logger, e, confirm, ud);
+}
+
+void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_id,
+                         const char *job_id, const char *queue, const char *event_id,
+                         const char *message, json_t *details)
+{
+    naq_event e;
+    naq_event_init(&e, t);
+    if (schedule_id != NULL)
+        snprintf(e.schedule_id, sizeof e.schedule_id, "%s", schedule_id);
+    if (job_id != NULL)
+        snprintf(e.job_id, sizeof e.job_id, "%s", job_id);
+    if (queue != NULL)
+        snprintf(e.queue_name, sizeof e.queue_name, "%s", queue);
+    if (event_id != NULL)
+        snprintf(e.event_id, sizeof e.event_id, "%s", event_id);
+    if (message != NULL)
+        e.message = strdup(message);
+    if (details != NULL)
+        e.details_json = naq__json_dumps(details, NAQ__JSON_FLAGS);
+    naq_client_log(c, &e);
+    naq_event_clear(&e);
+    json_decref(details);
 }
 
 void naq_client_logger_stats(naq_client *c, naq_logger_stats *out)

@@ -101,3 +101,30 @@ naq_status naq_id_validate(const char *what, const char *id)
     }
     return NAQ_OK;
 }
+
+/* ---- ids derived from a key ---- */
+
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE])
+{
+    size_t nt = strlen(tag), nk = strlen(key);
+    if (nt + 1 + nk <= NAQ_ID_MAX) {
+        memcpy(out, tag, nt);
+        out[nt] = '-';
+        memcpy(out + nt + 1, key, nk + 1);
+        return;
+    }
+    /* Two independent 64-bit hashes: a collision inside the 2-minute
+     * duplicate window is out of reach. */
+    snprintf(out, NAQ_ID_SIZE, "%s-%016llx%016llx", tag,
+             (unsigned long long)fnv1a(key, 0xcbf29ce484222325ULL),
+             (unsigned long long)fnv1a(key, 0x84222325cbf29ce4ULL));
+}

@@ -120,6 +120,35 @@ natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out)
     return ns;
 }
 
+naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data, size_t len,
+                       uint64_t last, int del, uint64_t *rev)
+{
+    char subject[NAQ_URL_MAX];
+    snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
+    natsMsg *m = NULL;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectLastSubjectSeq = last;
+    natsStatus ns = natsMsg_Create(&m, subject, NULL, del ? NULL : data, del ? 0 : (int)len);
+    if (ns == NATS_OK && del)
+        ns = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+    if (ns == NATS_OK)
+        ns = js_PublishMsg(&ack, js, m, &po, &jerr);
+    if (ns == NATS_OK && rev != NULL)
+        *rev = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(m);
+    if (ns == NATS_OK)
+        return NAQ_OK;
+    if (jerr == NAQ__JS_WRONG_LAST_SEQUENCE)
+        return naq__fail(NAQ_ERR_EXISTS, "%s/%s changed since revision %llu", bucket, key,
+                         (unsigned long long)last);
+    return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
+                          "cannot write %s/%s", bucket, key);
+}
+
 naq_status naq__kv_ensure(naq_client *c, naq__kv b)
 {
     kvConfig kc;
