@@ -2,7 +2,7 @@
  * lifecycle.h - what the job lifecycle modules share, private to them:
  *   kv.c       the lifecycle's KV buckets, read and written by subject
  *   outcome.c  the outcome stream: outcome records and who waits for them
- *   job.c      job options, their validation, the job JSON
+ *   job_opts.c job options and their validation;  job.c  the job JSON
  *   publish.c  the job message, published to its queue
  *   enqueue.c  naq_enqueue;  batch.c  naq_enqueue_batch;  unique.c  unique keys
  *   deps.c     jobs waiting for dependencies;  finish.c  the finish protocol
@@ -120,6 +120,19 @@ naq_status naq__outcome_wait_for(naq_client *c, const char *dep, const char *dep
  * (the record expired) from its events. */
 int naq__job_finished(naq_client *c, const char *job_id);
 int naq__job_finished_by_events(naq_client *c, const char *job_id);
+
+/* ---- job_opts.c: the checks the codec reuses on what it decodes ---- */
+
+/* Longest retry delay, TTL or result TTL accepted: a year catches unit
+ * mistakes (nanoseconds passed as milliseconds) without limiting anyone. */
+#define NAQ__MAX_DELAY_MS (366LL * 24 * 3600 * 1000)
+/* The retry policy's backoff kinds by name, indexed by naq_backoff_kind. */
+extern const char *const naq__backoff_names[NAQ_BACKOFF_LIST + 1];
+/* A comma-separated list of error type names (retry_on / skip_on, called
+ * `what` in messages): NAQ_ERR_INVALID_ARG saying what is wrong. */
+naq_status naq__retry_names_check(const char *what, const char *list);
+/* NAQ_OK when v is a JSON object whose values are all strings; else `bad`. */
+naq_status naq__tags_check(const json_t *v, naq_status bad);
 
 /* ---- job.c ---- */
 
