@@ -20,8 +20,7 @@
  * Filters by type, queue and worker are judged on the Naq-* headers before
  * a body is decoded (docs/protocol.md guarantees them for naq writers).
  */
-#include "core/crypt.h"
-#include "internal.h"
+#include "events.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -401,27 +400,6 @@ static int query_matches(const naq_event *e, const naq_query *q)
 
 /* ---- range reads ---- */
 
-/* Decodes m, its sealed payload opened with k (crypt.h). */
-static naq_status decode_msg(const naq__crypt *k, natsMsg *m, uint64_t seq, naq_event *e)
-{
-    const char *data = natsMsg_GetData(m);
-    naq_status s = naq_event_decode(data ? data : "", (size_t)natsMsg_GetDataLength(m), e);
-    if (s == NAQ_OK) {
-        naq__crypt_open_event(k, e);
-        snprintf(e->nats_subject, sizeof e->nats_subject, "%s", natsMsg_GetSubject(m));
-        e->nats_sequence = seq;
-    }
-    return s;
-}
-
-static naq_status job_subject(naq_client *c, const char *job_id, char *buf, size_t cap)
-{
-    naq_status s = naq_id_validate("job id", job_id);
-    if (s != NAQ_OK)
-        return s;
-    return naq__subject(c, buf, cap, "jobs.events.%s", job_id);
-}
-
 /* A job filter: the job's history is the whole candidate set. */
 static naq_status read_job(naq_client *c, const naq_query *q, naq__query_fn fn, void *ud,
                            int *stopped)
@@ -507,7 +485,7 @@ naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, 
         int rc = 0;
         if (naq__headers_may_match(m, &q->filter)) {
             naq_event e;
-            if (decode_msg(c->crypt, m, seq, &e) == NAQ_OK && query_matches(&e, q))
+            if (naq__event_decode_msg(c->crypt, m, seq, &e) == NAQ_OK && query_matches(&e, q))
                 rc = fn(&e, stored, ud);
             naq_event_clear(&e);
         }
@@ -643,7 +621,7 @@ naq_status naq_events_count(naq_client *c, const naq_query *q, uint64_t *out)
         return s;
     if (only_job_filter(q)) {
         char subject[NAQ_URL_MAX];
-        if ((s = job_subject(c, q->filter.job_id, subject, sizeof subject)) != NAQ_OK)
+        if ((s = naq__job_events_subject(c, q->filter.job_id, subject, sizeof subject)) != NAQ_OK)
             return s;
         return subject_count(c, subject, out);
     }
@@ -700,7 +678,7 @@ naq_status naq_job_events_delete(naq_client *c, const char *job_id, uint64_t *de
     if (deleted != NULL)
         *deleted = 0;
     char subject[NAQ_URL_MAX];
-    naq_status s = job_subject(c, job_id, subject, sizeof subject);
+    naq_status s = naq__job_events_subject(c, job_id, subject, sizeof subject);
     if (s != NAQ_OK)
         return s;
     uint64_t n = 0;
