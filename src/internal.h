@@ -346,6 +346,11 @@ naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uin
                             int64_t *stored_ns, uint64_t *pending);
 /* Accepts NULL. */
 void naq__reader_close(naq__reader *r);
+/* After a quiet wait: is anything left to deliver up to sequence `end`?
+ * *done = 1 when not. */
+naq_status naq__reader_exhausted(naq__reader *r, uint64_t end, int *done);
+/* The event stream's state in one request (without its lists). */
+naq_status naq__event_stream_state(naq_client *c, jsStreamState *st);
 
 /* Called per matching, decoded event (valid during the call) with its
  * stored time; non-zero stops the read. */
