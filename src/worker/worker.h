@@ -4,6 +4,8 @@
  *   worker_pull.c  finding the next job (the fairness rule)
  *   worker_job.c   running one job and settling its message
  *   job_ctx.c      the handler's job context
+ *   registry.c     the worker's registry entry, heartbeats, lifecycle events
+ *   registry_read.c  the reads behind `naq workers`
  *
  * Locking: a slot (one per executor) is written by its executor and read
  * by the keeper and the cancel watch, all under naq_worker.slots_lock. The
@@ -184,5 +186,13 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m);
 int naq__worker_hand_back(naq_worker *w, int i);
 /* Cancel watch callback: flags the running job job_id. */
 void naq__worker_on_cancel(const char *job_id, void *ud);
+
+/* registry.c: the registry bucket of c's subject prefix ("naq_workers",
+ * or "naq_workers_<prefix>" with characters a bucket name cannot hold
+ * replaced by '_'). */
+void naq__registry_bucket(const naq_client *c, char *buf, size_t cap);
+/* Frees a NULL-terminated heap string vector (naq_worker_info.queues,
+ * current_job_ids). Accepts NULL. */
+void naq__strv_free(char **v);
 
 #endif
