@@ -196,6 +196,11 @@ natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out);
  * receives the new revision. del != 0 writes a delete marker instead. */
 naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data, size_t len,
                        uint64_t last, int del, uint64_t *rev);
+/* id.c: FNV-1a (64 bits) of len bytes, continuing from h: NAQ__FNV_OFFSET
+ * to start, NAQ__FNV_OFFSET2 for a second hash independent of the first. */
+#define NAQ__FNV_OFFSET 0xcbf29ce484222325ULL
+#define NAQ__FNV_OFFSET2 0x84222325cbf29ce4ULL
+uint64_t naq__fnv1a(const void *data, size_t len, uint64_t h);
 /* A deterministic event id "<tag>-<key>", or "<tag>-<32 hex digits of a
  * hash of key>" when that is too long: a re-sent event gets the same id, so
  * the event stream (duplicate window) stores it once. */

@@ -104,12 +104,13 @@ naq_status naq_id_validate(const char *what, const char *id)
 
 /* ---- ids derived from a key ---- */
 
-static uint64_t fnv1a(const char *s, uint64_t h)
+/* FNV-1a, 64 bits: short keys, no allocation, and a second offset basis
+ * gives a second, independent hash where one 64-bit value is too few. */
+uint64_t naq__fnv1a(const void *data, size_t len, uint64_t h)
 {
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
     return h;
 }
 
@@ -125,6 +126,6 @@ void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE])
     /* Two independent 64-bit hashes: a collision inside the 2-minute
      * duplicate window is out of reach. */
     snprintf(out, NAQ_ID_SIZE, "%s-%016llx%016llx", tag,
-             (unsigned long long)fnv1a(key, 0xcbf29ce484222325ULL),
-             (unsigned long long)fnv1a(key, 0x84222325cbf29ce4ULL));
+             (unsigned long long)naq__fnv1a(key, nk, NAQ__FNV_OFFSET),
+             (unsigned long long)naq__fnv1a(key, nk, NAQ__FNV_OFFSET2));
 }

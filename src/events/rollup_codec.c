@@ -100,10 +100,7 @@ static naq_status group_dur_add(naq__rollup_group *g, int bucket, uint64_t n)
 
 static uint64_t hash_name(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return naq__fnv1a(s, strlen(s), NAQ__FNV_OFFSET);
 }
 
 static naq_status table_rehash(naq__group_table *t, size_t nslots)

@@ -63,10 +63,7 @@ struct naq__cancel_watch {
 
 static size_t set_slot(const char *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: ids are short, any spread will do */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % SET_BUCKETS;
+    return naq__fnv1a(id, strlen(id), NAQ__FNV_OFFSET) % SET_BUCKETS;
 }
 
 /* Lock held. */

@@ -537,11 +537,9 @@ void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE])
         return;
     }
     /* Too long to prefix: two FNV-1a 64 hashes with different offsets. */
-    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-    for (const unsigned char *p = (const unsigned char *)job_id; *p; p++) {
-        h1 = (h1 ^ *p) * 0x100000001b3ULL;
-        h2 = (h2 ^ *p) * 0x100000001b3ULL;
-    }
+    size_t n = strlen(job_id);
+    uint64_t h1 = naq__fnv1a(job_id, n, NAQ__FNV_OFFSET);
+    uint64_t h2 = naq__fnv1a(job_id, n, NAQ__FNV_OFFSET2);
     snprintf(out, NAQ_ID_SIZE, "enq-h%016llx%016llx", (unsigned long long)h1,
              (unsigned long long)h2);
 }

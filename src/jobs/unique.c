@@ -39,16 +39,9 @@ static void unique_kv_key(const char *queue, const char *key, char out[NAQ__KV_K
     naq__clear_error(); /* the failed encodings above are not the caller's */
     /* Two FNV-1a 64 hashes of "<queue>\0<key>": a collision is out of reach.
      * "=h" cannot come from an encoding ('=' is followed by hex digits). */
-    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-    const char *parts[2] = {queue, key};
-    for (int i = 0; i < 2; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
-            h1 = (h1 ^ *p) * 0x100000001b3ULL;
-            h2 = (h2 ^ *p) * 0x100000001b3ULL;
-            if (*p == '\0')
-                break;
-        }
-    }
+    size_t nq = strlen(queue) + 1, nk = strlen(key) + 1; /* with their NULs */
+    uint64_t h1 = naq__fnv1a(key, nk, naq__fnv1a(queue, nq, NAQ__FNV_OFFSET));
+    uint64_t h2 = naq__fnv1a(key, nk, naq__fnv1a(queue, nq, NAQ__FNV_OFFSET2));
     snprintf(out, NAQ__KV_KEY_MAX, "=h%016llx%016llx", (unsigned long long)h1,
              (unsigned long long)h2);
 }

@@ -208,10 +208,7 @@ static queue_figures *queue_of(naq_metrics_exporter *e, const char *name)
 
 static wait_slot *wait_slot_of(naq_metrics_exporter *e, const char *job_id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const char *p = job_id; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return &e->waits[h % WAIT_SLOTS];
+    return &e->waits[naq__fnv1a(job_id, strlen(job_id), NAQ__FNV_OFFSET) % WAIT_SLOTS];
 }
 
 /* Folds one event (caller holds the lock). */
