@@ -8,6 +8,7 @@
 #include "naq/naq.h"
 
 #include <nats/nats.h>
+#include <time.h>
 
 /* Record a failure for naq_last_error() and return s. printf-style. */
 naq_status naq__fail(naq_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -68,6 +69,10 @@ int64_t naq__mono_us(void);
 /* Sleeps about that long (clock.c). */
 void naq__sleep_ms(int64_t ms);
 void naq__sleep_us(int64_t us);
+/* The absolute time ms from now on `clock`, for pthread_cond_timedwait
+ * (whose clock is the condition variable's: CLOCK_REALTIME unless the
+ * variable was made with another). */
+struct timespec naq__deadline(clockid_t clock, int64_t ms);
 /* Sets o's servers from a NATS URL or a comma-separated list of them (a
  * cluster's nodes): natsOptions_SetURL takes one URL only. */
 natsStatus naq__nats_set_urls(natsOptions *o, const char *url);

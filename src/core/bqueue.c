@@ -136,20 +136,6 @@ naq_status naq__bqueue_push(naq__bqueue *q, const void *data, size_t len)
     return NAQ_OK;
 }
 
-/* Absolute CLOCK_MONOTONIC time timeout_ms from now. */
-static struct timespec deadline_after(int64_t timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(timeout_ms / 1000);
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 naq_status naq__bqueue_pop_batch(naq__bqueue *q, naq__bqueue_record **out, size_t max,
                                  int64_t timeout_ms, size_t *n)
 {
@@ -163,7 +149,7 @@ naq_status naq__bqueue_pop_batch(naq__bqueue *q, naq__bqueue_record **out, size_
         /* The deadline is fixed once, so spurious wake-ups do not extend it. */
         struct timespec deadline = {0, 0};
         if (timeout_ms > 0)
-            deadline = deadline_after(timeout_ms);
+            deadline = naq__deadline(CLOCK_MONOTONIC, timeout_ms);
         q->waiters++;
         while (q->count == 0 && !q->closed) {
             int rc = timeout_ms > 0 ? pthread_cond_timedwait(&q->nonempty, &q->mu, &deadline)

@@ -1,6 +1,7 @@
 /*
  * clock.c - the clocks and the sleep every module uses: wall time as the
- * events carry it, the monotonic clock for timeouts and durations.
+ * events carry it, the monotonic clock for timeouts and durations, and
+ * the absolute deadlines pthread_cond_timedwait wants.
  */
 #include "internal.h"
 
@@ -38,4 +39,17 @@ void naq__sleep_us(int64_t us)
 void naq__sleep_ms(int64_t ms)
 {
     naq__sleep_us(ms * 1000);
+}
+
+struct timespec naq__deadline(clockid_t clock, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
 }

@@ -145,11 +145,8 @@ naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char
 {
     *json = NULL;
     double ts = e->timestamp;
-    if (ts <= 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        ts = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-    }
+    if (ts <= 0)
+        ts = naq__now();
     naq__jsonw w;
     if (buf != NULL)
         naq__jsonw_init_buf(&w, buf, cap);

@@ -548,13 +548,7 @@ static int wait_for_room(naq_processor *p)
     int room = 0;
     pthread_mutex_lock(&p->lock);
     while (!atomic_load(&p->stopping) && (room = p->o.max_pending - p->held_count) <= 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = naq__deadline(CLOCK_REALTIME, 100);
         pthread_cond_timedwait(&p->cond, &p->lock, &ts);
     }
     pthread_mutex_unlock(&p->lock);

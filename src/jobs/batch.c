@@ -201,9 +201,7 @@ naq_status naq_enqueue_batch(naq_client *c, const naq_job_opts *jobs, size_t n,
             snprintf(t->errors[i], sizeof t->errors[i], "%s", naq_last_error());
         }
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += COMPLETE_WAIT_MS / 1000;
+    struct timespec until = naq__deadline(CLOCK_REALTIME, COMPLETE_WAIT_MS);
     pthread_mutex_lock(&t->lock);
     while (t->answered < sent && pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
         ;

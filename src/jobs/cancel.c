@@ -207,9 +207,7 @@ naq_status naq__cancel_watch_start(naq_client *c, void (*on_cancel)(const char *
     }
     /* Seeded before the first job is taken: a job cancelled while queued
      * must not slip through because its key had not arrived yet. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += WATCH_SEED_WAIT_MS / 1000;
+    struct timespec until = naq__deadline(CLOCK_REALTIME, WATCH_SEED_WAIT_MS);
     pthread_mutex_lock(&w->lock);
     while (!w->seeded && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
         ;
@@ -236,9 +234,7 @@ void naq__cancel_watch_stop(naq__cancel_watch *w)
     /* Let nats.c finish with the subscription before it is destroyed; if
      * it does not say so in time (connection gone), the subscription's
      * reference keeps w alive for on_complete. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += WATCH_STOP_WAIT_MS / 1000;
+    struct timespec until = naq__deadline(CLOCK_REALTIME, WATCH_STOP_WAIT_MS);
     pthread_mutex_lock(&w->lock);
     while (!w->completed && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
         ;

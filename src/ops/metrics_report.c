@@ -136,14 +136,7 @@ static void *run(void *arg)
     naq_metrics_reporter *r = arg;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += r->interval_ms / 1000;
-        until.tv_nsec += (r->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = naq__deadline(CLOCK_MONOTONIC, r->interval_ms);
         int rc = 0;
         while (!r->stop && rc == 0)
             rc = pthread_cond_timedwait(&r->cond, &r->lock, &until);

@@ -85,13 +85,6 @@ struct stream {
     size_t total;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
@@ -460,7 +453,7 @@ static naq_status supervise(pid_t pid, const naq__exec_opts *o, struct stream s[
     int exited = 0;
 
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = naq__mono_ms();
         if (!exited) {
             siginfo_t si;
             si.si_pid = 0;
@@ -592,7 +585,7 @@ naq_status naq__exec_run(const naq__exec_opts *opts, naq__exec_result *out)
     sigset_t all, saved_mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
-    const int64_t start = now_ms();
+    const int64_t start = naq__mono_ms();
     pid_t pid = fork();
     if (pid == 0)
         child_main(&l);
