@@ -7,9 +7,10 @@
  * restart. Streams are created, or updated to the configured limits, at
  * every connect so an operator changes limits by changing configuration.
  */
+#include "kv.h"
 #include "crypt.h"
 #include "jsonw.h"
-#include "jobs/jobs.h"
+#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -21,7 +21,6 @@
  */
 #include "crypt.h"
 #include "jsonw.h"
-#include "jobs/jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>

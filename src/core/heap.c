@@ -1,12 +1,13 @@
 /*
  * heap.c - a binary min-heap of (key, item), the one the scheduler keeps
  * its schedules in by next due time and the due-time index of delayed jobs
- * keeps its buckets in (naq__heap, internal.h).
+ * keeps its buckets in (heap.h).
  *
  * When `moved` is set, every item is told its new index whenever it moves,
  * so an owner can re-key or remove an item in O(log n) without a search;
  * NAQ__HEAP_NONE tells it that it left the heap.
  */
+#include "heap.h"
 #include "internal.h"
 
 #include <stdlib.h>

@@ -44,6 +44,9 @@ char *naq__jsonw_finish(naq__jsonw *w, size_t *len);
 /* Frees what the writer holds (after a failure, or to abandon it). */
 void naq__jsonw_discard(naq__jsonw *w);
 
+/* The flags every naq__json_dumps of a record or event uses (jansson's). */
+#define NAQ__JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+
 /* json_dumps(v, flags) with every real printed as naq__jsonw_real prints
  * it (shortest round-trip text). Returns heap text (free()) or NULL. */
 struct json_t;

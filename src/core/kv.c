@@ -1,5 +1,5 @@
 /*
- * kv.c - the job lifecycle's KV buckets (lifecycle.h), read and written
+ * kv.c - the job lifecycle's KV buckets (kv.h), read and written
  * by subject.
  *
  * A key K of bucket B is the subject "$KV.B.K" of stream "KV_B", whose
@@ -19,7 +19,8 @@
  * per server (keyed by the server's id, which changes when the server
  * restarts).
  */
-#include "jobs/jobs.h"
+#include "kv.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  * public key starts with 'U', its seed with "SU". Ed25519 comes from
  * OpenSSL's libcrypto, which nats.c already links.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <errno.h>
 #include <openssl/evp.h>

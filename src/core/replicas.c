@@ -11,7 +11,7 @@
  * down in place on a cluster; on a single server, or on too few nodes, it
  * refuses, and the user gets the server's reason and what to do.
  */
-#include "jobs/jobs.h"
+#include "core.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -240,7 +240,7 @@ static naq_status build(const naq_config *cfg, naq_role r, const char *const *qu
 naq_status naq__provision_buckets(naq_client *c)
 {
     /* The worker registry is left to the first worker, whose heartbeat
-     * interval sets its TTL (worker_registry.c); the worker role may
+     * interval sets its TTL (worker/registry.c); the worker role may
      * create that one bucket. */
     kvStore *kv = NULL;
     naq_status s = naq__schedules_kv(c, c->js, &kv);

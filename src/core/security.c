@@ -14,7 +14,7 @@
  * call's message can name it). Secrets never leave this module in text:
  * URLs are redacted before they are printed.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -5,7 +5,7 @@
  * thread-local storage and returns the status, so an error path reads
  * `return naq__fail(NAQ_ERR_INVALID_ARG, "queue name '%s' ...", q);`.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * are left out rather than written as null, and decoding ignores fields it
  * does not know so that newer writers stay readable.
  */
-#include "internal.h"
+#include "events.h"
 
 #include "core/jsonw.h"
 

@@ -15,7 +15,7 @@
  * the first time a group starts, with no age limit: a dead event waits for
  * a person.
  */
-#include "internal.h"
+#include "events.h"
 #include "core/jsonw.h"
 
 #include <jansson.h>

@@ -26,7 +26,7 @@
  * terminated, so a crash in between gives at worst a second, deduplicated
  * write.
  */
-#include "internal.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * Invariant: an entry's memory and user data stay valid while refs > 0;
  * refs only change under the lock.
  */
-#include "internal.h"
+#include "events.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * job_watch.c - waiting for one job: naq_wait_for_event and
  * naq_monitor_job.
  *
- * Both read the job's history first (store.c: direct gets, no server
+ * Both read the job's history first (history.c: direct gets, no server
  * state) and only then, when what they wait for has not happened, follow
  * the job's literal subject with an ordered consumer that starts at the
  * sequence after the history's last event. The history's last sequence is

@@ -32,7 +32,7 @@
  *   settled == published_from_memory + spooled + dropped
  * and flush waits for settled to reach the logged count it saw.
  */
-#include "internal.h"
+#include "events.h"
 
 #include "core/bqueue.h"
 #include "core/msgmap.h"

@@ -27,7 +27,7 @@
  *     and none follows its settlement.
  */
 #include "core/crypt.h"
-#include "internal.h"
+#include "events.h"
 
 #include "core/bqueue.h"
 
@@ -695,7 +695,7 @@ static naq_status open_live(naq_processor *p)
         so.Config.OptStartTime = (int64_t)(p->o.start_time * 1e9); /* nanoseconds */
         break;
     }
-    /* The stream holds only events, so ">" is all of it (see store.c). */
+    /* The stream holds only events, so ">" is all of it (see live.c). */
     const char *subject = p->filter_subject[0] ? p->filter_subject : ">";
     jsErrCode jerr = 0;
     natsStatus ns = js_SubscribeSync(&p->live_sub, c->ejs, subject, NULL, &so, &jerr);

@@ -5,7 +5,7 @@
  * repeated) positioned at a sequence or at a stored time, read on the
  * caller's thread. Also the stream's state in one request.
  */
-#include "internal.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <stdlib.h>

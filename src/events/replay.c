@@ -9,7 +9,7 @@
  * recorded gaps, and a replay that falls behind catches up without
  * sleeping. Sleeps are cut into slices so *stop is seen within 100 ms.
  */
-#include "internal.h"
+#include "events.h"
 
 #include <math.h>
 #include <string.h>

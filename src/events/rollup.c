@@ -36,7 +36,8 @@
  * to its max age) and the next maintainer folds them from the cursor; stats
  * say how far behind the rollups are.
  */
-#include "internal.h"
+#include "core/kv.h"
+#include "events.h"
 #include "core/jsonw.h"
 
 #include <jansson.h>

@@ -10,7 +10,7 @@
  * flood of names cannot grow a key past what KV stores. The maintainer
  * that keeps rollups current is rollup.c; stats.c reads them.
  */
-#include "internal.h"
+#include "events.h"
 #include "core/jsonw.h"
 
 #include <jansson.h>

@@ -14,7 +14,7 @@
  * UI thread, and a snapshot of the whole ring takes well under a
  * millisecond.
  */
-#include "internal.h"
+#include "events.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -28,6 +28,7 @@
  * that dies in between leaves the bucket to its successor, whose
  * re-publish the queue stream drops as a duplicate (2-minute window).
  */
+#include "core/heap.h"
 #include "internal.h"
 #include "core/jsonw.h"
 #include "jobs.h"

@@ -1,6 +1,5 @@
 /*
- * lifecycle.h - what the job lifecycle modules share, private to them:
- *   kv.c       the lifecycle's KV buckets, read and written by subject
+ * jobs.h - what the job lifecycle modules (src/jobs/) share, private to them:
  *   outcome.c  the outcome stream: outcome records and who waits for them
  *   job_opts.c job options and their validation;  job.c  the job JSON
  *   publish.c  the job message, published to its queue
@@ -10,11 +9,13 @@
  *   dlq.c      dead letters;  requeue.c  priority changes and moves
  * Dependencies point one way: enqueue and finish use deps, unique, outcome
  * and publish; deps uses outcome and publish; those use kv.
- * The worker's side of the contract is in internal.h ("job lifecycle").
+ * The worker's side of the contract is in internal.h ("jobs <-> worker").
  */
-#ifndef NAQ_LIFECYCLE_H
-#define NAQ_LIFECYCLE_H
+#ifndef NAQ_SRC_JOBS_H
+#define NAQ_SRC_JOBS_H
 
+#include "core/jsonw.h"
+#include "core/kv.h"
 #include "internal.h"
 
 #include <jansson.h>
@@ -22,77 +23,8 @@
 #include "naq/dlq.h"
 #include "naq/results.h"
 
-#define NAQ__JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
-
-/* ---- kv.c ----
- *
- * The buckets are ordinary KV buckets (the `nats kv` tool reads them), but
- * naq reads and writes them by subject through the client's JetStream
- * context: a kvStore handle costs a stream-info request to bind, and the
- * client has nowhere to keep one. Reads are direct gets (why, and why a
- * bucket is made sure of before the first read: kv.c). A bucket is
- * created the first time it is read or a write finds no stream. Removing
- * a key purges its messages up to a revision instead of writing a delete
- * marker, so buckets without a TTL do not keep a marker per job forever. */
-typedef enum {
-    NAQ__KV_UNIQUE, /* "<queue>/<unique key>" -> the job holding it; no TTL */
-    NAQ__KV_DEPS,   /* "<job>" -> the waiting job; no TTL */
-    NAQ__KV_CANCEL, /* "<job>" -> cancel request; 7 days */
-    NAQ__KV_COUNT
-} naq__kv;
-
-/* Longest encoded key (a subject has room for it after "$KV.<bucket>."). */
-#define NAQ__KV_KEY_MAX 420
-
-const char *naq__kv_bucket(naq__kv b);
-/* Creates every bucket that does not exist yet (at connect). */
-naq_status naq__kv_ensure_all(naq_client *c);
-/* Creates the bucket when it does not exist (an existing one is used as it
- * is, whatever its TTL). */
-naq_status naq__kv_ensure(naq_client *c, naq__kv b);
-/* Encodes text as a KV key: letters, digits, '-' and '_' stay, every other
- * byte becomes "=HH" (so '.', '/' and '=' never come from the text).
- * NAQ_ERR_INVALID_ARG when it does not fit in cap. */
-naq_status naq__kv_key(const char *text, char *out, size_t cap);
-/* The text of an encoded key. */
-naq_status naq__kv_unkey(const char *key, char *out, size_t cap);
-/* The value of key: *val is heap (free(), NUL-terminated), *len its length,
- * *rev its revision. NAQ_ERR_NOT_FOUND, with no message recorded, when the
- * key (or the bucket) does not exist or was deleted; *rev is then the
- * delete marker's revision or 0. val and len may be NULL. */
-naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, size_t *len,
-                       uint64_t *rev);
-/* Writes key whatever it holds. rev may be NULL. */
-naq_status naq__kv_put(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
-                       uint64_t *rev);
-/* Writes key only if it holds nothing: NAQ_ERR_EXISTS (no message
- * recorded) when it does. */
-naq_status naq__kv_create(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
-                          uint64_t *rev);
-/* Writes key only if its revision is still `last`: NAQ_ERR_EXISTS (no
- * message recorded) when someone wrote or removed it in between. */
-naq_status naq__kv_update(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
-                          uint64_t last, uint64_t *rev);
-/* Removes key's revisions up to and including rev (0 = all): a newer value
- * written meanwhile stays. */
-naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t rev);
-/* The compare-and-set loop every read-modify-write of a key goes through:
- * reads key (val NULL and rev 0 when absent), calls change(val, len, ud,
- * &out, &out_len) for the new value, and writes it only if nobody wrote
- * the key meanwhile, else reads again (a bounded number of times).
- * change returns NAQ_OK with *out a heap value (freed here) to write, or
- * with *out NULL to remove the key (nothing when absent), or
- * NAQ_ERR_CLOSED to leave it as it is (naq__kv_modify then returns
- * NAQ_OK), or an error, returned as it is. *written (may be NULL) is the
- * revision written, 0 when nothing was. change may run several times. */
-typedef naq_status (*naq__kv_change_fn)(const char *val, size_t len, void *ud, char **out,
-                                        size_t *out_len);
-naq_status naq__kv_modify(naq_client *c, naq__kv b, const char *key, naq__kv_change_fn change,
-                          void *ud, uint64_t *written);
-
 /* ---- outcome.c ---- */
 
-#define NAQ__OUTCOME_STREAM "NAQ_OUTCOMES"
 #define NAQ__OUTCOME_KIND_HEADER "Naq-Kind"
 naq_status naq__outcome_subject(naq_client *c, const char *job_id, char *out, size_t cap);
 /* The last message on a job's outcome subject (*out: natsMsg_Destroy it),

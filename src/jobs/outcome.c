@@ -1,6 +1,6 @@
 /*
  * outcome.c - the outcome stream: where a job's end is recorded, and who
- * waits for it (lifecycle.h).
+ * waits for it (jobs.h).
  *
  * Stream NAQ_OUTCOMES, subject "<prefix>.outcome.<job_id>", 7 days. Two
  * kinds of message share a job's subject (header Naq-Kind):

@@ -5,7 +5,7 @@
  * queue and priority, from the queue consumers: naq_queue_depths). Each is
  * one consumer listing, never a scan.
  */
-#include "internal.h"
+#include "ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * machine's spool directory, which is where a logger that lost its server
  * keeps events.
  */
-#include "internal.h"
+#include "ops.h"
 #include "naq/ops.h"
 #include "naq/stats.h"
 #include "events/spool.h"

@@ -8,6 +8,7 @@
  * failed renewal looks at the key and, if it carries our random token,
  * carries on with that revision instead of giving the lease up.
  */
+#include "core/kv.h"
 #include "lease.h"
 #include "core/jsonw.h"
 

@@ -10,7 +10,8 @@
  * operator may be editing the same schedule. A lost race re-reads and
  * re-applies only the caller's change.
  */
-#include "internal.h"
+#include "core/kv.h"
+#include "scheduler.h"
 
 #include <jansson.h>
 #include <math.h>

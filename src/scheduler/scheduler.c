@@ -27,7 +27,10 @@
  * decides (naq/schedule.h). Younger ones always fire, one job each, which
  * is what makes a leader handover lose nothing whatever the policy.
  */
+#include "core/heap.h"
+#include "core/kv.h"
 #include "lease.h"
+#include "scheduler.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -11,7 +11,7 @@
  * of stdout and stderr, and its cpu_time_ms / memory_mb are the command's.
  */
 #include "exec_run.h"
-#include "internal.h"
+#include "worker.h"
 
 #include <jansson.h>
 #include <signal.h>

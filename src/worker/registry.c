@@ -26,6 +26,7 @@
  * bucket's TTL, says so once (naq/log.h), and refreshes its entry at least 3
  * times per TTL so that it never expires while the worker lives.
  */
+#include "core/kv.h"
 #include "core/jsonw.h"
 #include "worker.h"
 

@@ -1,5 +1,5 @@
 /*
- * worker_int.h - what the worker's modules share, private to them:
+ * worker.h - what the worker's modules share, private to them:
  *   worker.c       options, handlers, consumers, the keeper, run and stop
  *   worker_pull.c  finding the next job (the fairness rule)
  *   worker_job.c   running one job and settling its message
@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 
 struct json_t;
+typedef struct naq__registry naq__registry; /* registry.c, below */
 
 typedef struct {
     char name[NAQ_ID_SIZE];
@@ -194,5 +195,73 @@ void naq__registry_bucket(const naq_client *c, char *buf, size_t cap);
 /* Frees a NULL-terminated heap string vector (naq_worker_info.queues,
  * current_job_ids). Accepts NULL. */
 void naq__strv_free(char **v);
+
+/* ---- registry.c (issue 4): worker lifecycle events, the live registry in
+ * KV naq_workers, heartbeats. worker.c calls these. ---- */
+typedef struct {
+    const char *worker_id;
+    const char *const *queues; /* NULL-terminated */
+    int concurrency;
+} naq__registry_info;
+/* Logs worker_started (+ system_startup), registers the worker in KV and
+ * starts the heartbeat thread (interval NAQ_HEARTBEAT_INTERVAL, default 5 s;
+ * KV entry TTL = 3 intervals). */
+naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, naq__registry **out);
+/* Logs worker_assigned on the job, and worker_busy / status_changed when
+ * the worker goes from idle to busy. */
+void naq__registry_job_started(naq__registry *r, const char *job_id, const char *queue);
+/* Logs worker_released on the job, counts it, and worker_idle when no job
+ * is left running. */
+/* Counts an outcome reached without running the job (expired, cancelled
+ * while queued, not a job): processed, and failed unless succeeded. */
+void naq__registry_job_counted(naq__registry *r, int succeeded);
+void naq__registry_job_finished(naq__registry *r, const char *job_id, const char *queue,
+                                int succeeded);
+/* Logs worker_error. */
+void naq__registry_error(naq__registry *r, const char *error_type, const char *message);
+/* Logs worker_stopped with details {"how": "graceful"|"forced",
+ * "handed_back": n} (+ system_shutdown), removes the KV entry, stops the
+ * heartbeat thread and frees r. Accepts NULL. */
+void naq__registry_stop(naq__registry *r, const char *how, int handed_back);
+
+/* registry.c: logs a system event (t: NAQ_EVENT_SYSTEM_*; others are
+ * ignored) on "<prefix>.system.events" with message and details
+ * {"process": process (NULL = "client"), "pid", "hostname"}. Never blocks
+ * (the event logger's rule), so it may be called from nats.c callbacks such
+ * as the reconnected handler. */
+void naq__system_event(naq_client *c, naq_event_type t, const char *process, const char *message);
+
+/* The worker stops taking jobs (its first stop request): status ->
+ * stopping (worker_status_changed, registry entry) while running jobs
+ * finish. naq__registry_stop() does it if not done. Thread-safe. */
+void naq__registry_stopping(naq__registry *r);
+/* The worker now runs `to` jobs at once instead of `from` (autoscaling):
+ * logs worker_status_changed with old_concurrency, new_concurrency and
+ * reason, and puts the entry. */
+void naq__registry_concurrency(naq__registry *r, int from, int to, const char *reason);
+/* naq__registry_job_finished() with succeeded < 0: the job was handed back
+ * to the queue (a stop), not settled here: worker_released says
+ * {"handed_back": true} and processed / failed do not count it. */
+
+/* ---- job_ctx.c: what built-in handlers (exec_handler.c) need from a job
+ * context beyond the public calls. The context belongs to the handler's
+ * thread. ---- */
+
+/* The flag naq_job_ctx_cancelled() reads, for naq__exec_opts.cancel. */
+const volatile int *naq__job_ctx_cancel_flag(naq_job_ctx *ctx);
+/* Non-zero once the job has run past its timeout_ms. */
+int naq__job_ctx_timed_out(const naq_job_ctx *ctx);
+/* Resource usage of the run, carried by the completed / failed event
+ * (NAQ_UNSET for unknown). Overrides what the worker measured. */
+void naq__job_ctx_set_usage(naq_job_ctx *ctx, double cpu_time_ms, double memory_mb);
+/* Sets details[key] of the outcome event; takes the reference to value. */
+naq_status naq__job_ctx_set_detail(naq_job_ctx *ctx, const char *key, struct json_t *value);
+
+/* exec_handler.c: the built-in "exec" handler (NAQ_EXEC_FUNCTION). */
+naq_status naq__exec_handler(naq_job_ctx *ctx, const naq_job *job, void *user);
+
+/* Test seam (worker_job.c): when set, a worker process kills itself with
+ * SIGKILL once a job's outcome is confirmed, just before its ack. */
+extern _Atomic int naq__worker_crash_before_ack;
 
 #endif
