@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define ROLLUP_VERSION 1
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
 
 /* ---- histogram (DDSketch mapping, alpha = NAQ_STATS_PRECISION) ---- */
 
@@ -301,7 +300,7 @@ naq_status naq__rollup_encode(const naq__rollup *r, char **json, size_t *len)
      * ignore it, and a rollup without it reads as "earliest unknown". */
     if (o != NULL && r->first_ts > 0)
         json_object_set_new(o, "first_ts", json_real(r->first_ts));
-    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a rollup");

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
 #define EVERY_MIN_MS 100
 
 /* ---------------------------------------------------------------- names */
@@ -247,7 +246,7 @@ naq_status naq_schedule_encode(const naq_schedule *s, char **json, size_t *len)
             err |= json_object_set_new(o, "last_run", seconds(s->last_run_ms));
         err |= json_object_set_new(o, "created_at", seconds(s->created_at_ms));
     }
-    *json = err ? NULL : naq__json_dumps(o, JSON_FLAGS);
+    *json = err ? NULL : naq__json_dumps(o, NAQ__JSON_FLAGS);
     json_decref(o);
     json_decref(args);
     if (*json == NULL)
@@ -361,7 +360,7 @@ naq_status naq_schedule_decode(const char *json, size_t len, naq_schedule *out)
     out->paused = json_is_true(paused);
     json_t *args = json_object_get(o, "args");
     if (args != NULL && !json_is_null(args) &&
-        (out->args_json = naq__json_dumps(args, JSON_FLAGS | JSON_ENCODE_ANY)) == NULL)
+        (out->args_json = naq__json_dumps(args, NAQ__JSON_FLAGS | JSON_ENCODE_ANY)) == NULL)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory decoding a schedule");
 out:
     json_decref(o);
