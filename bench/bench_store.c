@@ -15,7 +15,7 @@
  * Not measured here, because it takes ~10 s of idling per sample: the first
  * read after the server has been idle. nats-server 2.9.10 then reloads the
  * block and the per-block subject indexes a read touches, which costs
- * 10-45 ms per history on 1M events whatever the read method (see store.c).
+ * 10-45 ms per history on 1M events whatever the read method (see src/events/history.c).
  */
 #include "naq/naq.h"
 

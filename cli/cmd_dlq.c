@@ -4,8 +4,8 @@
  * the library (naq/dlq.h) and prints the result.
  */
 #include "cli.h"
-#include "crypt.h"
-#include "jsonw.h"
+#include "core/crypt.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <stdlib.h>

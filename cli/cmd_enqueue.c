@@ -8,7 +8,7 @@
  * In a batch the flags are defaults that each line's fields override.
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>

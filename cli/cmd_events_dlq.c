@@ -6,7 +6,7 @@
  * Replaying never writes the event log; docs/processors.md says why.
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 #include "cmd_events_dlq.h"
 
 #include "naq/processor.h"

@@ -10,7 +10,7 @@
  * per line (raw is the same as json for them).
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 #include "cmd_events_query.h"
 
 #include "naq/query.h"

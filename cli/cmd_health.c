@@ -11,7 +11,7 @@
  * replaced atomically so concurrent checks never read half a file.
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>

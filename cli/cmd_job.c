@@ -5,8 +5,8 @@
  * on a job that has not run yet.
  */
 #include "cli.h"
-#include "crypt.h"
-#include "jsonw.h"
+#include "core/crypt.h"
+#include "core/jsonw.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * the key that opens stored jobs.
  */
 #include "cli.h"
-#include "crypt.h"
+#include "core/crypt.h"
 
 #include <stdio.h>
 #include <string.h>

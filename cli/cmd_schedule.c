@@ -9,7 +9,7 @@
  * one candidate until SIGINT / SIGTERM, then hands the lease over.
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 #include "cmd_schedule.h"
 
 #include "naq/schedule.h"

@@ -8,7 +8,7 @@
  * made once.
  */
 #include "cli.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -4,7 +4,7 @@
  * so seeds sealed with it reach the decryption and the JSON after it. */
 #include "fuzz.h"
 
-#include "crypt.h"
+#include "core/crypt.h"
 
 #include <stdio.h>
 #include <sys/stat.h>

@@ -4,7 +4,7 @@
  * spool's bytes. */
 #include "fuzz.h"
 
-#include "spool.h"
+#include "events/spool.h"
 
 #include <stdio.h>
 #include <unistd.h>

@@ -11,7 +11,7 @@
 
 #include "harness.h"
 
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <jansson.h>
 #include <nats/nats.h>

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bqueue.h"
+#include "core/bqueue.h"
 
 static int64_t now_ms(void)
 {

@@ -13,7 +13,7 @@
  */
 #include "worker_support.h"
 
-#include "internal.h"
+#include "worker/worker.h"
 #include "naq/query.h"
 
 #include <errno.h>

@@ -10,7 +10,7 @@
 #define _GNU_SOURCE /* memmem, nftw */
 #include "worker_support.h"
 
-#include "crypt.h"
+#include "core/crypt.h"
 
 #include <ftw.h>
 #include <jansson.h>

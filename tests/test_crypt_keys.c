@@ -5,7 +5,7 @@
  */
 #include "harness.h"
 
-#include "crypt.h"
+#include "core/crypt.h"
 
 #include <jansson.h>
 #include <stdio.h>

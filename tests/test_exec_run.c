@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exec_run.h"
+#include "worker/exec_run.h"
 
 #define ARGV(...) ((char *const[]){__VA_ARGS__, NULL})
 

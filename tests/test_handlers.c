@@ -5,7 +5,7 @@
  * release). No server needed: the processor's delivery is test_processor.
  */
 #include "harness.h"
-#include "internal.h"
+#include "events/events.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -8,7 +8,7 @@
 #include "harness.h"
 
 #include "internal.h"
-#include "spool.h"
+#include "events/spool.h"
 
 #include <jansson.h>
 #include <signal.h>

@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <jansson.h>
 #include <nats/nats.h>

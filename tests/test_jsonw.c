@@ -5,7 +5,7 @@
  * until it is too small.
  */
 #include "harness.h"
-#include "jsonw.h"
+#include "core/jsonw.h"
 
 #include <float.h>
 #include <jansson.h>

@@ -5,7 +5,7 @@
  * Against a real nats-server.
  */
 #include "harness.h"
-#include "lifecycle.h"
+#include "jobs/jobs.h"
 
 #include <stdlib.h>
 #include <string.h>

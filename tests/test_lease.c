@@ -5,7 +5,7 @@
  * before the server lets anyone else take the key.
  */
 #include "harness.h"
-#include "lease.h"
+#include "scheduler/lease.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * test_registry.c - the worker registry (worker_registry.c) against a real
+ * test_registry.c - the worker registry (worker/registry.c) against a real
  * nats-server: lifecycle and job events, the live entry in KV naq_workers,
  * heartbeats, a killed worker dropping out after its TTL, gone workers from
  * the event log, system events, and `naq workers`.
@@ -9,7 +9,7 @@
  * registry that never stops (see child_main) before cmocka starts.
  */
 #include "harness.h"
-#include "internal.h"
+#include "worker/worker.h"
 
 #include <jansson.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 
-#include "retry.h"
+#include "jobs/retry.h"
 
 #include <math.h>
 #include <string.h>

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "events/spool.h"
 
 /* ---- helpers ---- */
 

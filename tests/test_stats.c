@@ -7,7 +7,7 @@
  */
 #include "query_helpers.h"
 
-#include "internal.h"
+#include "events/events.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -1,0 +1,578 @@
+/*
+ * worker_pull.c - how a worker's executors get their jobs: one fetcher per
+ * worker pulls in batches sized to the free slots and hands the messages
+ * out, highest priority first.
+ *
+ * Pulling. Each (queue, priority) has a durable consumer "naq_<q>_p<n>".
+ * The fetcher asks for messages by publishing pull requests
+ * ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>) on the worker's own
+ * connection, which sends at once (no flush, no PING per request), with
+ * the reply subject "<inbox>.<request slot>". At most one request is open
+ * per consumer. Its batch is what the worker can take now:
+ *     free slots (concurrency - jobs running) + prefetch - ready - requested
+ * so the server hands out no more than the worker will start, and a slot
+ * that frees up asks for the next job at once (naq__worker_job_done), from
+ * the executor's thread, without waiting for any reply.
+ *
+ * Reading. The fetcher has no thread of its own: an idle executor reads
+ * the replies itself (one at a time: the "reader"), so a job goes from
+ * nats.c's socket thread to the executor that runs it with one hand-off,
+ * not two. When every executor is busy, the keeper drains the replies
+ * (naq__fetcher_in_progress), so prefetched jobs get in-progress acks.
+ *
+ * Measured on nats-server 2.9.10 (a probe program against the real server):
+ *  - a no-wait request is answered at once: the messages available (up to
+ *    the batch), then status 408 ends it (404 when there were none);
+ *  - a request with "expires" ends with 408 at its expiry; with
+ *    "idle_heartbeat" the server sends status 100 while it waits, so a
+ *    long poll whose server went away is noticed within a few heartbeats;
+ *  - job messages arrive with their own subject, not the reply subject:
+ *    their ack subject names the consumer (and the messages still pending
+ *    on it, the last token), which is how a job is counted against the
+ *    request that fetched it. A message for a request already counted as
+ *    ended (a no-wait request the server kept after losing a race) is
+ *    simply ours: it is handed out like any other.
+ *
+ * Prefetch. With NAQ_PREFETCH_AUTO the fetcher sizes "prefetch" from two
+ * averages it measures: how long a slot holds a job (taken to done, naq's
+ * own work included) and how long a no-wait request takes to bring its
+ * first job (the round trip). A request goes out once half the room
+ * (slots + prefetch) is free, so that half must last one round trip:
+ *     prefetch = 2 * concurrency * round trip / job time - concurrency,
+ * between 0 and NAQ_PREFETCH_AUTO_MAX. Jobs shorter than a round trip are
+ * fetched ahead (for no-op jobs the server is asked about once per
+ * NAQ_PREFETCH_AUTO_MAX / 2 jobs, not once per job); jobs that take
+ * longer are not, so an idle worker is not kept from a job another one
+ * holds. A job running longer than the average counts with its time so
+ * far, so fetching ahead stops as soon as long jobs follow short ones
+ * (what was fetched before waits its turn), and a worker that ran out of
+ * jobs measures the job time afresh. Until both averages exist it is 0. The delay this adds to a
+ * higher-priority job that arrives meanwhile is about one round trip.
+ *
+ * Fairness rule. A job is taken from the highest priority level that has
+ * one waiting: when the worker can take more, levels are asked from 4 down
+ * to 0 with no-wait requests, skipping a level found empty within the last
+ * EMPTY_HINT_MS; within a level, queues are asked round-robin, so one busy
+ * queue cannot starve another of the same priority. Jobs fetched are
+ * handed out highest level first. When every level is empty the fetcher
+ * long-polls (IDLE_PULL_MS, with heartbeats) the level where it last found
+ * a job: a stream of jobs at one level starts at once, a job at another
+ * level within IDLE_PULL_MS. A job whose retry is delayed is held by the
+ * server (a delayed nak) and comes back through the same requests.
+ */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Longest wait of one long poll when idle; also how long a job at another
+ * level may wait for an idle worker to look there. */
+#define IDLE_PULL_MS 500
+/* Heartbeats of a long poll; three missed ones and it counts as lost. */
+#define HEARTBEAT_MS 100
+/* A no-wait request unanswered this long counts as lost (the server went
+ * away, or the consumer is gone: a request to a missing consumer is never
+ * answered). */
+#define NOWAIT_LOST_MS 1000
+/* See "Fairness rule" above: long enough that a busy lower level does not
+ * pay a round of probes per job, short enough for priorities to bite. */
+#define EMPTY_HINT_MS 5
+/* Pause after a failed request (server away, consumer missing). */
+#define ERROR_BACKOFF_MS 250
+/* How long the reader waits for a reply before it looks at its requests. */
+#define FETCH_TICK_MS 50
+/* Weight of a new sample in the auto-prefetch averages: 1/8. */
+#define AVG_SHIFT 3
+
+typedef struct ready_msg {
+    struct ready_msg *next;
+    natsMsg *m;
+    int64_t since_ms; /* when it arrived: in-progress acks while it waits */
+} ready_msg;
+
+/* The request open on one consumer (queue q, level l: slot q*levels+l). */
+typedef struct {
+    int open;
+    int batch, delivered;
+    int no_wait;
+    int64_t last_heard_ms;
+    int64_t sent_us;
+} pull_req;
+
+struct naq__fetcher {
+    naq_worker *w;
+    pthread_mutex_t lock;
+    pthread_cond_t ready_cv; /* executors wait here for a job */
+    natsSubscription *sub;   /* "<inbox>.*": every reply to our requests */
+    char inbox[64];
+    ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
+    int nready, running, requested;
+    pull_req *reqs;           /* nqueues * NAQ_PRIORITY_LEVELS */
+    int next_queue;           /* round-robin start within a level */
+    int focus_q, focus_l;     /* where the last job came from */
+    int64_t backoff_until_ms; /* after an error, no request before this */
+    int reading;              /* an executor (or the keeper) reads replies */
+    int stopping;
+    int64_t trip_us, job_us; /* auto prefetch: averages, 0 = none yet */
+    long long backlog;       /* jobs pending on the server, as the last reply said */
+};
+
+static pull_req *req_of(naq__fetcher *f, int q, int level)
+{
+    return &f->reqs[q * NAQ_PRIORITY_LEVELS + level];
+}
+
+/* Lock held. The prefetch in force (see "Prefetch" above). */
+static int prefetch_now(const naq__fetcher *f)
+{
+    const naq_worker *w = f->w;
+    if (w->prefetch != NAQ_PREFETCH_AUTO)
+        return w->prefetch;
+    if (f->trip_us <= 0 || f->job_us <= 0)
+        return 0;
+    /* A job running longer than the average counts with its time so far:
+     * when long jobs follow short ones, fetching ahead stops at once. */
+    int64_t job_us = f->job_us, now = naq__mono_us();
+    for (int i = 0; i < w->concurrency && f->running > 0; i++) {
+        int64_t taken = w->execs[i].taken_us;
+        if (taken > 0 && now - taken > job_us)
+            job_us = now - taken;
+    }
+    int slots = atomic_load(&w->slots_now);
+    int64_t p = 2 * (int64_t)slots * f->trip_us / job_us - slots;
+    return p < 0 ? 0 : p > NAQ_PREFETCH_AUTO_MAX ? NAQ_PREFETCH_AUTO_MAX : (int)p;
+}
+
+/* Adds a sample to a running average (the first sample starts it). */
+static void average_in(int64_t *avg, int64_t sample)
+{
+    if (sample <= 0)
+        sample = 1;
+    *avg = *avg == 0 ? sample : *avg + ((sample - *avg) >> AVG_SHIFT);
+}
+
+/* Lock held. The request of (q, level) has ended: what it did not deliver
+ * is no longer expected. */
+static void req_end(naq__fetcher *f, pull_req *r)
+{
+    if (!r->open)
+        return;
+    int left = r->batch - r->delivered;
+    f->requested -= left > 0 ? left : 0;
+    r->open = 0;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* Lock held. Sends a request for n jobs to (q, level). */
+static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
+{
+    naq_worker *w = f->w;
+    char reply[96], body[128];
+    snprintf(reply, sizeof reply, "%s.%d", f->inbox, q * NAQ_PRIORITY_LEVELS + level);
+    if (no_wait) /* expires is in nanoseconds */
+        snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
+    else
+        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld,\"idle_heartbeat\":%lld}", n,
+                 (long long)IDLE_PULL_MS * 1000000LL, (long long)HEARTBEAT_MS * 1000000LL);
+    natsStatus ns =
+        natsConnection_PublishRequestString(w->nc, w->queues[q].next_subject[level], reply, body);
+    if (ns != NATS_OK) {
+        naq__worker_error(w, "PullFailed", "cannot ask for jobs (%s); is the server away?",
+                          natsStatus_GetText(ns));
+        f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
+        return 0;
+    }
+    pull_req *r = req_of(f, q, level);
+    r->open = 1;
+    r->batch = n;
+    r->delivered = 0;
+    r->no_wait = no_wait;
+    r->last_heard_ms = naq__mono_ms();
+    r->sent_us = naq__mono_us();
+    f->requested += n;
+    return 1;
+}
+
+/* Lock held. Asks for as many jobs as the worker can take now, by the
+ * fairness rule. */
+static void refill(naq__fetcher *f)
+{
+    naq_worker *w = f->w;
+    int64_t now = naq__mono_ms();
+    if (f->stopping || naq__worker_stopping(w) || now < f->backoff_until_ms)
+        return;
+    int prefetch = prefetch_now(f);
+    atomic_store(&w->prefetch_now, prefetch);
+    int slots = atomic_load(&w->slots_now);
+    int want = slots - f->running + prefetch - f->nready - f->requested;
+    /* While jobs still run, ask only once half of the room is free: one
+     * request for several jobs costs the server a fraction of several
+     * requests for one (a request is a JetStream API call). */
+    int room = slots + prefetch;
+    if (want <= 0 || (f->running > 0 && want < (room + 1) / 2))
+        return;
+    /* One probe at a time, highest level first: were two levels asked at
+     * once, the lower one's answer could come first and its job start
+     * while the higher one's is on its way. */
+    int any_open = 0;
+    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
+        if (f->reqs[i].open && f->reqs[i].no_wait)
+            return;
+        any_open |= f->reqs[i].open;
+    }
+    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && want > 0; level--) {
+        for (int k = 0; k < w->nqueues && want > 0; k++) {
+            int q = (f->next_queue + k) % w->nqueues;
+            pull_req *r = req_of(f, q, level);
+            if (r->open || w->queues[q].empty_until[level] > now)
+                continue;
+            if (!send_request(f, q, level, want, 1))
+                return;
+            want = 0; /* its answer says what is left to ask for */
+            any_open = 1;
+            f->next_queue = (q + 1) % w->nqueues;
+        }
+    }
+    /* Everything is empty (as far as we know): wait where jobs came last,
+     * for the free slots only. Jobs that come after a quiet spell may be
+     * long ones; the probes that follow the first job fetch ahead. */
+    int free_slots = slots - f->running - f->nready - f->requested;
+    if (want > 0 && free_slots > 0 && !any_open)
+        send_request(f, f->focus_q, f->focus_l, free_slots, 0);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+/* (q, level) of a job message, from the consumer named in its ack
+ * subject "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.
+ * <pending>"; *pending is the last token. -1 when it is not ours. */
+static int consumer_of(naq__fetcher *f, natsMsg *m, int *level, long long *pending)
+{
+    const char *reply = natsMsg_GetReply(m);
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return -1;
+    const char *consumer = strchr(reply + 8, '.');
+    if (consumer == NULL)
+        return -1;
+    consumer++;
+    const char *end = strchr(consumer, '.');
+    const char *last = strrchr(reply, '.');
+    if (end == NULL || last == NULL)
+        return -1;
+    *pending = strtoll(last + 1, NULL, 10);
+    size_t len = (size_t)(end - consumer);
+    for (int q = 0; q < f->w->nqueues; q++) {
+        for (int l = 0; l < NAQ_PRIORITY_LEVELS; l++) {
+            const char *name = f->w->queues[q].consumer[l];
+            if (strlen(name) == len && strncmp(name, consumer, len) == 0) {
+                *level = l;
+                return q;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Lock held. A job arrived: count it against its request, queue it. */
+static void on_job(naq__fetcher *f, natsMsg *m)
+{
+    naq_worker *w = f->w;
+    int level = NAQ_PRIORITY_NORMAL;
+    long long pending = -1;
+    int q = consumer_of(f, m, &level, &pending);
+    if (q >= 0) {
+        pull_req *r = req_of(f, q, level);
+        if (r->open) {
+            if (r->delivered == 0 && r->no_wait) /* a long poll waits for jobs: no trip */
+                average_in(&f->trip_us, naq__mono_us() - r->sent_us);
+            r->delivered++;
+            r->last_heard_ms = naq__mono_ms();
+            f->requested--;
+            if (r->delivered >= r->batch)
+                r->open = 0;
+        }
+        if (pending == 0) /* the level is empty now: do not ask it again at once */
+            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+        f->backlog = pending;
+        f->focus_q = q;
+        f->focus_l = level;
+    }
+    ready_msg *rm = malloc(sizeof *rm);
+    if (rm == NULL) {
+        /* Not lost: without an ack the server delivers it again. */
+        natsMsg_Destroy(m);
+        return;
+    }
+    rm->m = m;
+    rm->next = NULL;
+    rm->since_ms = naq__mono_ms();
+    if (f->ready_tail[level])
+        f->ready_tail[level]->next = rm;
+    else
+        f->ready[level] = rm;
+    f->ready_tail[level] = rm;
+    f->nready++;
+    pthread_cond_signal(&f->ready_cv);
+}
+
+/* Lock held. A status reply ("<inbox>.<slot>"). */
+static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
+{
+    naq_worker *w = f->w;
+    const char *slot = strrchr(natsMsg_GetSubject(m), '.');
+    int i = slot ? atoi(slot + 1) : -1;
+    if (i < 0 || i >= w->nqueues * NAQ_PRIORITY_LEVELS)
+        return;
+    int q = i / NAQ_PRIORITY_LEVELS, level = i % NAQ_PRIORITY_LEVELS;
+    pull_req *r = &f->reqs[i];
+    r->last_heard_ms = naq__mono_ms();
+    if (strcmp(status, "100") == 0)
+        return; /* a heartbeat: the long poll is alive */
+    if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
+        if (r->open && r->delivered == 0) {
+            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+            f->backlog = 0;
+            if (f->running == 0 && f->nready == 0) /* ran dry: jobs may be long now */
+                f->job_us = 0;
+        }
+        req_end(f, r);
+        naq__worker_error_cleared(w);
+        return;
+    }
+    /* 409 and others: consumer deleted, too many waiting requests, ... */
+    const char *desc = NULL;
+    natsMsgHeader_Get(m, "Description", &desc);
+    if (desc != NULL && strstr(desc, "Deleted") != NULL) {
+        atomic_store(&w->consumers_lost, 1);
+        naq__worker_error(w, "ConsumerLost", "consumer %s was deleted; re-creating it",
+                          w->queues[q].consumer[level]);
+    } else {
+        naq__worker_error(w, "PullFailed", "pulling from consumer %s: status %s %s",
+                          w->queues[q].consumer[level], status, desc ? desc : "");
+    }
+    req_end(f, r);
+    f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
+}
+
+/* Lock held. Requests that went silent count as lost. */
+static void expire_requests(naq__fetcher *f)
+{
+    naq_worker *w = f->w;
+    int64_t now = naq__mono_ms();
+    for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
+        pull_req *r = &f->reqs[i];
+        int64_t limit = r->no_wait ? NOWAIT_LOST_MS : 3 * HEARTBEAT_MS;
+        if (!r->open || now - r->last_heard_ms < limit)
+            continue;
+        naq__worker_error(w, "PullFailed", "consumer %s did not answer a request for jobs",
+                          w->queues[i / NAQ_PRIORITY_LEVELS].consumer[i % NAQ_PRIORITY_LEVELS]);
+        atomic_store(&w->consumers_lost, 1); /* the keeper makes sure they exist */
+        req_end(f, r);
+    }
+}
+
+/* Lock held, f->reading set by the caller. Reads one reply (waiting up to
+ * wait_ms) without the lock, and handles it with the lock. 0 when none
+ * came. */
+static int read_reply(naq__fetcher *f, int64_t wait_ms)
+{
+    pthread_mutex_unlock(&f->lock);
+    natsMsg *m = NULL;
+    natsStatus ns = wait_ms > 0 ? natsSubscription_NextMsg(&m, f->sub, wait_ms)
+                                : natsSubscription_NextMsg(&m, f->sub, 0);
+    pthread_mutex_lock(&f->lock);
+    if (ns != NATS_OK) {
+        expire_requests(f);
+        refill(f);
+        return 0;
+    }
+    const char *status = NULL;
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
+        on_status(f, m, status);
+        natsMsg_Destroy(m);
+    } else {
+        on_job(f, m); /* takes m */
+    }
+    refill(f);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- executors */
+
+/* Lock held. A fetched job waits and a slot is free for it: with
+ * autoscaling there are more executors than slots. */
+static int job_for_a_slot(naq__fetcher *f)
+{
+    return f->nready > 0 && f->running < atomic_load(&f->w->slots_now);
+}
+
+natsMsg *naq__worker_next_job(naq__executor *x)
+{
+    naq__fetcher *f = x->w->fetcher;
+    natsMsg *m = NULL;
+    pthread_mutex_lock(&f->lock);
+    refill(f);
+    int64_t deadline = naq__mono_ms() + FETCH_TICK_MS;
+    while (!job_for_a_slot(f) && !naq__worker_stopping(x->w) && !f->stopping &&
+           naq__mono_ms() < deadline) {
+        if (!f->reading) {
+            f->reading = 1;
+            read_reply(f, FETCH_TICK_MS);
+            f->reading = 0;
+            pthread_cond_signal(&f->ready_cv); /* another may read now */
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += FETCH_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->ready_cv, &f->lock, &until);
+    }
+    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && job_for_a_slot(f); level--) {
+        ready_msg *rm = f->ready[level];
+        if (rm == NULL)
+            continue;
+        f->ready[level] = rm->next;
+        if (f->ready[level] == NULL)
+            f->ready_tail[level] = NULL;
+        f->nready--;
+        f->running++;
+        x->taken_us = naq__mono_us();
+        m = rm->m;
+        /* Its slot's in-progress acks start a full interval from now: one
+         * that waited here long gets its ack timer reset first. */
+        if (naq__mono_ms() - rm->since_ms >= naq__worker_wpi_ms(x->w) / 2)
+            naq__worker_ack(x->w, natsMsg_GetReply(m), "+WPI");
+        free(rm);
+        break;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return m;
+}
+
+void naq__worker_job_done(naq__executor *x)
+{
+    naq__fetcher *f = x->w->fetcher;
+    pthread_mutex_lock(&f->lock);
+    f->running--;
+    average_in(&f->job_us, naq__mono_us() - x->taken_us);
+    x->taken_us = 0;
+    refill(f); /* the freed slot asks for its next job now */
+    pthread_mutex_unlock(&f->lock);
+}
+
+void naq__fetcher_load(naq__fetcher *f, int *running, long long *waiting)
+{
+    pthread_mutex_lock(&f->lock);
+    *running = f->running;
+    *waiting = f->nready + f->backlog;
+    pthread_mutex_unlock(&f->lock);
+}
+
+void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
+{
+    pthread_mutex_lock(&f->lock);
+    /* Every executor busy: nobody reads, so the keeper does (prefetched
+     * jobs, statuses, lost requests). */
+    if (!f->reading && !f->stopping) {
+        f->reading = 1;
+        while (read_reply(f, 0))
+            ;
+        f->reading = 0;
+        /* An executor that found the keeper reading waits to take over. */
+        pthread_cond_signal(&f->ready_cv);
+    }
+    int64_t now = naq__mono_ms();
+    for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
+        for (ready_msg *rm = f->ready[level]; rm != NULL; rm = rm->next) {
+            if (now - rm->since_ms >= older_than_ms) {
+                naq__worker_ack(f->w, natsMsg_GetReply(rm->m), "+WPI");
+                rm->since_ms = now;
+            }
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
+{
+    *out = NULL;
+    naq__fetcher *f = calloc(1, sizeof *f);
+    pull_req *reqs = calloc((size_t)w->nqueues * NAQ_PRIORITY_LEVELS, sizeof *reqs);
+    if (f == NULL || reqs == NULL) {
+        free(f);
+        free(reqs);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
+    }
+    f->w = w;
+    f->reqs = reqs;
+    f->focus_l = NAQ_PRIORITY_NORMAL;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->ready_cv, NULL);
+    natsInbox *ib = NULL;
+    natsStatus ns = natsInbox_Create(&ib);
+    char subject[80];
+    if (ns == NATS_OK) {
+        snprintf(f->inbox, sizeof f->inbox, "%s", (const char *)ib);
+        natsInbox_Destroy(ib);
+        snprintf(subject, sizeof subject, "%s.*", f->inbox);
+        ns = natsConnection_SubscribeSync(&f->sub, w->nc, subject);
+    }
+    if (ns == NATS_OK)
+        natsSubscription_SetPendingLimits(f->sub, -1, -1); /* bounded by our requests */
+    if (ns != NATS_OK) {
+        natsSubscription_Destroy(f->sub);
+        pthread_mutex_destroy(&f->lock);
+        pthread_cond_destroy(&f->ready_cv);
+        free(f->reqs);
+        free(f);
+        return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot start fetching jobs for worker %s",
+                              w->id);
+    }
+    *out = f;
+    return NAQ_OK;
+}
+
+void naq__fetcher_stop(naq__fetcher *f)
+{
+    if (f == NULL)
+        return;
+    /* The executors have returned (naq_worker_run joined them) and the
+     * keeper no longer ticks: nobody reads now. */
+    pthread_mutex_lock(&f->lock);
+    f->stopping = 1;
+    pthread_mutex_unlock(&f->lock);
+    /* Withdraw our interest, then hand back what was fetched but never
+     * started: a nak without delay, so another worker takes it at once
+     * (what arrives after the unsubscribe is not ours: the server keeps
+     * it for the ack wait). */
+    natsSubscription_Unsubscribe(f->sub);
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, f->sub, 0) == NATS_OK) {
+        const char *status = NULL;
+        if (!(natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK))
+            naq__worker_ack(f->w, natsMsg_GetReply(m), "-NAK");
+        natsMsg_Destroy(m);
+    }
+    for (int level = 0; level < NAQ_PRIORITY_LEVELS; level++) {
+        for (ready_msg *rm = f->ready[level], *next; rm != NULL; rm = next) {
+            next = rm->next;
+            naq__worker_ack(f->w, natsMsg_GetReply(rm->m), "-NAK");
+            natsMsg_Destroy(rm->m);
+            free(rm);
+        }
+    }
+    natsSubscription_Destroy(f->sub);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->ready_cv);
+    free(f->reqs);
+    free(f);
+}
