@@ -25,7 +25,7 @@ function el(tag, attrs, ...children) {
     else if (k === 'text') e.textContent = v;
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -68,8 +68,8 @@ function table(caption, headers, rows, attrs) {
   return el('div', { class: 'table-wrap' }, t);
 }
 
-function card(label, value, id) {
-  return el('div', { class: 'card' }, el('p', { class: 'k' }, label), el('p', { class: 'v', id: id }, value));
+function card(label, value, id, small) {
+  return el('div', { class: 'card' }, el('p', { class: 'k' }, label), el('p', { class: small ? 'v small' : 'v', id: id }, value));
 }
 
 async function api(path, opts) {
@@ -172,8 +172,8 @@ async function pageOverview() {
         card('failed/s', fmtNum(live.per_s.failed)),
         card('success rate (24 h)', fmtPct(st.success_rate), 'success-rate'),
         card('jobs run (24 h)', fmtNum(st.runs, 0), 'runs-24h'),
-        card('latency p50 / p95 / p99 (1 min)', live.latency.n ? `${fmtMs(live.latency.p50)} / ${fmtMs(live.latency.p95)} / ${fmtMs(live.latency.p99)}` : 'no runs'),
-        card('latency p50 / p99 (24 h)', st.duration_ms.n ? `${fmtMs(st.duration_ms.p50)} / ${fmtMs(st.duration_ms.p99)}` : '-'),
+        card('latency p50 / p95 / p99 (1 min)', live.latency.n ? `${fmtMs(live.latency.p50)} / ${fmtMs(live.latency.p95)} / ${fmtMs(live.latency.p99)}` : 'no runs', null, true),
+        card('latency p50 / p99 (24 h)', st.duration_ms.n ? `${fmtMs(st.duration_ms.p50)} / ${fmtMs(st.duration_ms.p99)}` : '-', null, true),
         card('live workers', `${d.workers.live} (${d.workers.busy} busy)`, 'live-workers')),
       el('h2', {}, 'Throughput and failures, last 24 hours'),
       chart(d.series),
@@ -298,7 +298,7 @@ async function pageDlq() {
     location.hash = '#/dlq' + (p.toString() ? '?' + p : '');
   } }, fields, el('button', { type: 'submit' }, 'Filter'));
   const out = el('div', { id: 'dlq' }, el('p', { class: 'muted' }, 'Loading...'));
-  show(el('h1', {}, 'Dead letters'), form, out);
+  show(el('h1', {}, 'Dead letters'), form, el('p', { id: 'dlq-note', role: 'status' }), out);
 
   const selected = () => [...document.querySelectorAll('input.pick:checked')].map(c => Number(c.value));
   const run = async (what, seqs) => {
@@ -341,7 +341,6 @@ async function pageDlq() {
         if (confirm(`Delete ${s.length} dead letter(s) for good?`)) run('purge', s);
       } }, 'Purge selected')) : null;
     replaceById('dlq', el('div', {},
-      el('p', { id: 'dlq-note', role: 'status' }),
       d.entries.length ? [bulk, table(`${d.total} dead letter(s)${d.more ? `, the newest ${d.entries.length} shown` : ''}`,
         [can ? el('span', { class: 'muted' }, 'pick') : null, ['seq', 'n'], 'job', 'queue', 'function', 'error', ['attempts', 'n'], 'failed at (UTC)', 'actions'].filter(Boolean),
         rows, { id: 'dlq-table' })]
