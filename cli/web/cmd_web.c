@@ -170,6 +170,9 @@ int naq_cmd_web(int argc, char **argv)
         o.token = token;
     }
 
+    if (naq_web_opts_validate(&o) != NAQ_OK)
+        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+
     naq_client *c = NULL;
     if ((rc = naq_cli_connect(cmd, &common, o.allow_actions, &c)) != NAQ_EXIT_OK)
         return rc;

@@ -23,6 +23,11 @@ typedef struct {
 
 void naq_web_opts_init(naq_web_opts *o);
 
+/* NAQ_OK when o can be served (a well-formed listen address, a token when
+ * actions are allowed); else NAQ_ERR_INVALID_ARG saying what is wrong.
+ * No network: the command checks it before connecting. */
+naq_status naq_web_opts_validate(const naq_web_opts *o);
+
 /* Starts serving through c (which must outlive the server); copies what
  * it needs of o. NAQ_ERR_INVALID_ARG for a bad listen address or actions
  * without a token, NAQ_ERR_IO when it cannot listen. Stop with

@@ -358,9 +358,8 @@ static naq_status parse_listen(const char *addr, struct sockaddr_in *sa)
     return NAQ_OK;
 }
 
-naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
+naq_status naq_web_opts_validate(const naq_web_opts *o)
 {
-    *out = NULL;
     struct sockaddr_in sa;
     naq_status s = parse_listen(o->listen, &sa);
     if (s != NAQ_OK)
@@ -369,6 +368,18 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "--allow-actions needs a token: set NAQ_WEB_TOKEN or give "
                          "--token-file FILE");
+    return NAQ_OK;
+}
+
+naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
+{
+    *out = NULL;
+    struct sockaddr_in sa;
+    naq_status s = naq_web_opts_validate(o);
+    if (s == NAQ_OK)
+        s = parse_listen(o->listen, &sa);
+    if (s != NAQ_OK)
+        return s;
     naq_web *w = calloc(1, sizeof *w);
     if (w == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for the web server");

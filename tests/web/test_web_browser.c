@@ -76,7 +76,8 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     for (int i = 0; i < 5; i++)
         web_enqueue(&w, (const char *[]){"-q", "web-a", "--", "true", NULL}, id);
     for (int i = 0; i < 2; i++)
-        web_enqueue(&w, (const char *[]){"-q", "web-a", "--priority", "high", "--", "true", NULL}, id);
+        web_enqueue(&w, (const char *[]){"-q", "web-a", "--priority", "high", "--", "true", NULL},
+                    id);
     for (int i = 0; i < 3; i++)
         web_enqueue(&w, (const char *[]){"-q", "web-b", "--", "true", NULL}, id);
 
@@ -126,7 +127,8 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
         NAQ_WEB_ARTIFACTS, "naq", NAQ_BIN, "payload", PAYLOAD, "dead_job", dead, "dead_job_types",
         types, "flag_file", flag, "live_queue", "web-live", "live_workers", (int)wl.count, "queues",
         "queue", "web-a", "pending", 7, "by_priority", 0, 0, 5, 2, 0, "queue", "web-b", "pending",
-        3, "by_priority", 0, 0, 3, 0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR", w.env_spool + 14);
+        3, "by_priority", 0, 0, 3, 0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR",
+        w.env_spool + 14);
     assert_non_null(spec);
     char spec_path[320];
     snprintf(spec_path, sizeof spec_path, "%s/browser-spec.json", s.dir);

@@ -153,6 +153,8 @@ static inline long web_http(const web_proc *w, const char *method, const char *p
     if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     long code = 0;
     if (curl_easy_perform(h) == CURLE_OK)
