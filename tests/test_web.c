@@ -106,6 +106,7 @@ static void dead_job(fixture *f, const char *queue, char id[NAQ_ID_SIZE])
     }
     assert_int_equal(l.count, 1);
     naq_dlq_entry_list_free(&l);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_MAX_RETRIES_EXCEEDED));
 }
 
 static int has_queue(naq_client *c, const char *queue)

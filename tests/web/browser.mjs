@@ -369,5 +369,8 @@ if (failures.length) {
 try { await r.browser.send('Browser.close'); } catch (e) { /* already gone */ }
 await sleep(200);
 try { r.child.kill('SIGKILL'); } catch (e) { /* gone */ }
-rmSync(r.profile, { recursive: true, force: true });
+// Chromium may still be writing its profile for a moment after it exits.
+for (let i = 0; i < 20; i++) {
+  try { rmSync(r.profile, { recursive: true, force: true }); break; } catch (e) { await sleep(100); }
+}
 process.exit(code);

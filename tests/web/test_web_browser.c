@@ -100,6 +100,7 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     }
     assert_int_equal(dl.count, 1);
     naq_dlq_entry_list_free(&dl);
+    assert_true(web_wait_last_event(c, dead, NAQ_EVENT_MAX_RETRIES_EXCEEDED));
     naq_event_list hist = {0};
     assert_int_equal(naq_job_history(c, dead, &hist), NAQ_OK);
     naq_worker_info_list wl = {0};

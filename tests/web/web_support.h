@@ -200,4 +200,20 @@ static inline pid_t web_worker(const web_proc *w, const naq_test_server *s, cons
     return naq_test_spawn_cli(argv, w->env, log);
 }
 
+/* Waits until job's last event is of type t (its events are logged
+ * asynchronously: a dead letter is stored before "max_retries_exceeded"
+ * is). 1 when it is within 10 s. */
+static inline int web_wait_last_event(naq_client *c, const char *job, naq_event_type t)
+{
+    for (int i = 0; i < 500; i++) {
+        naq_event e;
+        int is = naq_job_last_event(c, job, &e) == NAQ_OK && e.type == t;
+        naq_event_clear(&e);
+        if (is)
+            return 1;
+        web_sleep_ms(20);
+    }
+    return 0;
+}
+
 #endif
