@@ -19,7 +19,7 @@
 #define TOKEN_MAX 512
 
 static const char usage[] =
-    "usage: naq web [--listen HOST:PORT] [--allow-actions [--token-file FILE]]\n"
+    "usage: naq web [--listen HOST:PORT] [--allow-actions [--token-file FILE]] [OPTIONS]\n"
     "\n"
     "Serves a web UI and a JSON API (/api/...) for naq: overview (rates, success\n"
     "rate, latency, queue depths, workers, recent failures, hourly charts from\n"
@@ -36,7 +36,7 @@ static const char usage[] =
     "                          POST answers 403)\n"
     "      --token-file FILE   the bearer token actions need, read from FILE (mode\n"
     "                          0600 or stricter); else NAQ_WEB_TOKEN. At least 16\n"
-    "                          characters; e.g. 'openssl rand -hex 32 > FILE'\n"
+    "                          characters: (umask 077; openssl rand -hex 32 > FILE)\n"
     "      --live-tail N       events read back at start for the live rates and\n"
     "                          recent failures (default 2000)\n"
     "      --no-rollup         do not fold events into the stats rollups here (by\n"

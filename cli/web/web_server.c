@@ -217,7 +217,10 @@ static const char *refuse_post(naq_web *w, struct MHD_Connection *conn, unsigned
     const char *host = header(conn, "Host");
     const char *origin = header(conn, "Origin");
     if (origin != NULL) {
-        const char *rest = strncmp(origin, "http://", 7) == 0 ? origin + 7 : NULL;
+        /* https:// too: behind a TLS proxy that keeps Host. */
+        const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                           : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                                 : NULL;
         if (host == NULL || rest == NULL || strcasecmp(rest, host) != 0)
             return "cross-origin request refused: the Origin header does not name this server";
     }
