@@ -38,25 +38,6 @@ static int run_driver(const char *spec_path)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-static int has_depth(naq_client *c, const char *queue)
-{
-    naq_queue_depth *d = NULL;
-    size_t n = 0;
-    int found = 0;
-    if (naq_queue_depths(c, &d, &n) == NAQ_OK)
-        for (size_t i = 0; i < n; i++)
-            found |= strcmp(d[i].queue, queue) == 0;
-    free(d);
-    return found;
-}
-
-static void wait_depth(naq_client *c, const char *queue)
-{
-    for (int i = 0; i < 500 && !has_depth(c, queue); i++)
-        web_sleep_ms(20);
-    assert_true(has_depth(c, queue));
-}
-
 static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unused)
 {
     (void)unused;
@@ -68,8 +49,8 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
 
     /* Queues exist for the overview once a worker made their consumers. */
     pid_t wa = web_worker(&w, &s, "web-a"), wb = web_worker(&w, &s, "web-b");
-    wait_depth(c, "web-a");
-    wait_depth(c, "web-b");
+    assert_true(web_worker_ready(c, "web-a"));
+    assert_true(web_worker_ready(c, "web-b"));
     assert_int_equal(web_stop_pid(wa), 0);
     assert_int_equal(web_stop_pid(wb), 0);
     char id[NAQ_ID_SIZE];
@@ -85,6 +66,7 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     char flag[320], dead[NAQ_ID_SIZE];
     snprintf(flag, sizeof flag, "%s/retry-succeeds", s.dir);
     pid_t wd = web_worker(&w, &s, "web-dead");
+    assert_true(web_worker_ready(c, "web-dead"));
     web_enqueue(&w,
                 (const char *[]){"-q", "web-dead", "--retries", "0", "--", "sh", "-c",
                                  "test -f \"$0\" || { printf '%s\\n' \"$1\" >&2; exit 3; }", flag,

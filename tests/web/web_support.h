@@ -200,6 +200,26 @@ static inline pid_t web_worker(const web_proc *w, const naq_test_server *s, cons
     return naq_test_spawn_cli(argv, w->env, log);
 }
 
+/* Waits until a live worker serving queue is idle in the registry (it
+ * has made its consumer and handles SIGTERM), so stopping it is a clean
+ * stop. 1 when it is within 20 s. */
+static inline int web_worker_ready(naq_client *c, const char *queue)
+{
+    for (int i = 0; i < 1000; i++) {
+        naq_worker_info_list l = {0};
+        int ready = 0;
+        if (naq_workers_list(c, &l) == NAQ_OK)
+            for (size_t k = 0; k < l.count && !ready; k++)
+                for (char **q = l.items[k].queues; *q != NULL && !ready; q++)
+                    ready = strcmp(*q, queue) == 0 && l.items[k].status == NAQ_WORKER_STATUS_IDLE;
+        naq_worker_info_list_free(&l);
+        if (ready)
+            return 1;
+        web_sleep_ms(20);
+    }
+    return 0;
+}
+
 /* Waits until job's last event is of type t (its events are logged
  * asynchronously: a dead letter is stored before "max_retries_exceeded"
  * is). 1 when it is within 10 s. */
