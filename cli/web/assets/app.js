@@ -391,17 +391,22 @@ async function pageSchedules() {
 
 const ROWS = 200;
 const RENDER_MS = 100;
+// The common ones, as suggestions; any wire name works (naq events types).
+const EVENT_TYPES = ['enqueued', 'dequeued', 'started', 'completed', 'failed', 'cancelled', 'timeout',
+  'retry_scheduled', 'max_retries_exceeded', 'scheduled', 'schedule_triggered', 'worker_started',
+  'worker_stopped', 'worker_heartbeat', 'worker_error', 'scheduler_leader_elected', 'system_error'];
 
 function pageLive() {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
   const fields = [['job', 'Job id'], ['type', 'Event type'], ['queue', 'Queue'], ['worker', 'Worker']].map(([name, label]) =>
-    el('label', { for: 'live-' + name }, label, el('input', { id: 'live-' + name, name, value: q.get(name) || '', autocomplete: 'off' })));
+    el('label', { for: 'live-' + name }, label, el('input', { id: 'live-' + name, name, value: q.get(name) || '', autocomplete: 'off', list: name === 'type' ? 'event-types' : null })));
+  const types = el('datalist', { id: 'event-types' }, EVENT_TYPES.map(t => el('option', { value: t })));
   const form = el('form', { class: 'filters', role: 'search', onsubmit: ev => {
     ev.preventDefault();
     const p = new URLSearchParams();
     for (const f of form.querySelectorAll('input')) if (f.value.trim()) p.set(f.name, f.value.trim());
     location.hash = '#/live' + (p.toString() ? '?' + p : '');
-  } }, fields, el('button', { type: 'submit' }, 'Apply'));
+  } }, fields, types, el('button', { type: 'submit' }, 'Apply'));
   const pause = el('button', { type: 'button', class: 'secondary', 'aria-pressed': 'false' }, 'Pause');
   const counters = el('p', { id: 'live-counters', class: 'muted', 'aria-live': 'off' }, 'Connecting...');
   const tbody = el('tbody', { id: 'live-rows' });
@@ -458,7 +463,7 @@ function pageLive() {
     }
     if (live.frames % 30 === 0) {
       const secs = (performance.now() - live.since) / 1000;
-      counters.textContent = `${live.received} events received (${fmtNum(live.received / Math.max(secs, 0.001), 0)}/s on average), last sequence ${live.lastSeq}${live.paused ? ', paused' : ''}`;
+      counters.textContent = `${live.received} event${live.received === 1 ? '' : 's'} received (${fmtNum(live.received / Math.max(secs, 0.001), 0)}/s on average), last sequence ${live.lastSeq}${live.paused ? ', paused' : ''}`;
     }
     requestAnimationFrame(frame);
   };
