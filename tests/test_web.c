@@ -572,6 +572,20 @@ static void the_live_feed_resumes_after_the_last_event_id_without_a_gap_or_repea
         assert_int_equal(resumed[i], ids[5 + i]);
     }
     free(text);
+    /* In batches (what the page asks for): a data line per event, and each
+     * message's id is its last event's, so a resume starts after it. */
+    long long *bids = NULL;
+    size_t nb = 0;
+    read_feed(f, "/api/events/stream?queue=feed&tail=100&batch=1", NULL, 1000, 1500, &bids, &nb,
+              &text);
+    size_t lines = 0;
+    for (const char *p = text; (p = strstr(p, "\ndata: ")) != NULL; p++)
+        lines++;
+    assert_int_equal(lines, 8);
+    assert_true(nb >= 1);
+    assert_int_equal(bids[nb - 1], ids[7]);
+    free(text);
+    free(bids);
     free(ids);
     free(resumed);
 }

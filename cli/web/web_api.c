@@ -218,44 +218,96 @@ static naq_status series_hour(naq_web *w, int64_t hour, int64_t current, double 
     return NAQ_OK;
 }
 
-static void get_overview(const web_req *q, web_reply *r)
+json_t *web_rollups_read(naq_web *w, int hours, double now, naq_status *status)
 {
-    naq_web *w = q->w;
-    double t0 = mono_ms();
-    long long hours;
-    if (!int_arg(q, r, "hours", 24, 1, WEB_SERIES_HOURS_MAX, &hours))
-        return;
-    double now = wall_now();
-
     naq_stats_opts so;
     naq_stats_opts_init(&so);
-    so.hours = (int)hours;
+    so.hours = hours;
     so.now = now;
     so.top_errors = 5;
     naq_stats st;
     naq_status s = naq_stats_query(w->c, &so, &st);
     if (s != NAQ_OK) {
         naq_stats_free(&st);
-        web_fail(r, s);
-        return;
+        *status = s;
+        return NULL;
     }
     json_t *stats = group_json(&st.total);
     json_object_set_new(stats, "hours", json_integer(hours));
     json_object_set_new(stats, "window_s", json_real(st.window_s));
     json_object_set_new(stats, "rollup_lag", json_integer((json_int_t)st.rollup_lag));
+    json_object_set_new(stats, "as_of", json_real(now));
     naq_stats_free(&st);
 
     json_t *series = json_array();
     int64_t current = (int64_t)(now / 3600.0);
-    for (int64_t h = current - hours + 1; h <= current; h++) {
+    for (int64_t h = current - hours + 1; h <= current && s == NAQ_OK; h++) {
         web_hour wh;
-        if ((s = series_hour(w, h, current, now, &wh)) != NAQ_OK)
-            break;
-        json_array_append_new(series,
-                              json_pack("{s:I, s:I, s:I, s:I}", "hour", (json_int_t)(h * 3600),
-                                        "completed", (json_int_t)wh.completed, "failed",
-                                        (json_int_t)wh.failed, "events", (json_int_t)wh.events));
+        if ((s = series_hour(w, h, current, now, &wh)) == NAQ_OK)
+            json_array_append_new(
+                series, json_pack("{s:I, s:I, s:I, s:I}", "hour", (json_int_t)(h * 3600),
+                                  "completed", (json_int_t)wh.completed, "failed",
+                                  (json_int_t)wh.failed, "events", (json_int_t)wh.events));
     }
+    *status = s;
+    if (s != NAQ_OK) {
+        json_decref(stats);
+        json_decref(series);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o}", "stats", stats, "series", series);
+}
+
+/* The default overview's rollup figures: from the cache web_live.c keeps
+ * fresh (WEB_ROLLUPS_REFRESH_S) while someone looks, else read now (and
+ * cached). Another window is always read now. */
+static json_t *rollups(naq_web *w, int hours, double now, naq_status *status)
+{
+    if (hours != WEB_ROLLUPS_HOURS)
+        return web_rollups_read(w, hours, now, status);
+    char *text = NULL;
+    pthread_mutex_lock(&w->lock);
+    w->rollups_wanted_at = now;
+    if (w->rollups_cache != NULL && now - w->rollups_cached_at < WEB_ROLLUPS_STALE_S)
+        text = strdup(w->rollups_cache);
+    pthread_mutex_unlock(&w->lock);
+    json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (v != NULL) {
+        *status = NAQ_OK;
+        return v;
+    }
+    v = web_rollups_read(w, hours, now, status);
+    web_rollups_store(w, v, now);
+    return v;
+}
+
+void web_rollups_store(naq_web *w, const json_t *v, double at)
+{
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (text == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (at >= w->rollups_cached_at) {
+        free(w->rollups_cache);
+        w->rollups_cache = text;
+        w->rollups_cached_at = at;
+        text = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+    free(text);
+}
+
+static void get_overview(const web_req *q, web_reply *r)
+{
+    naq_web *w = q->w;
+    double t0 = mono_ms();
+    long long hours;
+    if (!int_arg(q, r, "hours", WEB_ROLLUPS_HOURS, 1, WEB_SERIES_HOURS_MAX, &hours))
+        return;
+    double now = wall_now();
+    naq_status s = NAQ_OK;
+    json_t *roll = rollups(w, (int)hours, now, &s);
     naq_queue_depth *d = NULL;
     size_t nd = 0;
     if (s == NAQ_OK)
@@ -278,17 +330,16 @@ static void get_overview(const web_req *q, web_reply *r)
             busy += wl.items[i].status == NAQ_WORKER_STATUS_BUSY;
             idle += wl.items[i].status == NAQ_WORKER_STATUS_IDLE;
         }
-        r->json = json_pack("{s:f, s:o, s:o, s:o, s:o, s:{s:i, s:i, s:i}, s:o, s:o}", "now", now,
-                            "live", live_json(w, &snap), "stats", stats, "series", series, "queues",
-                            depths_json(d, nd), "workers", "live", (int)wl.count, "busy", busy,
-                            "idle", idle, "recent_failures", failures_json(&snap), "recent_jobs",
-                            jobs_json(&snap));
-        stats = series = NULL;
+        r->json =
+            json_pack("{s:f, s:o, s:O, s:O, s:o, s:{s:i, s:i, s:i}, s:o, s:o}", "now", now, "live",
+                      live_json(w, &snap), "stats", json_object_get(roll, "stats"), "series",
+                      json_object_get(roll, "series"), "queues", depths_json(d, nd), "workers",
+                      "live", (int)wl.count, "busy", busy, "idle", idle, "recent_failures",
+                      failures_json(&snap), "recent_jobs", jobs_json(&snap));
         if (r->json != NULL)
             json_object_set_new(r->json, "took_ms", json_real(mono_ms() - t0));
     }
-    json_decref(stats);
-    json_decref(series);
+    json_decref(roll);
     free(d);
     naq_worker_info_list_free(&wl);
     naq_live_snapshot_free(&snap);

@@ -31,6 +31,18 @@
 #define WEB_SERIES_TTL_S 60.0
 #define WEB_SERIES_HOURS_MAX 168
 
+/* The overview's rollup figures for its default window (24 h) are read in
+ * the background every WEB_ROLLUPS_REFRESH_S while someone looked in the
+ * last WEB_ROLLUPS_IDLE_S, so a request only copies them: a 24 h read
+ * decodes ~750 KB of rollups (p50 20-25 ms on a busy 2-core machine,
+ * docs/queries.md), which alone would eat the overview's 50 ms. A cache
+ * older than WEB_ROLLUPS_STALE_S (nobody looked for a while) is read
+ * again on the request. Other windows are always read on the request. */
+#define WEB_ROLLUPS_HOURS 24
+#define WEB_ROLLUPS_REFRESH_S 5.0
+#define WEB_ROLLUPS_IDLE_S 60.0
+#define WEB_ROLLUPS_STALE_S 15.0
+
 typedef struct {
     int64_t hour; /* unix hour */
     double read_at;
@@ -58,6 +70,11 @@ struct naq_web {
     char rollup_error[256]; /* why the rollup maintainer stopped, "" when it runs */
     web_hour series[WEB_SERIES_HOURS_MAX];
     size_t nseries;
+    char *rollups_cache;      /* heap: {"stats", "series"} of the default window, JSON */
+    double rollups_cached_at; /* when it was read (wall clock), 0 = never */
+    double rollups_wanted_at; /* when an overview last asked for it */
+    pthread_t rollups_thread;
+    int have_rollups_thread;
     /* Open live feeds (SSE), for the figures and the shutdown. */
     int sse_open;
     pthread_cond_t sse_gone;
@@ -102,6 +119,13 @@ int web_api_get(const web_req *q, web_reply *r);
 /* An event as JSON: its wire fields plus nats_sequence and, where it
  * applies, "gap_ms" is added by the caller. New reference. */
 json_t *web_event_json(const naq_event *e);
+
+/* {"stats", "series"} of the rollups over `hours` as of now (new
+ * reference), or NULL with *status set. */
+json_t *web_rollups_read(naq_web *w, int hours, double now, naq_status *status);
+/* Keeps v (the default window's figures, read at `at`) as the cache,
+ * unless a newer one is there. */
+void web_rollups_store(naq_web *w, const json_t *v, double at);
 
 /* ---- web_actions.c: POST /api/... ---- */
 

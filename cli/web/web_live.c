@@ -5,6 +5,8 @@
  *     (naq_events_stream, with a tail for context) into a naq_live window,
  *     as `naq top` does. Requests only take snapshots of the window (in
  *     memory), so the overview never reads the event stream;
+ *   - the overview's rollup figures, read again every WEB_ROLLUPS_REFRESH_S
+ *     while someone looks (web_int.h says why);
  *   - a rollup maintainer (naq_rollup_run), so the totals and hourly charts
  *     (web_api.c) are current even where no `naq scheduler` folds events.
  *     Maintainers never count an event twice, so running one beside
@@ -68,6 +70,33 @@ static void *rollup_main(void *arg)
     return NULL;
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *rollups_main(void *arg)
+{
+    naq_web *w = arg;
+    while (!w->stopping) {
+        double now = wall_now();
+        pthread_mutex_lock(&w->lock);
+        int due = w->rollups_wanted_at > 0 && now - w->rollups_wanted_at < WEB_ROLLUPS_IDLE_S &&
+                  now - w->rollups_cached_at >= WEB_ROLLUPS_REFRESH_S;
+        pthread_mutex_unlock(&w->lock);
+        if (due) {
+            naq_status s = NAQ_OK;
+            json_t *v = web_rollups_read(w, WEB_ROLLUPS_HOURS, now, &s);
+            web_rollups_store(w, v, now); /* a failure leaves the old one to age */
+            json_decref(v);
+        }
+        nap_ms(w, 250);
+    }
+    return NULL;
+}
+
 naq_status web_live_start(naq_web *w)
 {
     naq_status s = naq_live_create(&w->live);
@@ -76,6 +105,9 @@ naq_status web_live_start(naq_web *w)
     w->have_live_thread = pthread_create(&w->live_thread, NULL, live_main, w) == 0;
     if (!w->have_live_thread)
         return naq__fail(NAQ_ERR_NO_MEMORY, "cannot start the live event thread of naq web");
+    w->have_rollups_thread = pthread_create(&w->rollups_thread, NULL, rollups_main, w) == 0;
+    if (!w->have_rollups_thread)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "cannot start the stats thread of naq web");
     if (w->rollup) {
         w->have_rollup_thread = pthread_create(&w->rollup_thread, NULL, rollup_main, w) == 0;
         if (!w->have_rollup_thread)
@@ -93,6 +125,11 @@ void web_live_stop(naq_web *w)
     if (w->have_rollup_thread)
         pthread_join(w->rollup_thread, NULL);
     w->have_rollup_thread = 0;
+    if (w->have_rollups_thread)
+        pthread_join(w->rollups_thread, NULL);
+    w->have_rollups_thread = 0;
+    free(w->rollups_cache);
+    w->rollups_cache = NULL;
     naq_live_destroy(w->live);
     w->live = NULL;
 }

@@ -11,6 +11,11 @@
  * (naq_stream_opts.from_seq): nothing is missed or repeated across a
  * reconnect, as long as the stream still holds those events.
  *
+ * With ?batch=1 (what the live page asks for) the events that go out in
+ * one write form one SSE message, a "data:" line each, with the id of the
+ * last: a browser then dispatches one message per write instead of one per
+ * event, which is what lets a page keep up with thousands a second.
+ *
  * One thread per feed follows the stream into a byte buffer; the
  * connection's own thread (libmicrohttpd, thread per connection) drains it
  * in blocks of up to 64 KiB, so at thousands of events a second many
@@ -48,6 +53,7 @@ typedef struct {
     char err[300]; /* why, when it failed */
     int err_sent;
     int hello_sent;
+    int batch; /* ?batch=1: one SSE message per block, a data line per event */
 } sse_feed;
 
 static void deadline_in(struct timespec *ts, int ms)
@@ -111,14 +117,16 @@ static int on_event(const naq_event *e, void *user)
     if (data == NULL)
         return 0; /* an event that cannot be encoded is skipped, like an undecodable one */
     char head[64];
-    int hn = snprintf(head, sizeof head,
-                      "id: %llu\nevent: naq\ndata: ", (unsigned long long)e->nats_sequence);
+    int hn = f->batch
+                 ? snprintf(head, sizeof head, "data: ")
+                 : snprintf(head, sizeof head,
+                            "id: %llu\nevent: naq\ndata: ", (unsigned long long)e->nats_sequence);
     pthread_mutex_lock(&f->lock);
     int rc = append_locked(f, head, (size_t)hn);
     if (rc == 0)
         rc = append_locked(f, data, strlen(data));
-    if (rc == 0)
-        rc = append_locked(f, "\n\n", 2);
+    if (rc == 0) /* batch: copy_batch ends the message */
+        rc = f->batch ? append_locked(f, "\n", 1) : append_locked(f, "\n\n", 2);
     pthread_mutex_unlock(&f->lock);
     free(data);
     return rc != 0;
@@ -146,6 +154,36 @@ static ssize_t copy_text(char *out, size_t max, const char *text)
     return (ssize_t)n;
 }
 
+#define BATCH_TRAILER_MAX 64
+
+/* Batch mode: copies whole "data: <event>" lines, as many as fit, and
+ * ends the SSE message after them with the id of its last event (its
+ * nats_sequence, the last member of each event's JSON), so Last-Event-ID
+ * resumes after the batch. A line longer than a block goes out in pieces;
+ * its message ends with the piece that ends it. Called with f->lock held. */
+static size_t copy_batch(sse_feed *f, char *out, size_t max)
+{
+    size_t room = max > BATCH_TRAILER_MAX * 2 ? max - BATCH_TRAILER_MAX : max / 2;
+    size_t k = f->len - f->off;
+    if (k > room) {
+        size_t cut = room;
+        while (cut > 0 && f->buf[f->off + cut - 1] != '\n')
+            cut--;
+        k = cut > 0 ? cut : room; /* 0: one line longer than a block, in pieces */
+    }
+    memcpy(out, f->buf + f->off, k);
+    f->off += k;
+    if (out[k - 1] != '\n')
+        return k;
+    /* The last line ends ...,"nats_sequence":123}\n (jansson keeps the
+     * order members were added in; web_event_json adds it last). */
+    size_t p = k >= 2 ? k - 2 : 0;
+    while (p > 0 && out[p - 1] >= '0' && out[p - 1] <= '9')
+        p--;
+    int tn = snprintf(out + k, max - k, "id: %llu\nevent: naq\n\n", strtoull(out + p, NULL, 10));
+    return k + (size_t)(tn > 0 ? tn : 0);
+}
+
 static ssize_t on_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -165,7 +203,10 @@ static ssize_t on_read(void *cls, uint64_t pos, char *out, size_t max)
             waited_ms += 500;
     }
     ssize_t n;
-    if (f->len > f->off) {
+    if (f->len > f->off && f->batch) {
+        n = (ssize_t)copy_batch(f, out, max);
+        pthread_cond_broadcast(&f->cond);
+    } else if (f->len > f->off) {
         size_t k = f->len - f->off;
         if (k > max)
             k = max;
@@ -271,6 +312,8 @@ int web_sse_start(const web_req *q, web_reply *r)
         free(f);
         return -1;
     }
+    const char *batch = web_arg(q, "batch");
+    f->batch = batch != NULL && strcmp(batch, "0") != 0;
     f->so.follow = 1;
     f->so.tail = (int)tail;
     f->so.from_seq = last > 0 ? (uint64_t)last + 1 : 0;
