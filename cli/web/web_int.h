@@ -32,16 +32,18 @@
 #define WEB_SERIES_HOURS_MAX 168
 
 /* The overview's rollup figures for its default window (24 h) are read in
- * the background every WEB_ROLLUPS_REFRESH_S while someone looked in the
- * last WEB_ROLLUPS_IDLE_S, so a request only copies them: a 24 h read
- * decodes ~750 KB of rollups (p50 20-25 ms on a busy 2-core machine,
+ * the background from the start, every WEB_ROLLUPS_REFRESH_S while someone
+ * looked in the last WEB_ROLLUPS_IDLE_S and every WEB_ROLLUPS_IDLE_REFRESH_S
+ * otherwise, so a request only copies them: a 24 h read decodes ~750 KB
+ * of rollups (p50 20-25 ms, p99 over 100 ms on a busy 2-core machine,
  * docs/queries.md), which alone would eat the overview's 50 ms. A cache
- * older than WEB_ROLLUPS_STALE_S (nobody looked for a while) is read
- * again on the request. Other windows are always read on the request. */
+ * older than WEB_ROLLUPS_STALE_S (the background read kept failing) is
+ * read again on the request. Other windows are always read on the request. */
 #define WEB_ROLLUPS_HOURS 24
 #define WEB_ROLLUPS_REFRESH_S 5.0
 #define WEB_ROLLUPS_IDLE_S 60.0
-#define WEB_ROLLUPS_STALE_S 15.0
+#define WEB_ROLLUPS_IDLE_REFRESH_S 60.0
+#define WEB_ROLLUPS_STALE_S 90.0
 
 typedef struct {
     int64_t hour; /* unix hour */

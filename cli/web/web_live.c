@@ -5,8 +5,8 @@
  *     (naq_events_stream, with a tail for context) into a naq_live window,
  *     as `naq top` does. Requests only take snapshots of the window (in
  *     memory), so the overview never reads the event stream;
- *   - the overview's rollup figures, read again every WEB_ROLLUPS_REFRESH_S
- *     while someone looks (web_int.h says why);
+ *   - the overview's rollup figures, read at the start and again every
+ *     WEB_ROLLUPS_REFRESH_S while someone looks (web_int.h says why);
  *   - a rollup maintainer (naq_rollup_run), so the totals and hourly charts
  *     (web_api.c) are current even where no `naq scheduler` folds events.
  *     Maintainers never count an event twice, so running one beside
@@ -83,8 +83,9 @@ static void *rollups_main(void *arg)
     while (!w->stopping) {
         double now = wall_now();
         pthread_mutex_lock(&w->lock);
-        int due = w->rollups_wanted_at > 0 && now - w->rollups_wanted_at < WEB_ROLLUPS_IDLE_S &&
-                  now - w->rollups_cached_at >= WEB_ROLLUPS_REFRESH_S;
+        int watched = now - w->rollups_wanted_at < WEB_ROLLUPS_IDLE_S;
+        int due = now - w->rollups_cached_at >=
+                  (watched ? WEB_ROLLUPS_REFRESH_S : WEB_ROLLUPS_IDLE_REFRESH_S);
         pthread_mutex_unlock(&w->lock);
         if (due) {
             naq_status s = NAQ_OK;

@@ -330,7 +330,7 @@ async function sseBench(b) {
   await p.goto(spec.base + '/#/live' + (spec.query ? '?' + spec.query : ''));
   await p.waitFor('window.naqLive && window.naqLive.opened >= 1', 'live: the feed opens');
   await p.eval(`window.__long = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({entryTypes: ['longtask']}); true`);
-  await p.eval('window.naqLive.maxFrameGapMs = 0; window.naqLive.received = 0; window.naqLive.frames = 0; window.naqLive.rendered = 0; window.naqLive.since = performance.now(); true');
+  await p.eval('Object.assign(window.naqLive, {maxFrameGapMs: 0, received: 0, messages: 0, frames: 0, rendered: 0, scriptMs: 0, maxDrawMs: 0, since: performance.now()}); true');
   process.stdout.write('ready\n');
   // bench_web publishes now and writes a line when it is done.
   await new Promise(resolve => process.stdin.once('data', resolve));
@@ -338,9 +338,16 @@ async function sseBench(b) {
   await p.waitFor(`window.naqLive.received >= ${want}`, `live: all ${want} events arrive`, 30000);
   await sleep(500);
   const r = await p.eval(`(() => { const l = window.naqLive; const secs = (performance.now() - l.since) / 1000;
-    return {received: l.received, rendered: l.rendered, frames: l.frames, seconds: secs, fps: l.frames / secs,
-            max_frame_gap_ms: l.maxFrameGapMs, long_tasks: window.__long.length,
-            longest_task_ms: Math.max(0, ...window.__long), rows: document.querySelectorAll('#live-rows tr').length}; })()`);
+    return {received: l.received, messages: l.messages, rendered: l.rendered, frames: l.frames,
+            seconds: +secs.toFixed(2), fps: +(l.frames / secs).toFixed(1),
+            max_frame_gap_ms: +l.maxFrameGapMs.toFixed(1), long_tasks: window.__long.length,
+            longest_task_ms: Math.max(0, ...window.__long), page_script_ms: +l.scriptMs.toFixed(1),
+            page_script_share: +(l.scriptMs / (secs * 1000)).toFixed(4), longest_draw_ms: +l.maxDrawMs.toFixed(1),
+            rows: document.querySelectorAll('#live-rows tr').length}; })()`);
+  // Responsive meanwhile: a click on Pause is handled at once.
+  const t0 = Date.now();
+  await p.click('#main .actions button');
+  r.click_to_pause_ms = await p.waitFor('window.naqLive.paused', 'live: Pause answers') ? Date.now() - t0 : null;
   process.stdout.write(JSON.stringify(r) + '\n');
   await p.shot('live-bench.png');
 }

@@ -419,7 +419,10 @@ function pageLive() {
   const params = new URLSearchParams(q);
   params.set('tail', '50');
   params.set('batch', '1'); // one message per write: a data line per event
-  const live = { received: 0, rendered: 0, lastSeq: 0, paused: false, pending: [], frames: 0, maxFrameGapMs: 0, lastFrame: 0, errors: 0, opened: 0, since: performance.now() };
+  // Counters for tests and bench_web: scriptMs is the time this page's own
+  // code took (message handling and drawing), maxDrawMs its longest draw.
+  const live = { received: 0, messages: 0, rendered: 0, lastSeq: 0, paused: false, pending: [], frames: 0, maxFrameGapMs: 0,
+    lastFrame: 0, errors: 0, opened: 0, since: performance.now(), scriptMs: 0, maxDrawMs: 0 };
   window.naqLive = live;
   const es = new EventSource('/api/events/stream?' + params.toString());
   live.es = es;
@@ -431,11 +434,14 @@ function pageLive() {
   });
   es.addEventListener('open', () => { live.opened++; setStatus(''); });
   es.addEventListener('naq', m => {
+    const t0 = performance.now();
     const lines = m.data.split('\n');
     live.received += lines.length;
+    live.messages++;
     live.lastSeq = Number(m.lastEventId) || live.lastSeq;
     for (const l of lines) live.pending.push(l);
     if (live.pending.length > ROWS * 4) live.pending.splice(0, live.pending.length - ROWS); // only the newest can be shown
+    live.scriptMs += performance.now() - t0;
   });
   es.addEventListener('error', m => {
     live.errors++;
@@ -452,6 +458,7 @@ function pageLive() {
     const every = live.busy ? RENDER_MS * 3 : RENDER_MS;
     if (live.pending.length && !live.paused && now - (live.lastRender || 0) >= every) {
       live.lastRender = now;
+      const t0 = performance.now();
       live.busy = live.pending.length >= ROWS;
       const batch = live.pending.splice(0, live.pending.length).slice(-ROWS);
       const frag = document.createDocumentFragment();
@@ -469,6 +476,9 @@ function pageLive() {
         tbody.prepend(frag);
         while (tbody.childElementCount > ROWS) tbody.lastElementChild.remove();
       }
+      const took = performance.now() - t0;
+      live.scriptMs += took;
+      live.maxDrawMs = Math.max(live.maxDrawMs, took);
     }
     if (live.frames % 30 === 0) {
       const secs = (performance.now() - live.since) / 1000;
