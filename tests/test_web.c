@@ -623,6 +623,52 @@ static void the_live_feed_filters_by_type_queue_and_job(void **state)
     assert_int_equal(web_stop_pid(w), 0);
 }
 
+static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **state)
+{
+    fixture *f = *state;
+    char key[300], key_env[340];
+    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
+    snprintf(key_env, sizeof key_env, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
+    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+    const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
+    char log[320];
+    snprintf(log, sizeof log, "%s/worker-enc.log", f->s.dir);
+    pid_t w = naq_test_spawn_cli((const char *[]){"worker", "-q", "enc", NULL}, env, log);
+    assert_true(web_worker_ready(f->c, "enc"));
+    char *out = NULL;
+    assert_int_equal(
+        naq_test_run_cli((const char *[]){"enqueue", "-q", "enc", "--retries", "0", "--", "sh",
+                                          "-c", "echo secret-error >&2; exit 3", "secret-arg",
+                                          NULL},
+                         env, &out, NULL),
+        0);
+    char id[NAQ_ID_SIZE];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_MAX_RETRIES_EXCEEDED));
+    char path[200];
+    snprintf(path, sizeof path, "/api/jobs/%s", id);
+
+    start_web(f, 0); /* without the key */
+    json_t *j = get_json(f, path, 200);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_null(strstr(text, "secret-arg"));
+    assert_null(strstr(text, "secret-error"));
+    assert_string_equal(json_string_value(json_object_get(j, "args")), "<encrypted>");
+    free(text);
+    json_decref(j);
+    assert_int_equal(web_stop(&f->web), 0);
+
+    assert_true(web_start(&f->web, &f->s, NULL, (const char *[]){key_env, NULL}, NULL));
+    j = get_json(f, path, 200);
+    json_t *argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 3)), "secret-arg");
+    assert_non_null(
+        strstr(jstr(json_object_get(j, "dead_letter"), "error_message"), "secret-error"));
+    json_decref(j);
+    assert_int_equal(web_stop_pid(w), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2, setup,
                                     teardown),
@@ -636,6 +682,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(
         the_overview_shows_the_queues_workers_and_failures_of_a_known_workload, setup, teardown),
     cmocka_unit_test_setup_teardown(a_job_shows_its_timeline_in_order_with_args_error_and_result,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(args_and_errors_are_opened_only_where_naq_web_has_the_key,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(workers_lists_the_live_registry_with_state_and_heartbeat, setup,
                                     teardown),

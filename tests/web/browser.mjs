@@ -307,6 +307,25 @@ async function ui(b) {
   }
   check(await p.eval(`!document.querySelector('tr[data-job=${JSON.stringify(spec.dead_job)}]')`), 'dead letters: the retried entry left the list');
 
+  // Queues, workers, schedules: what they list, and pausing a schedule.
+  await p.goto(base + '/#/queues');
+  await p.waitFor(`!!document.querySelector('#queues tr[data-queue=${JSON.stringify(spec.queues[0].queue)}]')`, 'queues: the page lists the queues');
+  await a11y(p, 'the queues page');
+  await p.goto(base + '/#/workers');
+  await p.waitFor(`(() => { const r = document.querySelector('#workers tr[data-worker]'); return r && r.cells[1].textContent === 'idle'; })()`,
+    'workers: the live worker is listed, idle');
+  await p.shot('workers-1280.png');
+  await a11y(p, 'the workers page');
+  await p.goto(base + '/#/schedules');
+  const runs = await p.waitFor(`(() => { const r = document.querySelector('tr[data-schedule=${JSON.stringify(spec.schedule)}]');
+    return r && r.cells[5].textContent.match(/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d/g); })()`, 'schedules: the schedule shows its next runs');
+  check(runs && runs.length === 5 && runs.every((t, i) => i === 0 || t > runs[i - 1]), `schedules: five next runs in order (${JSON.stringify(runs)})`);
+  await p.click(`tr[data-schedule=${JSON.stringify(spec.schedule)}] button`);
+  await p.waitFor(`(() => { const r = document.querySelector('tr[data-schedule=${JSON.stringify(spec.schedule)}]'); return r && r.cells[4].textContent === 'paused'; })()`,
+    'schedules: Pause pauses it');
+  await p.shot('schedules-1280.png');
+  await a11y(p, 'the schedules page');
+
   // A phone: 375 px wide, no sideways scrolling of the page.
   await p.viewport(375, 800, true);
   await p.goto(base + '/#/');

@@ -88,6 +88,11 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     naq_worker_info_list wl = {0};
     assert_int_equal(naq_workers_list(c, &wl), NAQ_OK);
 
+    assert_int_equal(
+        naq_test_run_cli((const char *[]){"schedule", "add", "web-nightly", "--cron", "0 3 * * *",
+                                          "-q", "web-b", "--", "true", NULL},
+                         w.env, NULL, NULL),
+        0);
     char token_file[320];
     snprintf(token_file, sizeof token_file, "%s/web-token", s.dir);
     FILE *tf = fopen(token_file, "w");
@@ -103,15 +108,16 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     json_t *types = json_array();
     for (size_t i = 0; i < hist.count; i++)
         json_array_append_new(types, json_string(naq_event_type_name(hist.items[i].type)));
-    json_t *spec = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:[{s:s, s:i, s:[iiiii]}, {s:s, s:i, "
-        "s:[iiiii]}], s:{s:s, s:s}}",
-        "base", web.base, "token", "browser-test-token-0123456789abcdef", "artifacts",
-        NAQ_WEB_ARTIFACTS, "naq", NAQ_BIN, "payload", PAYLOAD, "dead_job", dead, "dead_job_types",
-        types, "flag_file", flag, "live_queue", "web-live", "live_workers", (int)wl.count, "queues",
-        "queue", "web-a", "pending", 7, "by_priority", 0, 0, 5, 2, 0, "queue", "web-b", "pending",
-        3, "by_priority", 0, 0, 3, 0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR",
-        w.env_spool + 14);
+    json_t *spec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:i, s:[{s:s, "
+                             "s:i, s:[iiiii]}, {s:s, s:i, "
+                             "s:[iiiii]}], s:{s:s, s:s}}",
+                             "base", web.base, "token", "browser-test-token-0123456789abcdef",
+                             "artifacts", NAQ_WEB_ARTIFACTS, "naq", NAQ_BIN, "payload", PAYLOAD,
+                             "dead_job", dead, "dead_job_types", types, "flag_file", flag,
+                             "live_queue", "web-live", "schedule", "web-nightly", "live_workers",
+                             (int)wl.count, "queues", "queue", "web-a", "pending", 7, "by_priority",
+                             0, 0, 5, 2, 0, "queue", "web-b", "pending", 3, "by_priority", 0, 0, 3,
+                             0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR", w.env_spool + 14);
     assert_non_null(spec);
     char spec_path[320];
     snprintf(spec_path, sizeof spec_path, "%s/browser-spec.json", s.dir);

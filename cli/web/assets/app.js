@@ -105,10 +105,19 @@ function show(...nodes) {
 
 // Replaces the node with id `id` (kept across refreshes so focus and
 // scrolling elsewhere on the page stay put).
+// A control that had the keyboard focus keeps it when its region is
+// redrawn: the same kind of element with the same label gets the focus.
 function replaceById(id, node) {
   node.id = id;
   const old = document.getElementById(id);
-  if (old) old.replaceWith(node);
+  if (!old) return;
+  const had = old.contains(document.activeElement) ? document.activeElement : null;
+  old.replaceWith(node);
+  if (had) {
+    const label = e => e.getAttribute('aria-label') || e.textContent;
+    const twin = [...node.querySelectorAll(had.tagName)].find(e => label(e) === label(had));
+    if (twin) twin.focus({ preventScroll: true });
+  }
 }
 
 function every(ms, fn) {
