@@ -120,6 +120,12 @@ static void help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2(void **stat
     char *out = NULL;
     assert_int_equal(web_cli(&f->web, (const char *[]){"web", "--help", NULL}, &out), 0);
     assert_non_null(strstr(out, "usage: naq web"));
+    /* docs/cli.md: every help ends with its exit codes. */
+    const char *codes = strstr(out, "exit codes:");
+    assert_non_null(codes);
+    const char *usage2 = strstr(codes, "2 bad usage");
+    assert_non_null(usage2);
+    assert_string_equal(strchr(usage2, '\n'), "\n");
     free(out);
     assert_int_equal(web_cli(&f->web, (const char *[]){"web", "--listen", "nowhere", NULL}, NULL),
                      2);

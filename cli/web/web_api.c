@@ -5,7 +5,8 @@
  * What each read costs is what makes the overview fast on a big event
  * stream: rates, latency and recent failures come from the in-memory live
  * window (web_live.c); totals and the hourly charts from the rollups (one
- * KV get per hour, closed hours cached for WEB_SERIES_TTL_S); depths from
+ * KV get per hour, closed hours cached for WEB_SERIES_TTL_S; for the
+ * default 24 h read in the background, so a request copies them); depths from
  * one consumer list; workers from the registry. Nothing here scans the
  * event stream except a job's history (one literal read) and
  * /api/events, which is a bounded tail.
@@ -543,7 +544,7 @@ static void get_dlq_entry(const web_req *q, web_reply *r, const char *seq_text)
 
 /* ---- /api/schedules ---- */
 
-static json_t *schedule_json(const naq_schedule *sc, double now)
+static json_t *schedule_json(const naq_schedule *sc)
 {
     char *text = NULL;
     size_t len = 0;
@@ -566,7 +567,6 @@ static json_t *schedule_json(const naq_schedule *sc, double now)
         t = after;
     }
     json_object_set_new(o, "next_runs", next);
-    (void)now;
     return o;
 }
 
@@ -580,7 +580,7 @@ static void get_schedules(const web_req *q, web_reply *r)
         double now = wall_now();
         json_t *a = json_array();
         for (size_t i = 0; i < l.count; i++) {
-            json_t *o = schedule_json(&l.items[i], now);
+            json_t *o = schedule_json(&l.items[i]);
             if (o != NULL)
                 json_array_append_new(a, o);
         }
