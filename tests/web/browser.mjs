@@ -40,6 +40,12 @@ class Browser {
     this.next = 1;
     this.waiting = new Map();
     this.listeners = [];
+    this.gone = null; // why the browser went away (then every request fails at once)
+    child.on('exit', code => {
+      this.gone = `chromium exited (${code}) during the test`;
+      for (const { reject } of this.waiting.values()) reject(new Error(this.gone));
+      this.waiting.clear();
+    });
     let buf = Buffer.alloc(0);
     child.stdio[4].on('data', chunk => {
       buf = Buffer.concat([buf, chunk]);
@@ -59,6 +65,7 @@ class Browser {
     });
   }
   send(method, params = {}, sessionId) {
+    if (this.gone) return Promise.reject(new Error(this.gone));
     const id = this.next++;
     const msg = { id, method, params };
     if (sessionId) msg.sessionId = sessionId;
@@ -87,6 +94,8 @@ async function launch() {
   const failed = new Promise(resolve => {
     child.on('error', e => resolve({ error: e.message }));
     child.on('exit', code => resolve({ error: `chromium exited with ${code}: ${stderr.slice(-2000)}` }));
+    // A browser that never started leaves its pipe closed: EPIPE on the first request.
+    for (const fd of [3, 4]) child.stdio[fd].on('error', e => resolve({ error: `DevTools pipe: ${e.message}` }));
   });
   const b = new Browser(child);
   const ready = b.send('Browser.getVersion').then(v => ({ browser: b, version: v }));
