@@ -247,6 +247,22 @@ async function keyboard(p) {
 
 // ---- the UI test ----
 
+let restarted = null; // the naq web this script started again (the UI test stops it)
+
+async function reachable(base) {
+  try { return (await fetch(base + '/api/config')).ok; } catch (e) { return false; }
+}
+
+async function waitUntil(fn, what, ms = 15000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) { log('ok  ', what); return true; }
+    await sleep(100);
+  }
+  check(false, `${what} (waited ${ms} ms)`);
+  return false;
+}
+
 async function ui(b) {
   const p = await openPage(b);
   const base = spec.base;
@@ -296,6 +312,20 @@ async function ui(b) {
     `live: the enqueued event of ${id} arrives`);
   await p.shot('live-1280.png');
   await a11y(p, 'the live page');
+
+  // The server goes away and comes back; an event logged meanwhile still
+  // arrives (EventSource sends Last-Event-ID), and none arrives twice.
+  const openedBefore = await p.eval('window.naqLive.opened');
+  process.kill(spec.web_pid, 'SIGTERM');
+  await waitUntil(async () => !(await reachable(base)), 'the first naq web stops');
+  const missed = execFileSync(spec.naq, ['enqueue', '-q', spec.live_queue, '--', 'true'], { env: { ...process.env, ...spec.env } }).toString().trim();
+  restarted = spawn(spec.web_argv[0], spec.web_argv.slice(1), { env: { ...process.env, ...spec.env, ...spec.web_env }, stdio: 'ignore' });
+  await waitUntil(() => reachable(base), 'naq web is back on the same port');
+  await p.waitFor(`(() => { const r = document.querySelector('#live-rows tr[data-type="enqueued"]'); return r && r.textContent.includes(${JSON.stringify(missed)}); })()`,
+    `live: after the reconnect, the event logged while the server was down (${missed}) arrives`, 20000);
+  check(await p.eval(`window.naqLive.opened > ${openedBefore}`), 'live: the page reconnected by itself');
+  const seqs = await p.eval(`[...document.querySelectorAll('#live-rows tr')].map(r => r.dataset.seq)`);
+  check(new Set(seqs).size === seqs.length, `live: no event shown twice across the reconnect (${seqs.join(', ')})`);
 
   // Dead letters: retry one by clicking, the job runs again.
   await p.goto(base + '/#/dlq');
@@ -348,6 +378,11 @@ async function ui(b) {
   check(await p.eval('document.documentElement.scrollWidth') <= 375, 'phone: the dead-letter page fits 375 px');
   await p.shot('dlq-375.png');
   check(p.errors.length === 0, `no script error in the pages (${p.errors.join(' | ')})`);
+  if (restarted) {
+    const code = await new Promise(resolve => { restarted.on('exit', c => resolve(c)); restarted.kill('SIGTERM'); });
+    check(code === 0, `the restarted naq web stops cleanly on SIGTERM (exit ${code})`);
+    restarted = null;
+  }
 }
 
 // ---- the live-feed benchmark ----
@@ -401,6 +436,7 @@ if (failures.length) {
   console.error(`browser: ${failures.length} check(s) failed:\n  ` + failures.join('\n  '));
   code = 1;
 }
+if (restarted) restarted.kill('SIGKILL'); // the UI test failed before stopping it
 try { await r.browser.send('Browser.close'); } catch (e) { /* already gone */ }
 await sleep(200);
 try { r.child.kill('SIGKILL'); } catch (e) { /* gone */ }

@@ -119,6 +119,15 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
                              0, 0, 5, 2, 0, "queue", "web-b", "pending", 3, "by_priority", 0, 0, 3,
                              0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR", w.env_spool + 14);
     assert_non_null(spec);
+    /* The driver stops this naq web mid-test and starts it again on the
+     * same port (the live feed's reconnect), then stops its own. */
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", web.port);
+    json_object_set_new(spec, "web_pid", json_integer(web.pid));
+    json_object_set_new(spec, "web_argv",
+                        json_pack("[s, s, s, s, s, s, s]", NAQ_BIN, "web", "--listen", listen,
+                                  "--allow-actions", "--token-file", token_file));
+    json_object_set_new(spec, "web_env", json_object());
     char spec_path[320];
     snprintf(spec_path, sizeof spec_path, "%s/browser-spec.json", s.dir);
     assert_int_equal(json_dump_file(spec, spec_path, JSON_INDENT(2)), 0);
@@ -131,7 +140,7 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
         skipped = 1;
     else
         assert_int_equal(rc, 0);
-    assert_int_equal(web_stop(&web), 0);
+    assert_int_equal(web_stop(&web), 0); /* stopped by the driver: exit 0 */
     assert_int_equal(web_stop_pid(wd), 0);
     naq_client_destroy(c);
     naq_test_server_destroy(&s);
