@@ -250,7 +250,8 @@ async function keyboard(p) {
 let restarted = null; // the naq web this script started again (the UI test stops it)
 
 async function reachable(base) {
-  try { return (await fetch(base + '/api/config')).ok; } catch (e) { return false; }
+  // A server on its way down may accept a connection and never answer it.
+  try { return (await fetch(base + '/api/config', { signal: AbortSignal.timeout(1000) })).ok; } catch (e) { return false; }
 }
 
 async function waitUntil(fn, what, ms = 15000) {
