@@ -39,6 +39,7 @@ static int teardown(void **state)
     int rc = f->web.pid > 0 ? web_stop(&f->web) : 0;
     if (rc != 0)
         fprintf(stderr, "naq web exited with %d on SIGTERM (log: %s)\n", rc, f->web.log);
+    web_stop_all(); /* workers a failed case left behind */
     naq_client_destroy(f->c);
     naq_test_server_destroy(&f->s);
     free(f);
@@ -639,7 +640,8 @@ static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **sta
     const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
     char log[320];
     snprintf(log, sizeof log, "%s/worker-enc.log", f->s.dir);
-    pid_t w = naq_test_spawn_cli((const char *[]){"worker", "-q", "enc", NULL}, env, log);
+    pid_t w =
+        web_track(naq_test_spawn_cli((const char *[]){"worker", "-q", "enc", NULL}, env, log));
     assert_true(web_worker_ready(f->c, "enc"));
     char *out = NULL;
     assert_int_equal(

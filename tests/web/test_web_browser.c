@@ -22,6 +22,8 @@
 #define PAYLOAD "<script>window.__xss=1</script>\"'><img src=x onerror=window.__xss=2>"
 
 static int skipped;
+static naq_test_server server; /* here, so the teardown stops it after a failure too */
+static int server_up;
 
 static int run_driver(const char *spec_path)
 {
@@ -41,8 +43,9 @@ static int run_driver(const char *spec_path)
 static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unused)
 {
     (void)unused;
-    naq_test_server s;
-    naq_test_server_start(&s);
+    naq_test_server_start(&server);
+    server_up = 1;
+    naq_test_server s = server; /* a copy for reading: teardown stops the server */
     naq_client *c = naq_test_connect(&s);
     web_proc w;
     web_env(&w, &s, NULL);
@@ -143,13 +146,24 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     assert_int_equal(web_stop(&web), 0); /* stopped by the driver: exit 0 */
     assert_int_equal(web_stop_pid(wd), 0);
     naq_client_destroy(c);
-    naq_test_server_destroy(&s);
+}
+
+/* Also after a failed assertion: the workers, naq web and the server. */
+static int stop_all(void **unused)
+{
+    (void)unused;
+    web_stop_all();
+    if (server_up)
+        naq_test_server_destroy(&server);
+    server_up = 0;
+    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(the_pages_show_a_known_workload_and_act_in_a_real_browser),
+        cmocka_unit_test_teardown(the_pages_show_a_known_workload_and_act_in_a_real_browser,
+                                  stop_all),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (failed == 0 && skipped) {

@@ -40,6 +40,29 @@ static inline void web_env(web_proc *w, const naq_test_server *s, const char *co
     w->env[n] = NULL;
 }
 
+/* Every process these helpers start, so that a failed assertion (which
+ * leaves the test function at once) still stops them: the tests' teardown
+ * calls web_stop_all(). */
+#define WEB_CHILDREN_MAX 32
+static pid_t web_children[WEB_CHILDREN_MAX];
+
+static inline pid_t web_track(pid_t pid)
+{
+    for (int i = 0; i < WEB_CHILDREN_MAX; i++)
+        if (web_children[i] == 0) {
+            web_children[i] = pid;
+            break;
+        }
+    return pid;
+}
+
+static inline void web_untrack(pid_t pid)
+{
+    for (int i = 0; i < WEB_CHILDREN_MAX; i++)
+        if (web_children[i] == pid)
+            web_children[i] = 0;
+}
+
 static inline void web_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -60,7 +83,7 @@ static inline int web_start(web_proc *w, const naq_test_server *s, const char *c
     for (; args != NULL && *args != NULL && n < 15; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    w->pid = naq_test_spawn_cli(argv, w->env, w->log);
+    w->pid = web_track(naq_test_spawn_cli(argv, w->env, w->log));
     for (int i = 0; i < 500; i++) {
         FILE *f = fopen(w->log, "r");
         char line[512];
@@ -77,6 +100,7 @@ static inline int web_start(web_proc *w, const naq_test_server *s, const char *c
             fclose(f);
         int st = 0;
         if (waitpid(w->pid, &st, WNOHANG) == w->pid) {
+            web_untrack(w->pid);
             if (exit_code != NULL)
                 *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
             w->pid = 0;
@@ -93,6 +117,7 @@ static inline int web_stop_pid(pid_t pid)
 {
     if (pid <= 0)
         return -1;
+    web_untrack(pid);
     kill(pid, SIGTERM);
     int st = 0;
     for (int i = 0; i < 500; i++) {
@@ -103,6 +128,14 @@ static inline int web_stop_pid(pid_t pid)
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     return 128 + SIGKILL;
+}
+
+/* Stops whatever a failed test left running. */
+static inline void web_stop_all(void)
+{
+    for (int i = 0; i < WEB_CHILDREN_MAX; i++)
+        if (web_children[i] > 0)
+            web_stop_pid(web_children[i]);
 }
 
 static inline int web_stop(web_proc *w)
@@ -197,7 +230,7 @@ static inline pid_t web_worker(const web_proc *w, const naq_test_server *s, cons
     char log[320];
     snprintf(log, sizeof log, "%s/worker-%s.log", s->dir, queue);
     const char *argv[] = {"worker", "-q", queue, NULL};
-    return naq_test_spawn_cli(argv, w->env, log);
+    return web_track(naq_test_spawn_cli(argv, w->env, log));
 }
 
 /* Waits until a live worker serving queue is idle in the registry (it
