@@ -16,8 +16,8 @@
  */
 #include "web_int.h"
 
-#include "crypt.h"    /* naq__crypt_show_args: a dead job's args, opened with the key */
-#include "internal.h" /* c->crypt */
+#include "core/crypt.h" /* naq__crypt_show_args: a dead job's args, opened with the key */
+#include "internal.h"   /* c->crypt */
 
 #include <math.h>
 #include <stdio.h>

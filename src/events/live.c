@@ -367,7 +367,7 @@ static naq_status stream_from(naq_client *c, const naq_stream_opts *o, naq_event
     char subject[NAQ_URL_MAX] = ">";
     naq_status s = NAQ_OK;
     if (has(o->filter.job_id) &&
-        (s = job_subject(c, o->filter.job_id, subject, sizeof subject)) != NAQ_OK)
+        (s = naq__job_events_subject(c, o->filter.job_id, subject, sizeof subject)) != NAQ_OK)
         return s;
     uint64_t last = 0;
     if (!o->follow) {
