@@ -564,6 +564,108 @@ static void a_changed_ciphertext_byte_fails_the_job_with_DecryptError(void **sta
     naq_client_destroy(prod);
 }
 
+/* ---- 6: a schedule's args ---- */
+
+typedef struct {
+    naq_scheduler *s;
+    pthread_t t;
+} sched_thread;
+
+static void *sched_main(void *arg)
+{
+    naq_scheduler_run(((sched_thread *)arg)->s);
+    return NULL;
+}
+
+static void sched_start(sched_thread *st, naq_client *c, const char *id)
+{
+    naq_scheduler_opts o;
+    naq_scheduler_opts_init(&o);
+    o.scheduler_id = id;
+    assert_int_equal(naq_scheduler_create(c, &o, &st->s), NAQ_OK);
+    assert_int_equal(pthread_create(&st->t, NULL, sched_main, st), 0);
+}
+
+static naq_scheduler_stats sched_stop(sched_thread *st)
+{
+    naq_scheduler_stop(st->s);
+    pthread_join(st->t, NULL);
+    naq_scheduler_stats stats;
+    naq_scheduler_get_stats(st->s, &stats);
+    naq_scheduler_destroy(st->s);
+    return stats;
+}
+
+static int saw_marker(void *ud)
+{
+    (void)ud;
+    return strstr(seen_args, MARKER) != NULL;
+}
+
+static void
+a_schedules_args_are_sealed_in_its_bucket_and_only_a_keyed_scheduler_triggers_it(void **state)
+{
+    crypt_fx *cx = *state;
+    fixture *fx = &cx->fx;
+    naq_client *keyed = connect_keyed(&fx->srv, cx->a);
+    naq_schedule sc;
+    naq_schedule_init(&sc);
+    snprintf(sc.name, sizeof sc.name, "sealed-every");
+    sc.kind = NAQ_SCHEDULE_EVERY;
+    sc.every_ms = 1000;
+    snprintf(sc.queue, sizeof sc.queue, "sq");
+    snprintf(sc.function, sizeof sc.function, "echo");
+    sc.args_json = strdup("[\"" MARKER "\"]");
+    assert_int_equal(naq_schedule_add(keyed, &sc), NAQ_OK);
+    assert_string_equal(sc.args_json, "[\"" MARKER "\"]"); /* the caller's copy stays plain */
+    naq_schedule_clear(&sc);
+
+    /* The bucket holds the envelope, not the args. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, fx->srv.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, NAQ__SCHEDULES_BUCKET), NATS_OK);
+    assert_int_equal(kvStore_Get(&e, kv, "sealed-every"), NATS_OK);
+    const char *stored = kvEntry_ValueString(e);
+    if (strstr(stored, MARKER) != NULL || strstr(stored, "\"naq_enc\"") == NULL)
+        fail_msg("the schedule's args are stored in plaintext: %s", stored);
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+
+    /* A scheduler without the key cannot open them: its triggers fail
+     * (and are retried), no job is made. */
+    naq_client *plain = connect_keyed(&fx->srv, NULL);
+    sched_thread st;
+    sched_start(&st, plain, "no-key");
+    sleep_ms(2500);
+    naq_scheduler_stats stats = sched_stop(&st);
+    assert_int_equal(stats.triggers, 0);
+    assert_true(stats.trigger_errors > 0);
+
+    /* With the key it triggers, and a keyed worker gets the args. */
+    seen_args[0] = '\0';
+    running r;
+    naq_client *wc = connect_keyed(&fx->srv, cx->a);
+    start_worker(fx, &r, wc, "sq");
+    sched_start(&st, keyed, "keyed");
+    int ran = naq_test_wait_for(saw_marker, NULL, 15000);
+    stats = sched_stop(&st);
+    stop(&r);
+    if (!ran)
+        fail_msg("no job of the schedule reached the worker with its args (triggers %llu, "
+                 "errors %llu)",
+                 (unsigned long long)stats.triggers, (unsigned long long)stats.trigger_errors);
+    assert_string_equal(seen_args, "[\"" MARKER "\"]");
+    naq_client_destroy(wc);
+    naq_client_destroy(plain);
+    naq_client_destroy(keyed);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(
         a_keyed_worker_gets_plain_args_and_only_keyed_readers_see_the_result, crypt_setup,
@@ -576,6 +678,9 @@ static const struct CMUnitTest tests[] = {
                                     crypt_setup, crypt_teardown),
     cmocka_unit_test_setup_teardown(a_changed_ciphertext_byte_fails_the_job_with_DecryptError,
                                     crypt_setup, crypt_teardown),
+    cmocka_unit_test_setup_teardown(
+        a_schedules_args_are_sealed_in_its_bucket_and_only_a_keyed_scheduler_triggers_it,
+        crypt_setup, crypt_teardown),
 };
 
 NAQ_TEST_MAIN(tests)

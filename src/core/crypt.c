@@ -517,6 +517,58 @@ void naq__crypt_show_args(const naq__crypt *k, json_t *job)
     json_object_set_new(job, "args", args ? args : json_string(NAQ_CRYPT_HIDDEN));
 }
 
+/* ---------------------------------------------------------------- schedules */
+
+naq_status naq__crypt_seal_schedule_args(const naq__crypt *k, const char *name, char **args_json)
+{
+    const char *args = *args_json ? *args_json : "[]";
+    if (naq__crypt_is_sealed_text(args))
+        return NAQ_OK;
+    json_t *env = naq__crypt_seal(k, NAQ_CRYPT_SCHEDULE, name, args, strlen(args));
+    char *text = env ? naq__json_dumps(env, NAQ__JSON_FLAGS) : NULL;
+    json_decref(env);
+    if (text == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encrypting the args of schedule %s",
+                         name);
+    if (*args_json != NULL)
+        sodium_memzero(*args_json, strlen(*args_json));
+    free(*args_json);
+    *args_json = text;
+    return NAQ_OK;
+}
+
+naq_status naq__crypt_open_schedule_args(const naq__crypt *k, const char *name,
+                                         const char *args_json, char **plain)
+{
+    *plain = NULL;
+    const char *args = args_json ? args_json : "[]";
+    if (!naq__crypt_is_sealed_text(args)) {
+        *plain = strdup(args);
+        return *plain ? NAQ_OK : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory");
+    }
+    json_t *env = json_loads(args, 0, NULL);
+    char bound[NAQ_ID_SIZE];
+    naq_status s = env ? naq__crypt_open(k, NAQ_CRYPT_SCHEDULE, env, plain, bound)
+                       : naq__fail(NAQ_ERR_CODEC, "the args of schedule %s are not JSON", name);
+    json_decref(env);
+    if (s == NAQ_OK && strcmp(bound, name) != 0)
+        s = naq__fail(NAQ_ERR_CODEC,
+                      "the args of schedule %s are sealed for schedule %s: a ciphertext moved "
+                      "to another schedule is refused",
+                      name, bound);
+    if (s != NAQ_OK) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", naq_last_error());
+        free(*plain);
+        *plain = NULL;
+        return naq__fail(NAQ_ERR_CODEC,
+                         "schedule %s has encrypted args that this process cannot open (%s); "
+                         "give it NAQ_ENCRYPTION_KEY_FILE with their key",
+                         name, why);
+    }
+    return NAQ_OK;
+}
+
 /* ---------------------------------------------------------------- events */
 
 /* Details that can hold what a job computed or printed. */

@@ -28,6 +28,7 @@ typedef struct naq__crypt naq__crypt;
 #define NAQ_CRYPT_OUTCOME "outcome"
 #define NAQ_CRYPT_EVENT "event"
 #define NAQ_CRYPT_DLQ "dlq"
+#define NAQ_CRYPT_SCHEDULE "schedule_args"
 
 /* What a reader without the key shows in place of a sealed text. */
 #define NAQ_CRYPT_HIDDEN "<encrypted>"
@@ -79,6 +80,16 @@ naq_status naq__crypt_open_args(const naq__crypt *k, naq_job *j);
  * string NAQ_CRYPT_HIDDEN when k cannot open them. Never for a job that is
  * published again (a dead-letter retry re-publishes the envelope). */
 void naq__crypt_show_args(const naq__crypt *k, json_t *job);
+
+/* A schedule's args for its bucket: sealed for (NAQ_CRYPT_SCHEDULE, the
+ * schedule's name), replacing *args_json (heap; NULL reads as []). Args
+ * sealed already stay as they are. */
+naq_status naq__crypt_seal_schedule_args(const naq__crypt *k, const char *name, char **args_json);
+/* At a trigger: *plain (heap, free()) holds the schedule's args, opened
+ * when they are sealed (bound to this schedule's name), copied when not.
+ * NAQ_ERR_CODEC naming the reason (no key, unknown key, tampered). */
+naq_status naq__crypt_open_schedule_args(const naq__crypt *k, const char *name,
+                                         const char *args_json, char **plain);
 
 /* Worker: moves e's error_message and payload details (result,
  * stdout_tail, stderr_tail) into details["sealed"]. e's strings are

@@ -10,6 +10,7 @@
  * operator may be editing the same schedule. A lost race re-reads and
  * re-applies only the caller's change.
  */
+#include "core/crypt.h"
 #include "core/kv.h"
 #include "scheduler.h"
 
@@ -90,6 +91,24 @@ naq_status naq__schedule_from_entry(kvEntry *e, naq_schedule *out)
     return NAQ_OK;
 }
 
+/* The bucket's form of s: with a key (NAQ_ENCRYPTION_KEY_FILE) the args
+ * are sealed for the schedule (crypt.h), and only a process with the key
+ * can trigger it; s itself keeps its args. *json: heap. */
+static naq_status encode_stored(naq_client *c, const naq_schedule *s, char **json, size_t *len)
+{
+    if (c->crypt == NULL)
+        return naq_schedule_encode(s, json, len);
+    naq_schedule sealed = *s; /* shallow: only args_json is replaced */
+    sealed.args_json = s->args_json ? strdup(s->args_json) : NULL;
+    naq_status st = s->args_json && sealed.args_json == NULL
+                        ? naq__fail(NAQ_ERR_NO_MEMORY, "out of memory")
+                        : naq__crypt_seal_schedule_args(c->crypt, s->name, &sealed.args_json);
+    if (st == NAQ_OK)
+        st = naq_schedule_encode(&sealed, json, len);
+    free(sealed.args_json);
+    return st;
+}
+
 naq_status naq_schedule_add(naq_client *c, naq_schedule *s)
 {
     kvStore *kv = NULL;
@@ -109,7 +128,7 @@ naq_status naq_schedule_add(naq_client *c, naq_schedule *s)
         return naq__fail(NAQ_ERR_INVALID_ARG, "schedule '%s': that time is in the past", s->name);
     if (st != NAQ_OK)
         return st;
-    if ((st = naq_schedule_encode(s, &json, &len)) != NAQ_OK)
+    if ((st = encode_stored(c, s, &json, &len)) != NAQ_OK)
         return st;
     if ((st = naq__schedules_kv(c, c->js, &kv)) != NAQ_OK)
         goto out;
@@ -293,7 +312,7 @@ static naq_status edit(naq_client *c, const char *name, naq_schedule_edit_fn fn,
             next.next_run_ms = 0;
         if ((s = naq_schedule_validate(&next)) != NAQ_OK ||
             (s = naq_schedule_encode(&cur, &old_json, &old_len)) != NAQ_OK ||
-            (s = naq_schedule_encode(&next, &new_json, &new_len)) != NAQ_OK)
+            (s = encode_stored(c, &next, &new_json, &new_len)) != NAQ_OK)
             goto out;
         if (old_len == new_len && memcmp(old_json, new_json, new_len) == 0) {
             /* Nothing to change; after an unconfirmed write this is our

@@ -27,6 +27,7 @@
  * decides (naq/schedule.h). Younger ones always fire, one job each, which
  * is what makes a leader handover lose nothing whatever the policy.
  */
+#include "core/crypt.h"
 #include "core/heap.h"
 #include "core/kv.h"
 #include "lease.h"
@@ -35,6 +36,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,17 +326,24 @@ static naq_status trigger(naq_scheduler *s, const naq_schedule *sc, int64_t due,
     /* The tag links the job's own events (enqueued, started, ...) back to
      * the schedule. */
     snprintf(tags, sizeof tags, "{\"naq_schedule\":\"%s\"}", sc->name);
+    char *args = NULL; /* opened when sealed (crypt.h): the job seals them for itself */
+    if ((st = naq__crypt_open_schedule_args(s->c->crypt, sc->name, sc->args_json, &args)) != NAQ_OK)
+        return st;
     naq_job_opts jo;
     naq_job_opts_init(&jo);
     jo.queue = sc->queue;
     jo.function = sc->function;
-    jo.args_json = sc->args_json;
+    jo.args_json = args;
     jo.max_retries = sc->max_retries;
     jo.timeout_ms = sc->timeout_ms;
     jo.priority = sc->priority;
     jo.job_id = job_id;
     jo.tags_json = tags;
-    if ((st = naq_enqueue(s->c, &jo, got)) != NAQ_OK)
+    st = naq_enqueue(s->c, &jo, got);
+    if (args != NULL)
+        sodium_memzero(args, strlen(args));
+    free(args);
+    if (st != NAQ_OK)
         return st;
     double due_s = (double)due / 1000.0;
     naq__derived_id("schedule_triggered", job_id, event_id);
