@@ -8,6 +8,7 @@
  * In a batch the flags are defaults that each line's fields override.
  */
 #include "cli.h"
+#include "job_jsonl.h"
 #include "jsonw.h"
 
 #include <errno.h>
@@ -203,165 +204,6 @@ static int add_deps(const char *cmd, dep_list *d, const char *text)
 
 /* ---------------------------------------------------------------- batch */
 
-/* One line's job: the options plus the heap text they borrow. */
-typedef struct {
-    json_t *line;      /* the parsed line; strings of it are borrowed */
-    char *args;        /* heap */
-    char *tags;        /* heap */
-    const char **deps; /* heap array; strings in line */
-} batch_job;
-
-static int line_error(int lineno, const char *fmt, const char *what)
-{
-    fprintf(stderr, "naq: line %d: ", lineno);
-    fprintf(stderr, fmt, what);
-    fputc('\n', stderr);
-    return NAQ_EXIT_USAGE;
-}
-
-/* A whole number field of the line into *out (unchanged when absent). */
-static int line_int(int lineno, json_t *o, const char *key, int64_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v))
-        return NAQ_EXIT_OK;
-    if (!json_is_integer(v))
-        return line_error(lineno, "'%s' must be a whole number", key);
-    *out = (int64_t)json_integer_value(v);
-    return NAQ_EXIT_OK;
-}
-
-static int line_string(int lineno, json_t *o, const char *key, const char **out)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v))
-        return NAQ_EXIT_OK;
-    if (!json_is_string(v))
-        return line_error(lineno, "'%s' must be a string", key);
-    *out = json_string_value(v);
-    return NAQ_EXIT_OK;
-}
-
-/* Fills jo (a copy of the defaults) from one JSONL line. */
-static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
-{
-    json_t *o = bj->line;
-    int rc;
-    int64_t n;
-    static const char *const known[] = {"queue",       "function",
-                                        "args",        "argv",
-                                        "max_retries", "retries",
-                                        "timeout_ms",  "tags",
-                                        "priority",    "job_id",
-                                        "id",          "ttl_ms",
-                                        "depends_on",  "run_on_dependency_failure",
-                                        "unique_key",  "result_ttl_ms",
-                                        "retry",       NULL};
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        int ok = 0;
-        for (int i = 0; known[i] != NULL; i++)
-            ok |= strcmp(key, known[i]) == 0;
-        if (!ok)
-            return line_error(lineno, "unknown field '%s' (see 'naq enqueue --help')", key);
-    }
-    if ((rc = line_string(lineno, o, "queue", &jo->queue)) != 0 ||
-        (rc = line_string(lineno, o, "function", &jo->function)) != 0 ||
-        (rc = line_string(lineno, o, "job_id", &jo->job_id)) != 0 ||
-        (rc = line_string(lineno, o, "id", &jo->job_id)) != 0 ||
-        (rc = line_string(lineno, o, "unique_key", &jo->unique_key)) != 0 ||
-        (rc = line_int(lineno, o, "timeout_ms", &jo->timeout_ms)) != 0 ||
-        (rc = line_int(lineno, o, "ttl_ms", &jo->ttl_ms)) != 0 ||
-        (rc = line_int(lineno, o, "result_ttl_ms", &jo->result_ttl_ms)) != 0)
-        return rc;
-    n = jo->max_retries;
-    if ((rc = line_int(lineno, o, "retries", &n)) != 0 ||
-        (rc = line_int(lineno, o, "max_retries", &n)) != 0)
-        return rc;
-    if (n < 0 || n > 1000000)
-        return line_error(lineno, "%s must be 0 to 1000000", "max_retries");
-    jo->max_retries = (int)n;
-    json_t *argv = json_object_get(o, "argv");
-    json_t *args = json_object_get(o, "args");
-    if (argv != NULL) {
-        if (args != NULL || json_object_get(o, "function") != NULL)
-            return line_error(lineno, "%s", "give either \"argv\" or \"function\"/\"args\"");
-        json_t *wrap = json_pack("{s:O}", "argv", argv);
-        bj->args = wrap ? naq__json_dumps(wrap, JSON_COMPACT) : NULL;
-        json_decref(wrap);
-        jo->function = NAQ_EXEC_FUNCTION;
-        jo->args_json = bj->args;
-    } else if (args != NULL) {
-        bj->args = naq__json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
-        jo->args_json = bj->args;
-    }
-    json_t *tags = json_object_get(o, "tags");
-    if (tags != NULL) {
-        bj->tags = naq__json_dumps(tags, JSON_COMPACT | JSON_ENCODE_ANY);
-        jo->tags_json = bj->tags;
-    }
-    json_t *prio = json_object_get(o, "priority");
-    if (json_is_integer(prio)) {
-        jo->priority = (int)json_integer_value(prio);
-    } else if (json_is_string(prio)) {
-        if (naq_priority_parse(json_string_value(prio), &jo->priority) != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    } else if (prio != NULL) {
-        return line_error(lineno, "%s", "'priority' must be 0-4 or a name like \"high\"");
-    }
-    json_t *retry = json_object_get(o, "retry");
-    if (json_is_string(retry)) {
-        if (naq_retry_policy_parse(json_string_value(retry), &jo->retry) != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    } else if (retry != NULL) {
-        /* The wire form: decode it the way a worker would. */
-        json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x", "queue",
-                                  "x", "function", "x", "retry", retry);
-        char *text = probe ? naq__json_dumps(probe, JSON_COMPACT) : NULL;
-        json_decref(probe);
-        naq_job j;
-        naq_status s = text ? naq_job_decode(text, strlen(text), &j) : NAQ_ERR_NO_MEMORY;
-        free(text);
-        if (s == NAQ_OK) {
-            jo->retry.kind = j.retry.kind;
-            jo->retry.delay_ms = j.retry.delay_ms;
-            jo->retry.max_delay_ms = j.retry.max_delay_ms;
-            jo->retry.jitter = j.retry.jitter;
-            memcpy(jo->retry.delays_ms, j.retry.delays_ms, sizeof j.retry.delays_ms);
-            jo->retry.n_delays = j.retry.n_delays;
-        }
-        naq_job_clear(&j);
-        if (s != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    }
-    json_t *deps = json_object_get(o, "depends_on");
-    if (deps != NULL) {
-        if (!json_is_array(deps))
-            return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
-        bj->deps = calloc(json_array_size(deps) + 1, sizeof *bj->deps);
-        if (bj->deps == NULL)
-            return line_error(lineno, "%s", "out of memory");
-        size_t i;
-        json_t *d;
-        json_array_foreach(deps, i, d)
-        {
-            if (!json_is_string(d))
-                return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
-            bj->deps[i] = json_string_value(d);
-        }
-        jo->depends_on = bj->deps;
-    }
-    json_t *run = json_object_get(o, "run_on_dependency_failure");
-    if (run != NULL) {
-        if (!json_is_boolean(run))
-            return line_error(lineno, "%s", "'run_on_dependency_failure' must be true or false");
-        jo->run_on_dependency_failure = json_is_true(run);
-    }
-    return NAQ_EXIT_OK;
-}
-
 static int run_batch(const char *cmd, const char *path, const naq_job_opts *defaults,
                      const naq_cli_common *common)
 {
@@ -369,8 +211,8 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
     if (in == NULL) {
         return naq_cli_usage_error(cmd, "cannot open %s: %s", path, strerror(errno));
     }
-    batch_job *bjs = NULL;
-    naq_job_opts *jobs = NULL;
+    naq__jsonl_job *bjs = NULL; /* each line's job, held until the end */
+    naq_job_opts *jobs = NULL;  /* their opts side by side, for naq_enqueue_batch */
     int *linenos = NULL;
     size_t n = 0, cap = 0;
     char *line = NULL;
@@ -385,7 +227,7 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            batch_job *b2 = realloc(bjs, cap * sizeof *b2);
+            naq__jsonl_job *b2 = realloc(bjs, cap * sizeof *b2);
             naq_job_opts *j2 = b2 ? realloc(jobs, cap * sizeof *j2) : NULL;
             int *l2 = j2 ? realloc(linenos, cap * sizeof *l2) : NULL;
             if (b2)
@@ -399,22 +241,14 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             }
             linenos = l2;
         }
-        batch_job *bj = &bjs[n];
-        memset(bj, 0, sizeof *bj);
-        jobs[n] = *defaults;
         linenos[n] = lineno;
+        naq_status s = naq__jsonl_job_decode(line, (size_t)got, lineno, defaults, &bjs[n]);
+        jobs[n] = bjs[n].opts;
         n++;
-        json_error_t e;
-        bj->line = json_loads(line, 0, &e);
-        int bad = 0;
-        if (!json_is_object(bj->line))
-            bad = line_error(lineno, "%s", bj->line ? "not a JSON object" : e.text);
-        else
-            bad = parse_line(lineno, bj, &jobs[n - 1]);
-        if (!bad && naq_job_opts_validate(&jobs[n - 1]) != NAQ_OK)
-            bad = line_error(lineno, "%s", naq_last_error());
-        if (bad)
+        if (s != NAQ_OK) {
+            naq_cli_error("%s", naq_last_error());
             rc = NAQ_EXIT_USAGE;
+        }
     }
     if (ferror(in)) {
         naq_cli_error("cannot read %s: %s", path, strerror(errno));
@@ -461,12 +295,8 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
     free(st);
     naq_client_destroy(client);
 out:
-    for (size_t i = 0; i < n; i++) {
-        json_decref(bjs[i].line);
-        free(bjs[i].args);
-        free(bjs[i].tags);
-        free(bjs[i].deps);
-    }
+    for (size_t i = 0; i < n; i++)
+        naq__jsonl_job_clear(&bjs[i]);
     free(bjs);
     free(jobs);
     free(linenos);
