@@ -8,6 +8,7 @@
  * (a log, a cron mail) one line per stream, when the stream is done.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +71,6 @@ typedef struct {
     int drawn;       /* a terminal line is showing (a newline must end it) */
 } progress;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "1.5 MiB": every size this command prints. */
 static void human(uint64_t n, char *buf, size_t cap)
 {
@@ -93,7 +87,7 @@ static void human(uint64_t n, char *buf, size_t cap)
 static void on_progress(const naq_backup_progress *p, void *user)
 {
     progress *pr = user;
-    int64_t t = now_ms();
+    int64_t t = naq__mono_ms();
     if (!p->done && (!pr->tty || t - pr->last_ms < 200))
         return;
     pr->last_ms = t;
@@ -196,12 +190,12 @@ static int backup(naq_cli_ctx *x)
     progress pr;
     progress_init(&pr, a->quiet, &a->o);
     naq_backup_summary sum;
-    int64_t t0 = now_ms();
+    int64_t t0 = naq__mono_ms();
     naq_status s = naq_backup_write(&cfg, dir, &a->o, &sum);
     progress_end(&pr);
     if (s != NAQ_OK)
         return naq_cli_fail(x->cmd, s);
-    print_summary("saved", dir, &sum, (double)(now_ms() - t0) / 1000);
+    print_summary("saved", dir, &sum, (double)(naq__mono_ms() - t0) / 1000);
     return NAQ_EXIT_OK;
 }
 
@@ -211,7 +205,7 @@ static int restore(naq_cli_ctx *x)
     const char *dir = x->argv[0];
     progress pr;
     progress_init(&pr, a->quiet, &a->o);
-    int64_t t0 = now_ms();
+    int64_t t0 = naq__mono_ms();
     if (a->verify_only) {
         naq_status s = naq_backup_verify(dir, &a->o);
         progress_end(&pr);
@@ -229,7 +223,7 @@ static int restore(naq_cli_ctx *x)
     progress_end(&pr);
     if (s != NAQ_OK)
         return naq_cli_fail(x->cmd, s);
-    print_summary("restored", dir, &sum, (double)(now_ms() - t0) / 1000);
+    print_summary("restored", dir, &sum, (double)(naq__mono_ms() - t0) / 1000);
     return NAQ_EXIT_OK;
 }
 

@@ -8,6 +8,7 @@
  * In a batch the flags are defaults that each line's fields override.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "job_jsonl.h"
 #include "jsonw.h"
 
@@ -107,13 +108,6 @@ typedef struct {
     const char *flag;
 } delay_opt;
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
 {
     const char *flag = ch == OPT_IN ? "--in" : "--at";
@@ -125,7 +119,7 @@ static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
     if (ch == OPT_IN) {
         if (naq_parse_duration_ms(text, &ms) != NAQ_OK)
             return naq_cli_usage_error(cmd, "--in: %s", naq_last_error());
-        d->run_at = wall_now() + (double)ms / 1000.0;
+        d->run_at = naq__now() + (double)ms / 1000.0;
         return NAQ_EXIT_OK;
     }
     /* A bare duration means "before now" to --since; here it would be
@@ -133,7 +127,7 @@ static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
     if (naq_parse_duration_ms(text, &ms) == NAQ_OK)
         return naq_cli_usage_error(cmd, "--at takes a point in time; for a delay use --in %s",
                                    text);
-    if (naq_parse_time(text, wall_now(), &d->run_at) != NAQ_OK)
+    if (naq_parse_time(text, naq__now(), &d->run_at) != NAQ_OK)
         return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
     return NAQ_EXIT_OK;
 }
@@ -464,7 +458,7 @@ static int run(naq_cli_ctx *x)
     if (s != NAQ_OK)
         return naq_cli_fail(x->cmd, s);
     printf("%s\n", id);
-    if (a->delay.given && a->delay.run_at > wall_now()) {
+    if (a->delay.given && a->delay.run_at > naq__now()) {
         char when[40];
         naq_cli_format_time(a->delay.run_at, when, sizeof when);
         naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id, when);

@@ -10,6 +10,7 @@
  * per line (raw is the same as json for them).
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "jsonw.h"
 #include "cmd_events_query.h"
 
@@ -97,10 +98,7 @@ typedef struct {
 
 static int parse_time_flag(const char *cmd, const char *flag, const char *text, double *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    if (naq_parse_time(text, now, out) != NAQ_OK)
+    if (naq_parse_time(text, naq__now(), out) != NAQ_OK)
         return naq_cli_usage_error(cmd, "%s: %s", flag, naq_last_error());
     return NAQ_EXIT_OK;
 }
@@ -236,6 +234,14 @@ static void query_args_init(query_args *a)
     a->fold = 1;
 }
 
+/* Runs c with every default. */
+static int query_main(const naq_cli_command *c, int argc, char **argv)
+{
+    query_args a;
+    query_args_init(&a);
+    return naq_cli_main(c, &a, argc, argv);
+}
+
 /* ---- list ---- */
 
 static const char list_usage[] =
@@ -329,9 +335,7 @@ int naq_cmd_events_count(int argc, char **argv)
     static const naq_cli_command c = {
         count_usage, NULL,  NULL,     opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
         option,      check, run_count};
-    query_args a;
-    query_args_init(&a);
-    return naq_cli_main(&c, &a, argc, argv);
+    return query_main(&c, argc, argv);
 }
 
 /* ---- delete ---- */
@@ -427,9 +431,7 @@ int naq_cmd_events_cleanup(int argc, char **argv)
     static const naq_cli_command c = {
         cleanup_usage, NULL,          NULL,       opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
         option,        check_cleanup, run_cleanup};
-    query_args a;
-    query_args_init(&a);
-    return naq_cli_main(&c, &a, argc, argv);
+    return query_main(&c, argc, argv);
 }
 
 /* ---- replay ---- */
@@ -551,33 +553,88 @@ static const char *top_error(const naq_stats_group *g)
     return g->nerrors > 0 ? g->errors[0].name : "-";
 }
 
-static void print_group_rows(const char *title, const naq_stats_group *v, size_t n, int durations)
+static void group_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    if (n == 0) {
-        printf("\n%s: none in the window\n", title);
-        return;
-    }
-    printf("\n%-20s %9s %9s %9s %8s %9s", title, "EVENTS", "COMPLETED", "FAILED", "SUCCESS",
-           "PER_MIN");
-    if (durations)
-        printf(" %8s %8s %8s %8s  %s", "AVG_MS", "P50_MS", "P95_MS", "P99_MS", "TOP_ERROR");
+    const naq_stats_group *g = item;
+    (void)user;
+    snprintf(buf[1], 24, "%llu", (unsigned long long)g->events);
+    snprintf(buf[2], 24, "%llu", (unsigned long long)g->counts[NAQ_EVENT_COMPLETED]);
+    snprintf(buf[3], 24, "%llu", (unsigned long long)g->counts[NAQ_EVENT_FAILED]);
+    fmt_rate(g->success_rate, buf[4], 16);
+    snprintf(buf[5], 24, "%.1f", g->throughput_per_min);
+    fmt_ms(g->duration_avg, buf[6], 16); /* columns 6.. only with durations */
+    fmt_ms(g->p50, buf[7], 16);
+    fmt_ms(g->p95, buf[8], 16);
+    fmt_ms(g->p99, buf[9], 16);
+    cells[0] = g->name;
+    for (int k = 1; k < 10; k++)
+        cells[k] = buf[k];
+    cells[10] = top_error(g);
+}
+
+static const char *const queue_headers[] = {"QUEUE",   "EVENTS",  "COMPLETED", "FAILED",
+                                            "SUCCESS", "PER_MIN", "AVG_MS",    "P50_MS",
+                                            "P95_MS",  "P99_MS",  "TOP_ERROR"};
+static const char *const worker_headers[] = {"WORKER", "EVENTS",  "COMPLETED",
+                                             "FAILED", "SUCCESS", "PER_MIN"};
+/* Per queue with durations; per worker without (a worker's runs are its
+ * queues'). */
+static const naq_cli_listing queue_groups = {11,        queue_headers, " rrrrrrrrr",
+                                             group_row, NULL,          NULL};
+static const naq_cli_listing worker_groups = {6, worker_headers, " rrrrr", group_row, NULL, NULL};
+
+static void print_groups(const naq_cli_listing *l, const naq_stats_group *v, size_t n)
+{
     printf("\n");
-    for (size_t i = 0; i < n; i++) {
-        const naq_stats_group *g = &v[i];
-        char rate[16], avg[16], p50[16], p95[16], p99[16];
-        fmt_rate(g->success_rate, rate, sizeof rate);
-        printf("%-20s %9llu %9llu %9llu %8s %9.1f", g->name, (unsigned long long)g->events,
-               (unsigned long long)g->counts[NAQ_EVENT_COMPLETED],
-               (unsigned long long)g->counts[NAQ_EVENT_FAILED], rate, g->throughput_per_min);
-        if (durations) {
-            fmt_ms(g->duration_avg, avg, sizeof avg);
-            fmt_ms(g->p50, p50, sizeof p50);
-            fmt_ms(g->p95, p95, sizeof p95);
-            fmt_ms(g->p99, p99, sizeof p99);
-            printf(" %8s %8s %8s %8s  %s", avg, p50, p95, p99, top_error(g));
-        }
-        printf("\n");
+    if (n == 0)
+        printf("%s: none in the window\n", l->headers[0]);
+    else
+        naq_cli_list_print(l, NAQ_CLI_FORMAT_TABLE, NULL, v, n, sizeof *v);
+}
+
+/* A name and its count: event types and error types of the total. */
+typedef struct {
+    const char *name;
+    unsigned long long count;
+} name_count;
+
+static void count_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
+{
+    const name_count *c = item;
+    (void)user;
+    snprintf(buf[1], 24, "%llu", c->count);
+    cells[0] = c->name;
+    cells[1] = buf[1];
+}
+
+static const char *const type_count_headers[] = {"TYPE", "COUNT"};
+static const char *const error_count_headers[] = {"ERROR_TYPE", "COUNT"};
+static const naq_cli_listing type_counts = {2, type_count_headers, " r", count_row, NULL, NULL};
+static const naq_cli_listing error_counts = {2, error_count_headers, " r", count_row, NULL, NULL};
+
+static void print_counts(const naq_stats_group *t)
+{
+    naq_cli_list p;
+    printf("\n");
+    naq_cli_list_begin(&p, &type_counts, NAQ_CLI_FORMAT_TABLE, NULL);
+    p.show_empty = 1; /* the header alone says there were none */
+    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++) {
+        name_count c = {naq_event_type_name((naq_event_type)i), t->counts[i]};
+        if (c.count > 0)
+            naq_cli_list_add(&p, &c);
     }
+    naq_cli_list_end(&p);
+    if (t->nerrors == 0)
+        return;
+    printf("\n");
+    naq_cli_list_begin(&p, &error_counts, NAQ_CLI_FORMAT_TABLE, NULL);
+    for (size_t i = 0; i < t->nerrors; i++) {
+        name_count c = {t->errors[i].name, (unsigned long long)t->errors[i].count};
+        naq_cli_list_add(&p, &c);
+    }
+    naq_cli_list_end(&p);
 }
 
 static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
@@ -608,20 +665,11 @@ static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
     printf("duration (%llu %s): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
            (unsigned long long)t->duration_n, naq_cli_plural(t->duration_n, "run", "runs"), avg,
            p50, p95, p99);
-    printf("\n%-26s %10s\n", "TYPE", "COUNT");
-    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
-        if (t->counts[i] > 0)
-            printf("%-26s %10llu\n", naq_event_type_name((naq_event_type)i),
-                   (unsigned long long)t->counts[i]);
-    if (t->nerrors > 0) {
-        printf("\n%-26s %10s\n", "ERROR_TYPE", "COUNT");
-        for (size_t i = 0; i < t->nerrors; i++)
-            printf("%-26s %10llu\n", t->errors[i].name, (unsigned long long)t->errors[i].count);
-    }
+    print_counts(t);
     if (by_queue)
-        print_group_rows("QUEUE", st->queues, st->nqueues, 1);
+        print_groups(&queue_groups, st->queues, st->nqueues);
     if (by_worker)
-        print_group_rows("WORKER", st->workers, st->nworkers, 0);
+        print_groups(&worker_groups, st->workers, st->nworkers);
 }
 
 static json_t *group_to_json(const naq_stats_group *g, int durations)
@@ -696,17 +744,10 @@ typedef struct {
     int shown;
 } fold_progress;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void show_fold_progress(uint64_t done, uint64_t total, void *ud)
 {
     fold_progress *p = ud;
-    int64_t now = mono_ms();
+    int64_t now = naq__mono_ms();
     if (now - p->started_ms < 1000 || now - p->shown_ms < 1000)
         return;
     int tty = isatty(STDERR_FILENO);
@@ -721,13 +762,13 @@ static void show_fold_progress(uint64_t done, uint64_t total, void *ud)
 /* Folds the rollup tail before a stats query (bounded, exactly-once). */
 static naq_status fold_before_stats(naq_client *c)
 {
-    fold_progress p = {mono_ms(), 0, 0};
+    fold_progress p = {naq__mono_ms(), 0, 0};
     naq_cli_stop_on_signals(NULL, 0);
     naq_status s = naq_rollup_catch_up(c, show_fold_progress, &p,
                                        (const volatile int *)&naq_cli_stop_requested, NULL);
     if (p.shown)
         fprintf(stderr, "%snaq: folded in %.1f s\n", isatty(STDERR_FILENO) ? "\n" : "",
-                (double)(mono_ms() - p.started_ms) / 1000.0);
+                (double)(naq__mono_ms() - p.started_ms) / 1000.0);
     return s;
 }
 
@@ -778,9 +819,7 @@ int naq_cmd_events_stats(int argc, char **argv)
     static const naq_cli_command c = {
         stats_usage, NULL, NULL,     opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT,
         option,      NULL, run_stats};
-    query_args a;
-    query_args_init(&a);
-    return naq_cli_main(&c, &a, argc, argv);
+    return query_main(&c, argc, argv);
 }
 
 /* ---- workers ---- */
@@ -910,7 +949,5 @@ int naq_cmd_events_rollup(int argc, char **argv)
     static const struct option opts[] = {{"once", no_argument, NULL, OPT_ONCE}, {NULL, 0, NULL, 0}};
     static const naq_cli_command c = {rollup_usage,    NULL,   NULL, opts,
                                       NAQ_CLI_CONNECT, option, NULL, run_rollup};
-    query_args a;
-    query_args_init(&a);
-    return naq_cli_main(&c, &a, argc, argv);
+    return query_main(&c, argc, argv);
 }

@@ -9,6 +9,7 @@
  * one candidate until SIGINT / SIGTERM, then hands the lease over.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "jsonw.h"
 #include "cmd_schedule.h"
 
@@ -118,13 +119,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- parsing */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Usage error unless text fits a field of cap bytes. */
 static int fits(const char *cmd, const char *flag, const char *text, size_t cap)
 {
@@ -189,7 +183,7 @@ static int change_option(naq_cli_ctx *x, int c, const char *arg)
         ch->has_every = 1;
         break;
     case OPT_AT:
-        if (naq_parse_time_ms(arg, now_ms(), &ch->at_ms) != NAQ_OK)
+        if (naq_parse_time_ms(arg, (int64_t)(naq__now() * 1000.0), &ch->at_ms) != NAQ_OK)
             return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
         ch->has_at = 1;
         break;
@@ -476,6 +470,20 @@ static int check_add(naq_cli_ctx *x)
     return rc;
 }
 
+/* After add or modify: "schedule NAME added; next run TIME", or the
+ * failure. Clears s. */
+static int report_next_run(const char *cmd, naq_status st, naq_schedule *s, const char *done)
+{
+    int rc = st == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, st);
+    if (rc == NAQ_EXIT_OK) {
+        char next[48];
+        naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
+        printf("schedule %s %s; next run %s\n", s->name, done, next);
+    }
+    naq_schedule_clear(s);
+    return rc;
+}
+
 static int cmd_add(naq_cli_ctx *x)
 {
     change *ch = x->args;
@@ -485,14 +493,7 @@ static int cmd_add(naq_cli_ctx *x)
     naq_status st = apply(&s, ch);
     if (st == NAQ_OK)
         st = naq_schedule_add(x->client, &s);
-    int rc = st == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(x->cmd, st);
-    if (rc == NAQ_EXIT_OK) {
-        char next[48];
-        naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
-        printf("schedule %s added; next run %s\n", s.name, next);
-    }
-    naq_schedule_clear(&s);
-    return rc;
+    return report_next_run(x->cmd, st, &s, "added");
 }
 
 /* modify, show, pause, resume, rm: a valid name. */
@@ -512,14 +513,7 @@ static int cmd_modify(naq_cli_ctx *x)
     naq_schedule s;
     naq_schedule_init(&s);
     naq_status st = naq_schedule_modify(x->client, ch->name, apply, ch, &s);
-    int rc = st == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(x->cmd, st);
-    if (rc == NAQ_EXIT_OK) {
-        char next[48];
-        naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
-        printf("schedule %s modified; next run %s\n", s.name, next);
-    }
-    naq_schedule_clear(&s);
-    return rc;
+    return report_next_run(x->cmd, st, &s, "modified");
 }
 
 static int cmd_list(naq_cli_ctx *x)

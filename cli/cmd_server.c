@@ -99,13 +99,6 @@ typedef struct {
     naq_server_encrypt encrypt; /* server_encrypt.c; the key is heap once loaded */
 } server_opts;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* mkdir -p with mode 0700 for what it creates (the store holds job data). */
 static int make_dirs(const char *path)
 {
@@ -367,12 +360,12 @@ static int stop_child(const server_opts *o, pid_t pid, const sigset_t *set)
         fflush(stdout);
     }
     kill(pid, SIGINT);
-    int64_t deadline = mono_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = naq__mono_ms() + STOP_TIMEOUT_MS;
     int status = 0, killed = 0;
     while (!reaped(pid, &status)) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - naq__mono_ms();
         int sig = wait_signal(set, left > 200 ? 200 : (left > 0 ? left : 1));
-        if (!killed && ((sig == SIGINT || sig == SIGTERM) || mono_ms() >= deadline)) {
+        if (!killed && ((sig == SIGINT || sig == SIGTERM) || naq__mono_ms() >= deadline)) {
             kill(pid, SIGKILL);
             killed = 1;
         }
@@ -392,14 +385,8 @@ static int stop_child(const server_opts *o, pid_t pid, const sigset_t *set)
 
 static int supervise(server_opts *o)
 {
-    /* Block the signals we wait for before forking, so none is lost between
-     * fork and the wait loop; the child restores `old`. */
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    naq__server_block_signals(&set, &old);
 
     struct stat st;
     o->log_start = stat(o->log, &st) == 0 ? st.st_size : 0;
@@ -408,7 +395,7 @@ static int supervise(server_opts *o)
         return NAQ_EXIT_FAILURE;
 
     /* Starting: until the port accepts, the child exits, or the timeout. */
-    int64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    int64_t deadline = naq__mono_ms() + START_TIMEOUT_MS;
     int status = 0;
     const char *probe_host = strcmp(o->host, "0.0.0.0") == 0 ? "127.0.0.1" : o->host;
     for (;;) {
@@ -423,7 +410,7 @@ static int supervise(server_opts *o)
         }
         if (port_accepts(probe_host, o->port))
             break;
-        if (mono_ms() >= deadline) {
+        if (naq__mono_ms() >= deadline) {
             naq_cli_error("nats-server did not accept connections on %s:%d within %d s", o->host,
                           o->port, START_TIMEOUT_MS / 1000);
             show_log_tail(o);
@@ -682,6 +669,20 @@ pid_t naq__server_spawn(const char *conf, const char *log, const sigset_t *child
     snprintf(o.conf, sizeof o.conf, "%s", conf);
     snprintf(o.log, sizeof o.log, "%s", log);
     return spawn(&o, child_mask);
+}
+
+void naq__server_block_signals(sigset_t *set, sigset_t *old)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, set, old);
+}
+
+void naq__server_describe_exit(int status, char *buf, size_t cap)
+{
+    describe_exit(status, buf, cap);
 }
 
 void naq__server_show_log_tail(const char *log, off_t from)

@@ -14,6 +14,7 @@
  * keeping at least one.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "cmd_top.h"
 
 #include "naq/query.h"
@@ -170,12 +171,10 @@ static void poll_server(top_shared *t)
 static void *poller_main(void *arg)
 {
     top_shared *t = arg;
-    struct timespec ts;
     int64_t next = 0;
     while (!t->stop) {
         poll_history(t);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t now = naq__mono_ms();
         if (now >= next) {
             poll_server(t);
             next = now + POLL_MS;
@@ -205,13 +204,6 @@ typedef struct {
     char input[NAQ_ID_SIZE];
     size_t ninput;
 } ui_state;
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "HH:MM:SS" (UTC) of a timestamp. */
 static void clock_of(double ts, char *buf, size_t cap)
@@ -308,7 +300,7 @@ static void share_rows(const int *want, int n, int budget, int *got)
 static void draw_header(const ui_state *u)
 {
     char now[16];
-    clock_of(wall_now(), now, sizeof now);
+    clock_of(naq__now(), now, sizeof now);
     char filter[NAQ_ID_SIZE + 16] = "";
     if (u->filter[0])
         snprintf(filter, sizeof filter, "  [queue: %s]", u->filter);
@@ -368,7 +360,7 @@ static void draw_main(const ui_state *u)
 
     row(y++, A_BOLD, " %-20s %-8s %-10s %-16s %5s %4s %6s", "WORKER", "STATUS", "QUEUE", "JOB",
         "DONE", "FAIL", "SEEN");
-    double now = wall_now();
+    double now = naq__now();
     for (int i = 0; i < got[1]; i++) {
         if ((size_t)i >= s->nworkers) {
             if (i == 0)
@@ -561,18 +553,11 @@ static int on_key(top_shared *t, ui_state *u, int ch)
     return 0;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void run_screen(top_shared *t, ui_state *u, int refresh_ms)
 {
     int64_t next = 0;
     while (!naq_cli_stop_requested) {
-        int64_t now = mono_ms();
+        int64_t now = naq__mono_ms();
         if (now >= next) {
             if (!u->paused)
                 refresh_data(t, u);

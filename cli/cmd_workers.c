@@ -5,6 +5,7 @@
  * this file only formats.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +40,6 @@ static const char usage[] =
 static const char *const headers[NCOLS] = {"WORKER",    "STATUS", "HOST",          "PID",
                                            "QUEUES",    "CONC",   "ACTIVE",        "CURRENT JOBS",
                                            "PROCESSED", "FAILED", "LAST HEARTBEAT"};
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "4.2s", "59s", "3m05s", "2h07m", "3d04h". */
 static void format_age(double secs, char *buf, size_t cap)
@@ -169,7 +163,7 @@ static int run(naq_cli_ctx *x)
         rc = naq_cli_fail(x->cmd, s);
     } else {
         /* One listing of both: the live, then the gone. */
-        double now = wall_now();
+        double now = naq__now();
         naq_cli_list p;
         naq_cli_list_begin(&p, &workers, x->format, &now);
         p.show_empty = 1; /* the header alone says no worker runs */
@@ -195,7 +189,7 @@ int naq_cmd_workers(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     static const naq_cli_command c = {
         usage, NULL, NULL, opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT, option, check, run};
-    workers_args a = {0, 0, wall_now(), 0};
+    workers_args a = {0, 0, naq__now(), 0};
     a.since = a.now - 24 * 3600.0;
     return naq_cli_main(&c, &a, argc, argv);
 }
