@@ -1,17 +1,23 @@
 /*
  * cli.h - what the naq subcommands share: the command entry points, the
- * common connection flags, error printing with the exit-code convention,
- * and the one event formatter used by every listing.
+ * one command skeleton (command.c), the common connection flags, error
+ * printing with the exit-code convention, and the one printer of listings
+ * and events (print.c).
  *
  * Every command is `int naq_cmd_<name>(int argc, char **argv)` where argv[0]
  * names the command as the user typed it ("naq events"), so getopt's own
  * messages read "naq events: unrecognized option '--x'". The return value is
- * the process exit code: 0 ok, 1 failure, 2 bad usage (STYLE.md 9).
+ * the process exit code: 0 ok, 1 failure, 2 bad usage (STYLE.md 9). A
+ * command declares a naq_cli_command (its options, help and body) and
+ * hands it to naq_cli_main; one with subcommands hands a naq_cli_group to
+ * naq_cli_dispatch.
  */
 #ifndef NAQ_CLI_H
 #define NAQ_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "naq/naq.h"
@@ -57,6 +63,7 @@ enum {
     NAQ_CLI_OPT_EVENT_URL,
     NAQ_CLI_OPT_PREFIX,
     NAQ_CLI_OPT_STREAM,
+    NAQ_CLI_OPT_FORMAT,    /* --format, added by naq_cli_main (NAQ_CLI_TAKES_FORMAT) */
     NAQ_CLI_OPT_FIRST_FREE /* commands number their own long-only flags from here */
 };
 
@@ -103,6 +110,106 @@ int naq_cli_config(const char *cmd, const naq_cli_common *o, naq_config *cfg);
 int naq_cli_connect(const char *cmd, const naq_cli_common *o, int publishes_events,
                     naq_client **out);
 
+/* ---- output formats ---- */
+
+typedef enum {
+    NAQ_CLI_FORMAT_TABLE, /* aligned columns for people */
+    NAQ_CLI_FORMAT_JSON,  /* one compact JSON object per line (JSONL), with nats_subject/sequence */
+    NAQ_CLI_FORMAT_RAW,   /* the event's wire JSON, nothing added */
+} naq_cli_format;
+
+#define NAQ_CLI_FORMAT_USAGE                                                                       \
+    "  --format FORMAT    table (default), json (one object per line) or raw\n"
+
+/* Parses "table", "json" or "raw" ("raw" only when allow_raw). Prints a
+ * usage error and returns NAQ_EXIT_USAGE when unknown. */
+int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out);
+
+/* ---- the command skeleton (command.c) ---- */
+
+/* A command or subcommand, as naq_cli_main runs it. */
+typedef struct naq_cli_ctx naq_cli_ctx;
+
+enum {
+    NAQ_CLI_CONNECT = 1 << 0,             /* connect before run (ctx->client) */
+    NAQ_CLI_LOGS_EVENTS = 1 << 1,         /* with CONNECT: the command logs events */
+    NAQ_CLI_TAKES_FORMAT = 1 << 2,        /* --format table|json into ctx->format */
+    NAQ_CLI_TAKES_RAW = 1 << 3,           /* --format table|json|raw */
+    NAQ_CLI_NO_CONNECTION_FLAGS = 1 << 4, /* no --url, --prefix, ... (needs no server) */
+};
+
+typedef struct {
+    const char *usage;         /* the --help text ... */
+    void (*help)(FILE *out);   /* ... or this, when the text is built at run time */
+    const char *shortopts;     /* own short options in getopt syntax ("q:c:"); a leading
+                                * '+' stops at the first operand. 'h' is added */
+    const struct option *opts; /* own long options, ending {NULL, 0, NULL, 0}; NULL = none.
+                                * --format, --help and the connection flags are added */
+    unsigned flags;            /* NAQ_CLI_* above */
+    /* Records one of its own options: an exit code (a usage error printed). */
+    int (*option)(naq_cli_ctx *x, int ch, const char *arg);
+    /* After the options, before connecting: the operands and the flags
+     * that go together, so a typo is reported as one even with no server.
+     * NULL: the command takes no operands. An exit code. */
+    int (*check)(naq_cli_ctx *x);
+    /* The work; an exit code. */
+    int (*run)(naq_cli_ctx *x);
+} naq_cli_command;
+
+struct naq_cli_ctx {
+    const char *cmd;       /* argv[0]: the command as typed, "naq dlq list" */
+    int argc;              /* the operands: what follows the options */
+    char **argv;           /* (argv[0] is the first operand) */
+    int dashdash;          /* the operands came after "--" */
+    naq_cli_common common; /* the connection flags */
+    naq_cli_format format; /* --format (NAQ_CLI_FORMAT_TABLE when not given) */
+    naq_client *client;    /* with NAQ_CLI_CONNECT: connected for run, destroyed after */
+    void *args;            /* the command's own arguments, as given to naq_cli_main */
+};
+
+/* Runs command c on argv (argv[0] its name as typed): parses the options,
+ * answers --help, checks, connects, runs and disconnects. args is the
+ * command's own argument struct (ctx->args), filled with its defaults by
+ * the caller, who also frees what the command put in it. An exit code. */
+int naq_cli_main(const naq_cli_command *c, void *args, int argc, char **argv);
+
+/* For check: a usage error when there are operands. */
+int naq_cli_no_operands(const naq_cli_ctx *x);
+/* For check: a usage error ("missing" when too few) unless there are
+ * exactly n operands. */
+int naq_cli_operands(const naq_cli_ctx *x, int n, const char *missing);
+
+/* One entry of a command table: `naq NAME` or `naq GROUP NAME`. */
+typedef struct {
+    const char *name;
+    const char *argv0; /* how errors name it: "naq dlq list" */
+    int (*run)(int argc, char **argv);
+    const char *summary; /* for naq --help; NULL in groups */
+} naq_cli_sub;
+
+/* A command made of subcommands: `naq dlq list|show|retry|purge`. */
+typedef struct {
+    const char *usage; /* --help of the whole group */
+    const char *what;  /* "subcommand" or "action": how errors call one */
+    const naq_cli_sub *subs;
+    size_t n;
+} naq_cli_group;
+
+/* Runs the subcommand argv[1] names, with argv[0] = its argv0; answers
+ * --help, help and a missing or unknown name. An exit code. */
+int naq_cli_dispatch(const naq_cli_group *g, int argc, char **argv);
+
+/* ---- stopping long-running commands ---- */
+
+/* Set when SIGINT or SIGTERM arrived, once naq_cli_stop_on_signals(NULL,
+ * ...) installed the default handler: streams, rollups, webhooks and
+ * servers poll it (the library takes it as a const volatile int *). */
+extern volatile sig_atomic_t naq_cli_stop_requested;
+
+/* Installs handler (NULL: the one that sets naq_cli_stop_requested) for
+ * SIGINT and SIGTERM, with sa_flags flags (SA_RESTART or 0). */
+void naq_cli_stop_on_signals(void (*handler)(int), int flags);
+
 /* ---- errors ---- */
 
 /* Prints the library's messages (naq/log.h) on stderr, those at or above
@@ -148,12 +255,14 @@ const char *naq_cli_plural(unsigned long long n, const char *one, const char *ma
  * NAQ_EXIT_USAGE when text is not a whole number >= 0. */
 int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out);
 
-/* ---- tables ---- */
+/* ---- tables and listings (print.c) ---- */
 
 /* A table whose columns are as wide as their widest cell, so no value,
  * however long (ids may have 128 characters), pushes a row out of line.
  * Every listing that has its rows before it prints uses it. */
 #define NAQ_CLI_TABLE_MAX_COLS 16
+/* Room for the text of one cell a listing makes (a longer one is cut). */
+#define NAQ_CLI_CELL_MAX 1024
 typedef struct {
     int ncols; /* at most NAQ_CLI_TABLE_MAX_COLS */
     const char *const *headers;
@@ -170,20 +279,57 @@ int naq_cli_table_add(naq_cli_table *t, const char *const *cells);
 void naq_cli_table_print(const naq_cli_table *t, FILE *out);
 void naq_cli_table_free(naq_cli_table *t);
 
-/* ---- the event formatter ---- */
+/* A listing: how the items of one kind print as a table (columns fitted
+ * to the widest cell), as JSON lines, or raw. Every command that lists
+ * things describes them with one of these and prints through
+ * naq_cli_list_*, so all listings look and behave alike. */
+typedef struct {
+    int ncols; /* at most NAQ_CLI_TABLE_MAX_COLS */
+    const char *const *headers;
+    const char *align; /* as naq_cli_table */
+    /* Fills cells[0..ncols) of one item (NULL or "" shows as "-"). Text
+     * made for a cell goes in buf[k] (NAQ_CLI_CELL_MAX bytes each); cells
+     * may also point into the item. */
+    void (*row)(const void *item, void *user, const char **cells, char (*buf)[NAQ_CLI_CELL_MAX]);
+    /* The item as one compact JSON text, heap (free()), no newline; NULL
+     * when it cannot be encoded (the error printed). naq_cli_json_line
+     * makes one from a json_t. NULL: the listing prints as a table only
+     * (part of a report whose JSON is one document). */
+    char *(*json)(const void *item, void *user);
+    /* The item as its raw text, likewise; NULL: the listing has no raw
+     * form and raw prints JSON. */
+    char *(*raw)(const void *item, void *user);
+} naq_cli_listing;
 
-typedef enum {
-    NAQ_CLI_FORMAT_TABLE, /* aligned columns for people */
-    NAQ_CLI_FORMAT_JSON,  /* one compact JSON object per line (JSONL), with nats_subject/sequence */
-    NAQ_CLI_FORMAT_RAW,   /* the event's wire JSON, nothing added */
-} naq_cli_format;
+/* One listing being printed. Table rows are kept until naq_cli_list_end
+ * (the columns fit the widest cell); JSON and raw lines print at once. */
+typedef struct {
+    const naq_cli_listing *l;
+    naq_cli_format format;
+    void *user; /* handed to row, json and raw */
+    naq_cli_table t;
+    size_t count;   /* items added */
+    int failed;     /* an item could not be printed */
+    int show_empty; /* set it to print the table's header even with no rows */
+} naq_cli_list;
 
-#define NAQ_CLI_FORMAT_USAGE                                                                       \
-    "  --format FORMAT    table (default), json (one object per line) or raw\n"
+void naq_cli_list_begin(naq_cli_list *p, const naq_cli_listing *l, naq_cli_format format,
+                        void *user);
+/* Adds one item. 0, or -1 when it cannot be printed (the error printed;
+ * naq_cli_list_end then fails). */
+int naq_cli_list_add(naq_cli_list *p, const void *item);
+/* Prints the table (none when nothing was added) and frees what p holds.
+ * NAQ_EXIT_OK, or NAQ_EXIT_FAILURE when an item failed or stdout did. */
+int naq_cli_list_end(naq_cli_list *p);
+/* begin, add each of n items (items + i * size), end. */
+int naq_cli_list_print(const naq_cli_listing *l, naq_cli_format format, void *user,
+                       const void *items, size_t n, size_t size);
 
-/* Parses "table", "json" or "raw" ("raw" only when allow_raw). Prints a
- * usage error and returns NAQ_EXIT_USAGE when unknown. */
-int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out);
+/* o as compact JSON (full double precision), heap (free()); takes o's
+ * reference. NULL (the error printed) when o is NULL or out of memory. */
+char *naq_cli_json_line(json_t *o);
+
+/* ---- the one printer: listings and events in table / json / raw (print.c) ---- */
 
 typedef struct {
     naq_cli_format format;

@@ -51,69 +51,85 @@ static const char usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure (FILE cannot be written), 2 bad usage\n";
 
-static int permissions(const char *cmd, int argc, char **argv)
+/* --queue values, NULL-terminated; room for one per argument. */
+typedef struct {
+    const char **queues; /* heap; freed by permissions_main */
+    int n;
+} auth_args;
+
+static int queue_option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    const char **queues = calloc((size_t)argc + 1, sizeof *queues);
-    if (queues == NULL) {
-        naq_cli_error("out of memory");
-        return NAQ_EXIT_FAILURE;
-    }
-    int nq = 0, ch, rc = NAQ_EXIT_OK;
-    naq_cli_common common = {0};
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:h", opts, NULL)) != -1) {
-        if (naq_cli_common_option(&common, ch, optarg))
-            continue;
-        switch (ch) {
-        case 'q': queues[nq++] = optarg; break;
-        case 'h':
-            fputs(usage, stdout);
-            free(queues);
-            return NAQ_EXIT_OK;
-        default: rc = naq_cli_try_help(cmd); break;
-        }
-    }
+    auth_args *a = x->args;
+    (void)ch; /* -q, the only one */
+    a->queues[a->n++] = arg;
+    return NAQ_EXIT_OK;
+}
+
+static int check_permissions(naq_cli_ctx *x)
+{
+    if (x->argc != 1)
+        return naq_cli_usage_error(x->cmd, "permissions needs one ROLE (producer, worker, "
+                                           "reader or admin)");
+    return NAQ_EXIT_OK;
+}
+
+/* Needs no server: the configuration gives the prefix and streams. */
+static int permissions(naq_cli_ctx *x)
+{
+    const auth_args *a = x->args;
     naq_role role = NAQ_ROLE_ADMIN;
     naq_config cfg;
-    if (rc == NAQ_EXIT_OK && optind + 1 != argc)
-        rc = naq_cli_usage_error(cmd, "permissions needs one ROLE (producer, worker, reader or "
-                                      "admin)");
-    if (rc == NAQ_EXIT_OK && naq_role_parse(argv[optind], &role) != NAQ_OK)
-        rc = naq_cli_usage_error(cmd, "%s", naq_last_error());
-    if (rc == NAQ_EXIT_OK && nq > 0 && role != NAQ_ROLE_WORKER)
-        rc = naq_cli_usage_error(cmd, "--queue limits a worker; the %s role has no queues",
+    int rc = NAQ_EXIT_OK;
+    if (naq_role_parse(x->argv[0], &role) != NAQ_OK)
+        rc = naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    if (rc == NAQ_EXIT_OK && a->n > 0 && role != NAQ_ROLE_WORKER)
+        rc = naq_cli_usage_error(x->cmd, "--queue limits a worker; the %s role has no queues",
                                  naq_role_name(role));
     if (rc == NAQ_EXIT_OK)
-        rc = naq_cli_config(cmd, &common, &cfg);
+        rc = naq_cli_config(x->cmd, &x->common, &cfg);
     char *text = NULL;
     if (rc == NAQ_EXIT_OK) {
-        naq_status s = naq_role_permissions(&cfg, role, queues, 0, &text);
+        naq_status s = naq_role_permissions(&cfg, role, a->queues, 0, &text);
         if (s != NAQ_OK)
-            rc = naq_cli_fail(cmd, s);
+            rc = naq_cli_fail(x->cmd, s);
         else
             fputs(text, stdout);
     }
     free(text);
-    free(queues);
     return rc;
 }
 
-static int nkey(const char *cmd, int argc, char **argv)
+static int permissions_main(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
+    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        usage, NULL, "q:", opts, 0, queue_option, check_permissions, permissions};
+    auth_args a = {calloc((size_t)argc + 1, sizeof(const char *)), 0};
+    if (a.queues == NULL) {
+        naq_cli_error("out of memory");
+        return NAQ_EXIT_FAILURE;
     }
-    if (argc != 2 || argv[1][0] == '-')
-        return naq_cli_usage_error(cmd, "nkey needs one FILE to write the seed to");
+    int rc = naq_cli_main(&c, &a, argc, argv);
+    free(a.queues);
+    return rc;
+}
+
+static int check_nkey(naq_cli_ctx *x)
+{
+    if (x->argc != 1)
+        return naq_cli_usage_error(x->cmd, "nkey needs one FILE to write the seed to");
+    return NAQ_EXIT_OK;
+}
+
+static int nkey(naq_cli_ctx *x)
+{
+    const char *path = x->argv[0];
     char seed[NAQ_NKEY_SIZE], pub[NAQ_NKEY_SIZE];
     if (naq__nkey_create(seed, pub) != NAQ_OK)
-        return naq_cli_fail(cmd, NAQ_ERR_IO);
+        return naq_cli_fail(x->cmd, NAQ_ERR_IO);
     /* O_EXCL: a seed is never overwritten (it may be the only copy). */
-    int fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int ok = fd >= 0;
     if (ok) {
         char line[NAQ_NKEY_SIZE + 2];
@@ -124,7 +140,7 @@ static int nkey(const char *cmd, int argc, char **argv)
     }
     memset(seed, 0, sizeof seed);
     if (!ok) {
-        naq_cli_error("cannot write %s: %s%s", argv[1], strerror(errno),
+        naq_cli_error("cannot write %s: %s%s", path, strerror(errno),
                       errno == EEXIST ? " (naq never overwrites a seed; choose another name)" : "");
         return NAQ_EXIT_FAILURE;
     }
@@ -132,23 +148,19 @@ static int nkey(const char *cmd, int argc, char **argv)
     return NAQ_EXIT_OK;
 }
 
+static int nkey_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {usage, NULL,       NULL, NULL, NAQ_CLI_NO_CONNECTION_FLAGS,
+                                      NULL,  check_nkey, nkey};
+    return naq_cli_main(&c, NULL, argc, argv);
+}
+
 int naq_cmd_auth(int argc, char **argv)
 {
-    const char *cmd = argv[0];
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return NAQ_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    if (!strcmp(sub, "permissions")) {
-        argv[1] = (char *)"naq auth permissions";
-        return permissions("naq auth permissions", argc - 1, argv + 1);
-    }
-    if (!strcmp(sub, "nkey"))
-        return nkey("naq auth nkey", argc - 1, argv + 1);
-    return naq_cli_usage_error(cmd, "unknown subcommand '%s' (permissions, nkey)", sub);
+    static const naq_cli_sub subs[] = {
+        {"permissions", "naq auth permissions", permissions_main, NULL},
+        {"nkey", "naq auth nkey", nkey_main, NULL},
+    };
+    static const naq_cli_group group = {usage, "subcommand", subs, sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

@@ -8,6 +8,7 @@
  * (a log, a cron mail) one line per stream, when the stream is done.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +71,6 @@ typedef struct {
     int drawn;       /* a terminal line is showing (a newline must end it) */
 } progress;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "1.5 MiB": every size this command prints. */
 static void human(uint64_t n, char *buf, size_t cap)
 {
@@ -93,7 +87,7 @@ static void human(uint64_t n, char *buf, size_t cap)
 static void on_progress(const naq_backup_progress *p, void *user)
 {
     progress *pr = user;
-    int64_t t = now_ms();
+    int64_t t = naq__mono_ms();
     if (!p->done && (!pr->tty || t - pr->last_ms < 200))
         return;
     pr->last_ms = t;
@@ -145,119 +139,117 @@ static void print_summary(const char *what, const char *dir, const naq_backup_su
 /* ---- the commands ---- */
 
 typedef struct {
-    naq_cli_common common;
-    const char *dir;
     const char *chunk;
     int quiet, force, verify_only;
+    naq_backup_opts o;
 } args;
 
-/* Parses both commands' flags (each accepts its own); an exit code, or -1
- * to go on. */
-static int parse(int argc, char **argv, int restore, args *a)
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"chunk-size", required_argument, NULL, OPT_CHUNK},
-                                         {"force", no_argument, NULL, OPT_FORCE},
-                                         {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    memset(a, 0, sizeof *a);
-    int ch;
-    while ((ch = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'q': a->quiet = 1; break;
-        case 'h': fputs(restore ? restore_usage : backup_usage, stdout); return NAQ_EXIT_OK;
-        case OPT_CHUNK:
-            if (restore)
-                return naq_cli_usage_error(cmd, "--chunk-size is a flag of 'naq backup'");
-            a->chunk = optarg;
-            break;
-        case OPT_FORCE:
-        case OPT_VERIFY_ONLY:
-            if (!restore)
-                return naq_cli_usage_error(cmd, "--%s is a flag of 'naq restore'",
-                                           ch == OPT_FORCE ? "force" : "verify-only");
-            *(ch == OPT_FORCE ? &a->force : &a->verify_only) = 1;
-            break;
-        default:
-            if (!naq_cli_common_option(&a->common, ch, optarg))
-                return naq_cli_try_help(cmd);
-            break;
-        }
+    args *a = x->args;
+    switch (ch) {
+    case 'q': a->quiet = 1; break;
+    case OPT_CHUNK: a->chunk = arg; break;
+    case OPT_FORCE: a->force = 1; break;
+    case OPT_VERIFY_ONLY: a->verify_only = 1; break;
     }
-    if (optind >= argc)
-        return naq_cli_usage_error(cmd, "which directory? give DIR");
-    if (optind + 1 < argc)
-        return naq_cli_usage_error(cmd, "one directory only, got '%s' too", argv[optind + 1]);
-    a->dir = argv[optind];
+    return NAQ_EXIT_OK;
+}
+
+/* DIR, one; and the flags that go together. */
+static int check(naq_cli_ctx *x)
+{
+    args *a = x->args;
+    if (x->argc == 0)
+        return naq_cli_usage_error(x->cmd, "which directory? give DIR");
+    if (x->argc > 1)
+        return naq_cli_usage_error(x->cmd, "one directory only, got '%s' too", x->argv[1]);
     if (a->force && a->verify_only)
         return naq_cli_usage_error(
-            cmd, "--verify-only restores nothing: --force makes no sense with it");
-    return -1;
+            x->cmd, "--verify-only restores nothing: --force makes no sense with it");
+    if (a->chunk != NULL) {
+        int64_t bytes = 0;
+        if (naq_parse_size(a->chunk, &bytes) != NAQ_OK || bytes < 1024 || bytes > (8 << 20))
+            return naq_cli_usage_error(x->cmd, "--chunk-size wants a size from 1K to 8M, not '%s'",
+                                       a->chunk);
+        a->o.chunk_size = (size_t)bytes;
+    }
+    a->o.force = a->force;
+    return NAQ_EXIT_OK;
+}
+
+/* Both need no client: the library connects with the configuration. */
+static int backup(naq_cli_ctx *x)
+{
+    args *a = x->args;
+    const char *dir = x->argv[0];
+    naq_config cfg;
+    int rc = naq_cli_config(x->cmd, &x->common, &cfg);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    progress pr;
+    progress_init(&pr, a->quiet, &a->o);
+    naq_backup_summary sum;
+    int64_t t0 = naq__mono_ms();
+    naq_status s = naq_backup_write(&cfg, dir, &a->o, &sum);
+    progress_end(&pr);
+    if (s != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    print_summary("saved", dir, &sum, (double)(naq__mono_ms() - t0) / 1000);
+    return NAQ_EXIT_OK;
+}
+
+static int restore(naq_cli_ctx *x)
+{
+    args *a = x->args;
+    const char *dir = x->argv[0];
+    progress pr;
+    progress_init(&pr, a->quiet, &a->o);
+    int64_t t0 = naq__mono_ms();
+    if (a->verify_only) {
+        naq_status s = naq_backup_verify(dir, &a->o);
+        progress_end(&pr);
+        if (s != NAQ_OK)
+            return naq_cli_fail(x->cmd, s);
+        printf("%s is intact: every file matches its SHA-256 in the manifest\n", dir);
+        return NAQ_EXIT_OK;
+    }
+    naq_config cfg;
+    int rc = naq_cli_config(x->cmd, &x->common, &cfg);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    naq_backup_summary sum;
+    naq_status s = naq_backup_restore(&cfg, dir, &a->o, &sum);
+    progress_end(&pr);
+    if (s != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    print_summary("restored", dir, &sum, (double)(naq__mono_ms() - t0) / 1000);
+    return NAQ_EXIT_OK;
+}
+
+static int run_with(const naq_cli_command *c, int argc, char **argv)
+{
+    args a;
+    memset(&a, 0, sizeof a);
+    naq_backup_opts_init(&a.o);
+    return naq_cli_main(c, &a, argc, argv);
 }
 
 int naq_cmd_backup(int argc, char **argv)
 {
-    const char *cmd = argv[0];
-    args a;
-    int rc = parse(argc, argv, 0, &a);
-    if (rc >= 0)
-        return rc;
-    naq_backup_opts o;
-    naq_backup_opts_init(&o);
-    if (a.chunk != NULL) {
-        int64_t bytes = 0;
-        if (naq_parse_size(a.chunk, &bytes) != NAQ_OK || bytes < 1024 || bytes > (8 << 20))
-            return naq_cli_usage_error(cmd, "--chunk-size wants a size from 1K to 8M, not '%s'",
-                                       a.chunk);
-        o.chunk_size = (size_t)bytes;
-    }
-    naq_config cfg;
-    if ((rc = naq_cli_config(cmd, &a.common, &cfg)) != NAQ_EXIT_OK)
-        return rc;
-    progress pr;
-    progress_init(&pr, a.quiet, &o);
-    naq_backup_summary sum;
-    int64_t t0 = now_ms();
-    naq_status s = naq_backup_write(&cfg, a.dir, &o, &sum);
-    progress_end(&pr);
-    if (s != NAQ_OK)
-        return naq_cli_fail(cmd, s);
-    print_summary("saved", a.dir, &sum, (double)(now_ms() - t0) / 1000);
-    return NAQ_EXIT_OK;
+    static const struct option opts[] = {{"chunk-size", required_argument, NULL, OPT_CHUNK},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {backup_usage, NULL, "q", opts, 0, option, check, backup};
+    return run_with(&c, argc, argv);
 }
 
 int naq_cmd_restore(int argc, char **argv)
 {
-    const char *cmd = argv[0];
-    args a;
-    int rc = parse(argc, argv, 1, &a);
-    if (rc >= 0)
-        return rc;
-    naq_backup_opts o;
-    naq_backup_opts_init(&o);
-    o.force = a.force;
-    progress pr;
-    progress_init(&pr, a.quiet, &o);
-    int64_t t0 = now_ms();
-    if (a.verify_only) {
-        naq_status s = naq_backup_verify(a.dir, &o);
-        progress_end(&pr);
-        if (s != NAQ_OK)
-            return naq_cli_fail(cmd, s);
-        printf("%s is intact: every file matches its SHA-256 in the manifest\n", a.dir);
-        return NAQ_EXIT_OK;
-    }
-    naq_config cfg;
-    if ((rc = naq_cli_config(cmd, &a.common, &cfg)) != NAQ_EXIT_OK)
-        return rc;
-    naq_backup_summary sum;
-    naq_status s = naq_backup_restore(&cfg, a.dir, &o, &sum);
-    progress_end(&pr);
-    if (s != NAQ_OK)
-        return naq_cli_fail(cmd, s);
-    print_summary("restored", a.dir, &sum, (double)(now_ms() - t0) / 1000);
-    return NAQ_EXIT_OK;
+    static const struct option opts[] = {{"force", no_argument, NULL, OPT_FORCE},
+                                         {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {restore_usage, NULL, "q", opts, 0, option, check, restore};
+    return run_with(&c, argc, argv);
 }

@@ -77,82 +77,76 @@ static const char bench_usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure (no server, a producer or worker failed), 2 bad usage\n";
 
-static int parse_count(const char *flag, const char *text, int64_t min, int64_t *out)
+/* Both benchmarks' flags; each table names the ones it takes. */
+typedef struct {
+    naq_config cfg; /* NAQ_* environment, then --url */
+    naq_bench_events_opts ev;
+    naq_bench_jobs_opts jobs;
+    int on, off, workers_set; /* jobs --events on|off|both; --workers given */
+} bench_args;
+
+static int count(naq_cli_ctx *x, const char *flag, const char *arg, long long min, long long *v)
 {
-    char *end = NULL;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || v < min) {
-        fprintf(stderr, "naq bench: %s needs a whole number >= %lld, got '%s'\n", flag,
-                (long long)min, text);
-        return 0;
-    }
-    *out = v;
-    return 1;
+    return naq_cli_parse_int(x->cmd, flag, arg, min, INT64_MAX, v) ? NAQ_EXIT_OK : NAQ_EXIT_USAGE;
 }
 
-static int bench_events(int argc, char **argv, naq_config *cfg)
+static int events_option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    naq_bench_events_opts o;
-    naq_bench_events_opts_init(&o);
-    static const struct option opts[] = {{"events", required_argument, NULL, 'n'},
-                                         {"runs", required_argument, NULL, 'r'},
-                                         {"payload", required_argument, NULL, 'p'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"rate", required_argument, NULL, 'R'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    int64_t v;
-    while ((ch = getopt_long(argc, argv, "n:r:p:u:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'n':
-            if (!parse_count("--events", optarg, 1, &o.events))
-                return 2;
-            break;
-        case 'r':
-            if (!parse_count("--runs", optarg, 1, &v))
-                return 2;
-            o.runs = (int)v;
-            break;
-        case 'p':
-            if (!parse_count("--payload", optarg, 100, &v))
-                return 2;
-            o.payload_bytes = (int)v;
-            break;
-        case 'R':
-            if (!parse_count("--rate", optarg, 1, &v))
-                return 2;
-            o.rate = (int)(v > 1000000 ? 1000000 : v);
-            break;
-        case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
-        case 'h': fputs(bench_usage, stdout); return 0;
-        default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
-        }
+    bench_args *a = x->args;
+    naq_bench_events_opts *o = &a->ev;
+    long long v = 0;
+    int rc = NAQ_EXIT_OK;
+    switch (ch) {
+    case 'n':
+        if ((rc = count(x, "--events", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->events = v;
+        break;
+    case 'r':
+        if ((rc = count(x, "--runs", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->runs = (int)v;
+        break;
+    case 'p':
+        if ((rc = count(x, "--payload", arg, 100, &v)) == NAQ_EXIT_OK)
+            o->payload_bytes = (int)v;
+        break;
+    case 'R':
+        if ((rc = count(x, "--rate", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->rate = (int)(v > 1000000 ? 1000000 : v);
+        break;
+    case 'u': snprintf(a->cfg.url, sizeof a->cfg.url, "%s", arg); break;
     }
+    return rc;
+}
+
+static int bench_events(naq_cli_ctx *x)
+{
+    bench_args *a = x->args;
+    naq_config *cfg = &a->cfg;
+    naq_bench_events_opts *o = &a->ev;
     char shown[sizeof cfg->url];
-    fprintf(stderr, "naq bench events: %d %s of %lld events against %s ...\n", o.runs,
-            o.rate > 0 ? "paced runs" : "alternating runs", (long long)o.events,
+    fprintf(stderr, "naq bench events: %d %s of %lld events against %s ...\n", o->runs,
+            o->rate > 0 ? "paced runs" : "alternating runs", (long long)o->events,
             naq_url_redact(cfg->url, shown, sizeof shown));
     naq_bench_events_result r;
-    naq_status s = naq_bench_events(cfg, &o, &r);
+    naq_status s = naq_bench_events(cfg, o, &r);
     if (s != NAQ_OK) {
-        fprintf(stderr, "naq: %s\n", naq_last_error());
-        return 1;
+        naq_cli_error("%s", naq_last_error());
+        return NAQ_EXIT_FAILURE;
     }
-    if (o.rate > 0) {
+    if (o->rate > 0) {
         printf("events=%lld\nruns=%d\nrate=%d\nlinger_us=%lld\nlatency_p50_ms=%.3f\n"
                "latency_p99_ms=%.3f\n",
-               (long long)o.events, o.runs, o.rate, (long long)cfg->logger_linger_us,
+               (long long)o->events, o->runs, o->rate, (long long)cfg->logger_linger_us,
                r.latency_p50_ms, r.latency_p99_ms);
-        return 0;
+        return NAQ_EXIT_OK;
     }
     printf("events=%lld\nruns=%d\npayload_bytes=%d\nraw_events_per_s=%.0f\n"
            "logger_events_per_s=%.0f\nlogger_dropped=%llu\nlogger_spooled=%llu\n"
            "logger_retried=%llu\nratio=%.3f\n",
-           (long long)o.events, o.runs, r.payload_bytes, r.raw_per_s, r.logger_per_s,
+           (long long)o->events, o->runs, r.payload_bytes, r.raw_per_s, r.logger_per_s,
            (unsigned long long)r.dropped, (unsigned long long)r.spooled,
            (unsigned long long)r.retried, r.ratio);
-    return 0;
+    return NAQ_EXIT_OK;
 }
 
 static void show_progress(const char *line, void *user)
@@ -198,12 +192,147 @@ static int run_jobs(naq_config *cfg, naq_bench_jobs_opts *o, const char *prefix)
     return 0;
 }
 
-static int bench_jobs(int argc, char **argv, naq_config *cfg)
+static int jobs_option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    naq_bench_jobs_opts o;
-    naq_bench_jobs_opts_init(&o);
-    o.progress = show_progress;
-    int on = 1, off = 0, workers_set = 0;
+    bench_args *a = x->args;
+    naq_bench_jobs_opts *o = &a->jobs;
+    long long v = 0;
+    int rc = NAQ_EXIT_OK;
+    switch (ch) {
+    case 'n':
+        if ((rc = count(x, "--count", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->count = v;
+        break;
+    case 'w':
+        if ((rc = count(x, "--workers", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->workers = (int)v;
+        a->workers_set = 1;
+        break;
+    case 'c':
+        if ((rc = count(x, "--concurrency", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->concurrency = (int)v;
+        break;
+    case 'f':
+        if (!naq_cli_parse_prefetch(x->cmd, arg, &o->prefetch))
+            rc = NAQ_EXIT_USAGE;
+        break;
+    case 'r':
+        if ((rc = count(x, "--runs", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->runs = (int)v;
+        break;
+    case 'R':
+        if ((rc = count(x, "--rate", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->rate = (double)v;
+        break;
+    case 'p':
+        if ((rc = count(x, "--payload", arg, 64, &v)) == NAQ_EXIT_OK)
+            o->payload_bytes = (int)v;
+        break;
+    case 'm':
+        if (!strcmp(arg, "sync"))
+            o->mode = NAQ_BENCH_SYNC;
+        else if (!strcmp(arg, "async"))
+            o->mode = NAQ_BENCH_ASYNC;
+        else if (!strcmp(arg, "prefilled"))
+            o->mode = NAQ_BENCH_PREFILLED;
+        else
+            rc = naq_cli_usage_error(x->cmd, "--mode is sync, async or prefilled, got '%s'", arg);
+        break;
+    case 'e':
+        if (!strcmp(arg, "on"))
+            a->on = 1, a->off = 0;
+        else if (!strcmp(arg, "off"))
+            a->on = 0, a->off = 1;
+        else if (!strcmp(arg, "both"))
+            a->on = 1, a->off = 1;
+        else
+            rc = naq_cli_usage_error(x->cmd, "--events is on, off or both, got '%s'", arg);
+        break;
+    case 'q': o->queue = arg; break;
+    case 'P':
+        if ((rc = count(x, "--server-pid", arg, 1, &v)) == NAQ_EXIT_OK)
+            o->server_pid = (long)v;
+        break;
+    case 'u': snprintf(a->cfg.url, sizeof a->cfg.url, "%s", arg); break;
+    }
+    return rc;
+}
+
+static int check_jobs(naq_cli_ctx *x)
+{
+    bench_args *a = x->args;
+    naq_bench_jobs_opts *o = &a->jobs;
+    int rc = naq_cli_no_operands(x);
+    if (rc != NAQ_EXIT_OK || o->rate <= 0)
+        return rc;
+    if (o->mode == NAQ_BENCH_PREFILLED)
+        return naq_cli_usage_error(x->cmd, "--rate paces the producer, it cannot be used with "
+                                           "--mode prefilled");
+    o->mode = NAQ_BENCH_SYNC;
+    if (!a->workers_set)
+        o->workers = 1;
+    return NAQ_EXIT_OK;
+}
+
+static int bench_jobs(naq_cli_ctx *x)
+{
+    bench_args *a = x->args;
+    naq_bench_jobs_opts *o = &a->jobs;
+    char prefetch[16] = "auto";
+    if (o->prefetch != NAQ_PREFETCH_AUTO)
+        snprintf(prefetch, sizeof prefetch, "%d", o->prefetch);
+    printf("count=%lld\nworkers=%d\nconcurrency=%d\nprefetch=%s\nmode=%s\nruns=%d\n",
+           (long long)o->count, o->workers, o->concurrency, prefetch, naq_bench_mode_name(o->mode),
+           o->runs);
+    if (o->rate > 0)
+        printf("rate=%.0f\n", o->rate);
+    fflush(stdout);
+    int rc = 0;
+    if (a->on) {
+        o->events = 1;
+        rc = run_jobs(&a->cfg, o, a->on && a->off ? "events_on_" : "");
+    }
+    if (rc == 0 && a->off) {
+        o->events = 0;
+        rc = run_jobs(&a->cfg, o, a->on && a->off ? "events_off_" : "");
+    }
+    return rc;
+}
+
+/* Runs benchmark c with the defaults and the NAQ_* environment. */
+static int bench_main(const naq_cli_command *c, int argc, char **argv)
+{
+    bench_args *a = calloc(1, sizeof *a); /* large (the config): not on the stack */
+    if (a == NULL) {
+        naq_cli_error("out of memory");
+        return NAQ_EXIT_FAILURE;
+    }
+    naq_config_init(&a->cfg);
+    naq_bench_events_opts_init(&a->ev);
+    naq_bench_jobs_opts_init(&a->jobs);
+    a->jobs.progress = show_progress;
+    a->on = 1;
+    int rc = naq_config_from_env(&a->cfg) == NAQ_OK
+                 ? naq_cli_main(c, a, argc, argv)
+                 : naq_cli_usage_error(argv[0], "%s", naq_last_error());
+    free(a);
+    return rc;
+}
+
+static int events_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'n'},  {"runs", required_argument, NULL, 'r'},
+        {"payload", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
+        {"rate", required_argument, NULL, 'R'},    {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        bench_usage,   NULL, "n:r:p:u:R:", opts, NAQ_CLI_NO_CONNECTION_FLAGS,
+        events_option, NULL, bench_events};
+    return bench_main(&c, argc, argv);
+}
+
+static int jobs_main(int argc, char **argv)
+{
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"concurrency", required_argument, NULL, 'c'},
@@ -216,140 +345,23 @@ static int bench_jobs(int argc, char **argv, naq_config *cfg)
                                          {"queue", required_argument, NULL, 'q'},
                                          {"server-pid", required_argument, NULL, 'P'},
                                          {"url", required_argument, NULL, 'u'},
-                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int ch;
-    int64_t v;
-    while ((ch = getopt_long(argc, argv, "n:w:c:f:m:e:r:R:p:q:P:u:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'n':
-            if (!parse_count("--count", optarg, 1, &o.count))
-                return 2;
-            break;
-        case 'w':
-            if (!parse_count("--workers", optarg, 1, &v))
-                return 2;
-            o.workers = (int)v;
-            workers_set = 1;
-            break;
-        case 'c':
-            if (!parse_count("--concurrency", optarg, 1, &v))
-                return 2;
-            o.concurrency = (int)v;
-            break;
-        case 'f':
-            if (!naq_cli_parse_prefetch("naq bench", optarg, &o.prefetch))
-                return 2;
-            break;
-        case 'r':
-            if (!parse_count("--runs", optarg, 1, &v))
-                return 2;
-            o.runs = (int)v;
-            break;
-        case 'R':
-            if (!parse_count("--rate", optarg, 1, &v))
-                return 2;
-            o.rate = (double)v;
-            break;
-        case 'p':
-            if (!parse_count("--payload", optarg, 64, &v))
-                return 2;
-            o.payload_bytes = (int)v;
-            break;
-        case 'm':
-            if (!strcmp(optarg, "sync"))
-                o.mode = NAQ_BENCH_SYNC;
-            else if (!strcmp(optarg, "async"))
-                o.mode = NAQ_BENCH_ASYNC;
-            else if (!strcmp(optarg, "prefilled"))
-                o.mode = NAQ_BENCH_PREFILLED;
-            else {
-                fprintf(stderr,
-                        "naq bench: --mode is sync, async or prefilled, got '%s'; try 'naq bench "
-                        "--help'\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'e':
-            if (!strcmp(optarg, "on"))
-                on = 1, off = 0;
-            else if (!strcmp(optarg, "off"))
-                on = 0, off = 1;
-            else if (!strcmp(optarg, "both"))
-                on = 1, off = 1;
-            else {
-                fprintf(
-                    stderr,
-                    "naq bench: --events is on, off or both, got '%s'; try 'naq bench --help'\n",
-                    optarg);
-                return 2;
-            }
-            break;
-        case 'q': o.queue = optarg; break;
-        case 'P':
-            if (!parse_count("--server-pid", optarg, 1, &v))
-                return 2;
-            o.server_pid = (long)v;
-            break;
-        case 'u': snprintf(cfg->url, sizeof cfg->url, "%s", optarg); break;
-        case 'h': fputs(bench_usage, stdout); return 0;
-        default: fprintf(stderr, "try 'naq bench --help'\n"); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "naq bench jobs: unexpected argument '%s'; try 'naq bench --help'\n",
-                argv[optind]);
-        return 2;
-    }
-    if (o.rate > 0) {
-        if (o.mode == NAQ_BENCH_PREFILLED) {
-            fprintf(stderr, "naq bench jobs: --rate paces the producer, it cannot be used with "
-                            "--mode prefilled; try 'naq bench --help'\n");
-            return 2;
-        }
-        o.mode = NAQ_BENCH_SYNC;
-        if (!workers_set)
-            o.workers = 1;
-    }
-    char prefetch[16] = "auto";
-    if (o.prefetch != NAQ_PREFETCH_AUTO)
-        snprintf(prefetch, sizeof prefetch, "%d", o.prefetch);
-    printf("count=%lld\nworkers=%d\nconcurrency=%d\nprefetch=%s\nmode=%s\nruns=%d\n",
-           (long long)o.count, o.workers, o.concurrency, prefetch, naq_bench_mode_name(o.mode),
-           o.runs);
-    if (o.rate > 0)
-        printf("rate=%.0f\n", o.rate);
-    fflush(stdout);
-    int rc = 0;
-    if (on) {
-        o.events = 1;
-        rc = run_jobs(cfg, &o, on && off ? "events_on_" : "");
-    }
-    if (rc == 0 && off) {
-        o.events = 0;
-        rc = run_jobs(cfg, &o, on && off ? "events_off_" : "");
-    }
-    return rc;
+    static const naq_cli_command c = {bench_usage,
+                                      NULL,
+                                      "n:w:c:f:m:e:r:R:p:q:P:u:",
+                                      opts,
+                                      NAQ_CLI_NO_CONNECTION_FLAGS,
+                                      jobs_option,
+                                      check_jobs,
+                                      bench_jobs};
+    return bench_main(&c, argc, argv);
 }
 
 int naq_cmd_bench(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(bench_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    naq_config cfg;
-    naq_config_init(&cfg);
-    if (naq_config_from_env(&cfg) != NAQ_OK) {
-        fprintf(stderr, "naq: %s\n", naq_last_error());
-        return 2;
-    }
-    optind = 1;
-    if (!strcmp(argv[1], "events"))
-        return bench_events(argc - 1, argv + 1, &cfg);
-    if (!strcmp(argv[1], "jobs"))
-        return bench_jobs(argc - 1, argv + 1, &cfg);
-    fprintf(stderr, "naq bench: unknown benchmark '%s'; try 'naq bench --help'\n", argv[1]);
-    return 2;
+    static const naq_cli_sub subs[] = {{"events", "naq bench events", events_main, NULL},
+                                       {"jobs", "naq bench jobs", jobs_main, NULL}};
+    static const naq_cli_group group = {bench_usage, "benchmark", subs,
+                                        sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

@@ -51,64 +51,65 @@ enum {
     OPT_JOB,
     OPT_LIMIT,
     OPT_ALL,
-    OPT_FORMAT,
 };
 
-typedef struct {
-    const char *cmd; /* "naq dlq list", ... */
-    naq_cli_common common;
-    naq_dlq_filter f;
-    naq_cli_format format;
-} dlq_args;
+/* Every subcommand takes the same flags and at most one operand. */
+static const struct option opts[] = {{"queue", required_argument, NULL, OPT_QUEUE},
+                                     {"error-type", required_argument, NULL, OPT_ERROR_TYPE},
+                                     {"job", required_argument, NULL, OPT_JOB},
+                                     {"limit", required_argument, NULL, OPT_LIMIT},
+                                     {"all", no_argument, NULL, OPT_ALL},
+                                     {NULL, 0, NULL, 0}};
 
-/* Parses the flags and at most one operand (a sequence). */
-static int parse(int argc, char **argv, dlq_args *a, int *help)
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"queue", required_argument, NULL, OPT_QUEUE},
-                                         {"error-type", required_argument, NULL, OPT_ERROR_TYPE},
-                                         {"job", required_argument, NULL, OPT_JOB},
-                                         {"limit", required_argument, NULL, OPT_LIMIT},
-                                         {"all", no_argument, NULL, OPT_ALL},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    memset(a, 0, sizeof *a);
-    a->cmd = cmd;
-    a->format = NAQ_CLI_FORMAT_TABLE;
-    *help = 0;
-    int rc = NAQ_EXIT_OK, ch;
-    long long n = 0;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_QUEUE: a->f.queue = optarg; break;
-        case OPT_ERROR_TYPE: a->f.error_type = optarg; break;
-        case OPT_JOB: a->f.job_id = optarg; break;
-        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a->f.limit); break;
-        case OPT_ALL: a->f.all = 1; break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
-        case 'h': *help = 1; return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&a->common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
+    naq_dlq_filter *f = x->args;
+    switch (ch) {
+    case OPT_QUEUE: f->queue = arg; break;
+    case OPT_ERROR_TYPE: f->error_type = arg; break;
+    case OPT_JOB: f->job_id = arg; break;
+    case OPT_LIMIT: return naq_cli_parse_limit(x->cmd, arg, &f->limit);
+    case OPT_ALL: f->all = 1; break;
     }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc) {
-        if (!naq_cli_parse_int(cmd, "the sequence", argv[optind], 1, (long long)INT64_MAX, &n))
-            return NAQ_EXIT_USAGE;
-        a->f.seq = (uint64_t)n;
-        optind++;
-    }
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if ((a->f.queue && naq_id_validate("queue name", a->f.queue) != NAQ_OK) ||
-        (a->f.job_id && naq_id_validate("job id", a->f.job_id) != NAQ_OK))
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
     return NAQ_EXIT_OK;
+}
+
+/* The operand (a sequence) and the ids, before anything connects. */
+static int check(naq_cli_ctx *x)
+{
+    naq_dlq_filter *f = x->args;
+    long long n = 0;
+    if (x->argc > 0) {
+        if (!naq_cli_parse_int(x->cmd, "the sequence", x->argv[0], 1, (long long)INT64_MAX, &n))
+            return NAQ_EXIT_USAGE;
+        f->seq = (uint64_t)n;
+    }
+    if (x->argc > 1)
+        return naq_cli_usage_error(x->cmd, "unexpected argument '%s'", x->argv[1]);
+    if ((f->queue && naq_id_validate("queue name", f->queue) != NAQ_OK) ||
+        (f->job_id && naq_id_validate("job id", f->job_id) != NAQ_OK))
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    return NAQ_EXIT_OK;
+}
+
+static int check_one(naq_cli_ctx *x)
+{
+    const naq_dlq_filter *f = x->args;
+    int rc = check(x);
+    if (rc == NAQ_EXIT_OK && f->seq == 0 && f->job_id == NULL)
+        rc = naq_cli_usage_error(x->cmd, "which dead job? give its sequence or --job ID");
+    return rc;
+}
+
+static int check_some(naq_cli_ctx *x)
+{
+    const naq_dlq_filter *f = x->args;
+    int rc = check(x);
+    if (rc == NAQ_EXIT_OK && !f->all && f->seq == 0 && f->job_id == NULL && f->queue == NULL &&
+        f->error_type == NULL)
+        rc = naq_cli_usage_error(x->cmd, "which dead jobs? give a sequence, --job, --queue, "
+                                         "--error-type, or --all for every one");
+    return rc;
 }
 
 static void clean(const char *text, char *buf, size_t cap)
@@ -121,61 +122,67 @@ static void clean(const char *text, char *buf, size_t cap)
         memcpy(buf + cap - 4, "...", 4);
 }
 
-static void print_json(const naq_dlq_entry *e)
+/* The stored entry plus its sequence; the entry as stored when it does
+ * not parse. */
+static char *entry_json(const void *item, void *user)
 {
+    const naq_dlq_entry *e = item;
+    (void)user;
     json_t *o = json_loads(e->entry_json, 0, NULL);
-    if (o != NULL)
-        json_object_set_new(o, "seq", json_integer((json_int_t)e->seq));
-    char *line = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    printf("%s\n", line ? line : e->entry_json);
-    free(line);
-    json_decref(o);
+    if (o == NULL)
+        return strdup(e->entry_json);
+    json_object_set_new(o, "seq", json_integer((json_int_t)e->seq));
+    return naq_cli_json_line(o);
 }
 
 static const char *const headers[] = {"SEQ",      "FAILED_AT", "JOB",  "QUEUE",
                                       "FUNCTION", "ATTEMPTS",  "ERROR"};
 
-static int add_row(naq_cli_table *t, const naq_dlq_entry *e)
+static void entry_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    char seq[24], when[40], attempts[16], err[200], both[400];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->seq);
-    naq_cli_format_time(e->failed_at, when, sizeof when);
-    snprintf(attempts, sizeof attempts, "%d", e->attempts);
+    const naq_dlq_entry *e = item;
+    char both[400];
+    (void)user;
+    snprintf(buf[0], 24, "%llu", (unsigned long long)e->seq);
+    naq_cli_format_time(e->failed_at, buf[1], 40);
+    snprintf(buf[5], 16, "%d", e->attempts);
     snprintf(both, sizeof both, "%s: %s", e->error_type, e->error_message);
-    clean(both, err, sizeof err);
-    const char *cells[] = {seq, when, e->job_id, e->queue, e->function, attempts, err};
-    return naq_cli_table_add(t, cells);
+    clean(both, buf[6], 200);
+    cells[0] = buf[0];
+    cells[1] = buf[1];
+    cells[2] = e->job_id;
+    cells[3] = e->queue;
+    cells[4] = e->function;
+    cells[5] = buf[5];
+    cells[6] = buf[6];
 }
 
-static int list(naq_client *c, const dlq_args *a)
+static const naq_cli_listing entries = {7, headers, "r    r", entry_row, entry_json, NULL};
+
+static int list(naq_cli_ctx *x)
 {
     naq_dlq_entry_list l;
-    naq_status s = naq_dlq_list(c, &a->f, &l);
-    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(a->cmd, s);
-    naq_cli_table t;
-    naq_cli_table_init(&t, 7, headers, "r    r");
-    for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
-        if (a->format == NAQ_CLI_FORMAT_JSON)
-            print_json(&l.items[i]);
-        else if (add_row(&t, &l.items[i]) != 0)
-            rc = NAQ_EXIT_FAILURE;
-    }
-    if (rc == NAQ_EXIT_OK && t.rows > 0)
-        naq_cli_table_print(&t, stdout);
-    naq_cli_table_free(&t);
-    if (rc == NAQ_EXIT_OK && l.count == 0 && a->format == NAQ_CLI_FORMAT_TABLE)
+    naq_status s = naq_dlq_list(x->client, x->args, &l);
+    if (s != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    int rc = naq_cli_list_print(&entries, x->format, NULL, l.items, l.count, sizeof *l.items);
+    if (rc == NAQ_EXIT_OK && l.count == 0 && x->format == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "naq: no dead jobs match\n");
     naq_dlq_entry_list_free(&l);
     return rc;
 }
 
-static int show(naq_client *c, const dlq_args *a)
+static int show(naq_cli_ctx *x)
 {
+    const naq_dlq_filter *f = x->args;
     naq_dlq_entry e;
-    naq_status s = naq_dlq_show(c, a->f.seq, a->f.job_id, &e);
-    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(a->cmd, s);
-    if (rc == NAQ_EXIT_OK && a->format == NAQ_CLI_FORMAT_JSON) {
-        print_json(&e);
+    naq_status s = naq_dlq_show(x->client, f->seq, f->job_id, &e);
+    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(x->cmd, s);
+    if (rc == NAQ_EXIT_OK && x->format == NAQ_CLI_FORMAT_JSON) {
+        char *line = entry_json(&e, NULL);
+        printf("%s\n", line ? line : e.entry_json);
+        free(line);
     } else if (rc == NAQ_EXIT_OK) {
         char when[40], err[2048];
         naq_cli_format_time(e.failed_at, when, sizeof when);
@@ -188,7 +195,7 @@ static int show(naq_client *c, const dlq_args *a)
         printf("%-13s %s\n", "error_message", err);
         json_t *job = json_loads(e.job_json, 0, NULL);
         if (job != NULL)
-            naq__crypt_show_args(c->crypt, job);
+            naq__crypt_show_args(x->client->crypt, job);
         char *pretty = job ? naq__json_dumps(job, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
         printf("job:\n%s\n", pretty ? pretty : e.job_json);
         free(pretty);
@@ -198,73 +205,71 @@ static int show(naq_client *c, const dlq_args *a)
     return rc;
 }
 
-static int retry(naq_client *c, const dlq_args *a)
+static int retry(naq_cli_ctx *x)
 {
     naq_dlq_retried *done = NULL;
     size_t n = 0;
-    naq_status s = naq_dlq_retry(c, &a->f, &done, &n);
+    naq_status s = naq_dlq_retry(x->client, x->args, &done, &n);
     for (size_t i = 0; i < n; i++)
         printf("%s %s\n", done[i].job_id, done[i].new_job_id);
     free(done);
     if (s != NAQ_OK)
-        return naq_cli_fail(a->cmd, s);
+        return naq_cli_fail(x->cmd, s);
     fprintf(stderr, "naq: %zu dead %s enqueued again\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 
-static int purge(naq_client *c, const dlq_args *a)
+static int purge(naq_cli_ctx *x)
 {
     size_t n = 0;
-    naq_status s = naq_dlq_purge(c, &a->f, &n);
+    naq_status s = naq_dlq_purge(x->client, x->args, &n);
     if (s != NAQ_OK)
-        return naq_cli_fail(a->cmd, s);
+        return naq_cli_fail(x->cmd, s);
     printf("purged %zu dead %s\n", n, naq_cli_plural(n, "job", "jobs"));
     return NAQ_EXIT_OK;
 }
 
+#define DLQ_COMMAND(check_fn, run_fn, more_flags)                                                  \
+    {                                                                                              \
+        usage, NULL, NULL, opts, NAQ_CLI_CONNECT | (more_flags), option, check_fn, run_fn          \
+    }
+
+static const naq_cli_command list_cmd = DLQ_COMMAND(check, list, NAQ_CLI_TAKES_FORMAT);
+static const naq_cli_command show_cmd = DLQ_COMMAND(check_one, show, NAQ_CLI_TAKES_FORMAT);
+/* retry logs retry_scheduled and enqueued events. */
+static const naq_cli_command retry_cmd = DLQ_COMMAND(check_some, retry, NAQ_CLI_LOGS_EVENTS);
+static const naq_cli_command purge_cmd = DLQ_COMMAND(check_some, purge, 0);
+
+static int run_sub(const naq_cli_command *c, int argc, char **argv)
+{
+    naq_dlq_filter f;
+    memset(&f, 0, sizeof f);
+    return naq_cli_main(c, &f, argc, argv);
+}
+
+static int list_main(int argc, char **argv)
+{
+    return run_sub(&list_cmd, argc, argv);
+}
+static int show_main(int argc, char **argv)
+{
+    return run_sub(&show_cmd, argc, argv);
+}
+static int retry_main(int argc, char **argv)
+{
+    return run_sub(&retry_cmd, argc, argv);
+}
+static int purge_main(int argc, char **argv)
+{
+    return run_sub(&purge_cmd, argc, argv);
+}
+
 int naq_cmd_dlq(int argc, char **argv)
 {
-    static const struct {
-        const char *name, *argv0;
-        int (*run)(naq_client *, const dlq_args *);
-        int writes; /* logs events (retry) */
-    } subs[] = {{"list", "naq dlq list", list, 0},
-                {"show", "naq dlq show", show, 0},
-                {"retry", "naq dlq retry", retry, 1},
-                {"purge", "naq dlq purge", purge, 0}};
-    if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which subcommand? list, show, retry or purge");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) != 0)
-            continue;
-        argv[1] = (char *)subs[i].argv0;
-        optind = 1;
-        dlq_args a;
-        int help = 0;
-        int rc = parse(argc - 1, argv + 1, &a, &help);
-        if (help) {
-            fputs(usage, stdout);
-            return NAQ_EXIT_OK;
-        }
-        if (rc != NAQ_EXIT_OK)
-            return rc;
-        if (subs[i].run == show && a.f.seq == 0 && a.f.job_id == NULL)
-            return naq_cli_usage_error(argv[1], "which dead job? give its sequence or --job ID");
-        if ((subs[i].run == retry || subs[i].run == purge) && !a.f.all && a.f.seq == 0 &&
-            a.f.job_id == NULL && a.f.queue == NULL && a.f.error_type == NULL)
-            return naq_cli_usage_error(argv[1], "which dead jobs? give a sequence, --job, --queue, "
-                                                "--error-type, or --all for every one");
-        naq_client *client = NULL;
-        if ((rc = naq_cli_connect(a.cmd, &a.common, subs[i].writes, &client)) != NAQ_EXIT_OK)
-            return rc;
-        rc = subs[i].run(client, &a);
-        naq_client_destroy(client);
-        return rc;
-    }
-    return naq_cli_usage_error(argv[0], "unknown subcommand '%s': use list, show, retry or purge",
-                               argv[1]);
+    static const naq_cli_sub subs[] = {{"list", "naq dlq list", list_main, NULL},
+                                       {"show", "naq dlq show", show_main, NULL},
+                                       {"retry", "naq dlq retry", retry_main, NULL},
+                                       {"purge", "naq dlq purge", purge_main, NULL}};
+    static const naq_cli_group group = {usage, "subcommand", subs, sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

@@ -9,6 +9,8 @@
  */
 #include "cli.h"
 #include "core/jsonw.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
+#include "jobs/job_jsonl.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -106,13 +108,6 @@ typedef struct {
     const char *flag;
 } delay_opt;
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
 {
     const char *flag = ch == OPT_IN ? "--in" : "--at";
@@ -124,7 +119,7 @@ static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
     if (ch == OPT_IN) {
         if (naq_parse_duration_ms(text, &ms) != NAQ_OK)
             return naq_cli_usage_error(cmd, "--in: %s", naq_last_error());
-        d->run_at = wall_now() + (double)ms / 1000.0;
+        d->run_at = naq__now() + (double)ms / 1000.0;
         return NAQ_EXIT_OK;
     }
     /* A bare duration means "before now" to --since; here it would be
@@ -132,7 +127,7 @@ static int parse_delay(const char *cmd, int ch, const char *text, delay_opt *d)
     if (naq_parse_duration_ms(text, &ms) == NAQ_OK)
         return naq_cli_usage_error(cmd, "--at takes a point in time; for a delay use --in %s",
                                    text);
-    if (naq_parse_time(text, wall_now(), &d->run_at) != NAQ_OK)
+    if (naq_parse_time(text, naq__now(), &d->run_at) != NAQ_OK)
         return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
     return NAQ_EXIT_OK;
 }
@@ -203,176 +198,49 @@ static int add_deps(const char *cmd, dep_list *d, const char *text)
 
 /* ---------------------------------------------------------------- batch */
 
-/* One line's job: the options plus the heap text they borrow. */
+/* A batch read from its file: every line's job, decoded before anything
+ * connects, so a bad line enqueues nothing even with no server. */
 typedef struct {
-    json_t *line;      /* the parsed line; strings of it are borrowed */
-    char *args;        /* heap */
-    char *tags;        /* heap */
-    const char **deps; /* heap array; strings in line */
-} batch_job;
+    naq__jsonl_job *bjs; /* heap: each line's job (batch_clear) */
+    naq_job_opts *jobs;  /* heap: their opts side by side, for naq_enqueue_batch */
+    int *linenos;        /* heap: the line of each */
+    size_t n, cap;
+} batch;
 
-static int line_error(int lineno, const char *fmt, const char *what)
+static void batch_clear(batch *b)
 {
-    fprintf(stderr, "naq: line %d: ", lineno);
-    fprintf(stderr, fmt, what);
-    fputc('\n', stderr);
-    return NAQ_EXIT_USAGE;
+    for (size_t i = 0; i < b->n; i++)
+        naq__jsonl_job_clear(&b->bjs[i]);
+    free(b->bjs);
+    free(b->jobs);
+    free(b->linenos);
+    memset(b, 0, sizeof *b);
 }
 
-/* A whole number field of the line into *out (unchanged when absent). */
-static int line_int(int lineno, json_t *o, const char *key, int64_t *out)
+static int batch_grow(batch *b)
 {
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v))
-        return NAQ_EXIT_OK;
-    if (!json_is_integer(v))
-        return line_error(lineno, "'%s' must be a whole number", key);
-    *out = (int64_t)json_integer_value(v);
-    return NAQ_EXIT_OK;
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    naq__jsonl_job *b2 = realloc(b->bjs, cap * sizeof *b2);
+    if (b2 != NULL)
+        b->bjs = b2;
+    naq_job_opts *j2 = b2 ? realloc(b->jobs, cap * sizeof *j2) : NULL;
+    if (j2 != NULL)
+        b->jobs = j2;
+    int *l2 = j2 ? realloc(b->linenos, cap * sizeof *l2) : NULL;
+    if (l2 == NULL)
+        return -1;
+    b->linenos = l2;
+    b->cap = cap;
+    return 0;
 }
 
-static int line_string(int lineno, json_t *o, const char *key, const char **out)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v))
-        return NAQ_EXIT_OK;
-    if (!json_is_string(v))
-        return line_error(lineno, "'%s' must be a string", key);
-    *out = json_string_value(v);
-    return NAQ_EXIT_OK;
-}
-
-/* Fills jo (a copy of the defaults) from one JSONL line. */
-static int parse_line(int lineno, batch_job *bj, naq_job_opts *jo)
-{
-    json_t *o = bj->line;
-    int rc;
-    int64_t n;
-    static const char *const known[] = {"queue",       "function",
-                                        "args",        "argv",
-                                        "max_retries", "retries",
-                                        "timeout_ms",  "tags",
-                                        "priority",    "job_id",
-                                        "id",          "ttl_ms",
-                                        "depends_on",  "run_on_dependency_failure",
-                                        "unique_key",  "result_ttl_ms",
-                                        "retry",       NULL};
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        int ok = 0;
-        for (int i = 0; known[i] != NULL; i++)
-            ok |= strcmp(key, known[i]) == 0;
-        if (!ok)
-            return line_error(lineno, "unknown field '%s' (see 'naq enqueue --help')", key);
-    }
-    if ((rc = line_string(lineno, o, "queue", &jo->queue)) != 0 ||
-        (rc = line_string(lineno, o, "function", &jo->function)) != 0 ||
-        (rc = line_string(lineno, o, "job_id", &jo->job_id)) != 0 ||
-        (rc = line_string(lineno, o, "id", &jo->job_id)) != 0 ||
-        (rc = line_string(lineno, o, "unique_key", &jo->unique_key)) != 0 ||
-        (rc = line_int(lineno, o, "timeout_ms", &jo->timeout_ms)) != 0 ||
-        (rc = line_int(lineno, o, "ttl_ms", &jo->ttl_ms)) != 0 ||
-        (rc = line_int(lineno, o, "result_ttl_ms", &jo->result_ttl_ms)) != 0)
-        return rc;
-    n = jo->max_retries;
-    if ((rc = line_int(lineno, o, "retries", &n)) != 0 ||
-        (rc = line_int(lineno, o, "max_retries", &n)) != 0)
-        return rc;
-    if (n < 0 || n > 1000000)
-        return line_error(lineno, "%s must be 0 to 1000000", "max_retries");
-    jo->max_retries = (int)n;
-    json_t *argv = json_object_get(o, "argv");
-    json_t *args = json_object_get(o, "args");
-    if (argv != NULL) {
-        if (args != NULL || json_object_get(o, "function") != NULL)
-            return line_error(lineno, "%s", "give either \"argv\" or \"function\"/\"args\"");
-        json_t *wrap = json_pack("{s:O}", "argv", argv);
-        bj->args = wrap ? naq__json_dumps(wrap, JSON_COMPACT) : NULL;
-        json_decref(wrap);
-        jo->function = NAQ_EXEC_FUNCTION;
-        jo->args_json = bj->args;
-    } else if (args != NULL) {
-        bj->args = naq__json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
-        jo->args_json = bj->args;
-    }
-    json_t *tags = json_object_get(o, "tags");
-    if (tags != NULL) {
-        bj->tags = naq__json_dumps(tags, JSON_COMPACT | JSON_ENCODE_ANY);
-        jo->tags_json = bj->tags;
-    }
-    json_t *prio = json_object_get(o, "priority");
-    if (json_is_integer(prio)) {
-        jo->priority = (int)json_integer_value(prio);
-    } else if (json_is_string(prio)) {
-        if (naq_priority_parse(json_string_value(prio), &jo->priority) != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    } else if (prio != NULL) {
-        return line_error(lineno, "%s", "'priority' must be 0-4 or a name like \"high\"");
-    }
-    json_t *retry = json_object_get(o, "retry");
-    if (json_is_string(retry)) {
-        if (naq_retry_policy_parse(json_string_value(retry), &jo->retry) != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    } else if (retry != NULL) {
-        /* The wire form: decode it the way a worker would. */
-        json_t *probe = json_pack("{s:i, s:s, s:s, s:s, s:O}", "version", 1, "job_id", "x", "queue",
-                                  "x", "function", "x", "retry", retry);
-        char *text = probe ? naq__json_dumps(probe, JSON_COMPACT) : NULL;
-        json_decref(probe);
-        naq_job j;
-        naq_status s = text ? naq_job_decode(text, strlen(text), &j) : NAQ_ERR_NO_MEMORY;
-        free(text);
-        if (s == NAQ_OK) {
-            jo->retry.kind = j.retry.kind;
-            jo->retry.delay_ms = j.retry.delay_ms;
-            jo->retry.max_delay_ms = j.retry.max_delay_ms;
-            jo->retry.jitter = j.retry.jitter;
-            memcpy(jo->retry.delays_ms, j.retry.delays_ms, sizeof j.retry.delays_ms);
-            jo->retry.n_delays = j.retry.n_delays;
-        }
-        naq_job_clear(&j);
-        if (s != NAQ_OK)
-            return line_error(lineno, "%s", naq_last_error());
-    }
-    json_t *deps = json_object_get(o, "depends_on");
-    if (deps != NULL) {
-        if (!json_is_array(deps))
-            return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
-        bj->deps = calloc(json_array_size(deps) + 1, sizeof *bj->deps);
-        if (bj->deps == NULL)
-            return line_error(lineno, "%s", "out of memory");
-        size_t i;
-        json_t *d;
-        json_array_foreach(deps, i, d)
-        {
-            if (!json_is_string(d))
-                return line_error(lineno, "%s", "'depends_on' must be an array of job ids");
-            bj->deps[i] = json_string_value(d);
-        }
-        jo->depends_on = bj->deps;
-    }
-    json_t *run = json_object_get(o, "run_on_dependency_failure");
-    if (run != NULL) {
-        if (!json_is_boolean(run))
-            return line_error(lineno, "%s", "'run_on_dependency_failure' must be true or false");
-        jo->run_on_dependency_failure = json_is_true(run);
-    }
-    return NAQ_EXIT_OK;
-}
-
-static int run_batch(const char *cmd, const char *path, const naq_job_opts *defaults,
-                     const naq_cli_common *common)
+/* Reads and decodes every line of path ('-': stdin) over defaults; each
+ * bad line is reported. An exit code. */
+static int batch_read(const char *cmd, const char *path, const naq_job_opts *defaults, batch *b)
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (in == NULL) {
+    if (in == NULL)
         return naq_cli_usage_error(cmd, "cannot open %s: %s", path, strerror(errno));
-    }
-    batch_job *bjs = NULL;
-    naq_job_opts *jobs = NULL;
-    int *linenos = NULL;
-    size_t n = 0, cap = 0;
     char *line = NULL;
     size_t lcap = 0;
     int rc = NAQ_EXIT_OK, lineno = 0;
@@ -383,54 +251,38 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
             line[--got] = '\0';
         if (got == 0)
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            batch_job *b2 = realloc(bjs, cap * sizeof *b2);
-            naq_job_opts *j2 = b2 ? realloc(jobs, cap * sizeof *j2) : NULL;
-            int *l2 = j2 ? realloc(linenos, cap * sizeof *l2) : NULL;
-            if (b2)
-                bjs = b2;
-            if (j2)
-                jobs = j2;
-            if (l2 == NULL) {
-                naq_cli_error("out of memory reading %s", path);
-                rc = NAQ_EXIT_FAILURE;
-                goto out;
-            }
-            linenos = l2;
+        if (b->n == b->cap && batch_grow(b) != 0) {
+            naq_cli_error("out of memory reading %s", path);
+            rc = NAQ_EXIT_FAILURE;
+            break;
         }
-        batch_job *bj = &bjs[n];
-        memset(bj, 0, sizeof *bj);
-        jobs[n] = *defaults;
-        linenos[n] = lineno;
-        n++;
-        json_error_t e;
-        bj->line = json_loads(line, 0, &e);
-        int bad = 0;
-        if (!json_is_object(bj->line))
-            bad = line_error(lineno, "%s", bj->line ? "not a JSON object" : e.text);
-        else
-            bad = parse_line(lineno, bj, &jobs[n - 1]);
-        if (!bad && naq_job_opts_validate(&jobs[n - 1]) != NAQ_OK)
-            bad = line_error(lineno, "%s", naq_last_error());
-        if (bad)
+        b->linenos[b->n] = lineno;
+        naq_status s = naq__jsonl_job_decode(line, (size_t)got, lineno, defaults, &b->bjs[b->n]);
+        b->jobs[b->n] = b->bjs[b->n].opts;
+        b->n++;
+        if (s != NAQ_OK) {
+            naq_cli_error("%s", naq_last_error());
             rc = NAQ_EXIT_USAGE;
+        }
     }
-    if (ferror(in)) {
+    if (rc == NAQ_EXIT_OK && ferror(in)) {
         naq_cli_error("cannot read %s: %s", path, strerror(errno));
         rc = NAQ_EXIT_USAGE;
     }
-    if (rc != NAQ_EXIT_OK) {
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    if (rc == NAQ_EXIT_USAGE)
         naq_cli_usage_error(cmd, "nothing was enqueued; fix the lines above");
-        goto out;
-    }
-    if (n == 0) {
+    else if (rc == NAQ_EXIT_OK && b->n == 0)
         rc = naq_cli_usage_error(cmd, "%s holds no jobs", path);
-        goto out;
-    }
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, common, 1, &client)) != NAQ_EXIT_OK)
-        goto out;
+    return rc;
+}
+
+static int batch_send(const char *cmd, naq_client *client, const batch *b)
+{
+    size_t n = b->n;
+    int rc = NAQ_EXIT_OK;
     char(*ids)[NAQ_ID_SIZE] = calloc(n, sizeof *ids);
     naq_status *st = calloc(n, sizeof *st);
     if (ids == NULL || st == NULL) {
@@ -438,14 +290,14 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
         rc = NAQ_EXIT_FAILURE;
     } else {
         size_t done = 0;
-        naq_status s = naq_enqueue_batch(client, jobs, n, ids, st, &done);
+        naq_status s = naq_enqueue_batch(client, b->jobs, n, ids, st, &done);
         if (s == NAQ_ERR_INVALID_ARG) {
             rc = naq_cli_fail(cmd, s);
         } else {
             for (size_t i = 0; i < n; i++) {
                 printf("%s\n", st[i] == NAQ_OK ? ids[i] : "-");
                 if (st[i] != NAQ_OK)
-                    fprintf(stderr, "naq: line %d (job %s) was not enqueued: %s\n", linenos[i],
+                    fprintf(stderr, "naq: line %d (job %s) was not enqueued: %s\n", b->linenos[i],
                             ids[i], naq_status_str(st[i]));
             }
             if (s != NAQ_OK) {
@@ -459,28 +311,167 @@ static int run_batch(const char *cmd, const char *path, const naq_job_opts *defa
     }
     free(ids);
     free(st);
-    naq_client_destroy(client);
-out:
-    for (size_t i = 0; i < n; i++) {
-        json_decref(bjs[i].line);
-        free(bjs[i].args);
-        free(bjs[i].tags);
-        free(bjs[i].deps);
-    }
-    free(bjs);
-    free(jobs);
-    free(linenos);
-    free(line);
-    if (in != stdin)
-        fclose(in);
     return rc;
 }
 
 /* ---------------------------------------------------------------- main */
 
+/* The flags, and what they hold; freed by naq_cmd_enqueue. */
+typedef struct {
+    naq_job_opts jo;
+    json_t *tags;    /* --tag KEY=VALUE, collected */
+    char *tags_json; /* heap: tags as text, jo.tags_json */
+    char *args_text; /* heap: {"argv": [...]} of '-- COMMAND', jo.args_json */
+    const char *batch_path;
+    batch b;
+    dep_list deps;
+    delay_opt delay;
+} enqueue_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    enqueue_args *a = x->args;
+    naq_job_opts *jo = &a->jo;
+    const char *cmd = x->cmd;
+    long long n = 0;
+    switch (ch) {
+    case 'q': jo->queue = arg; break;
+    case 'f': jo->function = arg; break;
+    case OPT_ARGS: jo->args_json = arg; break;
+    case OPT_RETRIES:
+        if (!naq_cli_parse_int(cmd, "--retries", arg, 0, 1000000, &n))
+            return NAQ_EXIT_USAGE;
+        jo->max_retries = (int)n;
+        break;
+    case OPT_RETRY_POLICY:
+        if (naq_retry_policy_parse(arg, &jo->retry) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--retry-policy: %s", naq_last_error());
+        break;
+    case OPT_RETRY_ON:
+    case OPT_SKIP_ON:
+        /* "" would mean "every type" for retry_on and "none" for
+         * skip_on: as a flag it is a mistake either way. */
+        if (arg[strspn(arg, " ,")] == '\0')
+            return naq_cli_usage_error(cmd,
+                                       "%s needs at least one error type, like Timeout "
+                                       "or Timeout,ExitStatus",
+                                       ch == OPT_RETRY_ON ? "--retry-on" : "--skip-on");
+        if (ch == OPT_RETRY_ON) /* borrowed from argv, which is writable */
+            jo->retry.retry_on = (char *)arg;
+        else
+            jo->retry.skip_on = (char *)arg;
+        break;
+    case OPT_TIMEOUT:
+        if (naq_parse_duration_ms(arg, &jo->timeout_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
+        break;
+    case OPT_TTL:
+        if (naq_parse_duration_ms(arg, &jo->ttl_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--ttl: %s", naq_last_error());
+        break;
+    case OPT_RESULT_TTL:
+        if (naq_parse_duration_ms(arg, &jo->result_ttl_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--result-ttl: %s", naq_last_error());
+        break;
+    case OPT_DEPENDS_ON: return add_deps(cmd, &a->deps, arg);
+    case OPT_RUN_ON_FAILURE: jo->run_on_dependency_failure = 1; break;
+    case OPT_UNIQUE_KEY: jo->unique_key = arg; break;
+    case OPT_TAG: return add_tag(cmd, a->tags, arg);
+    case OPT_PRIORITY:
+        if (naq_priority_parse(arg, &jo->priority) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "%s", naq_last_error());
+        break;
+    case OPT_ID: jo->job_id = arg; break;
+    case OPT_BATCH: a->batch_path = arg; break;
+    case OPT_IN:
+    case OPT_AT: return parse_delay(cmd, ch, arg, &a->delay);
+    }
+    return NAQ_EXIT_OK;
+}
+
+/* A single job: what it runs ('-- COMMAND' or -f), checked whole. */
+static int check_single(naq_cli_ctx *x, enqueue_args *a)
+{
+    naq_job_opts *jo = &a->jo;
+    const char *cmd = x->cmd;
+    if (jo->queue == NULL)
+        return naq_cli_usage_error(cmd, "which queue? give -q QUEUE");
+    if (x->dashdash) {
+        if (x->argc == 0)
+            return naq_cli_usage_error(cmd, "nothing after '--': give the command to run");
+        if (jo->function != NULL && strcmp(jo->function, NAQ_EXEC_FUNCTION) != 0)
+            return naq_cli_usage_error(cmd, "give either -f FUNCTION or '-- COMMAND', not both");
+        if (jo->args_json != NULL)
+            return naq_cli_usage_error(cmd, "--args cannot be combined with '-- COMMAND' (the "
+                                            "command line is the argument)");
+        if ((a->args_text = exec_args(x->argc, x->argv)) == NULL)
+            return naq_cli_usage_error(cmd, "the command line is not valid UTF-8");
+        jo->function = NAQ_EXEC_FUNCTION;
+        jo->args_json = a->args_text;
+    } else if (jo->function == NULL) {
+        return naq_cli_usage_error(cmd, "what should the job run? give -f FUNCTION or "
+                                        "'-- COMMAND ARG...'");
+    }
+    /* Reject bad options before touching the network, so a typo is
+     * reported as a typo even when no server runs. */
+    naq_status s = naq_job_opts_validate(jo);
+    if (s != NAQ_OK)
+        return naq_cli_fail(cmd, s);
+    if (a->delay.given && (jo->unique_key != NULL || jo->depends_on != NULL))
+        return naq_cli_usage_error(cmd,
+                                   "a delayed job (%s) cannot have --unique-key or "
+                                   "--depends-on; enqueue it without a delay",
+                                   a->delay.flag);
+    return NAQ_EXIT_OK;
+}
+
+static int check(naq_cli_ctx *x)
+{
+    enqueue_args *a = x->args;
+    naq_job_opts *jo = &a->jo;
+    jo->depends_on = (const char *const *)a->deps.ids;
+    if (json_object_size(a->tags) > 0) /* kept until the end: naq_enqueue borrows it */
+        jo->tags_json = a->tags_json = naq__json_dumps(a->tags, JSON_COMPACT);
+    if (x->argc > 0 && !x->dashdash)
+        return naq_cli_usage_error(x->cmd,
+                                   "unexpected argument '%s'; to run a command, put it after "
+                                   "'--'",
+                                   x->argv[0]);
+    if (a->batch_path == NULL)
+        return check_single(x, a);
+    if (x->dashdash || jo->job_id != NULL || a->delay.given)
+        return naq_cli_usage_error(x->cmd, "--batch takes its jobs from the file; '-- COMMAND', "
+                                           "--id, --in and --at belong to single jobs");
+    return batch_read(x->cmd, a->batch_path, jo, &a->b);
+}
+
+static int run(naq_cli_ctx *x)
+{
+    enqueue_args *a = x->args;
+    const naq_job_opts *jo = &a->jo;
+    if (a->batch_path != NULL)
+        return batch_send(x->cmd, x->client, &a->b);
+    char id[NAQ_ID_SIZE];
+    int existing = 0;
+    naq_status s = a->delay.given ? naq_enqueue_at(x->client, jo, a->delay.run_at, id)
+                                  : naq_enqueue_ex(x->client, jo, id, &existing);
+    if (s != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    printf("%s\n", id);
+    if (a->delay.given && a->delay.run_at > naq__now()) {
+        char when[40];
+        naq_cli_format_time(a->delay.run_at, when, sizeof when);
+        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id, when);
+    }
+    if (existing)
+        naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "
+                      "enqueued",
+                      id, jo->unique_key, jo->queue);
+    return NAQ_EXIT_OK;
+}
+
 int naq_cmd_enqueue(int argc, char **argv)
 {
-    const char *cmd = argv[0];
     static const struct option opts[] = {
         {"queue", required_argument, NULL, 'q'},
         {"function", required_argument, NULL, 'f'},
@@ -501,182 +492,23 @@ int naq_cmd_enqueue(int argc, char **argv)
         {"batch", required_argument, NULL, OPT_BATCH},
         {"in", required_argument, NULL, OPT_IN},
         {"at", required_argument, NULL, OPT_AT},
-        {"help", no_argument, NULL, 'h'},
-        NAQ_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_job_opts jo;
-    naq_job_opts_init(&jo);
-    json_t *tags = json_object();
-    char *args_text = NULL;
-    const char *batch = NULL;
-    dep_list deps = {0};
-    delay_opt delay = {0};
-    naq_client *client = NULL;
-    int rc = NAQ_EXIT_OK, ch;
-    long long n = 0;
-
-    if (tags == NULL) {
+    /* '+': stop at the first non-option, so a command's own flags after
+     * `--` are never taken for ours. */
+    static const naq_cli_command c = {
+        usage, NULL, "+q:f:", opts, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS, option, check, run};
+    enqueue_args a;
+    memset(&a, 0, sizeof a);
+    naq_job_opts_init(&a.jo);
+    if ((a.tags = json_object()) == NULL) {
         naq_cli_error("out of memory");
         return NAQ_EXIT_FAILURE;
     }
-    /* '+': stop at the first non-option, so a command's own flags after
-     * `--` are never taken for ours. */
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "+q:f:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'q': jo.queue = optarg; break;
-        case 'f': jo.function = optarg; break;
-        case OPT_ARGS: jo.args_json = optarg; break;
-        case OPT_RETRIES:
-            if (!naq_cli_parse_int(cmd, "--retries", optarg, 0, 1000000, &n))
-                rc = NAQ_EXIT_USAGE;
-            jo.max_retries = (int)n;
-            break;
-        case OPT_RETRY_POLICY:
-            if (naq_retry_policy_parse(optarg, &jo.retry) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--retry-policy: %s", naq_last_error());
-            break;
-        case OPT_RETRY_ON:
-        case OPT_SKIP_ON:
-            /* "" would mean "every type" for retry_on and "none" for
-             * skip_on: as a flag it is a mistake either way. */
-            if (optarg[strspn(optarg, " ,")] == '\0')
-                rc = naq_cli_usage_error(cmd,
-                                         "%s needs at least one error type, like Timeout "
-                                         "or Timeout,ExitStatus",
-                                         ch == OPT_RETRY_ON ? "--retry-on" : "--skip-on");
-            else if (ch == OPT_RETRY_ON)
-                jo.retry.retry_on = optarg;
-            else
-                jo.retry.skip_on = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (naq_parse_duration_ms(optarg, &jo.timeout_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
-            break;
-        case OPT_TTL:
-            if (naq_parse_duration_ms(optarg, &jo.ttl_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--ttl: %s", naq_last_error());
-            break;
-        case OPT_RESULT_TTL:
-            if (naq_parse_duration_ms(optarg, &jo.result_ttl_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--result-ttl: %s", naq_last_error());
-            break;
-        case OPT_DEPENDS_ON: rc = add_deps(cmd, &deps, optarg); break;
-        case OPT_RUN_ON_FAILURE: jo.run_on_dependency_failure = 1; break;
-        case OPT_UNIQUE_KEY: jo.unique_key = optarg; break;
-        case OPT_TAG: rc = add_tag(cmd, tags, optarg); break;
-        case OPT_PRIORITY:
-            if (naq_priority_parse(optarg, &jo.priority) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "%s", naq_last_error());
-            break;
-        case OPT_ID: jo.job_id = optarg; break;
-        case OPT_BATCH: batch = optarg; break;
-        case OPT_IN:
-        case OPT_AT: rc = parse_delay(cmd, ch, optarg, &delay); break;
-        case 'h': fputs(usage, stdout); goto out;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK)
-        goto out;
-    jo.depends_on = (const char *const *)deps.ids;
-    if (json_object_size(tags) > 0) {
-        /* Kept until the end: naq_enqueue borrows it. */
-        jo.tags_json = naq__json_dumps(tags, JSON_COMPACT);
-    }
-
-    int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
-    if (optind < argc && !dashdash) {
-        rc = naq_cli_usage_error(cmd,
-                                 "unexpected argument '%s'; to run a command, put it after "
-                                 "'--'",
-                                 argv[optind]);
-        goto out;
-    }
-    if (batch != NULL) {
-        if (dashdash || jo.job_id != NULL || delay.given) {
-            rc = naq_cli_usage_error(cmd, "--batch takes its jobs from the file; '-- COMMAND', "
-                                          "--id, --in and --at belong to single jobs");
-            goto out;
-        }
-        rc = run_batch(cmd, batch, &jo, &common);
-        goto out;
-    }
-    if (jo.queue == NULL) {
-        rc = naq_cli_usage_error(cmd, "which queue? give -q QUEUE");
-        goto out;
-    }
-    if (dashdash) {
-        if (optind == argc) {
-            rc = naq_cli_usage_error(cmd, "nothing after '--': give the command to run");
-            goto out;
-        }
-        if (jo.function != NULL && strcmp(jo.function, NAQ_EXEC_FUNCTION) != 0) {
-            rc = naq_cli_usage_error(cmd, "give either -f FUNCTION or '-- COMMAND', not both");
-            goto out;
-        }
-        if (jo.args_json != NULL) {
-            rc = naq_cli_usage_error(cmd, "--args cannot be combined with '-- COMMAND' (the "
-                                          "command line is the argument)");
-            goto out;
-        }
-        if ((args_text = exec_args(argc - optind, argv + optind)) == NULL) {
-            rc = naq_cli_usage_error(cmd, "the command line is not valid UTF-8");
-            goto out;
-        }
-        jo.function = NAQ_EXEC_FUNCTION;
-        jo.args_json = args_text;
-    } else if (jo.function == NULL) {
-        rc = naq_cli_usage_error(cmd, "what should the job run? give -f FUNCTION or "
-                                      "'-- COMMAND ARG...'");
-        goto out;
-    }
-
-    /* Reject bad options before touching the network, so a typo is
-     * reported as a typo even when no server runs. */
-    naq_status s = naq_job_opts_validate(&jo);
-    if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
-        goto out;
-    }
-    if (delay.given && (jo.unique_key != NULL || jo.depends_on != NULL)) {
-        rc = naq_cli_usage_error(cmd,
-                                 "a delayed job (%s) cannot have --unique-key or "
-                                 "--depends-on; enqueue it without a delay",
-                                 delay.flag);
-        goto out;
-    }
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        goto out;
-    char id[NAQ_ID_SIZE];
-    int existing = 0;
-    if (delay.given)
-        s = naq_enqueue_at(client, &jo, delay.run_at, id);
-    else
-        s = naq_enqueue_ex(client, &jo, id, &existing);
-    if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
-        goto out;
-    }
-    printf("%s\n", id);
-    if (delay.given && delay.run_at > wall_now()) {
-        char when[40];
-        naq_cli_format_time(delay.run_at, when, sizeof when);
-        naq_cli_error("job %s waits until %s; a running 'naq scheduler' queues it then", id, when);
-    }
-    if (existing)
-        naq_cli_error("job %s with unique key '%s' is still pending on queue %s; nothing was "
-                      "enqueued",
-                      id, jo.unique_key, jo.queue);
-out:
-    naq_client_destroy(client);
-    free((char *)jo.tags_json);
-    free(args_text);
-    free_deps(&deps);
-    json_decref(tags);
+    int rc = naq_cli_main(&c, &a, argc, argv);
+    batch_clear(&a.b);
+    free(a.tags_json);
+    free(a.args_text);
+    free_deps(&a.deps);
+    json_decref(a.tags);
     return rc;
 }

@@ -84,76 +84,38 @@ static const char types_usage[] =
     "\n"
     "exit codes: 0 ok, 2 bad usage\n";
 
-enum {
-    OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE,
-    OPT_JOB,
-    OPT_TYPE,
-    OPT_QUEUE,
-    OPT_WORKER,
-    OPT_TAIL,
-    OPT_NO_FOLLOW
-};
+enum { OPT_JOB = NAQ_CLI_OPT_FIRST_FREE, OPT_TYPE, OPT_QUEUE, OPT_WORKER, OPT_TAIL, OPT_NO_FOLLOW };
 
 /* ---- history ---- */
 
-static int history(int argc, char **argv)
+static int check_history(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
-        case 'h': fputs(history_usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind >= argc)
-        return naq_cli_usage_error(cmd, "which job? give its id");
-    if (optind + 1 < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *job_id = argv[optind];
-    naq_status s = naq_id_validate("job id", job_id);
-    if (s != NAQ_OK)
-        return naq_cli_fail(cmd, s);
+    int rc = x->argc == 0 ? naq_cli_usage_error(x->cmd, "which job? give its id")
+                          : naq_cli_operands(x, 1, "");
+    naq_status s;
+    if (rc == NAQ_EXIT_OK && (s = naq_id_validate("job id", x->argv[0])) != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, s);
+    return rc;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int history(naq_cli_ctx *x)
+{
     naq_event_list list = {0};
-    s = naq_job_history(client, job_id, &list);
+    int rc = NAQ_EXIT_OK;
+    naq_status s = naq_job_history(x->client, x->argv[0], &list);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
+        rc = naq_cli_fail(x->cmd, s);
     } else {
         naq_cli_printer p;
-        naq_cli_printer_init(&p, format);
+        naq_cli_printer_init(&p, x->format);
         if (naq_cli_print_events(&p, list.items, list.count) != 0)
             rc = NAQ_EXIT_FAILURE;
     }
     naq_event_list_free(&list);
-    naq_client_destroy(client);
     return rc;
 }
 
 /* ---- stream ---- */
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static int print_one(const naq_event *e, void *user)
 {
@@ -170,156 +132,146 @@ static int check_id(const char *cmd, const char *what, const char *id)
     return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, s);
 }
 
-static int stream(int argc, char **argv)
+static int stream_option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"job", required_argument, NULL, OPT_JOB},
-                                         {"type", required_argument, NULL, OPT_TYPE},
-                                         {"queue", required_argument, NULL, OPT_QUEUE},
-                                         {"worker", required_argument, NULL, OPT_WORKER},
-                                         {"tail", required_argument, NULL, OPT_TAIL},
-                                         {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    naq_stream_opts so;
-    memset(&so, 0, sizeof so);
-    so.follow = 1;
+    naq_stream_opts *so = x->args;
     long long n = 0;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_JOB: so.filter.job_id = optarg; break;
-        case OPT_TYPE: {
-            naq_event_type t;
-            if (naq_event_type_parse(optarg, &t) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "%s", naq_last_error());
-            so.filter.type = optarg;
-            break;
-        }
-        case OPT_QUEUE: so.filter.queue = optarg; break;
-        case OPT_WORKER: so.filter.worker = optarg; break;
-        case OPT_TAIL:
-            if (!naq_cli_parse_int(cmd, "--tail", optarg, 0, 1000000000, &n))
-                rc = NAQ_EXIT_USAGE;
-            so.tail = (int)n;
-            break;
-        case OPT_NO_FOLLOW: so.follow = 0; break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
-        case 'h': fputs(stream_usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
+    naq_event_type t;
+    switch (ch) {
+    case OPT_JOB: so->filter.job_id = arg; break;
+    case OPT_TYPE:
+        if (naq_event_type_parse(arg, &t) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+        so->filter.type = arg;
+        break;
+    case OPT_QUEUE: so->filter.queue = arg; break;
+    case OPT_WORKER: so->filter.worker = arg; break;
+    case OPT_TAIL:
+        if (!naq_cli_parse_int(x->cmd, "--tail", arg, 0, 1000000000, &n))
+            return NAQ_EXIT_USAGE;
+        so->tail = (int)n;
+        break;
+    case OPT_NO_FOLLOW: so->follow = 0; break;
     }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!so.follow && so.tail == 0)
-        return naq_cli_usage_error(cmd, "--no-follow prints the last N events and stops: give "
-                                        "--tail N too");
-    if ((rc = check_id(cmd, "job id", so.filter.job_id)) != NAQ_EXIT_OK ||
-        (rc = check_id(cmd, "queue name", so.filter.queue)) != NAQ_EXIT_OK ||
-        (rc = check_id(cmd, "worker id", so.filter.worker)) != NAQ_EXIT_OK)
-        return rc;
+    return NAQ_EXIT_OK;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int check_stream(naq_cli_ctx *x)
+{
+    const naq_stream_opts *so = x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc == NAQ_EXIT_OK && !so->follow && so->tail == 0)
+        rc = naq_cli_usage_error(x->cmd, "--no-follow prints the last N events and stops: give "
+                                         "--tail N too");
+    if (rc == NAQ_EXIT_OK)
+        rc = check_id(x->cmd, "job id", so->filter.job_id);
+    if (rc == NAQ_EXIT_OK)
+        rc = check_id(x->cmd, "queue name", so->filter.queue);
+    if (rc == NAQ_EXIT_OK)
+        rc = check_id(x->cmd, "worker id", so->filter.worker);
+    return rc;
+}
 
+static int stream(naq_cli_ctx *x)
+{
+    naq_stream_opts *so = x->args;
     /* Ctrl-C and SIGTERM end the stream normally: the library polls the
      * flag every 100 ms and returns NAQ_OK. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    so.stop = (const volatile int *)&stop_requested;
-
+    naq_cli_stop_on_signals(NULL, 0);
+    so->stop = (const volatile int *)&naq_cli_stop_requested;
     naq_cli_printer p;
-    naq_cli_printer_init(&p, format);
+    naq_cli_printer_init(&p, x->format);
     p.flush = 1;
-    naq_status s = naq_events_stream(client, &so, print_one, &p);
+    naq_status s = naq_events_stream(x->client, so, print_one, &p);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (ferror(stdout))
-        rc = NAQ_EXIT_FAILURE;
-    naq_client_destroy(client);
-    return rc;
+        return naq_cli_fail(x->cmd, s);
+    return ferror(stdout) ? NAQ_EXIT_FAILURE : NAQ_EXIT_OK;
 }
 
 /* ---- types ---- */
 
-static int types(int argc, char **argv)
+static const char *const type_headers[] = {"TYPE", "CATEGORY"};
+
+static void type_row(const void *item, void *user, const char **cells,
+                     char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            fputs(types_usage, stdout);
-            return NAQ_EXIT_OK;
-        }
-        return naq_cli_try_help(cmd);
-    }
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     static const char *const categories[] = {
         [NAQ_CATEGORY_JOB] = "job",
         [NAQ_CATEGORY_WORKER] = "worker",
         [NAQ_CATEGORY_SCHEDULER] = "scheduler",
         [NAQ_CATEGORY_SYSTEM] = "system",
     };
-    printf("%-26s  %s\n", "TYPE", "CATEGORY");
+    naq_event_type t = *(const naq_event_type *)item;
+    (void)user;
+    (void)buf;
+    cells[0] = naq_event_type_name(t);
+    cells[1] = categories[naq_event_type_category(t)];
+}
+
+static const naq_cli_listing type_listing = {2, type_headers, NULL, type_row, NULL, NULL};
+
+static int types(naq_cli_ctx *x)
+{
+    naq_event_type all[NAQ_EVENT_TYPE_COUNT];
+    (void)x;
     for (int t = 0; t < NAQ_EVENT_TYPE_COUNT; t++)
-        printf("%-26s  %s\n", naq_event_type_name((naq_event_type)t),
-               categories[naq_event_type_category((naq_event_type)t)]);
-    return NAQ_EXIT_OK;
+        all[t] = (naq_event_type)t;
+    return naq_cli_list_print(&type_listing, NAQ_CLI_FORMAT_TABLE, NULL, all, NAQ_EVENT_TYPE_COUNT,
+                              sizeof all[0]);
 }
 
 /* ---- dispatch ---- */
 
+static int history_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        history_usage, NULL,          NULL,   NULL, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        NULL,          check_history, history};
+    return naq_cli_main(&c, NULL, argc, argv);
+}
+
+static int stream_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"job", required_argument, NULL, OPT_JOB},
+                                         {"type", required_argument, NULL, OPT_TYPE},
+                                         {"queue", required_argument, NULL, OPT_QUEUE},
+                                         {"worker", required_argument, NULL, OPT_WORKER},
+                                         {"tail", required_argument, NULL, OPT_TAIL},
+                                         {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        stream_usage,  NULL,         NULL,  opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        stream_option, check_stream, stream};
+    naq_stream_opts so;
+    memset(&so, 0, sizeof so);
+    so.follow = 1;
+    return naq_cli_main(&c, &so, argc, argv);
+}
+
+static int types_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {types_usage, NULL, NULL, NULL, NAQ_CLI_NO_CONNECTION_FLAGS,
+                                      NULL,        NULL, types};
+    return naq_cli_main(&c, NULL, argc, argv);
+}
+
 int naq_cmd_events(int argc, char **argv)
 {
-    static const struct {
-        const char *name, *argv0;
-        int (*run)(int, char **);
-    } subs[] = {
-        {"history", "naq events history", history},
-        {"stream", "naq events stream", stream},
-        {"types", "naq events types", types},
-        {"dlq", "naq events dlq", naq_cmd_events_dlq},
-        {"list", "naq events list", naq_cmd_events_list},
-        {"count", "naq events count", naq_cmd_events_count},
-        {"replay", "naq events replay", naq_cmd_events_replay},
-        {"stats", "naq events stats", naq_cmd_events_stats},
-        {"workers", "naq events workers", naq_cmd_events_workers},
-        {"delete", "naq events delete", naq_cmd_events_delete},
-        {"cleanup", "naq events cleanup", naq_cmd_events_cleanup},
-        {"rollup", "naq events rollup", naq_cmd_events_rollup},
-        {"webhook", "naq events webhook", naq_cmd_events_webhook},
+    static const naq_cli_sub subs[] = {
+        {"history", "naq events history", history_main, NULL},
+        {"stream", "naq events stream", stream_main, NULL},
+        {"types", "naq events types", types_main, NULL},
+        {"dlq", "naq events dlq", naq_cmd_events_dlq, NULL},
+        {"list", "naq events list", naq_cmd_events_list, NULL},
+        {"count", "naq events count", naq_cmd_events_count, NULL},
+        {"replay", "naq events replay", naq_cmd_events_replay, NULL},
+        {"stats", "naq events stats", naq_cmd_events_stats, NULL},
+        {"workers", "naq events workers", naq_cmd_events_workers, NULL},
+        {"delete", "naq events delete", naq_cmd_events_delete, NULL},
+        {"cleanup", "naq events cleanup", naq_cmd_events_cleanup, NULL},
+        {"rollup", "naq events rollup", naq_cmd_events_rollup, NULL},
+        {"webhook", "naq events webhook", naq_cmd_events_webhook, NULL},
     };
-    if (argc < 2)
-        return naq_cli_usage_error(argv[0],
-                                   "which subcommand? history, stream, types, dlq, list, count, "
-                                   "replay, stats, workers, delete, cleanup, rollup or webhook");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) == 0) {
-            argv[1] = (char *)subs[i].argv0;
-            optind = 1;
-            return subs[i].run(argc - 1, argv + 1);
-        }
-    }
-    return naq_cli_usage_error(argv[0], "unknown subcommand '%s': see 'naq events --help'",
-                               argv[1]);
+    static const naq_cli_group group = {usage, "subcommand", subs, sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

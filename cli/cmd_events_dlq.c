@@ -67,23 +67,52 @@ static const char replay_usage[] =
     "\n"
     "exit codes: 0 ok, 1 no such entry or no server, 2 bad usage\n";
 
-enum { OPT_GROUP = NAQ_CLI_OPT_FIRST_FREE, OPT_TYPE, OPT_LIMIT, OPT_FORMAT, OPT_SEQ, OPT_ALL };
+enum { OPT_GROUP = NAQ_CLI_OPT_FIRST_FREE, OPT_TYPE, OPT_LIMIT, OPT_SEQ, OPT_ALL };
+
+/* The flags of both actions (each table names the ones it takes). */
+typedef struct {
+    naq_event_dlq_filter f;
+    long long seq;
+    int all;
+} dlq_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    dlq_args *a = x->args;
+    switch (ch) {
+    case OPT_GROUP: a->f.group = arg; break;
+    case OPT_TYPE: a->f.type = arg; break;
+    case OPT_LIMIT: return naq_cli_parse_limit(x->cmd, arg, &a->f.limit);
+    case OPT_SEQ:
+        if (!naq_cli_parse_int(x->cmd, "--seq", arg, 1, INT64_MAX, &a->seq))
+            return NAQ_EXIT_USAGE;
+        break;
+    case OPT_ALL: a->all = 1; break;
+    }
+    return NAQ_EXIT_OK;
+}
 
 /* Checks --group and --type before anything connects. */
-static int check_filter(const char *cmd, const naq_event_dlq_filter *f)
+static int check_filter(naq_cli_ctx *x)
 {
+    const naq_event_dlq_filter *f = &((dlq_args *)x->args)->f;
     naq_event_type t;
+    int rc = naq_cli_no_operands(x);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
     if (f->type != NULL && naq_event_type_parse(f->type, &t) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
     if (f->group != NULL && naq_id_validate("group name", f->group) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
     return NAQ_EXIT_OK;
 }
 
 /* ---- list ---- */
 
-static int print_json(const naq_event_dlq_entry *e)
+static char *entry_json(const void *item, void *user)
 {
+    const naq_event_dlq_entry *e = item;
+    (void)user;
     json_t *o = json_object();
     json_object_set_new(o, "sequence", json_integer((json_int_t)e->sequence));
     json_object_set_new(o, "group", json_string(e->group));
@@ -94,200 +123,128 @@ static int print_json(const naq_event_dlq_entry *e)
     json_object_set_new(o, "failed_at", json_real(e->failed_at));
     json_t *ev = json_loads(e->event_json, 0, NULL);
     json_object_set_new(o, "event", ev ? ev : json_string(e->event_json));
-    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    if (line == NULL) {
-        naq_cli_error("out of memory");
-        return -1;
-    }
-    int rc = printf("%s\n", line) < 0 ? -1 : 0;
-    free(line);
-    return rc;
+    return naq_cli_json_line(o);
 }
 
 static const char *const headers[] = {"SEQ", "FAILED",     "GROUP", "TYPE",
                                       "JOB", "DELIVERIES", "REASON"};
 
-static int add_row(naq_cli_table *t, const naq_event_dlq_entry *e)
+static void entry_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    char seq[24], when[40], deliveries[16];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->sequence);
-    naq_cli_format_time(e->failed_at, when, sizeof when);
-    snprintf(deliveries, sizeof deliveries, "%d", e->deliveries);
-    const char *cells[] = {seq,
-                           when,
-                           e->group,
-                           e->event_decoded ? naq_event_type_name(e->event.type) : "?",
-                           e->event_decoded ? e->event.job_id : "-",
-                           deliveries,
-                           e->reason};
-    return naq_cli_table_add(t, cells);
+    const naq_event_dlq_entry *e = item;
+    (void)user;
+    snprintf(buf[0], 24, "%llu", (unsigned long long)e->sequence);
+    naq_cli_format_time(e->failed_at, buf[1], 40);
+    snprintf(buf[5], 16, "%d", e->deliveries);
+    cells[0] = buf[0];
+    cells[1] = buf[1];
+    cells[2] = e->group;
+    cells[3] = e->event_decoded ? naq_event_type_name(e->event.type) : "?";
+    cells[4] = e->event_decoded ? e->event.job_id : "-";
+    cells[5] = buf[5];
+    cells[6] = e->reason;
 }
 
-static int list(int argc, char **argv)
-{
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"group", required_argument, NULL, OPT_GROUP},
-                                         {"type", required_argument, NULL, OPT_TYPE},
-                                         {"limit", required_argument, NULL, OPT_LIMIT},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    naq_event_dlq_filter f = {0};
-    size_t limit = 0;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_GROUP: f.group = optarg; break;
-        case OPT_TYPE: f.type = optarg; break;
-        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &limit); break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
-        case 'h': fputs(list_usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc == NAQ_EXIT_OK && optind < argc)
-        rc = naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (rc == NAQ_EXIT_OK)
-        rc = check_filter(cmd, &f);
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    f.limit = limit;
+static const naq_cli_listing entries = {7, headers, "r", entry_row, entry_json, NULL};
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int list(naq_cli_ctx *x)
+{
     naq_event_dlq_entries l;
-    naq_status s = naq_event_dlq_list(client, &f, &l);
+    naq_status s = naq_event_dlq_list(x->client, &((dlq_args *)x->args)->f, &l);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    naq_cli_table t;
-    naq_cli_table_init(&t, 7, headers, "r");
-    for (size_t i = 0; rc == NAQ_EXIT_OK && i < l.count; i++) {
-        int out =
-            format == NAQ_CLI_FORMAT_JSON ? print_json(&l.items[i]) : add_row(&t, &l.items[i]);
-        if (out != 0)
-            rc = NAQ_EXIT_FAILURE;
-    }
-    if (rc == NAQ_EXIT_OK && t.rows > 0)
-        naq_cli_table_print(&t, stdout);
-    naq_cli_table_free(&t);
-    if (rc == NAQ_EXIT_OK && l.count == 0 && format == NAQ_CLI_FORMAT_TABLE)
+        return naq_cli_fail(x->cmd, s);
+    int rc = naq_cli_list_print(&entries, x->format, NULL, l.items, l.count, sizeof *l.items);
+    if (rc == NAQ_EXIT_OK && l.count == 0 && x->format == NAQ_CLI_FORMAT_TABLE)
         fputs("no dead events\n", stderr);
     naq_event_dlq_entries_free(&l);
-    naq_client_destroy(client);
     return rc;
 }
 
 /* ---- replay ---- */
 
-static int replay(int argc, char **argv)
+static int check_replay(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"seq", required_argument, NULL, OPT_SEQ},
-                                         {"group", required_argument, NULL, OPT_GROUP},
-                                         {"type", required_argument, NULL, OPT_TYPE},
-                                         {"all", no_argument, NULL, OPT_ALL},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_event_dlq_filter f = {0};
-    long long seq = 0;
-    int all = 0, rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_SEQ:
-            if (!naq_cli_parse_int(cmd, "--seq", optarg, 1, INT64_MAX, &seq))
-                rc = NAQ_EXIT_USAGE;
-            break;
-        case OPT_GROUP: f.group = optarg; break;
-        case OPT_TYPE: f.type = optarg; break;
-        case OPT_ALL: all = 1; break;
-        case 'h': fputs(replay_usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc == NAQ_EXIT_OK && optind < argc)
-        rc = naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (rc == NAQ_EXIT_OK && seq == 0 && f.group == NULL && !all)
-        rc = naq_cli_usage_error(cmd, "which entries? give --seq N, --group G or --all");
-    if (rc == NAQ_EXIT_OK && all && (seq != 0 || f.group != NULL))
-        rc = naq_cli_usage_error(cmd, "--all replays every entry: leave out --seq and --group");
-    if (rc == NAQ_EXIT_OK && seq != 0 && f.type != NULL)
-        rc = naq_cli_usage_error(cmd, "--type selects entries of a group; with --seq leave it out");
-    if (rc == NAQ_EXIT_OK)
-        rc = check_filter(cmd, &f);
-    if (rc != NAQ_EXIT_OK)
-        return rc;
+    const dlq_args *a = x->args;
+    int rc = NAQ_EXIT_OK;
+    if (x->argc > 0)
+        rc = naq_cli_no_operands(x);
+    else if (a->seq == 0 && a->f.group == NULL && !a->all)
+        rc = naq_cli_usage_error(x->cmd, "which entries? give --seq N, --group G or --all");
+    else if (a->all && (a->seq != 0 || a->f.group != NULL))
+        rc = naq_cli_usage_error(x->cmd, "--all replays every entry: leave out --seq and --group");
+    else if (a->seq != 0 && a->f.type != NULL)
+        rc = naq_cli_usage_error(x->cmd,
+                                 "--type selects entries of a group; with --seq leave it out");
+    return rc == NAQ_EXIT_OK ? check_filter(x) : rc;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int replay(naq_cli_ctx *x)
+{
+    const dlq_args *a = x->args;
     naq_status s = NAQ_OK;
     size_t n = 0;
-    if (seq != 0 && f.group != NULL) {
+    if (a->seq != 0 && a->f.group != NULL) {
         /* The entry must be the group's: look for it among the group's. */
         naq_event_dlq_entries l;
-        s = naq_event_dlq_list(client, &f, &l);
+        s = naq_event_dlq_list(x->client, &a->f, &l);
         int found = 0;
         for (size_t i = 0; s == NAQ_OK && i < l.count; i++)
-            found |= l.items[i].sequence == (uint64_t)seq;
+            found |= l.items[i].sequence == (uint64_t)a->seq;
         naq_event_dlq_entries_free(&l);
         if (s == NAQ_OK && !found) {
             naq_cli_error("no dead-letter entry %lld in group %s ('naq events dlq list --group "
                           "%s' shows them)",
-                          seq, f.group, f.group);
-            naq_client_destroy(client);
+                          a->seq, a->f.group, a->f.group);
             return NAQ_EXIT_FAILURE;
         }
     }
-    if (s == NAQ_OK && seq != 0) {
-        s = naq_event_dlq_replay(client, (uint64_t)seq);
+    if (s == NAQ_OK && a->seq != 0) {
+        s = naq_event_dlq_replay(x->client, (uint64_t)a->seq);
         n = s == NAQ_OK;
     } else if (s == NAQ_OK) {
-        s = naq_event_dlq_replay_all(client, &f, &n);
+        s = naq_event_dlq_replay_all(x->client, &a->f, &n);
     }
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else
-        printf("replayed %zu dead %s\n", n, naq_cli_plural(n, "event", "events"));
-    naq_client_destroy(client);
-    return rc;
+        return naq_cli_fail(x->cmd, s);
+    printf("replayed %zu dead %s\n", n, naq_cli_plural(n, "event", "events"));
+    return NAQ_EXIT_OK;
 }
 
 /* ---- dispatch ---- */
 
+static int list_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"group", required_argument, NULL, OPT_GROUP},
+                                         {"type", required_argument, NULL, OPT_TYPE},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        list_usage, NULL,         NULL, opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT,
+        option,     check_filter, list};
+    dlq_args a = {{0}, 0, 0};
+    return naq_cli_main(&c, &a, argc, argv);
+}
+
+static int replay_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"seq", required_argument, NULL, OPT_SEQ},
+                                         {"group", required_argument, NULL, OPT_GROUP},
+                                         {"type", required_argument, NULL, OPT_TYPE},
+                                         {"all", no_argument, NULL, OPT_ALL},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {replay_usage,    NULL,   NULL,         opts,
+                                      NAQ_CLI_CONNECT, option, check_replay, replay};
+    dlq_args a = {{0}, 0, 0};
+    return naq_cli_main(&c, &a, argc, argv);
+}
+
 int naq_cmd_events_dlq(int argc, char **argv)
 {
-    static const struct {
-        const char *name, *argv0;
-        int (*run)(int, char **);
-    } subs[] = {
-        {"list", "naq events dlq list", list},
-        {"replay", "naq events dlq replay", replay},
+    static const naq_cli_sub subs[] = {
+        {"list", "naq events dlq list", list_main, NULL},
+        {"replay", "naq events dlq replay", replay_main, NULL},
     };
-    if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which action? list or replay");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) == 0) {
-            argv[1] = (char *)subs[i].argv0;
-            optind = 1;
-            return subs[i].run(argc - 1, argv + 1);
-        }
-    }
-    return naq_cli_usage_error(argv[0], "unknown action '%s': use list or replay", argv[1]);
+    static const naq_cli_group group = {usage, "action", subs, sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

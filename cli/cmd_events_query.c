@@ -11,6 +11,7 @@
  */
 #include "cli.h"
 #include "core/jsonw.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "cmd_events_query.h"
 
 #include "naq/query.h"
@@ -56,7 +57,6 @@ enum {
     OPT_FROM_TIME,
     OPT_OFFSET,
     OPT_LIMIT,
-    OPT_FORMAT,
     OPT_HOURS,
     OPT_BY_QUEUE,
     OPT_BY_WORKER,
@@ -79,27 +79,26 @@ enum {
         "until-seq", required_argument, NULL, OPT_UNTIL_SEQ                                        \
     }
 
+/* The flags of every command of this file (each table names the ones it
+ * takes), parsed by one option(). */
 typedef struct {
     naq_query q;
     const char *tags[MAX_TAGS + 1];
     int ntags;
-    double now;
+    naq_replay_opts ro; /* replay */
+    const char *start;  /* replay: the flag that says where to start */
+    int is_replay;      /* --since, --from-time and --from-seq exclude each other */
+    int since_is_time;  /* events workers: --since is a time, not a filter */
+    int64_t age_ms;     /* cleanup: --older-than; -1 = not given */
+    naq_stats_opts so;  /* stats */
+    int fold;           /* stats: fold the rollup tail first (not --no-fold) */
+    int once;           /* rollup --once */
+    double since;       /* workers --since */
 } query_args;
-
-static void query_args_init(query_args *a)
-{
-    memset(a, 0, sizeof *a);
-    naq_query_init(&a->q);
-    a->q.tags = a->tags;
-    a->now = 0;
-}
 
 static int parse_time_flag(const char *cmd, const char *flag, const char *text, double *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    if (naq_parse_time(text, now, out) != NAQ_OK)
+    if (naq_parse_time(text, naq__now(), out) != NAQ_OK)
         return naq_cli_usage_error(cmd, "%s: %s", flag, naq_last_error());
     return NAQ_EXIT_OK;
 }
@@ -142,51 +141,105 @@ static int filter_option(const char *cmd, query_args *a, int ch, const char *arg
     }
 }
 
-/* Ids are checked before connecting, so a typo is a usage error. */
-static int check_query(const char *cmd, const query_args *a)
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    if (naq_query_validate(&a->q) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
-    return NAQ_EXIT_OK;
-}
-
-/* Common flags, -h, or a usage error for anything else. */
-static int other_option(const char *cmd, naq_cli_common *common, int ch, const char *arg,
-                        const char *help, int *done)
-{
-    if (ch == 'h') {
-        fputs(help, stdout);
-        *done = 1;
+    query_args *a = x->args;
+    const char *cmd = x->cmd;
+    int handled = 0, rc;
+    const char *flag = ch == OPT_SINCE       ? "--since"
+                       : ch == OPT_FROM_TIME ? "--from-time"
+                       : ch == OPT_FROM_SEQ  ? "--from-seq"
+                                             : NULL;
+    if (a->is_replay && flag != NULL) {
+        if (a->start != NULL)
+            return naq_cli_usage_error(cmd,
+                                       "%s and %s both say where to start; give one of --since, "
+                                       "--from-time and --from-seq",
+                                       a->start, flag);
+        a->start = flag;
+    }
+    if (ch == OPT_SINCE && a->since_is_time)
+        return parse_time_flag(cmd, "--since", arg, &a->since);
+    rc = filter_option(cmd, a, ch, arg, &handled);
+    if (handled)
+        return rc;
+    long long n = 0;
+    switch (ch) {
+    case OPT_OFFSET:
+        if (!naq_cli_parse_int(cmd, "--offset", arg, 0, INT64_MAX, &n))
+            return NAQ_EXIT_USAGE;
+        a->q.offset = (size_t)n;
+        return NAQ_EXIT_OK;
+    case OPT_LIMIT: return naq_cli_parse_limit(cmd, arg, &a->q.limit);
+    case OPT_OLDER_THAN:
+        if (naq_parse_duration_ms(arg, &a->age_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--older-than: %s", naq_last_error());
+        return NAQ_EXIT_OK;
+    case OPT_FROM_TIME: return parse_time_flag(cmd, "--from-time", arg, &a->q.since);
+    case OPT_TIMING:
+        if (strcmp(arg, "fast") == 0)
+            a->ro.timing = NAQ_REPLAY_FAST;
+        else if (strcmp(arg, "original") == 0)
+            a->ro.timing = NAQ_REPLAY_ORIGINAL;
+        else
+            return naq_cli_usage_error(cmd, "--timing is fast or original, not '%s'", arg);
+        return NAQ_EXIT_OK;
+    case OPT_SPEED: {
+        char *end = NULL;
+        a->ro.speed = strtod(arg, &end);
+        a->ro.timing = NAQ_REPLAY_ORIGINAL;
+        if (end == arg || *end != '\0' || !(a->ro.speed > 0) || !isfinite(a->ro.speed))
+            return naq_cli_usage_error(cmd, "--speed needs a number above 0, got '%s'", arg);
         return NAQ_EXIT_OK;
     }
-    if (naq_cli_common_option(common, ch, arg))
+    case OPT_MAX_GAP: {
+        int64_t ms = 0;
+        if (naq_parse_duration_ms(arg, &ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--max-gap: %s", naq_last_error());
+        a->ro.max_gap_s = (double)ms / 1000.0;
         return NAQ_EXIT_OK;
-    return naq_cli_try_help(cmd);
+    }
+    case OPT_HOURS:
+        if (!naq_cli_parse_int(cmd, "--hours", arg, 1, 8784, &n))
+            return NAQ_EXIT_USAGE;
+        a->so.hours = (int)n;
+        return NAQ_EXIT_OK;
+    case OPT_BY_QUEUE: a->so.by_queue = 1; return NAQ_EXIT_OK;
+    case OPT_BY_WORKER: a->so.by_worker = 1; return NAQ_EXIT_OK;
+    case OPT_NO_FOLD: a->fold = 0; return NAQ_EXIT_OK;
+    case OPT_ONCE: a->once = 1; return NAQ_EXIT_OK;
+    default: return NAQ_EXIT_OK;
+    }
 }
 
-static int no_arguments(const char *cmd, int argc, char **argv)
+/* No operands; ids are checked before connecting, so a typo is a usage
+ * error. */
+static int check(naq_cli_ctx *x)
 {
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return NAQ_EXIT_OK;
+    const query_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc == NAQ_EXIT_OK && naq_query_validate(&a->q) != NAQ_OK)
+        rc = naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    return rc;
 }
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
+static void query_args_init(query_args *a)
 {
-    (void)sig;
-    stop_requested = 1;
+    memset(a, 0, sizeof *a);
+    naq_query_init(&a->q);
+    a->q.tags = a->tags;
+    naq_replay_opts_init(&a->ro);
+    naq_stats_opts_init(&a->so);
+    a->age_ms = -1;
+    a->fold = 1;
 }
 
-static void catch_signals(void)
+/* Runs c with every default. */
+static int query_main(const naq_cli_command *c, int argc, char **argv)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    query_args a;
+    query_args_init(&a);
+    return naq_cli_main(c, &a, argc, argv);
 }
 
 /* ---- list ---- */
@@ -208,66 +261,41 @@ static const char list_usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_list(int argc, char **argv)
+static int run_list(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {FILTER_OPTIONS,
-                                         {"offset", required_argument, NULL, OPT_OFFSET},
-                                         {"limit", required_argument, NULL, OPT_LIMIT},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    query_args a;
-    query_args_init(&a);
-    a.q.limit = DEFAULT_LIMIT;
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    long long n = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int handled = 0;
-        rc = filter_option(cmd, &a, ch, optarg, &handled);
-        if (handled)
-            continue;
-        switch (ch) {
-        case OPT_OFFSET:
-            if (!naq_cli_parse_int(cmd, "--offset", optarg, 0, INT64_MAX, &n))
-                rc = NAQ_EXIT_USAGE;
-            a.q.offset = (size_t)n;
-            break;
-        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
-        default: rc = other_option(cmd, &common, ch, optarg, list_usage, &done); break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
-        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    const query_args *a = x->args;
     naq_event_list l = {0};
-    int more = 0;
-    naq_status s = naq_events_list(c, &a.q, &l, &more);
+    int more = 0, rc = NAQ_EXIT_OK;
+    naq_status s = naq_events_list(x->client, &a->q, &l, &more);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
+        rc = naq_cli_fail(x->cmd, s);
     } else {
         naq_cli_printer p;
-        naq_cli_printer_init(&p, format);
+        naq_cli_printer_init(&p, x->format);
         if (naq_cli_print_events(&p, l.items, l.count) != 0)
             rc = NAQ_EXIT_FAILURE;
         if (more)
             fprintf(stderr,
                     "naq: more events match; see the next ones with --offset %zu, or give "
                     "--limit 0 for all\n",
-                    a.q.offset + l.count);
+                    a->q.offset + l.count);
     }
     naq_event_list_free(&l);
-    naq_client_destroy(c);
     return rc;
+}
+
+int naq_cmd_events_list(int argc, char **argv)
+{
+    static const struct option opts[] = {FILTER_OPTIONS,
+                                         {"offset", required_argument, NULL, OPT_OFFSET},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        list_usage, NULL, NULL, opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW, option, check, run_list};
+    query_args a;
+    query_args_init(&a);
+    a.q.limit = DEFAULT_LIMIT;
+    return naq_cli_main(&c, &a, argc, argv);
 }
 
 /* ---- count ---- */
@@ -287,47 +315,27 @@ static const char count_usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_count(int argc, char **argv)
+static int run_count(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {FILTER_OPTIONS,
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    query_args a;
-    query_args_init(&a);
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int handled = 0;
-        rc = filter_option(cmd, &a, ch, optarg, &handled);
-        if (handled)
-            continue;
-        if (ch == OPT_FORMAT)
-            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
-        else
-            rc = other_option(cmd, &common, ch, optarg, count_usage, &done);
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
-        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    const query_args *a = x->args;
     uint64_t n = 0;
-    naq_status s = naq_events_count(c, &a.q, &n);
+    naq_status s = naq_events_count(x->client, &a->q, &n);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (format == NAQ_CLI_FORMAT_TABLE)
+        return naq_cli_fail(x->cmd, s);
+    if (x->format == NAQ_CLI_FORMAT_TABLE)
         printf("%llu\n", (unsigned long long)n);
     else
         printf("{\"count\":%llu}\n", (unsigned long long)n);
-    naq_client_destroy(c);
-    return rc;
+    return NAQ_EXIT_OK;
+}
+
+int naq_cmd_events_count(int argc, char **argv)
+{
+    static const struct option opts[] = {FILTER_OPTIONS, {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        count_usage, NULL,  NULL,     opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        option,      check, run_count};
+    return query_main(&c, argc, argv);
 }
 
 /* ---- delete ---- */
@@ -341,45 +349,35 @@ static const char delete_usage[] =
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 ok (also when the job had no events), 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_delete(int argc, char **argv)
+static int check_delete(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == OPT_FORMAT)
-            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
-        else
-            rc = other_option(cmd, &common, ch, optarg, delete_usage, &done);
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if (optind >= argc)
-        return naq_cli_usage_error(cmd, "which job? give its id");
-    if (optind + 1 < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *job = argv[optind];
-    if (naq_id_validate("job id", job) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    int rc = naq_cli_operands(x, 1, "which job? give its id");
+    if (rc == NAQ_EXIT_OK && naq_id_validate("job id", x->argv[0]) != NAQ_OK)
+        rc = naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    return rc;
+}
+
+static int run_delete(naq_cli_ctx *x)
+{
+    const char *job = x->argv[0];
     uint64_t n = 0;
-    naq_status s = naq_job_events_delete(c, job, &n);
+    naq_status s = naq_job_events_delete(x->client, job, &n);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (format == NAQ_CLI_FORMAT_TABLE)
+        return naq_cli_fail(x->cmd, s);
+    if (x->format == NAQ_CLI_FORMAT_TABLE)
         printf("deleted %llu %s of job %s\n", (unsigned long long)n,
                naq_cli_plural(n, "event", "events"), job);
     else
         printf("{\"job_id\":\"%s\",\"deleted\":%llu}\n", job, (unsigned long long)n);
-    naq_client_destroy(c);
-    return rc;
+    return NAQ_EXIT_OK;
+}
+
+int naq_cmd_events_delete(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        delete_usage, NULL,         NULL,      NULL, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        NULL,         check_delete, run_delete};
+    return naq_cli_main(&c, NULL, argc, argv);
 }
 
 /* ---- cleanup ---- */
@@ -400,50 +398,40 @@ static const char cleanup_usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_cleanup(int argc, char **argv)
+static int check_cleanup(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"older-than", required_argument, NULL, OPT_OLDER_THAN},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int64_t age_ms = -1;
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == OPT_OLDER_THAN) {
-            if (naq_parse_duration_ms(optarg, &age_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--older-than: %s", naq_last_error());
-        } else if (ch == OPT_FORMAT) {
-            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
-        } else {
-            rc = other_option(cmd, &common, ch, optarg, cleanup_usage, &done);
-        }
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
-        return rc;
-    if (age_ms < 0)
-        return naq_cli_usage_error(cmd, "how old? give --older-than DURATION (e.g. 3d)");
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    const query_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc == NAQ_EXIT_OK && a->age_ms < 0)
+        rc = naq_cli_usage_error(x->cmd, "how old? give --older-than DURATION (e.g. 3d)");
+    return rc;
+}
+
+static int run_cleanup(naq_cli_ctx *x)
+{
+    const query_args *a = x->args;
     uint64_t deleted = 0, first = 0;
-    naq_status s = naq_events_cleanup(c, age_ms, &deleted, &first);
+    naq_status s = naq_events_cleanup(x->client, a->age_ms, &deleted, &first);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (format == NAQ_CLI_FORMAT_TABLE)
+        return naq_cli_fail(x->cmd, s);
+    if (x->format == NAQ_CLI_FORMAT_TABLE)
         printf("deleted %llu %s; the stream now starts at sequence %llu\n",
                (unsigned long long)deleted, naq_cli_plural(deleted, "event", "events"),
                (unsigned long long)first);
     else
         printf("{\"deleted\":%llu,\"first_seq\":%llu}\n", (unsigned long long)deleted,
                (unsigned long long)first);
-    naq_client_destroy(c);
-    return rc;
+    return NAQ_EXIT_OK;
+}
+
+int naq_cmd_events_cleanup(int argc, char **argv)
+{
+    static const struct option opts[] = {{"older-than", required_argument, NULL, OPT_OLDER_THAN},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        cleanup_usage, NULL,          NULL,       opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        option,        check_cleanup, run_cleanup};
+    return query_main(&c, argc, argv);
 }
 
 /* ---- replay ---- */
@@ -478,96 +466,37 @@ static int print_replayed(const naq_event *e, void *user)
     return naq_cli_print_event(user, e) != 0;
 }
 
+static int run_replay(naq_cli_ctx *x)
+{
+    query_args *a = x->args;
+    naq_cli_stop_on_signals(NULL, 0);
+    a->ro.query = a->q;
+    a->ro.query.stop = (const volatile int *)&naq_cli_stop_requested;
+    naq_cli_printer p;
+    naq_cli_printer_init(&p, x->format);
+    p.flush = a->ro.timing == NAQ_REPLAY_ORIGINAL;
+    naq_status s = naq_events_replay(x->client, &a->ro, print_replayed, &p, NULL);
+    if (s != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    return ferror(stdout) ? NAQ_EXIT_FAILURE : NAQ_EXIT_OK;
+}
+
 int naq_cmd_events_replay(int argc, char **argv)
 {
-    const char *cmd = argv[0];
     static const struct option opts[] = {FILTER_OPTIONS,
                                          {"from-time", required_argument, NULL, OPT_FROM_TIME},
                                          {"timing", required_argument, NULL, OPT_TIMING},
                                          {"speed", required_argument, NULL, OPT_SPEED},
                                          {"max-gap", required_argument, NULL, OPT_MAX_GAP},
                                          {"limit", required_argument, NULL, OPT_LIMIT},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    naq_replay_opts ro;
-    naq_replay_opts_init(&ro);
+    static const naq_cli_command c = {
+        replay_usage, NULL,  NULL,      opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        option,       check, run_replay};
     query_args a;
     query_args_init(&a);
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    const char *start = NULL; /* the flag that says where to start */
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *flag = ch == OPT_SINCE       ? "--since"
-                           : ch == OPT_FROM_TIME ? "--from-time"
-                           : ch == OPT_FROM_SEQ  ? "--from-seq"
-                                                 : NULL;
-        if (flag != NULL && start != NULL) {
-            rc = naq_cli_usage_error(cmd,
-                                     "%s and %s both say where to start; give one of --since, "
-                                     "--from-time and --from-seq",
-                                     start, flag);
-            break;
-        }
-        if (flag != NULL)
-            start = flag;
-        int handled = 0;
-        rc = filter_option(cmd, &a, ch, optarg, &handled);
-        if (handled)
-            continue;
-        switch (ch) {
-        case OPT_FROM_TIME: rc = parse_time_flag(cmd, "--from-time", optarg, &a.q.since); break;
-        case OPT_TIMING:
-            if (strcmp(optarg, "fast") == 0)
-                ro.timing = NAQ_REPLAY_FAST;
-            else if (strcmp(optarg, "original") == 0)
-                ro.timing = NAQ_REPLAY_ORIGINAL;
-            else
-                rc = naq_cli_usage_error(cmd, "--timing is fast or original, not '%s'", optarg);
-            break;
-        case OPT_SPEED: {
-            char *end = NULL;
-            ro.speed = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(ro.speed > 0) || !isfinite(ro.speed))
-                rc = naq_cli_usage_error(cmd, "--speed needs a number above 0, got '%s'", optarg);
-            ro.timing = NAQ_REPLAY_ORIGINAL;
-            break;
-        }
-        case OPT_MAX_GAP: {
-            int64_t ms = 0;
-            if (naq_parse_duration_ms(optarg, &ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--max-gap: %s", naq_last_error());
-            ro.max_gap_s = (double)ms / 1000.0;
-            break;
-        }
-        case OPT_LIMIT: rc = naq_cli_parse_limit(cmd, optarg, &a.q.limit); break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
-        default: rc = other_option(cmd, &common, ch, optarg, replay_usage, &done); break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK ||
-        (rc = check_query(cmd, &a)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
-    catch_signals();
-    ro.query = a.q;
-    ro.query.stop = (const volatile int *)&stop_requested;
-    naq_cli_printer p;
-    naq_cli_printer_init(&p, format);
-    p.flush = ro.timing == NAQ_REPLAY_ORIGINAL;
-    naq_status s = naq_events_replay(c, &ro, print_replayed, &p, NULL);
-    if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (ferror(stdout))
-        rc = NAQ_EXIT_FAILURE;
-    naq_client_destroy(c);
-    return rc;
+    a.is_replay = 1;
+    return naq_cli_main(&c, &a, argc, argv);
 }
 
 /* ---- stats ---- */
@@ -624,33 +553,88 @@ static const char *top_error(const naq_stats_group *g)
     return g->nerrors > 0 ? g->errors[0].name : "-";
 }
 
-static void print_group_rows(const char *title, const naq_stats_group *v, size_t n, int durations)
+static void group_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    if (n == 0) {
-        printf("\n%s: none in the window\n", title);
-        return;
-    }
-    printf("\n%-20s %9s %9s %9s %8s %9s", title, "EVENTS", "COMPLETED", "FAILED", "SUCCESS",
-           "PER_MIN");
-    if (durations)
-        printf(" %8s %8s %8s %8s  %s", "AVG_MS", "P50_MS", "P95_MS", "P99_MS", "TOP_ERROR");
+    const naq_stats_group *g = item;
+    (void)user;
+    snprintf(buf[1], 24, "%llu", (unsigned long long)g->events);
+    snprintf(buf[2], 24, "%llu", (unsigned long long)g->counts[NAQ_EVENT_COMPLETED]);
+    snprintf(buf[3], 24, "%llu", (unsigned long long)g->counts[NAQ_EVENT_FAILED]);
+    fmt_rate(g->success_rate, buf[4], 16);
+    snprintf(buf[5], 24, "%.1f", g->throughput_per_min);
+    fmt_ms(g->duration_avg, buf[6], 16); /* columns 6.. only with durations */
+    fmt_ms(g->p50, buf[7], 16);
+    fmt_ms(g->p95, buf[8], 16);
+    fmt_ms(g->p99, buf[9], 16);
+    cells[0] = g->name;
+    for (int k = 1; k < 10; k++)
+        cells[k] = buf[k];
+    cells[10] = top_error(g);
+}
+
+static const char *const queue_headers[] = {"QUEUE",   "EVENTS",  "COMPLETED", "FAILED",
+                                            "SUCCESS", "PER_MIN", "AVG_MS",    "P50_MS",
+                                            "P95_MS",  "P99_MS",  "TOP_ERROR"};
+static const char *const worker_headers[] = {"WORKER", "EVENTS",  "COMPLETED",
+                                             "FAILED", "SUCCESS", "PER_MIN"};
+/* Per queue with durations; per worker without (a worker's runs are its
+ * queues'). */
+static const naq_cli_listing queue_groups = {11,        queue_headers, " rrrrrrrrr",
+                                             group_row, NULL,          NULL};
+static const naq_cli_listing worker_groups = {6, worker_headers, " rrrrr", group_row, NULL, NULL};
+
+static void print_groups(const naq_cli_listing *l, const naq_stats_group *v, size_t n)
+{
     printf("\n");
-    for (size_t i = 0; i < n; i++) {
-        const naq_stats_group *g = &v[i];
-        char rate[16], avg[16], p50[16], p95[16], p99[16];
-        fmt_rate(g->success_rate, rate, sizeof rate);
-        printf("%-20s %9llu %9llu %9llu %8s %9.1f", g->name, (unsigned long long)g->events,
-               (unsigned long long)g->counts[NAQ_EVENT_COMPLETED],
-               (unsigned long long)g->counts[NAQ_EVENT_FAILED], rate, g->throughput_per_min);
-        if (durations) {
-            fmt_ms(g->duration_avg, avg, sizeof avg);
-            fmt_ms(g->p50, p50, sizeof p50);
-            fmt_ms(g->p95, p95, sizeof p95);
-            fmt_ms(g->p99, p99, sizeof p99);
-            printf(" %8s %8s %8s %8s  %s", avg, p50, p95, p99, top_error(g));
-        }
-        printf("\n");
+    if (n == 0)
+        printf("%s: none in the window\n", l->headers[0]);
+    else
+        naq_cli_list_print(l, NAQ_CLI_FORMAT_TABLE, NULL, v, n, sizeof *v);
+}
+
+/* A name and its count: event types and error types of the total. */
+typedef struct {
+    const char *name;
+    unsigned long long count;
+} name_count;
+
+static void count_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
+{
+    const name_count *c = item;
+    (void)user;
+    snprintf(buf[1], 24, "%llu", c->count);
+    cells[0] = c->name;
+    cells[1] = buf[1];
+}
+
+static const char *const type_count_headers[] = {"TYPE", "COUNT"};
+static const char *const error_count_headers[] = {"ERROR_TYPE", "COUNT"};
+static const naq_cli_listing type_counts = {2, type_count_headers, " r", count_row, NULL, NULL};
+static const naq_cli_listing error_counts = {2, error_count_headers, " r", count_row, NULL, NULL};
+
+static void print_counts(const naq_stats_group *t)
+{
+    naq_cli_list p;
+    printf("\n");
+    naq_cli_list_begin(&p, &type_counts, NAQ_CLI_FORMAT_TABLE, NULL);
+    p.show_empty = 1; /* the header alone says there were none */
+    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++) {
+        name_count c = {naq_event_type_name((naq_event_type)i), t->counts[i]};
+        if (c.count > 0)
+            naq_cli_list_add(&p, &c);
     }
+    naq_cli_list_end(&p);
+    if (t->nerrors == 0)
+        return;
+    printf("\n");
+    naq_cli_list_begin(&p, &error_counts, NAQ_CLI_FORMAT_TABLE, NULL);
+    for (size_t i = 0; i < t->nerrors; i++) {
+        name_count c = {t->errors[i].name, (unsigned long long)t->errors[i].count};
+        naq_cli_list_add(&p, &c);
+    }
+    naq_cli_list_end(&p);
 }
 
 static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
@@ -681,20 +665,11 @@ static void print_stats_table(const naq_stats *st, int by_queue, int by_worker)
     printf("duration (%llu %s): avg %s ms  p50 %s ms  p95 %s ms  p99 %s ms\n",
            (unsigned long long)t->duration_n, naq_cli_plural(t->duration_n, "run", "runs"), avg,
            p50, p95, p99);
-    printf("\n%-26s %10s\n", "TYPE", "COUNT");
-    for (int i = 0; i < NAQ_EVENT_TYPE_COUNT; i++)
-        if (t->counts[i] > 0)
-            printf("%-26s %10llu\n", naq_event_type_name((naq_event_type)i),
-                   (unsigned long long)t->counts[i]);
-    if (t->nerrors > 0) {
-        printf("\n%-26s %10s\n", "ERROR_TYPE", "COUNT");
-        for (size_t i = 0; i < t->nerrors; i++)
-            printf("%-26s %10llu\n", t->errors[i].name, (unsigned long long)t->errors[i].count);
-    }
+    print_counts(t);
     if (by_queue)
-        print_group_rows("QUEUE", st->queues, st->nqueues, 1);
+        print_groups(&queue_groups, st->queues, st->nqueues);
     if (by_worker)
-        print_group_rows("WORKER", st->workers, st->nworkers, 0);
+        print_groups(&worker_groups, st->workers, st->nworkers);
 }
 
 static json_t *group_to_json(const naq_stats_group *g, int durations)
@@ -769,17 +744,10 @@ typedef struct {
     int shown;
 } fold_progress;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void show_fold_progress(uint64_t done, uint64_t total, void *ud)
 {
     fold_progress *p = ud;
-    int64_t now = mono_ms();
+    int64_t now = naq__mono_ms();
     if (now - p->started_ms < 1000 || now - p->shown_ms < 1000)
         return;
     int tty = isatty(STDERR_FILENO);
@@ -794,58 +762,22 @@ static void show_fold_progress(uint64_t done, uint64_t total, void *ud)
 /* Folds the rollup tail before a stats query (bounded, exactly-once). */
 static naq_status fold_before_stats(naq_client *c)
 {
-    fold_progress p = {mono_ms(), 0, 0};
-    catch_signals();
-    naq_status s =
-        naq_rollup_catch_up(c, show_fold_progress, &p, (const volatile int *)&stop_requested, NULL);
+    fold_progress p = {naq__mono_ms(), 0, 0};
+    naq_cli_stop_on_signals(NULL, 0);
+    naq_status s = naq_rollup_catch_up(c, show_fold_progress, &p,
+                                       (const volatile int *)&naq_cli_stop_requested, NULL);
     if (p.shown)
         fprintf(stderr, "%snaq: folded in %.1f s\n", isatty(STDERR_FILENO) ? "\n" : "",
-                (double)(mono_ms() - p.started_ms) / 1000.0);
+                (double)(naq__mono_ms() - p.started_ms) / 1000.0);
     return s;
 }
 
-int naq_cmd_events_stats(int argc, char **argv)
+static int run_stats(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"hours", required_argument, NULL, OPT_HOURS},
-                                         {"by-queue", no_argument, NULL, OPT_BY_QUEUE},
-                                         {"by-worker", no_argument, NULL, OPT_BY_WORKER},
-                                         {"no-fold", no_argument, NULL, OPT_NO_FOLD},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int fold = 1;
-    naq_stats_opts o;
-    naq_stats_opts_init(&o);
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    long long n = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_HOURS:
-            if (!naq_cli_parse_int(cmd, "--hours", optarg, 1, 8784, &n))
-                rc = NAQ_EXIT_USAGE;
-            o.hours = (int)n;
-            break;
-        case OPT_BY_QUEUE: o.by_queue = 1; break;
-        case OPT_BY_WORKER: o.by_worker = 1; break;
-        case OPT_NO_FOLD: fold = 0; break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
-        default: rc = other_option(cmd, &common, ch, optarg, stats_usage, &done); break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    const query_args *a = x->args;
     naq_stats st;
     memset(&st, 0, sizeof st);
-    naq_status s = fold ? fold_before_stats(c) : NAQ_OK;
+    naq_status s = a->fold ? fold_before_stats(x->client) : NAQ_OK;
     if (s != NAQ_OK) {
         /* A reader may not write the rollups: answer from them as they
          * are, which says how far behind they are. */
@@ -856,26 +788,38 @@ int naq_cmd_events_stats(int argc, char **argv)
         s = NAQ_OK;
     }
     if (s == NAQ_OK)
-        s = naq_stats_query(c, &o, &st);
+        s = naq_stats_query(x->client, &a->so, &st);
+    int rc = NAQ_EXIT_OK, table = x->format == NAQ_CLI_FORMAT_TABLE;
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
+        rc = naq_cli_fail(x->cmd, s);
     } else {
-        if (format == NAQ_CLI_FORMAT_TABLE)
-            print_stats_table(&st, o.by_queue, o.by_worker);
+        if (table)
+            print_stats_table(&st, a->so.by_queue, a->so.by_worker);
         else
-            rc = print_stats_json(&st, o.by_queue, o.by_worker);
+            rc = print_stats_json(&st, a->so.by_queue, a->so.by_worker);
         if (st.rollup_lag > 0)
-            fprintf(
-                format == NAQ_CLI_FORMAT_TABLE ? stdout : stderr,
-                "%srollups are %llu %s behind (stored since the fold or with --no-fold); run "
-                "`naq events rollup` or `naq scheduler` (which keeps them up to date unless "
-                "--no-rollup)\n",
-                format == NAQ_CLI_FORMAT_TABLE ? "\n" : "naq: ", (unsigned long long)st.rollup_lag,
-                naq_cli_plural(st.rollup_lag, "event", "events"));
+            fprintf(table ? stdout : stderr,
+                    "%srollups are %llu %s behind (stored since the fold or with --no-fold); run "
+                    "`naq events rollup` or `naq scheduler` (which keeps them up to date unless "
+                    "--no-rollup)\n",
+                    table ? "\n" : "naq: ", (unsigned long long)st.rollup_lag,
+                    naq_cli_plural(st.rollup_lag, "event", "events"));
     }
     naq_stats_free(&st);
-    naq_client_destroy(c);
     return rc;
+}
+
+int naq_cmd_events_stats(int argc, char **argv)
+{
+    static const struct option opts[] = {{"hours", required_argument, NULL, OPT_HOURS},
+                                         {"by-queue", no_argument, NULL, OPT_BY_QUEUE},
+                                         {"by-worker", no_argument, NULL, OPT_BY_WORKER},
+                                         {"no-fold", no_argument, NULL, OPT_NO_FOLD},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        stats_usage, NULL, NULL,     opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT,
+        option,      NULL, run_stats};
+    return query_main(&c, argc, argv);
 }
 
 /* ---- workers ---- */
@@ -895,80 +839,66 @@ static const char workers_usage[] =
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 ok (also when no worker wrote events), 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_workers(int argc, char **argv)
+static const char *const activity_headers[] = {"WORKER",  "STATUS",    "QUEUE",  "CURRENT_JOB",
+                                               "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN"};
+
+static void activity_row(const void *item, void *user, const char **cells,
+                         char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    double since = 0;
-    int rc = parse_time_flag(cmd, "--since", "10m", &since), ch, done = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == OPT_SINCE)
-            rc = parse_time_flag(cmd, "--since", optarg, &since);
-        else if (ch == OPT_FORMAT)
-            rc = naq_cli_parse_format(cmd, optarg, 1, &format);
-        else
-            rc = other_option(cmd, &common, ch, optarg, workers_usage, &done);
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
+    const naq_worker_activity *w = item;
+    (void)user;
+    snprintf(buf[4], 16, "%d", w->running);
+    snprintf(buf[5], 24, "%llu", (unsigned long long)w->processed);
+    snprintf(buf[6], 24, "%llu", (unsigned long long)w->failed);
+    naq_cli_format_time(w->last_seen, buf[7], 40);
+    cells[0] = w->worker_id;
+    cells[1] = naq_worker_status_name(w->status);
+    cells[2] = w->queue;
+    cells[3] = w->current_job;
+    for (int k = 4; k < 8; k++)
+        cells[k] = buf[k];
+}
+
+static char *activity_json(const void *item, void *user)
+{
+    const naq_worker_activity *w = item;
+    (void)user;
+    return naq_cli_json_line(
+        json_pack("{ss ss ss ss si sI sI sf sf ss}", "worker_id", w->worker_id, "status",
+                  naq_worker_status_name(w->status), "queue", w->queue, "current_job",
+                  w->current_job, "running", w->running, "processed", (json_int_t)w->processed,
+                  "failed", (json_int_t)w->failed, "first_seen", w->first_seen, "last_seen",
+                  w->last_seen, "last_event", naq_event_type_name(w->last_type)));
+}
+
+static const naq_cli_listing activity = {
+    8, activity_headers, "    rrr", activity_row, activity_json, NULL};
+
+static int run_workers(naq_cli_ctx *x)
+{
+    const query_args *a = x->args;
     naq_worker_activity *w = NULL;
     size_t n = 0;
-    naq_status s = naq_events_workers(c, since, &w, &n);
-    if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
-    } else if (format == NAQ_CLI_FORMAT_TABLE) {
-        static const char *const headers[] = {"WORKER",  "STATUS",    "QUEUE",  "CURRENT_JOB",
-                                              "RUNNING", "PROCESSED", "FAILED", "LAST_SEEN"};
-        naq_cli_table t;
-        naq_cli_table_init(&t, 8, headers, "    rrr");
-        for (size_t i = 0; i < n && rc == NAQ_EXIT_OK; i++) {
-            char seen[40], running[16], processed[24], failed[24];
-            naq_cli_format_time(w[i].last_seen, seen, sizeof seen);
-            snprintf(running, sizeof running, "%d", w[i].running);
-            snprintf(processed, sizeof processed, "%llu", (unsigned long long)w[i].processed);
-            snprintf(failed, sizeof failed, "%llu", (unsigned long long)w[i].failed);
-            const char *cells[] = {w[i].worker_id, naq_worker_status_name(w[i].status),
-                                   w[i].queue,     w[i].current_job,
-                                   running,        processed,
-                                   failed,         seen};
-            if (naq_cli_table_add(&t, cells) != 0)
-                rc = NAQ_EXIT_FAILURE;
-        }
-        if (rc == NAQ_EXIT_OK && t.rows > 0)
-            naq_cli_table_print(&t, stdout);
-        naq_cli_table_free(&t);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            json_t *o = json_pack(
-                "{ss ss ss ss si sI sI sf sf ss}", "worker_id", w[i].worker_id, "status",
-                naq_worker_status_name(w[i].status), "queue", w[i].queue, "current_job",
-                w[i].current_job, "running", w[i].running, "processed", (json_int_t)w[i].processed,
-                "failed", (json_int_t)w[i].failed, "first_seen", w[i].first_seen, "last_seen",
-                w[i].last_seen, "last_event", naq_event_type_name(w[i].last_type));
-            char *line = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-            json_decref(o);
-            if (line == NULL) {
-                rc = NAQ_EXIT_FAILURE;
-                break;
-            }
-            puts(line);
-            free(line);
-        }
-    }
+    naq_status s = naq_events_workers(x->client, a->since, &w, &n);
+    int rc = s == NAQ_OK ? naq_cli_list_print(&activity, x->format, NULL, w, n, sizeof *w)
+                         : naq_cli_fail(x->cmd, s);
     free(w);
-    naq_client_destroy(c);
     return rc;
+}
+
+int naq_cmd_events_workers(int argc, char **argv)
+{
+    static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        workers_usage, NULL, NULL,       opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        option,        NULL, run_workers};
+    query_args a;
+    query_args_init(&a);
+    a.since_is_time = 1;
+    if (parse_time_flag(argv[0], "--since", "10m", &a.since) != NAQ_EXIT_OK)
+        return NAQ_EXIT_FAILURE;
+    return naq_cli_main(&c, &a, argc, argv);
 }
 
 /* ---- rollup ---- */
@@ -987,32 +917,13 @@ static const char rollup_usage[] =
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "exit codes: 0 stopped (or done with --once), 1 failure, 2 bad usage\n";
 
-int naq_cmd_events_rollup(int argc, char **argv)
+static int run_rollup(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"once", no_argument, NULL, OPT_ONCE},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    int once = 0;
-    int rc = NAQ_EXIT_OK, ch, done = 0;
-    while (rc == NAQ_EXIT_OK && !done && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == OPT_ONCE)
-            once = 1;
-        else
-            rc = other_option(cmd, &common, ch, optarg, rollup_usage, &done);
-    }
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = no_arguments(cmd, argc, argv)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
-    catch_signals();
+    const query_args *a = x->args;
+    naq_client *c = x->client;
+    naq_cli_stop_on_signals(NULL, 0);
     naq_status s = NAQ_OK;
-    if (once) {
+    if (a->once) {
         /* Until the cursor stops moving: a step that only skipped events
          * another maintainer had folded still moves it. */
         size_t total = 0, folded = 0;
@@ -1023,15 +934,20 @@ int naq_cmd_events_rollup(int argc, char **argv)
             total += folded;
             if (s == NAQ_OK)
                 s = naq_rollup_lag(c, &cursor, &lag);
-        } while (s == NAQ_OK && cursor > before && !stop_requested);
+        } while (s == NAQ_OK && cursor > before && !naq_cli_stop_requested);
         if (s == NAQ_OK)
             printf("folded %zu %s\n", total, naq_cli_plural(total, "event", "events"));
     } else {
         fprintf(stderr, "naq rollup: folding events into the stats rollups; Ctrl-C stops\n");
-        s = naq_rollup_run(c, (const volatile int *)&stop_requested);
+        s = naq_rollup_run(c, (const volatile int *)&naq_cli_stop_requested);
     }
-    if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    naq_client_destroy(c);
-    return rc;
+    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(x->cmd, s);
+}
+
+int naq_cmd_events_rollup(int argc, char **argv)
+{
+    static const struct option opts[] = {{"once", no_argument, NULL, OPT_ONCE}, {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {rollup_usage,    NULL,   NULL, opts,
+                                      NAQ_CLI_CONNECT, option, NULL, run_rollup};
+    return query_main(&c, argc, argv);
 }

@@ -84,15 +84,8 @@ typedef struct {
     const char *secret_file;
     const char *metrics, *interval; /* --metrics, --metrics-interval */
     int concurrency_given;
+    char *secret; /* heap: the secret file's bytes (wo.secret); freed by naq_cmd_events_webhook */
 } webhook_args;
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static int parse_backoff(const char *cmd, char *text, naq_processor_opts *po)
 {
@@ -109,8 +102,10 @@ static int parse_backoff(const char *cmd, char *text, naq_processor_opts *po)
     return NAQ_EXIT_OK;
 }
 
-static int parse_one(const char *cmd, int ch, char *arg, webhook_args *a)
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
+    webhook_args *a = x->args;
+    const char *cmd = x->cmd;
     long long n = 0;
     naq_status s;
     switch (ch) {
@@ -135,19 +130,19 @@ static int parse_one(const char *cmd, int ch, char *arg, webhook_args *a)
             return NAQ_EXIT_USAGE;
         a->po.max_deliveries = (int)n;
         return NAQ_EXIT_OK;
-    case OPT_BACKOFF: return parse_backoff(cmd, arg, &a->po);
-    case OPT_METRICS: a->metrics = arg; return NAQ_EXIT_OK;
-    case OPT_INTERVAL: a->interval = arg; return NAQ_EXIT_OK;
-    case OPT_AUTOSCALE:
-        return naq_cli_parse_autoscale(cmd, arg, &a->po.autoscale_min, &a->po.autoscale_max);
+    case OPT_BACKOFF: return parse_backoff(cmd, (char *)arg, &a->po); /* arg is argv's */
     case 'c':
         if (!naq_cli_parse_int(cmd, "--concurrency", arg, 1, 256, &n))
             return NAQ_EXIT_USAGE;
         a->po.max_concurrent = (int)n;
         a->concurrency_given = 1;
         return NAQ_EXIT_OK;
+    case OPT_AUTOSCALE:
+        return naq_cli_parse_autoscale(cmd, arg, &a->po.autoscale_min, &a->po.autoscale_max);
+    case OPT_METRICS: a->metrics = arg; return NAQ_EXIT_OK;
+    case OPT_INTERVAL: a->interval = arg; return NAQ_EXIT_OK;
     }
-    return -1;
+    return NAQ_EXIT_OK;
 }
 
 /* Reads the secret file (heap, *len bytes; one trailing newline dropped). */
@@ -175,8 +170,11 @@ static int read_secret(const char *cmd, const char *path, char **out, size_t *le
     return NAQ_EXIT_OK;
 }
 
-static int run(const char *cmd, naq_client *c, webhook_args *a)
+static int run(naq_cli_ctx *x)
 {
+    webhook_args *a = x->args;
+    const char *cmd = x->cmd;
+    naq_client *c = x->client;
     naq_webhook *wh = NULL;
     naq_processor *p = NULL;
     naq_status s = naq_webhook_create(&a->wo, &wh);
@@ -194,15 +192,10 @@ static int run(const char *cmd, naq_client *c, webhook_args *a)
                NAQ_EXIT_OK) {
         naq_processor_stop(p);
     } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        naq_cli_stop_on_signals(NULL, 0);
         fprintf(stderr, "naq webhook: group %s posting to %s; Ctrl-C stops\n", a->po.group,
                 a->wo.url);
-        while (!stop_requested)
+        while (!naq_cli_stop_requested)
             pause();
         naq_processor_stop(p);
         naq_processor_stats st;
@@ -219,9 +212,32 @@ static int run(const char *cmd, naq_client *c, webhook_args *a)
     return rc;
 }
 
+/* The URL and the secret file are checked before connecting. */
+static int check(naq_cli_ctx *x)
+{
+    webhook_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    if (a->wo.url == NULL)
+        return naq_cli_usage_error(x->cmd, "where to? give --url URL");
+    if (a->concurrency_given && a->po.autoscale_max > 0)
+        return naq_cli_usage_error(x->cmd, "give --concurrency or --autoscale, not both");
+    naq_webhook *probe = NULL;
+    if (naq_webhook_create(&a->wo, &probe) != NAQ_OK)
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    naq_webhook_destroy(probe);
+    if (a->secret_file != NULL &&
+        (rc = read_secret(x->cmd, a->secret_file, &a->secret, &a->wo.secret_len)) != NAQ_EXIT_OK)
+        return rc;
+    a->wo.secret = a->secret;
+    return NAQ_EXIT_OK;
+}
+
 int naq_cmd_events_webhook(int argc, char **argv)
 {
-    const char *cmd = argv[0];
+    /* --url is the webhook's: listed first, it wins over the connection
+     * flag of the same name (the job server comes from NAQ_URL). */
     static const struct option opts[] = {
         {"url", required_argument, NULL, OPT_URL},
         {"group", required_argument, NULL, OPT_GROUP},
@@ -236,48 +252,15 @@ int naq_cmd_events_webhook(int argc, char **argv)
         {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
         {"metrics", required_argument, NULL, OPT_METRICS},
         {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
-        {"help", no_argument, NULL, 'h'},
-        NAQ_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
+    static const naq_cli_command c = {usage, NULL, "c:", opts, NAQ_CLI_CONNECT, option, check, run};
     webhook_args a;
     memset(&a, 0, sizeof a);
     naq_processor_opts_init(&a.po);
     naq_webhook_opts_init(&a.wo);
     a.po.group = "webhook";
     a.po.types = a.types;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            fputs(usage, stdout);
-            return NAQ_EXIT_OK;
-        }
-        rc = parse_one(cmd, ch, optarg, &a);
-        if (rc == -1)
-            rc = naq_cli_common_option(&common, ch, optarg) ? NAQ_EXIT_OK : naq_cli_try_help(cmd);
-    }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (a.wo.url == NULL)
-        return naq_cli_usage_error(cmd, "where to? give --url URL");
-    if (a.concurrency_given && a.po.autoscale_max > 0)
-        return naq_cli_usage_error(cmd, "give --concurrency or --autoscale, not both");
-    naq_webhook *probe = NULL; /* the URL is checked before connecting */
-    if (naq_webhook_create(&a.wo, &probe) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
-    naq_webhook_destroy(probe);
-    char *secret = NULL;
-    if (a.secret_file != NULL &&
-        (rc = read_secret(cmd, a.secret_file, &secret, &a.wo.secret_len)) != NAQ_EXIT_OK)
-        return rc;
-    a.wo.secret = secret;
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) == NAQ_EXIT_OK) {
-        rc = run(cmd, c, &a);
-        naq_client_destroy(c);
-    }
-    free(secret);
+    int rc = naq_cli_main(&c, &a, argc, argv);
+    free(a.secret);
     return rc;
 }

@@ -23,7 +23,7 @@
 #include "naq/health.h"
 #include "naq/ops.h"
 
-static void print_usage(void)
+static void print_usage(FILE *out)
 {
     fputs("usage: naq health [--format table|json] [--state FILE | --no-state] [THRESHOLDS]\n"
           "\n"
@@ -48,13 +48,13 @@ static void print_usage(void)
           "\n"
           "thresholds (a figure above the warning value warns, above the critical\n"
           "value is critical; flag, then environment variable, then default):\n",
-          stdout);
+          out);
     for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++) {
         naq_health_thresholds d;
         naq_health_thresholds_init(&d);
-        printf("      --%-16s N  %s (%s, default %llu)\n", naq_health_threshold_flag(k),
-               naq_health_threshold_help(k), naq_health_threshold_env(k),
-               (unsigned long long)d.v[k]);
+        fprintf(out, "      --%-16s N  %s (%s, default %llu)\n", naq_health_threshold_flag(k),
+                naq_health_threshold_help(k), naq_health_threshold_env(k),
+                (unsigned long long)d.v[k]);
     }
     fputs("\n" NAQ_CLI_COMMON_USAGE "\n"
           "example:\n"
@@ -63,12 +63,11 @@ static void print_usage(void)
           "\n"
           "exit codes: 0 healthy (every check ok), 1 a warning or critical check, or\n"
           "no server, 2 bad usage\n",
-          stdout);
+          out);
 }
 
 enum {
-    OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE,
-    OPT_STATE,
+    OPT_STATE = NAQ_CLI_OPT_FIRST_FREE,
     OPT_NO_STATE,
     OPT_THRESHOLD /* + naq_health_threshold: one option per threshold */
 };
@@ -79,48 +78,82 @@ static const char *const roles[NAQ_HEALTH_STREAMS] = {
     [NAQ_HEALTH_DLQ] = "dlq",
 };
 
-static void print_table(const naq_health_report *r, const naq_health_checks *hc)
+static const char *const stream_headers[] = {"ROLE",      "STREAM",   "MESSAGES",  "BYTES",
+                                             "FIRST_SEQ", "LAST_SEQ", "CONSUMERS", "STATUS"};
+
+/* A row of the streams table; the item is the stream's index. */
+static void stream_row(const void *item, void *user, const char **cells,
+                       char (*buf)[NAQ_CLI_CELL_MAX])
 {
+    int i = *(const int *)item;
+    const naq_stream_health *s = &((const naq_health_report *)user)->streams[i];
+    cells[0] = roles[i];
+    cells[1] = s->name;
+    if (!s->ok) {
+        cells[7] = s->error; /* the figures show as "-" */
+        return;
+    }
+    snprintf(buf[2], 24, "%llu", (unsigned long long)s->messages);
+    snprintf(buf[3], 24, "%llu", (unsigned long long)s->bytes);
+    snprintf(buf[4], 24, "%llu", (unsigned long long)s->first_seq);
+    snprintf(buf[5], 24, "%llu", (unsigned long long)s->last_seq);
+    snprintf(buf[6], 24, "%lld", (long long)s->consumers);
+    for (int k = 2; k < 7; k++)
+        cells[k] = buf[k];
+    cells[7] = "ok";
+}
+
+static const naq_cli_listing streams_table = {8, stream_headers, "  rrrrr", stream_row, NULL, NULL};
+
+static const char *const check_headers[] = {"CHECK", "SUBJECT", "STATUS", "DETAIL"};
+
+static void check_row(const void *item, void *user, const char **cells,
+                      char (*buf)[NAQ_CLI_CELL_MAX])
+{
+    const naq_health_item *it = item;
+    (void)user;
+    (void)buf;
+    cells[0] = it->check;
+    cells[1] = it->subject;
+    cells[2] = naq_health_level_name(it->level);
+    cells[3] = it->message;
+}
+
+static const naq_cli_listing checks_table = {4, check_headers, NULL, check_row, NULL, NULL};
+
+static int print_table(const naq_health_report *r, const naq_health_checks *hc)
+{
+    static const int streams[NAQ_HEALTH_STREAMS] = {NAQ_HEALTH_EVENTS, NAQ_HEALTH_JOBS,
+                                                    NAQ_HEALTH_DLQ};
     printf("server   %s", r->url);
     if (r->rtt_us >= 0)
         printf("  (rtt %.2f ms)", (double)r->rtt_us / 1000.0);
     printf("\n");
     if (strcmp(r->event_url, r->url) != 0)
         printf("events   %s\n", r->event_url);
-    printf("\n%-7s %-20s %12s %14s %12s %12s %10s  %s\n", "ROLE", "STREAM", "MESSAGES", "BYTES",
-           "FIRST_SEQ", "LAST_SEQ", "CONSUMERS", "STATUS");
-    for (int i = 0; i < NAQ_HEALTH_STREAMS; i++) {
-        const naq_stream_health *s = &r->streams[i];
-        if (s->ok)
-            printf("%-7s %-20s %12llu %14llu %12llu %12llu %10lld  ok\n", roles[i], s->name,
-                   (unsigned long long)s->messages, (unsigned long long)s->bytes,
-                   (unsigned long long)s->first_seq, (unsigned long long)s->last_seq,
-                   (long long)s->consumers);
-        else
-            printf("%-7s %-20s %12s %14s %12s %12s %10s  %s\n", roles[i], s->name, "-", "-", "-",
-                   "-", "-", s->error);
-    }
     printf("\n");
-    static const char *const headers[] = {"CHECK", "SUBJECT", "STATUS", "DETAIL"};
-    naq_cli_table t;
-    naq_cli_table_init(&t, 4, headers, NULL);
+    int rc = naq_cli_list_print(&streams_table, NAQ_CLI_FORMAT_TABLE, (void *)r, streams,
+                                NAQ_HEALTH_STREAMS, sizeof streams[0]);
+    printf("\n");
     size_t warnings = 0, critical = 0;
     for (size_t i = 0; i < hc->n; i++) {
-        const naq_health_item *it = &hc->items[i];
-        const char *cells[] = {it->check, it->subject, naq_health_level_name(it->level),
-                               it->message};
-        naq_cli_table_add(&t, cells);
-        warnings += it->level == NAQ_HEALTH_WARNING;
-        critical += it->level == NAQ_HEALTH_CRITICAL;
+        warnings += hc->items[i].level == NAQ_HEALTH_WARNING;
+        critical += hc->items[i].level == NAQ_HEALTH_CRITICAL;
     }
-    naq_cli_table_print(&t, stdout);
-    naq_cli_table_free(&t);
+    naq_cli_list p;
+    naq_cli_list_begin(&p, &checks_table, NAQ_CLI_FORMAT_TABLE, NULL);
+    p.show_empty = 1;
+    for (size_t i = 0; i < hc->n; i++)
+        naq_cli_list_add(&p, &hc->items[i]);
+    if (naq_cli_list_end(&p) != NAQ_EXIT_OK)
+        rc = NAQ_EXIT_FAILURE;
     if (hc->level == NAQ_HEALTH_OK)
         printf("\nhealthy\n");
     else
         printf("\n%s: %zu %s, %zu %s\n", naq_health_level_name(hc->level), critical,
                naq_cli_plural(critical, "critical check", "critical checks"), warnings,
                naq_cli_plural(warnings, "warning", "warnings"));
+    return rc;
 }
 
 static json_t *checks_json(const naq_health_checks *hc)
@@ -277,67 +310,48 @@ typedef struct {
     int given[NAQ_HEALTH_THRESHOLD_COUNT];
 } health_args;
 
-static int parse_args(int argc, char **argv, naq_cli_common *common, health_args *a, int *done)
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    struct option opts[NAQ_HEALTH_THRESHOLD_COUNT + 16];
-    int n = 0;
-    opts[n++] = (struct option){"format", required_argument, NULL, OPT_FORMAT};
-    opts[n++] = (struct option){"state", required_argument, NULL, OPT_STATE};
-    opts[n++] = (struct option){"no-state", no_argument, NULL, OPT_NO_STATE};
-    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-    for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++)
-        opts[n++] = (struct option){naq_health_threshold_flag(k), required_argument, NULL,
-                                    OPT_THRESHOLD + k};
-    static const struct option common_opts[] = {NAQ_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-    for (size_t i = 0; i < sizeof common_opts / sizeof common_opts[0]; i++)
-        opts[n++] = common_opts[i];
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch >= OPT_THRESHOLD && ch < OPT_THRESHOLD + NAQ_HEALTH_THRESHOLD_COUNT) {
-            long long v = 0;
-            char flag[40];
-            snprintf(flag, sizeof flag, "--%s", naq_health_threshold_flag(ch - OPT_THRESHOLD));
-            if (!naq_cli_parse_int(cmd, flag, optarg, 0, (long long)1e15, &v))
-                rc = NAQ_EXIT_USAGE;
-            a->t.v[ch - OPT_THRESHOLD] = (uint64_t)v;
-            a->given[ch - OPT_THRESHOLD] = 1;
-            continue;
-        }
-        switch (ch) {
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &a->format); break;
-        case OPT_STATE: a->state = optarg; break;
-        case OPT_NO_STATE: a->state = ""; break;
-        case 'h':
-            print_usage();
-            *done = 1;
-            return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
+    health_args *a = x->args;
+    if (ch >= OPT_THRESHOLD && ch < OPT_THRESHOLD + NAQ_HEALTH_THRESHOLD_COUNT) {
+        long long v = 0;
+        char flag[40];
+        snprintf(flag, sizeof flag, "--%s", naq_health_threshold_flag(ch - OPT_THRESHOLD));
+        if (!naq_cli_parse_int(x->cmd, flag, arg, 0, (long long)1e15, &v))
+            return NAQ_EXIT_USAGE;
+        a->t.v[ch - OPT_THRESHOLD] = (uint64_t)v;
+        a->given[ch - OPT_THRESHOLD] = 1;
+    } else if (ch == OPT_STATE) {
+        a->state = arg;
+    } else if (ch == OPT_NO_STATE) {
+        a->state = "";
     }
-    if (rc == NAQ_EXIT_OK && optind < argc)
-        rc = naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return rc;
+    return NAQ_EXIT_OK;
 }
 
 /* Environment under flags: flags were parsed into a copy first. */
-static int apply_env(const char *cmd, health_args *a)
+static int check(naq_cli_ctx *x)
 {
+    health_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
     naq_health_thresholds env;
     naq_health_thresholds_init(&env);
     if (naq_health_thresholds_from_env(&env) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
     for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++)
         if (!a->given[k])
             a->t.v[k] = env.v[k];
     return NAQ_EXIT_OK;
 }
 
-static int run_checks(const char *cmd, naq_client *client, const health_args *a)
+static int run_checks(naq_cli_ctx *x)
 {
+    const char *cmd = x->cmd;
+    naq_client *client = x->client;
+    health_args *a = x->args;
+    a->format = x->format;
     naq_health_report r;
     naq_ops ops;
     memset(&ops, 0, sizeof ops);
@@ -369,7 +383,7 @@ static int run_checks(const char *cmd, naq_client *client, const health_args *a)
         if (a->format == NAQ_CLI_FORMAT_JSON)
             rc = print_json(&r, &hc);
         else
-            print_table(&r, &hc);
+            rc = print_table(&r, &hc);
         if (path[0] != '\0' && r.connected)
             state_write(path, key, root, &ops);
         if (rc == NAQ_EXIT_OK && hc.level != NAQ_HEALTH_OK)
@@ -385,22 +399,20 @@ static int run_checks(const char *cmd, naq_client *client, const health_args *a)
 
 int naq_cmd_health(int argc, char **argv)
 {
-    const char *cmd = argv[0];
-    naq_cli_common common = {0};
+    /* One option per threshold: the table is built from naq/health.h. */
+    static struct option opts[NAQ_HEALTH_THRESHOLD_COUNT + 3];
+    int n = 0;
+    opts[n++] = (struct option){"state", required_argument, NULL, OPT_STATE};
+    opts[n++] = (struct option){"no-state", no_argument, NULL, OPT_NO_STATE};
+    for (int k = 0; k < NAQ_HEALTH_THRESHOLD_COUNT; k++)
+        opts[n++] = (struct option){naq_health_threshold_flag(k), required_argument, NULL,
+                                    OPT_THRESHOLD + k};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    static const naq_cli_command c = {
+        NULL,   print_usage, NULL,      opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT,
+        option, check,       run_checks};
     health_args a;
     memset(&a, 0, sizeof a);
-    a.format = NAQ_CLI_FORMAT_TABLE;
     naq_health_thresholds_init(&a.t);
-    int done = 0;
-    int rc = parse_args(argc, argv, &common, &a, &done);
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = apply_env(cmd, &a)) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
-    rc = run_checks(cmd, client, &a);
-    naq_client_destroy(client);
-    return rc;
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -120,7 +120,7 @@ static const char extend_usage[] =
     "exit codes: 0 extended, 1 the job is not waiting in a queue, has no TTL\n"
     "(the message says why) or no server, 2 bad usage\n";
 
-enum { OPT_FORMAT = NAQ_CLI_OPT_FIRST_FREE, OPT_WAIT };
+enum { OPT_WAIT = NAQ_CLI_OPT_FIRST_FREE };
 
 static void print_status_line(const naq_event *e)
 {
@@ -143,55 +143,38 @@ static void print_status_line(const naq_event *e)
     putchar('\n');
 }
 
-static int status(int argc, char **argv)
+/* The operands: exactly n of them, the first a job id. */
+static int job_operands(naq_cli_ctx *x, int n, const char *what)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 1, &format); break;
-        case 'h': fputs(status_usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind >= argc)
-        return naq_cli_usage_error(cmd, "which job? give its id");
-    if (optind + 1 < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *job_id = argv[optind];
-    naq_status s = naq_id_validate("job id", job_id);
-    if (s != NAQ_OK)
-        return naq_cli_fail(cmd, s);
+    int rc = naq_cli_operands(x, n, what);
+    naq_status s;
+    if (rc == NAQ_EXIT_OK && (s = naq_id_validate("job id", x->argv[0])) != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, s);
+    return rc;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int check_one_job(naq_cli_ctx *x)
+{
+    return job_operands(x, 1, "which job? give its id");
+}
+
+static int status(naq_cli_ctx *x)
+{
     naq_event last;
     naq_event_init(&last, NAQ_EVENT_ENQUEUED);
-    s = naq_job_last_event(client, job_id, &last);
+    int rc = NAQ_EXIT_OK;
+    naq_status s = naq_job_last_event(x->client, x->argv[0], &last);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
-    } else if (format == NAQ_CLI_FORMAT_TABLE) {
+        rc = naq_cli_fail(x->cmd, s);
+    } else if (x->format == NAQ_CLI_FORMAT_TABLE) {
         print_status_line(&last);
     } else {
         naq_cli_printer p;
-        naq_cli_printer_init(&p, format);
+        naq_cli_printer_init(&p, x->format);
         if (naq_cli_print_event(&p, &last) != 0)
             rc = NAQ_EXIT_FAILURE;
     }
     naq_event_clear(&last);
-    naq_client_destroy(client);
     return rc;
 }
 
@@ -252,214 +235,170 @@ static void print_result(const char *json)
     json_decref(o);
 }
 
-/* Parses the options every subcommand but status shares; *format may be
- * NULL (no --format), wait_ms too (no --wait). Returns an exit code; on
- * NAQ_EXIT_OK, argv[optind] is the first operand. */
-static int job_options(int argc, char **argv, const char *help, naq_cli_common *common,
-                       naq_cli_format *format, int64_t *wait_ms, int *done)
+static int wait_option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-                                         {"wait", required_argument, NULL, OPT_WAIT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    int rc = NAQ_EXIT_OK, ch;
-    *done = 0;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_FORMAT:
-            if (format == NULL)
-                rc = naq_cli_usage_error(cmd, "--format is not an option of this command");
-            else
-                rc = naq_cli_parse_format(cmd, optarg, 0, format);
-            break;
-        case OPT_WAIT:
-            if (wait_ms == NULL)
-                rc = naq_cli_usage_error(cmd, "--wait is not an option of this command");
-            else if (naq_parse_duration_ms(optarg, wait_ms) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd,
-                                         "--wait needs a number of seconds (or 500ms, 2m), "
-                                         "got '%s'",
-                                         optarg);
-            break;
-        case 'h':
-            fputs(help, stdout);
-            *done = 1;
-            return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    return rc;
+    (void)ch; /* --wait, the only one */
+    if (naq_parse_duration_ms(arg, x->args) != NAQ_OK)
+        return naq_cli_usage_error(
+            x->cmd, "--wait needs a number of seconds (or 500ms, 2m), got '%s'", arg);
+    return NAQ_EXIT_OK;
 }
 
-/* The operands: exactly n of them, the first a job id. */
-static int operands(int argc, char **argv, int n, const char *what)
+static int result(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    if (argc - optind < n)
-        return naq_cli_usage_error(cmd, "%s", what);
-    if (argc - optind > n)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + n]);
-    naq_status s = naq_id_validate("job id", argv[optind]);
-    return s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, s);
-}
-
-static int result(int argc, char **argv)
-{
-    const char *cmd = argv[0];
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int64_t wait_ms = 0;
-    int done = 0;
-    int rc = job_options(argc, argv, result_usage, &common, &format, &wait_ms, &done);
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = operands(argc, argv, 1, "which job? give its id")) != NAQ_EXIT_OK)
-        return rc;
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+    const int64_t *wait_ms = x->args;
     char *json = NULL;
-    naq_status s = naq_job_result(client, argv[optind], wait_ms, &json);
-    if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (format == NAQ_CLI_FORMAT_JSON)
+    naq_status s = naq_job_result(x->client, x->argv[0], *wait_ms, &json);
+    int rc = s == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(x->cmd, s);
+    if (rc == NAQ_EXIT_OK && x->format == NAQ_CLI_FORMAT_JSON)
         printf("%s\n", json);
-    else
+    else if (rc == NAQ_EXIT_OK)
         print_result(json);
     free(json);
-    naq_client_destroy(client);
     return rc;
 }
 
 /* ---- cancel, priority, move ---- */
 
-static int cancel(int argc, char **argv)
+static int cancel(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    naq_cli_common common = {0};
-    int done = 0;
-    int rc = job_options(argc, argv, cancel_usage, &common, NULL, NULL, &done);
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = operands(argc, argv, 1, "which job? give its id")) != NAQ_EXIT_OK)
-        return rc;
-    const char *id = argv[optind];
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        return rc;
+    const char *id = x->argv[0];
     naq_cancel_outcome how = NAQ_CANCEL_REQUESTED;
-    naq_status s = naq_job_cancel(client, id, &how);
+    naq_status s = naq_job_cancel(x->client, id, &how);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (how == NAQ_CANCEL_DONE)
+        return naq_cli_fail(x->cmd, s);
+    if (how == NAQ_CANCEL_DONE)
         printf("job %s cancelled; it will not run\n", id);
     else
         printf("cancel of job %s requested: the worker that takes it will not run it, or "
                "stops it if it runs\n",
                id);
-    naq_client_destroy(client);
+    return NAQ_EXIT_OK;
+}
+
+/* priority and move: the job and where it goes, checked before connecting. */
+typedef struct {
+    int move;  /* move, else priority */
+    int level; /* priority: the new one */
+} requeue_args;
+
+static int check_requeue(naq_cli_ctx *x)
+{
+    requeue_args *a = x->args;
+    int move = a->move;
+    int rc = job_operands(x, 2,
+                          move ? "give the job id and the queue to move it to"
+                               : "give the job id and the priority (lowest, low, normal, high, "
+                                 "critical or 0-4)");
+    naq_status s = NAQ_OK;
+    if (rc == NAQ_EXIT_OK)
+        s = move ? naq_id_validate("queue name", x->argv[1])
+                 : naq_priority_parse(x->argv[1], &a->level);
+    if (rc == NAQ_EXIT_OK && s != NAQ_OK)
+        rc = naq_cli_usage_error(x->cmd, "%s", naq_last_error());
     return rc;
 }
 
-static int requeue(int argc, char **argv, int move)
+static int requeue(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    naq_cli_common common = {0};
-    int done = 0;
-    int rc =
-        job_options(argc, argv, move ? move_usage : priority_usage, &common, NULL, NULL, &done);
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = operands(argc, argv, 2,
-                       move ? "give the job id and the queue to move it to"
-                            : "give the job id and the priority (lowest, low, normal, high, "
-                              "critical or 0-4)")) != NAQ_EXIT_OK)
-        return rc;
-    const char *id = argv[optind], *to = argv[optind + 1];
-    int level = 0;
-    naq_status s = move ? naq_id_validate("queue name", to) : naq_priority_parse(to, &level);
+    const char *id = x->argv[0], *to = x->argv[1];
+    const requeue_args *a = x->args;
+    naq_status s =
+        a->move ? naq_job_move(x->client, id, to) : naq_job_set_priority(x->client, id, a->level);
     if (s != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        return rc;
-    s = move ? naq_job_move(client, id, to) : naq_job_set_priority(client, id, level);
-    if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (move)
+        return naq_cli_fail(x->cmd, s);
+    if (a->move)
         printf("job %s is in queue %s\n", id, to);
     else
-        printf("job %s has priority %s\n", id, naq_priority_name(level));
-    naq_client_destroy(client);
+        printf("job %s has priority %s\n", id, naq_priority_name(a->level));
+    return NAQ_EXIT_OK;
+}
+
+static int check_extend(naq_cli_ctx *x)
+{
+    int rc = job_operands(x, 2, "give the job id and how much longer (30s, 5m, 2h)");
+    if (rc == NAQ_EXIT_OK &&
+        (naq_parse_duration_ms(x->argv[1], x->args) != NAQ_OK || *(int64_t *)x->args <= 0))
+        rc = naq_cli_usage_error(x->cmd,
+                                 "bad DURATION '%s': give a positive duration such as "
+                                 "30s, 5m or 2h",
+                                 x->argv[1]);
     return rc;
 }
 
-static int extend_ttl(int argc, char **argv)
+static int extend_ttl(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    naq_cli_common common = {0};
-    int done = 0;
-    int rc = job_options(argc, argv, extend_usage, &common, NULL, NULL, &done);
-    if (rc != NAQ_EXIT_OK || done)
-        return rc;
-    if ((rc = operands(argc, argv, 2, "give the job id and how much longer (30s, 5m, 2h)")) !=
-        NAQ_EXIT_OK)
-        return rc;
-    const char *id = argv[optind];
-    int64_t ms = 0;
-    if (naq_parse_duration_ms(argv[optind + 1], &ms) != NAQ_OK || ms <= 0)
-        return naq_cli_usage_error(cmd,
-                                   "bad DURATION '%s': give a positive duration such as "
-                                   "30s, 5m or 2h",
-                                   argv[optind + 1]);
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        return rc;
-    naq_status s = naq_job_extend_ttl(client, id, ms);
+    naq_status s = naq_job_extend_ttl(x->client, x->argv[0], *(const int64_t *)x->args);
     if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else
-        printf("job %s has %s more before its TTL runs out\n", id, argv[optind + 1]);
-    naq_client_destroy(client);
-    return rc;
+        return naq_cli_fail(x->cmd, s);
+    printf("job %s has %s more before its TTL runs out\n", x->argv[0], x->argv[1]);
+    return NAQ_EXIT_OK;
+}
+
+/* ---- dispatch ---- */
+
+static int status_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        status_usage, NULL,          NULL,  NULL, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_RAW,
+        NULL,         check_one_job, status};
+    return naq_cli_main(&c, NULL, argc, argv);
+}
+
+static int result_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"wait", required_argument, NULL, OPT_WAIT},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        result_usage, NULL,          NULL,  opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT,
+        wait_option,  check_one_job, result};
+    int64_t wait_ms = 0;
+    return naq_cli_main(&c, &wait_ms, argc, argv);
+}
+
+static int cancel_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        cancel_usage, NULL,          NULL,  NULL, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS,
+        NULL,         check_one_job, cancel};
+    return naq_cli_main(&c, NULL, argc, argv);
+}
+
+static int priority_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        priority_usage, NULL,          NULL,   NULL, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS,
+        NULL,           check_requeue, requeue};
+    requeue_args a = {0, 0};
+    return naq_cli_main(&c, &a, argc, argv);
+}
+
+static int move_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        move_usage, NULL,          NULL,   NULL, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS,
+        NULL,       check_requeue, requeue};
+    requeue_args a = {1, 0};
+    return naq_cli_main(&c, &a, argc, argv);
+}
+
+static int extend_main(int argc, char **argv)
+{
+    static const naq_cli_command c = {
+        extend_usage, NULL,         NULL,      NULL, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS,
+        NULL,         check_extend, extend_ttl};
+    int64_t ms = 0;
+    return naq_cli_main(&c, &ms, argc, argv);
 }
 
 int naq_cmd_job(int argc, char **argv)
 {
-    static const struct {
-        const char *name, *argv0;
-        int (*run)(int, char **);
-    } subs[] = {{"status", "naq job status", status},
-                {"result", "naq job result", result},
-                {"cancel", "naq job cancel", cancel},
-                {"extend-ttl", "naq job extend-ttl", extend_ttl}};
-    if (argc < 2)
-        return naq_cli_usage_error(argv[0], "which subcommand? status, result, cancel, "
-                                            "priority, move or extend-ttl");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) == 0) {
-            argv[1] = (char *)subs[i].argv0;
-            optind = 1;
-            return subs[i].run(argc - 1, argv + 1);
-        }
-    }
-    if (strcmp(argv[1], "priority") == 0 || strcmp(argv[1], "move") == 0) {
-        int move = argv[1][0] == 'm';
-        argv[1] = (char *)(move ? "naq job move" : "naq job priority");
-        optind = 1;
-        return requeue(argc - 1, argv + 1, move);
-    }
-    return naq_cli_usage_error(argv[0],
-                               "unknown subcommand '%s': use status, result, cancel, priority, "
-                               "move or extend-ttl",
-                               argv[1]);
+    static const naq_cli_sub subs[] = {{"status", "naq job status", status_main, NULL},
+                                       {"result", "naq job result", result_main, NULL},
+                                       {"cancel", "naq job cancel", cancel_main, NULL},
+                                       {"priority", "naq job priority", priority_main, NULL},
+                                       {"move", "naq job move", move_main, NULL},
+                                       {"extend-ttl", "naq job extend-ttl", extend_main, NULL}};
+    static const naq_cli_group group = {usage, "subcommand", subs, sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }

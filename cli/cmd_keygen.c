@@ -31,19 +31,26 @@ static const char usage[] =
     "\n"
     "exit codes: 0 ok, 1 failure (FILE exists or cannot be written), 2 bad usage\n";
 
-int naq_cmd_keygen(int argc, char **argv)
+static int check(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(usage, stdout);
-        return NAQ_EXIT_OK;
-    }
-    if (argc != 2 || argv[1][0] == '-')
-        return naq_cli_usage_error(cmd, "keygen needs one FILE to write the key to");
+    if (x->argc != 1)
+        return naq_cli_usage_error(x->cmd, "keygen needs one FILE to write the key to");
+    return NAQ_EXIT_OK;
+}
+
+static int run(naq_cli_ctx *x)
+{
     char kid[NAQ_CRYPT_KID_MAX + 1];
-    naq_status s = naq__crypt_keygen(argv[1], kid);
+    naq_status s = naq__crypt_keygen(x->argv[0], kid);
     if (s != NAQ_OK)
-        return naq_cli_fail(cmd, s);
+        return naq_cli_fail(x->cmd, s);
     printf("%s\n", kid);
     return NAQ_EXIT_OK;
+}
+
+int naq_cmd_keygen(int argc, char **argv)
+{
+    static const naq_cli_command c = {usage, NULL,  NULL, NULL, NAQ_CLI_NO_CONNECTION_FLAGS,
+                                      NULL,  check, run};
+    return naq_cli_main(&c, NULL, argc, argv);
 }

@@ -37,24 +37,15 @@ static const char usage[] =
 
 enum { OPT_LISTEN = NAQ_CLI_OPT_FIRST_FREE };
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 /* One scrape to stdout: first waits until the exporter has read what the
  * stream holds now, so the counters are complete. */
-static int print_once(const char *cmd, naq_client *c, naq_metrics_exporter *e)
+static int print_once(const char *cmd, naq_metrics_exporter *e)
 {
     naq_status s = naq_metrics_exporter_wait(e, 60000);
     char *text = NULL;
     size_t len = 0;
     if (s == NAQ_OK)
         s = naq_metrics_exporter_render(e, &text, &len);
-    (void)c;
     if (s != NAQ_OK)
         return naq_cli_fail(cmd, s);
     fwrite(text, 1, len, stdout);
@@ -68,59 +59,53 @@ static int serve(const char *cmd, const char *addr, naq_metrics_exporter *e)
     naq_status s = naq_metrics_server_start(addr, naq_metrics_exporter_render, e, &srv);
     if (s != NAQ_OK)
         return naq_cli_fail(cmd, s);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    naq_cli_stop_on_signals(NULL, 0);
     fprintf(stderr, "naq metrics: serving http://%s/metrics (port %d); Ctrl-C stops\n", addr,
             naq_metrics_server_port(srv));
-    while (!stop_requested)
+    while (!naq_cli_stop_requested)
         pause();
     naq_metrics_server_stop(srv);
     fprintf(stderr, "naq metrics: stopped\n");
     return NAQ_EXIT_OK;
 }
 
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    (void)ch; /* --listen, the only one */
+    *(const char **)x->args = arg;
+    return NAQ_EXIT_OK;
+}
+
+static int check(naq_cli_ctx *x)
+{
+    const char *listen = *(const char **)x->args;
+    int rc = naq_cli_no_operands(x);
+    if (rc == NAQ_EXIT_OK && listen != NULL && strrchr(listen, ':') == NULL)
+        rc = naq_cli_usage_error(x->cmd, "--listen needs HOST:PORT or :PORT, not '%s'", listen);
+    return rc;
+}
+
+static int run(naq_cli_ctx *x)
+{
+    const char *listen = *(const char **)x->args;
+    naq_metrics_exporter *e = NULL;
+    int rc;
+    naq_status s = naq_metrics_exporter_create(x->client, &e);
+    if (s != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, s);
+    else if (listen != NULL)
+        rc = serve(x->cmd, listen, e);
+    else
+        rc = print_once(x->cmd, e);
+    naq_metrics_exporter_destroy(e);
+    return rc;
+}
+
 int naq_cmd_metrics(int argc, char **argv)
 {
-    const char *cmd = argv[0];
     static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
                                          {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
+    static const naq_cli_command c = {usage, NULL, NULL, opts, NAQ_CLI_CONNECT, option, check, run};
     const char *listen = NULL;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_LISTEN: listen = optarg; break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (listen != NULL && strrchr(listen, ':') == NULL)
-        return naq_cli_usage_error(cmd, "--listen needs HOST:PORT or :PORT, not '%s'", listen);
-    naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &c)) != NAQ_EXIT_OK)
-        return rc;
-    naq_metrics_exporter *e = NULL;
-    naq_status s = naq_metrics_exporter_create(c, &e);
-    if (s != NAQ_OK)
-        rc = naq_cli_fail(cmd, s);
-    else if (listen != NULL)
-        rc = serve(cmd, listen, e);
-    else
-        rc = print_once(cmd, c, e);
-    naq_metrics_exporter_destroy(e);
-    naq_client_destroy(c);
-    return rc;
+    return naq_cli_main(&c, &listen, argc, argv);
 }

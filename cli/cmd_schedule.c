@@ -9,6 +9,7 @@
  * one candidate until SIGINT / SIGTERM, then hands the lease over.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "core/jsonw.h"
 #include "cmd_schedule.h"
 
@@ -96,7 +97,6 @@ enum {
     OPT_RETRIES,
     OPT_TIMEOUT,
     OPT_PRIORITY,
-    OPT_FORMAT,
     OPT_LEASE,
     OPT_ID,
     OPT_GRACE,
@@ -112,18 +112,12 @@ typedef struct {
     int64_t every_ms, at_ms, repeat, timeout_ms;
     int retries, priority;
     naq_misfire_policy misfire;
-    char *exec_args; /* heap: {"argv": [...]} from '-- COMMAND' */
-    const char *format;
+    char *exec_args;  /* heap: {"argv": [...]} from '-- COMMAND'; freed by schedule_main */
+    const char *name; /* the NAME operand (from argv) */
+    const char *sub;  /* "add", "show", ...: which action */
 } change;
 
 /* ---------------------------------------------------------------- parsing */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Usage error unless text fits a field of cap bytes. */
 static int fits(const char *cmd, const char *flag, const char *text, size_t cap)
@@ -158,98 +152,98 @@ static char *exec_args(int argc, char **argv)
     return text;
 }
 
-/* Parses the flags of add / modify / list / show (argv[0] = cmd). */
-static int parse_change(const char *cmd, int argc, char **argv, change *ch, naq_cli_common *common)
+/* The flags of every action but the scheduler: those of add and modify,
+ * which the other actions refuse (cmd_named) so a misplaced flag is not
+ * silently ignored. */
+static const struct option change_opts[] = {{"cron", required_argument, NULL, OPT_CRON},
+                                            {"tz", required_argument, NULL, OPT_TZ},
+                                            {"every", required_argument, NULL, OPT_EVERY},
+                                            {"at", required_argument, NULL, OPT_AT},
+                                            {"repeat", required_argument, NULL, OPT_REPEAT},
+                                            {"misfire", required_argument, NULL, OPT_MISFIRE},
+                                            {"queue", required_argument, NULL, 'q'},
+                                            {"function", required_argument, NULL, 'f'},
+                                            {"args", required_argument, NULL, OPT_ARGS},
+                                            {"retries", required_argument, NULL, OPT_RETRIES},
+                                            {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                            {"priority", required_argument, NULL, OPT_PRIORITY},
+                                            {NULL, 0, NULL, 0}};
+
+static int change_option(naq_cli_ctx *x, int c, const char *arg)
 {
-    static const struct option opts[] = {{"cron", required_argument, NULL, OPT_CRON},
-                                         {"tz", required_argument, NULL, OPT_TZ},
-                                         {"every", required_argument, NULL, OPT_EVERY},
-                                         {"at", required_argument, NULL, OPT_AT},
-                                         {"repeat", required_argument, NULL, OPT_REPEAT},
-                                         {"misfire", required_argument, NULL, OPT_MISFIRE},
-                                         {"queue", required_argument, NULL, 'q'},
-                                         {"function", required_argument, NULL, 'f'},
-                                         {"args", required_argument, NULL, OPT_ARGS},
-                                         {"retries", required_argument, NULL, OPT_RETRIES},
-                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                                         {"priority", required_argument, NULL, OPT_PRIORITY},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    int c;
+    change *ch = x->args;
+    const char *cmd = x->cmd;
     long long n = 0;
-    optind = 0; /* GNU getopt: start afresh (a command may parse twice in one process) */
-    while ((c = getopt_long(argc, argv, "+q:f:h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CRON: ch->cron = optarg; break;
-        case OPT_TZ: ch->tz = optarg; break;
-        case OPT_EVERY:
-            if (naq_parse_duration_ms(optarg, &ch->every_ms) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--every: %s", naq_last_error());
-            ch->has_every = 1;
-            break;
-        case OPT_AT:
-            if (naq_parse_time_ms(optarg, now_ms(), &ch->at_ms) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
-            ch->has_at = 1;
-            break;
-        case OPT_REPEAT:
-            if (strcmp(optarg, "forever") == 0)
-                n = -1;
-            else if (!naq_cli_parse_int(cmd, "--repeat", optarg, -1, INT64_MAX, &n))
-                return NAQ_EXIT_USAGE;
-            if (n == 0)
-                return naq_cli_usage_error(cmd, "--repeat 0 would never fire; give N >= 1 or -1");
-            ch->repeat = n;
-            ch->has_repeat = 1;
-            break;
-        case OPT_MISFIRE:
-            if (naq_misfire_policy_parse(optarg, &ch->misfire) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--misfire: %s", naq_last_error());
-            ch->has_misfire = 1;
-            break;
-        case 'q': ch->queue = optarg; break;
-        case 'f': ch->function = optarg; break;
-        case OPT_ARGS: ch->args = optarg; break;
-        case OPT_RETRIES:
-            if (!naq_cli_parse_int(cmd, "--retries", optarg, 0, 1000000, &n))
-                return NAQ_EXIT_USAGE;
-            ch->retries = (int)n;
-            ch->has_retries = 1;
-            break;
-        case OPT_TIMEOUT:
-            if (naq_parse_duration_ms(optarg, &ch->timeout_ms) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
-            ch->has_timeout = 1;
-            break;
-        case OPT_PRIORITY:
-            if (parse_priority(cmd, optarg, &ch->priority) != NAQ_EXIT_OK)
-                return NAQ_EXIT_USAGE;
-            ch->has_priority = 1;
-            break;
-        case OPT_FORMAT: ch->format = optarg; break;
-        case 'h': fputs(usage_schedule, stdout); return -1;
-        default:
-            if (!naq_cli_common_option(common, c, optarg))
-                return naq_cli_try_help(cmd);
-            break;
-        }
+    switch (c) {
+    case OPT_CRON: ch->cron = arg; break;
+    case OPT_TZ: ch->tz = arg; break;
+    case OPT_EVERY:
+        if (naq_parse_duration_ms(arg, &ch->every_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--every: %s", naq_last_error());
+        ch->has_every = 1;
+        break;
+    case OPT_AT:
+        if (naq_parse_time_ms(arg, (int64_t)(naq__now() * 1000.0), &ch->at_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--at: %s", naq_last_error());
+        ch->has_at = 1;
+        break;
+    case OPT_REPEAT:
+        if (strcmp(arg, "forever") == 0)
+            n = -1;
+        else if (!naq_cli_parse_int(cmd, "--repeat", arg, -1, INT64_MAX, &n))
+            return NAQ_EXIT_USAGE;
+        if (n == 0)
+            return naq_cli_usage_error(cmd, "--repeat 0 would never fire; give N >= 1 or -1");
+        ch->repeat = n;
+        ch->has_repeat = 1;
+        break;
+    case OPT_MISFIRE:
+        if (naq_misfire_policy_parse(arg, &ch->misfire) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--misfire: %s", naq_last_error());
+        ch->has_misfire = 1;
+        break;
+    case 'q': ch->queue = arg; break;
+    case 'f': ch->function = arg; break;
+    case OPT_ARGS: ch->args = arg; break;
+    case OPT_RETRIES:
+        if (!naq_cli_parse_int(cmd, "--retries", arg, 0, 1000000, &n))
+            return NAQ_EXIT_USAGE;
+        ch->retries = (int)n;
+        ch->has_retries = 1;
+        break;
+    case OPT_TIMEOUT:
+        if (naq_parse_duration_ms(arg, &ch->timeout_ms) != NAQ_OK)
+            return naq_cli_usage_error(cmd, "--timeout: %s", naq_last_error());
+        ch->has_timeout = 1;
+        break;
+    case OPT_PRIORITY:
+        if (parse_priority(cmd, arg, &ch->priority) != NAQ_EXIT_OK)
+            return NAQ_EXIT_USAGE;
+        ch->has_priority = 1;
+        break;
     }
-    int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
-    if (optind < argc && !dashdash)
+    return NAQ_EXIT_OK;
+}
+
+/* The operands ('-- COMMAND ARG...' only) and the flags that go
+ * together: every action checks them before connecting. */
+static int check_change(naq_cli_ctx *x)
+{
+    change *ch = x->args;
+    const char *cmd = x->cmd;
+    if (x->argc > 0 && !x->dashdash)
         return naq_cli_usage_error(cmd,
                                    "unexpected argument '%s'; to run a command, put it after "
                                    "'--'",
-                                   argv[optind]);
-    if (dashdash) {
-        if (optind == argc)
+                                   x->argv[0]);
+    if (x->dashdash) {
+        if (x->argc == 0)
             return naq_cli_usage_error(cmd, "nothing after '--': give the command to run");
         if (ch->function != NULL && strcmp(ch->function, NAQ_EXEC_FUNCTION) != 0)
             return naq_cli_usage_error(cmd, "give either -f FUNCTION or '-- COMMAND', not both");
         if (ch->args != NULL)
             return naq_cli_usage_error(cmd, "--args cannot be combined with '-- COMMAND'");
-        if ((ch->exec_args = exec_args(argc - optind, argv + optind)) == NULL)
+        if ((ch->exec_args = exec_args(x->argc, x->argv)) == NULL)
             return naq_cli_usage_error(cmd, "the command line is not valid UTF-8");
         ch->function = NAQ_EXEC_FUNCTION;
         ch->args = ch->exec_args;
@@ -379,41 +373,46 @@ static const char *state_of(const naq_schedule *s)
 static const char *const list_headers[] = {"NAME",  "WHEN",  "NEXT RUN", "LAST RUN",
                                            "QUEUE", "STATE", "LEFT"};
 
-static int add_row(naq_cli_table *t, const naq_schedule *s)
+static void schedule_row(const void *item, void *user, const char **cells,
+                         char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    char when[200], next[48], last[48], left[24];
-    format_when(s, when, sizeof when);
-    naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
-    naq_cli_format_time_ms(s->last_run_ms, last, sizeof last);
+    const naq_schedule *s = item;
+    (void)user;
+    format_when(s, buf[1], 200);
+    naq_cli_format_time_ms(s->next_run_ms, buf[2], 48);
+    naq_cli_format_time_ms(s->last_run_ms, buf[3], 48);
     if (s->repeat < 0)
-        snprintf(left, sizeof left, "-");
+        snprintf(buf[6], 24, "-");
     else
-        snprintf(left, sizeof left, "%lld", (long long)s->repeat);
-    const char *cells[] = {s->name, when, next, last, s->queue, state_of(s), left};
-    return naq_cli_table_add(t, cells);
+        snprintf(buf[6], 24, "%lld", (long long)s->repeat);
+    cells[0] = s->name;
+    cells[1] = buf[1];
+    cells[2] = buf[2];
+    cells[3] = buf[3];
+    cells[4] = s->queue;
+    cells[5] = state_of(s);
+    cells[6] = buf[6];
 }
 
 /* One schedule as a JSON line: the stored JSON plus its revision. */
-static int print_schedule_json(const char *cmd, const naq_schedule *s)
+static char *schedule_json(const void *item, void *user)
 {
+    const naq_schedule *s = item;
     char *json = NULL;
     size_t len = 0;
-    naq_status st = naq_schedule_encode(s, &json, &len);
-    if (st != NAQ_OK)
-        return naq_cli_fail(cmd, st);
+    (void)user;
+    if (naq_schedule_encode(s, &json, &len) != NAQ_OK) {
+        naq_cli_error("%s", naq_last_error());
+        return NULL;
+    }
     json_t *o = json_loadb(json, len, 0, NULL);
     free(json);
-    if (o == NULL)
-        return NAQ_EXIT_FAILURE;
-    json_object_set_new(o, "revision", json_integer((json_int_t)s->revision));
-    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    if (line == NULL)
-        return NAQ_EXIT_FAILURE;
-    puts(line);
-    free(line);
-    return NAQ_EXIT_OK;
+    if (o != NULL)
+        json_object_set_new(o, "revision", json_integer((json_int_t)s->revision));
+    return naq_cli_json_line(o);
 }
+
+static const naq_cli_listing schedules = {7, list_headers, NULL, schedule_row, schedule_json, NULL};
 
 static void print_details(const naq_schedule *s)
 {
@@ -448,131 +447,86 @@ static void print_details(const naq_schedule *s)
 
 /* ---------------------------------------------------------------- commands */
 
-static int cmd_add(const char *cmd, int argc, char **argv)
+/* add: the when and the what are required; everything is checked before
+ * connecting, so a typo is reported as one. */
+static int check_add(naq_cli_ctx *x)
 {
-    const char *name = NULL;
-    change ch = {0};
-    naq_cli_common common = {0};
-    naq_client *client = NULL;
+    change *ch = x->args;
     naq_schedule s;
-    naq_schedule_init(&s);
-    int rc = take_name(cmd, &argc, &argv, &name);
-    if (rc != NAQ_EXIT_OK)
-        return rc < 0 ? NAQ_EXIT_OK : rc;
-    if ((rc = parse_change(cmd, argc, argv, &ch, &common)) != NAQ_EXIT_OK) {
-        rc = rc < 0 ? NAQ_EXIT_OK : rc;
-        goto out;
-    }
-    if (ch.cron == NULL && !ch.has_every && !ch.has_at) {
-        rc = naq_cli_usage_error(cmd, "when should it run? give --cron, --every or --at");
-        goto out;
-    }
-    if (ch.function == NULL) {
-        rc = naq_cli_usage_error(cmd, "what should it run? give -f FUNCTION or '-- COMMAND "
-                                      "ARG...'");
-        goto out;
-    }
-    snprintf(s.name, sizeof s.name, "%.*s", (int)sizeof s.name - 1, name);
     naq_status st;
-    /* Check everything before connecting, so a typo is reported as one. */
-    if ((st = naq_schedule_name_validate(name)) != NAQ_OK || (st = apply(&s, &ch)) != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        goto out;
-    if ((st = naq_schedule_add(client, &s)) != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    char next[48];
-    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
-    printf("schedule %s added; next run %s\n", s.name, next);
-out:
+    int rc = check_change(x);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    if (ch->cron == NULL && !ch->has_every && !ch->has_at)
+        return naq_cli_usage_error(x->cmd, "when should it run? give --cron, --every or --at");
+    if (ch->function == NULL)
+        return naq_cli_usage_error(x->cmd, "what should it run? give -f FUNCTION or '-- COMMAND "
+                                           "ARG...'");
+    naq_schedule_init(&s);
+    snprintf(s.name, sizeof s.name, "%.*s", (int)sizeof s.name - 1, ch->name);
+    if ((st = naq_schedule_name_validate(ch->name)) != NAQ_OK || (st = apply(&s, ch)) != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, st);
     naq_schedule_clear(&s);
-    free(ch.exec_args);
-    naq_client_destroy(client);
     return rc;
 }
 
-static int cmd_modify(const char *cmd, int argc, char **argv)
+/* After add or modify: "schedule NAME added; next run TIME", or the
+ * failure. Clears s. */
+static int report_next_run(const char *cmd, naq_status st, naq_schedule *s, const char *done)
 {
-    const char *name = NULL;
-    change ch = {0};
-    naq_cli_common common = {0};
-    naq_client *client = NULL;
-    naq_schedule s;
-    naq_schedule_init(&s);
-    int rc = take_name(cmd, &argc, &argv, &name);
-    if (rc != NAQ_EXIT_OK)
-        return rc < 0 ? NAQ_EXIT_OK : rc;
-    if ((rc = parse_change(cmd, argc, argv, &ch, &common)) != NAQ_EXIT_OK) {
-        rc = rc < 0 ? NAQ_EXIT_OK : rc;
-        goto out;
+    int rc = st == NAQ_OK ? NAQ_EXIT_OK : naq_cli_fail(cmd, st);
+    if (rc == NAQ_EXIT_OK) {
+        char next[48];
+        naq_cli_format_time_ms(s->next_run_ms, next, sizeof next);
+        printf("schedule %s %s; next run %s\n", s->name, done, next);
     }
-    naq_status st;
-    if ((st = naq_schedule_name_validate(name)) != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        goto out;
-    if ((st = naq_schedule_modify(client, name, apply, &ch, &s)) != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    char next[48];
-    naq_cli_format_time_ms(s.next_run_ms, next, sizeof next);
-    printf("schedule %s modified; next run %s\n", s.name, next);
-out:
-    naq_schedule_clear(&s);
-    free(ch.exec_args);
-    naq_client_destroy(client);
+    naq_schedule_clear(s);
     return rc;
 }
 
-static int parse_format(const char *cmd, const change *ch, naq_cli_format *fmt)
+static int cmd_add(naq_cli_ctx *x)
 {
-    *fmt = NAQ_CLI_FORMAT_TABLE;
-    return ch->format ? naq_cli_parse_format(cmd, ch->format, 0, fmt) : NAQ_EXIT_OK;
+    change *ch = x->args;
+    naq_schedule s;
+    naq_schedule_init(&s);
+    snprintf(s.name, sizeof s.name, "%.*s", (int)sizeof s.name - 1, ch->name);
+    naq_status st = apply(&s, ch);
+    if (st == NAQ_OK)
+        st = naq_schedule_add(x->client, &s);
+    return report_next_run(x->cmd, st, &s, "added");
 }
 
-static int cmd_list(const char *cmd, int argc, char **argv)
+/* modify, show, pause, resume, rm: a valid name. */
+static int check_name(naq_cli_ctx *x)
 {
-    change ch = {0};
-    naq_cli_common common = {0};
-    naq_client *client = NULL;
+    const change *ch = x->args;
+    int rc = check_change(x);
+    naq_status st;
+    if (rc == NAQ_EXIT_OK && (st = naq_schedule_name_validate(ch->name)) != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, st);
+    return rc;
+}
+
+static int cmd_modify(naq_cli_ctx *x)
+{
+    change *ch = x->args;
+    naq_schedule s;
+    naq_schedule_init(&s);
+    naq_status st = naq_schedule_modify(x->client, ch->name, apply, ch, &s);
+    return report_next_run(x->cmd, st, &s, "modified");
+}
+
+static int cmd_list(naq_cli_ctx *x)
+{
     naq_schedule_list list = {0};
-    naq_cli_format fmt;
-    int rc = parse_change(cmd, argc, argv, &ch, &common);
-    if (rc != NAQ_EXIT_OK)
-        return rc < 0 ? NAQ_EXIT_OK : rc;
-    if ((rc = parse_format(cmd, &ch, &fmt)) != NAQ_EXIT_OK)
-        goto out;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        goto out;
-    naq_status st = naq_schedules_list(client, &list);
-    if (st != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    if (list.count == 0 && fmt == NAQ_CLI_FORMAT_TABLE)
+    naq_status st = naq_schedules_list(x->client, &list);
+    if (st != NAQ_OK)
+        return naq_cli_fail(x->cmd, st);
+    if (list.count == 0 && x->format == NAQ_CLI_FORMAT_TABLE)
         fprintf(stderr, "no schedules; add one with 'naq schedule add NAME --every 1m -- CMD'\n");
-    naq_cli_table t;
-    naq_cli_table_init(&t, 7, list_headers, NULL);
-    for (size_t i = 0; i < list.count && rc == NAQ_EXIT_OK; i++) {
-        if (fmt == NAQ_CLI_FORMAT_JSON)
-            rc = print_schedule_json(cmd, &list.items[i]);
-        else if (add_row(&t, &list.items[i]) != 0)
-            rc = NAQ_EXIT_FAILURE;
-    }
-    if (rc == NAQ_EXIT_OK && t.rows > 0)
-        naq_cli_table_print(&t, stdout);
-    naq_cli_table_free(&t);
-out:
+    int rc =
+        naq_cli_list_print(&schedules, x->format, NULL, list.items, list.count, sizeof *list.items);
     naq_schedule_list_free(&list);
-    free(ch.exec_args);
-    naq_client_destroy(client);
     return rc;
 }
 
@@ -605,102 +559,127 @@ static int report_resumed(const char *cmd, naq_client *client, const char *name)
     return NAQ_EXIT_OK;
 }
 
-/* show, pause, resume, rm: NAME and the common flags. */
-static int cmd_named(const char *cmd, const char *sub, int argc, char **argv)
+/* show, pause, resume, rm take a name and nothing of add / modify. */
+static int check_named(naq_cli_ctx *x)
 {
-    const char *name = NULL;
-    change ch = {0};
-    naq_cli_common common = {0};
-    naq_client *client = NULL;
+    const change *ch = x->args;
+    int is_show = strcmp(ch->sub, "show") == 0;
+    int rc = check_change(x);
+    if (rc == NAQ_EXIT_OK &&
+        (ch->cron || ch->has_every || ch->has_at || ch->function || ch->queue || ch->args ||
+         ch->has_repeat || ch->has_retries || ch->has_timeout || ch->has_priority ||
+         ch->has_misfire || ch->tz || (x->format != NAQ_CLI_FORMAT_TABLE && !is_show)))
+        return naq_cli_usage_error(x->cmd,
+                                   "'%s' takes only a name%s; to change a schedule use "
+                                   "'naq schedule modify'",
+                                   ch->sub, is_show ? " and --format" : "");
+    return rc == NAQ_EXIT_OK ? check_name(x) : rc;
+}
+
+static int cmd_show(naq_cli_ctx *x)
+{
+    const change *ch = x->args;
     naq_schedule s;
     naq_schedule_init(&s);
-    naq_cli_format fmt;
-    int rc = take_name(cmd, &argc, &argv, &name);
-    if (rc != NAQ_EXIT_OK)
-        return rc < 0 ? NAQ_EXIT_OK : rc;
-    if ((rc = parse_change(cmd, argc, argv, &ch, &common)) != NAQ_EXIT_OK) {
-        rc = rc < 0 ? NAQ_EXIT_OK : rc;
-        goto out;
-    }
-    int is_show = strcmp(sub, "show") == 0;
-    if (ch.cron || ch.has_every || ch.has_at || ch.function || ch.queue || ch.args ||
-        ch.has_repeat || ch.has_retries || ch.has_timeout || ch.has_priority || ch.has_misfire ||
-        ch.tz || (ch.format && !is_show)) {
-        rc = naq_cli_usage_error(cmd,
-                                 "'%s' takes only a name%s; to change a schedule use "
-                                 "'naq schedule modify'",
-                                 sub, is_show ? " and --format" : "");
-        goto out;
-    }
-    if ((rc = parse_format(cmd, &ch, &fmt)) != NAQ_EXIT_OK)
-        goto out;
-    naq_status st = naq_schedule_name_validate(name);
-    if (st != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    if ((rc = naq_cli_connect(cmd, &common, !is_show, &client)) != NAQ_EXIT_OK)
-        goto out;
-    if (is_show)
-        st = naq_schedule_get(client, name, &s);
-    else if (strcmp(sub, "pause") == 0)
-        st = naq_schedule_pause(client, name);
-    else if (strcmp(sub, "resume") == 0)
-        st = naq_schedule_resume(client, name);
-    else
-        st = naq_schedule_remove(client, name);
-    if (st != NAQ_OK) {
-        rc = naq_cli_fail(cmd, st);
-        goto out;
-    }
-    if (strcmp(sub, "resume") == 0)
-        rc = report_resumed(cmd, client, name);
-    else if (!is_show)
-        printf("schedule %s %s\n", name, strcmp(sub, "pause") == 0 ? "paused" : "removed");
-    else if (fmt == NAQ_CLI_FORMAT_JSON)
-        rc = print_schedule_json(cmd, &s);
+    naq_status st = naq_schedule_get(x->client, ch->name, &s);
+    int rc = NAQ_EXIT_OK;
+    if (st != NAQ_OK)
+        rc = naq_cli_fail(x->cmd, st);
+    else if (x->format == NAQ_CLI_FORMAT_JSON)
+        rc = naq_cli_list_print(&schedules, x->format, NULL, &s, 1, sizeof s);
     else
         print_details(&s);
-out:
     naq_schedule_clear(&s);
-    free(ch.exec_args);
-    naq_client_destroy(client);
     return rc;
+}
+
+static int cmd_pause_resume_rm(naq_cli_ctx *x)
+{
+    const change *ch = x->args;
+    naq_status st;
+    if (strcmp(ch->sub, "pause") == 0)
+        st = naq_schedule_pause(x->client, ch->name);
+    else if (strcmp(ch->sub, "resume") == 0)
+        st = naq_schedule_resume(x->client, ch->name);
+    else
+        st = naq_schedule_remove(x->client, ch->name);
+    if (st != NAQ_OK)
+        return naq_cli_fail(x->cmd, st);
+    if (strcmp(ch->sub, "resume") == 0)
+        return report_resumed(x->cmd, x->client, ch->name);
+    printf("schedule %s %s\n", ch->name, strcmp(ch->sub, "pause") == 0 ? "paused" : "removed");
+    return NAQ_EXIT_OK;
+}
+
+/* Every action takes the flags of add and modify (the others refuse
+ * them in check_named) and --format (list and show use it). */
+#define SCHEDULE_ACTION(check_fn, run_fn, more_flags)                                              \
+    {                                                                                              \
+        usage_schedule, NULL, "+q:f:", change_opts,                                                \
+            NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT | (more_flags), change_option, check_fn, run_fn \
+    }
+
+/* Runs action c; with_name: its first operand is the schedule's NAME,
+ * taken off before the options (they follow it). */
+static int schedule_main(const naq_cli_command *c, int with_name, int argc, char **argv)
+{
+    change ch;
+    memset(&ch, 0, sizeof ch);
+    ch.sub = strrchr(argv[0], ' ') ? strrchr(argv[0], ' ') + 1 : argv[0];
+    int rc = with_name ? take_name(argv[0], &argc, &argv, &ch.name) : NAQ_EXIT_OK;
+    if (rc < 0)
+        return NAQ_EXIT_OK; /* --help, answered */
+    if (rc == NAQ_EXIT_OK)
+        rc = naq_cli_main(c, &ch, argc, argv);
+    free(ch.exec_args);
+    return rc;
+}
+
+static int add_main(int argc, char **argv)
+{
+    static const naq_cli_command c = SCHEDULE_ACTION(check_add, cmd_add, NAQ_CLI_LOGS_EVENTS);
+    return schedule_main(&c, 1, argc, argv);
+}
+
+static int modify_main(int argc, char **argv)
+{
+    static const naq_cli_command c = SCHEDULE_ACTION(check_name, cmd_modify, NAQ_CLI_LOGS_EVENTS);
+    return schedule_main(&c, 1, argc, argv);
+}
+
+static int list_main(int argc, char **argv)
+{
+    static const naq_cli_command c = SCHEDULE_ACTION(check_change, cmd_list, 0);
+    return schedule_main(&c, 0, argc, argv);
+}
+
+static int show_main(int argc, char **argv)
+{
+    static const naq_cli_command c = SCHEDULE_ACTION(check_named, cmd_show, 0);
+    return schedule_main(&c, 1, argc, argv);
+}
+
+static int named_main(int argc, char **argv)
+{
+    static const naq_cli_command c =
+        SCHEDULE_ACTION(check_named, cmd_pause_resume_rm, NAQ_CLI_LOGS_EVENTS);
+    return schedule_main(&c, 1, argc, argv);
 }
 
 int naq_cmd_schedule(int argc, char **argv)
 {
-    const char *cmd = argv[0];
-    if (argc < 2)
-        return naq_cli_usage_error(cmd, "which action? add, list, show, pause, resume, modify "
-                                        "or rm");
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        fputs(usage_schedule, stdout);
-        return NAQ_EXIT_OK;
-    }
-    static const char *const subs[] = {"add", "list", "show", "pause", "resume", "modify", "rm"};
-    size_t i = 0;
-    while (i < sizeof subs / sizeof subs[0] && strcmp(sub, subs[i]) != 0)
-        i++;
-    if (i == sizeof subs / sizeof subs[0])
-        return naq_cli_usage_error(cmd,
-                                   "unknown action '%s': use add, list, show, pause, resume, "
-                                   "modify or rm",
-                                   sub);
-    /* "naq schedule add": how getopt and our errors name the action. */
-    char subcmd[64];
-    snprintf(subcmd, sizeof subcmd, "%s %s", cmd, sub);
-    argv[1] = subcmd;
-    argc--;
-    argv++;
-    if (!strcmp(sub, "add"))
-        return cmd_add(subcmd, argc, argv);
-    if (!strcmp(sub, "modify"))
-        return cmd_modify(subcmd, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(subcmd, argc, argv);
-    return cmd_named(subcmd, sub, argc, argv);
+    static const naq_cli_sub subs[] = {
+        {"add", "naq schedule add", add_main, NULL},
+        {"list", "naq schedule list", list_main, NULL},
+        {"show", "naq schedule show", show_main, NULL},
+        {"pause", "naq schedule pause", named_main, NULL},
+        {"resume", "naq schedule resume", named_main, NULL},
+        {"modify", "naq schedule modify", modify_main, NULL},
+        {"rm", "naq schedule rm", named_main, NULL},
+    };
+    static const naq_cli_group group = {usage_schedule, "action", subs,
+                                        sizeof subs / sizeof subs[0]};
+    return naq_cli_dispatch(&group, argc, argv);
 }
 
 /* ---------------------------------------------------------------- scheduler */
@@ -732,91 +711,69 @@ static void on_signal(int sig)
     (void)n;
 }
 
-int naq_cmd_scheduler(int argc, char **argv)
-{
-    const char *cmd = argv[0];
-    static const struct option opts[] = {
-        {"lease", required_argument, NULL, OPT_LEASE},
-        {"id", required_argument, NULL, OPT_ID},
-        {"misfire-grace", required_argument, NULL, OPT_GRACE},
-        {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
-        {"metrics", required_argument, NULL, OPT_METRICS},
-        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
-        {"help", no_argument, NULL, 'h'},
-        NAQ_CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
+typedef struct {
     naq_scheduler_opts so;
-    naq_scheduler_opts_init(&so);
-    int c, lease_given = 0, with_rollup = 1;
-    const char *metrics = NULL, *interval = NULL;
-    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_LEASE:
-            if (naq_parse_duration_ms(optarg, &so.lease_ms) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--lease: %s", naq_last_error());
-            if (so.lease_ms < 300)
-                return naq_cli_usage_error(cmd, "--lease must be at least 300ms");
-            lease_given = 1;
-            break;
-        case OPT_ID:
-            if (naq_id_validate("scheduler id", optarg) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--id: %s", naq_last_error());
-            so.scheduler_id = optarg;
-            break;
-        case OPT_GRACE:
-            if (naq_parse_duration_ms(optarg, &so.misfire_grace_ms) != NAQ_OK)
-                return naq_cli_usage_error(cmd, "--misfire-grace: %s", naq_last_error());
-            break;
-        case OPT_NO_ROLLUP: with_rollup = 0; break;
-        case OPT_METRICS: metrics = optarg; break;
-        case OPT_INTERVAL: interval = optarg; break;
-        case 'h': fputs(usage_scheduler, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, c, optarg))
-                return naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    int lease_given, with_rollup;
+    const char *metrics, *interval;
+} scheduler_args;
 
-    naq_client *client = NULL;
+static int scheduler_option(naq_cli_ctx *x, int c, const char *arg)
+{
+    scheduler_args *a = x->args;
+    switch (c) {
+    case OPT_LEASE:
+        if (naq_parse_duration_ms(arg, &a->so.lease_ms) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "--lease: %s", naq_last_error());
+        if (a->so.lease_ms < 300)
+            return naq_cli_usage_error(x->cmd, "--lease must be at least 300ms");
+        a->lease_given = 1;
+        break;
+    case OPT_ID:
+        if (naq_id_validate("scheduler id", arg) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "--id: %s", naq_last_error());
+        a->so.scheduler_id = arg;
+        break;
+    case OPT_GRACE:
+        if (naq_parse_duration_ms(arg, &a->so.misfire_grace_ms) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "--misfire-grace: %s", naq_last_error());
+        break;
+    case OPT_NO_ROLLUP: a->with_rollup = 0; break;
+    case OPT_METRICS: a->metrics = arg; break;
+    case OPT_INTERVAL: a->interval = arg; break;
+    }
+    return NAQ_EXIT_OK;
+}
+
+static int run_scheduler(naq_cli_ctx *x)
+{
+    scheduler_args *a = x->args;
+    const char *cmd = x->cmd;
+    naq_client *client = x->client;
     naq_scheduler *s = NULL;
     pthread_t rollup_tid;
     rollup_thread rollup = {NULL, NAQ_OK};
-    int rollup_started = 0;
-    int rc = naq_cli_connect(cmd, &common, 1, &client);
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    naq_status st = naq_scheduler_create(client, &so, &s);
+    int rollup_started = 0, rc = NAQ_EXIT_OK;
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
+    naq_status st = naq_scheduler_create(client, &a->so, &s);
     if (st != NAQ_OK) {
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
     pm.p = (naq_metrics_process){client, NULL, s, NULL};
-    if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
+    if ((rc = naq_cli_process_metrics_start(cmd, a->metrics, a->interval, &pm)) != NAQ_EXIT_OK)
         goto out;
-    if (lease_given && naq_scheduler_lease_ms(s) != so.lease_ms)
+    if (a->lease_given && naq_scheduler_lease_ms(s) != a->so.lease_ms)
         fprintf(stderr,
                 "naq scheduler: the lease is %lld ms, the TTL of the existing lock bucket; "
                 "--lease applies only when the bucket is created\n",
                 (long long)naq_scheduler_lease_ms(s));
     running_scheduler = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    naq_cli_stop_on_signals(on_signal, SA_RESTART);
     fprintf(stderr, "naq scheduler %s running (lease %lld ms); Ctrl-C to stop\n",
             naq_scheduler_id(s), (long long)naq_scheduler_lease_ms(s));
     rollup.client = client;
     rollup_stop = 0;
-    rollup_started = with_rollup && pthread_create(&rollup_tid, NULL, run_rollup, &rollup) == 0;
+    rollup_started = a->with_rollup && pthread_create(&rollup_tid, NULL, run_rollup, &rollup) == 0;
     st = naq_scheduler_run(s);
     rollup_stop = 1;
     if (rollup_started) {
@@ -838,6 +795,25 @@ int naq_cmd_scheduler(int argc, char **argv)
 out:
     naq_cli_process_metrics_stop(&pm);
     naq_scheduler_destroy(s);
-    naq_client_destroy(client);
     return rc;
+}
+
+int naq_cmd_scheduler(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"lease", required_argument, NULL, OPT_LEASE},
+        {"id", required_argument, NULL, OPT_ID},
+        {"misfire-grace", required_argument, NULL, OPT_GRACE},
+        {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
+        {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        usage_scheduler,  NULL, "+",          opts, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS,
+        scheduler_option, NULL, run_scheduler};
+    scheduler_args a;
+    memset(&a, 0, sizeof a);
+    naq_scheduler_opts_init(&a.so);
+    a.with_rollup = 1;
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -99,13 +99,6 @@ typedef struct {
     naq_server_encrypt encrypt; /* server_encrypt.c; the key is heap once loaded */
 } server_opts;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* mkdir -p with mode 0700 for what it creates (the store holds job data). */
 static int make_dirs(const char *path)
 {
@@ -367,12 +360,12 @@ static int stop_child(const server_opts *o, pid_t pid, const sigset_t *set)
         fflush(stdout);
     }
     kill(pid, SIGINT);
-    int64_t deadline = mono_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = naq__mono_ms() + STOP_TIMEOUT_MS;
     int status = 0, killed = 0;
     while (!reaped(pid, &status)) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - naq__mono_ms();
         int sig = wait_signal(set, left > 200 ? 200 : (left > 0 ? left : 1));
-        if (!killed && ((sig == SIGINT || sig == SIGTERM) || mono_ms() >= deadline)) {
+        if (!killed && ((sig == SIGINT || sig == SIGTERM) || naq__mono_ms() >= deadline)) {
             kill(pid, SIGKILL);
             killed = 1;
         }
@@ -392,14 +385,8 @@ static int stop_child(const server_opts *o, pid_t pid, const sigset_t *set)
 
 static int supervise(server_opts *o)
 {
-    /* Block the signals we wait for before forking, so none is lost between
-     * fork and the wait loop; the child restores `old`. */
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    naq__server_block_signals(&set, &old);
 
     struct stat st;
     o->log_start = stat(o->log, &st) == 0 ? st.st_size : 0;
@@ -408,7 +395,7 @@ static int supervise(server_opts *o)
         return NAQ_EXIT_FAILURE;
 
     /* Starting: until the port accepts, the child exits, or the timeout. */
-    int64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    int64_t deadline = naq__mono_ms() + START_TIMEOUT_MS;
     int status = 0;
     const char *probe_host = strcmp(o->host, "0.0.0.0") == 0 ? "127.0.0.1" : o->host;
     for (;;) {
@@ -423,7 +410,7 @@ static int supervise(server_opts *o)
         }
         if (port_accepts(probe_host, o->port))
             break;
-        if (mono_ms() >= deadline) {
+        if (naq__mono_ms() >= deadline) {
             naq_cli_error("nats-server did not accept connections on %s:%d within %d s", o->host,
                           o->port, START_TIMEOUT_MS / 1000);
             show_log_tail(o);
@@ -512,6 +499,125 @@ static int start(server_opts *o)
     return write_config(o) != 0 ? NAQ_EXIT_FAILURE : supervise(o);
 }
 
+typedef struct {
+    server_opts o;
+    const char *dir; /* --data; NULL = the default */
+    int cluster, print_config;
+} server_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    server_args *a = x->args;
+    server_opts *o = &a->o;
+    long long n = 0;
+    if (naq_server_secure_option(&o->secure, ch, arg))
+        return NAQ_EXIT_OK;
+    switch (ch) {
+    case NAQ_SERVER_OPT_ENCRYPT_STORE: o->encrypt.path = arg; break;
+    case 'p':
+        if (!naq_cli_parse_int(o->cmd, "--port", arg, 1, 65535, &n))
+            return NAQ_EXIT_USAGE;
+        o->port = (int)n;
+        break;
+    case OPT_HOST:
+        if (!valid_host(arg))
+            return naq_cli_usage_error(o->cmd, "--host '%s' is not a host name or IP address", arg);
+        o->host = arg;
+        break;
+    case 'd': a->dir = arg; break;
+    case OPT_MAX_STORE:
+    case OPT_MAX_MEMORY:
+        if (naq_parse_size(arg, ch == OPT_MAX_STORE ? &o->max_store : &o->max_memory) != NAQ_OK)
+            return naq_cli_usage_error(o->cmd, "%s: %s",
+                                       ch == OPT_MAX_STORE ? "--max-store" : "--max-memory",
+                                       naq_last_error());
+        break;
+    case OPT_CLUSTER:
+        if (!naq_cli_parse_int(o->cmd, "--cluster", arg, 3, NAQ_CLUSTER_MAX_NODES, &n))
+            return NAQ_EXIT_USAGE;
+        a->cluster = (int)n;
+        break;
+    case OPT_PRINT_CONFIG: a->print_config = 1; break;
+    case 'q': o->quiet = 1; break;
+    }
+    return NAQ_EXIT_OK;
+}
+
+/* The data directory, absolute: nats-server resolves store_dir against
+ * its own cwd. */
+static int data_dir(server_args *a)
+{
+    server_opts *o = &a->o;
+    const char *dir = a->dir;
+    if (dir == NULL) {
+        naq__default_data_dir(o->dir, sizeof o->dir, "server");
+        if (strpbrk(o->dir, "\"\\\n") != NULL)
+            return naq_cli_usage_error(o->cmd,
+                                       "data directory %s holds a quote or backslash; choose "
+                                       "one with --data",
+                                       o->dir);
+        return NAQ_EXIT_OK;
+    }
+    if (dir[0] == '\0' || strpbrk(dir, "\"\\\n") != NULL)
+        return naq_cli_usage_error(o->cmd,
+                                   "--data '%s': use a path without quotes, "
+                                   "backslashes or newlines",
+                                   dir);
+    if (dir[0] == '/') {
+        snprintf(o->dir, sizeof o->dir, "%s", dir);
+        return NAQ_EXIT_OK;
+    }
+    char cwd[NAQ_URL_MAX / 2];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        naq_cli_error("cannot resolve --data %s: %s", dir, strerror(errno));
+        return NAQ_EXIT_FAILURE;
+    }
+    snprintf(o->dir, sizeof o->dir, "%s/%s", cwd, dir);
+    return NAQ_EXIT_OK;
+}
+
+static int check(naq_cli_ctx *x)
+{
+    server_args *a = x->args;
+    server_opts *o = &a->o;
+    int rc = naq_cli_no_operands(x);
+    if (rc != NAQ_EXIT_OK)
+        return rc;
+    if (a->cluster > 0 && (o->secure.tls_cert || o->secure.tls_key || o->secure.tls_ca ||
+                           o->secure.auth || o->encrypt.path))
+        return naq_cli_usage_error(
+            o->cmd, "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
+                    "add the tls and authorization sections, and the jetstream "
+                    "cipher and key, to each node's configuration "
+                    "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
+    rc = naq_server_secure_check(o->cmd, &o->secure);
+    naq_server_secure_free(&o->secure);
+    return rc != NAQ_EXIT_OK ? rc : data_dir(a);
+}
+
+static int run(naq_cli_ctx *x)
+{
+    server_args *a = x->args;
+    server_opts *o = &a->o;
+    if (a->cluster > 0) {
+        naq_cluster_opts co = {o->host,      o->port,       a->cluster, o->dir,
+                               o->max_store, o->max_memory, o->quiet};
+        return a->print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
+    }
+    /* The key last: the returns above hold no memory. */
+    int rc = naq_server_encrypt_load(o->cmd, &o->encrypt);
+    if (rc == NAQ_EXIT_OK && a->print_config) {
+        /* The same writer as a start (nothing is started or created), so the two cannot differ. */
+        snprintf(o->conf, sizeof o->conf, "/dev/stdout");
+        rc = write_config(o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+    } else if (rc == NAQ_EXIT_OK) {
+        rc = start(o);
+    }
+    naq_server_encrypt_free(&o->encrypt);
+    naq_server_secure_free(&o->secure);
+    return rc;
+}
+
 int naq_cmd_server(int argc, char **argv)
 {
     static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
@@ -522,115 +628,22 @@ int naq_cmd_server(int argc, char **argv)
                                          {"cluster", required_argument, NULL, OPT_CLUSTER},
                                          {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
                                          {"quiet", no_argument, NULL, 'q'},
-                                         {"help", no_argument, NULL, 'h'},
                                          NAQ_SERVER_SECURE_OPTIONS,
                                          NAQ_SERVER_ENCRYPT_OPTION,
                                          {NULL, 0, NULL, 0}};
-    server_opts o;
-    memset(&o, 0, sizeof o);
-    o.cmd = argv[0];
-    o.host = "127.0.0.1";
-    o.port = 4222;
-    o.max_store = o.max_memory = -1;
-    const char *dir = NULL;
-    long long n = 0;
-    int cluster = 0, print_config = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "p:d:qh", opts, NULL)) != -1) {
-        if (naq_server_secure_option(&o.secure, ch, optarg))
-            continue;
-        if (ch == NAQ_SERVER_OPT_ENCRYPT_STORE) {
-            o.encrypt.path = optarg;
-            continue;
-        }
-        switch (ch) {
-        case 'p':
-            if (!naq_cli_parse_int(o.cmd, "--port", optarg, 1, 65535, &n))
-                return NAQ_EXIT_USAGE;
-            o.port = (int)n;
-            break;
-        case OPT_HOST:
-            if (!valid_host(optarg))
-                return naq_cli_usage_error(o.cmd, "--host '%s' is not a host name or IP address",
-                                           optarg);
-            o.host = optarg;
-            break;
-        case 'd': dir = optarg; break;
-        case OPT_MAX_STORE:
-        case OPT_MAX_MEMORY:
-            if (naq_parse_size(optarg, ch == OPT_MAX_STORE ? &o.max_store : &o.max_memory) !=
-                NAQ_OK)
-                return naq_cli_usage_error(o.cmd, "%s: %s",
-                                           ch == OPT_MAX_STORE ? "--max-store" : "--max-memory",
-                                           naq_last_error());
-            break;
-        case OPT_CLUSTER:
-            if (!naq_cli_parse_int(o.cmd, "--cluster", optarg, 3, NAQ_CLUSTER_MAX_NODES, &n))
-                return NAQ_EXIT_USAGE;
-            cluster = (int)n;
-            break;
-        case OPT_PRINT_CONFIG: print_config = 1; break;
-        case 'q': o.quiet = 1; break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default: return naq_cli_try_help(o.cmd);
-        }
+    static const naq_cli_command c = {usage,  NULL,  "p:d:q", opts, NAQ_CLI_NO_CONNECTION_FLAGS,
+                                      option, check, run};
+    server_args *a = calloc(1, sizeof *a); /* large (its paths): not on the stack */
+    if (a == NULL) {
+        naq_cli_error("out of memory");
+        return NAQ_EXIT_FAILURE;
     }
-    if (optind < argc)
-        return naq_cli_usage_error(o.cmd, "unexpected argument '%s'", argv[optind]);
-    if (cluster > 0 && (o.secure.tls_cert || o.secure.tls_key || o.secure.tls_ca || o.secure.auth ||
-                        o.encrypt.path))
-        return naq_cli_usage_error(
-            o.cmd, "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
-                   "add the tls and authorization sections, and the jetstream "
-                   "cipher and key, to each node's configuration "
-                   "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
-    int rc = naq_server_secure_check(o.cmd, &o.secure);
-    if (rc != NAQ_EXIT_OK) {
-        naq_server_secure_free(&o.secure);
-        return rc;
-    }
-
-    if (dir != NULL) {
-        if (dir[0] == '\0' || strpbrk(dir, "\"\\\n") != NULL)
-            return naq_cli_usage_error(o.cmd,
-                                       "--data '%s': use a path without quotes, "
-                                       "backslashes or newlines",
-                                       dir);
-        if (dir[0] == '/') {
-            snprintf(o.dir, sizeof o.dir, "%s", dir);
-        } else {
-            /* nats-server resolves store_dir against its own cwd: make it absolute. */
-            char cwd[NAQ_URL_MAX / 2];
-            if (getcwd(cwd, sizeof cwd) == NULL) {
-                naq_cli_error("cannot resolve --data %s: %s", dir, strerror(errno));
-                return NAQ_EXIT_FAILURE;
-            }
-            snprintf(o.dir, sizeof o.dir, "%s/%s", cwd, dir);
-        }
-    } else {
-        naq__default_data_dir(o.dir, sizeof o.dir, "server");
-        if (strpbrk(o.dir, "\"\\\n") != NULL) {
-            return naq_cli_usage_error(o.cmd,
-                                       "data directory %s holds a quote or backslash; choose "
-                                       "one with --data",
-                                       o.dir);
-        }
-    }
-    if (cluster > 0) {
-        naq_cluster_opts co = {o.host, o.port, cluster, o.dir, o.max_store, o.max_memory, o.quiet};
-        return print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
-    }
-    /* The key last: the returns above hold no memory. */
-    rc = naq_server_encrypt_load(o.cmd, &o.encrypt);
-    if (rc == NAQ_EXIT_OK && print_config) {
-        /* The same writer as a start (nothing is started or created), so the two cannot differ. */
-        snprintf(o.conf, sizeof o.conf, "/dev/stdout");
-        rc = write_config(&o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
-    } else if (rc == NAQ_EXIT_OK) {
-        rc = start(&o);
-    }
-    naq_server_encrypt_free(&o.encrypt);
-    naq_server_secure_free(&o.secure);
+    a->o.cmd = argv[0];
+    a->o.host = "127.0.0.1";
+    a->o.port = 4222;
+    a->o.max_store = a->o.max_memory = -1;
+    int rc = naq_cli_main(&c, a, argc, argv);
+    free(a);
     return rc;
 }
 
@@ -656,6 +669,20 @@ pid_t naq__server_spawn(const char *conf, const char *log, const sigset_t *child
     snprintf(o.conf, sizeof o.conf, "%s", conf);
     snprintf(o.log, sizeof o.log, "%s", log);
     return spawn(&o, child_mask);
+}
+
+void naq__server_block_signals(sigset_t *set, sigset_t *old)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, set, old);
+}
+
+void naq__server_describe_exit(int status, char *buf, size_t cap)
+{
+    describe_exit(status, buf, cap);
 }
 
 void naq__server_show_log_tail(const char *log, off_t from)

@@ -14,6 +14,7 @@
  * keeping at least one.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 #include "cmd_top.h"
 
 #include "naq/query.h"
@@ -170,12 +171,10 @@ static void poll_server(top_shared *t)
 static void *poller_main(void *arg)
 {
     top_shared *t = arg;
-    struct timespec ts;
     int64_t next = 0;
     while (!t->stop) {
         poll_history(t);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t now = naq__mono_ms();
         if (now >= next) {
             poll_server(t);
             next = now + POLL_MS;
@@ -205,13 +204,6 @@ typedef struct {
     char input[NAQ_ID_SIZE];
     size_t ninput;
 } ui_state;
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "HH:MM:SS" (UTC) of a timestamp. */
 static void clock_of(double ts, char *buf, size_t cap)
@@ -308,7 +300,7 @@ static void share_rows(const int *want, int n, int budget, int *got)
 static void draw_header(const ui_state *u)
 {
     char now[16];
-    clock_of(wall_now(), now, sizeof now);
+    clock_of(naq__now(), now, sizeof now);
     char filter[NAQ_ID_SIZE + 16] = "";
     if (u->filter[0])
         snprintf(filter, sizeof filter, "  [queue: %s]", u->filter);
@@ -368,7 +360,7 @@ static void draw_main(const ui_state *u)
 
     row(y++, A_BOLD, " %-20s %-8s %-10s %-16s %5s %4s %6s", "WORKER", "STATUS", "QUEUE", "JOB",
         "DONE", "FAIL", "SEEN");
-    double now = wall_now();
+    double now = naq__now();
     for (int i = 0; i < got[1]; i++) {
         if ((size_t)i >= s->nworkers) {
             if (i == 0)
@@ -561,26 +553,11 @@ static int on_key(top_shared *t, ui_state *u, int ch)
     return 0;
 }
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void run_screen(top_shared *t, ui_state *u, int refresh_ms)
 {
     int64_t next = 0;
-    while (!interrupted) {
-        int64_t now = mono_ms();
+    while (!naq_cli_stop_requested) {
+        int64_t now = naq__mono_ms();
         if (now >= next) {
             if (!u->paused)
                 refresh_data(t, u);
@@ -596,54 +573,54 @@ static void run_screen(top_shared *t, ui_state *u, int refresh_ms)
     }
 }
 
-int naq_cmd_top(int argc, char **argv)
+enum { OPT_QUEUE = NAQ_CLI_OPT_FIRST_FREE, OPT_REFRESH };
+
+typedef struct {
+    const char *queue;
+    long long refresh_ms;
+} top_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    const char *cmd = argv[0];
-    enum { OPT_QUEUE = NAQ_CLI_OPT_FIRST_FREE, OPT_REFRESH };
-    static const struct option opts[] = {{"queue", required_argument, NULL, OPT_QUEUE},
-                                         {"refresh", required_argument, NULL, OPT_REFRESH},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    const char *queue = NULL;
-    long long refresh_ms = REFRESH_MS;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_QUEUE: queue = optarg; break;
-        case OPT_REFRESH:
-            if (!naq_cli_parse_int(cmd, "--refresh", optarg, 50, 60000, &refresh_ms))
-                rc = NAQ_EXIT_USAGE;
-            break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
+    top_args *a = x->args;
+    if (ch == OPT_QUEUE)
+        a->queue = arg;
+    else if (ch == OPT_REFRESH &&
+             !naq_cli_parse_int(x->cmd, "--refresh", arg, 50, 60000, &a->refresh_ms))
+        return NAQ_EXIT_USAGE;
+    return NAQ_EXIT_OK;
+}
+
+static int check(naq_cli_ctx *x)
+{
+    const top_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
     if (rc != NAQ_EXIT_OK)
         return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (queue != NULL && naq_id_validate("queue name", queue) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
+    if (a->queue != NULL && naq_id_validate("queue name", a->queue) != NAQ_OK)
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         naq_cli_error("naq top needs a terminal; for a stream of events use 'naq events stream'");
         return NAQ_EXIT_FAILURE;
     }
+    return NAQ_EXIT_OK;
+}
 
+/* The screen and its two threads share x->client (t.c), which
+ * naq_cli_main destroys after run. */
+static int run(naq_cli_ctx *x)
+{
+    const top_args *a = x->args;
+    const char *cmd = x->cmd;
+    const char *queue = a->queue;
+    int rc = NAQ_EXIT_OK;
     top_shared t;
     memset(&t, 0, sizeof t);
-    pthread_mutex_init(&t.lock, NULL);
-    if ((rc = naq_cli_connect(cmd, &common, 0, &t.c)) != NAQ_EXIT_OK)
-        return rc;
+    t.c = x->client;
     naq_status s = naq_live_create(&t.live);
-    if (s != NAQ_OK) {
-        naq_client_destroy(t.c);
+    if (s != NAQ_OK)
         return naq_cli_fail(cmd, s);
-    }
+    pthread_mutex_init(&t.lock, NULL);
     snprintf(t.url, sizeof t.url, "%s", naq_client_config(t.c)->url);
     t.connected = 1;
 
@@ -651,15 +628,10 @@ int naq_cmd_top(int argc, char **argv)
     if (scr == NULL) {
         naq_cli_error("cannot start the terminal screen (is TERM set?)");
         naq_live_destroy(t.live);
-        naq_client_destroy(t.c);
+        pthread_mutex_destroy(&t.lock);
         return NAQ_EXIT_FAILURE;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    naq_cli_stop_on_signals(NULL, 0);
     cbreak();
     noecho();
     keypad(stdscr, TRUE);
@@ -680,7 +652,7 @@ int naq_cmd_top(int argc, char **argv)
     if (queue != NULL)
         snprintf(u.filter, sizeof u.filter, "%s", queue);
     if (have_events && have_poller)
-        run_screen(&t, &u, (int)refresh_ms);
+        run_screen(&t, &u, (int)a->refresh_ms);
     else
         rc = NAQ_EXIT_FAILURE;
 
@@ -698,7 +670,16 @@ int naq_cmd_top(int argc, char **argv)
     free(t.depths);
     naq_event_list_free(&t.hist);
     naq_live_destroy(t.live);
-    naq_client_destroy(t.c);
     pthread_mutex_destroy(&t.lock);
     return rc;
+}
+
+int naq_cmd_top(int argc, char **argv)
+{
+    static const struct option opts[] = {{"queue", required_argument, NULL, OPT_QUEUE},
+                                         {"refresh", required_argument, NULL, OPT_REFRESH},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {usage, NULL, NULL, opts, NAQ_CLI_CONNECT, option, check, run};
+    top_args a = {NULL, REFRESH_MS};
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -109,102 +109,86 @@ static int add_queues(const char *cmd, char *text, const char **queues, int *cou
     }
 }
 
-int naq_cmd_worker(int argc, char **argv)
-{
-    const char *cmd = argv[0];
-    static const struct option opts[] = {
-        {"queue", required_argument, NULL, 'q'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"id", required_argument, NULL, OPT_ID},
-        {"grace", required_argument, NULL, OPT_GRACE},
-        {"prefetch", required_argument, NULL, OPT_PREFETCH},
-        {"metrics", required_argument, NULL, OPT_METRICS},
-        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
-        {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
-        {"help", no_argument, NULL, 'h'},
-        NAQ_CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
+typedef struct {
     naq_worker_opts wo;
-    naq_worker_opts_init(&wo);
-    const char *queues[MAX_QUEUES + 1] = {NULL};
-    int nqueues = 0, rc = NAQ_EXIT_OK, ch;
-    long long n = 0;
-    naq_client *client = NULL;
-    naq_worker *w = NULL;
-    const char *metrics = NULL, *interval = NULL;
-    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
+    const char *queues[MAX_QUEUES + 1]; /* NULL-terminated; point into argv */
+    int nqueues;
+    const char *metrics, *interval;
+} worker_args;
 
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:c:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'q': rc = add_queues(cmd, optarg, queues, &nqueues); break;
-        case 'c':
-            if (!naq_cli_parse_int(cmd, "--concurrency", optarg, 1, 1024, &n))
-                rc = NAQ_EXIT_USAGE;
-            wo.concurrency = (int)n;
-            break;
-        case OPT_ID: wo.worker_id = optarg; break;
-        case OPT_AUTOSCALE:
-            rc = naq_cli_parse_autoscale(cmd, optarg, &wo.autoscale_min, &wo.autoscale_max);
-            break;
-        case OPT_METRICS: metrics = optarg; break;
-        case OPT_INTERVAL: interval = optarg; break;
-        case OPT_PREFETCH:
-            if (!naq_cli_parse_prefetch(cmd, optarg, &wo.prefetch))
-                rc = NAQ_EXIT_USAGE;
-            break;
-        case OPT_GRACE:
-            if (naq_parse_duration_ms(optarg, &wo.grace_ms) != NAQ_OK)
-                return naq_cli_usage_error(argv[0], "--grace: %s", naq_last_error());
-            break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    worker_args *a = x->args;
+    long long n = 0;
+    switch (ch) {
+    case 'q': return add_queues(x->cmd, (char *)arg, a->queues, &a->nqueues); /* arg is argv's */
+    case 'c':
+        if (!naq_cli_parse_int(x->cmd, "--concurrency", arg, 1, 1024, &n))
+            return NAQ_EXIT_USAGE;
+        a->wo.concurrency = (int)n;
+        break;
+    case OPT_ID: a->wo.worker_id = arg; break;
+    case OPT_AUTOSCALE:
+        return naq_cli_parse_autoscale(x->cmd, arg, &a->wo.autoscale_min, &a->wo.autoscale_max);
+    case OPT_METRICS: a->metrics = arg; break;
+    case OPT_INTERVAL: a->interval = arg; break;
+    case OPT_PREFETCH:
+        if (!naq_cli_parse_prefetch(x->cmd, arg, &a->wo.prefetch))
+            return NAQ_EXIT_USAGE;
+        break;
+    case OPT_GRACE:
+        if (naq_parse_duration_ms(arg, &a->wo.grace_ms) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "--grace: %s", naq_last_error());
+        break;
     }
+    return NAQ_EXIT_OK;
+}
+
+static int check(naq_cli_ctx *x)
+{
+    worker_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
+    naq_status s;
     if (rc != NAQ_EXIT_OK)
         return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (nqueues == 0)
-        return naq_cli_usage_error(cmd, "which queues? give -q QUEUE");
-    if (wo.autoscale_max > 0 && wo.concurrency != 1)
-        return naq_cli_usage_error(cmd, "give --concurrency or --autoscale, not both");
-    naq_status s;
-    if (wo.worker_id != NULL && (s = naq_id_validate("worker id", wo.worker_id)) != NAQ_OK)
-        return naq_cli_fail(cmd, s);
-    wo.queues = queues;
+    if (a->nqueues == 0)
+        return naq_cli_usage_error(x->cmd, "which queues? give -q QUEUE");
+    if (a->wo.autoscale_max > 0 && a->wo.concurrency != 1)
+        return naq_cli_usage_error(x->cmd, "give --concurrency or --autoscale, not both");
+    if (a->wo.worker_id != NULL && (s = naq_id_validate("worker id", a->wo.worker_id)) != NAQ_OK)
+        return naq_cli_fail(x->cmd, s);
+    a->wo.queues = a->queues;
+    return NAQ_EXIT_OK;
+}
 
-    if ((rc = naq_cli_connect(cmd, &common, 1, &client)) != NAQ_EXIT_OK)
-        return rc;
-    if ((s = naq_worker_create(client, &wo, &w)) != NAQ_OK) {
+static int run(naq_cli_ctx *x)
+{
+    worker_args *a = x->args;
+    const char *cmd = x->cmd;
+    naq_worker *w = NULL;
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
+    int rc = NAQ_EXIT_OK;
+    naq_status s;
+    if ((s = naq_worker_create(x->client, &a->wo, &w)) != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
         goto out;
     }
-    pm.p = (naq_metrics_process){client, w, NULL, NULL};
-    if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
+    pm.p = (naq_metrics_process){x->client, w, NULL, NULL};
+    if ((rc = naq_cli_process_metrics_start(cmd, a->metrics, a->interval, &pm)) != NAQ_EXIT_OK)
         goto out;
 
     running_worker = w;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    naq_cli_stop_on_signals(on_signal, SA_RESTART);
 
     fprintf(stderr, "naq worker %s on queues ", naq_worker_id(w));
-    for (int i = 0; i < nqueues; i++)
-        fprintf(stderr, "%s%s", i ? "," : "", queues[i]);
-    if (wo.autoscale_max > 0)
-        fprintf(stderr, " with concurrency %d to %d; Ctrl-C to stop\n", wo.autoscale_min,
-                wo.autoscale_max);
+    for (int i = 0; i < a->nqueues; i++)
+        fprintf(stderr, "%s%s", i ? "," : "", a->queues[i]);
+    if (a->wo.autoscale_max > 0)
+        fprintf(stderr, " with concurrency %d to %d; Ctrl-C to stop\n", a->wo.autoscale_min,
+                a->wo.autoscale_max);
     else
         fprintf(stderr, " with concurrency %d; Ctrl-C to stop\n",
-                wo.concurrency > 0 ? wo.concurrency : 1);
+                a->wo.concurrency > 0 ? a->wo.concurrency : 1);
 
     s = naq_worker_run(w);
 
@@ -226,6 +210,25 @@ int naq_cmd_worker(int argc, char **argv)
 out:
     naq_cli_process_metrics_stop(&pm);
     naq_worker_destroy(w);
-    naq_client_destroy(client);
     return rc;
+}
+
+int naq_cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"queue", required_argument, NULL, 'q'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, OPT_ID},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"prefetch", required_argument, NULL, OPT_PREFETCH},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
+        {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
+        {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        usage, NULL, "q:c:", opts, NAQ_CLI_CONNECT | NAQ_CLI_LOGS_EVENTS, option, check, run};
+    worker_args a;
+    memset(&a, 0, sizeof a);
+    naq_worker_opts_init(&a.wo);
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -5,6 +5,7 @@
  * this file only formats.
  */
 #include "cli.h"
+#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +35,11 @@ static const char usage[] =
     "\n"
     "exit codes: 0 ok (also when no worker runs), 1 failure, 2 bad usage\n";
 
-enum { OPT_SHOW_INACTIVE = NAQ_CLI_OPT_FIRST_FREE, OPT_SINCE, OPT_FORMAT };
-
 #define NCOLS 11
 
 static const char *const headers[NCOLS] = {"WORKER",    "STATUS", "HOST",          "PID",
                                            "QUEUES",    "CONC",   "ACTIVE",        "CURRENT JOBS",
                                            "PROCESSED", "FAILED", "LAST HEARTBEAT"};
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "4.2s", "59s", "3m05s", "2h07m", "3d04h". */
 static void format_age(double secs, char *buf, size_t cap)
@@ -83,133 +75,121 @@ static void join(char *const *v, char *buf, size_t cap)
     }
 }
 
-static int add_row(naq_cli_table *t, const naq_worker_info *w, double now)
+static void worker_row(const void *item, void *user, const char **cells,
+                       char (*buf)[NAQ_CLI_CELL_MAX])
 {
-    char pid[24], queues[1024], conc[16], active[16], jobs[NAQ_ID_SIZE + 16], processed[24],
-        failed[24], age[32], seen[64];
-    snprintf(pid, sizeof pid, "%lld", (long long)w->pid);
-    join(w->queues, queues, sizeof queues);
-    snprintf(conc, sizeof conc, "%d", w->concurrency);
-    snprintf(active, sizeof active, "%d", w->active_jobs);
-    jobs[0] = '\0';
+    const naq_worker_info *w = item;
+    double now = *(const double *)user;
+    char age[32];
+    snprintf(buf[3], 24, "%lld", (long long)w->pid);
+    join(w->queues, buf[4], 1024);
+    snprintf(buf[5], 16, "%d", w->concurrency);
+    snprintf(buf[6], 16, "%d", w->active_jobs);
+    buf[7][0] = '\0';
     if (w->current_job_ids != NULL && w->current_job_ids[0] != NULL) {
         if (w->active_jobs > 1)
-            snprintf(jobs, sizeof jobs, "%s +%d", w->current_job_ids[0], w->active_jobs - 1);
+            snprintf(buf[7], NAQ_ID_SIZE + 16, "%s +%d", w->current_job_ids[0], w->active_jobs - 1);
         else
-            snprintf(jobs, sizeof jobs, "%s", w->current_job_ids[0]);
+            snprintf(buf[7], NAQ_ID_SIZE + 16, "%s", w->current_job_ids[0]);
     }
-    snprintf(processed, sizeof processed, "%llu", (unsigned long long)w->processed);
-    snprintf(failed, sizeof failed, "%llu", (unsigned long long)w->failed);
+    snprintf(buf[8], 24, "%llu", (unsigned long long)w->processed);
+    snprintf(buf[9], 24, "%llu", (unsigned long long)w->failed);
     if (w->live) {
         format_age(now - w->last_heartbeat, age, sizeof age);
-        snprintf(seen, sizeof seen, "%s ago", age);
+        snprintf(buf[10], 64, "%s ago", age);
     } else {
         format_age(now - w->last_seen, age, sizeof age);
-        snprintf(seen, sizeof seen, "gone, last seen %s ago", age);
+        snprintf(buf[10], 64, "gone, last seen %s ago", age);
     }
-    const char *cells[NCOLS] = {w->worker_id, naq_worker_status_name(w->status),
-                                w->hostname,  pid,
-                                queues,       conc,
-                                active,       jobs,
-                                processed,    failed,
-                                seen};
-    return naq_cli_table_add(t, cells);
+    cells[0] = w->worker_id;
+    cells[1] = naq_worker_status_name(w->status);
+    cells[2] = w->hostname;
+    for (int k = 3; k < NCOLS; k++)
+        cells[k] = buf[k];
 }
 
-static int print_table(const naq_worker_info_list *lists[2])
+/* The registry's JSON of the worker (naq/registry.h). */
+static char *worker_json(const void *item, void *user)
 {
-    naq_cli_table t;
-    naq_cli_table_init(&t, NCOLS, headers, NULL);
-    double now = wall_now();
-    int rc = NAQ_EXIT_OK;
-    for (int l = 0; l < 2; l++)
-        for (size_t i = 0; lists[l] != NULL && i < lists[l]->count && rc == NAQ_EXIT_OK; i++)
-            if (add_row(&t, &lists[l]->items[i], now) != 0)
-                rc = NAQ_EXIT_FAILURE;
-    if (rc == NAQ_EXIT_OK)
-        naq_cli_table_print(&t, stdout);
-    else
-        naq_cli_error("out of memory formatting workers");
-    naq_cli_table_free(&t);
-    return rc;
+    char *json = NULL;
+    (void)user;
+    if (naq_worker_info_encode(item, &json, NULL) != NAQ_OK)
+        naq_cli_error("%s", naq_last_error());
+    return json;
 }
 
-static int print_json(const char *cmd, const naq_worker_info_list *lists[2])
+static const naq_cli_listing workers = {NCOLS, headers, NULL, worker_row, worker_json, NULL};
+
+enum { OPT_SHOW_INACTIVE = NAQ_CLI_OPT_FIRST_FREE, OPT_SINCE };
+
+typedef struct {
+    int show_inactive, since_given;
+    double now, since; /* seconds since the epoch */
+} workers_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
 {
-    for (int l = 0; l < 2; l++) {
-        for (size_t i = 0; lists[l] != NULL && i < lists[l]->count; i++) {
-            char *json = NULL;
-            naq_status s = naq_worker_info_encode(&lists[l]->items[i], &json, NULL);
-            if (s != NAQ_OK)
-                return naq_cli_fail(cmd, s);
-            printf("%s\n", json);
-            free(json);
-        }
+    workers_args *a = x->args;
+    if (ch == OPT_SHOW_INACTIVE) {
+        a->show_inactive = 1;
+    } else if (ch == OPT_SINCE) {
+        if (naq_parse_time(arg, a->now, &a->since) != NAQ_OK)
+            return naq_cli_usage_error(x->cmd, "--since: %s", naq_last_error());
+        a->since_given = 1;
     }
     return NAQ_EXIT_OK;
 }
 
-int naq_cmd_workers(int argc, char **argv)
+static int check(naq_cli_ctx *x)
 {
-    const char *cmd = argv[0];
-    static const struct option opts[] = {{"show-inactive", no_argument, NULL, OPT_SHOW_INACTIVE},
-                                         {"since", required_argument, NULL, OPT_SINCE},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
-    naq_cli_format format = NAQ_CLI_FORMAT_TABLE;
-    int show_inactive = 0, since_given = 0, rc = NAQ_EXIT_OK, ch;
-    double now = wall_now(), since = now - 24 * 3600.0;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_SHOW_INACTIVE: show_inactive = 1; break;
-        case OPT_SINCE:
-            if (naq_parse_time(optarg, now, &since) != NAQ_OK)
-                rc = naq_cli_usage_error(cmd, "--since: %s", naq_last_error());
-            since_given = 1;
-            break;
-        case OPT_FORMAT: rc = naq_cli_parse_format(cmd, optarg, 0, &format); break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
-    }
-    if (rc != NAQ_EXIT_OK)
-        return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    const workers_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
     /* Live workers come from the registry, which has no past. */
-    if (since_given && !show_inactive)
-        return naq_cli_usage_error(cmd, "--since says how far back --show-inactive looks; "
-                                        "give --show-inactive too");
+    if (rc == NAQ_EXIT_OK && a->since_given && !a->show_inactive)
+        rc = naq_cli_usage_error(x->cmd, "--since says how far back --show-inactive looks; "
+                                         "give --show-inactive too");
+    return rc;
+}
 
-    naq_client *client = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, 0, &client)) != NAQ_EXIT_OK)
-        return rc;
+static int run(naq_cli_ctx *x)
+{
+    const workers_args *a = x->args;
     naq_worker_info_list live = {0}, gone = {0};
-    naq_status s = naq_workers_list(client, &live);
-    if (s == NAQ_OK && show_inactive)
-        s = naq_workers_seen(client, (int64_t)(since * 1000.0), &gone);
+    naq_status s = naq_workers_list(x->client, &live);
+    if (s == NAQ_OK && a->show_inactive)
+        s = naq_workers_seen(x->client, (int64_t)(a->since * 1000.0), &gone);
+    int rc = NAQ_EXIT_OK;
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
-        goto out;
+        rc = naq_cli_fail(x->cmd, s);
+    } else {
+        /* One listing of both: the live, then the gone. */
+        double now = naq__now();
+        naq_cli_list p;
+        naq_cli_list_begin(&p, &workers, x->format, &now);
+        p.show_empty = 1; /* the header alone says no worker runs */
+        for (size_t i = 0; i < live.count; i++)
+            naq_cli_list_add(&p, &live.items[i]);
+        for (size_t i = 0; i < gone.count; i++)
+            naq_cli_list_add(&p, &gone.items[i]);
+        rc = naq_cli_list_end(&p);
     }
-    const naq_worker_info_list *lists[2] = {&live, show_inactive ? &gone : NULL};
-    if (format == NAQ_CLI_FORMAT_JSON)
-        rc = print_json(cmd, lists);
-    else
-        rc = print_table(lists);
     if (gone.omitted > 0)
         fprintf(stderr, "naq: %zu more gone %s not shown (only the %d seen last are)\n",
                 gone.omitted, naq_cli_plural(gone.omitted, "worker", "workers"),
                 NAQ_WORKERS_SEEN_MAX);
-out:
     naq_worker_info_list_free(&live);
     naq_worker_info_list_free(&gone);
-    naq_client_destroy(client);
     return rc;
+}
+
+int naq_cmd_workers(int argc, char **argv)
+{
+    static const struct option opts[] = {{"show-inactive", no_argument, NULL, OPT_SHOW_INACTIVE},
+                                         {"since", required_argument, NULL, OPT_SINCE},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {
+        usage, NULL, NULL, opts, NAQ_CLI_CONNECT | NAQ_CLI_TAKES_FORMAT, option, check, run};
+    workers_args a = {0, 0, naq__now(), 0};
+    a.since = a.now - 24 * 3600.0;
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -1,11 +1,9 @@
 /*
  * common.c - what every naq command shares: configuration from the
  * environment and the common flags, connecting, printing errors with the
- * exit-code convention, and the one event formatter (table / JSONL / raw).
- *
- * The formatter is the only place that turns an event into text, so every
- * listing (history, stream, status) looks the same and a format change is
- * made once.
+ * exit-code convention, parsing numbers, and --metrics of long-running
+ * commands. The skeleton that runs a command is command.c; the printer of
+ * listings and events is print.c.
  */
 #include "cli.h"
 #include "core/jsonw.h"
@@ -75,6 +73,27 @@ int naq_cli_connect(const char *cmd, const naq_cli_common *o, int publishes_even
     if (s != NAQ_OK)
         return naq_cli_fail(cmd, s);
     return NAQ_EXIT_OK;
+}
+
+/* ---- stopping long-running commands ---- */
+
+volatile sig_atomic_t naq_cli_stop_requested;
+
+static void request_stop(int sig)
+{
+    (void)sig;
+    naq_cli_stop_requested = 1;
+}
+
+void naq_cli_stop_on_signals(void (*handler)(int), int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler != NULL ? handler : request_stop;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* ---- errors ---- */
@@ -179,294 +198,6 @@ int naq_cli_parse_limit(const char *cmd, const char *text, size_t *out)
         return NAQ_EXIT_USAGE;
     *out = (size_t)n;
     return NAQ_EXIT_OK;
-}
-
-/* ---- tables ---- */
-
-void naq_cli_table_init(naq_cli_table *t, int ncols, const char *const *titles, const char *align)
-{
-    memset(t, 0, sizeof *t);
-    t->ncols = ncols;
-    t->headers = titles;
-    t->align = align;
-}
-
-int naq_cli_table_add(naq_cli_table *t, const char *const *cells)
-{
-    if (t->rows == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        char **v = realloc(t->cells, cap * (size_t)t->ncols * sizeof *v);
-        if (v == NULL)
-            return -1;
-        t->cells = v;
-        t->cap = cap;
-    }
-    char **row = t->cells + t->rows * (size_t)t->ncols;
-    for (int k = 0; k < t->ncols; k++) {
-        const char *text = cells[k] != NULL && cells[k][0] != '\0' ? cells[k] : "-";
-        if ((row[k] = strdup(text)) == NULL) {
-            while (k-- > 0)
-                free(row[k]);
-            return -1;
-        }
-        /* One row, one line. */
-        for (char *c = row[k]; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = ' ';
-    }
-    t->rows++;
-    return 0;
-}
-
-static void table_line(const naq_cli_table *t, const char *const *cells, const size_t *width,
-                       FILE *out)
-{
-    size_t nalign = t->align != NULL ? strlen(t->align) : 0; /* may be shorter than ncols */
-    for (int k = 0; k < t->ncols; k++) {
-        int right = (size_t)k < nalign && t->align[k] == 'r';
-        int last = k == t->ncols - 1;
-        if (right)
-            fprintf(out, "%*s", (int)width[k], cells[k]);
-        else if (last)
-            fputs(cells[k], out);
-        else
-            fprintf(out, "%-*s", (int)width[k], cells[k]);
-        fputs(last ? "\n" : "  ", out);
-    }
-}
-
-void naq_cli_table_print(const naq_cli_table *t, FILE *out)
-{
-    size_t width[NAQ_CLI_TABLE_MAX_COLS] = {0};
-    for (int k = 0; k < t->ncols && k < NAQ_CLI_TABLE_MAX_COLS; k++) {
-        width[k] = strlen(t->headers[k]);
-        for (size_t r = 0; r < t->rows; r++) {
-            size_t n = strlen(t->cells[r * (size_t)t->ncols + (size_t)k]);
-            if (n > width[k])
-                width[k] = n;
-        }
-    }
-    table_line(t, t->headers, width, out);
-    for (size_t r = 0; r < t->rows; r++)
-        table_line(t, (const char *const *)t->cells + r * (size_t)t->ncols, width, out);
-}
-
-void naq_cli_table_free(naq_cli_table *t)
-{
-    for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
-        free(t->cells[i]);
-    free(t->cells);
-    memset(t, 0, sizeof *t);
-}
-
-/* ---- the event formatter ---- */
-
-int naq_cli_parse_format(const char *cmd, const char *text, int allow_raw, naq_cli_format *out)
-{
-    if (strcmp(text, "table") == 0)
-        *out = NAQ_CLI_FORMAT_TABLE;
-    else if (strcmp(text, "json") == 0)
-        *out = NAQ_CLI_FORMAT_JSON;
-    else if (allow_raw && strcmp(text, "raw") == 0)
-        *out = NAQ_CLI_FORMAT_RAW;
-    else
-        return naq_cli_usage_error(cmd, "unknown format '%s': use table, json%s", text,
-                                   allow_raw ? " or raw" : "");
-    return NAQ_EXIT_OK;
-}
-
-void naq_cli_printer_init(naq_cli_printer *p, naq_cli_format format)
-{
-    memset(p, 0, sizeof *p);
-    p->format = format;
-    p->out = stdout;
-}
-
-void naq_cli_format_time_ms(int64_t ms, char *buf, size_t cap)
-{
-    if (ms <= 0) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    time_t secs = (time_t)(ms / 1000);
-    unsigned frac = (unsigned)(ms % 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03uZ", base, frac % 1000u);
-}
-
-/* Rounds to the nearest millisecond, once: a time stored in whole
- * milliseconds (schedules) and handed over as seconds comes back exactly,
- * where truncating turned 1.609 (1.60899999...) into .608. */
-void naq_cli_format_time(double ts, char *buf, size_t cap)
-{
-    naq_cli_format_time_ms(ts > 0 ? (int64_t)llround(ts * 1000.0) : 0, buf, cap);
-}
-
-/* Appends text to buf (of cap bytes, holding len), turning control
- * characters into spaces so one event stays on one line. Sets *cut when
- * the text did not fit. */
-static size_t append_clean(char *buf, size_t cap, size_t len, const char *text, int *cut)
-{
-    const char *p = text;
-    for (; p != NULL && *p != '\0' && len + 1 < cap; p++)
-        buf[len++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
-    buf[len] = '\0';
-    if (p != NULL && *p != '\0')
-        *cut = 1;
-    return len;
-}
-
-void naq_cli_event_detail(const naq_event *e, char *buf, size_t cap)
-{
-    size_t len = 0;
-    int cut = 0;
-    buf[0] = '\0';
-    if ((e->error_type && *e->error_type) || (e->error_message && *e->error_message)) {
-        len = append_clean(buf, cap, len, e->error_type ? e->error_type : "error", &cut);
-        len = append_clean(buf, cap, len, ": ", &cut);
-        len = append_clean(buf, cap, len, e->error_message ? e->error_message : "", &cut);
-    } else {
-        if (e->duration_ms >= 0) {
-            char d[48];
-            snprintf(d, sizeof d, "%.1f ms", e->duration_ms);
-            len = append_clean(buf, cap, len, d, &cut);
-        }
-        if (e->message && *e->message) {
-            if (len > 0)
-                len = append_clean(buf, cap, len, "  ", &cut);
-            len = append_clean(buf, cap, len, e->message, &cut);
-        }
-    }
-    /* Mark a cut so nobody mistakes it for the whole message. */
-    if (cut && cap > 4)
-        memcpy(buf + cap - 4, "...", 4);
-}
-
-static const char *or_dash(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "-";
-}
-
-static const char *const event_headers[] = {"TIME",   "TYPE",    "JOB",   "QUEUE",
-                                            "WORKER", "ATTEMPT", "DETAIL"};
-#define EVENT_COLS 7
-
-/* The cells of an event's table row, in bufs the caller owns. */
-static void event_cells(const naq_event *e, char when[40], char attempt[16], char detail[160],
-                        const char *cells[EVENT_COLS])
-{
-    naq_cli_format_time(e->timestamp, when, 40);
-    if (e->attempt > 0)
-        snprintf(attempt, 16, "%d", e->attempt);
-    else
-        snprintf(attempt, 16, "-");
-    naq_cli_event_detail(e, detail, 160);
-    cells[0] = when;
-    cells[1] = naq_event_type_name(e->type);
-    cells[2] = or_dash(e->job_id);
-    cells[3] = or_dash(e->queue_name);
-    cells[4] = or_dash(e->worker_id);
-    cells[5] = attempt;
-    cells[6] = or_dash(detail);
-}
-
-/* A live row: the columns cannot know the rows to come, so they have fixed
- * widths, and a longer value widens the rest of the row only. */
-static void print_table_row(naq_cli_printer *p, const naq_event *e)
-{
-    if (p->rows == 0)
-        fprintf(p->out, "%-24s  %-24s  %-32s  %-12s  %-20s  %-7s  %s\n", "TIME", "TYPE", "JOB",
-                "QUEUE", "WORKER", "ATTEMPT", "DETAIL");
-    char when[40], attempt[16], detail[160];
-    const char *c[EVENT_COLS];
-    event_cells(e, when, attempt, detail, c);
-    fprintf(p->out, "%-24s  %-24s  %-32s  %-12s  %-20s  %-7s  %s\n", c[0], c[1], c[2], c[3], c[4],
-            c[5], c[6]);
-}
-
-/* JSONL: the wire JSON plus where the event is stored (nats_subject,
- * nats_sequence), so a line can be matched with the stream itself. */
-static int print_json(naq_cli_printer *p, const naq_event *e, const char *wire, size_t len)
-{
-    json_error_t err;
-    json_t *o = json_loadb(wire, len, 0, &err);
-    if (o == NULL) {
-        naq_cli_error("cannot re-read an encoded event: %s", err.text);
-        return -1;
-    }
-    if (e->nats_subject[0] != '\0')
-        json_object_set_new(o, "nats_subject", json_string(e->nats_subject));
-    if (e->nats_sequence > 0)
-        json_object_set_new(o, "nats_sequence", json_integer((json_int_t)e->nats_sequence));
-    char *line = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    if (line == NULL) {
-        naq_cli_error("out of memory formatting an event");
-        return -1;
-    }
-    fputs(line, p->out);
-    fputc('\n', p->out);
-    free(line);
-    return 0;
-}
-
-int naq_cli_print_events(naq_cli_printer *p, const naq_event *events, size_t n)
-{
-    if (p->format != NAQ_CLI_FORMAT_TABLE) {
-        for (size_t i = 0; i < n; i++)
-            if (naq_cli_print_event(p, &events[i]) != 0)
-                return -1;
-        return 0;
-    }
-    naq_cli_table t;
-    naq_cli_table_init(&t, EVENT_COLS, event_headers, NULL);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char when[40], attempt[16], detail[160];
-        const char *c[EVENT_COLS];
-        event_cells(&events[i], when, attempt, detail, c);
-        if ((rc = naq_cli_table_add(&t, c)) != 0)
-            naq_cli_error("out of memory formatting events");
-    }
-    if (rc == 0 && n > 0)
-        naq_cli_table_print(&t, p->out);
-    p->rows += (int)t.rows;
-    naq_cli_table_free(&t);
-    if (rc == 0 && ferror(p->out))
-        rc = -1;
-    return rc;
-}
-
-int naq_cli_print_event(naq_cli_printer *p, const naq_event *e)
-{
-    int rc = 0;
-    if (p->format == NAQ_CLI_FORMAT_TABLE) {
-        print_table_row(p, e);
-    } else {
-        char *wire = NULL;
-        size_t len = 0;
-        naq_status s = naq_event_encode(e, &wire, &len);
-        if (s != NAQ_OK) {
-            naq_cli_error("%s", naq_last_error());
-            return -1;
-        }
-        if (p->format == NAQ_CLI_FORMAT_RAW) {
-            fwrite(wire, 1, len, p->out);
-            fputc('\n', p->out);
-        } else {
-            rc = print_json(p, e, wire, len);
-        }
-        free(wire);
-    }
-    p->rows++;
-    if (p->flush)
-        fflush(p->out);
-    if (rc == 0 && ferror(p->out))
-        rc = -1;
-    return rc;
 }
 
 /* ---- --metrics of long-running commands ---- */

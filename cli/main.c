@@ -4,7 +4,8 @@
  *
  * A command receives argv starting at its own name, with argv[0] rewritten
  * to "naq <name>" so that getopt's messages and our usage errors name the
- * command the user typed.
+ * command the user typed. Each command runs through the one skeleton of
+ * command.c (naq_cli_main, naq_cli_dispatch).
  */
 #include "cli.h"
 #include "cmd_auth.h"
@@ -18,12 +19,8 @@
 #define NAQ_VERSION "0.1.0"
 #endif
 
-typedef struct {
-    const char *name;
-    const char *argv0; /* how errors name it */
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} command;
+/* {name, how errors name it, run, summary}: naq_cli_sub (cli.h). */
+typedef naq_cli_sub command;
 
 static const command commands[] = {
     {"server", "naq server", naq_cmd_server, "run a local NATS server with JetStream for naq"},

@@ -45,13 +45,6 @@ typedef struct {
     off_t log_start;
 } node;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Where clients and routes connect: a wildcard listen address is reached
  * on loopback. */
 static const char *connect_host(const naq_cluster_opts *o)
@@ -198,16 +191,6 @@ static int ended_node(node *nodes, int count, int *status)
     return -1;
 }
 
-static void describe_exit(int status, char *buf, size_t cap)
-{
-    if (WIFEXITED(status))
-        snprintf(buf, cap, "exit code %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(buf, cap, "killed by signal %d", WTERMSIG(status));
-    else
-        snprintf(buf, cap, "status %d", status);
-}
-
 /* Stops every running node with SIGINT (nats-server 2.9.10 exits 0 on it),
  * SIGKILL after STOP_TIMEOUT_MS or a second signal. Returns an exit code. */
 static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *set, int announce)
@@ -219,7 +202,7 @@ static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *se
     for (int i = 0; i < o->nodes; i++)
         if (nodes[i].pid > 0)
             kill(nodes[i].pid, SIGINT);
-    int64_t deadline = mono_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = naq__mono_ms() + STOP_TIMEOUT_MS;
     int killed = 0, unclean = 0;
     for (;;) {
         int status = 0, running = 0;
@@ -236,7 +219,7 @@ static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *se
         if (running == 0)
             break;
         int sig = wait_signal(set, 200);
-        if (!killed && (sig == SIGINT || sig == SIGTERM || mono_ms() >= deadline)) {
+        if (!killed && (sig == SIGINT || sig == SIGTERM || naq__mono_ms() >= deadline)) {
             for (int i = 0; i < o->nodes; i++)
                 if (nodes[i].pid > 0)
                     kill(nodes[i].pid, SIGKILL);
@@ -285,7 +268,7 @@ static int node_failed(const naq_cluster_opts *o, node *nodes, int i, int status
                        const sigset_t *set)
 {
     char how[64];
-    describe_exit(status, how, sizeof how);
+    naq__server_describe_exit(status, how, sizeof how);
     naq_cli_error("node %d (port %d) exited (%s)", i + 1, o->port + i, how);
     naq__server_show_log_tail(nodes[i].log, nodes[i].log_start);
     stop_nodes(o, nodes, set, 0);
@@ -305,13 +288,13 @@ static int start_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *s
             return NAQ_EXIT_FAILURE;
         }
     }
-    int64_t start = mono_ms();
+    int64_t start = naq__mono_ms();
     int status = 0, accepting = 0;
     while (!jetstream_ready(url)) {
         int i = ended_node(nodes, o->nodes, &status);
         if (i >= 0)
             return node_failed(o, nodes, i, status, set);
-        int64_t waited = mono_ms() - start;
+        int64_t waited = naq__mono_ms() - start;
         if (!accepting) {
             accepting = 1;
             for (int k = 0; k < o->nodes; k++)
@@ -347,11 +330,7 @@ int naq_cluster_run(const naq_cluster_opts *o)
     /* As in cmd_server.c: signals blocked before the forks, taken with
      * sigtimedwait; the children get the old mask back. */
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    naq__server_block_signals(&set, &old);
     int rc = start_nodes(o, nodes, &set, &old, url);
     if (rc >= 0)
         return rc;
@@ -372,7 +351,7 @@ int naq_cluster_run(const naq_cluster_opts *o)
         int i = ended_node(nodes, o->nodes, &status);
         if (i >= 0) {
             char how[64];
-            describe_exit(status, how, sizeof how);
+            naq__server_describe_exit(status, how, sizeof how);
             naq_cli_error("node %d (port %d) exited unexpectedly (%s); stopping the others", i + 1,
                           o->port + i, how);
             naq__server_show_log_tail(nodes[i].log, nodes[i].log_start);

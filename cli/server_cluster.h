@@ -38,5 +38,11 @@ int naq__server_port_accepts(const char *host, int port);
 int naq__server_make_dirs(const char *path);
 pid_t naq__server_spawn(const char *conf, const char *log, const sigset_t *child_mask);
 void naq__server_show_log_tail(const char *log, off_t from);
+/* Blocks SIGINT, SIGTERM and SIGCHLD (old: the mask before) so none is
+ * lost between the forks and the wait loop, which takes them with
+ * sigtimedwait from set; the children restore old. */
+void naq__server_block_signals(sigset_t *set, sigset_t *old);
+/* "exit code 3", "killed by signal 9": a child's wait status in words. */
+void naq__server_describe_exit(int status, char *buf, size_t cap);
 
 #endif

@@ -14,6 +14,7 @@
 #include "server_secure.h"
 
 #include "cli.h"
+#include "internal.h" /* naq__check_private_file */
 
 #include <errno.h>
 #include <jansson.h>
@@ -57,10 +58,8 @@ int naq_server_secure_check_file(const char *cmd, const char *flag, const char *
         naq_cli_error("%s %s: %s", flag, path, strerror(errno));
         return NAQ_EXIT_FAILURE;
     }
-    if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        naq_cli_error("%s %s is readable by other users (mode %04o); a secret others can read "
-                      "protects nothing: run 'chmod 600 %s'",
-                      flag, path, (unsigned)(st.st_mode & 07777), path);
+    if (private && naq__check_private_file(flag, path, -1) != NAQ_OK) {
+        naq_cli_error("%s", naq_last_error());
         return NAQ_EXIT_FAILURE;
     }
     return NAQ_EXIT_OK;

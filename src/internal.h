@@ -33,6 +33,18 @@ void naq__clear_error(void);
  * printf-style; a trailing newline is dropped. */
 void naq__log(naq_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- crypt.c: secret files ---- */
+
+/* NAQ_OK when path is a regular file that no other user may open: a key
+ * others can read protects nothing. fd >= 0 checks the open descriptor (so
+ * the file checked is the file read); fd < 0 stats path. Otherwise
+ * NAQ_ERR_INVALID_ARG (NAQ_ERR_IO when it cannot be stat'ed) with a
+ * message naming `what` (a flag or variable, "--tls-key") and path, and
+ * the chmod that fixes it. The one check of every secret naq reads: the
+ * encryption key file, and `naq server`'s TLS key, auth file and store
+ * key. */
+naq_status naq__check_private_file(const char *what, const char *path, int fd);
+
 /* ---- the client (client.c) ---- */
 
 typedef struct naq__logger naq__logger;

@@ -9,7 +9,9 @@
 
 /* The CLI commands under test, with the helpers they use. */
 #include "../cli/cmd_schedule.c"
+#include "../cli/command.c"
 #include "../cli/common.c"
+#include "../cli/print.c"
 
 #include <fcntl.h>
 #include <unistd.h>

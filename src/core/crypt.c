@@ -125,6 +125,21 @@ static naq_status parse_file(naq__crypt *k, const char *path, char *text)
     return NAQ_OK;
 }
 
+naq_status naq__check_private_file(const char *what, const char *path, int fd)
+{
+    struct stat st;
+    if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) != 0)
+        return naq__fail(NAQ_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s %s is not a regular file", what, path);
+    if ((st.st_mode & 077) != 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s %s is readable by other users (mode %04o); a secret others can "
+                         "read protects nothing: run 'chmod 600 %s'",
+                         what, path, (unsigned)(st.st_mode & 07777), path);
+    return NAQ_OK;
+}
+
 /* Reads the whole file into buf (NUL-terminated), checking its mode on the
  * open descriptor so the file checked is the file read. */
 static naq_status read_key_file(const char *path, char *buf, size_t cap)
@@ -135,16 +150,9 @@ static naq_status read_key_file(const char *path, char *buf, size_t cap)
                          "NAQ_ENCRYPTION_KEY_FILE: cannot read '%s' (%s); point it at a key file "
                          "('naq keygen FILE' makes one)",
                          path, strerror(errno));
-    naq_status s = NAQ_OK;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        s = naq__fail(NAQ_ERR_INVALID_ARG, "NAQ_ENCRYPTION_KEY_FILE %s is not a regular file",
-                      path);
-    else if ((st.st_mode & 077) != 0)
-        s = naq__fail(NAQ_ERR_INVALID_ARG,
-                      "NAQ_ENCRYPTION_KEY_FILE %s is open to other users (mode %04o); a key "
-                      "others can read protects nothing: run 'chmod 600 %s'",
-                      path, (unsigned)(st.st_mode & 07777), path);
+    naq_status s = naq__check_private_file("NAQ_ENCRYPTION_KEY_FILE", path, fd);
+    if (s == NAQ_ERR_IO)
+        s = NAQ_ERR_INVALID_ARG; /* as before: the key file is the user's to fix */
     size_t len = 0;
     while (s == NAQ_OK && len < cap - 1) {
         ssize_t n = read(fd, buf + len, cap - 1 - len);
