@@ -78,30 +78,22 @@ naq_status naq__retry_names_check(const char *what, const char *list)
     if (strlen(list) > MAX_NAMES_LEN)
         return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s is longer than %d bytes", what,
                          MAX_NAMES_LEN);
-    const char *p = list;
-    while (*p != '\0') {
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        while (p < stop && *p == ' ')
-            p++;
-        const char *last = stop;
-        while (last > p && last[-1] == ' ')
-            last--;
-        if (last == p && !(end == NULL && p == list))
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *name;
+        size_t len;
+        p = naq__names_next(p, &name, &len);
+        if (len == 0)
             return naq__fail(NAQ_ERR_INVALID_ARG,
                              "retry policy %s '%s' has an empty name; give error types "
                              "separated by commas, like \"Timeout,ExitStatus\"",
                              what, list);
-        if (last - p > MAX_NAME_LEN)
+        if (len > MAX_NAME_LEN)
             return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s: a name is longer than %d bytes",
                              what, MAX_NAME_LEN);
-        for (const char *q = p; q < last; q++)
-            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
                 return naq__fail(NAQ_ERR_INVALID_ARG,
                                  "retry policy %s contains a control character", what);
-        if (end == NULL)
-            break;
-        p = end + 1;
     }
     return NAQ_OK;
 }
