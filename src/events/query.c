@@ -412,14 +412,10 @@ naq_status naq_events_count(naq_client *c, const naq_query *q, uint64_t *out)
         return subject_count(c, subject, out);
     }
     if (no_filter(q)) {
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-        if (ns != NATS_OK)
-            return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                                  "cannot read the state of event stream %s", c->cfg.event_stream);
-        *out = si->State.Msgs;
-        jsStreamInfo_Destroy(si);
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+            return s;
+        *out = st.Msgs;
         return NAQ_OK;
     }
     return naq__query_read(c, q, count_one, out, NULL);
