@@ -183,7 +183,7 @@ void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE]);
 /* Fills e (initialised here; naq_event_clear it) with j's "enqueued". */
 naq_status naq__enqueued_event(const naq_job *j, naq_event *e);
 
-/* worker/exec_handler.c: NAQ_OK when args (the JSON of a job's args) can be run by the exec
+/* jobs/job_opts.c: NAQ_OK when args (the JSON of a job's args) can be run by the exec
  * handler: {"argv": ["cmd", ...], "env": {...}, "cwd": "..."} or a bare
  * argv array, with a non-empty command. Else NAQ_ERR_INVALID_ARG naming
  * the problem and the shape to send. naq_job_opts_validate calls it for
