@@ -130,6 +130,9 @@ int naq_cli_try_help(const char *cmd);
 
 /* Parses a whole number in [min, max]; on error prints a usage error naming
  * the flag and returns 0. */
+/* --autoscale "MIN:MAX", 1 <= MIN <= MAX <= 1024, into *min and *max;
+ * NAQ_EXIT_OK, or NAQ_EXIT_USAGE after saying why. */
+int naq_cli_parse_autoscale(const char *cmd, const char *arg, int *min, int *max);
 int naq_cli_parse_int(const char *cmd, const char *flag, const char *text, long long min,
                       long long max, long long *out);
 /* --prefetch: "auto" (NAQ_PREFETCH_AUTO) or 0..1024; on error prints a

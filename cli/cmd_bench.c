@@ -65,8 +65,10 @@ static const char bench_usage[] =
     "           events_per_job (K), then for naq: jobs_per_s, seconds,\n"
     "           cpu_ms_per_job (user+sys of producer and workers / N; the\n"
     "           server's CPU is not included), producer_cpu_ms_per_job,\n"
-    "           workers_cpu_ms_per_job, latency_p50_ms, latency_p99_ms (enqueue\n"
-    "           call -> handler entry), handled; the same prefixed ceiling_; and\n"
+    "           workers_cpu_ms_per_job, wakeups_per_job (voluntary context\n"
+    "           switches of producer and workers / N: thread hand-offs),\n"
+    "           latency_p50_ms, latency_p99_ms (enqueue call -> handler\n"
+    "           entry), handled; the same prefixed ceiling_; and\n"
     "           ratio = jobs_per_s / ceiling_jobs_per_s. With --events both each\n"
     "           line is prefixed events_on_ or events_off_.\n"
     "           The ceiling uses its own streams CEIL_JOBS, CEIL_EVENTS and\n"
@@ -163,11 +165,12 @@ static void print_side(const char *prefix, const char *side, const naq_bench_sid
 {
     printf("%s%sjobs_per_s=%.0f\n%s%sseconds=%.3f\n%s%scpu_ms_per_job=%.4f\n"
            "%s%sproducer_cpu_ms_per_job=%.4f\n%s%sworkers_cpu_ms_per_job=%.4f\n"
+           "%s%swakeups_per_job=%.1f\n"
            "%s%slatency_p50_ms=%.3f\n%s%slatency_p99_ms=%.3f\n%s%shandled=%lld\n",
            prefix, side, r->jobs_per_s, prefix, side, r->seconds, prefix, side, r->cpu_ms_per_job,
            prefix, side, r->producer_cpu_ms_per_job, prefix, side, r->workers_cpu_ms_per_job,
-           prefix, side, r->latency_p50_ms, prefix, side, r->latency_p99_ms, prefix, side,
-           (long long)r->handled);
+           prefix, side, r->wakeups_per_job, prefix, side, r->latency_p50_ms, prefix, side,
+           r->latency_p99_ms, prefix, side, (long long)r->handled);
     if (r->server_cpu_ms_per_job >= 0)
         printf("%s%sserver_cpu_ms_per_job=%.4f\n", prefix, side, r->server_cpu_ms_per_job);
 }

@@ -20,7 +20,8 @@
 static const char usage[] =
     "usage: naq events webhook --url URL [--group NAME] [--type TYPE]... [--queue Q]\n"
     "                          [--worker W] [--secret-file FILE] [--timeout D]\n"
-    "                          [--max-deliveries N] [--backoff D[,D...]] [-c N]\n"
+    "                          [--max-deliveries N] [--backoff D[,D...]]\n"
+    "                          [-c N | --autoscale MIN:MAX] [--metrics ADDR]\n"
     "\n"
     "POSTs every matching event, as its JSON, to URL until Ctrl-C or SIGTERM.\n"
     "It is a member of consumer group NAME: members with the same name share\n"
@@ -43,6 +44,13 @@ static const char usage[] =
     "      --max-deliveries N   attempts before the event DLQ (default 5)\n"
     "      --backoff D[,D...]   waits before each retry (default 1s,5s,30s)\n"
     "  -c, --concurrency N      requests at once (default 4)\n"
+    "      --autoscale MIN:MAX  MIN to MAX requests at once instead: start at MIN,\n"
+    "                           double while events wait and every slot is busy,\n"
+    "                           halve when slots stay idle (docs/processors.md)\n"
+    "      --metrics ADDR       serve this member's Prometheus metrics on ADDR\n"
+    "                           (HOST:PORT or :PORT, GET /metrics)\n"
+    "      --metrics-interval D log a system_metrics event every D (default\n"
+    "                           NAQ_METRICS_INTERVAL or 60s; 0 = off)\n"
     "  -h, --help               this help\n"
     "\n" NAQ_CLI_COMMON_USAGE "\n"
     "example:\n"
@@ -62,6 +70,9 @@ enum {
     OPT_TIMEOUT,
     OPT_MAX_DELIVERIES,
     OPT_BACKOFF,
+    OPT_AUTOSCALE,
+    OPT_METRICS,
+    OPT_INTERVAL,
 };
 
 #define MAX_TYPES 64
@@ -71,6 +82,8 @@ typedef struct {
     naq_webhook_opts wo;
     naq_event_type types[MAX_TYPES];
     const char *secret_file;
+    const char *metrics, *interval; /* --metrics, --metrics-interval */
+    int concurrency_given;
 } webhook_args;
 
 static volatile sig_atomic_t stop_requested;
@@ -123,10 +136,15 @@ static int parse_one(const char *cmd, int ch, char *arg, webhook_args *a)
         a->po.max_deliveries = (int)n;
         return NAQ_EXIT_OK;
     case OPT_BACKOFF: return parse_backoff(cmd, arg, &a->po);
+    case OPT_METRICS: a->metrics = arg; return NAQ_EXIT_OK;
+    case OPT_INTERVAL: a->interval = arg; return NAQ_EXIT_OK;
+    case OPT_AUTOSCALE:
+        return naq_cli_parse_autoscale(cmd, arg, &a->po.autoscale_min, &a->po.autoscale_max);
     case 'c':
         if (!naq_cli_parse_int(cmd, "--concurrency", arg, 1, 256, &n))
             return NAQ_EXIT_USAGE;
         a->po.max_concurrent = (int)n;
+        a->concurrency_given = 1;
         return NAQ_EXIT_OK;
     }
     return -1;
@@ -169,8 +187,12 @@ static int run(const char *cmd, naq_client *c, webhook_args *a)
     if (s == NAQ_OK)
         s = naq_processor_start(p);
     int rc = NAQ_EXIT_OK;
+    naq_cli_process_metrics pm = {{c, NULL, NULL, p}, NULL, NULL};
     if (s != NAQ_OK) {
         rc = naq_cli_fail(cmd, s);
+    } else if ((rc = naq_cli_process_metrics_start(cmd, a->metrics, a->interval, &pm)) !=
+               NAQ_EXIT_OK) {
+        naq_processor_stop(p);
     } else {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -191,6 +213,7 @@ static int run(const char *cmd, naq_client *c, webhook_args *a)
                 (unsigned long long)st.handled, (unsigned long long)st.failed,
                 (unsigned long long)st.dead_lettered);
     }
+    naq_cli_process_metrics_stop(&pm);
     naq_processor_destroy(p);
     naq_webhook_destroy(wh);
     return rc;
@@ -210,6 +233,9 @@ int naq_cmd_events_webhook(int argc, char **argv)
         {"max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES},
         {"backoff", required_argument, NULL, OPT_BACKOFF},
         {"concurrency", required_argument, NULL, 'c'},
+        {"autoscale", required_argument, NULL, OPT_AUTOSCALE},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"metrics-interval", required_argument, NULL, OPT_INTERVAL},
         {"help", no_argument, NULL, 'h'},
         NAQ_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
@@ -236,6 +262,8 @@ int naq_cmd_events_webhook(int argc, char **argv)
         return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (a.wo.url == NULL)
         return naq_cli_usage_error(cmd, "where to? give --url URL");
+    if (a.concurrency_given && a.po.autoscale_max > 0)
+        return naq_cli_usage_error(cmd, "give --concurrency or --autoscale, not both");
     naq_webhook *probe = NULL; /* the URL is checked before connecting */
     if (naq_webhook_create(&a.wo, &probe) != NAQ_OK)
         return naq_cli_usage_error(cmd, "%s", naq_last_error());

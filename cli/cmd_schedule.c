@@ -750,7 +750,7 @@ int naq_cmd_scheduler(int argc, char **argv)
     naq_scheduler_opts_init(&so);
     int c, lease_given = 0, with_rollup = 1;
     const char *metrics = NULL, *interval = NULL;
-    naq_cli_process_metrics pm = {{NULL, NULL, NULL}, NULL, NULL};
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -796,7 +796,7 @@ int naq_cmd_scheduler(int argc, char **argv)
         rc = naq_cli_fail(cmd, st);
         goto out;
     }
-    pm.p = (naq_metrics_process){client, NULL, s};
+    pm.p = (naq_metrics_process){client, NULL, s, NULL};
     if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
         goto out;
     if (lease_given && naq_scheduler_lease_ms(s) != so.lease_ms)

@@ -109,21 +109,6 @@ static int add_queues(const char *cmd, char *text, const char **queues, int *cou
     }
 }
 
-/* "MIN:MAX", 1 <= MIN <= MAX <= 1024. */
-static int parse_autoscale(const char *cmd, const char *arg, naq_worker_opts *wo)
-{
-    int lo = 0, hi = 0, end = 0;
-    if (sscanf(arg, "%d:%d%n", &lo, &hi, &end) != 2 || arg[end] != '\0' || lo < 1 || hi < lo ||
-        hi > 1024)
-        return naq_cli_usage_error(cmd,
-                                   "--autoscale '%s': give MIN:MAX with 1 <= MIN <= MAX <= 1024, "
-                                   "e.g. --autoscale 2:16",
-                                   arg);
-    wo->autoscale_min = lo;
-    wo->autoscale_max = hi;
-    return NAQ_EXIT_OK;
-}
-
 int naq_cmd_worker(int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -148,7 +133,7 @@ int naq_cmd_worker(int argc, char **argv)
     naq_client *client = NULL;
     naq_worker *w = NULL;
     const char *metrics = NULL, *interval = NULL;
-    naq_cli_process_metrics pm = {{NULL, NULL, NULL}, NULL, NULL};
+    naq_cli_process_metrics pm = {{NULL, NULL, NULL, NULL}, NULL, NULL};
 
     while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "q:c:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -159,7 +144,9 @@ int naq_cmd_worker(int argc, char **argv)
             wo.concurrency = (int)n;
             break;
         case OPT_ID: wo.worker_id = optarg; break;
-        case OPT_AUTOSCALE: rc = parse_autoscale(cmd, optarg, &wo); break;
+        case OPT_AUTOSCALE:
+            rc = naq_cli_parse_autoscale(cmd, optarg, &wo.autoscale_min, &wo.autoscale_max);
+            break;
         case OPT_METRICS: metrics = optarg; break;
         case OPT_INTERVAL: interval = optarg; break;
         case OPT_PREFETCH:
@@ -196,7 +183,7 @@ int naq_cmd_worker(int argc, char **argv)
         rc = naq_cli_fail(cmd, s);
         goto out;
     }
-    pm.p = (naq_metrics_process){client, w, NULL};
+    pm.p = (naq_metrics_process){client, w, NULL, NULL};
     if ((rc = naq_cli_process_metrics_start(cmd, metrics, interval, &pm)) != NAQ_EXIT_OK)
         goto out;
 

@@ -510,3 +510,17 @@ void naq_cli_process_metrics_stop(naq_cli_process_metrics *m)
     m->reporter = NULL;
     m->server = NULL;
 }
+
+int naq_cli_parse_autoscale(const char *cmd, const char *arg, int *min, int *max)
+{
+    int lo = 0, hi = 0, end = 0;
+    if (sscanf(arg, "%d:%d%n", &lo, &hi, &end) != 2 || arg[end] != '\0' || lo < 1 || hi < lo ||
+        hi > 1024)
+        return naq_cli_usage_error(cmd,
+                                   "--autoscale '%s': give MIN:MAX with 1 <= MIN <= MAX <= 1024, "
+                                   "e.g. --autoscale 2:16",
+                                   arg);
+    *min = lo;
+    *max = hi;
+    return NAQ_EXIT_OK;
+}

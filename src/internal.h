@@ -61,6 +61,9 @@ struct naq_client {
  * credentials from cfg, that creates no stream and starts no logger: for
  * backup and restore, which must find a server as it is. cfg is
  * validated first. *nc, *js: the caller destroys both (js first). */
+/* "<host>-<pid>-<4 hex>" (host up to its first '.'): the default id of a
+ * worker or processor member of this process (id.c). */
+void naq__host_pid_id(char out[NAQ_ID_SIZE]);
 naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js);
 
 /* A second connection to the job server whose publishes are sent at once

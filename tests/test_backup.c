@@ -5,7 +5,8 @@
  * events, a schedule) is backed up and restored into a fresh one, which
  * then answers every question the same way and runs the pending jobs; a
  * damaged backup restores nothing; existing streams are replaced only
- * with --force.
+ * with --force; a 3-node cluster's backup restores into another 3-node
+ * cluster with three replicas of every stream.
  */
 #include "harness.h"
 
@@ -631,6 +632,117 @@ static void the_commands_answer_help_and_bad_usage_with_their_exit_codes(void **
     assert_int_equal(naq_test_run_cli(force_on_backup, NULL, NULL, NULL), 2);
 }
 
+/* ---- between clusters ---- */
+
+static naq_client *cluster_client(const naq_test_cluster *cl)
+{
+    naq_config cfg;
+    naq_test_cluster_config(cl, &cfg);
+    naq_client *c = NULL;
+    if (naq_client_connect(&cfg, &c) != NAQ_OK)
+        fail_msg("connect to the cluster: %s", naq_last_error());
+    return c;
+}
+
+/* Every node of cl holds `stream` up to the same last sequence, within
+ * timeout_ms: the replicas have caught up. */
+static int replicas_agree(const naq_test_cluster *cl, const char *stream, int64_t timeout_ms)
+{
+    for (int64_t waited = 0; waited < timeout_ms; waited += 100) {
+        int64_t first = naq_test_cluster_node_last_seq(cl, 0, stream);
+        int same = first > 0;
+        for (int i = 1; same && i < cl->n; i++)
+            same = naq_test_cluster_node_last_seq(cl, i, stream) == first;
+        if (same)
+            return 1;
+        usleep(100000);
+    }
+    return 0;
+}
+
+static void a_cluster_backup_restores_into_another_cluster_with_every_replica(void **state)
+{
+    fixture *fx = *state;
+    naq_test_cluster *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    naq_test_cluster_start(a, 3);
+    naq_test_cluster_start(b, 3);
+
+    naq_client *ca = cluster_client(a);
+    for (int i = 0; i < OK_JOBS; i++)
+        enqueue(ca, "work", "succeed", fx->ok[i]);
+    for (int i = 0; i < DEAD_JOBS; i++)
+        enqueue(ca, "work", "explode", fx->dead[i]);
+    running_worker rw;
+    worker_start(ca, "work", &rw);
+    finished_check f = {ca, fx};
+    int done = naq_test_wait_for(first_jobs_finished, &f, 30000);
+    worker_stop(&rw);
+    if (!done)
+        fail_msg("the worker did not finish the first jobs within 30 s");
+    for (int i = 0; i < PENDING_JOBS; i++)
+        enqueue(ca, "later", "succeed", fx->pending[i]);
+    assert_int_equal(naq_client_flush_events(ca, 10000), NAQ_OK);
+
+    naq_config cfg_a, cfg_b;
+    naq_test_cluster_config(a, &cfg_a);
+    naq_test_cluster_config(b, &cfg_b);
+    naq_backup_summary saved, restored;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (naq_backup_write(&cfg_a, fx->dir, NULL, &saved) != NAQ_OK)
+        fail_msg("backup of the cluster: %s", naq_last_error());
+    double backup_s = secs_since(&t0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (naq_backup_restore(&cfg_b, fx->dir, NULL, &restored) != NAQ_OK)
+        fail_msg("restore into the cluster: %s", naq_last_error());
+    double restore_s = secs_since(&t0);
+    fprintf(stderr,
+            "cluster backup: %zu streams, %llu messages in %.3f s; restore into 3 nodes: %zu "
+            "streams, %llu messages in %.3f s\n",
+            saved.streams, (unsigned long long)saved.messages, backup_s, restored.streams,
+            (unsigned long long)restored.messages, restore_s);
+    assert_int_equal(restored.streams, saved.streams);
+    assert_int_equal(restored.messages, saved.messages);
+    assert_int_equal(restored.consumers, saved.consumers);
+
+    /* Restored with three replicas each, and every node caught up. */
+    raw r;
+    raw_open(&b->node[0], &r);
+    const char *streams[] = {"NAQ_JOBS", "NAQ_JOB_EVENTS"};
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, r.js, streams[i], NULL, NULL) != NATS_OK)
+            fail_msg("stream %s is missing on the restored cluster", streams[i]);
+        assert_int_equal(si->Config->Replicas, 3);
+        jsStreamInfo_Destroy(si);
+        if (!replicas_agree(b, streams[i], 20000))
+            fail_msg("the nodes of the restored cluster disagree on %s's last sequence",
+                     streams[i]);
+    }
+    raw_close(&r);
+    assert_int_equal(stream_msgs(&b->node[1], "NAQ_JOBS"), PENDING_JOBS);
+
+    naq_client *cb = cluster_client(b);
+    char ta[4096], tb[4096];
+    history_text(ca, fx->dead[0], ta, sizeof ta);
+    history_text(cb, fx->dead[0], tb, sizeof tb);
+    assert_same_text("a dead job's histories", ta, tb);
+    naq_client_destroy(ca);
+    worker_start(cb, "later", &rw);
+    pending_check p = {cb, fx};
+    int ran = naq_test_wait_for(pending_jobs_ran, &p, 30000);
+    worker_stop(&rw);
+    naq_client_destroy(cb);
+    naq_test_cluster_destroy(b);
+    naq_test_cluster_destroy(a);
+    free(b);
+    free(a);
+    if (!ran)
+        fail_msg("a worker on the restored cluster did not run the %d pending jobs", PENDING_JOBS);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 static const struct CMUnitTest tests[] = {
     T(a_restored_server_answers_like_the_source_and_runs_the_pending_jobs),
@@ -640,6 +752,7 @@ static const struct CMUnitTest tests[] = {
     T(a_stream_refused_midway_takes_back_the_streams_restored_before_it),
     T(a_large_job_stream_travels_in_many_chunks_and_arrives_whole),
     T(backup_refuses_a_directory_that_is_not_empty_and_restore_one_without_manifest),
+    T(a_cluster_backup_restores_into_another_cluster_with_every_replica),
     cmocka_unit_test(the_commands_answer_help_and_bad_usage_with_their_exit_codes),
 };
 

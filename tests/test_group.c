@@ -654,6 +654,175 @@ static void stopping_member_hands_queued_events_to_the_others(void **state)
     naq_test_server_destroy(&srv);
 }
 
+/* ---- autoscaling a member's handler pool ---- */
+
+#define BURST 200
+
+typedef struct {
+    pthread_mutex_t mu;
+    char seen[BURST][NAQ_ID_SIZE];
+    int nseen, repeats;
+    atomic_int running, peak;
+} burst_log;
+
+static int burst_handle(const naq_event *e, void *user, char *reason)
+{
+    (void)reason;
+    burst_log *l = user;
+    int now = atomic_fetch_add(&l->running, 1) + 1;
+    int peak = atomic_load(&l->peak);
+    while (now > peak && !atomic_compare_exchange_weak(&l->peak, &peak, now))
+        ;
+    pthread_mutex_lock(&l->mu);
+    int repeat = 0;
+    for (int i = 0; i < l->nseen; i++)
+        repeat |= strcmp(l->seen[i], e->event_id) == 0;
+    if (repeat)
+        l->repeats++;
+    else if (l->nseen < BURST)
+        snprintf(l->seen[l->nseen++], NAQ_ID_SIZE, "%s", e->event_id);
+    pthread_mutex_unlock(&l->mu);
+    sleep_ms(20);
+    atomic_fetch_sub(&l->running, 1);
+    return 0;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int lag, idle, other;
+    char member[NAQ_ID_SIZE];
+} scale_log;
+
+/* The member's worker_status_changed events, seen by a live processor. */
+static int scale_event(const naq_event *e, void *user, char *reason)
+{
+    (void)reason;
+    scale_log *l = user;
+    if (strcmp(e->worker_type, "processor") != 0 || e->details_json == NULL)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->member, sizeof l->member, "%s", e->worker_id);
+    if (strstr(e->details_json, "\"reason\":\"lag\"") != NULL &&
+        strstr(e->details_json, "\"old_concurrency\"") != NULL)
+        l->lag++;
+    else if (strstr(e->details_json, "\"reason\":\"idle\"") != NULL)
+        l->idle++;
+    else
+        l->other++;
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+static int all_handled(void *ud)
+{
+    burst_log *l = ud;
+    pthread_mutex_lock(&l->mu);
+    int n = l->nseen;
+    pthread_mutex_unlock(&l->mu);
+    return n >= BURST;
+}
+
+static int back_to_one(void *ud)
+{
+    naq_processor_stats st;
+    naq_processor_get_stats(ud, &st);
+    return st.concurrency == 1;
+}
+
+static void
+autoscaled_member_grows_for_a_burst_and_shrinks_back_running_each_event_once(void **state)
+{
+    (void)state;
+    naq_test_server srv;
+    naq_test_server_start(&srv);
+    naq_client *c = naq_test_connect(&srv);
+
+    scale_log sl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    naq_event_type changed[] = {NAQ_EVENT_WORKER_STATUS_CHANGED};
+    naq_processor_opts lo;
+    naq_processor_opts_init(&lo);
+    lo.types = changed;
+    lo.ntypes = 1;
+    naq_processor *watch = NULL;
+    assert_int_equal(naq_processor_create(c, &lo, &watch), NAQ_OK);
+    assert_int_equal(naq_processor_add_global_handler(watch, scale_event, &sl, NULL), NAQ_OK);
+    assert_int_equal(naq_processor_start(watch), NAQ_OK);
+
+    naq_processor_opts o;
+    naq_processor_opts_init(&o);
+    o.group = "scaled";
+    o.start = NAQ_START_ALL;
+    naq_event_type started[] = {NAQ_EVENT_STARTED};
+    o.types = started;
+    o.ntypes = 1;
+    o.autoscale_min = 1;
+    o.autoscale_max = 8;
+    o.max_concurrent = 100; /* ignored while autoscaling */
+    burst_log *bl = calloc(1, sizeof *bl);
+    assert_non_null(bl);
+    pthread_mutex_init(&bl->mu, NULL);
+    for (int i = 0; i < BURST; i++)
+        publish(c, NAQ_EVENT_STARTED, "job-burst", "q");
+    naq_processor *p = NULL;
+    assert_int_equal(naq_processor_create(c, &o, &p), NAQ_OK);
+    naq_processor_stats st;
+    naq_processor_get_stats(p, &st);
+    assert_int_equal(st.concurrency, 1);
+    assert_int_equal(naq_processor_add_global_handler(p, burst_handle, bl, NULL), NAQ_OK);
+    assert_int_equal(naq_processor_start(p), NAQ_OK);
+
+    /* At one slot the burst takes 4 s; grown, well under. */
+    assert_true(naq_test_wait_for(all_handled, bl, 20000));
+    int peak = atomic_load(&bl->peak);
+    assert_true(peak > 1);
+    assert_true(peak <= 8);
+    /* Idle now: back to min within a few shrink windows. */
+    assert_true(naq_test_wait_for(back_to_one, p, 6 * NAQ_AUTOSCALE_SHRINK_MS));
+    naq_processor_get_stats(p, &st);
+    assert_int_equal(st.handled, BURST);
+    assert_int_equal(bl->repeats, 0);
+    assert_int_equal(bl->nseen, BURST);
+
+    /* Every change was an event of the member, with its reason. */
+    naq_client_flush_events(c, 5000);
+    int64_t t0 = naq__mono_ms();
+    int lag = 0, idle = 0;
+    while (naq__mono_ms() - t0 < 5000) {
+        pthread_mutex_lock(&sl.mu);
+        lag = sl.lag;
+        idle = sl.idle;
+        pthread_mutex_unlock(&sl.mu);
+        if (lag >= 1 && idle >= 1)
+            break;
+        sleep_ms(50);
+    }
+    assert_true(lag >= 1);
+    assert_true(idle >= 1);
+    assert_int_equal(sl.other, 0);
+    assert_non_null(strstr(sl.member, "scaled-"));
+    assert_string_equal(sl.member, naq_processor_member_id(p));
+    /* ... and its Prometheus figures show the pool's size now. */
+    naq_metrics_process mp = {c, NULL, NULL, p};
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_metrics_render_process(&mp, &text, &len), NAQ_OK);
+    char want[256];
+    snprintf(want, sizeof want, "naq_processor_concurrency{member_id=\"%s\"} 1\n",
+             naq_processor_member_id(p));
+    assert_non_null(strstr(text, want));
+    snprintf(want, sizeof want, "naq_processor_events_handled_total{member_id=\"%s\"} %d\n",
+             naq_processor_member_id(p), BURST);
+    assert_non_null(strstr(text, want));
+    free(text);
+
+    naq_processor_destroy(p);
+    naq_processor_destroy(watch);
+    pthread_mutex_destroy(&bl->mu);
+    free(bl);
+    naq_client_destroy(c);
+    naq_test_server_destroy(&srv);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(
         group_of_three_processes_loses_nothing_and_acks_nothing_twice_when_one_is_killed),
@@ -661,6 +830,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(dlq_cli_lists_and_replays_entries),
     cmocka_unit_test(member_with_other_filters_is_refused),
     cmocka_unit_test(stopping_member_hands_queued_events_to_the_others),
+    cmocka_unit_test(autoscaled_member_grows_for_a_burst_and_shrinks_back_running_each_event_once),
 };
 
 NAQ_TEST_MAIN(tests)

@@ -1,7 +1,7 @@
 /*
  * test_metrics.c - Prometheus metrics against real parts: the exporter's
- * and a worker's and a scheduler's output pass `promtool check metrics`,
- * and a real Prometheus scraping `naq metrics --listen` and `naq worker
+ * and a worker's, a scheduler's and an event processor's output pass
+ * `promtool check metrics`, and a real Prometheus scraping `naq metrics --listen` and `naq worker
  * --metrics` reports naq_jobs_completed_total for a queue equal to the
  * jobs run, through its HTTP API.
  */
@@ -256,6 +256,23 @@ static void every_endpoint_passes_promtool(void **state)
     strncat(all, text, (1 << 20) - strlen(all) - 1);
     free(text);
     assert_int_equal(stop(f, s), 0);
+
+    /* An event processor: a webhook member (its receiver need not exist
+     * to serve metrics), autoscaled. */
+    int hport = naq_test_free_port();
+    snprintf(addr, sizeof addr, ":%d", hport);
+    const char *hook[] = {"events",      "webhook", "--url",     "http://127.0.0.1:9/none",
+                          "--type",      "failed",  "--group",   "promhook",
+                          "--autoscale", "1:4",     "--metrics", addr,
+                          NULL};
+    snprintf(log, sizeof log, "%s/webhook.log", f->srv.dir);
+    pid_t h = spawn_naq(f, hook, log);
+    text = scrape(hport);
+    promtool_accepts("processor", text, f->srv.dir);
+    assert_non_null(strstr(text, "naq_processor_concurrency{member_id=\"promhook-"));
+    strncat(all, text, (1 << 20) - strlen(all) - 1);
+    free(text);
+    assert_int_equal(stop(f, h), 0);
 
     const char *once[] = {"metrics", NULL};
     char *out = NULL;

@@ -8,7 +8,9 @@
  * permission violation for it), a reader cannot enqueue, delete events or
  * purge the DLQ and is told why, and a worker limited to queue A cannot
  * take jobs from queue B. `naq server` refuses key and auth files others
- * can read.
+ * can read. Payload encryption works the same way there: the keyed roles
+ * read a job's output, the reader gets it sealed, and no store file holds
+ * the plaintext.
  */
 #include "internal.h"
 #include "security_support.h"
@@ -27,22 +29,27 @@ typedef struct {
 
 /* What each role's environment holds (NAME=VALUE strings). */
 static char env_url[120], env_ca[220], env_user[4][40], env_pw[4][40], env_seed[220];
+/* NAQ_ENCRYPTION_KEY_FILE=... for the roles whose keyed[] is set. */
+static char env_payload_key[260];
+static int keyed[4];
 
 enum { ADMIN, PRODUCER, WORKER, READER };
 
 static const char *const *env_of(int who)
 {
-    static const char *e[5];
-    e[0] = env_url;
-    e[1] = env_ca;
+    static const char *e[6];
+    int n = 0;
+    e[n++] = env_url;
+    e[n++] = env_ca;
     if (who == WORKER) {
-        e[2] = env_seed;
-        e[3] = NULL;
+        e[n++] = env_seed;
     } else {
-        e[2] = env_user[who];
-        e[3] = env_pw[who];
+        e[n++] = env_user[who];
+        e[n++] = env_pw[who];
     }
-    e[4] = NULL;
+    if (keyed[who])
+        e[n++] = env_payload_key;
+    e[n] = NULL;
     return e;
 }
 
@@ -400,11 +407,78 @@ static void permissions_are_printed_for_each_role(void **state)
     free(err);
 }
 
+/* Payload encryption with TLS and authentication on: the producer and the
+ * worker hold the key, the reader does not. */
+#define SECRET "sealed-marker-7f3a"
+#define CONTROL "control-marker-91c2"
+
+/* 1 when some file under dir holds text. */
+static int store_holds(const char *dir, const char *text)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "grep -rqa -- %s %s", text, dir);
+    return system(cmd) == 0;
+}
+
+static void encrypted_payloads_cross_tls_by_role_and_stay_sealed_on_the_server(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f);
+    char keyfile[200];
+    snprintf(keyfile, sizeof keyfile, "%s/payload.key", f.dir);
+    RUN(ADMIN, 0, NULL, "keygen", keyfile);
+    snprintf(env_payload_key, sizeof env_payload_key, "NAQ_ENCRYPTION_KEY_FILE=%s", keyfile);
+    keyed[ADMIN] = keyed[PRODUCER] = keyed[WORKER] = 1;
+    keyed[READER] = 0;
+    RUN(ADMIN, 0, NULL, HEALTH_ALLOWED);
+
+    char *job = NULL, *control = NULL;
+    RUN(PRODUCER, 0, &job, "enqueue", "-q", "qa", "--", "echo", SECRET);
+    char wlog[200];
+    snprintf(wlog, sizeof wlog, "%s/worker.log", f.dir);
+    const char *worker[] = {"worker", "-q", "qa", NULL};
+    pid_t w = naq_test_spawn_cli(worker, env_of(WORKER), wlog);
+    wait_for_status(job, "completed", NULL);
+    kill(w, SIGINT);
+    waitpid(w, NULL, 0);
+
+    /* With the key the output reads back; without it, the JSON holds the
+     * sealed envelope (docs/protocol.md) and not the text. */
+    char *out = NULL;
+    RUN(ADMIN, 0, &out, "job", "result", job, "--format", "json");
+    if (strstr(out, SECRET) == NULL)
+        fail_msg("the admin holds the key and should read the output: %s", out);
+    free(out);
+    RUN(READER, 0, &out, "job", "result", job, "--format", "json");
+    if (strstr(out, SECRET) != NULL || strstr(out, "\"naq_enc\"") == NULL)
+        fail_msg("the reader has no key and should get the sealed envelope: %s", out);
+    free(out);
+    assert_int_equal(violations(&f), 0);
+
+    /* The control: a job enqueued without the key leaves its marker in the
+     * store, so the search below can fail. */
+    keyed[PRODUCER] = 0;
+    RUN(PRODUCER, 0, &control, "enqueue", "-q", "qb", "--", "echo", CONTROL);
+    kill(f.server, SIGINT);
+    waitpid(f.server, NULL, 0);
+    if (!store_holds(f.data, CONTROL))
+        fail_msg("control: no file under %s holds the unencrypted job; the search is broken",
+                 f.data);
+    if (store_holds(f.data, SECRET))
+        fail_msg("an encrypted job's marker is in plaintext under %s", f.data);
+    naq_test_rmtree(f.dir);
+    memset(keyed, 0, sizeof keyed);
+    free(job);
+    free(control);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(permissions_are_printed_for_each_role),
     cmocka_unit_test(naq_server_refuses_secrets_others_can_read),
     cmocka_unit_test(naq_server_with_a_client_ca_requires_client_certificates),
     cmocka_unit_test(every_role_runs_its_commands_and_no_more),
+    cmocka_unit_test(encrypted_payloads_cross_tls_by_role_and_stay_sealed_on_the_server),
 };
 
 NAQ_TEST_MAIN(tests)

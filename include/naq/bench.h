@@ -83,6 +83,9 @@ typedef struct {
     double producer_cpu_ms_per_job, workers_cpu_ms_per_job; /* the two parts */
     double server_cpu_ms_per_job; /* the server's CPU from go to the last worker's
                                    * exit / N; -1 when server_pid is not set */
+    double wakeups_per_job;       /* voluntary context switches (a thread slept and was
+                                   * woken) of the producer and workers / N: the
+                                   * hand-offs between threads, which load does not skew */
     double latency_p50_ms;        /* enqueue call -> handler entry, over every job */
     double latency_p99_ms;
     int64_t handled; /* handler returns (> N when a job ran twice) */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "naq/client.h"
+#include "naq/processor.h"
 #include "naq/schedule.h"
 #include "naq/status.h"
 #include "naq/worker.h"
@@ -64,12 +65,13 @@ naq_status naq_metrics_exporter_render(void *exporter, char **text, size_t *len)
 
 /* ---- process figures ---- */
 
-/* What one process exports about itself: a worker or a scheduler (or
- * both, or neither: then only its client's logger). */
+/* What one process exports about itself: a worker, a scheduler, an event
+ * processor (any of them, or none: then only its client's logger). */
 typedef struct {
     naq_client *client;       /* its logger counters */
     naq_worker *worker;       /* NULL: none */
     naq_scheduler *scheduler; /* NULL: none */
+    naq_processor *processor; /* NULL: none */
 } naq_metrics_process;
 
 /* A naq_metrics_render_fn (user = a naq_metrics_process that outlives the

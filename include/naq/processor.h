@@ -134,6 +134,19 @@ typedef struct {
 
     /* ---- execution ---- */
     int max_concurrent;         /* handler executions at once; default 4 */
+    int autoscale_min;          /* autoscaling: with autoscale_max > 0 the pool runs */
+    int autoscale_max;          /* between autoscale_min (>= 1) and autoscale_max (<= 1024)
+                                   handlers at once and max_concurrent is ignored. It starts
+                                   at min, doubles (up to max) once every slot has been busy
+                                   for NAQ_AUTOSCALE_GROW_MS while events wait (taken, or
+                                   pending in the source), reason "lag", and halves (down to
+                                   min, never below the most it ran at once in the window)
+                                   after NAQ_AUTOSCALE_SHRINK_MS with a slot to spare, reason
+                                   "idle"; a running handler is never cut. Each change is a
+                                   worker_status_changed event whose worker_id is the member
+                                   ("<group or live>-<host>-<pid>-<hex>", worker_type
+                                   "processor"), details old_concurrency, new_concurrency,
+                                   reason, group. Default 0 = off */
     int max_pending;            /* events taken from the source and not yet settled
                                    (queued + running); default 256 */
     int64_t handler_timeout_ms; /* 0 = none (default). A handler that runs past it makes
@@ -221,9 +234,16 @@ typedef struct {
     uint64_t running;     /* handler executions now (including overdue ones) */
     uint64_t max_running; /* most handler executions at once so far */
     uint64_t pending;     /* taken and not yet settled now */
+    uint64_t concurrency; /* handlers it may run at once now (max_concurrent, or what
+                             autoscaling chose) */
 } naq_processor_stats;
 
 void naq_processor_get_stats(naq_processor *p, naq_processor_stats *out);
+
+/* This member's id ("<group or live>-<host>-<pid>-<hex>"): the worker_id of
+ * its worker_status_changed events and the member_id label of its metrics.
+ * Lives as long as p. */
+const char *naq_processor_member_id(const naq_processor *p);
 
 /* ---- one job ---- */
 

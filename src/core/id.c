@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Ids are made for every event on the job path, so the random bits come
  * from a per-thread xoshiro256** generator seeded once from getrandom()
@@ -100,6 +101,26 @@ naq_status naq_id_validate(const char *what, const char *id)
                              what, id, ch);
     }
     return NAQ_OK;
+}
+
+void naq__host_pid_id(char out[NAQ_ID_SIZE])
+{
+    char host[65] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "worker");
+    host[strcspn(host, ".")] = '\0';
+    for (char *p = host; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch >= 0x7f || ch == '*' || ch == '>')
+            *p = '-';
+    }
+    unsigned char r[2] = {0, 0};
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        r[0] = (unsigned char)(naq__mono_ms() & 0xff);
+        r[1] = (unsigned char)(getpid() & 0xff);
+    }
+    snprintf(out, NAQ_ID_SIZE, "%s-%ld-%02x%02x", host[0] ? host : "worker", (long)getpid(), r[0],
+             r[1]);
 }
 
 /* ---- ids derived from a key ---- */

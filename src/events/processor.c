@@ -12,11 +12,16 @@
  *             matching handlers one after another and settles the event
  *             (group: ack, nak with backoff, or dead-letter). Handlers run
  *             nowhere else, so at most max_concurrent run at once.
+ *             Autoscaling (autoscale_max > 0): autoscale_max threads, of
+ *             which only slots_now take events; a thread takes a slot
+ *             before it takes an event and gives it back after, so a
+ *             shrink never cuts a running handler.
  *   watchdog  declares a handler that overruns handler_timeout_ms failed
  *             (its event is settled there and then; the late result is
  *             ignored) and keeps a group's held events alive with
  *             in-progress acks, so the ack wait only ever expires for a
- *             member that is gone.
+ *             member that is gone. When autoscaling, it also applies
+ *             autoscale.c's rule each tick.
  *
  * Invariants:
  *   - held (taken from the source, not yet settled) <= max_pending.
@@ -26,6 +31,7 @@
  *   - ack-type calls on one message are serialised by the task's ack_lock,
  *     and none follows its settlement.
  */
+#include "autoscale.h"
 #include "core/crypt.h"
 #include "events.h"
 
@@ -49,6 +55,9 @@
 #define WATCHDOG_TICK_MIN_MS 5
 /* After a source error (server away, consumer deleted), wait this long. */
 #define SOURCE_RETRY_MS 250
+/* An autoscaled pool thread waiting for an event gives its slot back this
+ * often, so a shrink reaches idle threads too. */
+#define SLOT_POLL_MS 100
 
 /* ---- tasks: one event taken from the source ---- */
 
@@ -111,6 +120,15 @@ struct naq_processor {
 
     atomic_uint_least64_t received, filtered, handled, failed, timed_out, retried, dead_lettered,
         released, ack_failed, undecodable, running, max_running;
+
+    /* Autoscaling (o.autoscale_max > 0). */
+    atomic_int slots_now;        /* pool threads that may take events */
+    pthread_cond_t slots_cond;   /* under lock: a slot freed, slots_now changed, stop */
+    int taking;                  /* under lock: pool threads holding a slot */
+    atomic_int busy;             /* pool threads running an event */
+    atomic_llong server_pending; /* the source's backlog, from the last message */
+    naq__autoscale scale;        /* the watchdog's */
+    char member_id[NAQ_ID_SIZE]; /* worker_id of its worker_status_changed events */
 };
 
 /* The processor whose pool thread this is, so remove() called from one of
@@ -158,6 +176,11 @@ static naq_status check_opts(const naq_processor_opts *o)
 {
     if (o->max_concurrent < 1 || o->max_concurrent > 1024)
         return bad("max_concurrent must be 1 to 1024, got %lld", o->max_concurrent);
+    if (o->autoscale_max != 0 &&
+        (o->autoscale_min < 1 || o->autoscale_min > o->autoscale_max || o->autoscale_max > 1024))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "autoscale %d:%d is not a range; use MIN:MAX with 1 <= MIN <= MAX <= 1024",
+                         o->autoscale_min, o->autoscale_max);
     if (o->max_pending < 1 || o->max_pending > 1000000)
         return bad("max_pending must be 1 to 1000000, got %lld", o->max_pending);
     if (o->handler_timeout_ms < 0)
@@ -260,8 +283,14 @@ naq_status naq_processor_create(naq_client *c, const naq_processor_opts *o, naq_
     p->ack_wait_ms = o->ack_wait_ms > 0 ? o->ack_wait_ms : naq_client_config(c)->ack_wait_ms;
     if (p->ack_wait_ms <= 0)
         p->ack_wait_ms = 30000;
+    char host_pid[NAQ_ID_SIZE];
+    naq__host_pid_id(host_pid);
+    snprintf(p->member_id, sizeof p->member_id, "%.40s-%.80s", has(p->group) ? p->group : "live",
+             host_pid);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->slots_cond, NULL);
+    atomic_init(&p->slots_now, o->autoscale_max > 0 ? o->autoscale_min : o->max_concurrent);
     p->held.next = p->held.prev = &p->held;
     *out = p;
     return NAQ_OK;
@@ -514,25 +543,52 @@ static void run_task(pool_thread *pt, task *t)
         settle(p, t, ok, 0, 0, reason);
 }
 
+/* Autoscaling: waits until fewer than slots_now pool threads hold a slot
+ * and takes one. When stopping every thread takes one, so that all of
+ * them drain the queue. */
+static void take_slot(naq_processor *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(&p->stopping) && p->taking >= atomic_load(&p->slots_now))
+        pthread_cond_wait(&p->slots_cond, &p->lock);
+    p->taking++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void give_slot(naq_processor *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->taking--;
+    pthread_cond_signal(&p->slots_cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void *pool_main(void *arg)
 {
     pool_thread *pt = arg;
     naq_processor *p = pt->p;
+    int scaled = p->o.autoscale_max > 0;
     tl_pool_of = p;
     for (;;) {
         naq__bqueue_record *r = NULL;
         size_t n = 0;
-        naq_status s = naq__bqueue_pop_batch(p->queue_q, &r, 1, -1, &n);
+        if (scaled)
+            take_slot(p);
+        naq_status s = naq__bqueue_pop_batch(p->queue_q, &r, 1, scaled ? SLOT_POLL_MS : -1, &n);
         if (n == 1) {
             task *t;
             memcpy(&t, r->data, sizeof t);
             naq__bqueue_record_free(r);
+            atomic_fetch_add(&p->busy, 1);
             if (atomic_load(&p->stopping))
                 release_task(p, t);
             else
                 run_task(pt, t);
+            atomic_fetch_sub(&p->busy, 1);
             task_unref(t);
         }
+        if (scaled)
+            give_slot(p);
         if (s == NAQ_ERR_CLOSED)
             break;
     }
@@ -568,6 +624,17 @@ static naq_status read_source(naq_processor *p, natsMsg **msgs, int max, int *n)
     return NAQ_OK;
 }
 
+/* The source's backlog as the server last told it: the last token of a
+ * JetStream message's ack subject ("$JS.ACK.<stream>.<consumer>.<delivered>.
+ * <sseq>.<dseq>.<ts>.<pending>") counts the messages still pending. */
+static void note_backlog(naq_processor *p, natsMsg *m)
+{
+    const char *reply = natsMsg_GetReply(m);
+    const char *last = reply != NULL ? strrchr(reply, '.') : NULL;
+    if (last != NULL && strncmp(reply, "$JS.ACK.", 8) == 0)
+        atomic_store(&p->server_pending, strtoll(last + 1, NULL, 10));
+}
+
 static void take(naq_processor *p, natsMsg *m)
 {
     if (!headers_pass(p, m)) {
@@ -585,6 +652,7 @@ static void take(naq_processor *p, natsMsg *m)
         return;
     }
     t->msg = m;
+    note_backlog(p, m);
     naq_event_init(&t->event, NAQ_EVENT_ENQUEUED);
     atomic_init(&t->state, TASK_QUEUED);
     atomic_init(&t->refs, 1);
@@ -624,6 +692,44 @@ static void *reader_main(void *arg)
 
 /* ---- watchdog ---- */
 
+/* A change of the pool's size is a worker_status_changed event of the
+ * member (its details as a worker's: old_concurrency, new_concurrency,
+ * reason, plus the group). */
+static void log_concurrency(naq_processor *p, int from, int to, const char *reason)
+{
+    naq_event e;
+    naq_event_init(&e, NAQ_EVENT_WORKER_STATUS_CHANGED);
+    snprintf(e.worker_id, sizeof e.worker_id, "%s", p->member_id);
+    snprintf(e.worker_type, sizeof e.worker_type, "processor");
+    char msg[96], details[256];
+    snprintf(msg, sizeof msg, "concurrency %d -> %d (%s)", from, to, reason);
+    snprintf(details, sizeof details,
+             "{\"group\":\"%s\",\"old_concurrency\":%d,\"new_concurrency\":%d,\"reason\":\"%s\"}",
+             p->group, from, to, reason);
+    e.message = msg;
+    e.details_json = details;
+    naq_client_log(p->client, &e); /* copies: the strings are borrowed */
+}
+
+static void autoscale_tick(naq_processor *p, int64_t now)
+{
+    int slots = atomic_load(&p->slots_now), busy = atomic_load(&p->busy);
+    pthread_mutex_lock(&p->lock);
+    long long waiting = p->held_count - busy; /* taken from the source, not started */
+    pthread_mutex_unlock(&p->lock);
+    waiting += atomic_load(&p->server_pending);
+    const char *reason = NULL;
+    int to = naq__autoscale_step(&p->scale, slots, p->o.autoscale_min, p->o.autoscale_max, busy,
+                                 waiting, now, &reason);
+    if (to == slots)
+        return;
+    atomic_store(&p->slots_now, to);
+    pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->slots_cond);
+    pthread_mutex_unlock(&p->lock);
+    log_concurrency(p, slots, to, reason);
+}
+
 static void *watchdog_main(void *arg)
 {
     naq_processor *p = arg;
@@ -638,6 +744,8 @@ static void *watchdog_main(void *arg)
     while (!atomic_load(&p->watchdog_stop)) {
         naq__sleep_ms(tick);
         int64_t now = naq__mono_ms();
+        if (p->o.autoscale_max > 0)
+            autoscale_tick(p, now);
         task *expired = NULL, *alive = NULL;
         pthread_mutex_lock(&p->lock);
         for (task *t = p->held.next; t != &p->held; t = t->next) {
@@ -733,6 +841,7 @@ static void stop_threads(naq_processor *p, int reader, int npool, int watchdog)
     atomic_store(&p->stopping, 1);
     pthread_mutex_lock(&p->lock);
     pthread_cond_broadcast(&p->cond);
+    pthread_cond_broadcast(&p->slots_cond);
     pthread_mutex_unlock(&p->lock);
     if (reader)
         pthread_join(p->reader, NULL);
@@ -768,7 +877,9 @@ naq_status naq_processor_start(naq_processor *p)
     if (s == NAQ_OK)
         s = naq__bqueue_create((size_t)p->o.max_pending, (size_t)p->o.max_pending * sizeof(task *),
                                &p->queue_q);
-    p->npool = p->o.max_concurrent;
+    p->npool = p->o.autoscale_max > 0 ? p->o.autoscale_max : p->o.max_concurrent;
+    atomic_store(&p->slots_now, p->o.autoscale_max > 0 ? p->o.autoscale_min : p->npool);
+    memset(&p->scale, 0, sizeof p->scale);
     if (s == NAQ_OK && (p->pool = calloc((size_t)p->npool, sizeof *p->pool)) == NULL)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting a processor");
     int started_pool = 0, reader = 0, watchdog = 0;
@@ -817,6 +928,7 @@ void naq_processor_destroy(naq_processor *p)
         return;
     naq_processor_stop(p);
     naq__handlers_destroy(p->handlers); /* plugins' on_stop */
+    pthread_cond_destroy(&p->slots_cond);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -837,7 +949,13 @@ void naq_processor_get_stats(naq_processor *p, naq_processor_stats *out)
     out->undecodable = atomic_load(&p->undecodable);
     out->running = atomic_load(&p->running);
     out->max_running = atomic_load(&p->max_running);
+    out->concurrency = (uint64_t)atomic_load(&p->slots_now);
     pthread_mutex_lock(&p->lock);
     out->pending = (uint64_t)p->held_count;
     pthread_mutex_unlock(&p->lock);
+}
+
+const char *naq_processor_member_id(const naq_processor *p)
+{
+    return p->member_id;
 }

@@ -71,6 +71,7 @@ static const side_impl ceiling_side = {"ceiling", naq__bench_ceiling_producer,
 /* What one run of one side measured. */
 typedef struct {
     double seconds, jobs_per_s, producer_cpu_ms, workers_cpu_ms, server_cpu_ms, p50_ms, p99_ms;
+    double wakeups; /* voluntary context switches of the producer and workers */
     int64_t handled;
     int64_t events_added; /* messages the event stream gained; -1 = not measured */
 } run_figures;
@@ -319,11 +320,13 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
     int64_t end = 0;
     memset(f, 0, sizeof *f);
     f->producer_cpu_ms = ru_ms(&st->cs[0].ru);
+    f->wakeups = (double)st->cs[0].ru.ru_nvcsw;
     for (int i = 1; i < st->n; i++) {
         if (st->report[i].last_return_ns > end)
             end = st->report[i].last_return_ns;
         f->handled += st->report[i].handled;
         f->workers_cpu_ms += ru_ms(&st->cs[i].ru);
+        f->wakeups += (double)st->cs[i].ru.ru_nvcsw;
     }
     f->seconds = (double)(end - start) / 1e9;
     f->jobs_per_s = f->seconds > 0 ? (double)o->count / f->seconds : 0;
@@ -334,9 +337,12 @@ static naq_status run_once(const naq__bench_run *r, const side_impl *side, int r
         f->p50_ms = st->samples[(size_t)((double)(st->nsamples - 1) * 0.50)] / 1000.0;
         f->p99_ms = st->samples[(size_t)((double)(st->nsamples - 1) * 0.99)] / 1000.0;
     }
-    say(o, "%s: %.0f jobs/s, %.3f ms CPU per job, latency p50 %.2f ms p99 %.2f ms", label,
-        f->jobs_per_s, (f->producer_cpu_ms + f->workers_cpu_ms) / (double)o->count, f->p50_ms,
-        f->p99_ms);
+    say(o,
+        "%s: %.0f jobs/s, %.3f ms CPU per job, %.1f + %.1f wake-ups per job (producer + "
+        "workers), latency p50 %.2f ms p99 %.2f ms",
+        label, f->jobs_per_s, (f->producer_cpu_ms + f->workers_cpu_ms) / (double)o->count,
+        (double)st->cs[0].ru.ru_nvcsw / (double)o->count,
+        (f->wakeups - (double)st->cs[0].ru.ru_nvcsw) / (double)o->count, f->p50_ms, f->p99_ms);
     free(st->samples);
     free(st);
     return NAQ_OK;
@@ -375,7 +381,7 @@ static double median(double *v, int n)
 
 static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *out)
 {
-    double v[8][n];
+    double v[9][n];
     for (int i = 0; i < n; i++) {
         v[0][i] = f[i].jobs_per_s;
         v[1][i] = f[i].seconds;
@@ -385,6 +391,7 @@ static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *
         v[5][i] = f[i].p50_ms;
         v[6][i] = f[i].p99_ms;
         v[7][i] = f[i].server_cpu_ms < 0 ? -1 : f[i].server_cpu_ms / (double)count;
+        v[8][i] = f[i].wakeups / (double)count;
     }
     out->jobs_per_s = median(v[0], n);
     out->seconds = median(v[1], n);
@@ -394,6 +401,7 @@ static void medians(const run_figures *f, int n, int64_t count, naq_bench_side *
     out->latency_p50_ms = median(v[5], n);
     out->latency_p99_ms = median(v[6], n);
     out->server_cpu_ms_per_job = v[7][0] < 0 ? -1 : median(v[7], n);
+    out->wakeups_per_job = median(v[8], n);
     out->handled = f[n - 1].handled;
 }
 

@@ -571,6 +571,35 @@ static void put_scheduler(text *t, naq_scheduler *s)
     put(t, "naq_scheduler_delayed_pending %llu\n", (unsigned long long)st.delayed_pending);
 }
 
+static void put_processor(text *t, naq_processor *p)
+{
+    naq_processor_stats st;
+    naq_processor_get_stats(p, &st);
+    char id[2 * NAQ_ID_SIZE];
+    esc(naq_processor_member_id(p), id, sizeof id);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } f[] = {
+        {"naq_processor_events_handled_total", "Events whose handlers succeeded.", st.handled},
+        {"naq_processor_events_failed_total", "Handler failures (timeouts included).", st.failed},
+        {"naq_processor_events_retried_total", "Failed events delivered again later.", st.retried},
+        {"naq_processor_events_dead_lettered_total", "Events sent to the event DLQ.",
+         st.dead_lettered},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        family(t, f[i].name, "counter", f[i].help);
+        put(t, "%s{member_id=\"%s\"} %llu\n", f[i].name, id, (unsigned long long)f[i].v);
+    }
+    family(t, "naq_processor_events_pending", "gauge", "Events taken and not yet settled, now.");
+    put(t, "naq_processor_events_pending{member_id=\"%s\"} %llu\n", id,
+        (unsigned long long)st.pending);
+    family(t, "naq_processor_concurrency", "gauge",
+           "Handlers this member runs at once, now (--autoscale moves it).");
+    put(t, "naq_processor_concurrency{member_id=\"%s\"} %llu\n", id,
+        (unsigned long long)st.concurrency);
+}
+
 naq_status naq_metrics_render_process(void *process, char **out, size_t *len)
 {
     naq_metrics_process *p = process;
@@ -579,6 +608,8 @@ naq_status naq_metrics_render_process(void *process, char **out, size_t *len)
         put_worker(&t, p->worker);
     if (p->scheduler != NULL)
         put_scheduler(&t, p->scheduler);
+    if (p->processor != NULL)
+        put_processor(&t, p->processor);
     if (p->client != NULL)
         put_logger(&t, p->client);
     return finish(&t, out, len);

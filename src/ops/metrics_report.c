@@ -89,6 +89,16 @@ static json_t *scheduler_json(naq_scheduler *s)
                      "delayed_pending", (json_int_t)st.delayed_pending);
 }
 
+static json_t *processor_json(naq_processor *p)
+{
+    naq_processor_stats st;
+    naq_processor_get_stats(p, &st);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "handled", (json_int_t)st.handled, "failed",
+                     (json_int_t)st.failed, "retried", (json_int_t)st.retried, "dead_lettered",
+                     (json_int_t)st.dead_lettered, "pending", (json_int_t)st.pending, "concurrency",
+                     (json_int_t)st.concurrency);
+}
+
 static json_t *logger_json(naq_client *c)
 {
     naq_logger_stats l;
@@ -105,7 +115,10 @@ static void report(const naq_metrics_reporter *r)
     const naq_metrics_process *p = &r->p;
     naq_event e;
     naq_event_init(&e, NAQ_EVENT_SYSTEM_METRICS);
-    const char *component = p->worker ? "worker" : p->scheduler ? "scheduler" : "process";
+    const char *component = p->worker      ? "worker"
+                            : p->scheduler ? "scheduler"
+                            : p->processor ? "processor"
+                                           : "process";
     json_t *d = json_pack("{s:s, s:I, s:I}", "component", component, "pid", (json_int_t)getpid(),
                           "interval_ms", (json_int_t)r->interval_ms);
     if (d != NULL && p->worker != NULL) {
@@ -117,6 +130,10 @@ static void report(const naq_metrics_reporter *r)
     if (d != NULL && p->scheduler != NULL) {
         json_object_set_new(d, "scheduler_id", json_string(naq_scheduler_id(p->scheduler)));
         json_object_set_new(d, "scheduler", scheduler_json(p->scheduler));
+    }
+    if (d != NULL && p->processor != NULL) {
+        json_object_set_new(d, "member_id", json_string(naq_processor_member_id(p->processor)));
+        json_object_set_new(d, "processor", processor_json(p->processor));
     }
     if (d != NULL)
         json_object_set_new(d, "logger", logger_json(p->client));

@@ -73,26 +73,6 @@ void naq_worker_opts_init(naq_worker_opts *o)
 
 /* "<short hostname>-<pid>-<4 hex>", with characters a subject token cannot
  * hold replaced by '-'. */
-static void default_worker_id(char out[NAQ_ID_SIZE])
-{
-    char host[65] = "";
-    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "worker");
-    host[strcspn(host, ".")] = '\0';
-    for (char *p = host; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch <= 0x20 || ch >= 0x7f || ch == '*' || ch == '>')
-            *p = '-';
-    }
-    unsigned char r[2] = {0, 0};
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        r[0] = (unsigned char)(naq__mono_ms() & 0xff);
-        r[1] = (unsigned char)(getpid() & 0xff);
-    }
-    snprintf(out, NAQ_ID_SIZE, "%s-%ld-%02x%02x", host[0] ? host : "worker", (long)getpid(), r[0],
-             r[1]);
-}
-
 /* JetStream's "temporarily unavailable": no meta leader right now. */
 #define JS_CLUSTER_NOT_AVAILABLE 10008
 
@@ -214,7 +194,7 @@ naq_status naq_worker_create(naq_client *c, const naq_worker_opts *o, naq_worker
     if (o->worker_id != NULL)
         snprintf(w->id, sizeof w->id, "%s", o->worker_id);
     else
-        default_worker_id(w->id);
+        naq__host_pid_id(w->id);
     w->queues = calloc((size_t)nq, sizeof *w->queues);
     w->execs = calloc((size_t)conc, sizeof *w->execs);
     w->slots = calloc((size_t)conc, sizeof *w->slots);

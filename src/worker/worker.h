@@ -16,6 +16,7 @@
 #ifndef NAQ_WORKER_INT_H
 #define NAQ_WORKER_INT_H
 
+#include "autoscale.h"
 #include "internal.h"
 
 #include <pthread.h>
@@ -82,13 +83,6 @@ typedef struct {
     pthread_t thread;
     int64_t taken_us; /* when it took its job (worker_pull.c: auto prefetch) */
 } naq__executor;
-
-/* Autoscaling state, kept by the keeper thread alone (worker_autoscale.c). */
-typedef struct {
-    int64_t busy_since_ms;   /* every slot busy with jobs waiting, since; 0 = not */
-    int64_t window_start_ms; /* the shrink window */
-    int peak;                /* most jobs running at once in the window */
-} naq__autoscale;
 
 /* The worker's job fetcher (worker_pull.c). */
 typedef struct naq__fetcher naq__fetcher;
