@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 
-#include "autoscale.h"
+#include "core/autoscale.h"
 #include "naq/worker.h"
 
 #include <string.h>

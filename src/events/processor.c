@@ -31,7 +31,7 @@
  *   - ack-type calls on one message are serialised by the task's ack_lock,
  *     and none follows its settlement.
  */
-#include "autoscale.h"
+#include "core/autoscale.h"
 #include "core/crypt.h"
 #include "events.h"
 

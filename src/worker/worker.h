@@ -16,7 +16,7 @@
 #ifndef NAQ_WORKER_INT_H
 #define NAQ_WORKER_INT_H
 
-#include "autoscale.h"
+#include "core/autoscale.h"
 #include "internal.h"
 
 #include <pthread.h>
