@@ -10,6 +10,7 @@
 #include "cmd_auth.h"
 #include "cmd_schedule.h"
 #include "cmd_top.h"
+#include "web/web.h"
 
 #include <string.h>
 
@@ -39,6 +40,7 @@ static const command commands[] = {
     {"scheduler", "naq scheduler", naq_cmd_scheduler,
      "run a scheduler that enqueues scheduled jobs"},
     {"top", "naq top", naq_cmd_top, "live view: rates, queues, workers, failures, latency"},
+    {"web", "naq web", naq_cmd_web, "web UI and JSON API: overview, jobs, dead letters, live"},
     {"health", "naq health", naq_cmd_health,
      "check connection, streams, lag, dead letters, workers"},
     {"metrics", "naq metrics", naq_cmd_metrics, "Prometheus metrics: print them, or serve them"},

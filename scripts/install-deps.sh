@@ -29,6 +29,8 @@ packages=(
     prometheus        # promtool and a real Prometheus for the metrics tests
     libcurl4-openssl-dev # webhooks (naq events webhook)
     libsodium-dev     # payload encryption, NAQ_ENCRYPTION_KEY_FILE (src/core/crypt.c)
+    chromium          # tests: naq web's pages in a real headless browser (tests/web/)
+    nodejs            # tests: drives chromium over its DevTools pipe (tests/web/browser.mjs)
 )
 packages+=("$@")
 

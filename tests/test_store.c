@@ -709,6 +709,41 @@ static void stream_follow_on_a_job_without_events_delivers_its_first_ones(void *
     collected_free(col);
 }
 
+/* Resuming (the web UI's live feed after a reconnect): from a sequence,
+ * matching events from there on, with a filter and with a job, without
+ * follow up to the end, and nothing before it. */
+static void stream_from_a_sequence_resumes_there_with_filters(void **state)
+{
+    fixture *fx = *state;
+    spec specs[MIX];
+    uint64_t seqs[MIX];
+    publish_mix(fx, specs, seqs);
+    naq_event_filter filters[] = {{0}, {.queue = "qb"}, {.job_id = "j3"}, {.type = "failed"}};
+    for (size_t k = 0; k < sizeof filters / sizeof filters[0]; k++) {
+        uint64_t from = seqs[MIX / 2];
+        uint64_t want[MIX];
+        size_t nwant = 0;
+        for (int i = 0; i < MIX; i++)
+            if (seqs[i] >= from && spec_matches(&specs[i], &filters[k]))
+                want[nwant++] = seqs[i];
+        collected *col = collected_new(0);
+        naq_stream_opts o = {0};
+        o.filter = filters[k];
+        o.from_seq = from;
+        o.tail = 1; /* ignored with from_seq */
+        assert_int_equal(naq_events_stream(fx->c, &o, collect, col), NAQ_OK);
+        assert_sequences(col, want, nwant);
+        collected_free(col);
+    }
+    /* Past the end without follow: nothing, at once. */
+    collected *col = collected_new(0);
+    naq_stream_opts o = {0};
+    o.from_seq = seqs[MIX - 1] + 1;
+    assert_int_equal(naq_events_stream(fx->c, &o, collect, col), NAQ_OK);
+    assert_int_equal(col->n, 0);
+    collected_free(col);
+}
+
 static const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     T(history_lists_a_jobs_events_in_publish_order_and_only_its_own),
@@ -734,6 +769,7 @@ static const struct CMUnitTest tests[] = {
     T(stream_loses_and_repeats_nothing_between_tail_and_live),
     T(job_stream_loses_and_repeats_nothing_between_history_and_live),
     T(stream_follow_on_a_job_without_events_delivers_its_first_ones),
+    T(stream_from_a_sequence_resumes_there_with_filters),
 #undef T
 };
 

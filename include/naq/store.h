@@ -68,6 +68,11 @@ typedef struct {
     naq_event_filter filter;
     int tail;   /* first deliver the last `tail` matching events (0 = none) */
     int follow; /* then keep delivering new events until fn returns non-zero or *stop is set */
+    /* > 0: start at this stream sequence instead of a tail (tail is then
+     * ignored): resuming a stream after the last sequence a reader saw, as
+     * the web UI's live feed does after a reconnect. Without follow it
+     * stops at the last event stored when the call began. */
+    uint64_t from_seq;
     const volatile int *stop; /* optional flag polled every 100 ms */
 } naq_stream_opts;
 

@@ -360,6 +360,30 @@ static naq_status stream_job(naq_client *c, const naq_stream_opts *o, naq_event_
     return scan(c, &r, deliver_one, &d, &stopped);
 }
 
+/* from_seq: one scan from that sequence, on the job's literal subject when
+ * there is a job filter, else the whole stream; no tail to find. */
+static naq_status stream_from(naq_client *c, const naq_stream_opts *o, naq_event_fn fn, void *user)
+{
+    char subject[NAQ_URL_MAX] = ">";
+    naq_status s = NAQ_OK;
+    if (has(o->filter.job_id) &&
+        (s = naq__job_events_subject(c, o->filter.job_id, subject, sizeof subject)) != NAQ_OK)
+        return s;
+    uint64_t last = 0;
+    if (!o->follow) {
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+            return s;
+        last = st.LastSeq;
+        if (last < o->from_seq)
+            return NAQ_OK;
+    }
+    scan_range r = {subject, o->from_seq, last, o->stop};
+    deliver_ctx d = {&o->filter, fn, user, c->crypt};
+    int stopped = 0;
+    return scan(c, &r, deliver_one, &d, &stopped);
+}
+
 naq_status naq_events_stream(naq_client *c, const naq_stream_opts *o, naq_event_fn fn, void *user)
 {
     if (c == NULL || o == NULL || fn == NULL)
@@ -370,8 +394,10 @@ naq_status naq_events_stream(naq_client *c, const naq_stream_opts *o, naq_event_
     naq_status s = naq__event_filter_validate(&o->filter);
     if (s != NAQ_OK)
         return s;
-    if (!o->follow && o->tail == 0)
+    if (!o->follow && o->tail == 0 && o->from_seq == 0)
         return NAQ_OK;
+    if (o->from_seq > 0)
+        return stream_from(c, o, fn, user);
     if (has(o->filter.job_id))
         return stream_job(c, o, fn, user);
 
