@@ -465,17 +465,9 @@ naq_status naq_rollup_catch_up(naq_client *c, naq_rollup_progress_fn progress, v
      * not behind. */
     uint64_t target = 0, from = 0;
     if (s == NAQ_OK && lag > 0) {
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-        if (ns != NATS_OK)
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                               "cannot read the state of event "
-                               "stream %s",
-                               c->cfg.event_stream);
-        else
-            target = si->State.LastSeq;
-        jsStreamInfo_Destroy(si);
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) == NAQ_OK)
+            target = st.LastSeq;
         from = target > lag ? target - lag : 0;
     }
     while (s == NAQ_OK && cursor < target && (stop == NULL || !*stop)) {
