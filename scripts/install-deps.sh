@@ -23,12 +23,12 @@ packages=(
     debhelper         # scripts/package.sh (its test runs in scripts/test.sh)
     dpkg-dev
     fakeroot
-    libssl-dev        # TLS diagnosis and NKeys (src/security.c, src/nkey.c)
+    libssl-dev        # TLS diagnosis and NKeys (src/core/security.c, src/core/nkey.c)
     clang             # libFuzzer targets (scripts/fuzz.sh)
     libmicrohttpd-dev # the Prometheus metrics endpoints (naq metrics, --metrics)
     prometheus        # promtool and a real Prometheus for the metrics tests
     libcurl4-openssl-dev # webhooks (naq events webhook)
-    libsodium-dev     # payload encryption, NAQ_ENCRYPTION_KEY_FILE (src/crypt.c)
+    libsodium-dev     # payload encryption, NAQ_ENCRYPTION_KEY_FILE (src/core/crypt.c)
     chromium          # tests: naq web's pages in a real headless browser (tests/web/)
     nodejs            # tests: drives chromium over its DevTools pipe (tests/web/browser.mjs)
 )

@@ -73,9 +73,6 @@ struct naq_client {
  * credentials from cfg, that creates no stream and starts no logger: for
  * backup and restore, which must find a server as it is. cfg is
  * validated first. *nc, *js: the caller destroys both (js first). */
-/* "<host>-<pid>-<4 hex>" (host up to its first '.'): the default id of a
- * worker or processor member of this process (id.c). */
-void naq__host_pid_id(char out[NAQ_ID_SIZE]);
 naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js);
 
 /* A second connection to the job server whose publishes are sent at once
@@ -138,6 +135,9 @@ struct timespec naq__deadline(clockid_t clock, int64_t ms);
 #define NAQ__FNV_OFFSET 0xcbf29ce484222325ULL
 #define NAQ__FNV_OFFSET2 0x84222325cbf29ce4ULL
 uint64_t naq__fnv1a(const void *data, size_t len, uint64_t h);
+/* "<host>-<pid>-<4 hex>" (host up to its first '.'): the default id of a
+ * worker or processor member of this process. */
+void naq__host_pid_id(char out[NAQ_ID_SIZE]);
 /* A deterministic event id "<tag>-<key>", or "<tag>-<32 hex digits of a
  * hash of key>" when that is too long: a re-sent event gets the same id, so
  * the event stream (duplicate window) stores it once. */
@@ -198,7 +198,7 @@ void naq__enqueued_event_id(const char *job_id, char out[NAQ_ID_SIZE]);
 /* Fills e (initialised here; naq_event_clear it) with j's "enqueued". */
 naq_status naq__enqueued_event(const naq_job *j, naq_event *e);
 
-/* worker/exec_handler.c: NAQ_OK when args (the JSON of a job's args) can be run by the exec
+/* jobs/job_opts.c: NAQ_OK when args (the JSON of a job's args) can be run by the exec
  * handler: {"argv": ["cmd", ...], "env": {...}, "cwd": "..."} or a bare
  * argv array, with a non-empty command. Else NAQ_ERR_INVALID_ARG naming
  * the problem and the shape to send. naq_job_opts_validate calls it for

@@ -2,8 +2,8 @@
  * core.h - what core/'s modules share, private to them: connection
  * security (security.c, nkey.c, roles.c) and stream replicas (replicas.c),
  * which client.c wires into every connection. What other folders use of
- * core is in internal.h, kv.h, heap.h, jsonw.h, crypt.h, msgmap.h and
- * bqueue.h.
+ * core is in internal.h, kv.h, heap.h, jsonw.h, crypt.h, msgmap.h,
+ * bqueue.h and autoscale.h.
  */
 #ifndef NAQ_SRC_CORE_H
 #define NAQ_SRC_CORE_H

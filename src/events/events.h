@@ -41,6 +41,9 @@ naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad
 naq_status naq__event_encode_buf(const naq_event *e, char *buf, size_t cap, char **json,
                                  size_t *len);
 
+/* live.c: NAQ_ERR_INVALID_ARG unless f's job id, type, queue and worker
+ * (those set) are valid. */
+naq_status naq__event_filter_validate(const naq_event_filter *f);
 /* live.c: 0 when the Naq-* headers show that m cannot pass f (so it need
  * not be decoded); 1 when it may (the decoded event decides). */
 int naq__headers_may_match(natsMsg *m, const naq_event_filter *f);

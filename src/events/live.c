@@ -113,7 +113,7 @@ static int accept_msg(const naq__crypt *k, natsMsg *m, uint64_t seq, const naq_e
     return 1;
 }
 
-static naq_status validate_filter(const naq_event_filter *f)
+naq_status naq__event_filter_validate(const naq_event_filter *f)
 {
     naq_status s;
     naq_event_type t;
@@ -371,14 +371,10 @@ static naq_status stream_from(naq_client *c, const naq_stream_opts *o, naq_event
         return s;
     uint64_t last = 0;
     if (!o->follow) {
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-        if (ns != NATS_OK)
-            return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                                  "cannot read the state of event stream %s", c->cfg.event_stream);
-        last = si->State.LastSeq;
-        jsStreamInfo_Destroy(si);
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+            return s;
+        last = st.LastSeq;
         if (last < o->from_seq)
             return NAQ_OK;
     }
@@ -395,7 +391,7 @@ naq_status naq_events_stream(naq_client *c, const naq_stream_opts *o, naq_event_
                                               "callback");
     if (o->tail < 0)
         return naq__fail(NAQ_ERR_INVALID_ARG, "tail must be 0 or more, not %d", o->tail);
-    naq_status s = validate_filter(&o->filter);
+    naq_status s = naq__event_filter_validate(&o->filter);
     if (s != NAQ_OK)
         return s;
     if (!o->follow && o->tail == 0 && o->from_seq == 0)
@@ -405,14 +401,10 @@ naq_status naq_events_stream(naq_client *c, const naq_stream_opts *o, naq_event_
     if (has(o->filter.job_id))
         return stream_job(c, o, fn, user);
 
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot read the state of event stream %s", c->cfg.event_stream);
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
+    jsStreamState st;
+    if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+        return s;
+    uint64_t first = st.FirstSeq, last = st.LastSeq, msgs = st.Msgs;
 
     uint64_t from = 0;
     int stopped = 0;

@@ -131,16 +131,8 @@ naq_status naq_parse_time(const char *text, double now, double *out)
 
 naq_status naq_query_validate(const naq_query *q)
 {
-    naq_status s;
-    naq_event_type t;
-    const naq_event_filter *f = &q->filter;
-    if (has(f->job_id) && (s = naq_id_validate("job id", f->job_id)) != NAQ_OK)
-        return s;
-    if (has(f->type) && (s = naq_event_type_parse(f->type, &t)) != NAQ_OK)
-        return s;
-    if (has(f->queue) && (s = naq_id_validate("queue name", f->queue)) != NAQ_OK)
-        return s;
-    if (has(f->worker) && (s = naq_id_validate("worker id", f->worker)) != NAQ_OK)
+    naq_status s = naq__event_filter_validate(&q->filter);
+    if (s != NAQ_OK)
         return s;
     for (const char *const *tag = q->tags; tag != NULL && *tag != NULL; tag++) {
         const char *eq = strchr(*tag, '=');
@@ -237,14 +229,10 @@ naq_status naq__query_read(naq_client *c, const naq_query *q, naq__query_fn fn, 
     if (has(q->filter.job_id))
         return read_job(c, q, fn, ud, stopped);
 
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot read the state of event stream %s", c->cfg.event_stream);
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
+    jsStreamState st;
+    if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+        return s;
+    uint64_t first = st.FirstSeq, last = st.LastSeq, msgs = st.Msgs;
     uint64_t end = last;
     if (q->until_seq > 0 && q->until_seq < end)
         end = q->until_seq;
@@ -424,14 +412,10 @@ naq_status naq_events_count(naq_client *c, const naq_query *q, uint64_t *out)
         return subject_count(c, subject, out);
     }
     if (no_filter(q)) {
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-        if (ns != NATS_OK)
-            return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                                  "cannot read the state of event stream %s", c->cfg.event_stream);
-        *out = si->State.Msgs;
-        jsStreamInfo_Destroy(si);
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) != NAQ_OK)
+            return s;
+        *out = st.Msgs;
         return NAQ_OK;
     }
     return naq__query_read(c, q, count_one, out, NULL);

@@ -465,17 +465,9 @@ naq_status naq_rollup_catch_up(naq_client *c, naq_rollup_progress_fn progress, v
      * not behind. */
     uint64_t target = 0, from = 0;
     if (s == NAQ_OK && lag > 0) {
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-        if (ns != NATS_OK)
-            s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                               "cannot read the state of event "
-                               "stream %s",
-                               c->cfg.event_stream);
-        else
-            target = si->State.LastSeq;
-        jsStreamInfo_Destroy(si);
+        jsStreamState st;
+        if ((s = naq__event_stream_state(c, &st)) == NAQ_OK)
+            target = st.LastSeq;
         from = target > lag ? target - lag : 0;
     }
     while (s == NAQ_OK && cursor < target && (stop == NULL || !*stop)) {
@@ -544,17 +536,14 @@ naq_status naq_rollup_lag(naq_client *c, uint64_t *cursor, uint64_t *lag)
 naq_status naq__rollup_lag_after(naq_client *c, uint64_t cursor, uint64_t *lag)
 {
     *lag = 0;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot read the state of event stream %s", c->cfg.event_stream);
+    jsStreamState st;
+    naq_status s = naq__event_stream_state(c, &st);
+    if (s != NAQ_OK)
+        return s;
     uint64_t from = cursor;
-    if (si->State.FirstSeq > 0 && from < si->State.FirstSeq - 1)
-        from = si->State.FirstSeq - 1; /* older events are gone: nothing to fold there */
-    if (si->State.Msgs > 0 && si->State.LastSeq > from)
-        *lag = si->State.LastSeq - from;
-    jsStreamInfo_Destroy(si);
+    if (st.FirstSeq > 0 && from < st.FirstSeq - 1)
+        from = st.FirstSeq - 1; /* older events are gone: nothing to fold there */
+    if (st.Msgs > 0 && st.LastSeq > from)
+        *lag = st.LastSeq - from;
     return NAQ_OK;
 }

@@ -24,30 +24,14 @@
 static json_t *names_array(const char *list)
 {
     json_t *a = json_array();
-    const char *p = list;
-    while (a != NULL && *p != '\0') {
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        while (p < stop && *p == ' ')
-            p++;
-        const char *last = stop;
-        while (last > p && last[-1] == ' ')
-            last--;
-        if (last > p)
-            json_array_append_new(a, json_stringn(p, (size_t)(last - p)));
-        if (end == NULL)
-            break;
-        p = end + 1;
+    for (const char *p = list; a != NULL && p != NULL && *p != '\0';) {
+        const char *name;
+        size_t len;
+        p = naq__names_next(p, &name, &len);
+        if (len > 0)
+            json_array_append_new(a, json_stringn(name, len));
     }
     return a;
-}
-
-static int names_empty(const char *list)
-{
-    for (const char *p = list; p != NULL && *p; p++)
-        if (*p != ' ' && *p != ',')
-            return 0;
-    return 1;
 }
 
 static int policy_is_default(const naq_retry_policy *p)
@@ -55,7 +39,7 @@ static int policy_is_default(const naq_retry_policy *p)
     naq_retry_policy d;
     naq_retry_policy_init(&d);
     return p->kind == d.kind && p->delay_ms == d.delay_ms && p->max_delay_ms == d.max_delay_ms &&
-           p->jitter == 0 && names_empty(p->retry_on) && names_empty(p->skip_on);
+           p->jitter == 0 && naq__names_empty(p->retry_on) && naq__names_empty(p->skip_on);
 }
 
 static json_t *policy_json(const naq_retry_policy *p)
@@ -78,9 +62,9 @@ static json_t *policy_json(const naq_retry_policy *p)
     json_object_set_new(o, "max_delay_ms", json_integer(p->max_delay_ms));
     if (p->jitter > 0)
         json_object_set_new(o, "jitter", json_real(p->jitter));
-    if (!names_empty(p->retry_on))
+    if (!naq__names_empty(p->retry_on))
         json_object_set_new(o, "retry_on", names_array(p->retry_on));
-    if (!names_empty(p->skip_on))
+    if (!naq__names_empty(p->skip_on))
         json_object_set_new(o, "skip_on", names_array(p->skip_on));
     return o;
 }
@@ -495,8 +479,9 @@ naq_status naq__job_from_opts(const naq__crypt *k, const naq_job_opts *o, naq_jo
     j->enqueued_at = naq__now();
     j->retry = o->retry;
     j->retry.retry_on =
-        names_empty(o->retry.retry_on) ? NULL : dup_or_null(o->retry.retry_on, &oom);
-    j->retry.skip_on = names_empty(o->retry.skip_on) ? NULL : dup_or_null(o->retry.skip_on, &oom);
+        naq__names_empty(o->retry.retry_on) ? NULL : dup_or_null(o->retry.retry_on, &oom);
+    j->retry.skip_on =
+        naq__names_empty(o->retry.skip_on) ? NULL : dup_or_null(o->retry.skip_on, &oom);
     j->ttl_ms = o->ttl_ms;
     if (o->depends_on != NULL && o->depends_on[0] != NULL) {
         size_t n = 0;

@@ -78,30 +78,22 @@ naq_status naq__retry_names_check(const char *what, const char *list)
     if (strlen(list) > MAX_NAMES_LEN)
         return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s is longer than %d bytes", what,
                          MAX_NAMES_LEN);
-    const char *p = list;
-    while (*p != '\0') {
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        while (p < stop && *p == ' ')
-            p++;
-        const char *last = stop;
-        while (last > p && last[-1] == ' ')
-            last--;
-        if (last == p && !(end == NULL && p == list))
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *name;
+        size_t len;
+        p = naq__names_next(p, &name, &len);
+        if (len == 0)
             return naq__fail(NAQ_ERR_INVALID_ARG,
                              "retry policy %s '%s' has an empty name; give error types "
                              "separated by commas, like \"Timeout,ExitStatus\"",
                              what, list);
-        if (last - p > MAX_NAME_LEN)
+        if (len > MAX_NAME_LEN)
             return naq__fail(NAQ_ERR_INVALID_ARG, "retry policy %s: a name is longer than %d bytes",
                              what, MAX_NAME_LEN);
-        for (const char *q = p; q < last; q++)
-            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
                 return naq__fail(NAQ_ERR_INVALID_ARG,
                                  "retry policy %s contains a control character", what);
-        if (end == NULL)
-            break;
-        p = end + 1;
     }
     return NAQ_OK;
 }
@@ -296,6 +288,49 @@ static naq_status check_depends_on(const naq_job_opts *o)
         for (int k = 0; k < n; k++)
             if (strcmp(o->depends_on[k], d) == 0)
                 return naq__fail(NAQ_ERR_INVALID_ARG, "depends_on lists job %s twice", d);
+    }
+    return NAQ_OK;
+}
+
+/* The shape of an exec job's args (NAQ_EXEC_FUNCTION): checked here for
+ * every exec job enqueued, and again by the exec handler (worker/) for
+ * jobs that foreign programs queued. */
+#define EXEC_SHAPE                                                                                 \
+    "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": {\"NAME\": \"value\"}, "           \
+    "\"cwd\": \"/dir\"} (env and cwd optional) or [\"cmd\", \"arg\", ...]"
+
+naq_status naq__exec_args_check(const json_t *cargs)
+{
+    json_t *args = (json_t *)cargs; /* jansson's getters take non-const */
+    json_t *argv = json_is_array(args) ? args : json_object_get(args, "argv");
+    json_t *env = json_is_object(args) ? json_object_get(args, "env") : NULL;
+    json_t *cwd = json_is_object(args) ? json_object_get(args, "cwd") : NULL;
+    if (!json_is_array(argv) || json_array_size(argv) == 0)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "the exec job has no command to run; %s (on the command line: naq "
+                         "enqueue -q QUEUE -- COMMAND ARG...)",
+                         EXEC_SHAPE);
+    if ((env != NULL && !json_is_null(env) && !json_is_object(env)) ||
+        (cwd != NULL && !json_is_null(cwd) && !json_is_string(cwd)))
+        return naq__fail(NAQ_ERR_INVALID_ARG, "exec env must be an object and cwd a string; %s",
+                         EXEC_SHAPE);
+    size_t i;
+    json_t *a;
+    json_array_foreach(argv, i, a)
+    {
+        const char *text = json_string_value(a);
+        if (text == NULL || (i == 0 && text[0] == '\0'))
+            return naq__fail(NAQ_ERR_INVALID_ARG, "exec argv[%zu] is not a %sstring; %s", i,
+                             i == 0 ? "non-empty " : "", EXEC_SHAPE);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(env, key, val)
+    {
+        if (!json_is_string(val) || key[0] == '\0' || strchr(key, '=') != NULL)
+            return naq__fail(NAQ_ERR_INVALID_ARG,
+                             "exec env entry '%s' needs a name without '=' and a string value; %s",
+                             key, EXEC_SHAPE);
     }
     return NAQ_OK;
 }

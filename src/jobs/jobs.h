@@ -17,6 +17,7 @@
 #include "core/jsonw.h"
 #include "core/kv.h"
 #include "internal.h"
+#include "retry.h"
 
 #include <jansson.h>
 
@@ -57,7 +58,7 @@ int naq__job_finished_by_events(naq_client *c, const char *job_id);
 
 /* Longest retry delay, TTL or result TTL accepted: a year catches unit
  * mistakes (nanoseconds passed as milliseconds) without limiting anyone. */
-#define NAQ__MAX_DELAY_MS (366LL * 24 * 3600 * 1000)
+#define NAQ__MAX_DELAY_MS NAQ__RETRY_MAX_DELAY_MS
 /* The retry policy's backoff kinds by name, indexed by naq_backoff_kind. */
 extern const char *const naq__backoff_names[NAQ_BACKOFF_LIST + 1];
 /* A comma-separated list of error type names (retry_on / skip_on, called

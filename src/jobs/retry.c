@@ -63,35 +63,41 @@ int64_t naq__retry_delay_random_ms(const naq_retry_policy *p, int attempt)
     return naq__retry_delay_ms(p, attempt, u);
 }
 
+const char *naq__names_next(const char *p, const char **name, size_t *len)
+{
+    const char *end = strchr(p, ',');
+    const char *stop = end ? end : p + strlen(p);
+    while (p < stop && *p == ' ')
+        p++;
+    const char *last = stop;
+    while (last > p && last[-1] == ' ')
+        last--;
+    *name = p;
+    *len = (size_t)(last - p);
+    return end ? end + 1 : NULL;
+}
+
+int naq__names_empty(const char *list)
+{
+    for (const char *p = list; p != NULL && *p; p++)
+        if (*p != ' ' && *p != ',')
+            return 0;
+    return 1;
+}
+
 /* 1 when the comma-separated list names `name` (spaces around names
  * ignored). */
 static int listed(const char *list, const char *name)
 {
     size_t n = strlen(name);
-    const char *p = list;
-    while (p != NULL && *p != '\0') {
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        while (p < stop && *p == ' ')
-            p++;
-        const char *last = stop;
-        while (last > p && last[-1] == ' ')
-            last--;
-        if ((size_t)(last - p) == n && strncmp(p, name, n) == 0)
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *item;
+        size_t len;
+        p = naq__names_next(p, &item, &len);
+        if (len == n && strncmp(item, name, n) == 0)
             return 1;
-        p = end ? end + 1 : NULL;
     }
     return 0;
-}
-
-static int empty_list(const char *list)
-{
-    if (list == NULL)
-        return 1;
-    for (const char *p = list; *p; p++)
-        if (*p != ' ' && *p != ',')
-            return 0;
-    return 1;
 }
 
 int naq__retry_allowed(const naq_retry_policy *p, const char *error_type)
@@ -102,5 +108,5 @@ int naq__retry_allowed(const naq_retry_policy *p, const char *error_type)
         return 0;
     if (p->skip_on != NULL && listed(p->skip_on, t))
         return 0;
-    return empty_list(p->retry_on) || listed(p->retry_on, t);
+    return naq__names_empty(p->retry_on) || listed(p->retry_on, t);
 }

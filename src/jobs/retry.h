@@ -8,6 +8,7 @@
 #ifndef NAQ_RETRY_H
 #define NAQ_RETRY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "naq/job.h"
@@ -40,5 +41,13 @@ int64_t naq__retry_delay_random_ms(const naq_retry_policy *p, int attempt);
  * are comma-separated, spaces around names ignored, case-sensitive. A
  * NULL or empty error_type is matched as "Error". */
 int naq__retry_allowed(const naq_retry_policy *p, const char *error_type);
+
+/* Lists of error type names (retry_on, skip_on): "a, b", comma-separated,
+ * spaces around names ignored. naq__names_next sets *name and *len to the
+ * first name of p (len 0 for an empty one) and returns the rest of the
+ * list, or NULL after the last name. */
+const char *naq__names_next(const char *p, const char **name, size_t *len);
+/* 1 when the list (may be NULL) holds no name. */
+int naq__names_empty(const char *list);
 
 #endif

@@ -467,13 +467,7 @@ static natsStatus request_jobs(ceil_worker *w, const char *inbox, int wait, int 
 {
     pthread_mutex_lock(&w->mu);
     if (w->nfree == 0 && wait) { /* every slot waits for confirmations */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += PROGRESS_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = naq__deadline(CLOCK_REALTIME, PROGRESS_MS);
         pthread_cond_timedwait(&w->freed, &w->mu, &until);
     }
     int prefetch =

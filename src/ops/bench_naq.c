@@ -54,15 +54,11 @@ static naq_status purge_queue(naq_client *c, const char *queue)
 
 static naq_status event_last_seq(naq_client *c, uint64_t *seq)
 {
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, NULL, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read stream %s",
-                              c->cfg.event_stream);
-    *seq = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    return NAQ_OK;
+    jsStreamState st;
+    naq_status s = naq__event_stream_state(c, &st);
+    if (s == NAQ_OK)
+        *seq = st.LastSeq;
+    return s;
 }
 
 static void sleep_until_ns(int64_t t)

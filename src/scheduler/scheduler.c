@@ -94,12 +94,7 @@ static void entry_moved(void *item, size_t index)
 
 static size_t slot_of(const naq_scheduler *s, const char *name)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char *p = name; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 0x100000001b3ULL;
-    }
-    return (size_t)(h & (s->nslots - 1));
+    return (size_t)(naq__fnv1a(name, strlen(name), NAQ__FNV_OFFSET) & (s->nslots - 1));
 }
 
 static entry *find(const naq_scheduler *s, const char *name)

@@ -38,46 +38,6 @@ static void command_free(command *cmd)
     free(cmd->argv);
 }
 
-#define EXEC_SHAPE                                                                                 \
-    "exec args are {\"argv\": [\"cmd\", \"arg\", ...], \"env\": {\"NAME\": \"value\"}, "           \
-    "\"cwd\": \"/dir\"} (env and cwd optional) or [\"cmd\", \"arg\", ...]"
-
-naq_status naq__exec_args_check(const json_t *cargs)
-{
-    json_t *args = (json_t *)cargs; /* jansson's getters take non-const */
-    json_t *argv = json_is_array(args) ? args : json_object_get(args, "argv");
-    json_t *env = json_is_object(args) ? json_object_get(args, "env") : NULL;
-    json_t *cwd = json_is_object(args) ? json_object_get(args, "cwd") : NULL;
-    if (!json_is_array(argv) || json_array_size(argv) == 0)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "the exec job has no command to run; %s (on the command line: naq "
-                         "enqueue -q QUEUE -- COMMAND ARG...)",
-                         EXEC_SHAPE);
-    if ((env != NULL && !json_is_null(env) && !json_is_object(env)) ||
-        (cwd != NULL && !json_is_null(cwd) && !json_is_string(cwd)))
-        return naq__fail(NAQ_ERR_INVALID_ARG, "exec env must be an object and cwd a string; %s",
-                         EXEC_SHAPE);
-    size_t i;
-    json_t *a;
-    json_array_foreach(argv, i, a)
-    {
-        const char *text = json_string_value(a);
-        if (text == NULL || (i == 0 && text[0] == '\0'))
-            return naq__fail(NAQ_ERR_INVALID_ARG, "exec argv[%zu] is not a %sstring; %s", i,
-                             i == 0 ? "non-empty " : "", EXEC_SHAPE);
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(env, key, val)
-    {
-        if (!json_is_string(val) || key[0] == '\0' || strchr(key, '=') != NULL)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "exec env entry '%s' needs a name without '=' and a string value; %s",
-                             key, EXEC_SHAPE);
-    }
-    return NAQ_OK;
-}
-
 /* Fills cmd from the args JSON (which must outlive cmd). On failure the
  * job is failed with InvalidArgs and a message saying what to send. Jobs
  * enqueued through naq are checked already; this meets foreign ones. */
