@@ -458,19 +458,29 @@ naq_status naq__crypt_open_members(const naq__crypt *k, const char *field, const
 
 /* ---------------------------------------------------------------- jobs */
 
-naq_status naq__crypt_seal_args(const naq__crypt *k, naq_job *j)
+/* Replaces *args (heap JSON text; NULL reads as []) by its envelope for
+ * (field, jid), wiping the plaintext. `owner` ("job", "schedule") names
+ * what failed. */
+static naq_status seal_args_text(const naq__crypt *k, const char *field, const char *jid,
+                                 const char *owner, char **args)
 {
-    const char *args = j->args_json ? j->args_json : "[]";
-    json_t *env = naq__crypt_seal(k, NAQ_CRYPT_ARGS, j->id, args, strlen(args));
+    const char *plain = *args ? *args : "[]";
+    json_t *env = naq__crypt_seal(k, field, jid, plain, strlen(plain));
     char *text = env ? naq__json_dumps(env, NAQ__JSON_FLAGS) : NULL;
     json_decref(env);
     if (text == NULL)
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encrypting the args of job %s", j->id);
-    if (j->args_json != NULL)
-        sodium_memzero(j->args_json, strlen(j->args_json));
-    free(j->args_json);
-    j->args_json = text;
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encrypting the args of %s %s", owner,
+                         jid);
+    if (*args != NULL)
+        sodium_memzero(*args, strlen(*args));
+    free(*args);
+    *args = text;
     return NAQ_OK;
+}
+
+naq_status naq__crypt_seal_args(const naq__crypt *k, naq_job *j)
+{
+    return seal_args_text(k, NAQ_CRYPT_ARGS, j->id, "job", &j->args_json);
 }
 
 /* A dead-letter retry publishes the dead job's JSON as it is, under the id
@@ -529,20 +539,9 @@ void naq__crypt_show_args(const naq__crypt *k, json_t *job)
 
 naq_status naq__crypt_seal_schedule_args(const naq__crypt *k, const char *name, char **args_json)
 {
-    const char *args = *args_json ? *args_json : "[]";
-    if (naq__crypt_is_sealed_text(args))
+    if (*args_json != NULL && naq__crypt_is_sealed_text(*args_json))
         return NAQ_OK;
-    json_t *env = naq__crypt_seal(k, NAQ_CRYPT_SCHEDULE, name, args, strlen(args));
-    char *text = env ? naq__json_dumps(env, NAQ__JSON_FLAGS) : NULL;
-    json_decref(env);
-    if (text == NULL)
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encrypting the args of schedule %s",
-                         name);
-    if (*args_json != NULL)
-        sodium_memzero(*args_json, strlen(*args_json));
-    free(*args_json);
-    *args_json = text;
-    return NAQ_OK;
+    return seal_args_text(k, NAQ_CRYPT_SCHEDULE, name, "schedule", args_json);
 }
 
 naq_status naq__crypt_open_schedule_args(const naq__crypt *k, const char *name,
