@@ -56,7 +56,10 @@ static const char usage[] =
         NAQ_SERVER_ENCRYPT_USAGE
     "      --cluster N        N nodes (3 or 5) on consecutive ports from P, routes on\n"
     "                         P+2000..., a JetStream cluster; stores in DIR/node-1...\n"
-    "                         (see docs/deployment.md); prints NAQ_URL and NAQ_REPLICAS\n"
+    "                         (see docs/deployment.md); prints NAQ_URL and NAQ_REPLICAS.\n"
+    "                         --tls-*, --auth and --encrypt-store apply to every node;\n"
+    "                         with --tls-ca routes use TLS too, and with --auth a password\n"
+    "                         of their own\n"
     "      --print-config     print the nats-server configuration (each node's with\n"
     "                         --cluster) and exit without starting anything\n"
     "  -q, --quiet            print only errors\n"
@@ -576,6 +579,13 @@ static int data_dir(server_args *a)
     return NAQ_EXIT_OK;
 }
 
+/* 1 for an address whose traffic never leaves the machine. */
+static int loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
 static int check(naq_cli_ctx *x)
 {
     server_args *a = x->args;
@@ -583,13 +593,16 @@ static int check(naq_cli_ctx *x)
     int rc = naq_cli_no_operands(x);
     if (rc != NAQ_EXIT_OK)
         return rc;
-    if (a->cluster > 0 && (o->secure.tls_cert || o->secure.tls_key || o->secure.tls_ca ||
-                           o->secure.auth || o->encrypt.path))
-        return naq_cli_usage_error(
-            o->cmd, "--cluster does not take --tls-*/--auth/--encrypt-store yet: "
-                    "add the tls and authorization sections, and the jetstream "
-                    "cipher and key, to each node's configuration "
-                    "(--cluster 3 --print-config; docs/deployment.md, docs/security.md)");
+    /* Routes need a CA to use TLS (server_secure.c); on loopback they stay
+     * on the machine, elsewhere a TLS cluster must not carry jobs in clear
+     * between its nodes. */
+    if (a->cluster > 0 && o->secure.tls_cert && !o->secure.tls_ca && !loopback(o->host))
+        return naq_cli_usage_error(o->cmd,
+                                   "--cluster on --host %s with --tls-cert needs --tls-ca: the "
+                                   "CA that signed the node certificate, with which the nodes "
+                                   "verify each other's routes (clients then need certificates "
+                                   "too: NAQ_TLS_CERT, NAQ_TLS_KEY)",
+                                   o->host);
     rc = naq_server_secure_check(o->cmd, &o->secure);
     naq_server_secure_free(&o->secure);
     return rc != NAQ_EXIT_OK ? rc : data_dir(a);
@@ -599,14 +612,13 @@ static int run(naq_cli_ctx *x)
 {
     server_args *a = x->args;
     server_opts *o = &a->o;
-    if (a->cluster > 0) {
-        naq_cluster_opts co = {o->host,      o->port,       a->cluster, o->dir,
-                               o->max_store, o->max_memory, o->quiet};
-        return a->print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
-    }
     /* The key last: the returns above hold no memory. */
     int rc = naq_server_encrypt_load(o->cmd, &o->encrypt);
-    if (rc == NAQ_EXIT_OK && a->print_config) {
+    if (rc == NAQ_EXIT_OK && a->cluster > 0) {
+        naq_cluster_opts co = {o->host,       o->port,  a->cluster, o->dir,     o->max_store,
+                               o->max_memory, o->quiet, &o->secure, &o->encrypt};
+        rc = a->print_config ? naq_cluster_print_config(&co) : naq_cluster_run(&co);
+    } else if (rc == NAQ_EXIT_OK && a->print_config) {
         /* The same writer as a start (nothing is started or created), so the two cannot differ. */
         snprintf(o->conf, sizeof o->conf, "/dev/stdout");
         rc = write_config(o) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;

@@ -12,18 +12,31 @@
  * "Ready" means more than "the ports accept": a JetStream cluster answers
  * API requests only once its nodes have elected a meta leader (a few
  * seconds after start). Until then a stream create fails with "JetStream
- * system temporarily unavailable", so we wait for the account info
- * request - which the meta leader answers - to succeed.
+ * system temporarily unavailable", so we wait until a node's log reports
+ * the leader. The log, not an API request: with --auth and TLS a request
+ * would need a user and a trusted CA of its own, and the log needs none.
+ *
+ * --tls-*, --auth and --encrypt-store apply to every node as they do to a
+ * single server (server_secure.c, server_encrypt.c). Routes get what a
+ * client port has: with --tls-ca, TLS with the node certificate, each node
+ * verifying the others with that CA (without a CA the nodes cannot trust
+ * each other's certificate, so routes stay plain, which cmd_server.c allows
+ * on loopback only); with --auth, a password of their own, drawn at each
+ * start, since a route port that takes anyone would let a stranger past
+ * the users of the auth file.
  */
+#define _GNU_SOURCE /* explicit_bzero */
 #include "server_cluster.h"
 
 #include "cli.h"
-/* naq__nats_set_urls: the URL list as clients read it. */
+/* naq__mono_ms */
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +49,11 @@
 /* R3 on 3 nodes and on 5: three copies survive one loss, and R5 makes
  * every write wait for a third acknowledgement. */
 #define CLUSTER_REPLICAS 3
+#define ROUTE_USER "naq-route"
+#define ROUTE_PASSWORD_SIZE 33 /* 16 random bytes in hex, and the NUL */
+/* What nats-server 2.9 logs on the leader and on the others once elected. */
+#define LEADER_SELF "Self is new JetStream cluster metadata leader"
+#define LEADER_OTHER "JetStream cluster new metadata leader:"
 
 typedef struct {
     pid_t pid;
@@ -58,12 +76,23 @@ static void host_port(char *buf, size_t cap, const char *host, int port)
     snprintf(buf, cap, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
-/* Node i's configuration (i from 1). The route list names every node,
- * itself included: nats-server skips its own address, and one list for all
- * nodes is what an operator copies to every host. */
-static void write_node_config(FILE *f, const naq_cluster_opts *o, int i, const char *store)
+/* The route URL of node k, with the route password when there is one. */
+static void route_url(char *buf, size_t cap, const naq_cluster_opts *o, int k, const char *pw)
 {
     char addr[280];
+    host_port(addr, sizeof addr, connect_host(o), o->port + k - 1 + NAQ_CLUSTER_ROUTE_OFFSET);
+    snprintf(buf, cap, "nats-route://%s%s%s%s", pw ? ROUTE_USER ":" : "", pw ? pw : "",
+             pw ? "@" : "", addr);
+}
+
+/* Node i's configuration (i from 1); route_pw is NULL without --auth. The
+ * route list names every node, itself included: nats-server skips its own
+ * address, and one list for all nodes is what an operator copies to every
+ * host. 0, or -1 with errno. */
+static int write_node_config(FILE *f, const naq_cluster_opts *o, int i, const char *store,
+                             const char *route_pw)
+{
+    char addr[280], url[400];
     fprintf(f, "# naq cluster node %d of %d ('naq server --cluster %d'); edits are overwritten.\n",
             i, o->nodes, o->nodes);
     fprintf(f, "server_name: \"naq-%d\"\n", i);
@@ -74,14 +103,38 @@ static void write_node_config(FILE *f, const naq_cluster_opts *o, int i, const c
         fprintf(f, "  max_file_store: %lld\n", (long long)o->max_store);
     if (o->max_memory >= 0)
         fprintf(f, "  max_memory_store: %lld\n", (long long)o->max_memory);
+    naq_server_encrypt_write(f, o->encrypt);
     fprintf(f, "}\n");
     host_port(addr, sizeof addr, o->host, o->port + i - 1 + NAQ_CLUSTER_ROUTE_OFFSET);
-    fprintf(f, "cluster {\n  name: \"%s\"\n  listen: \"%s\"\n  routes: [\n", CLUSTER_NAME, addr);
+    fprintf(f, "cluster {\n  name: \"%s\"\n  listen: \"%s\"\n", CLUSTER_NAME, addr);
+    naq_server_secure_write_route_tls(f, o->secure);
+    if (route_pw != NULL)
+        fprintf(f, "  authorization {\n    user: \"" ROUTE_USER "\"\n    password: \"%s\"\n  }\n",
+                route_pw);
+    fprintf(f, "  routes: [\n");
     for (int k = 1; k <= o->nodes; k++) {
-        host_port(addr, sizeof addr, connect_host(o), o->port + k - 1 + NAQ_CLUSTER_ROUTE_OFFSET);
-        fprintf(f, "    \"nats-route://%s\"\n", addr);
+        route_url(url, sizeof url, o, k, route_pw);
+        fprintf(f, "    \"%s\"\n", url);
     }
     fprintf(f, "  ]\n}\n");
+    return naq_server_secure_write(f, o->secure);
+}
+
+/* A fresh route password when --auth is given (pw gets ROUTE_PASSWORD_SIZE
+ * characters), else "". 0, or -1 when the system has no randomness. */
+static int draw_route_password(const naq_cluster_opts *o, char *pw)
+{
+    unsigned char raw[(ROUTE_PASSWORD_SIZE - 1) / 2];
+    pw[0] = '\0';
+    if (o->secure->auth == NULL)
+        return 0;
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        naq_cli_error("cannot draw a route password: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t k = 0; k < sizeof raw; k++)
+        snprintf(pw + 2 * k, 3, "%02x", raw[k]);
+    return 0;
 }
 
 static void node_paths(const naq_cluster_opts *o, int i, node *n)
@@ -100,7 +153,8 @@ static void cluster_url(const naq_cluster_opts *o, char *buf, size_t cap)
         char addr[280];
         host_port(addr, sizeof addr, connect_host(o), o->port + i - 1);
         size_t len = strlen(buf);
-        snprintf(buf + len, cap - len, "%snats://%s", i > 1 ? "," : "", addr);
+        snprintf(buf + len, cap - len, "%s%s://%s", i > 1 ? "," : "",
+                 naq_server_secure_tls(o->secure) ? "tls" : "nats", addr);
     }
 }
 
@@ -111,13 +165,17 @@ int naq_cluster_print_config(const naq_cluster_opts *o)
                       o->nodes, NAQ_CLUSTER_ROUTE_OFFSET + o->nodes - 1);
         return NAQ_EXIT_FAILURE;
     }
-    for (int i = 1; i <= o->nodes; i++) {
+    char pw[ROUTE_PASSWORD_SIZE];
+    if (draw_route_password(o, pw) != 0)
+        return NAQ_EXIT_FAILURE;
+    int failed = 0;
+    for (int i = 1; i <= o->nodes && !failed; i++) {
         node n;
         node_paths(o, i, &n);
         printf("%s# ---- %s\n", i > 1 ? "\n" : "", n.conf);
-        write_node_config(stdout, o, i, n.dir);
+        failed = write_node_config(stdout, o, i, n.dir, pw[0] ? pw : NULL) != 0;
     }
-    return fflush(stdout) == 0 ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
+    return fflush(stdout) == 0 && !failed ? NAQ_EXIT_OK : NAQ_EXIT_FAILURE;
 }
 
 /* Every client and route port free, before anything is created. */
@@ -148,8 +206,13 @@ static int ports_free(const naq_cluster_opts *o)
     return 1;
 }
 
+/* Checks each node's store against the key (server_encrypt.c), then writes
+ * the configurations. 0, or -1 (printed). */
 static int write_configs(const naq_cluster_opts *o, node *nodes)
 {
+    char pw[ROUTE_PASSWORD_SIZE];
+    if (draw_route_password(o, pw) != 0)
+        return -1;
     for (int i = 1; i <= o->nodes; i++) {
         node *n = &nodes[i - 1];
         node_paths(o, i, n);
@@ -157,18 +220,25 @@ static int write_configs(const naq_cluster_opts *o, node *nodes)
             naq_cli_error("cannot create data directory %s: %s", n->dir, strerror(errno));
             return -1;
         }
+        if (naq_server_encrypt_guard(o->encrypt, n->dir) != NAQ_EXIT_OK)
+            return -1;
         FILE *f = fopen(n->conf, "w");
         if (f == NULL) {
             naq_cli_error("cannot write %s: %s", n->conf, strerror(errno));
             return -1;
         }
-        write_node_config(f, o, i, n->dir);
-        if (fclose(f) != 0) {
+        int failed = write_node_config(f, o, i, n->dir, pw[0] ? pw : NULL) != 0;
+        if (fclose(f) != 0 || failed) {
             naq_cli_error("cannot write %s: %s", n->conf, strerror(errno));
             return -1;
         }
         struct stat st;
         n->log_start = stat(n->log, &st) == 0 ? st.st_size : 0;
+    }
+    explicit_bzero(pw, sizeof pw);
+    if (naq_server_encrypt_export(o->encrypt) != 0) {
+        naq_cli_error("cannot pass the store key to nats-server: %s", strerror(errno));
+        return -1;
     }
     return 0;
 }
@@ -238,29 +308,35 @@ static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *se
     return NAQ_EXIT_OK;
 }
 
-/* 1 once the cluster answers a JetStream API request, which needs an
- * elected meta leader. */
-static int jetstream_ready(const char *url)
+/* 1 when what node n logged since its start reports an elected meta leader. */
+static int leader_logged(const node *n)
 {
-    natsOptions *opts = NULL;
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    jsAccountInfo *ai = NULL;
-    int ok = 0;
-    if (natsOptions_Create(&opts) == NATS_OK && naq__nats_set_urls(opts, url) == NATS_OK &&
-        natsOptions_SetTimeout(opts, 1000) == NATS_OK &&
-        natsConnection_Connect(&nc, opts) == NATS_OK) {
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.Wait = 1000;
-        ok = natsConnection_JetStream(&js, nc, &jo) == NATS_OK &&
-             js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK;
-    }
-    jsAccountInfo_Destroy(ai);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(opts);
-    return ok;
+    int fd = open(n->log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[65536];
+    ssize_t got = pread(fd, buf, sizeof buf - 1, n->log_start);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    return strstr(buf, LEADER_SELF) != NULL || strstr(buf, LEADER_OTHER) != NULL;
+}
+
+/* 1 once a node reports a meta leader, which answers JetStream API
+ * requests from then on. *accepting goes to 1 once every client port has
+ * accepted a connection; the ports are not probed after that (a probe
+ * that sends nothing is a "TLS handshake error" in the logs). */
+static int cluster_ready(const naq_cluster_opts *o, const node *nodes, int *accepting)
+{
+    for (int k = 0; k < o->nodes && !*accepting; k++)
+        if (!naq__server_port_accepts(connect_host(o), o->port + k))
+            return 0;
+    *accepting = 1;
+    for (int k = 0; k < o->nodes; k++)
+        if (leader_logged(&nodes[k]))
+            return 1;
+    return 0;
 }
 
 /* A node that ended while starting: say which and why, then stop the rest. */
@@ -278,7 +354,7 @@ static int node_failed(const naq_cluster_opts *o, node *nodes, int i, int status
 /* Starts the nodes and waits for a meta leader. Returns -1 when ready,
  * else the exit code to end with (every node stopped). */
 static int start_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *set,
-                       const sigset_t *child_mask, const char *url)
+                       const sigset_t *child_mask)
 {
     for (int i = 0; i < o->nodes; i++) {
         nodes[i].pid = naq__server_spawn(nodes[i].conf, nodes[i].log, child_mask);
@@ -290,21 +366,20 @@ static int start_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *s
     }
     int64_t start = naq__mono_ms();
     int status = 0, accepting = 0;
-    while (!jetstream_ready(url)) {
+    while (!cluster_ready(o, nodes, &accepting)) {
         int i = ended_node(nodes, o->nodes, &status);
         if (i >= 0)
             return node_failed(o, nodes, i, status, set);
         int64_t waited = naq__mono_ms() - start;
-        if (!accepting) {
-            accepting = 1;
-            for (int k = 0; k < o->nodes; k++)
-                accepting &= naq__server_port_accepts(connect_host(o), o->port + k);
-        }
         if ((!accepting && waited > START_TIMEOUT_MS) || waited > LEADER_TIMEOUT_MS) {
             naq_cli_error(!accepting ? "not every node accepted connections within %d s"
                                      : "the nodes elected no JetStream meta leader within %d s "
-                                       "(do the routes connect? see the logs)",
-                          (int)(waited / 1000));
+                                       "(do the routes connect? see the logs%s)",
+                          (int)(waited / 1000),
+                          naq_server_secure_tls(o->secure)
+                              ? "; routes use TLS, so the certificate must name the route "
+                                "host and be signed by --tls-ca, or be the same on every node"
+                              : "");
             for (int k = 0; k < o->nodes; k++)
                 naq__server_show_log_tail(nodes[k].log, nodes[k].log_start);
             stop_nodes(o, nodes, set, 0);
@@ -331,7 +406,7 @@ int naq_cluster_run(const naq_cluster_opts *o)
      * sigtimedwait; the children get the old mask back. */
     sigset_t set, old;
     naq__server_block_signals(&set, &old);
-    int rc = start_nodes(o, nodes, &set, &old, url);
+    int rc = start_nodes(o, nodes, &set, &old);
     if (rc >= 0)
         return rc;
     if (!o->quiet) {

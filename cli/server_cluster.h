@@ -6,6 +6,9 @@
 #ifndef NAQ_SERVER_CLUSTER_H
 #define NAQ_SERVER_CLUSTER_H
 
+#include "server_encrypt.h"
+#include "server_secure.h"
+
 #include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +27,8 @@ typedef struct {
     int64_t max_store;  /* per node, -1 = the server's default */
     int64_t max_memory; /* per node, -1 = the server's default */
     int quiet;
+    const naq_server_secure *secure;   /* --tls-*, --auth: every node's clients and routes */
+    const naq_server_encrypt *encrypt; /* --encrypt-store, the key loaded: every node's store */
 } naq_cluster_opts;
 
 /* Prints each node's configuration to stdout; returns an exit code. */

@@ -198,7 +198,9 @@ static void absolute(const char *path, char *buf, size_t cap)
 
 int naq_server_secure_write(FILE *f, const naq_server_secure *s)
 {
-    if (fchmod(fileno(f), 0600) != 0)
+    /* A file, not --print-config's stdout (a terminal is not ours to chmod). */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (S_ISREG(st.st_mode) && fchmod(fileno(f), 0600) != 0))
         return -1;
     if (s->tls_cert != NULL) {
         char cert[2048], key[2048], ca[2048];
@@ -223,6 +225,19 @@ int naq_server_secure_write(FILE *f, const naq_server_secure *s)
         naq_server_secure_free(&built);
     }
     return ferror(f) ? -1 : 0;
+}
+
+void naq_server_secure_write_route_tls(FILE *f, const naq_server_secure *s)
+{
+    if (s->tls_ca == NULL)
+        return;
+    char cert[2048], key[2048], ca[2048];
+    absolute(s->tls_cert, cert, sizeof cert);
+    absolute(s->tls_key, key, sizeof key);
+    absolute(s->tls_ca, ca, sizeof ca);
+    /* nats-server makes both ends of a route verify the other's certificate. */
+    fprintf(f, "  tls {\n    cert_file: \"%s\"\n    key_file: \"%s\"\n    ca_file: \"%s\"\n  }\n",
+            cert, key, ca);
 }
 
 void naq_server_secure_free(naq_server_secure *s)

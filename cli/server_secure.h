@@ -61,6 +61,12 @@ int naq_server_secure_tls(const naq_server_secure *s);
  * (the reason is printed when the auth file went bad since the check). */
 int naq_server_secure_write(FILE *f, const naq_server_secure *s);
 
+/* Appends the tls section of a cluster block: with --tls-ca, routes
+ * between nodes use the node certificate and verify each other's with that
+ * CA (nats-server requires both ends to present one). Nothing without
+ * --tls-ca: a CA is what the nodes need to trust each other. */
+void naq_server_secure_write_route_tls(FILE *f, const naq_server_secure *s);
+
 /* Frees a users section being built. Accepts an empty s. */
 void naq_server_secure_free(naq_server_secure *s);
 

@@ -6,8 +6,11 @@
 #ifndef NAQ_SECURITY_SUPPORT_H
 #define NAQ_SECURITY_SUPPORT_H
 
+/* Includers define _GNU_SOURCE first (memmem, nftw in tree_find). */
+
 #include "harness.h"
 
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +73,38 @@ static inline void sec_tmpdir(char *dir, size_t cap)
 {
     snprintf(dir, cap, "/tmp/naq-test-sec-XXXXXX");
     assert_non_null(mkdtemp(dir));
+}
+
+/* nftw has no user pointer: the needle and the first file holding it. */
+static const char *tree_needle;
+static char tree_hit[512];
+
+static inline int file_holds_needle(const char *path, const struct stat *st, int type,
+                                    struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || st->st_size == 0)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc((size_t)st->st_size);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (size_t)st->st_size, f);
+    fclose(f);
+    int hit = memmem(buf, n, tree_needle, strlen(tree_needle)) != NULL;
+    free(buf);
+    if (hit)
+        snprintf(tree_hit, sizeof tree_hit, "%s", path);
+    return hit;
+}
+
+/* The first file under dir (binary-safe, whole files) holding needle, or
+ * NULL. Returns a static buffer. */
+static inline const char *tree_find(const char *dir, const char *needle)
+{
+    tree_needle = needle;
+    tree_hit[0] = '\0';
+    return nftw(dir, file_holds_needle, 16, FTW_PHYS) == 1 ? tree_hit : NULL;
 }
 
 #endif

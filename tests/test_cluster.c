@@ -10,9 +10,11 @@
  * The replica counts are read back from the servers (stream info), never
  * from what the library believes it asked for.
  */
+#define _GNU_SOURCE /* memmem, nftw: security_support.h searches store files */
 #include "harness.h"
 
 #include "internal.h"
+#include "security_support.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -222,6 +224,23 @@ static int stop_cli_server(void **st)
     return 0;
 }
 
+/* Waits up to 30 s for the cluster's "ready" lines in its output (log);
+ * returns the output (free it). */
+static char *wait_cluster_ready(const char *log)
+{
+    char *out = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(out);
+        out = slurp(log);
+        if (strstr(out, "NAQ_REPLICAS=3\n") != NULL || strstr(out, "naq:") != NULL)
+            break;
+        pause_ms(100);
+    }
+    if (strstr(out, "NAQ_REPLICAS=3\n") == NULL)
+        fail_msg("naq server --cluster 3 did not say ready:\n%s", out);
+    return out;
+}
+
 static void naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on_sigint(void **st)
 {
     (void)st;
@@ -234,16 +253,7 @@ static void naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on
     snprintf(port, sizeof port, "%d", p);
     const char *argv[] = {"server", "--cluster", "3", "--port", port, "--data", data, NULL};
     pid_t pid = cli_server = naq_test_spawn_cli(argv, NULL, log);
-    char *out = NULL;
-    for (int i = 0; i < 300; i++) {
-        free(out);
-        out = slurp(log);
-        if (strstr(out, "NAQ_REPLICAS=3\n") != NULL || strstr(out, "naq:") != NULL)
-            break;
-        pause_ms(100);
-    }
-    if (strstr(out, "NAQ_REPLICAS=3\n") == NULL)
-        fail_msg("naq server --cluster 3 did not say ready:\n%s", out);
+    char *out = wait_cluster_ready(log);
     char want[256];
     snprintf(want, sizeof want,
              "NAQ_URL=nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d\n", p, p + 1,
@@ -294,6 +304,128 @@ static void naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on
         if (port_accepts(p + k) || port_accepts(p + 2000 + k))
             fail_msg("node %d still accepts connections after the stop", k + 1);
     free(out);
+    naq_test_rmtree(dir);
+}
+
+/* --tls-*, --auth and --encrypt-store on a cluster: every node serves TLS
+ * to users of the auth file, routes use TLS and a password of their own,
+ * every node's store is encrypted, and a job runs end to end through it. */
+static void a_secured_cluster_serves_tls_users_and_encrypts_every_nodes_store(void **st)
+{
+    (void)st;
+    char dir[64], data[128], log[128], port[16], auth[128], key[128], wlog[128];
+    sec_tmpdir(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/naq-server.out", dir);
+    snprintf(wlog, sizeof wlog, "%s/worker.out", dir);
+    snprintf(auth, sizeof auth, "%s/users.json", dir);
+    snprintf(key, sizeof key, "%s/store.key", dir);
+    sec_make_ca(dir, "ca");
+    sec_make_cert(dir, "ca", "node", "IP:127.0.0.1,DNS:localhost");
+    sec_make_cert(dir, "ca", "client", "DNS:client");
+    sec_write(auth, "{\"users\": [{\"user\": \"ops\", \"password\": \"pw-7Hq2\", "
+                    "\"role\": \"admin\"}]}\n");
+    sec_sh("chmod 600 %s/node.key %s/client.key %s", dir, dir, auth);
+    sec_sh("umask 077; head -c 32 /dev/urandom | base64 > %s", key);
+    int p = cluster_base_port();
+    snprintf(port, sizeof port, "%d", p);
+    const char *argv[] = {"server",
+                          "--cluster",
+                          "3",
+                          "--port",
+                          port,
+                          "--data",
+                          data,
+                          "--tls-cert",
+                          sec_path(dir, "node.pem"),
+                          "--tls-key",
+                          sec_path(dir, "node.key"),
+                          "--tls-ca",
+                          sec_path(dir, "ca.pem"),
+                          "--auth",
+                          auth,
+                          "--encrypt-store",
+                          key,
+                          NULL};
+    pid_t pid = cli_server = naq_test_spawn_cli(argv, NULL, log);
+    char *out = wait_cluster_ready(log);
+    char url[256], want[300];
+    snprintf(url, sizeof url, "tls://127.0.0.1:%d,tls://127.0.0.1:%d,tls://127.0.0.1:%d", p, p + 1,
+             p + 2);
+    snprintf(want, sizeof want, "NAQ_URL=%s\n", url);
+    if (strstr(out, want) == NULL)
+        fail_msg("expected %s in:\n%s", want, out);
+    free(out);
+
+    /* Each node's configuration (mode 0600: it holds passwords) has the
+     * route TLS and the route password. */
+    for (int k = 1; k <= 3; k++) {
+        char conf[200];
+        snprintf(conf, sizeof conf, "%s/node-%d/nats-server.conf", data, k);
+        char *text = slurp(conf);
+        struct stat sb;
+        assert_int_equal(stat(conf, &sb), 0);
+        if ((sb.st_mode & 077) != 0 || strstr(text, "nats-route://naq-route:") == NULL ||
+            strstr(text, "ca_file:") == NULL || strstr(text, "cipher: chachapoly") == NULL)
+            fail_msg("node %d's configuration (mode %o) lacks route TLS, the route password or "
+                     "the store cipher:\n%s",
+                     k, (unsigned)(sb.st_mode & 0777), text);
+        free(text);
+    }
+
+    char env_url[300], env_ca[160], env_cert[160], env_key[160];
+    snprintf(env_url, sizeof env_url, "NAQ_URL=%s", url);
+    snprintf(env_ca, sizeof env_ca, "NAQ_TLS_CA=%s", sec_path(dir, "ca.pem"));
+    snprintf(env_cert, sizeof env_cert, "NAQ_TLS_CERT=%s", sec_path(dir, "client.pem"));
+    snprintf(env_key, sizeof env_key, "NAQ_TLS_KEY=%s", sec_path(dir, "client.key"));
+    const char *env[] = {env_url,
+                         env_ca,
+                         env_cert,
+                         env_key,
+                         "NAQ_USER=ops",
+                         "NAQ_PASSWORD=pw-7Hq2",
+                         "NAQ_REPLICAS=3",
+                         "NAQ_SPOOL_DIR=none",
+                         NULL};
+    const char *marker = "naq-cluster-plaintext-marker-51e0";
+    const char *enqueue[] = {"enqueue", "-q", "secret", "--", "echo", marker, NULL};
+    char *err = NULL;
+    if (naq_test_run_cli(enqueue, env, &out, &err) != 0)
+        fail_msg("naq enqueue on the secured cluster: %s", err);
+    char id[NAQ_ID_SIZE];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
+    free(err);
+    const char *worker[] = {"worker", "-q", "secret", NULL};
+    pid_t w = naq_test_spawn_cli(worker, env, wlog);
+    const char *result[] = {"job", "result", id, "--wait", "30", NULL};
+    int rc = naq_test_run_cli(result, env, &out, &err);
+    if (rc != 0 || strstr(out, marker) == NULL)
+        fail_msg("job %s on the secured cluster: exit %d\n%s%s", id, rc, out, err);
+    free(out);
+    free(err);
+    kill(w, SIGTERM);
+    waitpid(w, NULL, 0);
+
+    /* The users of the auth file are the only way in, on every node. */
+    char node3[80];
+    snprintf(node3, sizeof node3, "NAQ_URL=tls://127.0.0.1:%d", p + 2);
+    const char *stranger[] = {node3, env_ca, env_cert, env_key, "NAQ_SPOOL_DIR=none", NULL};
+    const char *health[] = {"health", NULL};
+    rc = naq_test_run_cli(health, stranger, &out, &err);
+    if (rc == 0 || strstr(err, "authentication failed") == NULL)
+        fail_msg("a client without a user got exit %d from node 3:\n%s%s", rc, out, err);
+    free(out);
+    free(err);
+
+    assert_int_equal(kill(pid, SIGINT), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    cli_server = 0;
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    const char *hit = tree_find(data, marker);
+    if (hit != NULL)
+        fail_msg("the job's arguments are in plaintext in %s", hit);
     naq_test_rmtree(dir);
 }
 
@@ -441,6 +573,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(
             naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on_sigint,
             stop_cli_server),
+        cmocka_unit_test_teardown(a_secured_cluster_serves_tls_users_and_encrypts_every_nodes_store,
+                                  stop_cli_server),
         cmocka_unit_test(print_config_shows_each_nodes_ports_routes_and_store_and_creates_nothing),
         cmocka_unit_test(with_replicas_3_every_stream_and_bucket_naq_creates_has_three),
         cmocka_unit_test(changing_naq_replicas_moves_an_existing_installation_up_and_down),

@@ -12,6 +12,7 @@
  * read a job's output, the reader gets it sealed, and no store file holds
  * the plaintext.
  */
+#define _GNU_SOURCE /* memmem, nftw: security_support.h */
 #include "internal.h"
 #include "security_support.h"
 
