@@ -12,6 +12,13 @@
  * the settled server (the headline figures). Prints name=value lines; times
  * are milliseconds.
  *
+ * Sizing (docs/deployment.md): with NAQ_BENCH_SERVER_PIDS=PID[,PID...] (the
+ * nats-server processes, e.g. the three nodes of `naq server --cluster 3`)
+ * it prints each one's resident memory before the burst, after it and after
+ * the reads (server_rss_mb_<when>_<i>), and the event stream's stored bytes
+ * per replica from stream info (event_stream_bytes, bytes_per_event). Run it
+ * with NAQ_REPLICAS=3 against a cluster for the R3 figures.
+ *
  * Not measured here, because it takes ~10 s of idling per sample: the first
  * read after the server has been idle. nats-server 2.9.10 then reloads the
  * block and the per-block subject indexes a read touches, which costs
@@ -56,6 +63,41 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Prints the resident memory of every process in NAQ_BENCH_SERVER_PIDS,
+ * from /proc, as server_rss_mb_<when>_<i> lines. */
+static void print_server_rss(const char *when)
+{
+    const char *pids = getenv("NAQ_BENCH_SERVER_PIDS");
+    for (int i = 0; pids != NULL && *pids != '\0'; i++) {
+        long pid = strtol(pids, NULL, 10);
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%ld/status", pid);
+        FILE *f = fopen(path, "r");
+        long kb = -1;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+                break;
+        if (f != NULL)
+            fclose(f);
+        printf("server_rss_mb_%s_%d=%.1f\n", when, i + 1, kb < 0 ? -1.0 : (double)kb / 1024.0);
+        pids = strchr(pids, ',');
+        pids = pids ? pids + 1 : "";
+    }
+    fflush(stdout);
+}
+
+/* The event stream's stored bytes (each replica stores them all). */
+static void print_stream_bytes(jsCtx *js, const naq_config *cfg, int64_t events)
+{
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, js, cfg->event_stream, NULL, NULL) != NATS_OK)
+        return;
+    printf("event_stream_bytes=%llu\n", (unsigned long long)si->State.Bytes);
+    printf("bytes_per_event=%.0f\n", (double)si->State.Bytes / (double)events);
+    printf("event_stream_replicas=%lld\n", (long long)si->Config->Replicas);
+    jsStreamInfo_Destroy(si);
 }
 
 static void die(const char *what, naq_status s)
@@ -185,6 +227,7 @@ int main(int argc, char **argv)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 8192;
+    jo.PublishAsync.StallWait = 60000; /* a busy server (R3, big store) slows acks */
     if (natsConnection_ConnectTo(&nc, cfg.url) != NATS_OK ||
         natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
         fprintf(stderr,
@@ -198,6 +241,7 @@ int main(int argc, char **argv)
     if ((s = naq_client_connect(&cfg, &c)) != NAQ_OK)
         die("connect", s);
 
+    print_server_rss("before");
     double t0 = now_ms();
     for (int64_t i = 0; i < m; i++) {
         natsStatus ns = publish_event(js, cfg.subject_prefix, i);
@@ -214,6 +258,7 @@ int main(int argc, char **argv)
         return 1;
     }
     double publish_s = (now_ms() - t0) / 1000.0;
+    print_server_rss("after_burst");
 
     /* Pass 0 reads while the server still digests the burst (it flushes
      * blocks and holds a duplicate-window entry per event); pass 1, the
@@ -265,6 +310,8 @@ int main(int argc, char **argv)
     printf("tail10_rare_type_ms=%.3f\n", tail_rare);
     printf("tail10_rare_type_events=%d\n", got);
     printf("tail100_unfiltered_ms=%.3f\n", tail_all);
+    print_server_rss("after_reads");
+    print_stream_bytes(js, &cfg, m);
 
     for (int pass = 0; pass < 2; pass++) {
         free(hist[pass]);
