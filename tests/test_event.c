@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include "events/events.h" /* naq__history_place_late */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +258,55 @@ static void subject_refuses_a_job_event_without_a_valid_id(void **state)
     assert_non_null(strstr(naq_last_error(), "job id"));
 }
 
+/* ---- a history's order (history.c): late events placed by their time ---- */
+
+/* items[i] gets type types[i] and timestamp times[i]. */
+static void make_history(naq_event *items, const naq_event_type *types, const double *times,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        naq_event_init(&items[i], types[i]);
+        items[i].timestamp = times[i];
+    }
+}
+
+static void late_events_go_before_the_first_later_event_and_the_rest_keep_stored_order(void **st)
+{
+    (void)st;
+    /* Stored: enqueued, completed, released, then started and dequeued
+     * re-sent late. */
+    naq_event_type types[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_COMPLETED, NAQ_EVENT_WORKER_RELEASED,
+                              NAQ_EVENT_STARTED, NAQ_EVENT_DEQUEUED};
+    double times[] = {10, 30, 30, 20, 15};
+    unsigned char late[] = {0, 0, 0, 1, 1};
+    naq_event items[5];
+    make_history(items, types, times, 5);
+    naq__history_place_late(items, late, 5);
+    naq_event_type want[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_DEQUEUED, NAQ_EVENT_STARTED,
+                             NAQ_EVENT_COMPLETED, NAQ_EVENT_WORKER_RELEASED};
+    for (int i = 0; i < 5; i++)
+        if (items[i].type != want[i])
+            fail_msg("position %d: %s, want %s", i, naq_event_type_name(items[i].type),
+                     naq_event_type_name(want[i]));
+
+    /* Not late: the stored order stands, even against the timestamps (a
+     * reader cannot tell clock skew between hosts from lateness). */
+    unsigned char none[] = {0, 0, 0, 0, 0};
+    make_history(items, types, times, 5);
+    naq__history_place_late(items, none, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(items[i].type, types[i]);
+
+    /* All late: a sort by time that keeps ties in stored order. */
+    unsigned char all[] = {1, 1, 1, 1, 1};
+    make_history(items, types, times, 5);
+    naq__history_place_late(items, all, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(items[i].type, want[i]);
+    naq__history_place_late(items, all, 0); /* nothing to order: no effect */
+    assert_int_equal(items[0].type, NAQ_EVENT_ENQUEUED);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +323,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(copy_is_deep),
         cmocka_unit_test(subjects_are_one_literal_per_job_worker_and_schedule),
         cmocka_unit_test(subject_refuses_a_job_event_without_a_valid_id),
+        cmocka_unit_test(
+            late_events_go_before_the_first_later_event_and_the_rest_keep_stored_order),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

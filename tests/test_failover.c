@@ -416,8 +416,9 @@ static int same_last_seq(void *ud)
  * time) of the job's highest attempt. Older attempts may report late: a
  * worker whose outcome could not be stored in the outage logs
  * retry_scheduled for its attempt when it gives up, which can be after a
- * later attempt completed; and the logger may store re-sent events after
- * newer ones. Such histories are counted in *late. NULL when all are
+ * later attempt completed. Such histories are counted in *late. (Events
+ * the logger re-sent after newer ones are placed by time in the history:
+ * they carry Naq-Late.) NULL when all are
  * complete, else what is wrong (static). *completed counts the
  * completed events. */
 static const char *check_histories(naq_client *c, producer *p, size_t *completed, size_t *late)
@@ -433,7 +434,7 @@ static const char *check_histories(naq_client *c, producer *p, size_t *completed
         int top = 0;
         for (size_t k = 0; k < l.count; k++)
             top = l.items[k].attempt > top ? l.items[k].attempt : top;
-        naq_event_type last = NAQ_EVENT_ENQUEUED, stored_last = NAQ_EVENT_ENQUEUED;
+        naq_event_type last = NAQ_EVENT_ENQUEUED, history_last = NAQ_EVENT_ENQUEUED;
         double last_ts = 0;
         for (size_t k = 0; k < l.count; k++) {
             const naq_event *e = &l.items[k];
@@ -441,7 +442,7 @@ static const char *check_histories(naq_client *c, producer *p, size_t *completed
             if (naq_event_type_category(e->type) != NAQ_CATEGORY_JOB ||
                 e->type == NAQ_EVENT_WORKER_ASSIGNED || e->type == NAQ_EVENT_WORKER_RELEASED)
                 continue;
-            stored_last = e->type;
+            history_last = e->type;
             if (e->attempt == top && e->timestamp >= last_ts) {
                 last_ts = e->timestamp;
                 last = e->type;
@@ -453,7 +454,7 @@ static const char *check_histories(naq_client *c, producer *p, size_t *completed
                      p->ids[i], naq_event_type_name(last), top);
             return why;
         }
-        *late += stored_last != NAQ_EVENT_COMPLETED;
+        *late += history_last != NAQ_EVENT_COMPLETED;
     }
     return NULL;
 }
@@ -645,12 +646,11 @@ jobs_and_schedules_survive_killing_the_queue_leader_and_the_meta_leader_of_a_3_n
             fail_msg("%s: last sequence n1 %lld, n2 %lld, n3 %lld", streams[s],
                      (long long)cu.seq[0], (long long)cu.seq[1], (long long)cu.seq[2]);
     }
-    /* `late`: histories whose last stored event is not the outcome, because
-     * the logger re-sent an older event (from its retry list or spool)
-     * after the re-run's events were stored. Reported, not asserted: a
-     * known limit of the logger's ordering (docs/deployment.md). */
+    /* `late`: histories whose last event is not the outcome, because an
+     * older attempt's verdict was logged after the re-run completed.
+     * Reported, not asserted: a known limit (docs/deployment.md). */
     print_message("failover: %d jobs (%d enqueue retries), %zu runs, %zu re-runs, %zu histories "
-                  "with a late re-sent event; NAQ_JOBS leader "
+                  "ending in an older attempt's late verdict; NAQ_JOBS leader "
                   "n%d killed, new leader after %lld ms; meta leader n%d killed; schedules "
                   "triggered %d + %d times, each due time once; all back %lld ms before the "
                   "last job was enqueued; %lld ms in all\n",

@@ -60,6 +60,8 @@ static int teardown(void **state)
 typedef struct {
     naq_event_type type;
     const char *job, *queue, *worker;
+    double timestamp; /* 0 = now */
+    int late;         /* published with the logger's Naq-Late header */
 } spec;
 
 /* Builds the message of one event. Thread-safe; no cmocka calls. */
@@ -71,6 +73,7 @@ static natsStatus make_event_msg(const spec *sp, natsMsg **out)
     snprintf(e.job_id, sizeof e.job_id, "%s", sp->job ? sp->job : "");
     snprintf(e.queue_name, sizeof e.queue_name, "%s", sp->queue ? sp->queue : "");
     snprintf(e.worker_id, sizeof e.worker_id, "%s", sp->worker ? sp->worker : "");
+    e.timestamp = sp->timestamp;
     char subject[256];
     char *json = NULL;
     size_t len = 0;
@@ -87,6 +90,8 @@ static natsStatus make_event_msg(const spec *sp, natsMsg **out)
         ns = natsMsgHeader_Set(*out, "Naq-Queue", e.queue_name);
     if (ns == NATS_OK && e.worker_id[0])
         ns = natsMsgHeader_Set(*out, "Naq-Worker", e.worker_id);
+    if (ns == NATS_OK && sp->late)
+        ns = natsMsgHeader_Set(*out, "Naq-Late", "1");
     return ns;
 }
 
@@ -108,7 +113,7 @@ static natsStatus publish_sync(jsCtx *js, const spec *sp, uint64_t *seq)
 static uint64_t publish(fixture *fx, naq_event_type type, const char *job, const char *queue,
                         const char *worker)
 {
-    spec sp = {type, job, queue, worker};
+    spec sp = {type, job, queue, worker, 0, 0};
     uint64_t seq = 0;
     assert_int_equal(publish_sync(fx->js, &sp, &seq), NATS_OK);
     return seq;
@@ -120,7 +125,7 @@ static void publish_many(fixture *fx, int n, naq_event_type type, const char *qu
     char job[32];
     for (int i = 0; i < n; i++) {
         snprintf(job, sizeof job, "bulk-%d", i % 997);
-        spec sp = {type, job, queue, "w-bulk"};
+        spec sp = {type, job, queue, "w-bulk", 0, 0};
         natsMsg *m = NULL;
         assert_int_equal(make_event_msg(&sp, &m), NATS_OK);
         assert_int_equal(js_PublishMsgAsync(fx->js, &m, NULL), NATS_OK);
@@ -258,6 +263,40 @@ static void last_event_is_the_latest_event_of_the_job(void **state)
     naq_event_clear(&e);
 }
 
+/* An event the logger re-sent after an election is stored after later
+ * events of its job; history and state place it by its time. */
+static void a_late_event_takes_its_place_by_time_in_history_and_state(void **state)
+{
+    fixture *fx = *state;
+    double t = (double)time(NULL);
+    for (int late = 1; late >= 0; late--) {
+        const char *job = late ? "job-late" : "job-skewed";
+        spec enq = {NAQ_EVENT_ENQUEUED, job, "q1", NULL, t - 30, 0};
+        spec done = {NAQ_EVENT_COMPLETED, job, "q1", "w1", t - 10, 0};
+        spec started = {NAQ_EVENT_STARTED, job, "q1", "w1", t - 20, late};
+        assert_int_equal(publish_sync(fx->js, &enq, NULL), NATS_OK);
+        assert_int_equal(publish_sync(fx->js, &done, NULL), NATS_OK);
+        assert_int_equal(publish_sync(fx->js, &started, NULL), NATS_OK);
+        naq_event_list l;
+        assert_int_equal(naq_job_history(fx->c, job, &l), NAQ_OK);
+        assert_int_equal(l.count, 3);
+        /* Late: the order things happened. Without the header (the control)
+         * the stored order stands: an old timestamp alone may be clock skew. */
+        naq_event_type want[2][3] = {{NAQ_EVENT_ENQUEUED, NAQ_EVENT_COMPLETED, NAQ_EVENT_STARTED},
+                                     {NAQ_EVENT_ENQUEUED, NAQ_EVENT_STARTED, NAQ_EVENT_COMPLETED}};
+        for (int i = 0; i < 3; i++)
+            if (l.items[i].type != want[late][i])
+                fail_msg("%s: event %d is %s, want %s", job, i,
+                         naq_event_type_name(l.items[i].type), naq_event_type_name(want[late][i]));
+        naq_event_list_free(&l);
+        naq_event e;
+        assert_int_equal(naq_job_last_event(fx->c, job, &e), NAQ_OK);
+        assert_int_equal(e.type, late ? NAQ_EVENT_COMPLETED : NAQ_EVENT_STARTED);
+        assert_string_equal(e.job_id, job);
+        naq_event_clear(&e);
+    }
+}
+
 static void history_refuses_an_event_it_cannot_decode(void **state)
 {
     fixture *fx = *state;
@@ -313,12 +352,16 @@ static void publish_mix(fixture *fx, spec *specs, uint64_t *seqs)
                                            NAQ_EVENT_COMPLETED};
     for (int i = 0; i < MIX; i++) {
         if (i % 10 == 7)
-            specs[i] = (spec){NAQ_EVENT_WORKER_HEARTBEAT, NULL, NULL, workers[i % 2]};
+            specs[i] = (spec){NAQ_EVENT_WORKER_HEARTBEAT, NULL, NULL, workers[i % 2], 0, 0};
         else if (i % 10 == 9)
-            specs[i] = (spec){NAQ_EVENT_SYSTEM_METRICS, NULL, NULL, NULL};
+            specs[i] = (spec){NAQ_EVENT_SYSTEM_METRICS, NULL, NULL, NULL, 0, 0};
         else
-            specs[i] = (spec){types[i % 4], jobs[i % 5], queues[i % 3],
-                              types[i % 4] == NAQ_EVENT_ENQUEUED ? NULL : workers[(i / 3) % 2]};
+            specs[i] = (spec){types[i % 4],
+                              jobs[i % 5],
+                              queues[i % 3],
+                              types[i % 4] == NAQ_EVENT_ENQUEUED ? NULL : workers[(i / 3) % 2],
+                              0,
+                              0};
         assert_int_equal(publish_sync(fx->js, &specs[i], &seqs[i]), NATS_OK);
     }
 }
@@ -547,7 +590,7 @@ static void *publish_loop(void *arg)
     static const naq_event_type types[] = {NAQ_EVENT_STARTED, NAQ_EVENT_FAILED,
                                            NAQ_EVENT_COMPLETED};
     for (int i = 0; !atomic_load(&p->done); i++) {
-        spec sp = {types[i % 3], p->job, "live-q", "live-w"};
+        spec sp = {types[i % 3], p->job, "live-q", "live-w", 0, 0};
         natsStatus ns = publish_sync(p->js, &sp, NULL);
         if (ns != NATS_OK) {
             p->err = ns;
@@ -750,6 +793,7 @@ static const struct CMUnitTest tests[] = {
     T(history_of_an_unknown_job_is_not_found_with_a_hint),
     T(reads_refuse_a_malformed_job_id),
     T(last_event_is_the_latest_event_of_the_job),
+    T(a_late_event_takes_its_place_by_time_in_history_and_state),
     T(history_refuses_an_event_it_cannot_decode),
     cmocka_unit_test(event_matches_requires_every_given_field),
     T(stream_tail_by_type_is_the_last_n_of_that_type_in_order),

@@ -33,6 +33,14 @@ naq_status naq__job_events_subject(naq_client *c, const char *job_id, char *buf,
  * of failing. */
 naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad,
                                 naq_event_list *out, uint64_t *last_seq);
+/* The header of an event the logger published late (logger.c): it may be
+ * stored after events that happened after it. */
+#define NAQ__LATE_HEADER "Naq-Late"
+/* Puts the n events (in stored order) in the order they happened: events
+ * not late keep their stored order, and each late one (late[i] != 0) goes
+ * before the first event whose timestamp is later than its own. Out of
+ * memory leaves the stored order. */
+void naq__history_place_late(naq_event *items, const unsigned char *late, size_t n);
 
 /* ---- event.c, live.c ---- */
 

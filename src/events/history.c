@@ -22,6 +22,12 @@
  * consumer: 10-65 ms). Even a perfect starting sequence instead of 0 leaves
  * 8-13 ms (loading the 8 MB block that holds the events).
  *
+ * Stored order is the order things happened, except for an event the
+ * logger published late (an election, an outage: header Naq-Late, see
+ * logger.c), which may land after later events of its job. The history
+ * places such an event by its timestamp, and a state whose last stored
+ * event is late is taken from the history.
+ *
  * A job's state is one direct get, `last_by_subj`. Server quirk (2.9.10):
  * when the newest message of a subject is deleted on its own (`nats stream
  * rmm`), `last_by_subj` answers "not found" until the subject gets a new
@@ -128,16 +134,70 @@ static naq_status list_append(const naq__crypt *k, naq_event_list *l, size_t *ca
     return NAQ_OK;
 }
 
+void naq__history_place_late(naq_event *items, const unsigned char *late, size_t n)
+{
+    naq_event *placed = n > 0 ? malloc(n * sizeof *placed) : NULL;
+    if (placed == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!late[i])
+            placed[k++] = items[i]; /* shallow moves: the heap fields go along */
+    for (size_t i = 0; i < n; i++) {
+        if (!late[i])
+            continue;
+        size_t at = 0;
+        while (at < k && placed[at].timestamp <= items[i].timestamp)
+            at++;
+        memmove(&placed[at + 1], &placed[at], (k - at) * sizeof *placed);
+        placed[at] = items[i];
+        k++;
+    }
+    memcpy(items, placed, n * sizeof *items);
+    free(placed);
+}
+
+/* 1 when m carries the late header. */
+static int is_late(natsMsg *m)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, NAQ__LATE_HEADER, &v) == NATS_OK;
+}
+
+/* Appends index i to the list of late events. */
+static naq_status note_late(size_t **at, size_t *n, size_t i)
+{
+    size_t *grown = realloc(*at, (*n + 1) * sizeof *grown);
+    if (grown == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading events");
+    grown[(*n)++] = i;
+    *at = grown;
+    return NAQ_OK;
+}
+
+/* Orders l with the late events at the n indexes `at` placed by time. */
+static void place_late(naq_event_list *l, const size_t *at, size_t n)
+{
+    unsigned char *late = calloc(l->count, 1);
+    if (late == NULL)
+        return; /* the stored order, which is only less exact */
+    for (size_t i = 0; i < n; i++)
+        late[at[i]] = 1;
+    naq__history_place_late(l->items, late, l->count);
+    free(late);
+}
+
 /* Reads the events on the literal `subject` up to its last one at the time
  * of the call, whose sequence goes to *last_seq (0 when the subject has
- * none). *out may be empty with *last_seq > 0 when events were deleted
- * meanwhile or skipped. */
+ * none), in the order they happened (naq__history_place_late). *out may be
+ * empty with *last_seq > 0 when events were deleted meanwhile or skipped. */
 naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad,
                                 naq_event_list *out, uint64_t *last_seq)
 {
     out->items = NULL;
     out->count = 0;
     *last_seq = 0;
+    size_t *late_at = NULL, n_late = 0; /* indexes of late events in out->items (rare) */
     natsMsg *m = NULL;
     naq_status s = naq__event_direct_get(c, NULL, 0, subject, &m);
     if (s == NAQ_ERR_NOT_FOUND)
@@ -157,13 +217,19 @@ naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad
         if (s != NAQ_OK)
             break;
         uint64_t seq = natsMsg_GetSequence(m);
+        size_t before = out->count;
         if (seq <= last)
             s = list_append(c->crypt, out, &cap, m, seq, skip_bad);
+        if (s == NAQ_OK && out->count > before && is_late(m))
+            s = note_late(&late_at, &n_late, before);
         natsMsg_Destroy(m);
         if (s != NAQ_OK)
             break;
         next = seq + 1;
     }
+    if (s == NAQ_OK && n_late > 0)
+        place_late(out, late_at, n_late);
+    free(late_at);
     if (s != NAQ_OK) {
         naq_event_list_free(out);
         return s;
@@ -191,6 +257,19 @@ naq_status naq_job_history(naq_client *c, const char *job_id, naq_event_list *ou
     return NAQ_OK;
 }
 
+/* The last event of the job's history in the order things happened. */
+static naq_status last_from_history(naq_client *c, const char *job_id, naq_event *out)
+{
+    naq_event_list l;
+    naq_status s = naq_job_history(c, job_id, &l);
+    if (s != NAQ_OK)
+        return s;
+    naq_event_clear(out);
+    *out = l.items[--l.count]; /* moved out: the list no longer frees it */
+    naq_event_list_free(&l);
+    return NAQ_OK;
+}
+
 naq_status naq_job_last_event(naq_client *c, const char *job_id, naq_event *out)
 {
     naq_event_init(out, NAQ_EVENT_ENQUEUED);
@@ -207,6 +286,10 @@ naq_status naq_job_last_event(naq_client *c, const char *job_id, naq_event *out)
                          job_id);
     if (s != NAQ_OK)
         return s;
+    if (is_late(m)) { /* it may not be the last thing that happened */
+        natsMsg_Destroy(m);
+        return last_from_history(c, job_id, out);
+    }
     uint64_t seq = natsMsg_GetSequence(m);
     s = naq__event_decode_msg(c->crypt, m, seq, out);
     natsMsg_Destroy(m);

@@ -27,6 +27,12 @@
  * does, so a confirmed event that goes to disk is confirmed as not
  * stored (ok = 0) there and then.
  *
+ * Late events: an event re-sent (from the retry list or a spool), or that
+ * waited in the queue longer than LATE_MS, can be stored after events of
+ * its job logged later (an election in between). It carries the header
+ * Naq-Late, and readers place it by its timestamp (history.c), so a job's
+ * history and state stay in the order things happened.
+ *
  * Invariant, for events logged through this logger:
  *   logged == settled + (in the queue, in flight or on the retry list)
  *   settled == published_from_memory + spooled + dropped
@@ -64,6 +70,8 @@
  * than SPARSE_US for them (events come more often than 500/s). */
 #define LINGER_US 200
 #define SPARSE_US 2000
+/* An event that waited longer than this before its publish is marked late. */
+#define LATE_MS 1000
 /* Wait at shutdown for outstanding acks before spooling what is left. */
 #define STOP_ACK_WAIT_MS 3000
 
@@ -84,6 +92,7 @@ typedef struct {
 typedef struct {
     naq__confirm_fn fn; /* NULL: a plain event */
     void *ud;
+    int64_t logged_ms; /* monotonic time of the log call: a long wait makes it late */
 } confirm_prefix;
 
 typedef struct retry_node {
@@ -183,6 +192,13 @@ static int unpack_record(const void *data, size_t len, record_view *v)
     v->payload = p;
     v->payload_len = h.payload_len;
     return 0;
+}
+
+/* Marks m as published late (see the top of this file); a message that
+ * cannot take the header is still published, only unmarked. */
+static void mark_late(natsMsg *m)
+{
+    (void)natsMsgHeader_Set(m, NAQ__LATE_HEADER, "1");
 }
 
 static natsStatus make_msg(const record_view *v, natsMsg **out)
@@ -422,6 +438,8 @@ static void publish_record(struct naq__logger *l, naq__bqueue_record *r)
         overflow_record(l, r);
         return;
     }
+    if (naq__mono_ms() - cp.logged_ms > LATE_MS)
+        mark_late(m);
     if (cp.fn != NULL) {
         confirm_prefix *heap = malloc(sizeof *heap);
         if (heap == NULL || naq__msgmap_put(l->confirms, m, heap) != NAQ_OK) {
@@ -439,6 +457,7 @@ static void resend_retries(struct naq__logger *l)
     retry_node *n = retry_take_all(l, 1);
     while (n != NULL) {
         retry_node *next = n->next;
+        mark_late(n->msg);
         publish_msg(l, n->msg);
         free(n);
         n = next;
@@ -466,6 +485,7 @@ static int send_spooled(const void *data, size_t len, void *ud)
     }
     if (make_msg(&v, &m) != NATS_OK)
         return 1;
+    mark_late(m); /* events logged after it went to memory were published first */
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = ACK_TIMEOUT_MS;
@@ -784,7 +804,7 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
     record_view v = {subject,         copy.event_id,  naq_event_type_name(copy.type),
                      copy.queue_name, copy.worker_id, json,
                      json_len};
-    confirm_prefix cp = {confirm, ud};
+    confirm_prefix cp = {confirm, ud, naq__mono_ms()};
     char stack[2048];
     size_t need = sizeof cp + pack_record(NULL, 0, &v);
     char *rec = need <= sizeof stack ? stack : malloc(need);
