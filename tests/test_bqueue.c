@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h" /* NAQ_TEST_MAIN */
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -386,22 +388,18 @@ static void destroy_frees_records_still_inside(void **state)
     naq__bqueue_destroy(q);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_rejects_zero_bounds),
-        cmocka_unit_test(pop_returns_records_in_push_order),
-        cmocka_unit_test(push_beyond_record_bound_is_full),
-        cmocka_unit_test(push_beyond_byte_bound_is_full),
-        cmocka_unit_test(push_after_close_is_closed),
-        cmocka_unit_test(pop_on_empty_queue_times_out_with_no_records),
-        cmocka_unit_test(pop_after_close_hands_out_remaining_then_closed),
-        cmocka_unit_test(blocked_pop_wakes_when_a_record_is_pushed),
-        cmocka_unit_test(close_wakes_blocked_pop),
-        cmocka_unit_test(many_producers_one_consumer_deliver_every_record_once),
-        cmocka_unit_test(destroy_frees_records_still_inside),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(create_rejects_zero_bounds),
+    cmocka_unit_test(pop_returns_records_in_push_order),
+    cmocka_unit_test(push_beyond_record_bound_is_full),
+    cmocka_unit_test(push_beyond_byte_bound_is_full),
+    cmocka_unit_test(push_after_close_is_closed),
+    cmocka_unit_test(pop_on_empty_queue_times_out_with_no_records),
+    cmocka_unit_test(pop_after_close_hands_out_remaining_then_closed),
+    cmocka_unit_test(blocked_pop_wakes_when_a_record_is_pushed),
+    cmocka_unit_test(close_wakes_blocked_pop),
+    cmocka_unit_test(many_producers_one_consumer_deliver_every_record_once),
+    cmocka_unit_test(destroy_frees_records_still_inside),
+};
+
+NAQ_TEST_MAIN(tests)

@@ -567,20 +567,16 @@ static void replicas_3_on_a_single_server_fail_with_the_reason_and_what_to_do(vo
     naq_test_server_destroy(&srv);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(
-            naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on_sigint,
-            stop_cli_server),
-        cmocka_unit_test_teardown(a_secured_cluster_serves_tls_users_and_encrypts_every_nodes_store,
-                                  stop_cli_server),
-        cmocka_unit_test(print_config_shows_each_nodes_ports_routes_and_store_and_creates_nothing),
-        cmocka_unit_test(with_replicas_3_every_stream_and_bucket_naq_creates_has_three),
-        cmocka_unit_test(changing_naq_replicas_moves_an_existing_installation_up_and_down),
-        cmocka_unit_test(replicas_3_on_a_single_server_fail_with_the_reason_and_what_to_do),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(
+        naq_server_cluster_3_is_ready_for_r3_streams_and_stops_every_node_on_sigint,
+        stop_cli_server),
+    cmocka_unit_test_teardown(a_secured_cluster_serves_tls_users_and_encrypts_every_nodes_store,
+                              stop_cli_server),
+    cmocka_unit_test(print_config_shows_each_nodes_ports_routes_and_store_and_creates_nothing),
+    cmocka_unit_test(with_replicas_3_every_stream_and_bucket_naq_creates_has_three),
+    cmocka_unit_test(changing_naq_replicas_moves_an_existing_installation_up_and_down),
+    cmocka_unit_test(replicas_3_on_a_single_server_fail_with_the_reason_and_what_to_do),
+};
+
+NAQ_TEST_MAIN(tests)

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h" /* NAQ_TEST_MAIN */
+
 #include "naq/cron.h"
 
 /* "2024-01-15 09:30:00" (UTC) -> Unix seconds. */
@@ -488,36 +490,32 @@ static void unknown_or_unsafe_zone_names_are_invalid(void **state)
     }
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_minute_fires_at_the_next_whole_minute),
-        cmocka_unit_test(every_15_minutes_fires_on_the_quarter_hours),
-        cmocka_unit_test(specific_hour_fires_once_a_day),
-        cmocka_unit_test(day_31_skips_months_without_a_31st),
-        cmocka_unit_test(feb_29_fires_only_in_leap_years),
-        cmocka_unit_test(year_rolls_over_to_january),
-        cmocka_unit_test(times_before_1970_work),
-        cmocka_unit_test(day_and_month_names_are_case_insensitive),
-        cmocka_unit_test(restricted_day_of_month_and_week_match_either),
-        cmocka_unit_test(star_day_field_makes_both_day_fields_required),
-        cmocka_unit_test(six_fields_start_with_seconds),
-        cmocka_unit_test(steps_apply_within_ranges_and_from_a_start),
-        cmocka_unit_test(macros_expand_to_their_schedules),
-        cmocka_unit_test(seven_and_zero_both_mean_sunday),
-        cmocka_unit_test(parse_fills_bitsets_and_star_flags),
-        cmocka_unit_test(invalid_expressions_name_the_bad_field),
-        cmocka_unit_test(impossible_expression_is_not_found),
-        cmocka_unit_test(next_rejects_bad_arguments),
-        cmocka_unit_test(utc_spellings_are_equivalent),
-        cmocka_unit_test(new_york_9am_is_14h_utc_in_winter_and_13h_in_summer),
-        cmocka_unit_test(southern_and_eastern_zones_convert_correctly),
-        cmocka_unit_test(wall_time_skipped_by_dst_fires_once_after_the_gap),
-        cmocka_unit_test(wall_time_repeated_by_dst_fires_once),
-        cmocka_unit_test(zone_offsets_match_the_c_library),
-        cmocka_unit_test(unknown_or_unsafe_zone_names_are_invalid),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, 0, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(every_minute_fires_at_the_next_whole_minute),
+    cmocka_unit_test(every_15_minutes_fires_on_the_quarter_hours),
+    cmocka_unit_test(specific_hour_fires_once_a_day),
+    cmocka_unit_test(day_31_skips_months_without_a_31st),
+    cmocka_unit_test(feb_29_fires_only_in_leap_years),
+    cmocka_unit_test(year_rolls_over_to_january),
+    cmocka_unit_test(times_before_1970_work),
+    cmocka_unit_test(day_and_month_names_are_case_insensitive),
+    cmocka_unit_test(restricted_day_of_month_and_week_match_either),
+    cmocka_unit_test(star_day_field_makes_both_day_fields_required),
+    cmocka_unit_test(six_fields_start_with_seconds),
+    cmocka_unit_test(steps_apply_within_ranges_and_from_a_start),
+    cmocka_unit_test(macros_expand_to_their_schedules),
+    cmocka_unit_test(seven_and_zero_both_mean_sunday),
+    cmocka_unit_test(parse_fills_bitsets_and_star_flags),
+    cmocka_unit_test(invalid_expressions_name_the_bad_field),
+    cmocka_unit_test(impossible_expression_is_not_found),
+    cmocka_unit_test(next_rejects_bad_arguments),
+    cmocka_unit_test(utc_spellings_are_equivalent),
+    cmocka_unit_test(new_york_9am_is_14h_utc_in_winter_and_13h_in_summer),
+    cmocka_unit_test(southern_and_eastern_zones_convert_correctly),
+    cmocka_unit_test(wall_time_skipped_by_dst_fires_once_after_the_gap),
+    cmocka_unit_test(wall_time_repeated_by_dst_fires_once),
+    cmocka_unit_test(zone_offsets_match_the_c_library),
+    cmocka_unit_test(unknown_or_unsafe_zone_names_are_invalid),
+};
+
+NAQ_TEST_MAIN(tests)

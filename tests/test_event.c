@@ -307,26 +307,21 @@ static void late_events_go_before_the_first_later_event_and_the_rest_keep_stored
     assert_int_equal(items[0].type, NAQ_EVENT_ENQUEUED);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_type_has_a_unique_name_that_parses_back),
-        cmocka_unit_test(event_details_print_reals_as_their_shortest_text),
-        cmocka_unit_test(categories_follow_the_name_prefixes),
-        cmocka_unit_test(unknown_type_name_is_refused_with_a_hint),
-        cmocka_unit_test(codec_round_trips_every_field),
-        cmocka_unit_test(absent_fields_are_left_out_and_decode_as_unset),
-        cmocka_unit_test(decode_ignores_unknown_fields),
-        cmocka_unit_test(decode_refuses_bad_input_with_a_message),
-        cmocka_unit_test(encode_refuses_details_that_are_not_an_object),
-        cmocka_unit_test(awkward_strings_still_encode_as_valid_json),
-        cmocka_unit_test(copy_is_deep),
-        cmocka_unit_test(subjects_are_one_literal_per_job_worker_and_schedule),
-        cmocka_unit_test(subject_refuses_a_job_event_without_a_valid_id),
-        cmocka_unit_test(
-            late_events_go_before_the_first_later_event_and_the_rest_keep_stored_order),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(every_type_has_a_unique_name_that_parses_back),
+    cmocka_unit_test(event_details_print_reals_as_their_shortest_text),
+    cmocka_unit_test(categories_follow_the_name_prefixes),
+    cmocka_unit_test(unknown_type_name_is_refused_with_a_hint),
+    cmocka_unit_test(codec_round_trips_every_field),
+    cmocka_unit_test(absent_fields_are_left_out_and_decode_as_unset),
+    cmocka_unit_test(decode_ignores_unknown_fields),
+    cmocka_unit_test(decode_refuses_bad_input_with_a_message),
+    cmocka_unit_test(encode_refuses_details_that_are_not_an_object),
+    cmocka_unit_test(awkward_strings_still_encode_as_valid_json),
+    cmocka_unit_test(copy_is_deep),
+    cmocka_unit_test(subjects_are_one_literal_per_job_worker_and_schedule),
+    cmocka_unit_test(subject_refuses_a_job_event_without_a_valid_id),
+    cmocka_unit_test(late_events_go_before_the_first_later_event_and_the_rest_keep_stored_order),
+};
+
+NAQ_TEST_MAIN(tests)

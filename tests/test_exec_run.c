@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h" /* NAQ_TEST_MAIN */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -646,40 +648,36 @@ static int reap_leftovers(void **state)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(runs_command_and_captures_stdout),
-        cmocka_unit_test(records_nonzero_exit_status),
-        cmocka_unit_test(records_signal_that_killed_command),
-        cmocka_unit_test(timeout_kills_whole_process_group),
-        cmocka_unit_test(timeout_escalates_to_sigkill_when_command_ignores_sigterm),
-        cmocka_unit_test(stopped_command_leaves_no_member_that_ignores_sigterm),
-        cmocka_unit_test(timeout_stops_command_even_when_caller_blocks_sigterm),
-        cmocka_unit_test(cancel_flag_set_from_another_thread_kills_command),
-        cmocka_unit_test(cancel_flag_already_set_stops_command_at_once),
-        cmocka_unit_test(tail_keeps_only_last_bytes_of_large_output),
-        cmocka_unit_test(tail_holds_whole_output_when_it_fits),
-        cmocka_unit_test(captures_stderr_separately),
-        cmocka_unit_test(extra_env_is_visible_to_command),
-        cmocka_unit_test(extra_env_replaces_inherited_variable_last_entry_wins),
-        cmocka_unit_test(path_search_uses_commands_environment),
-        cmocka_unit_test(cwd_is_honoured),
-        cmocka_unit_test(missing_cwd_fails_with_invalid_arg),
-        cmocka_unit_test(reports_cpu_time_and_peak_memory),
-        cmocka_unit_test(command_not_found_fails_with_invalid_arg),
-        cmocka_unit_test(non_executable_file_fails_with_permission_denied),
-        cmocka_unit_test(script_without_shebang_runs_under_sh),
-        cmocka_unit_test(command_stdin_is_dev_null),
-        cmocka_unit_test(works_when_callers_standard_fds_are_closed),
-        cmocka_unit_test(command_inherits_only_stdin_stdout_stderr),
-        cmocka_unit_test(command_starts_with_default_signal_dispositions),
-        cmocka_unit_test(returns_when_command_exits_even_if_background_child_holds_pipes),
-        cmocka_unit_test(rejects_invalid_options),
-        cmocka_unit_test(does_not_leak_fds_across_runs),
-        cmocka_unit_test(concurrent_runs_from_several_threads_keep_outputs_apart),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, become_subreaper, reap_leftovers);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(runs_command_and_captures_stdout),
+    cmocka_unit_test(records_nonzero_exit_status),
+    cmocka_unit_test(records_signal_that_killed_command),
+    cmocka_unit_test(timeout_kills_whole_process_group),
+    cmocka_unit_test(timeout_escalates_to_sigkill_when_command_ignores_sigterm),
+    cmocka_unit_test(stopped_command_leaves_no_member_that_ignores_sigterm),
+    cmocka_unit_test(timeout_stops_command_even_when_caller_blocks_sigterm),
+    cmocka_unit_test(cancel_flag_set_from_another_thread_kills_command),
+    cmocka_unit_test(cancel_flag_already_set_stops_command_at_once),
+    cmocka_unit_test(tail_keeps_only_last_bytes_of_large_output),
+    cmocka_unit_test(tail_holds_whole_output_when_it_fits),
+    cmocka_unit_test(captures_stderr_separately),
+    cmocka_unit_test(extra_env_is_visible_to_command),
+    cmocka_unit_test(extra_env_replaces_inherited_variable_last_entry_wins),
+    cmocka_unit_test(path_search_uses_commands_environment),
+    cmocka_unit_test(cwd_is_honoured),
+    cmocka_unit_test(missing_cwd_fails_with_invalid_arg),
+    cmocka_unit_test(reports_cpu_time_and_peak_memory),
+    cmocka_unit_test(command_not_found_fails_with_invalid_arg),
+    cmocka_unit_test(non_executable_file_fails_with_permission_denied),
+    cmocka_unit_test(script_without_shebang_runs_under_sh),
+    cmocka_unit_test(command_stdin_is_dev_null),
+    cmocka_unit_test(works_when_callers_standard_fds_are_closed),
+    cmocka_unit_test(command_inherits_only_stdin_stdout_stderr),
+    cmocka_unit_test(command_starts_with_default_signal_dispositions),
+    cmocka_unit_test(returns_when_command_exits_even_if_background_child_holds_pipes),
+    cmocka_unit_test(rejects_invalid_options),
+    cmocka_unit_test(does_not_leak_fds_across_runs),
+    cmocka_unit_test(concurrent_runs_from_several_threads_keep_outputs_apart),
+};
+
+NAQ_TEST_MAIN_GROUP(tests, become_subreaper, reap_leftovers)

@@ -682,14 +682,10 @@ static int destroy_live_cluster(void **state)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(
-            jobs_and_schedules_survive_killing_the_queue_leader_and_the_meta_leader_of_a_3_node_cluster,
-            destroy_live_cluster),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(
+        jobs_and_schedules_survive_killing_the_queue_leader_and_the_meta_leader_of_a_3_node_cluster,
+        destroy_live_cluster),
+};
+
+NAQ_TEST_MAIN(tests)

@@ -185,15 +185,11 @@ static void removing_with_wait_returns_only_after_the_last_release(void **state)
     naq__handlers_destroy(r);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(an_event_reaches_its_type_handlers_the_global_ones_and_plugins),
-        cmocka_unit_test(a_plugin_name_is_taken_once_and_a_refusing_plugin_never_runs),
-        cmocka_unit_test(removing_a_handler_in_use_frees_it_after_the_last_release),
-        cmocka_unit_test(removing_with_wait_returns_only_after_the_last_release),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(an_event_reaches_its_type_handlers_the_global_ones_and_plugins),
+    cmocka_unit_test(a_plugin_name_is_taken_once_and_a_refusing_plugin_never_runs),
+    cmocka_unit_test(removing_a_handler_in_use_frees_it_after_the_last_release),
+    cmocka_unit_test(removing_with_wait_returns_only_after_the_last_release),
+};
+
+NAQ_TEST_MAIN(tests)

@@ -95,15 +95,11 @@ static void validate_refuses_what_a_subject_cannot_carry_and_names_it(void **sta
     assert_non_null(strstr(naq_last_error(), "at most"));
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_new_id_is_a_version_7_uuid_in_32_hex_digits),
-        cmocka_unit_test(ids_are_unique_and_sort_by_creation_time),
-        cmocka_unit_test(a_forked_child_makes_other_ids_than_its_parent),
-        cmocka_unit_test(validate_refuses_what_a_subject_cannot_carry_and_names_it),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_new_id_is_a_version_7_uuid_in_32_hex_digits),
+    cmocka_unit_test(ids_are_unique_and_sort_by_creation_time),
+    cmocka_unit_test(a_forked_child_makes_other_ids_than_its_parent),
+    cmocka_unit_test(validate_refuses_what_a_subject_cannot_carry_and_names_it),
+};
+
+NAQ_TEST_MAIN(tests)

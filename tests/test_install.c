@@ -233,15 +233,11 @@ static void the_readme_example_builds_with_pkg_config_alone_and_runs_a_job(void 
     naq_test_server_destroy(&srv);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(the_prefix_holds_libraries_headers_pc_binary_man_page_and_docs),
-        cmocka_unit_test(the_shared_library_has_a_versioned_soname_and_exports_only_the_public_api),
-        cmocka_unit_test(the_man_page_describes_every_command_of_naq_help),
-        cmocka_unit_test(the_readme_example_builds_with_pkg_config_alone_and_runs_a_job),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, install_prefix, remove_prefix);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(the_prefix_holds_libraries_headers_pc_binary_man_page_and_docs),
+    cmocka_unit_test(the_shared_library_has_a_versioned_soname_and_exports_only_the_public_api),
+    cmocka_unit_test(the_man_page_describes_every_command_of_naq_help),
+    cmocka_unit_test(the_readme_example_builds_with_pkg_config_alone_and_runs_a_job),
+};
+
+NAQ_TEST_MAIN_GROUP(tests, install_prefix, remove_prefix)

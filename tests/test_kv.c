@@ -129,19 +129,14 @@ static void modify_reads_again_when_another_writer_came_first(void **state)
     free(val);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(keys_encode_every_reserved_byte_and_decode_back),
-        cmocka_unit_test_setup_teardown(create_writes_only_once_and_get_reads_value_and_revision,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(update_refuses_a_stale_revision, setup, teardown),
-        cmocka_unit_test_setup_teardown(remove_up_to_a_revision_keeps_a_newer_value, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(modify_reads_again_when_another_writer_came_first, setup,
-                                        teardown),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(keys_encode_every_reserved_byte_and_decode_back),
+    cmocka_unit_test_setup_teardown(create_writes_only_once_and_get_reads_value_and_revision, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(update_refuses_a_stale_revision, setup, teardown),
+    cmocka_unit_test_setup_teardown(remove_up_to_a_revision_keeps_a_newer_value, setup, teardown),
+    cmocka_unit_test_setup_teardown(modify_reads_again_when_another_writer_came_first, setup,
+                                    teardown),
+};
+
+NAQ_TEST_MAIN(tests)

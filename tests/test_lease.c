@@ -104,16 +104,12 @@ static void a_leader_that_stops_renewing_gives_up_before_another_can_lead(void *
     assert_true(naq__mono_ms() - start >= LEASE_MS - 50); /* not before the TTL */
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(one_candidate_leads_while_the_other_waits, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_released_lease_passes_to_the_next_candidate_at_once,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            a_leader_that_stops_renewing_gives_up_before_another_can_lead, setup, teardown),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(one_candidate_leads_while_the_other_waits, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_released_lease_passes_to_the_next_candidate_at_once, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(a_leader_that_stops_renewing_gives_up_before_another_can_lead,
+                                    setup, teardown),
+};
+
+NAQ_TEST_MAIN(tests)

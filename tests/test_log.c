@@ -80,14 +80,10 @@ static void a_handler_replaced_by_null_hears_nothing_more(void **state)
     assert_string_equal(m.msg, "first");
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(without_a_handler_messages_are_dropped_not_printed),
-        cmocka_unit_test(the_handler_gets_one_line_with_its_level_and_user_pointer),
-        cmocka_unit_test(a_handler_replaced_by_null_hears_nothing_more),
-    };
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(without_a_handler_messages_are_dropped_not_printed),
+    cmocka_unit_test(the_handler_gets_one_line_with_its_level_and_user_pointer),
+    cmocka_unit_test(a_handler_replaced_by_null_hears_nothing_more),
+};
+
+NAQ_TEST_MAIN(tests)

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h" /* NAQ_TEST_MAIN */
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -574,29 +576,25 @@ static void concurrent_appends_are_all_readable(void **state)
     assert_int_equal(file_size(fx->path), 0);
 }
 
-int main(int argc, char **argv)
-{
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-    const struct CMUnitTest tests[] = {
-        T(append_then_drain_returns_records_in_order),
-        T(append_rejects_empty_record),
-        T(frames_are_len_crc32_data_little_endian),
-        T(drain_stopping_early_keeps_the_rest),
-        T(peek_consumes_nothing_and_consume_takes_the_oldest),
-        T(records_and_cursor_survive_reopen),
-        T(torn_tail_record_is_ignored_and_appends_continue),
-        T(corrupt_crc_is_detected_on_open),
-        T(zeroed_region_is_not_read_as_records),
-        T(damage_found_while_draining_is_reported),
-        T(append_beyond_max_size_is_full),
-        T(full_drain_truncates_file_to_zero),
-        T(stale_cursor_is_ignored_and_records_are_resent),
-        T(pending_path_and_remove),
-        T(appends_during_drain_are_kept),
-        T(concurrent_appends_are_all_readable),
-    };
+static const struct CMUnitTest tests[] = {
+    T(append_then_drain_returns_records_in_order),
+    T(append_rejects_empty_record),
+    T(frames_are_len_crc32_data_little_endian),
+    T(drain_stopping_early_keeps_the_rest),
+    T(peek_consumes_nothing_and_consume_takes_the_oldest),
+    T(records_and_cursor_survive_reopen),
+    T(torn_tail_record_is_ignored_and_appends_continue),
+    T(corrupt_crc_is_detected_on_open),
+    T(zeroed_region_is_not_read_as_records),
+    T(damage_found_while_draining_is_reported),
+    T(append_beyond_max_size_is_full),
+    T(full_drain_truncates_file_to_zero),
+    T(stale_cursor_is_ignored_and_records_are_resent),
+    T(pending_path_and_remove),
+    T(appends_during_drain_are_kept),
+    T(concurrent_appends_are_all_readable),
+};
 #undef T
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+
+NAQ_TEST_MAIN(tests)

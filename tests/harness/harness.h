@@ -134,7 +134,11 @@ int naq_test_select_case(const struct CMUnitTest *tests, size_t n, const char *a
 /* Main for cmocka groups: with argv[1] = CASE runs only that case, with
  * --list prints the cases (CTest runs each case on its own:
  * tests/CMakeLists.txt). */
-#define NAQ_TEST_MAIN(tests)                                                                       \
+#define NAQ_TEST_MAIN(tests) NAQ_TEST_MAIN_GROUP(tests, NULL, NULL)
+
+/* NAQ_TEST_MAIN with a group setup and teardown, which run around each
+ * CTest entry (one case) as they run around a whole run. */
+#define NAQ_TEST_MAIN_GROUP(tests, setup, teardown)                                                \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         if (argc > 1) {                                                                            \
@@ -142,7 +146,7 @@ int naq_test_select_case(const struct CMUnitTest *tests, size_t n, const char *a
                 return strcmp(argv[1], "--list") == 0 ? 0 : 1;                                     \
             cmocka_set_test_filter(argv[1]);                                                       \
         }                                                                                          \
-        return cmocka_run_group_tests(tests, NULL, NULL);                                          \
+        return cmocka_run_group_tests(tests, setup, teardown);                                     \
     }
 
 #endif
