@@ -293,6 +293,36 @@ static void events_logged_while_the_server_is_down_are_delivered_later(void **st
     naq_test_server_destroy(&srv);
 }
 
+/* An event logged with a timestamp over a second old (a worker's verdict
+ * on an attempt that ended before an outage) is marked late, so a history
+ * places it by its time; one logged as it happens is not. */
+static void an_event_logged_with_an_old_timestamp_is_marked_late(void **state)
+{
+    (void)state;
+    naq_test_server srv;
+    naq_test_server_start(&srv);
+    naq_client *c = naq_test_connect(&srv);
+    const char *jobs[] = {"verdict-old", "verdict-new", "verdict-now"};
+    double ages[] = {10.0, 0.2, -1};
+    for (int i = 0; i < 3; i++) {
+        naq_event e;
+        naq_event_init(&e, NAQ_EVENT_RETRY_SCHEDULED);
+        snprintf(e.job_id, sizeof e.job_id, "%s", jobs[i]);
+        e.timestamp = ages[i] < 0 ? 0 : naq__now() - ages[i];
+        assert_int_equal(naq_client_log(c, &e), NAQ_OK);
+    }
+    assert_int_equal(naq_client_flush_events(c, 5000), NAQ_OK);
+    int total = 0;
+    assert_int_equal(count_late(&srv, "verdict-old", &total), 1);
+    assert_int_equal(total, 1);
+    assert_int_equal(count_late(&srv, "verdict-new", &total), 0);
+    assert_int_equal(total, 1);
+    assert_int_equal(count_late(&srv, "verdict-now", &total), 0);
+    assert_int_equal(total, 1);
+    naq_client_destroy(c);
+    naq_test_server_destroy(&srv);
+}
+
 static void a_short_outage_is_ridden_out_in_memory(void **state)
 {
     (void)state;
@@ -351,6 +381,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(full_buffer_spools_and_every_event_arrives_once),
     cmocka_unit_test(events_logged_while_the_server_is_down_are_delivered_later),
     cmocka_unit_test(a_short_outage_is_ridden_out_in_memory),
+    cmocka_unit_test(an_event_logged_with_an_old_timestamp_is_marked_late),
 };
 
 NAQ_TEST_MAIN(tests)

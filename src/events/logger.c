@@ -27,9 +27,10 @@
  * does, so a confirmed event that goes to disk is confirmed as not
  * stored (ok = 0) there and then.
  *
- * Late events: an event re-sent (from the retry list or a spool), or that
- * waited in the queue longer than LATE_MS, can be stored after events of
- * its job logged later (an election in between). It carries the header
+ * Late events: an event re-sent (from the retry list or a spool), one that
+ * waited in the queue longer than LATE_MS, or one logged with a timestamp
+ * older than LATE_MS (a verdict on an attempt that ended a while ago) can
+ * be stored after events of its job that happened later. It carries the header
  * Naq-Late, and readers place it by its timestamp (history.c), so a job's
  * history and state stay in the order things happened.
  *
@@ -93,6 +94,7 @@ typedef struct {
     naq__confirm_fn fn; /* NULL: a plain event */
     void *ud;
     int64_t logged_ms; /* monotonic time of the log call: a long wait makes it late */
+    int late;          /* late already when logged (its timestamp is old) */
 } confirm_prefix;
 
 typedef struct retry_node {
@@ -438,7 +440,7 @@ static void publish_record(struct naq__logger *l, naq__bqueue_record *r)
         overflow_record(l, r);
         return;
     }
-    if (naq__mono_ms() - cp.logged_ms > LATE_MS)
+    if (cp.late || naq__mono_ms() - cp.logged_ms > LATE_MS)
         mark_late(m);
     if (cp.fn != NULL) {
         confirm_prefix *heap = malloc(sizeof *heap);
@@ -791,8 +793,10 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
     naq_event copy = *e; /* shallow: only event_id may change, heap fields are borrowed */
     if (copy.event_id[0] == '\0')
         naq_id_new(copy.event_id);
+    double now = naq__now();
+    int late = copy.timestamp > 0 && now - copy.timestamp > LATE_MS / 1000.0;
     if (copy.timestamp <= 0)
-        copy.timestamp = naq__now();
+        copy.timestamp = now;
     char json_buf[1024];
     char *json = NULL;
     size_t json_len = 0;
@@ -804,7 +808,7 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
     record_view v = {subject,         copy.event_id,  naq_event_type_name(copy.type),
                      copy.queue_name, copy.worker_id, json,
                      json_len};
-    confirm_prefix cp = {confirm, ud, naq__mono_ms()};
+    confirm_prefix cp = {confirm, ud, naq__mono_ms(), late};
     char stack[2048];
     size_t need = sizeof cp + pack_record(NULL, 0, &v);
     char *rec = need <= sizeof stack ? stack : malloc(need);

@@ -84,19 +84,28 @@ static void seal_event(naq_worker *w, naq_event *e, char **text)
     *text = sealed;
 }
 
-/* Logs an event of job j; details (may be NULL) is taken. */
-static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
-                    const char *error_type, const char *error_message)
+/* Logs an event of job j at `timestamp` (0: now); details (may be NULL)
+ * is taken. */
+static void log_job_at(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
+                       const char *error_type, const char *error_message, double timestamp)
 {
     naq_event e;
     char *d = NULL;
     job_event(&e, w, type, j, details, &d);
+    e.timestamp = timestamp;
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     if (w->client->crypt != NULL && error_message != NULL)
         seal_event(w, &e, &d);
     naq_client_log(w->client, &e);
     free(d);
+}
+
+/* Logs an event of job j now; details (may be NULL) is taken. */
+static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
+                    const char *error_type, const char *error_message)
+{
+    log_job_at(w, type, j, details, error_type, error_message, 0);
 }
 
 /* "-NAK {"delay": <ns>}" (server 2.9.10 reads a Go duration: nanoseconds),
@@ -254,7 +263,8 @@ struct settlement {
     const char *body; /* "+ACK" or "+TERM" */
     atomic_int waiting, failed;
     int64_t next_wpi_ms;
-    naq_job who; /* id, queue, schedule id and attempt, for the event */
+    double ended_at; /* when the attempt ended: the time of its verdict */
+    naq_job who;     /* id, queue, schedule id and attempt, for the event */
 };
 
 static settlement *settlement_new(naq_worker *w, const char *reply, const naq_job *j,
@@ -267,6 +277,7 @@ static settlement *settlement_new(naq_worker *w, const char *reply, const naq_jo
     snprintf(st->reply, sizeof st->reply, "%s", reply ? reply : "");
     st->body = body;
     atomic_init(&st->waiting, 2);
+    st->ended_at = naq__now();
     memcpy(st->who.id, j->id, sizeof st->who.id);
     memcpy(st->who.queue, j->queue, sizeof st->who.queue);
     memcpy(st->who.schedule_id, j->schedule_id, sizeof st->who.schedule_id);
@@ -311,12 +322,16 @@ static void settlement_confirm(void *ud, int ok)
             raise(SIGKILL);
         naq__worker_ack(w, st->reply, st->body);
     } else if (w != NULL) {
-        log_job(w, NAQ_EVENT_RETRY_SCHEDULED, &st->who,
-                json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
-                          st->who.attempt + 1, "reason", "finish_failed"),
-                "FinishFailed",
-                "the outcome could not be recorded (server away or refusing); the job will run "
-                "again");
+        /* Dated when the attempt ended, not when its confirmations gave
+         * up (seconds later, in an outage): a re-run may have completed
+         * meanwhile, and the history places this verdict before it. */
+        log_job_at(w, NAQ_EVENT_RETRY_SCHEDULED, &st->who,
+                   json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
+                             st->who.attempt + 1, "reason", "finish_failed"),
+                   "FinishFailed",
+                   "the outcome could not be recorded (server away or refusing); the job will "
+                   "run again",
+                   st->ended_at);
         nak(w, st->reply, FOLLOWUP_RETRY_MS);
     }
     if (st->prev != NULL)
