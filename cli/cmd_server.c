@@ -242,19 +242,31 @@ static void show_log_tail(const server_opts *o)
     }
 }
 
+/* 1 when the log holds `needle` after offset `from` (this run's part):
+ * read in chunks that overlap by the needle's length, so none is missed. */
+static int log_has(const char *log, off_t from, const char *needle)
+{
+    int fd = open(log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[65536];
+    size_t keep = strlen(needle) - 1;
+    int found = 0;
+    for (ssize_t n; !found && (n = pread(fd, buf, sizeof buf - 1, from)) > 0;) {
+        buf[n] = '\0';
+        found = strstr(buf, needle) != NULL;
+        if ((size_t)n <= keep)
+            break;
+        from += n - (off_t)keep;
+    }
+    close(fd);
+    return found;
+}
+
 /* 1 when this run's log says the port was taken. */
 static int log_says_port_in_use(const server_opts *o)
 {
-    int fd = open(o->log, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[8192];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, o->log_start);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    return strstr(buf, "address already in use") != NULL;
+    return log_has(o->log, o->log_start, "address already in use");
 }
 
 static int port_in_use(const server_opts *o)
@@ -695,6 +707,11 @@ void naq__server_block_signals(sigset_t *set, sigset_t *old)
 void naq__server_describe_exit(int status, char *buf, size_t cap)
 {
     describe_exit(status, buf, cap);
+}
+
+int naq__server_log_has(const char *log, off_t from, const char *needle)
+{
+    return log_has(log, from, needle);
 }
 
 void naq__server_show_log_tail(const char *log, off_t from)

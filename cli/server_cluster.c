@@ -33,7 +33,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -311,16 +310,8 @@ static int stop_nodes(const naq_cluster_opts *o, node *nodes, const sigset_t *se
 /* 1 when what node n logged since its start reports an elected meta leader. */
 static int leader_logged(const node *n)
 {
-    int fd = open(n->log, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[65536];
-    ssize_t got = pread(fd, buf, sizeof buf - 1, n->log_start);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    return strstr(buf, LEADER_SELF) != NULL || strstr(buf, LEADER_OTHER) != NULL;
+    return naq__server_log_has(n->log, n->log_start, LEADER_SELF) ||
+           naq__server_log_has(n->log, n->log_start, LEADER_OTHER);
 }
 
 /* 1 once a node reports a meta leader, which answers JetStream API

@@ -43,6 +43,8 @@ int naq__server_port_accepts(const char *host, int port);
 int naq__server_make_dirs(const char *path);
 pid_t naq__server_spawn(const char *conf, const char *log, const sigset_t *child_mask);
 void naq__server_show_log_tail(const char *log, off_t from);
+/* 1 when the log holds needle after offset from. */
+int naq__server_log_has(const char *log, off_t from, const char *needle);
 /* Blocks SIGINT, SIGTERM and SIGCHLD (old: the mask before) so none is
  * lost between the forks and the wait loop, which takes them with
  * sigtimedwait from set; the children restore old. */
