@@ -7,12 +7,12 @@
  * nowhere on the server: neither in its files nor in any message it serves.
  * The key file and the envelope alone: test_crypt_keys.c.
  */
-#define _GNU_SOURCE /* memmem, nftw */
+#define _GNU_SOURCE           /* memmem, nftw */
+#include "security_support.h" /* tree_find */
 #include "worker_support.h"
 
 #include "core/crypt.h"
 
-#include <ftw.h>
 #include <jansson.h>
 #include <nats/nats.h>
 #include <stdio.h>
@@ -258,33 +258,10 @@ static void a_keyed_worker_gets_plain_args_and_only_keyed_readers_see_the_result
 
 /* ---- 2: no plaintext anywhere ---- */
 
-/* nftw has no user pointer: the needle and the first file holding it. */
-static char tree_hit[512];
-
-static int holds_marker(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)ftw;
-    if (type != FTW_F || st->st_size == 0)
-        return 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    char *buf = malloc((size_t)st->st_size);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (size_t)st->st_size, f);
-    fclose(f);
-    int hit = memmem(buf, n, MARKER, strlen(MARKER)) != NULL;
-    free(buf);
-    if (hit)
-        snprintf(tree_hit, sizeof tree_hit, "%s", path);
-    return hit;
-}
-
 /* The first file under dir holding the marker, or NULL. */
 static const char *disk_find(const char *dir)
 {
-    tree_hit[0] = '\0';
-    return nftw(dir, holds_marker, 16, FTW_PHYS) == 1 ? tree_hit : NULL;
+    return tree_find(dir, MARKER);
 }
 
 /* Reads every message of every stream through the server (raw gets, KV
