@@ -25,7 +25,6 @@
  * start, since a route port that takes anyone would let a stranger past
  * the users of the auth file.
  */
-#define _GNU_SOURCE /* explicit_bzero */
 #include "server_cluster.h"
 
 #include "cli.h"
@@ -234,7 +233,6 @@ static int write_configs(const naq_cluster_opts *o, node *nodes)
         struct stat st;
         n->log_start = stat(n->log, &st) == 0 ? st.st_size : 0;
     }
-    explicit_bzero(pw, sizeof pw);
     if (naq_server_encrypt_export(o->encrypt) != 0) {
         naq_cli_error("cannot pass the store key to nats-server: %s", strerror(errno));
         return -1;
