@@ -120,6 +120,9 @@ double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
 int64_t naq__mono_us(void);
+/* Milliseconds of `clock`, to the nanosecond: for durations and CPU time
+ * (CLOCK_THREAD_CPUTIME_ID) that events report with fractions. */
+double naq__clock_ms(clockid_t clock);
 /* Sleeps about that long (clock.c). */
 void naq__sleep_ms(int64_t ms);
 void naq__sleep_us(int64_t us);

@@ -139,7 +139,7 @@ naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reas
         json_decref(event);
         json_object_set_new(o, "event_raw", json_stringn(data ? data : "", len));
     }
-    char *body = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *body = naq__json_dumps(o, NAQ__JSON_FLAGS);
     json_decref(o);
     if (body == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a dead-letter entry");
@@ -216,7 +216,7 @@ static naq_status parse_entry(natsMsg *m, uint64_t seq, naq_event_dlq_entry *e)
     e->failed_at = json_number_value(json_object_get(o, "failed_at"));
     json_t *event = json_object_get(o, "event");
     if (json_is_object(event))
-        e->event_json = naq__json_dumps(event, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        e->event_json = naq__json_dumps(event, NAQ__JSON_FLAGS);
     else {
         const char *raw = json_string_value(json_object_get(o, "event_raw"));
         e->event_json = strdup(raw ? raw : "");

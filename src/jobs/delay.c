@@ -195,7 +195,7 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
         snprintf(e.queue_name, sizeof e.queue_name, "%s", j.queue);
         snprintf(e.event_id, sizeof e.event_id, "%s", event_id);
         e.timestamp = j.enqueued_at;
-        e.details_json = d ? naq__json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+        e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
         e.tags_json = o->tags_json ? strdup(o->tags_json) : NULL;
         naq_client_log(c, &e);
         naq_event_clear(&e);
@@ -237,7 +237,7 @@ static void log_released(naq__due_index *d, natsMsg *m)
                             "max_retries", j.max_retries, "delayed", 1);
     if (det != NULL && run_at != NULL)
         json_object_set_new(det, "run_at", json_real(atof(run_at)));
-    e.details_json = det ? naq__json_dumps(det, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    e.details_json = det ? naq__json_dumps(det, NAQ__JSON_FLAGS) : NULL;
     e.tags_json = j.tags_json ? strdup(j.tags_json) : NULL;
     naq_client_log(d->c, &e);
     naq_event_clear(&e);

@@ -113,7 +113,7 @@ static char *lock_value(const naq__lease *l)
 {
     json_t *o = json_pack("{s:s, s:s, s:I, s:f, s:s}", "scheduler_id", l->holder, "host", l->host,
                           "pid", (json_int_t)getpid(), "since", l->since, "token", l->token);
-    char *text = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
     json_decref(o);
     return text;
 }

@@ -425,13 +425,7 @@ natsMsg *naq__worker_next_job(naq__executor *x)
             pthread_cond_signal(&f->ready_cv); /* another may read now */
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += FETCH_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = naq__deadline(CLOCK_REALTIME, FETCH_TICK_MS);
         pthread_cond_timedwait(&f->ready_cv, &f->lock, &until);
     }
     for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && job_for_a_slot(f); level--) {
