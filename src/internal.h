@@ -131,6 +131,19 @@ void naq__sleep_us(int64_t us);
  * variable was made with another). */
 struct timespec naq__deadline(clockid_t clock, int64_t ms);
 
+/* ---- JetStream ack subjects (ack_subject.c) ---- */
+
+/* What naq reads from a message's ack subject
+ * "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>". */
+typedef struct naq__ack_info {
+    const char *consumer; /* points into the subject; not NUL-terminated */
+    size_t consumer_len;
+    long long pending; /* messages the consumer still has after this one */
+} naq__ack_info;
+/* Fills *out and returns 1 when reply (may be NULL) is an ack subject
+ * naming a consumer; returns 0 and leaves *out alone otherwise. */
+int naq__ack_subject_parse(const char *reply, naq__ack_info *out);
+
 /* ---- ids and hashes (id.c, config.c) ---- */
 
 /* id.c: FNV-1a (64 bits) of len bytes, continuing from h: NAQ__FNV_OFFSET

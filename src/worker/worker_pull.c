@@ -247,27 +247,19 @@ static void refill(naq__fetcher *f)
 /* ---------------------------------------------------------------- replies */
 
 /* (q, level) of a job message, from the consumer named in its ack
- * subject "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.
- * <pending>"; *pending is the last token. -1 when it is not ours. */
+ * subject; *pending is the consumer's pending count from the same subject.
+ * -1 when it is not ours. */
 static int consumer_of(naq__fetcher *f, natsMsg *m, int *level, long long *pending)
 {
-    const char *reply = natsMsg_GetReply(m);
-    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+    naq__ack_info ack;
+    if (!naq__ack_subject_parse(natsMsg_GetReply(m), &ack))
         return -1;
-    const char *consumer = strchr(reply + 8, '.');
-    if (consumer == NULL)
-        return -1;
-    consumer++;
-    const char *end = strchr(consumer, '.');
-    const char *last = strrchr(reply, '.');
-    if (end == NULL || last == NULL)
-        return -1;
-    *pending = strtoll(last + 1, NULL, 10);
-    size_t len = (size_t)(end - consumer);
+    *pending = ack.pending;
     for (int q = 0; q < f->w->nqueues; q++) {
         for (int l = 0; l < NAQ_PRIORITY_LEVELS; l++) {
             const char *name = f->w->queues[q].consumer[l];
-            if (strlen(name) == len && strncmp(name, consumer, len) == 0) {
+            if (strlen(name) == ack.consumer_len &&
+                strncmp(name, ack.consumer, ack.consumer_len) == 0) {
                 *level = l;
                 return q;
             }
