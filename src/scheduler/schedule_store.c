@@ -65,12 +65,8 @@ static json_t *schedule_details(const naq_schedule *s)
 naq_status naq__schedules_kv(naq_client *c, jsCtx *js, kvStore **out)
 {
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = NAQ__SCHEDULES_BUCKET;
-    kc.Description = "naq schedules (key = schedule name)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
+    naq__kv_config_init(&kc, NAQ__SCHEDULES_BUCKET, "naq schedules (key = schedule name)",
+                        c->cfg.replicas, 0);
     natsStatus ns = naq__kv_bind(js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the schedules bucket %s",

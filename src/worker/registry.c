@@ -435,13 +435,9 @@ static void *heartbeat_main(void *arg)
 static naq_status open_bucket(naq_client *c, const char *bucket, int64_t ttl_ns, kvStore **out)
 {
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = bucket;
-    kc.Description = "naq live worker registry (docs/workers.md)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
-    kc.TTL = ttl_ns; /* another worker may have made it with another TTL */
+    /* Another worker may have made it with another TTL. */
+    naq__kv_config_init(&kc, bucket, "naq live worker registry (docs/workers.md)", c->cfg.replicas,
+                        ttl_ns);
     natsStatus ns = naq__kv_bind(c->js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the worker registry (KV %s)",
