@@ -309,16 +309,10 @@ naq_status naq_event_dlq_list(naq_client *c, const naq_event_dlq_filter *f,
             break;
         uint64_t seq = natsMsg_GetSequence(m);
         next = seq + 1;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            naq_event_dlq_entry *items = realloc(out->items, ncap * sizeof *items);
-            if (items == NULL) {
-                natsMsg_Destroy(m);
-                s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing dead events");
-                break;
-            }
-            out->items = items;
-            cap = ncap;
+        if (out->count == cap && naq__array_grow(&out->items, &cap, sizeof *out->items, 16) != 0) {
+            natsMsg_Destroy(m);
+            s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing dead events");
+            break;
         }
         naq_event_dlq_entry *e = &out->items[out->count];
         memset(e, 0, sizeof *e);

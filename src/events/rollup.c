@@ -181,15 +181,9 @@ static naq_status keep_record(maintainer *m, natsMsg *msg, uint64_t seq)
         naq_event_clear(&e); /* not an event: nothing to count */
         return NAQ_OK;
     }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 1024;
-        naq__rollup_rec *v = realloc(m->recs, ncap * sizeof *v);
-        if (v == NULL) {
-            naq_event_clear(&e);
-            return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory batching events");
-        }
-        m->recs = v;
-        m->cap = ncap;
+    if (m->n == m->cap && naq__array_grow(&m->recs, &m->cap, sizeof *m->recs, 1024) != 0) {
+        naq_event_clear(&e);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory batching events");
     }
     naq__rollup_rec *r = &m->recs[m->n++];
     r->seq = seq;

@@ -218,16 +218,10 @@ naq_status naq_schedules_list(naq_client *c, naq_schedule_list *out)
         ns = kvWatcher_Next(&e, w, 5000);
         if (ns != NATS_OK || e == NULL)
             break;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            naq_schedule *items = realloc(out->items, ncap * sizeof *items);
-            if (items == NULL) {
-                kvEntry_Destroy(e);
-                s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing schedules");
-                goto out;
-            }
-            out->items = items;
-            cap = ncap;
+        if (out->count == cap && naq__array_grow(&out->items, &cap, sizeof *out->items, 16) != 0) {
+            kvEntry_Destroy(e);
+            s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing schedules");
+            goto out;
         }
         naq_schedule *it = &out->items[out->count];
         s = naq__schedule_from_entry(e, it);

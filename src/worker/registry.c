@@ -586,15 +586,9 @@ void naq__registry_job_started(naq__registry *r, const char *job_id, const char 
         return;
     log_job(r, NAQ_EVENT_WORKER_ASSIGNED, job_id, queue, NULL);
     pthread_mutex_lock(&r->mu);
-    if (r->njobs == r->jobs_cap) {
-        size_t cap =
-            r->jobs_cap ? r->jobs_cap * 2 : (size_t)(r->concurrency > 0 ? r->concurrency : 4);
-        void *p = realloc(r->jobs, cap * sizeof *r->jobs);
-        if (p != NULL) {
-            r->jobs = p;
-            r->jobs_cap = cap;
-        }
-    }
+    if (r->njobs == r->jobs_cap)
+        (void)naq__array_grow(&r->jobs, &r->jobs_cap, sizeof *r->jobs,
+                              (size_t)(r->concurrency > 0 ? r->concurrency : 4));
     if (r->njobs < r->jobs_cap) /* else counted, not listed */
         snprintf(r->jobs[r->njobs++], NAQ_ID_SIZE, "%s", job_id);
     r->active++;
