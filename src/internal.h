@@ -135,10 +135,10 @@ struct timespec naq__deadline(clockid_t clock, int64_t ms);
 
 /* Doubles the capacity *cap (first when 0) of the array *arrayp, whose
  * elements are elem bytes: arrayp is the address of a T * (heap, or NULL
- * when *cap is 0), which the caller keeps and frees with free(). 0, or -1
- * when out of memory, the array and *cap unchanged. Call it when the
- * array is full. */
-int naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first);
+ * when *cap is 0), which the caller keeps and frees with free(). Returns
+ * the grown array, also stored in *arrayp; NULL when out of memory, the
+ * array and *cap unchanged. Call it when the array is full. */
+void *naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first);
 
 /* ---- JetStream ack subjects (ack_subject.c) ---- */
 

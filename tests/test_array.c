@@ -15,10 +15,11 @@ static void an_empty_array_gets_the_first_capacity_then_doubles(void **state)
     (void)state;
     int64_t *v = NULL;
     size_t cap = 0;
-    assert_int_equal(naq__array_grow(&v, &cap, sizeof *v, 4), 0);
+    void *got = naq__array_grow(&v, &cap, sizeof *v, 4);
     assert_non_null(v);
+    assert_ptr_equal(got, v); /* returned and stored */
     assert_int_equal(cap, 4);
-    assert_int_equal(naq__array_grow(&v, &cap, sizeof *v, 4), 0);
+    assert_non_null(naq__array_grow(&v, &cap, sizeof *v, 4));
     assert_int_equal(cap, 8);
     free(v);
 }
@@ -30,7 +31,7 @@ static void elements_survive_every_growth(void **state)
     size_t n = 0, cap = 0;
     for (int64_t i = 0; i < 10000; i++) {
         if (n == cap)
-            assert_int_equal(naq__array_grow(&v, &cap, sizeof *v, 3), 0);
+            assert_non_null(naq__array_grow(&v, &cap, sizeof *v, 3));
         v[n++] = i * 7;
     }
     assert_int_equal(cap, 12288); /* 3 * 2^12 */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first)
+void *naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first)
 {
     /* arrayp is a T **; its pointer is read and written as bytes, so any
      * element type can come through one function. */
@@ -18,8 +18,8 @@ int naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first)
     size_t ncap = *cap ? *cap * 2 : first;
     void *grown = realloc(v, ncap * elem);
     if (grown == NULL)
-        return -1;
+        return NULL;
     memcpy(arrayp, &grown, sizeof grown);
     *cap = ncap;
-    return 0;
+    return grown;
 }

@@ -31,7 +31,7 @@ static naq__worker_entry *worker_entry(naq__worker_table *t, const char *id, dou
         free(t->v[oldest].jobs);
         t->v[oldest] = t->v[--t->n];
     }
-    if (t->n == t->cap && naq__array_grow(&t->v, &t->cap, sizeof *t->v, 16) != 0)
+    if (t->n == t->cap && naq__array_grow(&t->v, &t->cap, sizeof *t->v, 16) == NULL)
         return NULL;
     naq__worker_entry *w = &t->v[t->n++];
     memset(w, 0, sizeof *w);

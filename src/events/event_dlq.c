@@ -309,7 +309,8 @@ naq_status naq_event_dlq_list(naq_client *c, const naq_event_dlq_filter *f,
             break;
         uint64_t seq = natsMsg_GetSequence(m);
         next = seq + 1;
-        if (out->count == cap && naq__array_grow(&out->items, &cap, sizeof *out->items, 16) != 0) {
+        if (out->count == cap &&
+            naq__array_grow(&out->items, &cap, sizeof *out->items, 16) == NULL) {
             natsMsg_Destroy(m);
             s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing dead events");
             break;

@@ -311,7 +311,7 @@ static int list_one(const naq_event *e, int64_t stored_ns, void *ud)
         return 1;
     }
     if (x->out->count == x->cap &&
-        naq__array_grow(&x->out->items, &x->cap, sizeof *x->out->items, 64) != 0) {
+        naq__array_grow(&x->out->items, &x->cap, sizeof *x->out->items, 64) == NULL) {
         x->err = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing events");
         return 1;
     }

@@ -181,7 +181,7 @@ static naq_status keep_record(maintainer *m, natsMsg *msg, uint64_t seq)
         naq_event_clear(&e); /* not an event: nothing to count */
         return NAQ_OK;
     }
-    if (m->n == m->cap && naq__array_grow(&m->recs, &m->cap, sizeof *m->recs, 1024) != 0) {
+    if (m->n == m->cap && naq__array_grow(&m->recs, &m->cap, sizeof *m->recs, 1024) == NULL) {
         naq_event_clear(&e);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory batching events");
     }

@@ -205,7 +205,7 @@ static int entry_matches(const naq_dlq_entry *e, const naq_dlq_filter *f)
 
 static naq_status list_push(naq_dlq_entry_list *l, naq_dlq_entry *e, size_t *cap)
 {
-    if (l->count == *cap && naq__array_grow(&l->items, cap, sizeof *l->items, 16) != 0)
+    if (l->count == *cap && naq__array_grow(&l->items, cap, sizeof *l->items, 16) == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing the dead-letter queue");
     l->items[l->count++] = *e;
     memset(e, 0, sizeof *e);

@@ -146,7 +146,7 @@ void naq_health_checks_free(naq_health_checks *c)
 static naq_health_item *add_item(naq_health_checks *c, size_t *cap, const char *check,
                                  const char *subject, double value)
 {
-    if (c->n == *cap && naq__array_grow(&c->items, cap, sizeof *c->items, 32) != 0)
+    if (c->n == *cap && naq__array_grow(&c->items, cap, sizeof *c->items, 32) == NULL)
         return NULL;
     naq_health_item *it = &c->items[c->n++];
     memset(it, 0, sizeof *it);

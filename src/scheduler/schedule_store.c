@@ -218,7 +218,8 @@ naq_status naq_schedules_list(naq_client *c, naq_schedule_list *out)
         ns = kvWatcher_Next(&e, w, 5000);
         if (ns != NATS_OK || e == NULL)
             break;
-        if (out->count == cap && naq__array_grow(&out->items, &cap, sizeof *out->items, 16) != 0) {
+        if (out->count == cap &&
+            naq__array_grow(&out->items, &cap, sizeof *out->items, 16) == NULL) {
             kvEntry_Destroy(e);
             s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing schedules");
             goto out;

@@ -587,8 +587,8 @@ void naq__registry_job_started(naq__registry *r, const char *job_id, const char 
     log_job(r, NAQ_EVENT_WORKER_ASSIGNED, job_id, queue, NULL);
     pthread_mutex_lock(&r->mu);
     if (r->njobs == r->jobs_cap)
-        (void)naq__array_grow(&r->jobs, &r->jobs_cap, sizeof *r->jobs,
-                              (size_t)(r->concurrency > 0 ? r->concurrency : 4));
+        naq__array_grow(&r->jobs, &r->jobs_cap, sizeof *r->jobs,
+                        (size_t)(r->concurrency > 0 ? r->concurrency : 4));
     if (r->njobs < r->jobs_cap) /* else counted, not listed */
         snprintf(r->jobs[r->njobs++], NAQ_ID_SIZE, "%s", job_id);
     r->active++;

@@ -124,7 +124,7 @@ typedef struct {
 
 static item *collect_push(collection *col)
 {
-    if (col->n == col->cap && naq__array_grow(&col->v, &col->cap, sizeof *col->v, 16) != 0)
+    if (col->n == col->cap && naq__array_grow(&col->v, &col->cap, sizeof *col->v, 16) == NULL)
         return NULL;
     item *it = &col->v[col->n];
     memset(it, 0, sizeof *it);
