@@ -105,6 +105,13 @@ void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_i
  * NAQ_DELAYED, NAQ_EVENT_DLQ, and every KV bucket, whose names all start
  * with "naq_"): the one list that replicas and backups go by. */
 int naq__stream_is_ours(const naq_config *cfg, const char *name);
+/* client.c: fills sc as naq makes every stream of its own: on disk, with
+ * limits retention, `replicas` copies and direct gets allowed (readers
+ * take "last / next message on a subject" by direct get). Callers add
+ * their limits and duplicate window. subjects is not copied: it must
+ * outlive sc's use. */
+void naq__stream_config_init(jsStreamConfig *sc, const char *name, const char **subjects,
+                             int nsubjects, int replicas);
 
 /* Names every part agrees on: streams and buckets besides those of
  * naq_config (the client creates them all when it connects). */

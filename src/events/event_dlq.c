@@ -83,16 +83,10 @@ naq_status naq__event_dlq_ensure(naq_client *c)
         return s;
     const char *subjects[] = {subject};
     jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = NAQ_EVENT_DLQ_STREAM;
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_LimitsPolicy;
-    sc.Storage = js_FileStorage;
-    sc.Replicas = c->cfg.replicas;
+    /* Direct gets allowed: listing is a chain of them. */
+    naq__stream_config_init(&sc, NAQ_EVENT_DLQ_STREAM, subjects, 1, c->cfg.replicas);
     /* A dead-letter write re-sent after a crash carries the same id. */
     sc.Duplicates = 120LL * 1000000000LL;
-    sc.AllowDirect = true; /* listing is a chain of direct gets */
     jsErrCode jerr = 0;
     natsStatus ns = js_AddStream(NULL, c->ejs, &sc, NULL, &jerr);
     if (ns == NATS_OK)

@@ -73,16 +73,9 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
     if (ns == NATS_OK)
         return NAQ_OK;
     if (ns == NATS_NOT_FOUND) {
-        jsStreamConfig sc;
-        jsStreamConfig_Init(&sc);
         const char *subjects[] = {subject};
-        sc.Name = NAQ__DELAYED_STREAM;
-        sc.Subjects = subjects;
-        sc.SubjectsLen = 1;
-        sc.Retention = js_LimitsPolicy;
-        sc.Storage = js_FileStorage;
-        sc.Replicas = c->cfg.replicas;
-        sc.AllowDirect = true;
+        jsStreamConfig sc;
+        naq__stream_config_init(&sc, NAQ__DELAYED_STREAM, subjects, 1, c->cfg.replicas);
         /* Enqueueing the same delayed job id twice stores it once. */
         sc.Duplicates = 120 * 1000000000LL;
         jerr = 0;

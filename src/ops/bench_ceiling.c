@@ -135,15 +135,10 @@ static naq_status create_streams(jsCtx *js, int replicas)
     const char *names[3] = {JOBS_STREAM, EVENTS_STREAM, OUTCOMES_STREAM};
     for (int i = 0; i < 3; i++) {
         jsStreamConfig sc;
-        jsStreamConfig_Init(&sc);
-        sc.Name = names[i];
-        sc.Subjects = &subj[i];
-        sc.SubjectsLen = 1;
-        sc.Retention = i == 0 ? js_WorkQueuePolicy : js_LimitsPolicy;
-        sc.Storage = js_FileStorage;
+        naq__stream_config_init(&sc, names[i], &subj[i], 1, replicas);
+        if (i == 0)
+            sc.Retention = js_WorkQueuePolicy;
         sc.Duplicates = 120 * 1000000000LL;
-        sc.AllowDirect = true;
-        sc.Replicas = replicas;
         if (i == 2)
             sc.MaxMsgsPerSubject = 1;
         jsErrCode jerr = 0;
