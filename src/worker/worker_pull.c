@@ -488,6 +488,18 @@ void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* Frees f and what it holds: the subscription (destroyed, so unsubscribe
+ * first when it must stop delivering), the lock, the condition and the
+ * request table. The ready lists must be empty. */
+static void fetcher_free(naq__fetcher *f)
+{
+    natsSubscription_Destroy(f->sub);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->ready_cv);
+    free(f->reqs);
+    free(f);
+}
+
 naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
 {
     *out = NULL;
@@ -515,11 +527,7 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
     if (ns == NATS_OK)
         natsSubscription_SetPendingLimits(f->sub, -1, -1); /* bounded by our requests */
     if (ns != NATS_OK) {
-        natsSubscription_Destroy(f->sub);
-        pthread_mutex_destroy(&f->lock);
-        pthread_cond_destroy(&f->ready_cv);
-        free(f->reqs);
-        free(f);
+        fetcher_free(f);
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot start fetching jobs for worker %s",
                               w->id);
     }
@@ -556,9 +564,5 @@ void naq__fetcher_stop(naq__fetcher *f)
             free(rm);
         }
     }
-    natsSubscription_Destroy(f->sub);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->ready_cv);
-    free(f->reqs);
-    free(f);
+    fetcher_free(f);
 }
