@@ -105,6 +105,13 @@ void naq__schedule_event(naq_client *c, naq_event_type t, const char *schedule_i
  * NAQ_DELAYED, NAQ_EVENT_DLQ, and every KV bucket, whose names all start
  * with "naq_"): the one list that replicas and backups go by. */
 int naq__stream_is_ours(const naq_config *cfg, const char *name);
+/* client.c: fills sc as naq makes every stream of its own: on disk, with
+ * limits retention, `replicas` copies and direct gets allowed (readers
+ * take "last / next message on a subject" by direct get). Callers add
+ * their limits and duplicate window. subjects is not copied: it must
+ * outlive sc's use. */
+void naq__stream_config_init(jsStreamConfig *sc, const char *name, const char **subjects,
+                             int nsubjects, int replicas);
 
 /* Names every part agrees on: streams and buckets besides those of
  * naq_config (the client creates them all when it connects). */
@@ -120,6 +127,9 @@ double naq__now(void);
 /* Milliseconds of CLOCK_MONOTONIC, for timeouts and durations. */
 int64_t naq__mono_ms(void);
 int64_t naq__mono_us(void);
+/* Milliseconds of `clock`, to the nanosecond: for durations and CPU time
+ * (CLOCK_THREAD_CPUTIME_ID) that events report with fractions. */
+double naq__clock_ms(clockid_t clock);
 /* Sleeps about that long (clock.c). */
 void naq__sleep_ms(int64_t ms);
 void naq__sleep_us(int64_t us);
@@ -127,6 +137,28 @@ void naq__sleep_us(int64_t us);
  * (whose clock is the condition variable's: CLOCK_REALTIME unless the
  * variable was made with another). */
 struct timespec naq__deadline(clockid_t clock, int64_t ms);
+
+/* ---- growable arrays (array.c) ---- */
+
+/* Doubles the capacity *cap (first when 0) of the array *arrayp, whose
+ * elements are elem bytes: arrayp is the address of a T * (heap, or NULL
+ * when *cap is 0), which the caller keeps and frees with free(). Returns
+ * the grown array, also stored in *arrayp; NULL when out of memory, the
+ * array and *cap unchanged. Call it when the array is full. */
+void *naq__array_grow(void *arrayp, size_t *cap, size_t elem, size_t first);
+
+/* ---- JetStream ack subjects (ack_subject.c) ---- */
+
+/* What naq reads from a message's ack subject
+ * "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>". */
+typedef struct naq__ack_info {
+    const char *consumer; /* points into the subject; not NUL-terminated */
+    size_t consumer_len;
+    long long pending; /* messages the consumer still has after this one */
+} naq__ack_info;
+/* Fills *out and returns 1 when reply (may be NULL) is an ack subject
+ * naming a consumer; returns 0 and leaves *out alone otherwise. */
+int naq__ack_subject_parse(const char *reply, naq__ack_info *out);
 
 /* ---- ids and hashes (id.c, config.c) ---- */
 

@@ -195,26 +195,18 @@ naq_status naq_url_validate(const char *what, const char *url_given)
     }
 }
 
-/* A URL variable: set and well formed, or unset. */
-static naq_status env_url(const char *name, char *dst, size_t cap)
+/* The value of an environment variable, or NULL when it is unset or empty:
+ * both keep the default. */
+static const char *env_value(const char *name)
 {
     const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return NAQ_OK;
-    naq_status s = naq_url_validate(name, v);
-    if (s != NAQ_OK)
-        return s;
-    if (strlen(v) >= cap)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s is too long (at most %zu characters)", name,
-                         cap - 1);
-    memcpy(dst, v, strlen(v) + 1);
-    return NAQ_OK;
+    return v != NULL && *v != '\0' ? v : NULL;
 }
 
 static naq_status env_string(const char *name, char *dst, size_t cap)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
+    const char *v = env_value(name);
+    if (v == NULL)
         return NAQ_OK;
     if (strlen(v) >= cap)
         return naq__fail(NAQ_ERR_INVALID_ARG, "%s is too long (at most %zu characters)", name,
@@ -223,10 +215,22 @@ static naq_status env_string(const char *name, char *dst, size_t cap)
     return NAQ_OK;
 }
 
+/* A URL variable: set and well formed, or unset. */
+static naq_status env_url(const char *name, char *dst, size_t cap)
+{
+    const char *v = env_value(name);
+    if (v == NULL)
+        return NAQ_OK;
+    naq_status s = naq_url_validate(name, v);
+    if (s != NAQ_OK)
+        return s;
+    return env_string(name, dst, cap);
+}
+
 static naq_status env_int(const char *name, int64_t min, int64_t *dst)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
+    const char *v = env_value(name);
+    if (v == NULL)
         return NAQ_OK;
     char *end = NULL;
     errno = 0;
@@ -238,32 +242,31 @@ static naq_status env_int(const char *name, int64_t min, int64_t *dst)
     return NAQ_OK;
 }
 
+/* A variable that parse reads into *dst; `use` tells what it accepts. */
+static naq_status env_parsed(const char *name, naq_status (*parse)(const char *, int64_t *),
+                             const char *use, int64_t *dst)
+{
+    const char *v = env_value(name);
+    if (v != NULL && parse(v, dst) != NAQ_OK)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': %s", name, v, use);
+    return NAQ_OK;
+}
+
 static naq_status env_duration(const char *name, int64_t *ms)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return NAQ_OK;
-    if (naq_parse_duration_ms(v, ms) != NAQ_OK)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "%s='%s': use a number of seconds or 500ms, 30s, 5m, 2h, 7d", name, v);
-    return NAQ_OK;
+    return env_parsed(name, naq_parse_duration_ms,
+                      "use a number of seconds or 500ms, 30s, 5m, 2h, 7d", ms);
 }
 
 static naq_status env_size(const char *name, int64_t *bytes)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return NAQ_OK;
-    if (naq_parse_size(v, bytes) != NAQ_OK)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s='%s': use bytes with an optional K, M, G suffix",
-                         name, v);
-    return NAQ_OK;
+    return env_parsed(name, naq_parse_size, "use bytes with an optional K, M, G suffix", bytes);
 }
 
 static naq_status env_bool(const char *name, int *dst)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
+    const char *v = env_value(name);
+    if (v == NULL)
         return NAQ_OK;
     if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
         !strcasecmp(v, "on"))
@@ -312,8 +315,8 @@ naq_status naq_config_from_env(naq_config *c)
     TRY(env_string("NAQ_DLQ_STREAM_NAME", c->dlq_stream, sizeof c->dlq_stream));
     TRY(env_string("NAQ_NATS_SUBJECT_PREFIX", c->subject_prefix, sizeof c->subject_prefix));
     TRY(env_duration("NAQ_NATS_CONNECTION_TIMEOUT", &c->connect_timeout_ms));
-    const char *lvl = getenv("NAQ_LOG_LEVEL");
-    if (lvl != NULL && *lvl != '\0' && naq_parse_log_level(lvl, &c->log_level) != NAQ_OK)
+    const char *lvl = env_value("NAQ_LOG_LEVEL");
+    if (lvl != NULL && naq_parse_log_level(lvl, &c->log_level) != NAQ_OK)
         return naq__fail(NAQ_ERR_INVALID_ARG, "NAQ_LOG_LEVEL='%s': use debug, info, warn or error",
                          lvl);
     TRY(env_bool("NAQ_DISABLE_LOGGING", &c->disable_logging));

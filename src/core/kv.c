@@ -150,16 +150,23 @@ naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const voi
                           "cannot write %s/%s", bucket, key);
 }
 
+void naq__kv_config_init(kvConfig *kc, const char *bucket, const char *description, int replicas,
+                         int64_t ttl_ns)
+{
+    kvConfig_Init(kc);
+    kc->Bucket = bucket;
+    kc->Description = description;
+    kc->History = 1;
+    kc->TTL = ttl_ns;
+    kc->StorageType = js_FileStorage;
+    kc->Replicas = replicas;
+}
+
 naq_status naq__kv_ensure(naq_client *c, naq__kv b)
 {
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = buckets[b].name;
-    kc.Description = buckets[b].description;
-    kc.History = 1;
-    kc.TTL = buckets[b].ttl_ns;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
+    naq__kv_config_init(&kc, buckets[b].name, buckets[b].description, c->cfg.replicas,
+                        buckets[b].ttl_ns);
     kvStore *kv = NULL;
     natsStatus ns = naq__kv_bind(c->js, &kc, &kv);
     kvStore_Destroy(kv);

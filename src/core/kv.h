@@ -16,6 +16,11 @@
  * is used as it is; a request the cluster did not answer in time (it is
  * electing a leader, or busy) is tried again, three times in all. */
 natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out);
+/* Fills kc as every naq bucket is made: one value per key (History 1), on
+ * disk, `replicas` copies, entries expiring after ttl_ns (0: never). The
+ * strings are not copied: they must outlive kc's use. */
+void naq__kv_config_init(kvConfig *kc, const char *bucket, const char *description, int replicas,
+                         int64_t ttl_ns);
 /* Compare-and-set write of key in bucket: stored only if the key's last
  * revision is `last`. NAQ_ERR_EXISTS when it is not (someone wrote in
  * between), NAQ_ERR_NATS / NAQ_ERR_TIMEOUT otherwise. *rev (may be NULL)

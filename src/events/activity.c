@@ -31,14 +31,8 @@ static naq__worker_entry *worker_entry(naq__worker_table *t, const char *id, dou
         free(t->v[oldest].jobs);
         t->v[oldest] = t->v[--t->n];
     }
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 16;
-        naq__worker_entry *v = realloc(t->v, ncap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        t->v = v;
-        t->cap = ncap;
-    }
+    if (t->n == t->cap && naq__array_grow(&t->v, &t->cap, sizeof *t->v, 16) == NULL)
+        return NULL;
     naq__worker_entry *w = &t->v[t->n++];
     memset(w, 0, sizeof *w);
     snprintf(w->a.worker_id, sizeof w->a.worker_id, "%s", id);

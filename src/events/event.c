@@ -124,8 +124,7 @@ static naq_status put_object(naq__jsonw *w, const char *key, const char *text)
         return NAQ_OK;
     json_error_t err;
     json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-    char *compact =
-        json_is_object(v) ? naq__json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *compact = json_is_object(v) ? naq__json_dumps(v, NAQ__JSON_FLAGS) : NULL;
     json_decref(v);
     if (compact == NULL)
         return naq__fail(NAQ_ERR_CODEC, "event field '%s' must be a JSON object, got: %.60s", key,
@@ -202,7 +201,7 @@ static char *heap_object(json_t *o, const char *key)
     json_t *v = json_object_get(o, key);
     if (!json_is_object(v))
         return NULL;
-    return naq__json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    return naq__json_dumps(v, NAQ__JSON_FLAGS);
 }
 
 static double num(json_t *o, const char *key)

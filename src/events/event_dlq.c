@@ -83,16 +83,10 @@ naq_status naq__event_dlq_ensure(naq_client *c)
         return s;
     const char *subjects[] = {subject};
     jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = NAQ_EVENT_DLQ_STREAM;
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_LimitsPolicy;
-    sc.Storage = js_FileStorage;
-    sc.Replicas = c->cfg.replicas;
+    /* Direct gets allowed: listing is a chain of them. */
+    naq__stream_config_init(&sc, NAQ_EVENT_DLQ_STREAM, subjects, 1, c->cfg.replicas);
     /* A dead-letter write re-sent after a crash carries the same id. */
     sc.Duplicates = 120LL * 1000000000LL;
-    sc.AllowDirect = true; /* listing is a chain of direct gets */
     jsErrCode jerr = 0;
     natsStatus ns = js_AddStream(NULL, c->ejs, &sc, NULL, &jerr);
     if (ns == NATS_OK)
@@ -139,7 +133,7 @@ naq_status naq__event_dlq_put(naq_client *c, const char *group, const char *reas
         json_decref(event);
         json_object_set_new(o, "event_raw", json_stringn(data ? data : "", len));
     }
-    char *body = naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *body = naq__json_dumps(o, NAQ__JSON_FLAGS);
     json_decref(o);
     if (body == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a dead-letter entry");
@@ -216,7 +210,7 @@ static naq_status parse_entry(natsMsg *m, uint64_t seq, naq_event_dlq_entry *e)
     e->failed_at = json_number_value(json_object_get(o, "failed_at"));
     json_t *event = json_object_get(o, "event");
     if (json_is_object(event))
-        e->event_json = naq__json_dumps(event, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        e->event_json = naq__json_dumps(event, NAQ__JSON_FLAGS);
     else {
         const char *raw = json_string_value(json_object_get(o, "event_raw"));
         e->event_json = strdup(raw ? raw : "");
@@ -309,16 +303,11 @@ naq_status naq_event_dlq_list(naq_client *c, const naq_event_dlq_filter *f,
             break;
         uint64_t seq = natsMsg_GetSequence(m);
         next = seq + 1;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            naq_event_dlq_entry *items = realloc(out->items, ncap * sizeof *items);
-            if (items == NULL) {
-                natsMsg_Destroy(m);
-                s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing dead events");
-                break;
-            }
-            out->items = items;
-            cap = ncap;
+        if (out->count == cap &&
+            naq__array_grow(&out->items, &cap, sizeof *out->items, 16) == NULL) {
+            natsMsg_Destroy(m);
+            s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing dead events");
+            break;
         }
         naq_event_dlq_entry *e = &out->items[out->count];
         memset(e, 0, sizeof *e);

@@ -204,14 +204,8 @@ size_t naq__handlers_take(naq__handlers *r, naq_event_type type, naq__handler **
     for (naq__handler *h = r->entries; h != NULL; h = h->next) {
         if (h->starting || (h->kind == ENTRY_TYPE && h->type != type))
             continue;
-        if (n == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 8;
-            naq__handler **grown = realloc(*snap, ncap * sizeof *grown);
-            if (grown == NULL)
-                break; /* run the ones we have; the rest miss this event */
-            *snap = grown;
-            *cap = ncap;
-        }
+        if (n == *cap && naq__array_grow(snap, cap, sizeof **snap, 8) == NULL)
+            break; /* run the ones we have; the rest miss this event */
         h->refs++;
         (*snap)[n++] = h;
     }

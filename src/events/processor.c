@@ -624,15 +624,13 @@ static naq_status read_source(naq_processor *p, natsMsg **msgs, int max, int *n)
     return NAQ_OK;
 }
 
-/* The source's backlog as the server last told it: the last token of a
- * JetStream message's ack subject ("$JS.ACK.<stream>.<consumer>.<delivered>.
- * <sseq>.<dseq>.<ts>.<pending>") counts the messages still pending. */
+/* The source's backlog as the server last told it, in the message's ack
+ * subject (core/ack_subject.c). */
 static void note_backlog(naq_processor *p, natsMsg *m)
 {
-    const char *reply = natsMsg_GetReply(m);
-    const char *last = reply != NULL ? strrchr(reply, '.') : NULL;
-    if (last != NULL && strncmp(reply, "$JS.ACK.", 8) == 0)
-        atomic_store(&p->server_pending, strtoll(last + 1, NULL, 10));
+    naq__ack_info ack;
+    if (naq__ack_subject_parse(natsMsg_GetReply(m), &ack))
+        atomic_store(&p->server_pending, ack.pending);
 }
 
 static void take(naq_processor *p, natsMsg *m)

@@ -310,15 +310,10 @@ static int list_one(const naq_event *e, int64_t stored_ns, void *ud)
         x->more = 1;
         return 1;
     }
-    if (x->out->count == x->cap) {
-        size_t ncap = x->cap ? x->cap * 2 : 64;
-        naq_event *items = realloc(x->out->items, ncap * sizeof *items);
-        if (items == NULL) {
-            x->err = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing events");
-            return 1;
-        }
-        x->out->items = items;
-        x->cap = ncap;
+    if (x->out->count == x->cap &&
+        naq__array_grow(&x->out->items, &x->cap, sizeof *x->out->items, 64) == NULL) {
+        x->err = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing events");
+        return 1;
     }
     naq_event *dst = &x->out->items[x->out->count];
     naq_event_init(dst, e->type);

@@ -87,18 +87,15 @@ naq_status naq__stats_kv(naq_client *c, int create, kvStore **out)
         if (ns == NATS_NOT_FOUND)
             return NAQ_ERR_NOT_FOUND;
     } else {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = bucket;
-        kc.Description = "naq per-hour event rollups (docs/queries.md)";
-        kc.History = 1;
-        kc.StorageType = js_FileStorage;
-        kc.Replicas = c->cfg.replicas;
         /* Hour keys outlive the events they count by a day, so a cursor
          * lost with an idle bucket can never re-fold an event into an
          * expired key. A stream without max age keeps its rollups too. */
-        if (c->cfg.event_max_age_s > 0)
-            kc.TTL = (c->cfg.event_max_age_s + 86400) * 1000000000LL; /* nanoseconds */
+        int64_t ttl_ns = c->cfg.event_max_age_s > 0
+                             ? (c->cfg.event_max_age_s + 86400) * 1000000000LL /* nanoseconds */
+                             : 0;
+        kvConfig kc;
+        naq__kv_config_init(&kc, bucket, "naq per-hour event rollups (docs/queries.md)",
+                            c->cfg.replicas, ttl_ns);
         ns = naq__kv_bind(c->ejs, &kc, out);
     }
     if (ns != NATS_OK)
@@ -184,15 +181,9 @@ static naq_status keep_record(maintainer *m, natsMsg *msg, uint64_t seq)
         naq_event_clear(&e); /* not an event: nothing to count */
         return NAQ_OK;
     }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 1024;
-        naq__rollup_rec *v = realloc(m->recs, ncap * sizeof *v);
-        if (v == NULL) {
-            naq_event_clear(&e);
-            return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory batching events");
-        }
-        m->recs = v;
-        m->cap = ncap;
+    if (m->n == m->cap && naq__array_grow(&m->recs, &m->cap, sizeof *m->recs, 1024) == NULL) {
+        naq_event_clear(&e);
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory batching events");
     }
     naq__rollup_rec *r = &m->recs[m->n++];
     r->seq = seq;

@@ -136,15 +136,9 @@ static naq__rollup_group *table_get(naq__group_table *t, const char *name, size_
         return table_get(t, NAQ__ROLLUP_OTHER, max + 1);
     if ((t->n + 1) * 2 > t->nslots && table_rehash(t, t->nslots ? t->nslots * 2 : 16) != NAQ_OK)
         return NULL;
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 8;
-        naq__rollup_group **v = realloc(t->v, ncap * sizeof *v);
-        if (v == NULL) {
-            naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for a rollup table");
-            return NULL;
-        }
-        t->v = v;
-        t->cap = ncap;
+    if (t->n == t->cap && naq__array_grow(&t->v, &t->cap, sizeof *t->v, 8) == NULL) {
+        naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for a rollup table");
+        return NULL;
     }
     naq__rollup_group *g = group_new(name);
     if (g == NULL) {

@@ -73,16 +73,9 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
     if (ns == NATS_OK)
         return NAQ_OK;
     if (ns == NATS_NOT_FOUND) {
-        jsStreamConfig sc;
-        jsStreamConfig_Init(&sc);
         const char *subjects[] = {subject};
-        sc.Name = NAQ__DELAYED_STREAM;
-        sc.Subjects = subjects;
-        sc.SubjectsLen = 1;
-        sc.Retention = js_LimitsPolicy;
-        sc.Storage = js_FileStorage;
-        sc.Replicas = c->cfg.replicas;
-        sc.AllowDirect = true;
+        jsStreamConfig sc;
+        naq__stream_config_init(&sc, NAQ__DELAYED_STREAM, subjects, 1, c->cfg.replicas);
         /* Enqueueing the same delayed job id twice stores it once. */
         sc.Duplicates = 120 * 1000000000LL;
         jerr = 0;
@@ -195,7 +188,7 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
         snprintf(e.queue_name, sizeof e.queue_name, "%s", j.queue);
         snprintf(e.event_id, sizeof e.event_id, "%s", event_id);
         e.timestamp = j.enqueued_at;
-        e.details_json = d ? naq__json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+        e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
         e.tags_json = o->tags_json ? strdup(o->tags_json) : NULL;
         naq_client_log(c, &e);
         naq_event_clear(&e);
@@ -237,7 +230,7 @@ static void log_released(naq__due_index *d, natsMsg *m)
                             "max_retries", j.max_retries, "delayed", 1);
     if (det != NULL && run_at != NULL)
         json_object_set_new(det, "run_at", json_real(atof(run_at)));
-    e.details_json = det ? naq__json_dumps(det, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    e.details_json = det ? naq__json_dumps(det, NAQ__JSON_FLAGS) : NULL;
     e.tags_json = j.tags_json ? strdup(j.tags_json) : NULL;
     naq_client_log(d->c, &e);
     naq_event_clear(&e);

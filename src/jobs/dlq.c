@@ -205,14 +205,8 @@ static int entry_matches(const naq_dlq_entry *e, const naq_dlq_filter *f)
 
 static naq_status list_push(naq_dlq_entry_list *l, naq_dlq_entry *e, size_t *cap)
 {
-    if (l->count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        naq_dlq_entry *v = realloc(l->items, ncap * sizeof *v);
-        if (v == NULL)
-            return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing the dead-letter queue");
-        l->items = v;
-        *cap = ncap;
-    }
+    if (l->count == *cap && naq__array_grow(&l->items, cap, sizeof *l->items, 16) == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing the dead-letter queue");
     l->items[l->count++] = *e;
     memset(e, 0, sizeof *e);
     return NAQ_OK;

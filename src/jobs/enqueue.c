@@ -76,10 +76,17 @@ naq_status naq__enqueue_built(naq_client *c, const naq_job *j, const char *json,
     return NAQ_OK;
 }
 
-/* Validates o and builds its job and JSON (*json heap; naq_job_clear j). */
-static naq_status build(naq_client *c, const naq_job_opts *o, naq_job *j, char **json, size_t *len)
+/* Checks the arguments of the enqueue call `who`, validates o and builds
+ * its job and JSON (*json heap, the caller frees it; naq_job_clear j). On
+ * failure nothing is left to free. */
+static naq_status build(const char *who, naq_client *c, const naq_job_opts *o, const char *job_id,
+                        naq_job *j, char **json, size_t *len)
 {
     *json = NULL;
+    *len = 0;
+    if (c == NULL || o == NULL || job_id == NULL)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s needs a client, options and a buffer for the job id", who);
     naq_status s = naq_job_opts_validate(o);
     if (s != NAQ_OK)
         return s;
@@ -104,13 +111,10 @@ naq_status naq_enqueue_ex(naq_client *c, const naq_job_opts *o, char job_id[NAQ_
         job_id[0] = '\0';
     if (existing != NULL)
         *existing = 0;
-    if (c == NULL || o == NULL || job_id == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "naq_enqueue needs a client, options and a buffer "
-                                              "for the job id");
     naq_job j;
-    char *json = NULL;
-    size_t len = 0;
-    naq_status s = build(c, o, &j, &json, &len);
+    char *json;
+    size_t len;
+    naq_status s = build("naq_enqueue", c, o, job_id, &j, &json, &len);
     if (s != NAQ_OK)
         return s;
     s = naq__enqueue_built(c, &j, json, len, job_id, existing);
@@ -249,13 +253,10 @@ naq_status naq_enqueue_async(naq_client *c, const naq_job_opts *o, char job_id[N
 {
     if (job_id != NULL)
         job_id[0] = '\0';
-    if (c == NULL || o == NULL || job_id == NULL)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "naq_enqueue_async needs a client, options and a "
-                                              "buffer for the job id");
     naq_job j;
-    char *json = NULL;
-    size_t len = 0;
-    naq_status s = build(c, o, &j, &json, &len);
+    char *json;
+    size_t len;
+    naq_status s = build("naq_enqueue_async", c, o, job_id, &j, &json, &len);
     if (s != NAQ_OK)
         return s;
     snprintf(job_id, NAQ_ID_SIZE, "%s", j.id);

@@ -74,6 +74,21 @@ void naq_backup_opts_init(naq_backup_opts *o)
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
 }
 
+/* The caller's options (NULL: the defaults), with a zero chunk size or a
+ * timeout <= 0 read as the default. */
+static naq_backup_opts opts_or_defaults(const naq_backup_opts *opts)
+{
+    naq_backup_opts o;
+    naq_backup_opts_init(&o);
+    if (opts != NULL)
+        o = *opts;
+    if (o.chunk_size == 0)
+        o.chunk_size = DEFAULT_CHUNK;
+    if (o.timeout_ms <= 0)
+        o.timeout_ms = DEFAULT_TIMEOUT_MS;
+    return o;
+}
+
 /* ---------------------------------------------------------------- connections */
 
 /* The job server and the event server; events == jobs (same pointers)
@@ -528,14 +543,7 @@ static naq_status write_manifest(const char *dir, json_t *streams)
 naq_status naq_backup_write(const naq_config *cfg, const char *dir, const naq_backup_opts *opts,
                             naq_backup_summary *summary)
 {
-    naq_backup_opts o;
-    naq_backup_opts_init(&o);
-    if (opts != NULL)
-        o = *opts;
-    if (o.chunk_size == 0)
-        o.chunk_size = DEFAULT_CHUNK;
-    if (o.timeout_ms <= 0)
-        o.timeout_ms = DEFAULT_TIMEOUT_MS;
+    naq_backup_opts o = opts_or_defaults(opts);
     naq_backup_summary sum = {0};
     servers sv;
     stream_ref *refs = NULL;
@@ -893,12 +901,7 @@ static void undo(servers *sv, const json_t *streams, const char *created, size_t
 naq_status naq_backup_restore(const naq_config *cfg, const char *dir, const naq_backup_opts *opts,
                               naq_backup_summary *summary)
 {
-    naq_backup_opts o;
-    naq_backup_opts_init(&o);
-    if (opts != NULL)
-        o = *opts;
-    if (o.timeout_ms <= 0)
-        o.timeout_ms = DEFAULT_TIMEOUT_MS;
+    naq_backup_opts o = opts_or_defaults(opts);
     json_t *m = NULL;
     naq_status s = load_manifest(dir, &m);
     if (s == NAQ_OK)

@@ -135,15 +135,10 @@ static naq_status create_streams(jsCtx *js, int replicas)
     const char *names[3] = {JOBS_STREAM, EVENTS_STREAM, OUTCOMES_STREAM};
     for (int i = 0; i < 3; i++) {
         jsStreamConfig sc;
-        jsStreamConfig_Init(&sc);
-        sc.Name = names[i];
-        sc.Subjects = &subj[i];
-        sc.SubjectsLen = 1;
-        sc.Retention = i == 0 ? js_WorkQueuePolicy : js_LimitsPolicy;
-        sc.Storage = js_FileStorage;
+        naq__stream_config_init(&sc, names[i], &subj[i], 1, replicas);
+        if (i == 0)
+            sc.Retention = js_WorkQueuePolicy;
         sc.Duplicates = 120 * 1000000000LL;
-        sc.AllowDirect = true;
-        sc.Replicas = replicas;
         if (i == 2)
             sc.MaxMsgsPerSubject = 1;
         jsErrCode jerr = 0;
@@ -218,13 +213,6 @@ static natsStatus publish_async(jsCtx *js, natsMsg *m)
     return ns;
 }
 
-static void sleep_until_ns(int64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000LL), (long)(t % 1000000000LL)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
-        ;
-}
-
 /* Publishes jobs [0, count): synchronously, or asynchronously (async,
  * prefilled), paced at rate when it is set; each followed by its
  * "enqueued" event when events are on. */
@@ -240,7 +228,7 @@ static naq_status publish_jobs(jsCtx *js, const naq__bench_run *r, uint64_t nonc
         char id[33], eid[40];
         job_id(id, nonce, i);
         if (period > 0)
-            sleep_until_ns(p->first_ns + i * period);
+            naq__bench_sleep_until_ns(p->first_ns + i * period);
         natsMsg *m = NULL;
         ns = job_msg(&m, r, id, i);
         if (ns == NATS_OK && async) {

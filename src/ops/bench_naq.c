@@ -61,13 +61,6 @@ static naq_status event_last_seq(naq_client *c, uint64_t *seq)
     return s;
 }
 
-static void sleep_until_ns(int64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000LL), (long)(t % 1000000000LL)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
-        ;
-}
-
 /* Counts what the server refused of the async enqueues. */
 typedef struct {
     atomic_int_least64_t failed;
@@ -115,7 +108,7 @@ static naq_status produce(naq_client *c, const naq__bench_run *r, int async,
     p->first_ns = naq__bench_mono_ns();
     for (int64_t i = 0; s == NAQ_OK && i < o->count; i++) {
         if (period > 0)
-            sleep_until_ns(p->first_ns + i * period);
+            naq__bench_sleep_until_ns(p->first_ns + i * period);
         naq__bench_job_payload(args, cap, o->payload_bytes, naq__bench_mono_ns(), i);
         s = async ? naq_enqueue_async(c, &jo, id, enqueue_done, &at) : naq_enqueue(c, &jo, id);
         if (progress != NULL && s == NAQ_OK && (i + 1) % PREFILL_STEP == 0) {

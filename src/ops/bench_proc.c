@@ -31,6 +31,13 @@ int64_t naq__bench_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+void naq__bench_sleep_until_ns(int64_t t)
+{
+    struct timespec ts = {(time_t)(t / 1000000000LL), (long)(t % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ; /* a signal woke it early: the deadline is absolute, sleep on */
+}
+
 static int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

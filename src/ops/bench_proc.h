@@ -77,6 +77,8 @@ typedef struct {
 
 /* CLOCK_MONOTONIC in nanoseconds: one clock for every process of a run. */
 int64_t naq__bench_mono_ns(void);
+/* Sleeps until naq__bench_mono_ns() reaches t: the pace of a rated run. */
+void naq__bench_sleep_until_ns(int64_t t);
 
 /* Forks a child that runs fn(ch, arg) and _exit()s with its result. The
  * caller must have no threads and no NATS connection (see above). */

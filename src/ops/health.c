@@ -146,14 +146,8 @@ void naq_health_checks_free(naq_health_checks *c)
 static naq_health_item *add_item(naq_health_checks *c, size_t *cap, const char *check,
                                  const char *subject, double value)
 {
-    if (c->n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 32;
-        naq_health_item *v = realloc(c->items, ncap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        c->items = v;
-        *cap = ncap;
-    }
+    if (c->n == *cap && naq__array_grow(&c->items, cap, sizeof *c->items, 32) == NULL)
+        return NULL;
     naq_health_item *it = &c->items[c->n++];
     memset(it, 0, sizeof *it);
     snprintf(it->check, sizeof it->check, "%s", check);

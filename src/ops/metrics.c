@@ -486,30 +486,45 @@ naq_status naq_metrics_exporter_render(void *exporter, char **out, size_t *len)
 
 /* ---- one process ---- */
 
+/* One family with one sample: a figure of this process. */
+typedef struct {
+    const char *name, *help;
+    uint64_t v;
+} figure;
+
+#define NFIGURES(f) (sizeof(f) / sizeof(f)[0])
+
+/* Puts each of f[0..n) as a family of `type`, its sample labelled
+ * label="value" when label is not NULL (value escaped already). */
+static void put_figures(text *t, const char *type, const figure *f, size_t n, const char *label,
+                        const char *value)
+{
+    for (size_t i = 0; i < n; i++) {
+        family(t, f[i].name, type, f[i].help);
+        if (label != NULL)
+            put(t, "%s{%s=\"%s\"} %llu\n", f[i].name, label, value, (unsigned long long)f[i].v);
+        else
+            put(t, "%s %llu\n", f[i].name, (unsigned long long)f[i].v);
+    }
+}
+
 static void put_logger(text *t, naq_client *c)
 {
     naq_logger_stats l;
     naq_client_logger_stats(c, &l);
-    const struct {
-        const char *name, *type, *help;
-        uint64_t v;
-    } f[] = {
-        {"naq_logger_logged_total", "counter", "Events handed to this process's event logger.",
-         l.logged},
-        {"naq_logger_published_total", "counter", "Events the server acknowledged.", l.published},
-        {"naq_logger_retried_total", "counter", "Publish attempts repeated after an error.",
-         l.retried},
-        {"naq_logger_spooled_total", "counter", "Events written to the disk spool.", l.spooled},
-        {"naq_logger_dropped_total", "counter", "Events lost: buffer and spool full.", l.dropped},
-        {"naq_logger_buffered_events", "gauge", "Events in memory, not yet acknowledged.",
-         l.buffered},
-        {"naq_logger_spool_pending_events", "gauge", "Events on disk, not yet re-sent.",
-         l.spool_pending},
+    const figure totals[] = {
+        {"naq_logger_logged_total", "Events handed to this process's event logger.", l.logged},
+        {"naq_logger_published_total", "Events the server acknowledged.", l.published},
+        {"naq_logger_retried_total", "Publish attempts repeated after an error.", l.retried},
+        {"naq_logger_spooled_total", "Events written to the disk spool.", l.spooled},
+        {"naq_logger_dropped_total", "Events lost: buffer and spool full.", l.dropped},
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        family(t, f[i].name, f[i].type, f[i].help);
-        put(t, "%s %llu\n", f[i].name, (unsigned long long)f[i].v);
-    }
+    const figure gauges[] = {
+        {"naq_logger_buffered_events", "Events in memory, not yet acknowledged.", l.buffered},
+        {"naq_logger_spool_pending_events", "Events on disk, not yet re-sent.", l.spool_pending},
+    };
+    put_figures(t, "counter", totals, NFIGURES(totals), NULL, NULL);
+    put_figures(t, "gauge", gauges, NFIGURES(gauges), NULL, NULL);
 }
 
 static void put_worker(text *t, naq_worker *w)
@@ -518,10 +533,7 @@ static void put_worker(text *t, naq_worker *w)
     naq_worker_get_stats(w, &st);
     char id[2 * NAQ_ID_SIZE];
     esc(naq_worker_id(w), id, sizeof id);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } f[] = {
+    const figure f[] = {
         {"naq_worker_jobs_processed_total", "Deliveries this worker settled.", st.processed},
         {"naq_worker_jobs_completed_total", "Job runs completed here.", st.completed},
         {"naq_worker_jobs_failed_total", "Job runs failed here (retried or not).", st.failed},
@@ -533,10 +545,8 @@ static void put_worker(text *t, naq_worker *w)
         {"naq_worker_jobs_handed_back_total", "Jobs cut short by a stop and given back.",
          st.handed_back},
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        family(t, f[i].name, "counter", f[i].help);
-        put(t, "%s{worker_id=\"%s\"} %llu\n", f[i].name, id, (unsigned long long)f[i].v);
-    }
+    put_figures(t, "counter", f, NFIGURES(f), "worker_id", id);
+    /* ints, printed as such */
     family(t, "naq_worker_jobs_active", "gauge", "Jobs taken and not yet settled, now.");
     put(t, "naq_worker_jobs_active{worker_id=\"%s\"} %d\n", id, st.active);
     family(t, "naq_worker_concurrency", "gauge",
@@ -550,10 +560,7 @@ static void put_scheduler(text *t, naq_scheduler *s)
     naq_scheduler_get_stats(s, &st);
     family(t, "naq_scheduler_leader", "gauge", "1 while this scheduler holds the leader lease.");
     put(t, "naq_scheduler_leader %d\n", st.leader ? 1 : 0);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } f[] = {
+    const figure totals[] = {
         {"naq_scheduler_ticks_total", "Leader ticks run.", st.ticks},
         {"naq_scheduler_elections_total", "Times this scheduler became leader.", st.elections},
         {"naq_scheduler_triggers_total", "Schedule triggers.", st.triggers},
@@ -561,14 +568,12 @@ static void put_scheduler(text *t, naq_scheduler *s)
          st.trigger_errors},
         {"naq_scheduler_released_total", "Delayed jobs moved to their queue.", st.released},
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        family(t, f[i].name, "counter", f[i].help);
-        put(t, "%s %llu\n", f[i].name, (unsigned long long)f[i].v);
-    }
-    family(t, "naq_scheduler_schedules", "gauge", "Schedules the leader keeps in memory.");
-    put(t, "naq_scheduler_schedules %llu\n", (unsigned long long)st.schedules);
-    family(t, "naq_scheduler_delayed_pending", "gauge", "Delayed jobs the leader knows of.");
-    put(t, "naq_scheduler_delayed_pending %llu\n", (unsigned long long)st.delayed_pending);
+    const figure gauges[] = {
+        {"naq_scheduler_schedules", "Schedules the leader keeps in memory.", st.schedules},
+        {"naq_scheduler_delayed_pending", "Delayed jobs the leader knows of.", st.delayed_pending},
+    };
+    put_figures(t, "counter", totals, NFIGURES(totals), NULL, NULL);
+    put_figures(t, "gauge", gauges, NFIGURES(gauges), NULL, NULL);
 }
 
 static void put_processor(text *t, naq_processor *p)
@@ -577,27 +582,20 @@ static void put_processor(text *t, naq_processor *p)
     naq_processor_get_stats(p, &st);
     char id[2 * NAQ_ID_SIZE];
     esc(naq_processor_member_id(p), id, sizeof id);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } f[] = {
+    const figure totals[] = {
         {"naq_processor_events_handled_total", "Events whose handlers succeeded.", st.handled},
         {"naq_processor_events_failed_total", "Handler failures (timeouts included).", st.failed},
         {"naq_processor_events_retried_total", "Failed events delivered again later.", st.retried},
         {"naq_processor_events_dead_lettered_total", "Events sent to the event DLQ.",
          st.dead_lettered},
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        family(t, f[i].name, "counter", f[i].help);
-        put(t, "%s{member_id=\"%s\"} %llu\n", f[i].name, id, (unsigned long long)f[i].v);
-    }
-    family(t, "naq_processor_events_pending", "gauge", "Events taken and not yet settled, now.");
-    put(t, "naq_processor_events_pending{member_id=\"%s\"} %llu\n", id,
-        (unsigned long long)st.pending);
-    family(t, "naq_processor_concurrency", "gauge",
-           "Handlers this member runs at once, now (--autoscale moves it).");
-    put(t, "naq_processor_concurrency{member_id=\"%s\"} %llu\n", id,
-        (unsigned long long)st.concurrency);
+    const figure gauges[] = {
+        {"naq_processor_events_pending", "Events taken and not yet settled, now.", st.pending},
+        {"naq_processor_concurrency",
+         "Handlers this member runs at once, now (--autoscale moves it).", st.concurrency},
+    };
+    put_figures(t, "counter", totals, NFIGURES(totals), "member_id", id);
+    put_figures(t, "gauge", gauges, NFIGURES(gauges), "member_id", id);
 }
 
 naq_status naq_metrics_render_process(void *process, char **out, size_t *len)

@@ -55,13 +55,8 @@ naq_status naq__lease_create(jsCtx *js, int replicas, const char *holder_id, int
     l->host[sizeof l->host - 1] = '\0';
     l->why = "";
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = NAQ__LOCK_BUCKET;
-    kc.Description = "naq scheduler leader lease (TTL = lease)";
-    kc.History = 1;
-    kc.TTL = lease_ms * 1000000LL; /* nanoseconds */
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = replicas;
+    naq__kv_config_init(&kc, NAQ__LOCK_BUCKET, "naq scheduler leader lease (TTL = lease)", replicas,
+                        lease_ms * 1000000LL /* nanoseconds */);
     natsStatus ns = naq__kv_bind(js, &kc, &l->kv);
     kvStatus *st = NULL;
     if (ns == NATS_OK)
@@ -113,7 +108,7 @@ static char *lock_value(const naq__lease *l)
 {
     json_t *o = json_pack("{s:s, s:s, s:I, s:f, s:s}", "scheduler_id", l->holder, "host", l->host,
                           "pid", (json_int_t)getpid(), "since", l->since, "token", l->token);
-    char *text = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
     json_decref(o);
     return text;
 }

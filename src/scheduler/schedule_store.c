@@ -65,12 +65,8 @@ static json_t *schedule_details(const naq_schedule *s)
 naq_status naq__schedules_kv(naq_client *c, jsCtx *js, kvStore **out)
 {
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = NAQ__SCHEDULES_BUCKET;
-    kc.Description = "naq schedules (key = schedule name)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
+    naq__kv_config_init(&kc, NAQ__SCHEDULES_BUCKET, "naq schedules (key = schedule name)",
+                        c->cfg.replicas, 0);
     natsStatus ns = naq__kv_bind(js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the schedules bucket %s",
@@ -222,16 +218,11 @@ naq_status naq_schedules_list(naq_client *c, naq_schedule_list *out)
         ns = kvWatcher_Next(&e, w, 5000);
         if (ns != NATS_OK || e == NULL)
             break;
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            naq_schedule *items = realloc(out->items, ncap * sizeof *items);
-            if (items == NULL) {
-                kvEntry_Destroy(e);
-                s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing schedules");
-                goto out;
-            }
-            out->items = items;
-            cap = ncap;
+        if (out->count == cap &&
+            naq__array_grow(&out->items, &cap, sizeof *out->items, 16) == NULL) {
+            kvEntry_Destroy(e);
+            s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory listing schedules");
+            goto out;
         }
         naq_schedule *it = &out->items[out->count];
         s = naq__schedule_from_entry(e, it);

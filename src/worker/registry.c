@@ -54,8 +54,6 @@
 #define STATUS_PUT_GAP_MS 100
 #define JOBS_PUT_GAP_MS 1000
 
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
-
 /* ---- names, bucket, string vectors ---- */
 
 static const char *const status_names[] = {
@@ -175,7 +173,7 @@ static json_t *info_to_json(const naq_worker_info *w, json_form form)
 naq_status naq_worker_info_encode(const naq_worker_info *w, char **json, size_t *len)
 {
     json_t *o = info_to_json(w, AS_LISTING);
-    *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
+    *json = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
     json_decref(o);
     if (*json == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory encoding a worker");
@@ -266,7 +264,7 @@ static void log_worker_msg_locked(naq__registry *r, naq_event_type t, const char
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     e.message = (char *)message;
-    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(r->c, &e);
     free(e.details_json);
@@ -349,7 +347,7 @@ static void system_event(naq_client *c, naq_event_type t, const char *process,
     naq_event e;
     naq_event_init(&e, t);
     e.message = (char *)message;
-    e.details_json = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
+    e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
     json_decref(d);
     naq_client_log(c, &e);
     free(e.details_json);
@@ -363,17 +361,6 @@ void naq__system_event(naq_client *c, naq_event_type t, const char *process, con
 }
 
 /* ---- the heartbeat thread ---- */
-
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 /* Puts the entry; called without the lock (it waits for the server). */
 static void put_entry(naq__registry *r, const char *json)
@@ -416,7 +403,7 @@ static void *heartbeat_main(void *arg)
                 next_beat = now + r->interval_ms;
             }
             json_t *o = snapshot_locked(r, 1);
-            char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
+            char *json = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
             json_decref(o);
             r->dirty_gap = 0;
             pthread_mutex_unlock(&r->mu);
@@ -433,8 +420,7 @@ static void *heartbeat_main(void *arg)
             wake = last_put + r->dirty_gap;
         if (r->idle_at_ms > 0 && r->idle_at_ms + IDLE_GRACE_MS < wake)
             wake = r->idle_at_ms + IDLE_GRACE_MS;
-        struct timespec ts;
-        deadline_after(&ts, wake > now ? wake - now : 1);
+        struct timespec ts = naq__deadline(CLOCK_MONOTONIC, wake > now ? wake - now : 1);
         r->sleeps_until_ms = wake;
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
         r->sleeps_until_ms = 0;
@@ -449,13 +435,9 @@ static void *heartbeat_main(void *arg)
 static naq_status open_bucket(naq_client *c, const char *bucket, int64_t ttl_ns, kvStore **out)
 {
     kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = bucket;
-    kc.Description = "naq live worker registry (docs/workers.md)";
-    kc.History = 1;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = c->cfg.replicas;
-    kc.TTL = ttl_ns; /* another worker may have made it with another TTL */
+    /* Another worker may have made it with another TTL. */
+    naq__kv_config_init(&kc, bucket, "naq live worker registry (docs/workers.md)", c->cfg.replicas,
+                        ttl_ns);
     natsStatus ns = naq__kv_bind(c->js, &kc, out);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot open the worker registry (KV %s)",
@@ -569,7 +551,7 @@ naq_status naq__registry_start(naq_client *c, const naq__registry_info *info, na
     r->dirty_gap = 0;
     pthread_mutex_unlock(&r->mu);
     /* The first put is synchronous so that a worker that runs is listed. */
-    char *json = o ? naq__json_dumps(o, JSON_FLAGS) : NULL;
+    char *json = o ? naq__json_dumps(o, NAQ__JSON_FLAGS) : NULL;
     json_decref(o);
     natsStatus ns = json ? kvStore_PutString(NULL, r->kv, r->id, json) : NATS_NO_MEMORY;
     /* On a cluster, a bucket just created (or whose leader just died) has
@@ -604,15 +586,9 @@ void naq__registry_job_started(naq__registry *r, const char *job_id, const char 
         return;
     log_job(r, NAQ_EVENT_WORKER_ASSIGNED, job_id, queue, NULL);
     pthread_mutex_lock(&r->mu);
-    if (r->njobs == r->jobs_cap) {
-        size_t cap =
-            r->jobs_cap ? r->jobs_cap * 2 : (size_t)(r->concurrency > 0 ? r->concurrency : 4);
-        void *p = realloc(r->jobs, cap * sizeof *r->jobs);
-        if (p != NULL) {
-            r->jobs = p;
-            r->jobs_cap = cap;
-        }
-    }
+    if (r->njobs == r->jobs_cap)
+        naq__array_grow(&r->jobs, &r->jobs_cap, sizeof *r->jobs,
+                        (size_t)(r->concurrency > 0 ? r->concurrency : 4));
     if (r->njobs < r->jobs_cap) /* else counted, not listed */
         snprintf(r->jobs[r->njobs++], NAQ_ID_SIZE, "%s", job_id);
     r->active++;

@@ -124,14 +124,8 @@ typedef struct {
 
 static item *collect_push(collection *col)
 {
-    if (col->n == col->cap) {
-        size_t ncap = col->cap ? col->cap * 2 : 16;
-        item *v = realloc(col->v, ncap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        col->v = v;
-        col->cap = ncap;
-    }
+    if (col->n == col->cap && naq__array_grow(&col->v, &col->cap, sizeof *col->v, 16) == NULL)
+        return NULL;
     item *it = &col->v[col->n];
     memset(it, 0, sizeof *it);
     return it;

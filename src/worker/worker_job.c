@@ -49,14 +49,6 @@
 /* Delay of the redelivery when the result, the dependents or the unique
  * key could not be written (server away): long enough not to spin. */
 #define FOLLOWUP_RETRY_MS 2000
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
-
-static double now_ms_precise(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 /* An event of job j (details, may be NULL, is taken and encoded into
  * *text, which the caller frees). */
@@ -64,7 +56,7 @@ static void job_event(naq_event *e, naq_worker *w, naq_event_type type, const na
                       json_t *details, char **text)
 {
     naq__worker_job_event(e, type, w, j);
-    *text = details ? naq__json_dumps(details, JSON_FLAGS) : NULL;
+    *text = details ? naq__json_dumps(details, NAQ__JSON_FLAGS) : NULL;
     e->details_json = *text;
     json_decref(details);
 }
@@ -471,7 +463,7 @@ static void outcome_event(naq_event *e, naq_worker *w, naq_event_type type, cons
         json_object_update(d, extra);
         json_decref(extra);
     }
-    *text = d ? naq__json_dumps(d, JSON_FLAGS) : NULL;
+    *text = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
     json_decref(d);
     e->details_json = *text;
     if (w->client->crypt != NULL)
@@ -580,8 +572,8 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
     if (j.attempt > 1)
         log_job(w, NAQ_EVENT_RETRY_STARTED, &j, NULL, NULL, NULL);
     naq__registry_job_started(w->registry, j.id, j.queue);
-    double t0 = now_ms_precise(CLOCK_MONOTONIC);
-    double cpu0 = now_ms_precise(CLOCK_THREAD_CPUTIME_ID);
+    double t0 = naq__clock_ms(CLOCK_MONOTONIC);
+    double cpu0 = naq__clock_ms(CLOCK_THREAD_CPUTIME_ID);
     if (naq__flag_get(&ctx.handed_back)) {
         /* Handed back (a stop) before it began: not run. */
     } else if (h == NULL) {
@@ -601,10 +593,10 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
                              naq_status_str(rc), why[0] ? ": " : "", why);
         }
     }
-    double duration = now_ms_precise(CLOCK_MONOTONIC) - t0;
+    double duration = naq__clock_ms(CLOCK_MONOTONIC) - t0;
     char *details = NULL; /* of the outcome event e */
     if (h != NULL && ctx.cpu_time_ms == NAQ_UNSET)
-        ctx.cpu_time_ms = now_ms_precise(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+        ctx.cpu_time_ms = naq__clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 
     /* worker_released (the registry) goes before the outcome, so that a
      * finished job's last event is its outcome (a job's state is its last

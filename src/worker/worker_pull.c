@@ -247,27 +247,19 @@ static void refill(naq__fetcher *f)
 /* ---------------------------------------------------------------- replies */
 
 /* (q, level) of a job message, from the consumer named in its ack
- * subject "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.
- * <pending>"; *pending is the last token. -1 when it is not ours. */
+ * subject; *pending is the consumer's pending count from the same subject.
+ * -1 when it is not ours. */
 static int consumer_of(naq__fetcher *f, natsMsg *m, int *level, long long *pending)
 {
-    const char *reply = natsMsg_GetReply(m);
-    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+    naq__ack_info ack;
+    if (!naq__ack_subject_parse(natsMsg_GetReply(m), &ack))
         return -1;
-    const char *consumer = strchr(reply + 8, '.');
-    if (consumer == NULL)
-        return -1;
-    consumer++;
-    const char *end = strchr(consumer, '.');
-    const char *last = strrchr(reply, '.');
-    if (end == NULL || last == NULL)
-        return -1;
-    *pending = strtoll(last + 1, NULL, 10);
-    size_t len = (size_t)(end - consumer);
+    *pending = ack.pending;
     for (int q = 0; q < f->w->nqueues; q++) {
         for (int l = 0; l < NAQ_PRIORITY_LEVELS; l++) {
             const char *name = f->w->queues[q].consumer[l];
-            if (strlen(name) == len && strncmp(name, consumer, len) == 0) {
+            if (strlen(name) == ack.consumer_len &&
+                strncmp(name, ack.consumer, ack.consumer_len) == 0) {
                 *level = l;
                 return q;
             }
@@ -425,13 +417,7 @@ natsMsg *naq__worker_next_job(naq__executor *x)
             pthread_cond_signal(&f->ready_cv); /* another may read now */
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += FETCH_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = naq__deadline(CLOCK_REALTIME, FETCH_TICK_MS);
         pthread_cond_timedwait(&f->ready_cv, &f->lock, &until);
     }
     for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && job_for_a_slot(f); level--) {
@@ -502,6 +488,18 @@ void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* Frees f and what it holds: the subscription (destroyed, so unsubscribe
+ * first when it must stop delivering), the lock, the condition and the
+ * request table. The ready lists must be empty. */
+static void fetcher_free(naq__fetcher *f)
+{
+    natsSubscription_Destroy(f->sub);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->ready_cv);
+    free(f->reqs);
+    free(f);
+}
+
 naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
 {
     *out = NULL;
@@ -529,11 +527,7 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
     if (ns == NATS_OK)
         natsSubscription_SetPendingLimits(f->sub, -1, -1); /* bounded by our requests */
     if (ns != NATS_OK) {
-        natsSubscription_Destroy(f->sub);
-        pthread_mutex_destroy(&f->lock);
-        pthread_cond_destroy(&f->ready_cv);
-        free(f->reqs);
-        free(f);
+        fetcher_free(f);
         return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot start fetching jobs for worker %s",
                               w->id);
     }
@@ -570,9 +564,5 @@ void naq__fetcher_stop(naq__fetcher *f)
             free(rm);
         }
     }
-    natsSubscription_Destroy(f->sub);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->ready_cv);
-    free(f->reqs);
-    free(f);
+    fetcher_free(f);
 }
