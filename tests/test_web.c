@@ -153,6 +153,23 @@ static void help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2(void **stat
         2);
 }
 
+static void a_port_in_use_exits_1_saying_cannot_listen_and_which_flag(void **state)
+{
+    fixture *f = *state;
+    start_web(f, 0);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", f->web.port);
+    char *err = NULL;
+    assert_int_equal(
+        naq_test_run_cli((const char *[]){"web", "--listen", listen, NULL}, f->web.env, NULL, &err),
+        1);
+    /* The wording of the one daemon start (metrics_http.c), shared with
+     * the metrics server: what could not listen, and the flag to change. */
+    if (strstr(err, "cannot listen on 127.0.0.1:") == NULL || strstr(err, "--listen") == NULL)
+        fail_msg("expected 'cannot listen ... --listen', got: %s", err);
+    free(err);
+}
+
 /* ---- security ---- */
 
 static void a_read_only_server_answers_every_post_with_403(void **state)
@@ -680,6 +697,8 @@ static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **sta
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(a_port_in_use_exits_1_saying_cannot_listen_and_which_flag,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(a_read_only_server_answers_every_post_with_403, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(actions_need_the_bearer_token_json_and_this_origin, setup,

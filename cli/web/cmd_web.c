@@ -186,8 +186,8 @@ static int run(naq_cli_ctx *x)
     char host[64];
     snprintf(host, sizeof host, "%.*s", (int)strcspn(o->listen, ":"), o->listen);
     printf("naq web: serving http://%s:%d/ (%s)\n",
-           host[0] && strcmp(host, "0.0.0.0") != 0 ? host : "127.0.0.1", naq_web_port(w),
-           o->allow_actions ? "actions allowed with the token" : "read-only");
+           host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "*") != 0 ? host : "127.0.0.1",
+           naq_web_port(w), o->allow_actions ? "actions allowed with the token" : "read-only");
     fflush(stdout);
     if (host[0] == '\0' || (strncmp(host, "127.", 4) != 0 && strcmp(host, "localhost") != 0))
         naq_cli_error("warning: serving on %s, not loopback: anyone who can reach it reads every "

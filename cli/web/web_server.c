@@ -20,7 +20,8 @@
  */
 #include "web_int.h"
 
-#include "internal.h" /* naq__fail: errors through naq_last_error() */
+#include "internal.h"         /* naq__fail: errors through naq_last_error() */
+#include "ops/metrics_http.h" /* naq__http_start: the one start of a daemon */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -330,41 +331,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- start and stop ---- */
 
-/* "HOST:PORT" or ":PORT" (all interfaces) -> an IPv4 address. */
-static naq_status parse_listen(const char *addr, struct sockaddr_in *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
-    char *end = NULL;
-    long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bad listen address '%s': give HOST:PORT, e.g. 127.0.0.1:8080",
-                         addr ? addr : "");
-    sa->sin_port = htons((uint16_t)port);
-    char host[64];
-    size_t hl = (size_t)(colon - addr);
-    if (hl >= sizeof host)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "bad listen address '%s': host too long", addr);
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (hl == 0 || strcmp(host, "0.0.0.0") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (strcmp(host, "localhost") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bad listen address '%s': the host must be an IPv4 address, "
-                         "localhost or empty (all interfaces)",
-                         addr);
-    return NAQ_OK;
-}
-
 naq_status naq_web_opts_validate(const naq_web_opts *o)
 {
     struct sockaddr_in sa;
-    naq_status s = parse_listen(o->listen, &sa);
+    naq_status s = naq__http_parse_listen(o->listen, &sa);
     if (s != NAQ_OK)
         return s;
     if (o->allow_actions && (o->token == NULL || o->token[0] == '\0'))
@@ -380,7 +350,7 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
     struct sockaddr_in sa;
     naq_status s = naq_web_opts_validate(o);
     if (s == NAQ_OK)
-        s = parse_listen(o->listen, &sa);
+        s = naq__http_parse_listen(o->listen, &sa);
     if (s != NAQ_OK)
         return s;
     naq_web *w = calloc(1, sizeof *w);
@@ -390,7 +360,7 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
     w->allow_actions = o->allow_actions;
     w->live_tail = o->live_tail;
     w->rollup = o->rollup;
-    w->loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+    w->loopback = naq__http_is_loopback(&sa);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->sse_gone, NULL);
     if (o->allow_actions && (w->token = strdup(o->token)) == NULL) {
@@ -401,21 +371,20 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
         naq_web_stop(w);
         return s;
     }
-    w->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)CONNECTIONS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-        MHD_OPTION_END);
-    if (w->d == NULL) {
+    naq__http_opts h = {.listen = o->listen,
+                        .flag = "--listen",
+                        .what = "the web UI",
+                        .thread_per_conn = 1,
+                        .timeout_s = 120,
+                        .max_conns = CONNECTIONS_MAX,
+                        .handler = on_request,
+                        .handler_cls = w,
+                        .completed = on_completed,
+                        .completed_cls = w};
+    if ((s = naq__http_start(&h, &w->d, &w->port)) != NAQ_OK) {
         naq_web_stop(w);
-        return naq__fail(NAQ_ERR_IO,
-                         "cannot listen on %s (is the port in use? pick another with "
-                         "--listen HOST:PORT)",
-                         o->listen);
+        return s;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_BIND_PORT);
-    w->port = info != NULL ? info->port : ntohs(sa.sin_port);
     *out = w;
     return NAQ_OK;
 }
