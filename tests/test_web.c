@@ -388,6 +388,75 @@ static void a_job_shows_its_timeline_in_order_with_args_error_and_result(void **
     assert_int_equal(web_stop_pid(w), 0);
 }
 
+/* GET /api/jobs/<id> of a job: its args (or NULL) and the reason. */
+static json_t *job_args(fixture *f, const char *id, const char **source, const char **missing)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/api/jobs/%s", id);
+    json_t *j = get_json(f, path, 200);
+    *source = json_string_value(json_object_get(j, "args_source"));
+    *missing = json_string_value(json_object_get(j, "args_missing"));
+    return j;
+}
+
+static void
+a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone(void **state)
+{
+    fixture *f = *state;
+    char key[300], key_env[340];
+    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
+    snprintf(key_env, sizeof key_env, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
+    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+    const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
+    /* No worker on these queues: the jobs wait. One plain (behind another
+     * job on its level, and moved to priority 4 after), one sealed. */
+    char ahead[NAQ_ID_SIZE], plain[NAQ_ID_SIZE], sealed[NAQ_ID_SIZE];
+    web_enqueue(&f->web, (const char *[]){"-q", "wait", "--", "true", NULL}, ahead);
+    web_enqueue(&f->web, (const char *[]){"-q", "wait", "--", "echo", PAYLOAD, NULL}, plain);
+    assert_int_equal(naq_job_set_priority(f->c, plain, 4), NAQ_OK);
+    char *out = NULL;
+    assert_int_equal(naq_test_run_cli((const char *[]){"enqueue", "-q", "wait-enc", "--", "echo",
+                                                       "secret-arg", NULL},
+                                      env, &out, NULL),
+                     0);
+    snprintf(sealed, sizeof sealed, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
+
+    start_web(f, 0); /* without the key */
+    const char *source, *missing;
+    json_t *j = job_args(f, plain, &source, &missing);
+    json_t *argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), PAYLOAD);
+    assert_string_equal(source, "queue");
+    assert_null(missing);
+    json_decref(j);
+    j = job_args(f, sealed, &source, &missing);
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (strstr(text, "secret-arg") != NULL)
+        fail_msg("sealed args shown without the key: %s", text);
+    free(text);
+    assert_string_equal(json_string_value(json_object_get(j, "args")), "<encrypted>");
+    assert_string_equal(source, "queue");
+    json_decref(j);
+    assert_int_equal(web_stop(&f->web), 0);
+
+    assert_true(web_start(&f->web, &f->s, NULL, (const char *[]){key_env, NULL}, NULL));
+    j = job_args(f, sealed, &source, &missing);
+    argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), "secret-arg");
+    json_decref(j);
+
+    /* Once a worker acknowledged it, the message is gone: null, and why. */
+    pid_t w = web_worker(&f->web, &f->s, "wait");
+    assert_true(web_wait_last_event(f->c, plain, NAQ_EVENT_COMPLETED));
+    j = job_args(f, plain, &source, &missing);
+    assert_true(json_is_null(json_object_get(j, "args")));
+    assert_null(source);
+    assert_string_equal(missing, "not_in_queue");
+    json_decref(j);
+    assert_int_equal(web_stop_pid(w), 0);
+}
+
 static void workers_lists_the_live_registry_with_state_and_heartbeat(void **state)
 {
     fixture *f = *state;
@@ -712,6 +781,9 @@ static const struct CMUnitTest tests[] = {
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(args_and_errors_are_opened_only_where_naq_web_has_the_key,
                                     setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone, setup,
+        teardown),
     cmocka_unit_test_setup_teardown(workers_lists_the_live_registry_with_state_and_heartbeat, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(dead_letters_list_filter_show_retry_and_purge, setup, teardown),

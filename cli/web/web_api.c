@@ -421,17 +421,20 @@ static void get_job(const web_req *q, web_reply *r, const char *id)
     if (naq_job_result(c, id, 0, &result_text) == NAQ_OK)
         result = json_or_text(result_text);
     free(result_text);
-    /* Args live with the job while it waits and in its dead-letter entry
-     * after it died; the entry is what can be read by id. */
+    /* Args live with the job while it waits or runs (its queue message)
+     * and in its dead-letter entry after it died; the entry is what can be
+     * read by id, so it goes first. */
     naq_dlq_entry de;
     memset(&de, 0, sizeof de);
     json_t *args = json_null(), *dead = json_null();
+    const char *source = NULL, *missing = NULL;
     if (naq_dlq_show(c, 0, id, &de) == NAQ_OK) {
         json_t *job = dead_job_json(c, &de);
         json_t *a = job != NULL ? json_object_get(job, "args") : NULL;
         if (a != NULL) {
             json_decref(args);
             args = json_incref(a);
+            source = "dead_letter";
         }
         json_decref(job);
         json_decref(dead);
@@ -440,9 +443,21 @@ static void get_job(const web_req *q, web_reply *r, const char *id)
                          "attempts", de.attempts, "failed_at", de.failed_at);
     }
     naq_dlq_entry_clear(&de);
-    r->json = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "job_id", id, "state",
+    if (source == NULL) {
+        json_t *job = web_queued_job(c, id, &l, &missing);
+        json_t *a = job != NULL ? json_object_get(job, "args") : NULL;
+        if (a != NULL) {
+            json_decref(args);
+            args = json_incref(a);
+            source = "queue";
+            missing = NULL;
+        }
+        json_decref(job);
+    }
+    r->json = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s?, s:s?}", "job_id", id, "state",
                         naq_event_type_name(last->type), "queue", last->queue_name, "events",
-                        events, "result", result, "args", args, "dead_letter", dead);
+                        events, "result", result, "args", args, "dead_letter", dead, "args_source",
+                        source, "args_missing", missing);
     naq_event_list_free(&l);
 }
 

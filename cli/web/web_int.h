@@ -129,6 +129,23 @@ json_t *web_rollups_read(naq_web *w, int hours, double now, naq_status *status);
  * unless a newer one is there. */
 void web_rollups_store(naq_web *w, const json_t *v, double at);
 
+/* ---- web_job.c: a job's args from its queue ---- */
+
+/* The most messages of one queue subject read to find a job (web_job.c
+ * says why a bound). */
+#define WEB_JOB_SCAN_MAX 1000
+
+/* The message of job_id (history h) while it waits or runs in its queue,
+ * as JSON with its args shown (opened with the key, or "<encrypted>"
+ * without it); a new reference. NULL when it is not there, with *missing
+ * saying why (static text, docs/web.md): "not_enqueued" (the history has
+ * no enqueue: delayed or waiting for dependencies), "not_in_queue" (a
+ * worker acknowledged it: completed, dead-lettered or cancelled),
+ * "scan_limit" (over WEB_JOB_SCAN_MAX jobs ahead of it), "unreadable",
+ * "unavailable" (the server did not answer). */
+json_t *web_queued_job(naq_client *c, const char *job_id, const naq_event_list *h,
+                       const char **missing);
+
 /* ---- web_actions.c: POST /api/... ---- */
 
 /* Answers an authorised POST (security checked by the caller). */
