@@ -388,6 +388,16 @@ static void a_job_shows_its_timeline_in_order_with_args_error_and_result(void **
     assert_int_equal(web_stop_pid(w), 0);
 }
 
+/* A payload key made with `naq keygen` in the test's directory; key_env
+ * gets "NAQ_ENCRYPTION_KEY_FILE=<it>". */
+static void make_key(fixture *f, char key_env[340])
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
+    snprintf(key_env, 340, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
+    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+}
+
 /* GET /api/jobs/<id> of a job: its args (or NULL) and the reason. */
 static json_t *job_args(fixture *f, const char *id, const char **source, const char **missing)
 {
@@ -403,10 +413,8 @@ static void
 a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone(void **state)
 {
     fixture *f = *state;
-    char key[300], key_env[340];
-    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
-    snprintf(key_env, sizeof key_env, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
-    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+    char key_env[340];
+    make_key(f, key_env);
     const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
     /* No worker on these queues: the jobs wait. One plain (behind another
      * job on its level, and moved to priority 4 after), one sealed. */
@@ -719,10 +727,8 @@ static void the_live_feed_filters_by_type_queue_and_job(void **state)
 static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **state)
 {
     fixture *f = *state;
-    char key[300], key_env[340];
-    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
-    snprintf(key_env, sizeof key_env, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
-    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+    char key_env[340];
+    make_key(f, key_env);
     const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
     char log[320];
     snprintf(log, sizeof log, "%s/worker-enc.log", f->s.dir);

@@ -14,13 +14,13 @@
 #include <netinet/in.h>
 
 typedef struct {
-    const char *listen;   /* "HOST:PORT" or ":PORT" (all interfaces); port 0 = any free */
-    const char *flag;     /* the flag that names it, for the error: "--listen" */
-    const char *what;     /* what listens, for the error: "metrics", "the web UI" */
-    int thread_per_conn;  /* a thread per connection (long-lived ones: SSE), else one
-                           * polling thread for all */
-    unsigned timeout_s;   /* idle connections close after this */
-    unsigned max_conns;   /* 0: libmicrohttpd's default */
+    const char *listen;  /* "HOST:PORT" or ":PORT" (all interfaces); port 0 = any free */
+    const char *flag;    /* the flag that names it, for the error: "--listen" */
+    const char *what;    /* what listens, for the error: "metrics", "the web UI" */
+    int thread_per_conn; /* a thread per connection (long-lived ones: SSE), else one
+                          * polling thread for all */
+    unsigned timeout_s;  /* idle connections close after this */
+    unsigned max_conns;  /* 0: libmicrohttpd's default */
     MHD_AccessHandlerCallback handler;
     void *handler_cls;
     MHD_RequestCompletedCallback completed; /* NULL: none */
