@@ -13,6 +13,7 @@
 #define NAQ_WEB_INT_H
 
 #include "web.h"
+#include "web_parse.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -88,6 +89,7 @@ typedef struct {
     struct MHD_Connection *conn;
     const char *method;
     const char *path; /* URL path without the query */
+    web_route route;  /* what path names (web_parse.c) */
     const char *body; /* POST body (NUL-terminated), "" when none */
     size_t body_len;
 } web_req;
@@ -116,8 +118,8 @@ const char *web_arg(const web_req *q, const char *name);
 
 /* ---- web_api.c: GET /api/... ---- */
 
-/* 1 when path is an API route it answers (r filled), else 0. */
-int web_api_get(const web_req *q, web_reply *r);
+/* Answers a GET of an API route (q->route), 404 for one it does not know. */
+void web_api_get(const web_req *q, web_reply *r);
 /* An event as JSON: its wire fields plus nats_sequence and, where it
  * applies, "gap_ms" is added by the caller. New reference. */
 json_t *web_event_json(const naq_event *e);

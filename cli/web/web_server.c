@@ -157,32 +157,6 @@ static const web_asset *find_asset(const char *path)
 
 /* ---- security ---- */
 
-/* "127.0.0.1:8080" -> 1 when the host part is loopback. */
-static int host_is_loopback(const char *host)
-{
-    if (host == NULL)
-        return 0;
-    char h[256];
-    size_t n = strlen(host);
-    if (n >= sizeof h)
-        return 0;
-    memcpy(h, host, n + 1);
-    if (h[0] == '[') { /* [::1]:8080 */
-        char *end = strchr(h, ']');
-        if (end == NULL)
-            return 0;
-        *end = '\0';
-        return strcmp(h + 1, "::1") == 0;
-    }
-    char *colon = strchr(h, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    if (strcasecmp(h, "localhost") == 0)
-        return 1;
-    struct in_addr a;
-    return inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-}
-
 static int token_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -291,12 +265,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (w->loopback && !host_is_loopback(header(conn, "Host")))
+    if (w->loopback && !web_host_is_loopback(header(conn, "Host")))
         return send_error(conn, 403, "forbidden",
                           "this server answers only requests addressed to a loopback host "
                           "(localhost, 127.0.0.1); see docs/web.md, Security");
 
-    web_req q = {w, conn, method, url, st->body ? st->body : "", st->len};
+    web_req q = {w, conn, method, url, {0}, st->body ? st->body : "", st->len};
+    web_route_parse(is_post, url, &q.route);
     web_reply r = {200, NULL};
     if (is_post) {
         unsigned code;
@@ -312,20 +287,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(conn, 405, "method_not_allowed",
                           "only GET and HEAD (pages, /api reads) and POST (/api actions)");
-    if (strncmp(url, "/api/", 5) != 0) {
+    if (q.route.kind == WEB_ROUTE_ASSET) {
         const web_asset *a = find_asset(url);
         if (a == NULL)
             return send_error(conn, 404, "not_found", "no such page: the UI is at /");
         return send_buffer(conn, 200, a->type, (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT, 1);
     }
-    if (strcmp(url, "/api/events/stream") == 0) {
+    if (q.route.kind == WEB_ROUTE_EVENTS_STREAM) {
         int rc = web_sse_start(&q, &r);
         if (rc >= 0)
             return rc ? MHD_YES : MHD_NO;
         return send_reply(conn, &r);
     }
-    if (!web_api_get(&q, &r))
-        web_error(&r, 404, "not_found", "no such API endpoint: %s (docs/web.md lists them)", url);
+    web_api_get(&q, &r);
     return send_reply(conn, &r);
 }
 
