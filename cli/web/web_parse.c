@@ -111,6 +111,17 @@ int web_host_is_loopback(const char *host)
     return inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
+int web_origin_is_host(const char *origin, const char *host)
+{
+    if (origin == NULL || host == NULL)
+        return 0;
+    /* https:// too: behind a TLS proxy that keeps Host. */
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                             : NULL;
+    return rest != NULL && strcasecmp(rest, host) == 0;
+}
+
 static const char *str_member(json_t *o, const char *name)
 {
     const char *v = json_string_value(json_object_get(o, name));
@@ -124,7 +135,9 @@ naq_status web_dlq_body_parse(const char *body, size_t len, web_dlq_body *b)
     b->body = json_loadb(body, len, 0, &err);
     if (b->body == NULL || !json_is_object(b->body))
         return naq__fail(NAQ_ERR_INVALID_ARG, "the body must be a JSON object (%s)",
-                         len == 0 ? "it is empty" : b->body == NULL ? err.text : "it is not one");
+                         len == 0          ? "it is empty"
+                         : b->body == NULL ? err.text
+                                           : "it is not one");
     b->filter.queue = str_member(b->body, "queue");
     b->filter.error_type = str_member(b->body, "error_type");
     b->filter.job_id = str_member(b->body, "job");

@@ -1,7 +1,7 @@
 /*
  * web_parse.h - what `naq web` reads from a request, parsed without a
  * server: the route a method and URL path name, whole-number query
- * arguments, the Host header's loopback check and the JSON body of a
+ * arguments, the Host and Origin checks and the JSON body of a
  * dead-letter action. Pure functions (no libmicrohttpd, no connection),
  * so fuzz/fuzz_web.c runs them on any input.
  */
@@ -34,8 +34,8 @@ typedef enum {
 
 typedef struct {
     web_route_kind kind;
-    const char *id;          /* JOB: the job id, DLQ_ENTRY: the sequence text (into path) */
-    char name[NAQ_ID_SIZE];  /* SCHEDULE_*: the schedule's name (not yet validated) */
+    const char *id;         /* JOB: the job id, DLQ_ENTRY: the sequence text (into path) */
+    char name[NAQ_ID_SIZE]; /* SCHEDULE_*: the schedule's name (not yet validated) */
 } web_route;
 
 /* The route that (post ? POST : GET or HEAD) path names; path is the URL
@@ -50,6 +50,10 @@ int web_parse_int(const char *text, long long min, long long max, long long *out
 /* 1 when a Host header ("127.0.0.1:8080", "localhost", "[::1]:80") names
  * a loopback host; 0 for NULL and anything else. */
 int web_host_is_loopback(const char *host);
+
+/* 1 when an Origin header ("http://127.0.0.1:8080", https:// too) names
+ * the host of the Host header; 0 for NULL and anything else. */
+int web_origin_is_host(const char *origin, const char *host);
 
 /* The most dead letters one action may name by sequence. */
 #define WEB_SEQS_MAX 1000

@@ -191,14 +191,8 @@ static const char *refuse_post(naq_web *w, struct MHD_Connection *conn, unsigned
     }
     const char *host = header(conn, "Host");
     const char *origin = header(conn, "Origin");
-    if (origin != NULL) {
-        /* https:// too: behind a TLS proxy that keeps Host. */
-        const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
-                           : strncmp(origin, "https://", 8) == 0 ? origin + 8
-                                                                 : NULL;
-        if (host == NULL || rest == NULL || strcasecmp(rest, host) != 0)
-            return "cross-origin request refused: the Origin header does not name this server";
-    }
+    if (origin != NULL && !web_origin_is_host(origin, host))
+        return "cross-origin request refused: the Origin header does not name this server";
     const char *site = header(conn, "Sec-Fetch-Site");
     if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
         return "cross-site request refused (Sec-Fetch-Site)";
