@@ -465,6 +465,28 @@ a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone(vo
     assert_int_equal(web_stop_pid(w), 0);
 }
 
+static void a_running_job_shows_its_args_from_its_queue_until_it_is_acknowledged(void **state)
+{
+    fixture *f = *state;
+    pid_t w = web_worker(&f->web, &f->s, "run");
+    assert_true(web_worker_ready(f->c, "run"));
+    char id[NAQ_ID_SIZE];
+    web_enqueue(&f->web, (const char *[]){"-q", "run", "--", "sleep", "4", NULL}, id);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_STARTED));
+    start_web(f, 0);
+    const char *source, *missing;
+    json_t *j = job_args(f, id, &source, &missing);
+    /* Still running (4 s): the worker has not acknowledged the message. */
+    assert_string_equal(jstr(j, "state"), "started");
+    json_t *argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), "4");
+    assert_string_equal(source, "queue");
+    assert_null(missing);
+    json_decref(j);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_COMPLETED));
+    assert_int_equal(web_stop_pid(w), 0);
+}
+
 static void workers_lists_the_live_registry_with_state_and_heartbeat(void **state)
 {
     fixture *f = *state;
@@ -790,6 +812,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(
         a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone, setup,
         teardown),
+    cmocka_unit_test_setup_teardown(
+        a_running_job_shows_its_args_from_its_queue_until_it_is_acknowledged, setup, teardown),
     cmocka_unit_test_setup_teardown(workers_lists_the_live_registry_with_state_and_heartbeat, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(dead_letters_list_filter_show_retry_and_purge, setup, teardown),
