@@ -16,7 +16,7 @@ fi
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(fuzz_job fuzz_event fuzz_cron fuzz_duration fuzz_spool fuzz_envelope fuzz_batch)
+    targets=(fuzz_job fuzz_event fuzz_cron fuzz_duration fuzz_spool fuzz_envelope fuzz_batch fuzz_web)
 fi
 if ! command -v clang >/dev/null 2>&1; then
     echo "fuzz.sh: clang is missing; run scripts/install-deps.sh" >&2

@@ -153,6 +153,23 @@ static void help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2(void **stat
         2);
 }
 
+static void a_port_in_use_exits_1_saying_cannot_listen_and_which_flag(void **state)
+{
+    fixture *f = *state;
+    start_web(f, 0);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", f->web.port);
+    char *err = NULL;
+    assert_int_equal(
+        naq_test_run_cli((const char *[]){"web", "--listen", listen, NULL}, f->web.env, NULL, &err),
+        1);
+    /* The wording of the one daemon start (metrics_http.c), shared with
+     * the metrics server: what could not listen, and the flag to change. */
+    if (strstr(err, "cannot listen on 127.0.0.1:") == NULL || strstr(err, "--listen") == NULL)
+        fail_msg("expected 'cannot listen ... --listen', got: %s", err);
+    free(err);
+}
+
 /* ---- security ---- */
 
 static void a_read_only_server_answers_every_post_with_403(void **state)
@@ -368,6 +385,105 @@ static void a_job_shows_its_timeline_in_order_with_args_error_and_result(void **
     json_decref(j);
     j = get_json(f, "/api/jobs/bad.id", 400);
     json_decref(j);
+    assert_int_equal(web_stop_pid(w), 0);
+}
+
+/* A payload key made with `naq keygen` in the test's directory; key_env
+ * gets "NAQ_ENCRYPTION_KEY_FILE=<it>". */
+static void make_key(fixture *f, char key_env[340])
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
+    snprintf(key_env, 340, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
+    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+}
+
+/* GET /api/jobs/<id> of a job: its args (or NULL) and the reason. */
+static json_t *job_args(fixture *f, const char *id, const char **source, const char **missing)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/api/jobs/%s", id);
+    json_t *j = get_json(f, path, 200);
+    *source = json_string_value(json_object_get(j, "args_source"));
+    *missing = json_string_value(json_object_get(j, "args_missing"));
+    return j;
+}
+
+static void
+a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone(void **state)
+{
+    fixture *f = *state;
+    char key_env[340];
+    make_key(f, key_env);
+    const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
+    /* No worker on these queues: the jobs wait. One plain (behind another
+     * job on its level, and moved to priority 4 after), one sealed. */
+    char ahead[NAQ_ID_SIZE], plain[NAQ_ID_SIZE], sealed[NAQ_ID_SIZE];
+    web_enqueue(&f->web, (const char *[]){"-q", "wait", "--", "true", NULL}, ahead);
+    web_enqueue(&f->web, (const char *[]){"-q", "wait", "--", "echo", PAYLOAD, NULL}, plain);
+    assert_int_equal(naq_job_set_priority(f->c, plain, 4), NAQ_OK);
+    char *out = NULL;
+    assert_int_equal(naq_test_run_cli((const char *[]){"enqueue", "-q", "wait-enc", "--", "echo",
+                                                       "secret-arg", NULL},
+                                      env, &out, NULL),
+                     0);
+    snprintf(sealed, sizeof sealed, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
+
+    start_web(f, 0); /* without the key */
+    const char *source, *missing;
+    json_t *j = job_args(f, plain, &source, &missing);
+    json_t *argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), PAYLOAD);
+    assert_string_equal(source, "queue");
+    assert_null(missing);
+    json_decref(j);
+    j = job_args(f, sealed, &source, &missing);
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (strstr(text, "secret-arg") != NULL)
+        fail_msg("sealed args shown without the key: %s", text);
+    free(text);
+    assert_string_equal(json_string_value(json_object_get(j, "args")), "<encrypted>");
+    assert_string_equal(source, "queue");
+    json_decref(j);
+    assert_int_equal(web_stop(&f->web), 0);
+
+    assert_true(web_start(&f->web, &f->s, NULL, (const char *[]){key_env, NULL}, NULL));
+    j = job_args(f, sealed, &source, &missing);
+    argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), "secret-arg");
+    json_decref(j);
+
+    /* Once a worker acknowledged it, the message is gone: null, and why. */
+    pid_t w = web_worker(&f->web, &f->s, "wait");
+    assert_true(web_wait_last_event(f->c, plain, NAQ_EVENT_COMPLETED));
+    j = job_args(f, plain, &source, &missing);
+    assert_true(json_is_null(json_object_get(j, "args")));
+    assert_null(source);
+    assert_string_equal(missing, "not_in_queue");
+    json_decref(j);
+    assert_int_equal(web_stop_pid(w), 0);
+}
+
+static void a_running_job_shows_its_args_from_its_queue_until_it_is_acknowledged(void **state)
+{
+    fixture *f = *state;
+    pid_t w = web_worker(&f->web, &f->s, "run");
+    assert_true(web_worker_ready(f->c, "run"));
+    char id[NAQ_ID_SIZE];
+    web_enqueue(&f->web, (const char *[]){"-q", "run", "--", "sleep", "4", NULL}, id);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_STARTED));
+    start_web(f, 0);
+    const char *source, *missing;
+    json_t *j = job_args(f, id, &source, &missing);
+    /* Still running (4 s): the worker has not acknowledged the message. */
+    assert_string_equal(jstr(j, "state"), "started");
+    json_t *argv = json_object_get(json_object_get(j, "args"), "argv");
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), "4");
+    assert_string_equal(source, "queue");
+    assert_null(missing);
+    json_decref(j);
+    assert_true(web_wait_last_event(f->c, id, NAQ_EVENT_COMPLETED));
     assert_int_equal(web_stop_pid(w), 0);
 }
 
@@ -633,10 +749,8 @@ static void the_live_feed_filters_by_type_queue_and_job(void **state)
 static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **state)
 {
     fixture *f = *state;
-    char key[300], key_env[340];
-    snprintf(key, sizeof key, "%s/payload.key", f->s.dir);
-    snprintf(key_env, sizeof key_env, "NAQ_ENCRYPTION_KEY_FILE=%s", key);
-    assert_int_equal(web_cli(&f->web, (const char *[]){"keygen", key, NULL}, NULL), 0);
+    char key_env[340];
+    make_key(f, key_env);
     const char *env[] = {f->web.env[0], f->web.env[1], key_env, NULL};
     char log[320];
     snprintf(log, sizeof log, "%s/worker-enc.log", f->s.dir);
@@ -680,6 +794,8 @@ static void args_and_errors_are_opened_only_where_naq_web_has_the_key(void **sta
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(help_bad_flags_and_unsafe_tokens_give_exit_codes_0_and_2, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(a_port_in_use_exits_1_saying_cannot_listen_and_which_flag,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(a_read_only_server_answers_every_post_with_403, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(actions_need_the_bearer_token_json_and_this_origin, setup,
@@ -693,6 +809,11 @@ static const struct CMUnitTest tests[] = {
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(args_and_errors_are_opened_only_where_naq_web_has_the_key,
                                     setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        a_waiting_job_shows_its_args_from_its_queue_and_a_done_one_says_they_are_gone, setup,
+        teardown),
+    cmocka_unit_test_setup_teardown(
+        a_running_job_shows_its_args_from_its_queue_until_it_is_acknowledged, setup, teardown),
     cmocka_unit_test_setup_teardown(workers_lists_the_live_registry_with_state_and_heartbeat, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(dead_letters_list_filter_show_retry_and_purge, setup, teardown),

@@ -1,6 +1,7 @@
 /*
- * cmd_web.c - `naq web`: parses the flags, loads the action token,
- * connects, and serves the web UI and JSON API (web_server.c) until
+ * cmd_web.c - `naq web` on the CLI skeleton (command.c): its options, a
+ * check that loads and vets the action token before any connection,
+ * then connects and serves the web UI and JSON API (web_server.c) until
  * SIGINT or SIGTERM.
  */
 #include "cli.h"
@@ -49,14 +50,6 @@ static const char usage[] =
     "exit codes: 0 stopped by SIGINT/SIGTERM, 1 failure (no server, port in use),\n"
     "2 bad usage (bad address, missing or unsafe token)\n";
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 /* Reads the token from path into buf (the first line, trimmed). Refuses a
  * file others may read, as every key file of naq does. An exit code. */
 static int read_token_file(const char *cmd, const char *path, char *buf, size_t cap)
@@ -104,108 +97,122 @@ static int check_token(const char *cmd, const char *token)
     return NAQ_EXIT_OK;
 }
 
-int naq_cmd_web(int argc, char **argv)
-{
-    const char *cmd = argv[0];
-    enum {
-        OPT_LISTEN = NAQ_CLI_OPT_FIRST_FREE,
-        OPT_ALLOW_ACTIONS,
-        OPT_TOKEN_FILE,
-        OPT_LIVE_TAIL,
-        OPT_NO_ROLLUP,
-    };
-    static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
-                                         {"allow-actions", no_argument, NULL, OPT_ALLOW_ACTIONS},
-                                         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-                                         {"live-tail", required_argument, NULL, OPT_LIVE_TAIL},
-                                         {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
-                                         {"help", no_argument, NULL, 'h'},
-                                         NAQ_CLI_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    naq_cli_common common = {0};
+enum {
+    OPT_LISTEN = NAQ_CLI_OPT_FIRST_FREE,
+    OPT_ALLOW_ACTIONS,
+    OPT_TOKEN_FILE,
+    OPT_LIVE_TAIL,
+    OPT_NO_ROLLUP,
+};
+
+/* The command's arguments (ctx->args): the options and the token they
+ * lead to, all on the caller's stack. */
+typedef struct {
     naq_web_opts o;
-    naq_web_opts_init(&o);
-    const char *token_file = NULL;
-    long long tail = o.live_tail;
-    int rc = NAQ_EXIT_OK, ch;
-    while (rc == NAQ_EXIT_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_LISTEN: o.listen = optarg; break;
-        case OPT_ALLOW_ACTIONS: o.allow_actions = 1; break;
-        case OPT_TOKEN_FILE: token_file = optarg; break;
-        case OPT_NO_ROLLUP: o.rollup = 0; break;
-        case OPT_LIVE_TAIL:
-            if (!naq_cli_parse_int(cmd, "--live-tail", optarg, 0, 100000, &tail))
-                rc = NAQ_EXIT_USAGE;
-            break;
-        case 'h': fputs(usage, stdout); return NAQ_EXIT_OK;
-        default:
-            if (!naq_cli_common_option(&common, ch, optarg))
-                rc = naq_cli_try_help(cmd);
-            break;
-        }
+    const char *token_file;
+    char token[TOKEN_MAX];
+} web_args;
+
+static int option(naq_cli_ctx *x, int ch, const char *arg)
+{
+    web_args *a = x->args;
+    long long tail;
+    switch (ch) {
+    case OPT_LISTEN: a->o.listen = arg; break;
+    case OPT_ALLOW_ACTIONS: a->o.allow_actions = 1; break;
+    case OPT_TOKEN_FILE: a->token_file = arg; break;
+    case OPT_NO_ROLLUP: a->o.rollup = 0; break;
+    case OPT_LIVE_TAIL:
+        if (!naq_cli_parse_int(x->cmd, "--live-tail", arg, 0, 100000, &tail))
+            return NAQ_EXIT_USAGE;
+        a->o.live_tail = (int)tail;
+        break;
+    default: return naq_cli_try_help(x->cmd);
     }
+    return NAQ_EXIT_OK;
+}
+
+/* Before connecting: the operands, the token (read and checked) and the
+ * listen address, so every usage error is reported with no server. */
+static int check(naq_cli_ctx *x)
+{
+    web_args *a = x->args;
+    int rc = naq_cli_no_operands(x);
     if (rc != NAQ_EXIT_OK)
         return rc;
-    if (optind < argc)
-        return naq_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    o.live_tail = (int)tail;
-
-    char token[TOKEN_MAX] = "";
-    if (token_file != NULL && !o.allow_actions)
-        return naq_cli_usage_error(cmd, "--token-file is for actions: give --allow-actions too");
-    if (o.allow_actions) {
+    if (a->token_file != NULL && !a->o.allow_actions)
+        return naq_cli_usage_error(x->cmd, "--token-file is for actions: give --allow-actions too");
+    if (a->o.allow_actions) {
         const char *env = getenv("NAQ_WEB_TOKEN");
-        if (token_file != NULL) {
-            if ((rc = read_token_file(cmd, token_file, token, sizeof token)) != NAQ_EXIT_OK)
+        if (a->token_file != NULL) {
+            rc = read_token_file(x->cmd, a->token_file, a->token, sizeof a->token);
+            if (rc != NAQ_EXIT_OK)
                 return rc;
         } else if (env != NULL && env[0] != '\0') {
-            snprintf(token, sizeof token, "%s", env);
+            snprintf(a->token, sizeof a->token, "%s", env);
         } else {
-            return naq_cli_usage_error(cmd, "--allow-actions needs a token: set NAQ_WEB_TOKEN "
-                                            "or give --token-file FILE");
+            return naq_cli_usage_error(x->cmd, "--allow-actions needs a token: set NAQ_WEB_TOKEN "
+                                               "or give --token-file FILE");
         }
-        if ((rc = check_token(cmd, token)) != NAQ_EXIT_OK)
+        if ((rc = check_token(x->cmd, a->token)) != NAQ_EXIT_OK)
             return rc;
-        o.token = token;
+        a->o.token = a->token;
     }
+    if (naq_web_opts_validate(&a->o) != NAQ_OK)
+        return naq_cli_usage_error(x->cmd, "%s", naq_last_error());
+    return NAQ_EXIT_OK;
+}
 
-    if (naq_web_opts_validate(&o) != NAQ_OK)
-        return naq_cli_usage_error(cmd, "%s", naq_last_error());
-
+/* Serves on its own connection (not NAQ_CLI_CONNECT): it logs events
+ * only when actions are allowed, which the flags decide. */
+static int run(naq_cli_ctx *x)
+{
+    web_args *a = x->args;
+    const naq_web_opts *o = &a->o;
     naq_client *c = NULL;
-    if ((rc = naq_cli_connect(cmd, &common, o.allow_actions, &c)) != NAQ_EXIT_OK)
+    int rc = naq_cli_connect(x->cmd, &x->common, o->allow_actions, &c);
+    if (rc != NAQ_EXIT_OK)
         return rc;
     naq_web *w = NULL;
-    naq_status s = naq_web_start(c, &o, &w);
+    naq_status s = naq_web_start(c, o, &w);
     if (s != NAQ_OK) {
-        rc = naq_cli_fail(cmd, s);
+        rc = naq_cli_fail(x->cmd, s);
         naq_client_destroy(c);
         return rc;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    naq_cli_stop_on_signals(NULL, 0);
     signal(SIGPIPE, SIG_IGN); /* a browser that goes away mid-answer is not fatal */
 
     char host[64];
-    snprintf(host, sizeof host, "%.*s", (int)strcspn(o.listen, ":"), o.listen);
+    snprintf(host, sizeof host, "%.*s", (int)strcspn(o->listen, ":"), o->listen);
     printf("naq web: serving http://%s:%d/ (%s)\n",
-           host[0] && strcmp(host, "0.0.0.0") != 0 ? host : "127.0.0.1", naq_web_port(w),
-           o.allow_actions ? "actions allowed with the token" : "read-only");
+           host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "*") != 0 ? host : "127.0.0.1",
+           naq_web_port(w), o->allow_actions ? "actions allowed with the token" : "read-only");
     fflush(stdout);
     if (host[0] == '\0' || (strncmp(host, "127.", 4) != 0 && strcmp(host, "localhost") != 0))
         naq_cli_error("warning: serving on %s, not loopback: anyone who can reach it reads every "
                       "job's events; see docs/web.md, Security",
-                      o.listen);
-    while (!interrupted) {
+                      o->listen);
+    while (!naq_cli_stop_requested) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
     }
     naq_web_stop(w);
     naq_client_destroy(c);
     return NAQ_EXIT_OK;
+}
+
+int naq_cmd_web(int argc, char **argv)
+{
+    static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
+                                         {"allow-actions", no_argument, NULL, OPT_ALLOW_ACTIONS},
+                                         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+                                         {"live-tail", required_argument, NULL, OPT_LIVE_TAIL},
+                                         {"no-rollup", no_argument, NULL, OPT_NO_ROLLUP},
+                                         {NULL, 0, NULL, 0}};
+    static const naq_cli_command c = {usage, NULL, NULL, opts, 0, option, check, run};
+    web_args a;
+    memset(&a, 0, sizeof a);
+    naq_web_opts_init(&a.o);
+    return naq_cli_main(&c, &a, argc, argv);
 }

@@ -2,8 +2,8 @@
  * web_actions.c - the write side of the JSON API (POST /api/...): retry
  * and purge dead letters, pause and resume schedules. web_server.c has
  * already checked that actions are allowed, the bearer token and the
- * origin; this file only parses the JSON body and calls the library, which
- * logs each action's events as the CLI's would.
+ * origin, and web_parse.c parses the route and the body; this file calls
+ * the library, which logs each action's events as the CLI's would.
  *
  * A dead-letter action names entries either by sequence ({"seqs": [..]},
  * what the page sends for the rows a person ticked) or by filter
@@ -16,69 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEQS_MAX 1000
-
-/* Reads the body as a JSON object; NULL with a 400 in r. */
-static json_t *body_object(const web_req *q, web_reply *r)
-{
-    json_error_t err;
-    json_t *o = json_loadb(q->body, q->body_len, 0, &err);
-    if (o == NULL || !json_is_object(o)) {
-        json_decref(o);
-        web_error(r, 400, "invalid_argument", "the body must be a JSON object (%s)",
-                  q->body_len == 0 ? "it is empty" : err.text);
-        return NULL;
-    }
-    return o;
-}
-
-static const char *str_member(json_t *o, const char *name)
-{
-    const char *v = json_string_value(json_object_get(o, name));
-    return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-/* Fills f from the body's filter members; 0 with a 400 in r. */
-static int dlq_filter(json_t *o, web_reply *r, naq_dlq_filter *f)
-{
-    memset(f, 0, sizeof f[0]);
-    f->queue = str_member(o, "queue");
-    f->error_type = str_member(o, "error_type");
-    f->job_id = str_member(o, "job");
-    json_t *all = json_object_get(o, "all");
-    if (all != NULL && !json_is_boolean(all)) {
-        web_error(r, 400, "invalid_argument", "\"all\" must be true or false");
-        return 0;
-    }
-    f->all = json_is_true(all);
-    return 1;
-}
-
-/* The "seqs" member: NULL when absent; else every item must be a
- * positive integer (0 with a 400 in r). */
-static int seqs_member(json_t *o, web_reply *r, json_t **seqs)
-{
-    *seqs = json_object_get(o, "seqs");
-    if (*seqs == NULL)
-        return 1;
-    size_t i;
-    json_t *v;
-    if (!json_is_array(*seqs) || json_array_size(*seqs) == 0 || json_array_size(*seqs) > SEQS_MAX) {
-        web_error(r, 400, "invalid_argument",
-                  "\"seqs\" must be a list of 1 to %d dead-letter sequence numbers", SEQS_MAX);
-        return 0;
-    }
-    json_array_foreach(*seqs, i, v)
-    {
-        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-            web_error(r, 400, "invalid_argument",
-                      "\"seqs\" must hold dead-letter sequence numbers (whole numbers > 0)");
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void add_retried(json_t *list, const naq_dlq_retried *d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -89,20 +26,21 @@ static void add_retried(json_t *list, const naq_dlq_retried *d, size_t n)
 
 static void dlq_act(const web_req *q, web_reply *r, int retry)
 {
-    json_t *o = body_object(q, r), *seqs = NULL;
-    naq_dlq_filter f;
-    if (o == NULL || !dlq_filter(o, r, &f) || !seqs_member(o, r, &seqs)) {
-        json_decref(o);
+    web_dlq_body b;
+    naq_status s = web_dlq_body_parse(q->body, q->body_len, &b);
+    if (s != NAQ_OK) {
+        web_fail(r, s);
+        web_dlq_body_clear(&b);
         return;
     }
     json_t *done = json_array(), *errors = json_array();
     size_t purged = 0;
-    naq_status s = NAQ_OK;
-    size_t nseq = seqs != NULL ? json_array_size(seqs) : 1;
+    size_t nseq = b.seqs != NULL ? b.nseqs : 1;
     for (size_t i = 0; i < nseq; i++) {
-        if (seqs != NULL) {
+        naq_dlq_filter f = b.filter;
+        if (b.seqs != NULL) {
             memset(&f, 0, sizeof f);
-            f.seq = (uint64_t)json_integer_value(json_array_get(seqs, i));
+            f.seq = b.seqs[i];
         }
         naq_dlq_retried *d = NULL;
         size_t n = 0, p = 0;
@@ -110,11 +48,11 @@ static void dlq_act(const web_req *q, web_reply *r, int retry)
         add_retried(done, d, n);
         free(d);
         purged += p;
-        if (s != NAQ_OK && seqs != NULL)
+        if (s != NAQ_OK && b.seqs != NULL)
             json_array_append_new(errors, json_pack("{s:I, s:s}", "seq", (json_int_t)f.seq, "error",
                                                     naq_last_error()));
     }
-    if (seqs == NULL && s != NAQ_OK && json_array_size(done) == 0) {
+    if (b.seqs == NULL && s != NAQ_OK && json_array_size(done) == 0) {
         web_fail(r, s);
         json_decref(done);
         json_decref(errors);
@@ -124,25 +62,13 @@ static void dlq_act(const web_req *q, web_reply *r, int retry)
         json_decref(done);
         r->json = json_pack("{s:I, s:o}", "purged", (json_int_t)purged, "errors", errors);
     }
-    json_decref(o);
+    web_dlq_body_clear(&b);
 }
 
 /* /api/schedules/<name>/pause or /resume */
-static void schedule_act(const web_req *q, web_reply *r, const char *rest)
+static void schedule_act(const web_req *q, web_reply *r, int pause)
 {
-    char name[NAQ_ID_SIZE];
-    const char *slash = strrchr(rest, '/');
-    if (slash == NULL || (size_t)(slash - rest) >= sizeof name || slash == rest) {
-        web_error(r, 404, "not_found", "no such action: POST /api/schedules/NAME/pause or /resume");
-        return;
-    }
-    memcpy(name, rest, (size_t)(slash - rest));
-    name[slash - rest] = '\0';
-    int pause = strcmp(slash, "/pause") == 0;
-    if (!pause && strcmp(slash, "/resume") != 0) {
-        web_error(r, 404, "not_found", "no such action: POST /api/schedules/NAME/pause or /resume");
-        return;
-    }
+    const char *name = q->route.name;
     naq_status s = naq_schedule_name_validate(name);
     if (s == NAQ_OK)
         s = pause ? naq_schedule_pause(q->w->c, name) : naq_schedule_resume(q->w->c, name);
@@ -160,15 +86,18 @@ static void schedule_act(const web_req *q, web_reply *r, const char *rest)
 
 void web_action(const web_req *q, web_reply *r)
 {
-    const char *p = q->path;
-    if (strcmp(p, "/api/dlq/retry") == 0)
-        dlq_act(q, r, 1);
-    else if (strcmp(p, "/api/dlq/purge") == 0)
-        dlq_act(q, r, 0);
-    else if (strncmp(p, "/api/schedules/", 15) == 0)
-        schedule_act(q, r, p + 15);
-    else
-        web_error(r, 404, "not_found", "no such action: %s (docs/web.md lists them)", p);
+    switch (q->route.kind) {
+    case WEB_ROUTE_DLQ_RETRY: dlq_act(q, r, 1); break;
+    case WEB_ROUTE_DLQ_PURGE: dlq_act(q, r, 0); break;
+    case WEB_ROUTE_SCHEDULE_PAUSE: schedule_act(q, r, 1); break;
+    case WEB_ROUTE_SCHEDULE_RESUME: schedule_act(q, r, 0); break;
+    default:
+        web_error(r, 404, "not_found",
+                  "no such action: %s (docs/web.md lists them: POST /api/dlq/retry, "
+                  "/api/dlq/purge, /api/schedules/NAME/pause or /resume)",
+                  q->path);
+        break;
+    }
     if (r->json == NULL)
         web_error(r, 503, "unavailable", "out of memory building the answer");
 }

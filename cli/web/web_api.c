@@ -57,9 +57,8 @@ static int int_arg(const web_req *q, web_reply *r, const char *name, long long d
     *out = def;
     if (v == NULL)
         return 1;
-    char *end = NULL;
-    long long n = strtoll(v, &end, 10);
-    if (end == v || *end != '\0' || n < min || n > max) {
+    long long n;
+    if (!web_parse_int(v, min, max, &n)) {
         web_error(r, 400, "invalid_argument", "%s must be a whole number from %lld to %lld", name,
                   min, max);
         return 0;
@@ -421,17 +420,20 @@ static void get_job(const web_req *q, web_reply *r, const char *id)
     if (naq_job_result(c, id, 0, &result_text) == NAQ_OK)
         result = json_or_text(result_text);
     free(result_text);
-    /* Args live with the job while it waits and in its dead-letter entry
-     * after it died; the entry is what can be read by id. */
+    /* Args live with the job while it waits or runs (its queue message)
+     * and in its dead-letter entry after it died; the entry is what can be
+     * read by id, so it goes first. */
     naq_dlq_entry de;
     memset(&de, 0, sizeof de);
     json_t *args = json_null(), *dead = json_null();
+    const char *source = NULL, *missing = NULL;
     if (naq_dlq_show(c, 0, id, &de) == NAQ_OK) {
         json_t *job = dead_job_json(c, &de);
         json_t *a = job != NULL ? json_object_get(job, "args") : NULL;
         if (a != NULL) {
             json_decref(args);
             args = json_incref(a);
+            source = "dead_letter";
         }
         json_decref(job);
         json_decref(dead);
@@ -440,9 +442,21 @@ static void get_job(const web_req *q, web_reply *r, const char *id)
                          "attempts", de.attempts, "failed_at", de.failed_at);
     }
     naq_dlq_entry_clear(&de);
-    r->json = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "job_id", id, "state",
+    if (source == NULL) {
+        json_t *job = web_queued_job(c, id, &l, &missing);
+        json_t *a = job != NULL ? json_object_get(job, "args") : NULL;
+        if (a != NULL) {
+            json_decref(args);
+            args = json_incref(a);
+            source = "queue";
+            missing = NULL;
+        }
+        json_decref(job);
+    }
+    r->json = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s?, s:s?}", "job_id", id, "state",
                         naq_event_type_name(last->type), "queue", last->queue_name, "events",
-                        events, "result", result, "args", args, "dead_letter", dead);
+                        events, "result", result, "args", args, "dead_letter", dead, "args_source",
+                        source, "args_missing", missing);
     naq_event_list_free(&l);
 }
 
@@ -520,9 +534,8 @@ static void get_dlq(const web_req *q, web_reply *r)
 
 static void get_dlq_entry(const web_req *q, web_reply *r, const char *seq_text)
 {
-    char *end = NULL;
-    unsigned long long seq = strtoull(seq_text, &end, 10);
-    if (end == seq_text || *end != '\0' || seq == 0) {
+    long long seq;
+    if (!web_parse_int(seq_text, 1, INT64_MAX, &seq)) {
         web_error(r, 400, "invalid_argument",
                   "a dead letter is named by its sequence number, "
                   "not '%s'",
@@ -531,7 +544,7 @@ static void get_dlq_entry(const web_req *q, web_reply *r, const char *seq_text)
     }
     naq_dlq_entry e;
     memset(&e, 0, sizeof e);
-    naq_status s = naq_dlq_show(q->w->c, seq, NULL, &e);
+    naq_status s = naq_dlq_show(q->w->c, (uint64_t)seq, NULL, &e);
     if (s != NAQ_OK) {
         web_fail(r, s);
     } else {
@@ -626,30 +639,23 @@ static void get_events(const web_req *q, web_reply *r)
     r->json = json_pack("{s:o}", "events", x.a);
 }
 
-int web_api_get(const web_req *q, web_reply *r)
+void web_api_get(const web_req *q, web_reply *r)
 {
-    const char *p = q->path;
-    if (strcmp(p, "/api/config") == 0)
-        get_config(q, r);
-    else if (strcmp(p, "/api/overview") == 0)
-        get_overview(q, r);
-    else if (strcmp(p, "/api/queues") == 0)
-        get_queues(q, r);
-    else if (strncmp(p, "/api/jobs/", 10) == 0 && p[10] != '\0')
-        get_job(q, r, p + 10);
-    else if (strcmp(p, "/api/workers") == 0)
-        get_workers(q, r);
-    else if (strcmp(p, "/api/dlq") == 0)
-        get_dlq(q, r);
-    else if (strncmp(p, "/api/dlq/", 9) == 0 && p[9] != '\0')
-        get_dlq_entry(q, r, p + 9);
-    else if (strcmp(p, "/api/schedules") == 0)
-        get_schedules(q, r);
-    else if (strcmp(p, "/api/events") == 0)
-        get_events(q, r);
-    else
-        return 0;
+    switch (q->route.kind) {
+    case WEB_ROUTE_CONFIG: get_config(q, r); break;
+    case WEB_ROUTE_OVERVIEW: get_overview(q, r); break;
+    case WEB_ROUTE_QUEUES: get_queues(q, r); break;
+    case WEB_ROUTE_JOB: get_job(q, r, q->route.id); break;
+    case WEB_ROUTE_WORKERS: get_workers(q, r); break;
+    case WEB_ROUTE_DLQ: get_dlq(q, r); break;
+    case WEB_ROUTE_DLQ_ENTRY: get_dlq_entry(q, r, q->route.id); break;
+    case WEB_ROUTE_SCHEDULES: get_schedules(q, r); break;
+    case WEB_ROUTE_EVENTS: get_events(q, r); break;
+    default:
+        web_error(r, 404, "not_found", "no such API endpoint: %s (docs/web.md lists them)",
+                  q->path);
+        break;
+    }
     if (r->json == NULL)
         web_error(r, 503, "unavailable", "out of memory building the answer");
-    return 1;
 }

@@ -13,6 +13,7 @@
 #define NAQ_WEB_INT_H
 
 #include "web.h"
+#include "web_parse.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -88,6 +89,7 @@ typedef struct {
     struct MHD_Connection *conn;
     const char *method;
     const char *path; /* URL path without the query */
+    web_route route;  /* what path names (web_parse.c) */
     const char *body; /* POST body (NUL-terminated), "" when none */
     size_t body_len;
 } web_req;
@@ -116,8 +118,8 @@ const char *web_arg(const web_req *q, const char *name);
 
 /* ---- web_api.c: GET /api/... ---- */
 
-/* 1 when path is an API route it answers (r filled), else 0. */
-int web_api_get(const web_req *q, web_reply *r);
+/* Answers a GET of an API route (q->route), 404 for one it does not know. */
+void web_api_get(const web_req *q, web_reply *r);
 /* An event as JSON: its wire fields plus nats_sequence and, where it
  * applies, "gap_ms" is added by the caller. New reference. */
 json_t *web_event_json(const naq_event *e);
@@ -128,6 +130,23 @@ json_t *web_rollups_read(naq_web *w, int hours, double now, naq_status *status);
 /* Keeps v (the default window's figures, read at `at`) as the cache,
  * unless a newer one is there. */
 void web_rollups_store(naq_web *w, const json_t *v, double at);
+
+/* ---- web_job.c: a job's args from its queue ---- */
+
+/* The most messages of one queue subject read to find a job (web_job.c
+ * says why a bound). */
+#define WEB_JOB_SCAN_MAX 1000
+
+/* The message of job_id (history h) while it waits or runs in its queue,
+ * as JSON with its args shown (opened with the key, or "<encrypted>"
+ * without it); a new reference. NULL when it is not there, with *missing
+ * saying why (static text, docs/web.md): "not_enqueued" (the history has
+ * no enqueue: delayed or waiting for dependencies), "not_in_queue" (a
+ * worker acknowledged it: completed, dead-lettered or cancelled),
+ * "scan_limit" (over WEB_JOB_SCAN_MAX jobs ahead of it), "unreadable",
+ * "unavailable" (the server did not answer). */
+json_t *web_queued_job(naq_client *c, const char *job_id, const naq_event_list *h,
+                       const char **missing);
 
 /* ---- web_actions.c: POST /api/... ---- */
 

@@ -20,7 +20,8 @@
  */
 #include "web_int.h"
 
-#include "internal.h" /* naq__fail: errors through naq_last_error() */
+#include "internal.h"         /* naq__fail: errors through naq_last_error() */
+#include "ops/metrics_http.h" /* naq__http_start: the one start of a daemon */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -156,32 +157,6 @@ static const web_asset *find_asset(const char *path)
 
 /* ---- security ---- */
 
-/* "127.0.0.1:8080" -> 1 when the host part is loopback. */
-static int host_is_loopback(const char *host)
-{
-    if (host == NULL)
-        return 0;
-    char h[256];
-    size_t n = strlen(host);
-    if (n >= sizeof h)
-        return 0;
-    memcpy(h, host, n + 1);
-    if (h[0] == '[') { /* [::1]:8080 */
-        char *end = strchr(h, ']');
-        if (end == NULL)
-            return 0;
-        *end = '\0';
-        return strcmp(h + 1, "::1") == 0;
-    }
-    char *colon = strchr(h, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    if (strcasecmp(h, "localhost") == 0)
-        return 1;
-    struct in_addr a;
-    return inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-}
-
 static int token_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -216,14 +191,8 @@ static const char *refuse_post(naq_web *w, struct MHD_Connection *conn, unsigned
     }
     const char *host = header(conn, "Host");
     const char *origin = header(conn, "Origin");
-    if (origin != NULL) {
-        /* https:// too: behind a TLS proxy that keeps Host. */
-        const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
-                           : strncmp(origin, "https://", 8) == 0 ? origin + 8
-                                                                 : NULL;
-        if (host == NULL || rest == NULL || strcasecmp(rest, host) != 0)
-            return "cross-origin request refused: the Origin header does not name this server";
-    }
+    if (origin != NULL && !web_origin_is_host(origin, host))
+        return "cross-origin request refused: the Origin header does not name this server";
     const char *site = header(conn, "Sec-Fetch-Site");
     if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
         return "cross-site request refused (Sec-Fetch-Site)";
@@ -290,12 +259,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (w->loopback && !host_is_loopback(header(conn, "Host")))
+    if (w->loopback && !web_host_is_loopback(header(conn, "Host")))
         return send_error(conn, 403, "forbidden",
                           "this server answers only requests addressed to a loopback host "
                           "(localhost, 127.0.0.1); see docs/web.md, Security");
 
-    web_req q = {w, conn, method, url, st->body ? st->body : "", st->len};
+    web_req q = {w, conn, method, url, {0}, st->body ? st->body : "", st->len};
+    web_route_parse(is_post, url, &q.route);
     web_reply r = {200, NULL};
     if (is_post) {
         unsigned code;
@@ -311,60 +281,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(conn, 405, "method_not_allowed",
                           "only GET and HEAD (pages, /api reads) and POST (/api actions)");
-    if (strncmp(url, "/api/", 5) != 0) {
+    if (q.route.kind == WEB_ROUTE_ASSET) {
         const web_asset *a = find_asset(url);
         if (a == NULL)
             return send_error(conn, 404, "not_found", "no such page: the UI is at /");
         return send_buffer(conn, 200, a->type, (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT, 1);
     }
-    if (strcmp(url, "/api/events/stream") == 0) {
+    if (q.route.kind == WEB_ROUTE_EVENTS_STREAM) {
         int rc = web_sse_start(&q, &r);
         if (rc >= 0)
             return rc ? MHD_YES : MHD_NO;
         return send_reply(conn, &r);
     }
-    if (!web_api_get(&q, &r))
-        web_error(&r, 404, "not_found", "no such API endpoint: %s (docs/web.md lists them)", url);
+    web_api_get(&q, &r);
     return send_reply(conn, &r);
 }
 
 /* ---- start and stop ---- */
 
-/* "HOST:PORT" or ":PORT" (all interfaces) -> an IPv4 address. */
-static naq_status parse_listen(const char *addr, struct sockaddr_in *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
-    char *end = NULL;
-    long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bad listen address '%s': give HOST:PORT, e.g. 127.0.0.1:8080",
-                         addr ? addr : "");
-    sa->sin_port = htons((uint16_t)port);
-    char host[64];
-    size_t hl = (size_t)(colon - addr);
-    if (hl >= sizeof host)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "bad listen address '%s': host too long", addr);
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (hl == 0 || strcmp(host, "0.0.0.0") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (strcmp(host, "localhost") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bad listen address '%s': the host must be an IPv4 address, "
-                         "localhost or empty (all interfaces)",
-                         addr);
-    return NAQ_OK;
-}
-
 naq_status naq_web_opts_validate(const naq_web_opts *o)
 {
     struct sockaddr_in sa;
-    naq_status s = parse_listen(o->listen, &sa);
+    naq_status s = naq__http_parse_listen(o->listen, &sa);
     if (s != NAQ_OK)
         return s;
     if (o->allow_actions && (o->token == NULL || o->token[0] == '\0'))
@@ -380,7 +318,7 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
     struct sockaddr_in sa;
     naq_status s = naq_web_opts_validate(o);
     if (s == NAQ_OK)
-        s = parse_listen(o->listen, &sa);
+        s = naq__http_parse_listen(o->listen, &sa);
     if (s != NAQ_OK)
         return s;
     naq_web *w = calloc(1, sizeof *w);
@@ -390,7 +328,7 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
     w->allow_actions = o->allow_actions;
     w->live_tail = o->live_tail;
     w->rollup = o->rollup;
-    w->loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+    w->loopback = naq__http_is_loopback(&sa);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->sse_gone, NULL);
     if (o->allow_actions && (w->token = strdup(o->token)) == NULL) {
@@ -401,21 +339,20 @@ naq_status naq_web_start(naq_client *c, const naq_web_opts *o, naq_web **out)
         naq_web_stop(w);
         return s;
     }
-    w->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)CONNECTIONS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-        MHD_OPTION_END);
-    if (w->d == NULL) {
+    naq__http_opts h = {.listen = o->listen,
+                        .flag = "--listen",
+                        .what = "the web UI",
+                        .thread_per_conn = 1,
+                        .timeout_s = 120,
+                        .max_conns = CONNECTIONS_MAX,
+                        .handler = on_request,
+                        .handler_cls = w,
+                        .completed = on_completed,
+                        .completed_cls = w};
+    if ((s = naq__http_start(&h, &w->d, &w->port)) != NAQ_OK) {
         naq_web_stop(w);
-        return naq__fail(NAQ_ERR_IO,
-                         "cannot listen on %s (is the port in use? pick another with "
-                         "--listen HOST:PORT)",
-                         o->listen);
+        return s;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_BIND_PORT);
-    w->port = info != NULL ? info->port : ntohs(sa.sin_port);
     *out = w;
     return NAQ_OK;
 }

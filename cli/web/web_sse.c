@@ -264,17 +264,14 @@ static int copy_arg(const web_req *q, web_reply *r, const char *name, char *dst,
     return 1;
 }
 
-/* A whole number argument or header in [0, max]; -1 when malformed. */
-static long long parse_count(const char *v, unsigned long long max)
+/* A whole number argument or header in [0, max], 0 when absent; -1 when
+ * malformed. */
+static long long parse_count(const char *v, long long max)
 {
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || errno != 0 || n > max || v[0] == '-')
+    long long n = 0;
+    if (v != NULL && v[0] != '\0' && !web_parse_int(v, 0, max, &n))
         return -1;
-    return (long long)n;
+    return n;
 }
 
 int web_sse_start(const web_req *q, web_reply *r)
@@ -288,7 +285,7 @@ int web_sse_start(const web_req *q, web_reply *r)
     const char *last_id = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (last_id == NULL)
         last_id = web_arg(q, "last_event_id");
-    long long last = parse_count(last_id, (1ULL << 62));
+    long long last = parse_count(last_id, 1LL << 62);
     long long tail = parse_count(web_arg(q, "tail"), SSE_TAIL_MAX);
     int ok = copy_arg(q, r, "job", f->job, sizeof f->job, &f->so.filter.job_id) &&
              copy_arg(q, r, "type", f->type, sizeof f->type, &f->so.filter.type) &&

@@ -6,8 +6,13 @@
  * libmicrohttpd (Debian libmicrohttpd-dev) over a hand-written server: it
  * gets HTTP/1.1, keep-alive and slow clients right, and runs its own
  * thread, so a worker's job path never waits on a scrape.
+ *
+ * naq__http_start (metrics_http.h) is the one start of a libmicrohttpd
+ * daemon in naq: `naq web` calls it too, so both parse the listen address
+ * and word "cannot listen" alike.
  */
 #include "internal.h"
+#include "metrics_http.h"
 #include "naq/metrics.h"
 
 #include <arpa/inet.h>
@@ -71,25 +76,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  MHD_RESPMEM_MUST_FREE);
 }
 
-/* "HOST:PORT" or ":PORT" -> an IPv4 socket address. */
-static naq_status parse_addr(const char *addr, struct sockaddr_in *sa)
+naq_status naq__http_parse_listen(const char *listen, struct sockaddr_in *sa)
 {
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
-    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
+    const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
     char *end = NULL;
     long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
     if (colon == NULL || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
         return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "bad listen address '%s': give HOST:PORT or :PORT, e.g. 127.0.0.1:9464 "
+                         "bad listen address '%s': give HOST:PORT or :PORT, e.g. 127.0.0.1:8080 "
                          "or :9464",
-                         addr ? addr : "");
+                         listen ? listen : "");
     sa->sin_port = htons((uint16_t)port);
     char host[256];
-    size_t hl = (size_t)(colon - addr);
+    size_t hl = (size_t)(colon - listen);
     if (hl >= sizeof host)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "bad listen address '%s': host too long", addr);
-    memcpy(host, addr, hl);
+        return naq__fail(NAQ_ERR_INVALID_ARG, "bad listen address '%s': host too long", listen);
+    memcpy(host, listen, hl);
     host[hl] = '\0';
     if (hl == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0)
         sa->sin_addr.s_addr = htonl(INADDR_ANY);
@@ -99,7 +103,44 @@ static naq_status parse_addr(const char *addr, struct sockaddr_in *sa)
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "bad listen address '%s': the host must be an IPv4 address, localhost "
                          "or empty (all interfaces)",
-                         addr);
+                         listen);
+    return NAQ_OK;
+}
+
+int naq__http_is_loopback(const struct sockaddr_in *sa)
+{
+    return (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+}
+
+naq_status naq__http_start(const naq__http_opts *o, struct MHD_Daemon **out, int *port)
+{
+    *out = NULL;
+    *port = 0;
+    struct sockaddr_in sa;
+    naq_status st = naq__http_parse_listen(o->listen, &sa);
+    if (st != NAQ_OK)
+        return st;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (o->thread_per_conn)
+        flags |= MHD_USE_THREAD_PER_CONNECTION;
+    /* MHD_OPTION_CONNECTION_LIMIT 0 would refuse every connection: the
+     * default limit is given as an option that changes nothing instead. */
+    struct MHD_OptionItem limit[] = {
+        {o->max_conns ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_END, o->max_conns, NULL},
+        {MHD_OPTION_END, 0, NULL}};
+    struct MHD_Daemon *d =
+        MHD_start_daemon(flags, 0, NULL, NULL, o->handler, o->handler_cls, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
+                         MHD_OPTION_NOTIFY_COMPLETED, o->completed, o->completed_cls,
+                         MHD_OPTION_ARRAY, limit, MHD_OPTION_END);
+    if (d == NULL)
+        return naq__fail(NAQ_ERR_IO,
+                         "cannot listen on %s for %s (is the port in use? pick another with "
+                         "%s HOST:PORT)",
+                         o->listen, o->what, o->flag);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info != NULL ? info->port : ntohs(sa.sin_port);
+    *out = d;
     return NAQ_OK;
 }
 
@@ -107,10 +148,6 @@ naq_status naq_metrics_server_start(const char *addr, naq_metrics_render_fn rend
                                     naq_metrics_server **out)
 {
     *out = NULL;
-    struct sockaddr_in sa;
-    naq_status st = parse_addr(addr, &sa);
-    if (st != NAQ_OK)
-        return st;
     if (render == NULL)
         return naq__fail(NAQ_ERR_INVALID_ARG, "naq_metrics_server_start needs a render function");
     naq_metrics_server *s = calloc(1, sizeof *s);
@@ -118,18 +155,17 @@ naq_status naq_metrics_server_start(const char *addr, naq_metrics_render_fn rend
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory for the metrics server");
     s->render = render;
     s->user = user;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
-    if (s->d == NULL) {
-        free(s);
-        return naq__fail(NAQ_ERR_IO,
-                         "cannot listen on %s for metrics (is the port in use? pick another "
-                         "with --metrics/--listen HOST:PORT)",
-                         addr);
+    naq__http_opts o = {.listen = addr,
+                        .flag = "--metrics/--listen",
+                        .what = "metrics",
+                        .timeout_s = 30,
+                        .handler = on_request,
+                        .handler_cls = s};
+    naq_status st = naq__http_start(&o, &s->d, &s->port);
+    if (st != NAQ_OK) {
+        free(s); /* s->d is NULL: nothing started */
+        return st;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info != NULL ? info->port : ntohs(sa.sin_port);
     *out = s;
     return NAQ_OK;
 }

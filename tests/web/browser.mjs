@@ -302,6 +302,13 @@ async function ui(b) {
   check(await p.eval(`[...document.querySelectorAll('#timeline li')].some(li => li.textContent.includes(${JSON.stringify(spec.payload)}))`), 'job: the error in the timeline shows the markup as text');
   check(await p.eval('window.__xss === undefined && document.querySelectorAll("main img, main script").length === 0'), 'job: nothing in the args or error ran');
   await p.shot('job-1280.png');
+  // A waiting job's args come from its queue message; a completed job's are gone, and it says so.
+  await p.goto(base + '/#/job/' + encodeURIComponent(spec.waiting_job));
+  await p.waitFor(`document.querySelector('#job-args') && document.querySelector('#job-args').textContent.includes('"argv"')`,
+    'job: a waiting job shows its args from its queue');
+  await p.goto(base + '/#/job/' + encodeURIComponent(spec.done_job));
+  await p.waitFor(`document.querySelector('#job-args') && document.querySelector('#job-args').textContent.includes('gone')`,
+    'job: a completed job says its args are gone');
   await a11y(p, 'the job page');
 
   // Live events: one enqueued now arrives.

@@ -86,6 +86,10 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
     assert_int_equal(dl.count, 1);
     naq_dlq_entry_list_free(&dl);
     assert_true(web_wait_last_event(c, dead, NAQ_EVENT_MAX_RETRIES_EXCEEDED));
+    /* A job that completed: its args left with its queue message. */
+    char done[NAQ_ID_SIZE];
+    web_enqueue(&w, (const char *[]){"-q", "web-dead", "--", "true", NULL}, done);
+    assert_true(web_wait_last_event(c, done, NAQ_EVENT_COMPLETED));
     naq_event_list hist = {0};
     assert_int_equal(naq_job_history(c, dead, &hist), NAQ_OK);
     naq_worker_info_list wl = {0};
@@ -122,6 +126,8 @@ static void the_pages_show_a_known_workload_and_act_in_a_real_browser(void **unu
                              0, 0, 5, 2, 0, "queue", "web-b", "pending", 3, "by_priority", 0, 0, 3,
                              0, 0, "env", "NAQ_URL", s.url, "NAQ_SPOOL_DIR", w.env_spool + 14);
     assert_non_null(spec);
+    json_object_set_new(spec, "waiting_job", json_string(id)); /* the last of web-b */
+    json_object_set_new(spec, "done_job", json_string(done));
     /* The driver stops this naq web mid-test and starts it again on the
      * same port (the live feed's reconnect), then stops its own. */
     char listen[64];

@@ -238,6 +238,18 @@ function jsonBlock(label, value, id) {
   return el('section', {}, el('h2', {}, label), el('pre', { id: id }, text));
 }
 
+// Why a job shows no args (GET /api/jobs/<id>, args_missing; docs/web.md).
+const ARGS_MISSING = {
+  not_in_queue: '(gone: the job left its queue when a worker acknowledged it, completed or cancelled; only a dead letter keeps them)',
+  not_enqueued: '(not in a queue yet: delayed or waiting for its dependencies)',
+  scan_limit: '(not read: over 1000 jobs wait ahead of it in its queue)',
+  unreadable: '(its queue message is not a job naq can read)',
+  unavailable: '(the server did not answer; reload to try again)',
+};
+function argsMissing(why) {
+  return ARGS_MISSING[why] || null;
+}
+
 async function pageJob(id) {
   const input = el('input', { id: 'job-id', name: 'job', value: id || '', required: true, autocomplete: 'off', spellcheck: 'false' });
   const form = el('form', { class: 'filters', role: 'search', onsubmit: ev => {
@@ -260,7 +272,7 @@ async function pageJob(id) {
         e.worker_id ? el('span', { class: 'muted' }, `on ${e.worker_id} `) : null,
         e.attempt ? el('span', { class: 'muted' }, `attempt ${e.attempt} `) : null,
         el('span', { class: e.error_type ? 'err' : '' }, eventDetail(e))))),
-      jsonBlock('Args', d.args === null ? (d.dead_letter === null ? '(kept with the job while it waits; shown here once it is a dead letter)' : null) : d.args, 'job-args'),
+      jsonBlock('Args', d.args === null ? argsMissing(d.args_missing) : d.args, 'job-args'),
       jsonBlock('Result', d.result, 'job-result'),
       d.dead_letter ? el('section', {}, el('h2', {}, 'Dead letter'),
         el('p', {}, `Sequence ${d.dead_letter.seq}, ${d.dead_letter.attempts} attempts, failed at ${fmtTime(d.dead_letter.failed_at)}: `,
