@@ -19,18 +19,10 @@
 #include "web_int.h"
 
 #include "core/crypt.h" /* naq__crypt_show_args: args opened with the key */
-#include "internal.h"   /* c->js, c->cfg.job_stream, naq__subject */
+#include "jobs/jobs.h"  /* naq__job_find_queued */
 
 #include <stdio.h>
 #include <string.h>
-
-/* 1 when msg_id names job_id's message: the job id, or one of its moves. */
-static int names_job(const char *msg_id, const char *job_id)
-{
-    size_t n = strlen(job_id);
-    return msg_id != NULL && strncmp(msg_id, job_id, n) == 0 &&
-           (msg_id[n] == '\0' || strncmp(msg_id + n, ":mv", 3) == 0);
-}
 
 /* The queue and priority h says the job's message is on now: the
  * enqueue's, then each move's. 0 when the history has no enqueue. */
@@ -59,43 +51,25 @@ static int where_queued(const naq_event_list *h, char *queue, size_t cap, int *p
 json_t *web_queued_job(naq_client *c, const char *job_id, const naq_event_list *h,
                        const char **missing)
 {
-    char queue[NAQ_ID_SIZE], subject[NAQ_URL_MAX];
+    char queue[NAQ_ID_SIZE];
     int priority = NAQ_PRIORITY_NORMAL;
     *missing = "not_enqueued";
-    if (!where_queued(h, queue, sizeof queue, &priority) ||
-        naq__subject(c, subject, sizeof subject, "queue.%s.%d", queue, priority) != NAQ_OK)
+    if (!where_queued(h, queue, sizeof queue, &priority))
         return NULL;
-    *missing = "not_in_queue";
-    uint64_t seq = 0;
-    for (int i = 0; i < WEB_JOB_SCAN_MAX; i++) {
-        jsDirectGetMsgOptions dg;
-        jsDirectGetMsgOptions_Init(&dg);
-        dg.NextBySubject = subject;
-        dg.Sequence = seq;
-        natsMsg *m = NULL;
-        natsStatus ns = js_DirectGetMsg(&m, c->js, c->cfg.job_stream, NULL, &dg);
-        if (ns == NATS_NOT_FOUND)
-            return NULL;
-        if (ns != NATS_OK) {
-            *missing = "unavailable";
-            return NULL;
-        }
-        seq = natsMsg_GetSequence(m) + 1;
-        const char *id = NULL;
-        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-        json_t *job = NULL;
-        int mine = names_job(id, job_id); /* id lives in m: test before the destroy */
-        if (mine) {
-            job = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
-            if (job != NULL)
-                naq__crypt_show_args(c->crypt, job);
-            else
-                *missing = "unreadable";
-        }
-        natsMsg_Destroy(m);
-        if (mine)
-            return job;
+    naq__queued_msg f;
+    int cut = 0;
+    naq_status s = naq__job_find_queued(c, job_id, queue, priority, WEB_JOB_SCAN_MAX, &f, &cut);
+    if (s != NAQ_OK) {
+        *missing = s != NAQ_ERR_NOT_FOUND ? "unavailable" : cut ? "scan_limit" : "not_in_queue";
+        return NULL;
     }
-    *missing = "scan_limit";
-    return NULL;
+    json_t *job = json_loadb(natsMsg_GetData(f.m), (size_t)natsMsg_GetDataLength(f.m), 0, NULL);
+    natsMsg_Destroy(f.m);
+    if (job == NULL) {
+        *missing = "unreadable";
+        return NULL;
+    }
+    naq__crypt_show_args(c->crypt, job);
+    *missing = NULL;
+    return job;
 }

@@ -168,4 +168,22 @@ naq_status naq__ended_add(json_t *ended, json_t *job, const char *error_type, co
  * adds to the list), its unique key released, its waiting entry removed. */
 naq_status naq__finish_unrun(naq_client *c, json_t *ended);
 
+/* ---- requeue.c ---- */
+
+/* The message of a queued job: m (the caller destroys it), its stream
+ * sequence and priority level. */
+typedef struct {
+    natsMsg *m;
+    uint64_t seq;
+    int level;
+} naq__queued_msg;
+
+/* Finds job_id's message (its own or a move's, by Nats-Msg-Id) in queue, on
+ * one priority level (-1: every level, highest first), reading up to
+ * max_scan messages per level (0: all). NAQ_OK with *f filled;
+ * NAQ_ERR_NOT_FOUND, with *cut = 1 when a level was not read to its end;
+ * another status when the server cannot be read. */
+naq_status naq__job_find_queued(naq_client *c, const char *job_id, const char *queue, int level,
+                                int max_scan, naq__queued_msg *f, int *cut);
+
 #endif

@@ -27,13 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The message of a queued job. */
-typedef struct {
-    natsMsg *m;
-    uint64_t seq;
-    int level;
-} found_msg;
-
 /* 1 when msg id is the job id or one of its moves. */
 static int is_job_msg(const char *msg_id, const char *job_id)
 {
@@ -42,36 +35,52 @@ static int is_job_msg(const char *msg_id, const char *job_id)
            (msg_id[n] == '\0' || strncmp(msg_id + n, ":mv", 3) == 0);
 }
 
-static naq_status find_queued(naq_client *c, const char *job_id, const char *queue, found_msg *f)
+/* Looks for job_id's message on one priority level of queue. */
+static naq_status find_on_level(naq_client *c, const char *job_id, const char *queue, int level,
+                                int max_scan, naq__queued_msg *f, int *cut)
+{
+    char subject[NAQ_URL_MAX];
+    naq_status s = naq__subject(c, subject, sizeof subject, "queue.%s.%d", queue, level);
+    if (s != NAQ_OK)
+        return s;
+    uint64_t seq = 0;
+    for (int n = 0; max_scan <= 0 || n < max_scan; n++) {
+        jsDirectGetMsgOptions dg;
+        jsDirectGetMsgOptions_Init(&dg);
+        dg.NextBySubject = subject;
+        dg.Sequence = seq;
+        natsMsg *m = NULL;
+        natsStatus ns = js_DirectGetMsg(&m, c->js, c->cfg.job_stream, NULL, &dg);
+        if (ns == NATS_NOT_FOUND)
+            return NAQ_ERR_NOT_FOUND;
+        if (ns != NATS_OK)
+            return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot read queue %s", queue);
+        seq = natsMsg_GetSequence(m) + 1;
+        const char *id = NULL;
+        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+        if (is_job_msg(id, job_id)) {
+            f->m = m;
+            f->seq = seq - 1;
+            f->level = level;
+            return NAQ_OK;
+        }
+        natsMsg_Destroy(m);
+    }
+    *cut = 1;
+    return NAQ_ERR_NOT_FOUND;
+}
+
+naq_status naq__job_find_queued(naq_client *c, const char *job_id, const char *queue, int level,
+                                int max_scan, naq__queued_msg *f, int *cut)
 {
     memset(f, 0, sizeof *f);
-    for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0; level--) {
-        char subject[NAQ_URL_MAX];
-        naq_status s = naq__subject(c, subject, sizeof subject, "queue.%s.%d", queue, level);
-        if (s != NAQ_OK)
+    *cut = 0;
+    for (int l = NAQ_PRIORITY_LEVELS - 1; l >= 0; l--) {
+        if (level >= 0 && l != level)
+            continue;
+        naq_status s = find_on_level(c, job_id, queue, l, max_scan, f, cut);
+        if (s != NAQ_ERR_NOT_FOUND)
             return s;
-        for (uint64_t seq = 0;;) {
-            jsDirectGetMsgOptions dg;
-            jsDirectGetMsgOptions_Init(&dg);
-            dg.NextBySubject = subject;
-            dg.Sequence = seq;
-            natsMsg *m = NULL;
-            natsStatus ns = js_DirectGetMsg(&m, c->js, c->cfg.job_stream, NULL, &dg);
-            if (ns == NATS_NOT_FOUND)
-                break;
-            if (ns != NATS_OK)
-                return naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot read queue %s", queue);
-            seq = natsMsg_GetSequence(m) + 1;
-            const char *id = NULL;
-            natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-            if (is_job_msg(id, job_id)) {
-                f->m = m;
-                f->seq = seq - 1;
-                f->level = level;
-                return NAQ_OK;
-            }
-            natsMsg_Destroy(m);
-        }
     }
     return NAQ_ERR_NOT_FOUND;
 }
@@ -164,12 +173,14 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
                          priority);
     naq_event last;
     int have = naq__last_event_settled(c, job_id, &last) == NAQ_OK;
-    found_msg f = {0};
+    naq__queued_msg f = {0};
+    int cut = 0;
     json_t *job = NULL;
     char *text = NULL;
     /* Its queue is the one its last event names (a move logs the new one). */
-    s = have && last.queue_name[0] ? find_queued(c, job_id, last.queue_name, &f)
-                                   : NAQ_ERR_NOT_FOUND;
+    s = have && last.queue_name[0]
+            ? naq__job_find_queued(c, job_id, last.queue_name, -1, 0, &f, &cut)
+            : NAQ_ERR_NOT_FOUND;
     if (s == NAQ_ERR_NOT_FOUND)
         s = not_queued(c, job_id, &last, have);
     if (s != NAQ_OK)
