@@ -278,10 +278,10 @@ static void late_events_go_before_the_first_later_event_and_the_rest_keep_stored
     naq_event_type types[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_COMPLETED, NAQ_EVENT_WORKER_RELEASED,
                               NAQ_EVENT_STARTED, NAQ_EVENT_DEQUEUED};
     double times[] = {10, 30, 30, 20, 15};
-    unsigned char late[] = {0, 0, 0, 1, 1};
+    size_t late[] = {3, 4};
     naq_event items[5];
     make_history(items, types, times, 5);
-    naq__history_place_late(items, late, 5);
+    naq__history_place_late(items, 5, late, 2);
     naq_event_type want[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_DEQUEUED, NAQ_EVENT_STARTED,
                              NAQ_EVENT_COMPLETED, NAQ_EVENT_WORKER_RELEASED};
     for (int i = 0; i < 5; i++)
@@ -291,19 +291,18 @@ static void late_events_go_before_the_first_later_event_and_the_rest_keep_stored
 
     /* Not late: the stored order stands, even against the timestamps (a
      * reader cannot tell clock skew between hosts from lateness). */
-    unsigned char none[] = {0, 0, 0, 0, 0};
     make_history(items, types, times, 5);
-    naq__history_place_late(items, none, 5);
+    naq__history_place_late(items, 5, NULL, 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(items[i].type, types[i]);
 
     /* All late: a sort by time that keeps ties in stored order. */
-    unsigned char all[] = {1, 1, 1, 1, 1};
+    size_t all[] = {0, 1, 2, 3, 4};
     make_history(items, types, times, 5);
-    naq__history_place_late(items, all, 5);
+    naq__history_place_late(items, 5, all, 5);
     for (int i = 0; i < 5; i++)
         assert_int_equal(items[i].type, want[i]);
-    naq__history_place_late(items, all, 0); /* nothing to order: no effect */
+    naq__history_place_late(items, 0, all, 0); /* nothing to order: no effect */
     assert_int_equal(items[0].type, NAQ_EVENT_ENQUEUED);
 }
 

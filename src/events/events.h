@@ -37,10 +37,10 @@ naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad
  * stored after events that happened after it. */
 #define NAQ__LATE_HEADER "Naq-Late"
 /* Puts the n events (in stored order) in the order they happened: events
- * not late keep their stored order, and each late one (late[i] != 0) goes
- * before the first event whose timestamp is later than its own. Out of
- * memory leaves the stored order. */
-void naq__history_place_late(naq_event *items, const unsigned char *late, size_t n);
+ * not late keep their stored order, and each late one (its index in
+ * late_at, n_late of them, ascending) goes before the first event whose
+ * timestamp is later than its own. Out of memory leaves the stored order. */
+void naq__history_place_late(naq_event *items, size_t n, const size_t *late_at, size_t n_late);
 
 /* ---- event.c, live.c ---- */
 

@@ -111,14 +111,8 @@ void naq_event_list_free(naq_event_list *l)
 static naq_status list_append(const naq__crypt *k, naq_event_list *l, size_t *cap, natsMsg *m,
                               uint64_t seq, int skip_bad)
 {
-    if (l->count == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        naq_event *items = realloc(l->items, ncap * sizeof *items);
-        if (items == NULL)
-            return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading events");
-        l->items = items;
-        *cap = ncap;
-    }
+    if (l->count == *cap && naq__array_grow(&l->items, cap, sizeof *l->items, 16) == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading events");
     naq_event *e = &l->items[l->count];
     naq_status s = naq__event_decode_msg(k, m, seq, e);
     if (s != NAQ_OK) {
@@ -134,23 +128,25 @@ static naq_status list_append(const naq__crypt *k, naq_event_list *l, size_t *ca
     return NAQ_OK;
 }
 
-void naq__history_place_late(naq_event *items, const unsigned char *late, size_t n)
+void naq__history_place_late(naq_event *items, size_t n, const size_t *late_at, size_t n_late)
 {
-    naq_event *placed = n > 0 ? malloc(n * sizeof *placed) : NULL;
+    naq_event *placed = n_late > 0 ? malloc(n * sizeof *placed) : NULL;
     if (placed == NULL)
         return;
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!late[i])
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (j < n_late && late_at[j] == i)
+            j++;
+        else
             placed[k++] = items[i]; /* shallow moves: the heap fields go along */
-    for (size_t i = 0; i < n; i++) {
-        if (!late[i])
-            continue;
+    }
+    for (size_t j = 0; j < n_late; j++) {
+        const naq_event *e = &items[late_at[j]];
         size_t at = 0;
-        while (at < k && placed[at].timestamp <= items[i].timestamp)
+        while (at < k && placed[at].timestamp <= e->timestamp)
             at++;
         memmove(&placed[at + 1], &placed[at], (k - at) * sizeof *placed);
-        placed[at] = items[i];
+        placed[at] = *e;
         k++;
     }
     memcpy(items, placed, n * sizeof *items);
@@ -164,27 +160,13 @@ static int is_late(natsMsg *m)
     return natsMsgHeader_Get(m, NAQ__LATE_HEADER, &v) == NATS_OK;
 }
 
-/* Appends index i to the list of late events. */
-static naq_status note_late(size_t **at, size_t *n, size_t i)
+/* Appends index i to the list of late events (*n of *cap). */
+static naq_status note_late(size_t **at, size_t *n, size_t *cap, size_t i)
 {
-    size_t *grown = realloc(*at, (*n + 1) * sizeof *grown);
-    if (grown == NULL)
+    if (*n == *cap && naq__array_grow(at, cap, sizeof **at, 4) == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory reading events");
-    grown[(*n)++] = i;
-    *at = grown;
+    (*at)[(*n)++] = i;
     return NAQ_OK;
-}
-
-/* Orders l with the late events at the n indexes `at` placed by time. */
-static void place_late(naq_event_list *l, const size_t *at, size_t n)
-{
-    unsigned char *late = calloc(l->count, 1);
-    if (late == NULL)
-        return; /* the stored order, which is only less exact */
-    for (size_t i = 0; i < n; i++)
-        late[at[i]] = 1;
-    naq__history_place_late(l->items, late, l->count);
-    free(late);
 }
 
 /* Reads the events on the literal `subject` up to its last one at the time
@@ -197,7 +179,7 @@ naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad
     out->items = NULL;
     out->count = 0;
     *last_seq = 0;
-    size_t *late_at = NULL, n_late = 0; /* indexes of late events in out->items (rare) */
+    size_t *late_at = NULL, n_late = 0, late_cap = 0; /* indexes of late events (rare) */
     natsMsg *m = NULL;
     naq_status s = naq__event_direct_get(c, NULL, 0, subject, &m);
     if (s == NAQ_ERR_NOT_FOUND)
@@ -221,14 +203,14 @@ naq_status naq__subject_history(naq_client *c, const char *subject, int skip_bad
         if (seq <= last)
             s = list_append(c->crypt, out, &cap, m, seq, skip_bad);
         if (s == NAQ_OK && out->count > before && is_late(m))
-            s = note_late(&late_at, &n_late, before);
+            s = note_late(&late_at, &n_late, &late_cap, before);
         natsMsg_Destroy(m);
         if (s != NAQ_OK)
             break;
         next = seq + 1;
     }
-    if (s == NAQ_OK && n_late > 0)
-        place_late(out, late_at, n_late);
+    if (s == NAQ_OK)
+        naq__history_place_late(out->items, out->count, late_at, n_late);
     free(late_at);
     if (s != NAQ_OK) {
         naq_event_list_free(out);

@@ -427,7 +427,9 @@ static void overflow_record(struct naq__logger *l, naq__bqueue_record *r)
         cp.fn(cp.ud, 0);
 }
 
-static void publish_record(struct naq__logger *l, naq__bqueue_record *r)
+/* Publishes a record of the memory queue; now_ms is the monotonic time of
+ * its batch, to tell whether it waited long enough to be late. */
+static void publish_record(struct naq__logger *l, naq__bqueue_record *r, int64_t now_ms)
 {
     confirm_prefix cp;
     const char *rec;
@@ -440,7 +442,7 @@ static void publish_record(struct naq__logger *l, naq__bqueue_record *r)
         overflow_record(l, r);
         return;
     }
-    if (cp.late || naq__mono_ms() - cp.logged_ms > LATE_MS)
+    if (cp.late || now_ms - cp.logged_ms > LATE_MS)
         mark_late(m);
     if (cp.fn != NULL) {
         confirm_prefix *heap = malloc(sizeof *heap);
@@ -674,9 +676,10 @@ static void *publisher_main(void *arg)
             s = naq__bqueue_pop_batch(l->queue, batch + n, (size_t)l->batch - n, 0, &more);
             n += more;
         }
+        int64_t now_ms = n > 0 ? naq__mono_ms() : 0;
         for (size_t i = 0; i < n; i++) {
             if (up)
-                publish_record(l, batch[i]);
+                publish_record(l, batch[i], now_ms);
             else
                 overflow_record(l, batch[i]);
             naq__bqueue_record_free(batch[i]);
