@@ -196,23 +196,31 @@ static void absolute(const char *path, char *buf, size_t cap)
         snprintf(buf, cap, "%s/%s", cwd, path);
 }
 
+/* A tls block at `indent` with the node certificate and, when ca is set,
+ * the CA to verify peers with, followed by verify_line (may be ""). */
+static void write_tls(FILE *f, const naq_server_secure *s, const char *indent, const char *ca,
+                      const char *verify_line)
+{
+    char cert[2048], key[2048], ca_abs[2048];
+    absolute(s->tls_cert, cert, sizeof cert);
+    absolute(s->tls_key, key, sizeof key);
+    fprintf(f, "%stls {\n%s  cert_file: \"%s\"\n%s  key_file: \"%s\"\n", indent, indent, cert,
+            indent, key);
+    if (ca != NULL) {
+        absolute(ca, ca_abs, sizeof ca_abs);
+        fprintf(f, "%s  ca_file: \"%s\"\n%s", indent, ca_abs, verify_line);
+    }
+    fprintf(f, "%s}\n", indent);
+}
+
 int naq_server_secure_write(FILE *f, const naq_server_secure *s)
 {
     /* A file, not --print-config's stdout (a terminal is not ours to chmod). */
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || (S_ISREG(st.st_mode) && fchmod(fileno(f), 0600) != 0))
         return -1;
-    if (s->tls_cert != NULL) {
-        char cert[2048], key[2048], ca[2048];
-        absolute(s->tls_cert, cert, sizeof cert);
-        absolute(s->tls_key, key, sizeof key);
-        fprintf(f, "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n", cert, key);
-        if (s->tls_ca != NULL) {
-            absolute(s->tls_ca, ca, sizeof ca);
-            fprintf(f, "  ca_file: \"%s\"\n  verify: true\n", ca);
-        }
-        fprintf(f, "}\n");
-    }
+    if (s->tls_cert != NULL)
+        write_tls(f, s, "", s->tls_ca, "  verify: true\n");
     if (s->auth != NULL) {
         naq_server_secure built = *s;
         built.users = NULL;
@@ -229,15 +237,10 @@ int naq_server_secure_write(FILE *f, const naq_server_secure *s)
 
 void naq_server_secure_write_route_tls(FILE *f, const naq_server_secure *s)
 {
-    if (s->tls_ca == NULL)
-        return;
-    char cert[2048], key[2048], ca[2048];
-    absolute(s->tls_cert, cert, sizeof cert);
-    absolute(s->tls_key, key, sizeof key);
-    absolute(s->tls_ca, ca, sizeof ca);
-    /* nats-server makes both ends of a route verify the other's certificate. */
-    fprintf(f, "  tls {\n    cert_file: \"%s\"\n    key_file: \"%s\"\n    ca_file: \"%s\"\n  }\n",
-            cert, key, ca);
+    /* nats-server makes both ends of a route verify the other's
+     * certificate, without a verify line. */
+    if (s->tls_ca != NULL)
+        write_tls(f, s, "  ", s->tls_ca, "");
 }
 
 void naq_server_secure_free(naq_server_secure *s)
