@@ -540,7 +540,8 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
      * and the server keeps whichever copy comes first. Only while the
      * event stream's duplicate window surely covers both copies (half of
      * it: room for clock skew); an older job's event is stored already. */
-    if (j.attempt == 1 && naq__now() - stored_at < w->client->cfg.event_dup_window_s / 2.0 &&
+    if (w->client->logger != NULL && j.attempt == 1 &&
+        naq__now() - stored_at < w->client->cfg.event_dup_window_s / 2.0 &&
         naq__enqueued_event(&j, &e) == NAQ_OK) {
         naq_client_log(w->client, &e);
         naq_event_clear(&e);
