@@ -10,9 +10,11 @@
  * programs decode as before. Enqueueing is in enqueue.c.
  */
 #include "core/crypt.h"
-#include "jobs.h"
+#include "core/jsonscan.h"
 #include "core/jsonw.h"
+#include "jobs.h"
 
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,9 +317,8 @@ static naq_status decode_policy(json_t *r, naq_retry_policy *p)
     return NAQ_OK;
 }
 
-static naq_status decode_depends_on(json_t *o, naq_job *out)
+static naq_status decode_depends_on(json_t *d, naq_job *out)
 {
-    json_t *d = json_object_get(o, "depends_on");
     if (d == NULL || json_is_null(d))
         return NAQ_OK;
     if (!json_is_array(d) || json_array_size(d) > NAQ_DEPENDS_ON_MAX)
@@ -343,12 +344,18 @@ static naq_status decode_depends_on(json_t *o, naq_job *out)
     return NAQ_OK;
 }
 
-naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
+/* What a job holds before its fields are read. */
+static void job_defaults(naq_job *out)
 {
     memset(out, 0, sizeof *out);
     out->priority = NAQ_PRIORITY_NORMAL;
     naq_retry_policy_init(&out->retry);
     out->result_ttl_ms = NAQ_RESULTS_TTL_MS;
+}
+
+naq_status naq__job_decode_tree(const char *json, size_t len, naq_job *out)
+{
+    job_defaults(out);
     json_error_t e;
     json_t *o = json_loadb(json, len, 0, &e);
     if (o == NULL)
@@ -415,7 +422,7 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
     if ((s = decode_policy(json_object_get(o, "retry"), &out->retry)) != NAQ_OK ||
         (s = get_int(o, "ttl_ms", NULL, 0, 0, INT64_MAX / 2, &out->ttl_ms)) != NAQ_OK ||
         (s = get_int(o, "result_ttl_ms", NULL, 0, 0, INT64_MAX / 2, &result_ttl)) != NAQ_OK ||
-        (s = decode_depends_on(o, out)) != NAQ_OK ||
+        (s = decode_depends_on(json_object_get(o, "depends_on"), out)) != NAQ_OK ||
         (s = get_string(o, "unique_key", NAQ_UNIQUE_KEY_MAX, &out->unique_key)) != NAQ_OK ||
         (s = get_string(o, "original_job_id", NAQ_ID_MAX, &out->original_job_id)) != NAQ_OK)
         goto out;
@@ -430,6 +437,240 @@ naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
 out:
     json_decref(o);
     return s;
+}
+
+/* ---- the fast path: the scanner's members (jsonscan.h), no tree ----
+ * Each reader returns 0 where it is not sure the tree decoder would take
+ * the value as it is; naq_job_decode then hands the job to that decoder,
+ * which accepts it or says what is wrong in its own words. */
+
+/* A string member without escapes, NUL-terminated into dst. */
+static int fast_string(const naq__jv *v, char *dst, size_t cap)
+{
+    if (v == NULL || v->type != NAQ__JV_STRING || v->escaped || v->len - 2 >= cap)
+        return 0;
+    memcpy(dst, v->text + 1, v->len - 2);
+    dst[v->len - 2] = '\0';
+    return 1;
+}
+
+static int fast_token(const naq__jv *v, naq_status (*check)(const char *), char *dst, size_t cap)
+{
+    return fast_string(v, dst, cap) && check(dst) == NAQ_OK;
+}
+
+/* An optional string member (1..max bytes) into *out (heap, NULL when
+ * absent or null). */
+static int fast_optional_string(const naq__jv *v, size_t max, char **out)
+{
+    if (v == NULL || v->type == NAQ__JV_NULL)
+        return 1;
+    if (v->type != NAQ__JV_STRING || v->escaped || v->len - 2 == 0 || v->len - 2 > max)
+        return 0;
+    *out = strndup(v->text + 1, v->len - 2);
+    return *out != NULL;
+}
+
+/* An integer member in [min, max]; dflt when absent or null. */
+static int fast_int(const naq__jv *v, int64_t dflt, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t i = dflt;
+    if (v != NULL && v->type != NAQ__JV_NULL) {
+        char text[24]; /* the scanner saw an integer within 64 bits */
+        if (v->type != NAQ__JV_INTEGER || v->len >= sizeof text)
+            return 0;
+        memcpy(text, v->text, v->len);
+        text[v->len] = '\0';
+        i = strtoll(text, NULL, 10);
+    }
+    *out = i;
+    return i >= min && i <= max;
+}
+
+/* A number member as a double (0 when it is not a number). jansson reads
+ * reals with the C locale's '.', whatever the program's locale is. */
+static int fast_number(const naq__jv *v, double *out)
+{
+    *out = 0;
+    if (v == NULL || (v->type != NAQ__JV_INTEGER && v->type != NAQ__JV_REAL))
+        return 1;
+    char text[64];
+    if (v->len >= sizeof text || localeconv()->decimal_point[0] != '.')
+        return 0;
+    memcpy(text, v->text, v->len);
+    text[v->len] = '\0';
+    *out = v->type == NAQ__JV_INTEGER ? (double)strtoll(text, NULL, 10) : strtod(text, NULL);
+    return 1;
+}
+
+/* A member that the tree decoder's code reads, as a tree; NULL when absent
+ * or null. *ok is 0 if it could not be loaded. */
+static json_t *fast_tree(const naq__jv *v, int *ok)
+{
+    if (v == NULL || v->type == NAQ__JV_NULL)
+        return NULL;
+    json_t *t = json_loadb(v->text, v->len, JSON_DECODE_ANY, NULL);
+    *ok &= t != NULL;
+    return t;
+}
+
+/* args as compact text: the member's own text when it has no white
+ * space and no escapes (what naq writes), else as the tree decoder
+ * prints it. */
+static int fast_args(const naq__jv *v, char **out)
+{
+    if (v == NULL || v->type == NAQ__JV_NULL)
+        *out = strdup("[]");
+    else if (!v->escaped && !v->spaced)
+        *out = strndup(v->text, v->len);
+    else {
+        int ok = 1;
+        json_t *t = fast_tree(v, &ok);
+        *out = t ? naq__json_dumps(t, NAQ__JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+        json_decref(t);
+    }
+    return *out != NULL;
+}
+
+/* tags, retry, run_on_dependency_failure and depends_on: rarer members,
+ * read by the tree decoder's own code from a tree of each. */
+static int fast_options(const naq__jmember *m, int n, naq_job *out)
+{
+    int ok = 1;
+    json_t *tags = fast_tree(naq__jscan_get(m, n, "tags"), &ok);
+    json_t *retry = fast_tree(naq__jscan_get(m, n, "retry"), &ok);
+    json_t *deps = fast_tree(naq__jscan_get(m, n, "depends_on"), &ok);
+    const naq__jv *run = naq__jscan_get(m, n, "run_on_dependency_failure");
+    ok = ok && (run == NULL || run->type == NAQ__JV_NULL || run->type == NAQ__JV_TRUE ||
+                run->type == NAQ__JV_FALSE);
+    out->run_on_dependency_failure = ok && run != NULL && run->type == NAQ__JV_TRUE;
+    if (ok && tags != NULL) {
+        ok = naq__tags_check(tags, NAQ_ERR_CODEC) == NAQ_OK &&
+             (out->tags_json = naq__json_dumps(tags, NAQ__JSON_FLAGS)) != NULL;
+    }
+    ok =
+        ok && decode_policy(retry, &out->retry) == NAQ_OK && decode_depends_on(deps, out) == NAQ_OK;
+    json_decref(tags);
+    json_decref(retry);
+    json_decref(deps);
+    return ok;
+}
+
+/* 1 when the job was decoded without a tree; 0 when the tree decoder
+ * must decide (out is then cleared). */
+static int decode_fast(const char *json, size_t len, naq_job *out)
+{
+    naq__jmember m[NAQ__JSCAN_MEMBERS];
+    int n = naq__jscan_object(json, len, m);
+    if (n < 0)
+        return 0;
+    job_defaults(out);
+    int64_t version, retries, timeout, priority, result_ttl;
+    const naq__jv *schedule = naq__jscan_get(m, n, "schedule_id");
+    int ok =
+        fast_token(naq__jscan_get(m, n, "job_id"), check_job_id, out->id, sizeof out->id) &&
+        fast_token(naq__jscan_get(m, n, "queue"), check_queue, out->queue, sizeof out->queue) &&
+        fast_int(naq__jscan_get(m, n, "version"), 0, 1, NAQ_WIRE_VERSION, &version) &&
+        fast_token(naq__jscan_get(m, n, "function"), naq__function_validate, out->function,
+                   sizeof out->function) &&
+        fast_int(naq__jscan_get(m, n, "max_retries"), 0, 0, 1000000, &retries) &&
+        fast_int(naq__jscan_get(m, n, "timeout_ms"), 0, 0, INT64_MAX / 2, &timeout) &&
+        fast_int(naq__jscan_get(m, n, "priority"), NAQ_PRIORITY_NORMAL, NAQ_PRIORITY_LOWEST,
+                 NAQ_PRIORITY_CRITICAL, &priority) &&
+        fast_number(naq__jscan_get(m, n, "enqueued_at"), &out->enqueued_at) &&
+        fast_args(naq__jscan_get(m, n, "args"), &out->args_json) && fast_options(m, n, out) &&
+        fast_int(naq__jscan_get(m, n, "ttl_ms"), 0, 0, INT64_MAX / 2, &out->ttl_ms) &&
+        fast_int(naq__jscan_get(m, n, "result_ttl_ms"), 0, 0, INT64_MAX / 2, &result_ttl) &&
+        fast_optional_string(naq__jscan_get(m, n, "unique_key"), NAQ_UNIQUE_KEY_MAX,
+                             &out->unique_key) &&
+        fast_optional_string(naq__jscan_get(m, n, "original_job_id"), NAQ_ID_MAX,
+                             &out->original_job_id) &&
+        (out->original_job_id == NULL ||
+         naq_id_validate("job id", out->original_job_id) == NAQ_OK) &&
+        (schedule == NULL ||
+         fast_token(schedule, check_schedule_id, out->schedule_id, sizeof out->schedule_id));
+    if (!ok) {
+        naq_job_clear(out);
+        return 0;
+    }
+    out->version = (int)version;
+    out->max_retries = (int)retries;
+    out->timeout_ms = timeout;
+    out->priority = (int)priority;
+    if (result_ttl > 0)
+        out->result_ttl_ms = result_ttl;
+    return 1;
+}
+
+naq_status naq_job_decode(const char *json, size_t len, naq_job *out)
+{
+    if (decode_fast(json, len, out))
+        return NAQ_OK;
+    return naq__job_decode_tree(json, len, out);
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Equal as JSON (the fast path keeps the sender's compact text of args,
+ * the tree decoder reprints it). */
+static int same_json(const char *a, const char *b)
+{
+    json_t *x = json_loads(a, JSON_DECODE_ANY, NULL), *y = json_loads(b, JSON_DECODE_ANY, NULL);
+    int same = x != NULL && y != NULL && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+static int same_policy(const naq_retry_policy *a, const naq_retry_policy *b)
+{
+    if (a->kind != b->kind || a->delay_ms != b->delay_ms || a->max_delay_ms != b->max_delay_ms ||
+        a->jitter != b->jitter || a->n_delays != b->n_delays ||
+        !same_str(a->retry_on, b->retry_on) || !same_str(a->skip_on, b->skip_on))
+        return 0;
+    for (int i = 0; i < a->n_delays && i < NAQ_BACKOFF_LIST_MAX; i++)
+        if (a->delays_ms[i] != b->delays_ms[i])
+            return 0;
+    return 1;
+}
+
+static int same_job(const naq_job *a, const naq_job *b)
+{
+    int same = strcmp(a->id, b->id) == 0 && strcmp(a->queue, b->queue) == 0 &&
+               strcmp(a->function, b->function) == 0 &&
+               strcmp(a->schedule_id, b->schedule_id) == 0 && a->version == b->version &&
+               a->max_retries == b->max_retries && a->timeout_ms == b->timeout_ms &&
+               a->priority == b->priority && a->enqueued_at == b->enqueued_at &&
+               a->ttl_ms == b->ttl_ms && a->result_ttl_ms == b->result_ttl_ms &&
+               a->run_on_dependency_failure == b->run_on_dependency_failure &&
+               same_json(a->args_json, b->args_json) && same_str(a->tags_json, b->tags_json) &&
+               same_str(a->unique_key, b->unique_key) &&
+               same_str(a->original_job_id, b->original_job_id) &&
+               same_policy(&a->retry, &b->retry);
+    for (int i = 0; same; i++) {
+        const char *x = a->depends_on ? a->depends_on[i] : NULL;
+        const char *y = b->depends_on ? b->depends_on[i] : NULL;
+        if (!same_str(x, y))
+            return 0;
+        if (x == NULL)
+            break;
+    }
+    return same;
+}
+
+int naq__job_decoders_agree(const char *json, size_t len, int *fast)
+{
+    naq_job a, b;
+    *fast = decode_fast(json, len, &a);
+    if (!*fast)
+        return 1;
+    int agree = naq__job_decode_tree(json, len, &b) == NAQ_OK && same_job(&a, &b);
+    naq_job_clear(&a);
+    naq_job_clear(&b);
+    return agree;
 }
 
 void naq_job_clear(naq_job *j)

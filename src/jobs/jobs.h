@@ -73,6 +73,13 @@ naq_status naq__tags_check(const json_t *v, naq_status bad);
  * unless o->job_id is set, enqueued_at = now, heap copies of every string.
  * With keys (k, may be NULL) the args are sealed here, the one place every
  * new job is built, so no enqueue path can publish them in plaintext. */
+/* naq_job_decode reads a job with jsonscan.h when it can and with this
+ * jansson decoder when it cannot; the two agree on every job the first
+ * one reads (tests/test_job.c, fuzz/fuzz_job.c compare them). */
+naq_status naq__job_decode_tree(const char *json, size_t len, naq_job *out);
+/* 1 when the fast reader declines the text (*fast = 0) or reads the same
+ * job from it as naq__job_decode_tree (*fast = 1). */
+int naq__job_decoders_agree(const char *json, size_t len, int *fast);
 naq_status naq__job_from_opts(const struct naq__crypt *k, const naq_job_opts *o, naq_job *j);
 /* The job as a JSON object (new reference), or NULL when its args or tags
  * are not JSON (message recorded). */
