@@ -132,7 +132,8 @@ static void the_fast_decoder_reads_jobs_as_the_tree_decoder_does(void **state)
         {"{\"version\":1,\"job_id\":\"j10\",\"queue\":\"q\",\"function\":\"f\","
          "\"retry\":{\"backoff\":\"never\"}}",
          0},
-        {"{\"version\":1,\"job_id\":\"j11\",\"queue\":\"q\",\"function\":\"f\",\"unique_key\":\"\"}",
+        {"{\"version\":1,\"job_id\":\"j11\",\"queue\":\"q\",\"function\":\"f\",\"unique_key\":"
+         "\"\"}",
          0},
     };
     for (size_t i = 0; i < sizeof jobs / sizeof *jobs; i++) {

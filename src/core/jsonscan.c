@@ -255,9 +255,7 @@ static int scan_value(scan *s, naq__jv *v, int depth)
         v->type = NAQ__JV_NULL;
         ok = scan_literal(s, "null", 4);
         break;
-    default:
-        ok = scan_number(s, &v->type);
-        break;
+    default: ok = scan_number(s, &v->type); break;
     }
     v->text = (const char *)start;
     v->len = (size_t)(s->p - start);
