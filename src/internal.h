@@ -66,6 +66,8 @@ struct naq_client {
     jsCtx *ajs;                     /* naq_enqueue_async's context (enqueue.c) */
     struct naq__msgmap *async_jobs; /* its published message -> the job */
     struct naq__crypt *crypt;       /* payload keys (crypt.h); NULL = no encryption */
+    /* NAQ_OUTCOMES and NAQ_DELAYED of this subject prefix (naq__prefixed_name) */
+    char outcome_stream[NAQ_NAME_MAX * 2], delayed_stream[NAQ_NAME_MAX * 2];
 };
 
 /* A connection to the job server (events = 0) or to the event server
@@ -114,11 +116,21 @@ void naq__stream_config_init(jsStreamConfig *sc, const char *name, const char **
                              int nsubjects, int replicas);
 
 /* Names every part agrees on: streams and buckets besides those of
- * naq_config (the client creates them all when it connects). */
+ * naq_config (the client creates them all when it connects). Several
+ * installations share a server by their subject prefix, so the streams
+ * whose subjects carry it are named after it too (naq__prefixed_name). */
 #define NAQ__OUTCOME_STREAM "NAQ_OUTCOMES"
 #define NAQ__DELAYED_STREAM "NAQ_DELAYED"
 #define NAQ__SCHEDULES_BUCKET "naq_schedules"
 #define NAQ__LOCK_BUCKET "naq_scheduler_lock"
+
+/* client.c: base when suffix is default_suffix, else "<base>_<suffix>"
+ * with the characters a stream or bucket name cannot hold turned into
+ * '_': the name of one installation's stream or bucket. */
+void naq__suffixed_name(char *buf, size_t cap, const char *base, const char *suffix,
+                        const char *default_suffix);
+/* naq__suffixed_name of cfg's subject prefix ("naq" is the default). */
+void naq__prefixed_name(const naq_config *cfg, const char *base, char *buf, size_t cap);
 
 /* ---- clocks (clock.c) ---- */
 

@@ -647,6 +647,63 @@ static void second_stop_hands_back_at_once_and_worker_stopped_says_forced(void *
     naq_event_clear(&e);
 }
 
+/* ---- installations sharing a server ---- */
+
+/* A client of another installation: its own subject prefix and streams. */
+static naq_client *connect_installation(fixture *fx, const char *prefix, const char *streams)
+{
+    naq_config cfg;
+    naq_test_config(&fx->srv, &cfg);
+    snprintf(cfg.subject_prefix, sizeof cfg.subject_prefix, "%s", prefix);
+    if (streams != NULL) {
+        snprintf(cfg.event_stream, sizeof cfg.event_stream, "%s_EVENTS", streams);
+        snprintf(cfg.job_stream, sizeof cfg.job_stream, "%s_JOBS", streams);
+        snprintf(cfg.dlq_stream, sizeof cfg.dlq_stream, "%s_DLQ", streams);
+    }
+    naq_client *c = NULL;
+    naq_status s = naq_client_connect(&cfg, &c);
+    return s == NAQ_OK ? c : NULL;
+}
+
+static void installations_with_other_prefixes_run_their_jobs_side_by_side(void **state)
+{
+    /* The outcome record and the delayed retry live in streams named after
+     * the prefix (NAQ_OUTCOMES_other, NAQ_DELAYED_other): with one
+     * NAQ_OUTCOMES for both, the second installation's jobs never
+     * finished (FinishFailed, run again and again). */
+    fixture *fx = *state;
+    reset_counters();
+    naq_client *other = connect_installation(fx, "other", "OTHER");
+    if (other == NULL)
+        fail_msg("second installation: %s", naq_last_error());
+    running mine, theirs;
+    start(fx, &mine, make_worker(fx->c, "shared"));
+    start(fx, &theirs, make_worker(other, "shared"));
+    char id_mine[NAQ_ID_SIZE], id_theirs[NAQ_ID_SIZE];
+    naq_job_opts o = job("shared", "flaky", "[1, \"ValueError\"]", 1, 100);
+    enqueue_opts(fx->c, &o, id_mine);
+    enqueue_opts(other, &o, id_theirs);
+    json_t *r1 = result_of(fx->c, id_mine);
+    json_t *r2 = result_of(other, id_theirs);
+    assert_string_equal(str(r1, "status"), "completed");
+    assert_string_equal(str(r2, "status"), "completed");
+    json_decref(r1);
+    json_decref(r2);
+    /* Each saw its own job only: two attempts each. */
+    assert_int_equal(atomic_load(&calls), 4);
+    char *text = NULL;
+    assert_int_equal(naq_job_result(other, id_mine, 0, &text), NAQ_ERR_NOT_FOUND);
+    stop(&theirs);
+    stop(&mine);
+    naq_client_destroy(other);
+
+    /* A prefix of its own with the first installation's streams would take
+     * them over: refused, saying why and what to do. */
+    assert_null(connect_installation(fx, "third", NULL));
+    assert_non_null(strstr(naq_last_error(), "another naq installation"));
+    assert_non_null(strstr(naq_last_error(), "NATS account"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 static const struct CMUnitTest tests[] = {
     T(job_failing_twice_then_succeeding_records_every_attempt_in_order),
@@ -662,6 +719,7 @@ static const struct CMUnitTest tests[] = {
     T(first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job),
     T(a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back),
     T(second_stop_hands_back_at_once_and_worker_stopped_says_forced),
+    T(installations_with_other_prefixes_run_their_jobs_side_by_side),
 };
 
 NAQ_TEST_MAIN(tests)

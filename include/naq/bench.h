@@ -31,6 +31,10 @@ typedef struct {
     int payload_bytes;   /* measured JSON size of one event */
     double latency_p50_ms, latency_p99_ms; /* with rate: log call to ack, best run */
     uint64_t dropped, spooled, retried;
+    /* CPU time of this process per event (all its threads: the caller,
+     * the logger's publisher, nats.c's), lowest of the runs: what each side
+     * costs, which load on the machine skews far less than the rates. */
+    double raw_cpu_us, logger_cpu_us;
 } naq_bench_events_result;
 
 void naq_bench_events_opts_init(naq_bench_events_opts *o);

@@ -233,20 +233,45 @@ typedef struct {
 /* Whether an existing stream already has the limits we would set, so that
  * a connect changes nothing (and logs nothing) when nothing changed.
  * *exists: whether the stream is there at all. */
-static int same_limits(jsCtx *js, const jsStreamConfig *want, int *exists)
+/* The stream as it is on the server, when it exists. *foreign gets the
+ * first of its subjects outside "<prefix>." (empty when none is): such a
+ * stream belongs to another naq installation in this account, and taking
+ * it over would cut that installation off from it. */
+typedef struct {
+    int exists, same;
+    char foreign[NAQ_URL_MAX];
+} stream_found;
+
+static void look_up_stream(jsCtx *js, const jsStreamConfig *want, const char *prefix,
+                           stream_found *f)
 {
     jsStreamInfo *si = NULL;
-    *exists = 0;
+    memset(f, 0, sizeof *f);
     if (js_GetStreamInfo(&si, js, want->Name, NULL, NULL) != NATS_OK)
-        return 0;
-    *exists = 1;
+        return;
+    f->exists = 1;
     const jsStreamConfig *have = si->Config;
-    int same = have->MaxAge == want->MaxAge && have->MaxMsgs == want->MaxMsgs &&
-               have->MaxBytes == want->MaxBytes && have->Duplicates == want->Duplicates &&
-               have->Replicas == want->Replicas && have->AllowDirect == want->AllowDirect &&
-               have->SubjectsLen == want->SubjectsLen;
+    f->same = have->MaxAge == want->MaxAge && have->MaxMsgs == want->MaxMsgs &&
+              have->MaxBytes == want->MaxBytes && have->Duplicates == want->Duplicates &&
+              have->Replicas == want->Replicas && have->AllowDirect == want->AllowDirect &&
+              have->SubjectsLen == want->SubjectsLen;
+    size_t n = strlen(prefix);
+    for (int i = 0; i < have->SubjectsLen && f->foreign[0] == '\0'; i++) {
+        const char *subj = have->Subjects[i];
+        if (strncmp(subj, prefix, n) != 0 || subj[n] != '.')
+            snprintf(f->foreign, sizeof f->foreign, "%s", subj);
+    }
     jsStreamInfo_Destroy(si);
-    return same;
+}
+
+static naq_status refuse_foreign(const naq_config *cfg, const char *name, const char *subject)
+{
+    return naq__fail(NAQ_ERR_EXISTS,
+                     "stream %s on this server serves subject %s, of another naq installation "
+                     "(another subject prefix), and prefix '%s' cannot share it; give each "
+                     "installation a NATS account (or server) of its own, or use that "
+                     "installation's prefix",
+                     name, subject, cfg->subject_prefix);
 }
 
 /* Creates the stream, or updates an existing one to sp's limits; *changed
@@ -279,17 +304,23 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     /* Look before creating, and update only what differs: a role that may
      * use the streams but not manage them (docs/security.md) connects
      * without asking for either. */
-    int exists = 0;
-    if (same_limits(js, &sc, &exists))
+    stream_found f;
+    look_up_stream(js, &sc, cfg->subject_prefix, &f);
+    if (f.foreign[0] != '\0')
+        return refuse_foreign(cfg, sp->name, f.foreign);
+    if (f.same)
         return NAQ_OK;
     natsStatus ns = NATS_OK;
-    if (!exists)
+    if (!f.exists)
         ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-    if (exists ||
+    if (f.exists ||
         (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP))) {
         jerr = 0;
         ns = NATS_OK;
-        if (!same_limits(js, &sc, &exists)) {
+        look_up_stream(js, &sc, cfg->subject_prefix, &f);
+        if (f.foreign[0] != '\0')
+            return refuse_foreign(cfg, sp->name, f.foreign);
+        if (!f.same) {
             char what[NAQ_NAME_MAX + 40];
             snprintf(what, sizeof what, "cannot update stream %s", sp->name);
             naq_status s = naq__replicas_update(js, cfg, &sc, what);
@@ -307,6 +338,27 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
         return naq__replicas_fail(cfg, ns, (int)jerr, what);
     }
     return NAQ_OK;
+}
+
+void naq__suffixed_name(char *buf, size_t cap, const char *base, const char *suffix,
+                        const char *default_suffix)
+{
+    if (strcmp(suffix, default_suffix) == 0) {
+        snprintf(buf, cap, "%s", base);
+        return;
+    }
+    int n = snprintf(buf, cap, "%s_%s", base, suffix);
+    for (int i = (int)strlen(base); i < n && (size_t)i < cap - 1; i++) {
+        char ch = buf[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            buf[i] = '_';
+    }
+}
+
+void naq__prefixed_name(const naq_config *cfg, const char *base, char *buf, size_t cap)
+{
+    naq__suffixed_name(buf, cap, base, cfg->subject_prefix, "naq");
 }
 
 static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
@@ -342,7 +394,7 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
     /* Outcome records and the jobs waiting for them (outcome.c); as long
      * as a waiting job may wait. */
     stream_spec outcomes = {
-        NAQ__OUTCOME_STREAM, outcome_subjects, 1, js_LimitsPolicy, 7 * 24 * 3600 * s_ns, -1, -1,
+        c->outcome_stream, outcome_subjects, 1, js_LimitsPolicy, 7 * 24 * 3600 * s_ns, -1, -1,
         120 * s_ns};
     const stream_spec *specs[] = {&events, &jobs, &dead, &outcomes};
     changed[0] = '\0';
@@ -412,6 +464,8 @@ naq_status naq_client_connect(const naq_config *cfg, naq_client **out)
     if (c == NULL)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating a client");
     c->cfg = *cfg;
+    naq__prefixed_name(cfg, NAQ__OUTCOME_STREAM, c->outcome_stream, sizeof c->outcome_stream);
+    naq__prefixed_name(cfg, NAQ__DELAYED_STREAM, c->delayed_stream, sizeof c->delayed_stream);
     cfg = &c->cfg; /* the connections' error handler keeps a pointer to it */
     /* Keys first: a bad key file is the user's to fix before anything is
      * sent in plaintext. */

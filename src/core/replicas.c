@@ -25,10 +25,13 @@
 
 int naq__stream_is_ours(const naq_config *cfg, const char *name)
 {
+    char outcomes[NAQ_NAME_MAX * 2], delayed[NAQ_NAME_MAX * 2];
+    naq__prefixed_name(cfg, NAQ__OUTCOME_STREAM, outcomes, sizeof outcomes);
+    naq__prefixed_name(cfg, NAQ__DELAYED_STREAM, delayed, sizeof delayed);
     return strncmp(name, KV_PREFIX, strlen(KV_PREFIX)) == 0 ||
            strcmp(name, cfg->event_stream) == 0 || strcmp(name, cfg->job_stream) == 0 ||
-           strcmp(name, cfg->dlq_stream) == 0 || strcmp(name, NAQ__OUTCOME_STREAM) == 0 ||
-           strcmp(name, NAQ__DELAYED_STREAM) == 0 || strcmp(name, NAQ_EVENT_DLQ_STREAM) == 0;
+           strcmp(name, cfg->dlq_stream) == 0 || strcmp(name, outcomes) == 0 ||
+           strcmp(name, delayed) == 0 || strcmp(name, NAQ_EVENT_DLQ_STREAM) == 0;
 }
 
 /* The server's reason comes last (naq__fail_nats appends it). */

@@ -25,7 +25,7 @@
  * Admin is everything (">"): it creates the streams, so the others never
  * need to; the others are granted what their commands send, no more.
  */
-#include "jobs/jobs.h" /* NAQ__OUTCOME_STREAM */
+#include "jobs/jobs.h"
 
 #include "naq/auth.h"
 
@@ -89,33 +89,18 @@ static void perms_free(perms *p)
         free(p->sub[i]);
 }
 
-/* A bucket name with a suffix made of [A-Za-z0-9_-] (as the registry and
- * the rollups name theirs). */
-static void suffixed(char *buf, size_t cap, const char *base, const char *suffix)
-{
-    int n = snprintf(buf, cap, "%s_%s", base, suffix);
-    for (int i = (int)strlen(base); i < n && (size_t)i < cap - 1; i++) {
-        char ch = buf[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            buf[i] = '_';
-    }
-}
-
 typedef struct {
     char workers[NAQ_NAME_MAX * 2], stats[NAQ_NAME_MAX * 2];
+    char outcomes[NAQ_NAME_MAX * 2], delayed[NAQ_NAME_MAX * 2]; /* streams */
 } bucket_names;
 
 static void names_of(const naq_config *cfg, bucket_names *b)
 {
-    if (strcmp(cfg->subject_prefix, "naq") == 0)
-        snprintf(b->workers, sizeof b->workers, "%s", NAQ_WORKERS_BUCKET);
-    else
-        suffixed(b->workers, sizeof b->workers, NAQ_WORKERS_BUCKET, cfg->subject_prefix);
-    if (strcmp(cfg->event_stream, "NAQ_JOB_EVENTS") == 0)
-        snprintf(b->stats, sizeof b->stats, "%s", NAQ_STATS_BUCKET);
-    else
-        suffixed(b->stats, sizeof b->stats, NAQ_STATS_BUCKET, cfg->event_stream);
+    naq__prefixed_name(cfg, NAQ_WORKERS_BUCKET, b->workers, sizeof b->workers);
+    naq__suffixed_name(b->stats, sizeof b->stats, NAQ_STATS_BUCKET, cfg->event_stream,
+                       "NAQ_JOB_EVENTS");
+    naq__prefixed_name(cfg, NAQ__OUTCOME_STREAM, b->outcomes, sizeof b->outcomes);
+    naq__prefixed_name(cfg, NAQ__DELAYED_STREAM, b->delayed, sizeof b->delayed);
 }
 
 /* What every role may do: read. */
@@ -136,8 +121,8 @@ static void base(perms *p, const naq_config *cfg, const bucket_names *b)
     /* Ordered consumers (history, live streams, KV watches) on every
      * stream but the job queue: a consumer there would take jobs. Their
      * clean-up deletes them again. */
-    const char *streams[] = {cfg->event_stream, cfg->dlq_stream, NAQ__OUTCOME_STREAM,
-                             NAQ__DELAYED_STREAM, NAQ_EVENT_DLQ_STREAM};
+    const char *streams[] = {cfg->event_stream, cfg->dlq_stream, b->outcomes, b->delayed,
+                             NAQ_EVENT_DLQ_STREAM};
     const char *buckets[] = {"naq_unique",    "naq_deps", "naq_cancel",
                              b->workers,      b->stats,   NAQ__SCHEDULES_BUCKET,
                              NAQ__LOCK_BUCKET};

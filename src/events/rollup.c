@@ -63,17 +63,7 @@ atomic_int naq__rollup_crash_before_cursor;
  * installations on one server never share a cursor. */
 static void stats_bucket(const naq_client *c, char *buf, size_t cap)
 {
-    if (strcmp(c->cfg.event_stream, "NAQ_JOB_EVENTS") == 0) {
-        snprintf(buf, cap, "%s", NAQ_STATS_BUCKET);
-        return;
-    }
-    int n = snprintf(buf, cap, "%s_%s", NAQ_STATS_BUCKET, c->cfg.event_stream);
-    for (int i = (int)strlen(NAQ_STATS_BUCKET); i < n && (size_t)i < cap; i++) {
-        char ch = buf[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            buf[i] = '_';
-    }
+    naq__suffixed_name(buf, cap, NAQ_STATS_BUCKET, c->cfg.event_stream, "NAQ_JOB_EVENTS");
 }
 
 naq_status naq__stats_kv(naq_client *c, int create, kvStore **out)

@@ -271,7 +271,7 @@ static naq_status remove_delayed(naq_client *c, const char *job_id, const naq_ev
         dg.NextBySubject = subject;
         dg.Sequence = seq;
         natsMsg *m = NULL;
-        natsStatus ns = js_DirectGetMsg(&m, c->js, NAQ__DELAYED_STREAM, NULL, &dg);
+        natsStatus ns = js_DirectGetMsg(&m, c->js, c->delayed_stream, NULL, &dg);
         if (ns == NATS_NOT_FOUND)
             return NAQ_OK; /* released already: it is queued */
         if (ns != NATS_OK)
@@ -285,7 +285,7 @@ static naq_status remove_delayed(naq_client *c, const char *job_id, const naq_ev
             continue;
         }
         jsErrCode jerr = 0;
-        ns = js_DeleteMsg(c->js, NAQ__DELAYED_STREAM, seq - 1, NULL, &jerr);
+        ns = js_DeleteMsg(c->js, c->delayed_stream, seq - 1, NULL, &jerr);
         if (ns == NATS_OK) {
             *removed = 1;
             *job_json = strndup(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));

@@ -68,14 +68,14 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
         return s;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, js, NAQ__DELAYED_STREAM, NULL, &jerr);
+    natsStatus ns = js_GetStreamInfo(&si, js, c->delayed_stream, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     if (ns == NATS_OK)
         return NAQ_OK;
     if (ns == NATS_NOT_FOUND) {
         const char *subjects[] = {subject};
         jsStreamConfig sc;
-        naq__stream_config_init(&sc, NAQ__DELAYED_STREAM, subjects, 1, c->cfg.replicas);
+        naq__stream_config_init(&sc, c->delayed_stream, subjects, 1, c->cfg.replicas);
         /* Enqueueing the same delayed job id twice stores it once. */
         sc.Duplicates = 120 * 1000000000LL;
         jerr = 0;
@@ -85,7 +85,7 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
     }
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot create the delayed-job stream %s", NAQ__DELAYED_STREAM);
+                              "cannot create the delayed-job stream %s", c->delayed_stream);
     return NAQ_OK;
 }
 
@@ -283,10 +283,10 @@ static natsMsg *queue_message(naq__due_index *d, natsMsg *stored, int *bad)
 /* Reports a stored job that can never be released (it is dropped). */
 static void log_undecodable(naq__due_index *d, const char *subject, uint64_t seq)
 {
-    char msg[NAQ_URL_MAX + 128];
+    char msg[NAQ_URL_MAX + NAQ_NAME_MAX * 2 + 128];
     snprintf(msg, sizeof msg,
              "delayed job at %s sequence %llu in %s is not a job this naq can read; dropped",
-             subject, (unsigned long long)seq, NAQ__DELAYED_STREAM);
+             subject, (unsigned long long)seq, d->c->delayed_stream);
     naq__schedule_event(d->c, NAQ_EVENT_SYSTEM_ERROR, NULL, NULL, NULL, NULL, msg, NULL);
 }
 
@@ -309,7 +309,7 @@ static naq_status release_bucket(naq__due_index *d, int64_t b, int *count, int *
         dg.NextBySubject = subject;
         dg.Sequence = seq;
         atomic_fetch_add(&d->ctr->index_reads, 1);
-        ns = js_DirectGetMsg(&stored, d->js, NAQ__DELAYED_STREAM, NULL, &dg);
+        ns = js_DirectGetMsg(&stored, d->js, d->c->delayed_stream, NULL, &dg);
         if (ns == NATS_NOT_FOUND) {
             ns = NATS_OK;
             break;
@@ -356,7 +356,7 @@ static naq_status release_bucket(naq__due_index *d, int64_t b, int *count, int *
         jo.Stream.Purge.Subject = subject;
         jo.Stream.Purge.Sequence = last + 1;
         jsErrCode jerr = 0;
-        ns = js_PurgeStream(d->js, NAQ__DELAYED_STREAM, &jo, &jerr);
+        ns = js_PurgeStream(d->js, d->c->delayed_stream, &jo, &jerr);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                   "released the jobs of %s but cannot purge them (they will be "
@@ -400,7 +400,7 @@ naq_status naq__due_index_open(naq_client *c, naq__sched_counters *ctr, naq__due
     snprintf(filter, sizeof filter, "%s>", d->prefix);
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = NAQ__DELAYED_STREAM;
+    so.Stream = c->delayed_stream;
     so.Ordered = true;
     so.Config.HeadersOnly = true; /* the subject is all we need */
     so.Config.DeliverPolicy = js_DeliverAll;
@@ -410,7 +410,7 @@ naq_status naq__due_index_open(naq_client *c, naq__sched_counters *ctr, naq__due
         ns = natsSubscription_SetPendingLimits(d->feed, -1, -1);
     if (ns != NATS_OK) {
         s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot follow the delayed-job stream %s",
-                           NAQ__DELAYED_STREAM);
+                           c->delayed_stream);
         goto fail;
     }
     *out = d;

@@ -2,7 +2,8 @@
  * outcome.c - the outcome stream: where a job's end is recorded, and who
  * waits for it (jobs.h).
  *
- * Stream NAQ_OUTCOMES, subject "<prefix>.outcome.<job_id>", 7 days. Two
+ * Stream NAQ_OUTCOMES (NAQ_OUTCOMES_<prefix> for a prefix other than naq),
+ * subject "<prefix>.outcome.<job_id>", 7 days. Two
  * kinds of message share a job's subject (header Naq-Kind):
  *   "waiter"   {"dependent": "<id>"}: a job that waits for this one;
  *   "outcome"  the job's outcome record (docs/protocol.md, "Results"):
@@ -34,12 +35,12 @@ naq_status naq__outcome_subject(naq_client *c, const char *job_id, char *out, si
 
 static naq_status get(naq_client *c, jsDirectGetMsgOptions *dg, natsMsg **m)
 {
-    natsStatus ns = js_DirectGetMsg(m, c->js, NAQ__OUTCOME_STREAM, NULL, dg);
+    natsStatus ns = js_DirectGetMsg(m, c->js, c->outcome_stream, NULL, dg);
     if (ns == NATS_NOT_FOUND)
         return NAQ_ERR_NOT_FOUND;
     if (ns != NATS_OK)
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
-                              "cannot read the outcome stream %s", NAQ__OUTCOME_STREAM);
+                              "cannot read the outcome stream %s", c->outcome_stream);
     return NAQ_OK;
 }
 

@@ -45,7 +45,7 @@ static naq_status wait_for(naq_client *c, const char *job_id, int64_t wait_ms, c
     natsSubscription *sub = NULL;
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = NAQ__OUTCOME_STREAM;
+    so.Stream = c->outcome_stream;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverLastPerSubject;
     jsErrCode jerr = 0;

@@ -82,18 +82,7 @@ int naq_worker_status_parse(const char *name, naq_worker_status *out)
 
 void naq__registry_bucket(const naq_client *c, char *buf, size_t cap)
 {
-    const char *prefix = c->cfg.subject_prefix;
-    if (strcmp(prefix, "naq") == 0) {
-        snprintf(buf, cap, "%s", NAQ_WORKERS_BUCKET);
-        return;
-    }
-    int n = snprintf(buf, cap, "%s_%s", NAQ_WORKERS_BUCKET, prefix);
-    for (int i = (int)strlen(NAQ_WORKERS_BUCKET); i < n && (size_t)i < cap; i++) {
-        char ch = buf[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            buf[i] = '_';
-    }
+    naq__prefixed_name(&c->cfg, NAQ_WORKERS_BUCKET, buf, cap);
 }
 
 void naq__strv_free(char **v)
