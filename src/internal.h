@@ -172,7 +172,25 @@ typedef struct naq__ack_info {
  * naming a consumer; returns 0 and leaves *out alone otherwise. */
 int naq__ack_subject_parse(const char *reply, naq__ack_info *out);
 
-/* ---- ids and hashes (id.c, config.c) ---- */
+/* ---- ids, names and hashes (id.c, config.c) ---- */
+
+/* The characters a name may hold (naq__name_validate). */
+typedef enum {
+    NAQ__NAME_TOKEN,     /* a subject token: printable ASCII but white space, '.', '*', '>' */
+    NAQ__NAME_PRINTABLE, /* printable ASCII without white space ('.' allowed) */
+    NAQ__NAME_WORD,      /* letters, digits, '-' and '_' only */
+} naq__name_alphabet;
+/* NAQ_OK when name is 1..max characters of the alphabet; otherwise
+ * NAQ_ERR_INVALID_ARG with a message naming `what` ("queue name"), the
+ * first character refused and its position, and what to use instead. The
+ * one check behind naq_id_validate, naq__function_validate and
+ * naq_schedule_name_validate. */
+naq_status naq__name_validate(const char *what, const char *name, size_t max,
+                              naq__name_alphabet alphabet);
+/* Writes "<a><sep><b>" into out (room for max + 1 bytes) and returns 1
+ * when it is at most max characters long; else returns 0 and leaves out
+ * alone (callers then hash instead). */
+int naq__join_if_fits(char *out, size_t max, const char *a, char sep, const char *b);
 
 /* id.c: FNV-1a (64 bits) of len bytes, continuing from h: NAQ__FNV_OFFSET
  * to start, NAQ__FNV_OFFSET2 for a second hash independent of the first. */
