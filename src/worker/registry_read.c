@@ -13,6 +13,7 @@
  * start time would scan 345,600 messages to keep 20).
  */
 #include "worker.h"
+#include "core/kv.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -289,23 +290,15 @@ static naq_status read_entry(naq_client *c, const char *stream, const char *subj
 {
     *found = 0;
     natsMsg *m = NULL;
-    /* A direct get: nats-server 2.9.10 crashes on a MSG.GET request that
-     * meets a stream still being created (KV buckets are made on first
-     * use), while direct gets are served safely. nats.c creates KV
-     * streams with allow_direct. */
-    jsDirectGetMsgOptions dg;
-    jsDirectGetMsgOptions_Init(&dg);
-    dg.LastBySubject = subject;
-    natsStatus ns = js_DirectGetMsg(&m, c->js, stream, NULL, &dg);
+    int deleted = 0;
+    natsStatus ns = naq__kv_read_last(c->js, stream, subject, &m, &deleted);
     if (ns == NATS_NOT_FOUND)
         return NAQ_OK;
     if (ns != NATS_OK)
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                               "cannot read the worker registry (stream %s)", stream);
-    const char *op = NULL; /* only deletions carry KV-Operation (DEL or PURGE) */
-    json_t *o = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK
-                    ? NULL
-                    : json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_t *o =
+        deleted ? NULL : json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
     natsMsg_Destroy(m);
     naq_status s = NAQ_OK;
     if (json_is_object(o) && (s = info_from_json(o, w)) == NAQ_OK) {
