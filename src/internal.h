@@ -354,6 +354,24 @@ naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uin
                             int64_t *stored_ns, uint64_t *pending);
 /* Accepts NULL. */
 void naq__reader_close(naq__reader *r);
+/* Where an ordered consumer on the event stream starts: at stream
+ * sequence seq when > 0, else at the first event stored at or after ns
+ * (nanoseconds since the epoch) when > 0, else by policy (js_DeliverAll,
+ * the zero value, or js_DeliverNew, js_DeliverLastPerSubject). nats.c
+ * turns a start sequence or time into its policy itself. */
+typedef struct {
+    jsDeliverPolicy policy;
+    uint64_t seq;
+    int64_t ns;
+} naq__event_start;
+/* events/reader.c: opens an ordered consumer (nats.c re-creates it after
+ * a gap, so nothing is lost or repeated) on subject of the event stream,
+ * read on the caller's thread with natsSubscription_NextMsg. *sub: the
+ * caller unsubscribes it (which deletes the consumer at once) and
+ * destroys it. On failure NAQ_ERR_NATS, recorded as `what` and the
+ * server's reason. */
+naq_status naq__event_subscribe(naq_client *c, const char *subject, naq__event_start start,
+                                natsSubscription **sub, const char *what);
 /* The event stream's state in one request (without its lists). */
 naq_status naq__event_stream_state(naq_client *c, jsStreamState *st);
 

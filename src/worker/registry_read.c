@@ -232,21 +232,17 @@ static naq_status read_last_per_subject(naq_client *c, const char *subject, uint
                                         last_msg_fn fn, void *ud)
 {
     const char *stream = c->cfg.event_stream;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+    char what[NAQ_NAME_MAX + 64];
+    snprintf(what, sizeof what, "cannot open a consumer on stream %s", stream);
     natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&sub, c->ejs, subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot open a consumer on stream %s",
-                              stream);
+    naq__event_start at = {js_DeliverLastPerSubject, 0, 0};
+    naq_status s = naq__event_subscribe(c, subject, at, &sub, what);
+    if (s != NAQ_OK)
+        return s;
+    natsStatus ns;
     uint64_t got_cseq = 0; /* consumer sequence of the last message read */
     int64_t deadline = naq__mono_ms() + READ_DEADLINE_MS;
     int done = 0;
-    naq_status s = NAQ_OK;
     while (s == NAQ_OK && !done) {
         if (naq__mono_ms() > deadline) {
             s = naq__fail(NAQ_ERR_TIMEOUT, "reading stream %s took longer than %d s", stream,
