@@ -132,6 +132,22 @@ void naq__suffixed_name(char *buf, size_t cap, const char *base, const char *suf
 /* naq__suffixed_name of cfg's subject prefix ("naq" is the default). */
 void naq__prefixed_name(const naq_config *cfg, const char *base, char *buf, size_t cap);
 
+/* ---- stream requests (stream.c) ---- */
+
+/* JetStream API error: "stream not found". */
+#define NAQ__JS_STREAM_NOT_FOUND 10059
+/* The info of stream into *si (jsStreamInfo_Destroy it; it may be set on
+ * failure too), with the message count of each subject matching filter in
+ * si->State.Subjects (filter NULL: no list). *jerr: the JetStream error. */
+natsStatus naq__stream_info(jsCtx *js, const char *stream, const char *filter, jsStreamInfo **si,
+                            jsErrCode *jerr);
+/* Purges stream: only messages on subject (NULL: every subject), and only
+ * those below sequence `below` (0: all of them). *jerr: the JetStream error. */
+natsStatus naq__stream_purge(jsCtx *js, const char *stream, const char *subject, uint64_t below,
+                             jsErrCode *jerr);
+/* Whether a request failed because the stream does not exist. */
+int naq__stream_missing(natsStatus ns, jsErrCode jerr);
+
 /* ---- clocks (clock.c) ---- */
 
 /* Seconds since the epoch, UTC, as the events carry it. */

@@ -28,8 +28,6 @@
 #include <string.h>
 
 #define DAY_NS (24LL * 3600 * 1000000000LL)
-/* JetStream API errors. */
-#define JS_STREAM_NOT_FOUND 10059
 
 static const struct {
     const char *name;
@@ -314,7 +312,7 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
         if (ns == NATS_TIMEOUT && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK &&
-            jerr == JS_STREAM_NOT_FOUND) {
+            jerr == NAQ__JS_STREAM_NOT_FOUND) {
             bucket_learn(c, b, 0);
             return NAQ_ERR_NOT_FOUND;
         }
@@ -415,13 +413,9 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
     if (s != NAQ_OK)
         return s;
     stream_of(b, stream, sizeof stream);
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Purge.Subject = subject;
-    jo.Stream.Purge.Sequence = rev > 0 ? rev + 1 : 0; /* purges sequences below this */
     jsErrCode jerr = 0;
-    natsStatus ns = js_PurgeStream(c->js, stream, &jo, &jerr);
-    if (ns == NATS_OK || ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    natsStatus ns = naq__stream_purge(c->js, stream, subject, rev > 0 ? rev + 1 : 0, &jerr);
+    if (ns == NATS_OK || naq__stream_missing(ns, jerr))
         return NAQ_OK;
     return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
                           "cannot remove %s/%s", buckets[b].name, key);

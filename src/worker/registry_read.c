@@ -26,8 +26,6 @@
 /* A reader that got nothing for this long asks the consumer whether
  * anything is left (normally the last message read says so). */
 #define SILENCE_MS 200
-/* JetStream API error: "stream not found". */
-#define JS_STREAM_NOT_FOUND 10059
 
 /* A NULL-terminated heap copy of the strings of a JSON array (non-strings
  * are skipped); NULL only when out of memory. */
@@ -325,13 +323,10 @@ naq_status naq_workers_list(naq_client *c, naq_worker_info_list *out)
     snprintf(stream, sizeof stream, "KV_%s", bucket);
     int n = snprintf(filter, sizeof filter, "$KV.%s.>", bucket);
     size_t key_at = (size_t)n - 1;
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Info.SubjectsFilter = filter;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, &jo, &jerr);
-    if (ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    natsStatus ns = naq__stream_info(c->js, stream, filter, &si, &jerr);
+    if (naq__stream_missing(ns, jerr))
         return NAQ_OK; /* no worker ever registered */
     if (ns != NATS_OK)
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
