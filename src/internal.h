@@ -161,6 +161,9 @@ double naq__clock_ms(clockid_t clock);
 /* Sleeps about that long (clock.c). */
 void naq__sleep_ms(int64_t ms);
 void naq__sleep_us(int64_t us);
+/* Sleeps ms, or less: it looks at *stop (stop may be NULL) every 50 ms and
+ * returns once it is set. For background threads that retry or poll. */
+void naq__nap(int64_t ms, const volatile int *stop);
 /* The absolute time ms from now on `clock`, for pthread_cond_timedwait
  * (whose clock is the condition variable's: CLOCK_REALTIME unless the
  * variable was made with another). */
@@ -390,5 +393,16 @@ naq_status naq__event_subscribe(naq_client *c, const char *subject, naq__event_s
                                 natsSubscription **sub, const char *what);
 /* The event stream's state in one request (without its lists). */
 naq_status naq__event_stream_state(naq_client *c, jsStreamState *st);
+
+/* ---- events -> cli: the live window's feed (events/stats.c) ---- */
+
+/* Feeds live from the event stream until *stop is set, on the caller's
+ * thread (`naq top`'s and `naq web`'s reader): the last `tail` events,
+ * then each new one as it is stored. When the read ends or fails,
+ * on_break(why, ud) is told (why: the error, or "ended"), and after a
+ * second it follows again, without a tail: the window already holds what
+ * came before. */
+void naq__live_follow(naq_client *c, naq_live *live, int tail, const volatile int *stop,
+                      void (*on_break)(const char *why, void *ud), void *ud);
 
 #endif /* NAQ_INTERNAL_H */
