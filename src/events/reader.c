@@ -3,7 +3,10 @@
  * more than one job goes through (queries, rollups, metrics): an ordered
  * consumer (nats.c re-creates it after a gap, so nothing is lost or
  * repeated) positioned at a sequence or at a stored time, read on the
- * caller's thread. Also the stream's state in one request.
+ * caller's thread. Its consumer set-up, naq__event_subscribe, is also the
+ * one every other ordered consumer on the event stream is opened with
+ * (live scans, job watches, a processor's live source, the gone-workers
+ * read). Also the stream's state in one request.
  */
 #include "events.h"
 
