@@ -14,7 +14,7 @@
  * keeping at least one.
  */
 #include "cli.h"
-#include "internal.h" /* naq__now, naq__mono_ms: the library's clocks */
+#include "internal.h" /* the library's clocks, naq__nap, naq__live_follow */
 #include "cmd_top.h"
 
 #include "naq/query.h"
@@ -88,37 +88,15 @@ static void set_status(top_shared *t, const char *fmt, ...)
     va_end(ap);
 }
 
-static void nap(top_shared *t, int ms)
+static void stream_broke(const char *why, void *ud)
 {
-    for (int waited = 0; waited < ms && !t->stop; waited += 50) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int take_event(const naq_event *e, void *user)
-{
-    naq_live_add(((top_shared *)user)->live, e);
-    return 0;
+    set_status(ud, "event stream: %s; retrying", why);
 }
 
 static void *events_main(void *arg)
 {
     top_shared *t = arg;
-    int tail = TAIL_EVENTS;
-    while (!t->stop) {
-        naq_stream_opts so;
-        memset(&so, 0, sizeof so);
-        so.tail = tail;
-        so.follow = 1;
-        so.stop = &t->stop;
-        naq_status s = naq_events_stream(t->c, &so, take_event, t);
-        if (t->stop)
-            break;
-        set_status(t, "event stream: %s; retrying", s != NAQ_OK ? naq_last_error() : "ended");
-        tail = 0;
-        nap(t, 1000);
-    }
+    naq__live_follow(t->c, t->live, TAIL_EVENTS, &t->stop, stream_broke, t);
     return NULL;
 }
 
@@ -179,7 +157,7 @@ static void *poller_main(void *arg)
             poll_server(t);
             next = now + POLL_MS;
         }
-        nap(t, 100);
+        naq__nap(100, &t->stop);
     }
     return NULL;
 }

@@ -132,6 +132,22 @@ void naq__suffixed_name(char *buf, size_t cap, const char *base, const char *suf
 /* naq__suffixed_name of cfg's subject prefix ("naq" is the default). */
 void naq__prefixed_name(const naq_config *cfg, const char *base, char *buf, size_t cap);
 
+/* ---- stream requests (stream.c) ---- */
+
+/* JetStream API error: "stream not found". */
+#define NAQ__JS_STREAM_NOT_FOUND 10059
+/* The info of stream into *si (jsStreamInfo_Destroy it; it may be set on
+ * failure too), with the message count of each subject matching filter in
+ * si->State.Subjects (filter NULL: no list). *jerr: the JetStream error. */
+natsStatus naq__stream_info(jsCtx *js, const char *stream, const char *filter, jsStreamInfo **si,
+                            jsErrCode *jerr);
+/* Purges stream: only messages on subject (NULL: every subject), and only
+ * those below sequence `below` (0: all of them). *jerr: the JetStream error. */
+natsStatus naq__stream_purge(jsCtx *js, const char *stream, const char *subject, uint64_t below,
+                             jsErrCode *jerr);
+/* Whether a request failed because the stream does not exist. */
+int naq__stream_missing(natsStatus ns, jsErrCode jerr);
+
 /* ---- clocks (clock.c) ---- */
 
 /* Seconds since the epoch, UTC, as the events carry it. */
@@ -145,6 +161,9 @@ double naq__clock_ms(clockid_t clock);
 /* Sleeps about that long (clock.c). */
 void naq__sleep_ms(int64_t ms);
 void naq__sleep_us(int64_t us);
+/* Sleeps ms, or less: it looks at *stop (stop may be NULL) every 50 ms and
+ * returns once it is set. For background threads that retry or poll. */
+void naq__nap(int64_t ms, const volatile int *stop);
 /* The absolute time ms from now on `clock`, for pthread_cond_timedwait
  * (whose clock is the condition variable's: CLOCK_REALTIME unless the
  * variable was made with another). */
@@ -172,7 +191,25 @@ typedef struct naq__ack_info {
  * naming a consumer; returns 0 and leaves *out alone otherwise. */
 int naq__ack_subject_parse(const char *reply, naq__ack_info *out);
 
-/* ---- ids and hashes (id.c, config.c) ---- */
+/* ---- ids, names and hashes (id.c, config.c) ---- */
+
+/* The characters a name may hold (naq__name_validate). */
+typedef enum {
+    NAQ__NAME_TOKEN,     /* a subject token: printable ASCII but white space, '.', '*', '>' */
+    NAQ__NAME_PRINTABLE, /* printable ASCII without white space ('.' allowed) */
+    NAQ__NAME_WORD,      /* letters, digits, '-' and '_' only */
+} naq__name_alphabet;
+/* NAQ_OK when name is 1..max characters of the alphabet; otherwise
+ * NAQ_ERR_INVALID_ARG with a message naming `what` ("queue name"), the
+ * first character refused and its position, and what to use instead. The
+ * one check behind naq_id_validate, naq__function_validate and
+ * naq_schedule_name_validate. */
+naq_status naq__name_validate(const char *what, const char *name, size_t max,
+                              naq__name_alphabet alphabet);
+/* Writes "<a><sep><b>" into out (room for max + 1 bytes) and returns 1
+ * when it is at most max characters long; else returns 0 and leaves out
+ * alone (callers then hash instead). */
+int naq__join_if_fits(char *out, size_t max, const char *a, char sep, const char *b);
 
 /* id.c: FNV-1a (64 bits) of len bytes, continuing from h: NAQ__FNV_OFFSET
  * to start, NAQ__FNV_OFFSET2 for a second hash independent of the first. */
@@ -336,7 +373,36 @@ naq_status naq__reader_next(naq__reader *r, int64_t timeout_ms, natsMsg **m, uin
                             int64_t *stored_ns, uint64_t *pending);
 /* Accepts NULL. */
 void naq__reader_close(naq__reader *r);
+/* Where an ordered consumer on the event stream starts: at stream
+ * sequence seq when > 0, else at the first event stored at or after ns
+ * (nanoseconds since the epoch) when > 0, else by policy (js_DeliverAll,
+ * the zero value, or js_DeliverNew, js_DeliverLastPerSubject). nats.c
+ * turns a start sequence or time into its policy itself. */
+typedef struct {
+    jsDeliverPolicy policy;
+    uint64_t seq;
+    int64_t ns;
+} naq__event_start;
+/* events/reader.c: opens an ordered consumer (nats.c re-creates it after
+ * a gap, so nothing is lost or repeated) on subject of the event stream,
+ * read on the caller's thread with natsSubscription_NextMsg. *sub: the
+ * caller unsubscribes it (which deletes the consumer at once) and
+ * destroys it. On failure NAQ_ERR_NATS, recorded as `what` and the
+ * server's reason. */
+naq_status naq__event_subscribe(naq_client *c, const char *subject, naq__event_start start,
+                                natsSubscription **sub, const char *what);
 /* The event stream's state in one request (without its lists). */
 naq_status naq__event_stream_state(naq_client *c, jsStreamState *st);
+
+/* ---- events -> cli: the live window's feed (events/stats.c) ---- */
+
+/* Feeds live from the event stream until *stop is set, on the caller's
+ * thread (`naq top`'s and `naq web`'s reader): the last `tail` events,
+ * then each new one as it is stored. When the read ends or fails,
+ * on_break(why, ud) is told (why: the error, or "ended"), and after a
+ * second it follows again, without a tail: the window already holds what
+ * came before. */
+void naq__live_follow(naq_client *c, naq_live *live, int tail, const volatile int *stop,
+                      void (*on_break)(const char *why, void *ud), void *ud);
 
 #endif /* NAQ_INTERNAL_H */

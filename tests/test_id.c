@@ -1,10 +1,13 @@
 /*
  * test_id.c - job ids (naq_id_new: UUIDv7 as 32 hex digits, time-ordered,
  * unique, fresh after fork) and the check every outside id goes through
- * (naq_id_validate). No server needed.
+ * (naq_id_validate), and the name check and joining behind it
+ * (naq__name_validate, naq__join_if_fits). No server needed.
  */
 #include "harness.h"
+#include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -95,11 +98,47 @@ static void validate_refuses_what_a_subject_cannot_carry_and_names_it(void **sta
     assert_non_null(strstr(naq_last_error(), "at most"));
 }
 
+/* Each alphabet refuses what it must, and the message names the label,
+ * the name, the character and what to use instead. */
+static void name_validate_keeps_each_alphabet_and_says_what_to_use(void **state)
+{
+    (void)state;
+    assert_int_equal(naq__name_validate("x", "a.b", 10, NAQ__NAME_PRINTABLE), NAQ_OK);
+    assert_int_equal(naq__name_validate("x", "a.b", 10, NAQ__NAME_TOKEN), NAQ_ERR_INVALID_ARG);
+    assert_string_equal(naq_last_error(), "x 'a.b' contains '.', which NATS subjects reserve; "
+                                          "use letters, digits, '-' or '_'");
+    assert_int_equal(naq__name_validate("x", "a b", 10, NAQ__NAME_PRINTABLE), NAQ_ERR_INVALID_ARG);
+    assert_string_equal(naq_last_error(), "x 'a b' contains white space or a non-printable "
+                                          "character at position 2; use letters, digits, '.', "
+                                          "'-' or '_'");
+    assert_int_equal(naq__name_validate("x", "ab+", 10, NAQ__NAME_WORD), NAQ_ERR_INVALID_ARG);
+    assert_string_equal(naq_last_error(),
+                        "x 'ab+' contains '+' at position 3; use letters, digits, '-' or '_'");
+    assert_int_equal(naq__name_validate("x", "a-b_9", 5, NAQ__NAME_WORD), NAQ_OK);
+    assert_int_equal(naq__name_validate("x", "a-b_9", 4, NAQ__NAME_WORD), NAQ_ERR_INVALID_ARG);
+    assert_string_equal(naq_last_error(), "x is 5 characters long; at most 4 are allowed");
+    assert_int_equal(naq__name_validate("x", "", 4, NAQ__NAME_WORD), NAQ_ERR_INVALID_ARG);
+    assert_string_equal(naq_last_error(), "x is empty");
+}
+
+static void join_if_fits_joins_up_to_max_and_leaves_out_alone_beyond(void **state)
+{
+    (void)state;
+    char out[8] = "unset";
+    assert_int_equal(naq__join_if_fits(out, 7, "abc", '/', "def"), 1);
+    assert_string_equal(out, "abc/def");
+    snprintf(out, sizeof out, "unset");
+    assert_int_equal(naq__join_if_fits(out, 6, "abc", '/', "def"), 0);
+    assert_string_equal(out, "unset");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_new_id_is_a_version_7_uuid_in_32_hex_digits),
     cmocka_unit_test(ids_are_unique_and_sort_by_creation_time),
     cmocka_unit_test(a_forked_child_makes_other_ids_than_its_parent),
     cmocka_unit_test(validate_refuses_what_a_subject_cannot_carry_and_names_it),
+    cmocka_unit_test(name_validate_keeps_each_alphabet_and_says_what_to_use),
+    cmocka_unit_test(join_if_fits_joins_up_to_max_and_leaves_out_alone_beyond),
 };
 
 NAQ_TEST_MAIN(tests)

@@ -14,46 +14,24 @@
  */
 #include "web_int.h"
 
-#include "internal.h" /* naq__fail */
+#include "internal.h" /* naq__fail, naq__nap, naq__live_follow */
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-static int take_event(const naq_event *e, void *user)
+static void stream_broke(const char *why, void *ud)
 {
-    naq_live_add(((naq_web *)user)->live, e);
-    return 0;
-}
-
-static void nap_ms(naq_web *w, int ms)
-{
-    for (int waited = 0; waited < ms && !w->stopping; waited += 50) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    naq_web *w = ud;
+    pthread_mutex_lock(&w->lock);
+    snprintf(w->live_error, sizeof w->live_error, "event stream: %s; retrying", why);
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void *live_main(void *arg)
 {
     naq_web *w = arg;
-    int tail = w->live_tail;
-    while (!w->stopping) {
-        naq_stream_opts so;
-        memset(&so, 0, sizeof so);
-        so.tail = tail;
-        so.follow = 1;
-        so.stop = &w->stopping;
-        naq_status s = naq_events_stream(w->c, &so, take_event, w);
-        if (w->stopping)
-            break;
-        pthread_mutex_lock(&w->lock);
-        snprintf(w->live_error, sizeof w->live_error, "event stream: %s; retrying",
-                 s != NAQ_OK ? naq_last_error() : "ended");
-        pthread_mutex_unlock(&w->lock);
-        tail = 0; /* the window already holds what came before */
-        nap_ms(w, 1000);
-    }
+    naq__live_follow(w->c, w->live, w->live_tail, &w->stopping, stream_broke, w);
     return NULL;
 }
 
@@ -93,7 +71,7 @@ static void *rollups_main(void *arg)
             web_rollups_store(w, v, now); /* a failure leaves the old one to age */
             json_decref(v);
         }
-        nap_ms(w, 250);
+        naq__nap(250, &w->stopping);
     }
     return NULL;
 }

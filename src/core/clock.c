@@ -1,7 +1,8 @@
 /*
- * clock.c - the clocks and the sleep every module uses: wall time as the
- * events carry it, the monotonic clock for timeouts and durations, and
- * the absolute deadlines pthread_cond_timedwait wants.
+ * clock.c - the clocks and the sleeps every module uses: wall time as the
+ * events carry it, the monotonic clock for timeouts and durations, a
+ * sleep a stop flag cuts short, and the absolute deadlines
+ * pthread_cond_timedwait wants.
  */
 #include "internal.h"
 
@@ -46,6 +47,15 @@ void naq__sleep_us(int64_t us)
 void naq__sleep_ms(int64_t ms)
 {
     naq__sleep_us(ms * 1000);
+}
+
+/* How often naq__nap looks at its stop flag. */
+#define NAP_STEP_MS 50
+
+void naq__nap(int64_t ms, const volatile int *stop)
+{
+    for (int64_t waited = 0; waited < ms && !(stop != NULL && *stop); waited += NAP_STEP_MS)
+        naq__sleep_ms(ms - waited < NAP_STEP_MS ? ms - waited : NAP_STEP_MS);
 }
 
 struct timespec naq__deadline(clockid_t clock, int64_t ms)

@@ -1,5 +1,7 @@
 /*
- * id.c - job ids (UUIDv7 in hex) and subject-token validation.
+ * id.c - job ids (UUIDv7 in hex) and the one check of every name that
+ * becomes a subject token or a key (ids, queues, functions, schedules):
+ * each kind keeps its own alphabet and length, the messages one shape.
  */
 #include "internal.h"
 
@@ -79,28 +81,71 @@ void naq_id_new(char out[NAQ_ID_SIZE])
     out[32] = '\0';
 }
 
-naq_status naq_id_validate(const char *what, const char *id)
+/* ---- names ---- */
+
+static int word_char(unsigned char ch)
 {
-    if (id == NULL || id[0] == '\0')
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '_';
+}
+
+/* Refuses name[i] (the character at position i + 1) when the alphabet does
+ * not allow it, saying which character and what to use instead. */
+static naq_status check_char(const char *what, const char *name, size_t i,
+                             naq__name_alphabet alphabet)
+{
+    unsigned char ch = (unsigned char)name[i];
+    const char *hint = alphabet == NAQ__NAME_PRINTABLE ? "letters, digits, '.', '-' or '_'"
+                                                       : "letters, digits, '-' or '_'";
+    if (alphabet == NAQ__NAME_WORD) {
+        if (word_char(ch))
+            return NAQ_OK;
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s '%s' contains '%c' at position %zu; use %s", what,
+                         name, ch, i + 1, hint);
+    }
+    if (ch <= 0x20 || ch >= 0x7f)
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s '%s' contains white space or a non-printable character at "
+                         "position %zu; use %s",
+                         what, name, i + 1, hint);
+    if (alphabet == NAQ__NAME_TOKEN && (ch == '.' || ch == '*' || ch == '>'))
+        return naq__fail(NAQ_ERR_INVALID_ARG,
+                         "%s '%s' contains '%c', which NATS subjects reserve; use %s", what, name,
+                         ch, hint);
+    return NAQ_OK;
+}
+
+naq_status naq__name_validate(const char *what, const char *name, size_t max,
+                              naq__name_alphabet alphabet)
+{
+    if (name == NULL || name[0] == '\0')
         return naq__fail(NAQ_ERR_INVALID_ARG, "%s is empty", what);
-    size_t n = strlen(id);
-    if (n > NAQ_ID_MAX)
-        return naq__fail(NAQ_ERR_INVALID_ARG, "%s is %zu characters long; at most %d are allowed",
-                         what, n, NAQ_ID_MAX);
+    size_t n = strlen(name);
+    if (n > max)
+        return naq__fail(NAQ_ERR_INVALID_ARG, "%s is %zu characters long; at most %zu are allowed",
+                         what, n, max);
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)id[i];
-        if (ch <= 0x20 || ch >= 0x7f)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "%s '%s' contains white space or a non-printable character at "
-                             "position %zu; use letters, digits, '-' or '_'",
-                             what, id, i + 1);
-        if (ch == '.' || ch == '*' || ch == '>')
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "%s '%s' contains '%c', which NATS subjects reserve; use letters, "
-                             "digits, '-' or '_'",
-                             what, id, ch);
+        naq_status s = check_char(what, name, i, alphabet);
+        if (s != NAQ_OK)
+            return s;
     }
     return NAQ_OK;
+}
+
+naq_status naq_id_validate(const char *what, const char *id)
+{
+    return naq__name_validate(what, id, NAQ_ID_MAX, NAQ__NAME_TOKEN);
+}
+
+int naq__join_if_fits(char *out, size_t max, const char *a, char sep, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na + 1 + nb > max)
+        return 0;
+    memcpy(out, a, na);
+    out[na] = sep;
+    memcpy(out + na + 1, b, nb + 1);
+    return 1;
 }
 
 void naq__host_pid_id(char out[NAQ_ID_SIZE])
@@ -137,13 +182,9 @@ uint64_t naq__fnv1a(const void *data, size_t len, uint64_t h)
 
 void naq__derived_id(const char *tag, const char *key, char out[NAQ_ID_SIZE])
 {
-    size_t nt = strlen(tag), nk = strlen(key);
-    if (nt + 1 + nk <= NAQ_ID_MAX) {
-        memcpy(out, tag, nt);
-        out[nt] = '-';
-        memcpy(out + nt + 1, key, nk + 1);
+    if (naq__join_if_fits(out, NAQ_ID_MAX, tag, '-', key))
         return;
-    }
+    size_t nk = strlen(key);
     /* Two independent 64-bit hashes: a collision inside the 2-minute
      * duplicate window is out of reach. */
     snprintf(out, NAQ_ID_SIZE, "%s-%016llx%016llx", tag,

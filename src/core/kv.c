@@ -28,8 +28,6 @@
 #include <string.h>
 
 #define DAY_NS (24LL * 3600 * 1000000000LL)
-/* JetStream API errors. */
-#define JS_STREAM_NOT_FOUND 10059
 
 static const struct {
     const char *name;
@@ -121,33 +119,67 @@ natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out)
     return ns;
 }
 
+naq_status naq__js_publish_cas(jsCtx *js, natsMsg *m, uint64_t last, uint64_t *seq, natsStatus *ns,
+                               const char *what)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    if (last != NAQ__CAS_ANY) {
+        po.ExpectNoMessage = last == 0;
+        po.ExpectLastSubjectSeq = last;
+    }
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    natsStatus got = js_PublishMsg(&ack, js, m, &po, &jerr);
+    if (got == NATS_OK && seq != NULL)
+        *seq = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    if (ns != NULL)
+        *ns = got;
+    if (got == NATS_OK)
+        return NAQ_OK;
+    if (jerr == NAQ__JS_WRONG_LAST_SEQUENCE)
+        return NAQ_ERR_EXISTS;
+    return naq__fail_nats(got == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, got, (int)jerr,
+                          "cannot write %s", what);
+}
+
+natsStatus naq__kv_read_last(jsCtx *js, const char *stream, const char *subject, natsMsg **m,
+                             int *deleted)
+{
+    *m = NULL;
+    *deleted = 0;
+    jsDirectGetMsgOptions dg;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.LastBySubject = subject;
+    natsStatus ns = js_DirectGetMsg(m, js, stream, NULL, &dg);
+    if (ns != NATS_OK)
+        return ns;
+    const char *op = NULL;
+    *deleted = natsMsgHeader_Get(*m, "KV-Operation", &op) == NATS_OK && op != NULL &&
+               (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0);
+    return NATS_OK;
+}
+
 naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data, size_t len,
                        uint64_t last, int del, uint64_t *rev)
 {
-    char subject[NAQ_URL_MAX];
+    char subject[NAQ_URL_MAX], what[NAQ_URL_MAX];
     snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
+    snprintf(what, sizeof what, "%s/%s", bucket, key);
     natsMsg *m = NULL;
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.ExpectLastSubjectSeq = last;
     natsStatus ns = natsMsg_Create(&m, subject, NULL, del ? NULL : data, del ? 0 : (int)len);
     if (ns == NATS_OK && del)
         ns = natsMsgHeader_Set(m, "KV-Operation", "DEL");
-    if (ns == NATS_OK)
-        ns = js_PublishMsg(&ack, js, m, &po, &jerr);
-    if (ns == NATS_OK && rev != NULL)
-        *rev = ack->Sequence;
-    jsPubAck_Destroy(ack);
+    /* last 0 sets no expectation (nats.c sends none for 0). */
+    naq_status s =
+        ns != NATS_OK ? naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot write %s", what)
+                      : naq__js_publish_cas(js, m, last > 0 ? last : NAQ__CAS_ANY, rev, NULL, what);
     natsMsg_Destroy(m);
-    if (ns == NATS_OK)
-        return NAQ_OK;
-    if (jerr == NAQ__JS_WRONG_LAST_SEQUENCE)
+    if (s == NAQ_ERR_EXISTS)
         return naq__fail(NAQ_ERR_EXISTS, "%s/%s changed since revision %llu", bucket, key,
                          (unsigned long long)last);
-    return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
-                          "cannot write %s/%s", bucket, key);
+    return s;
 }
 
 void naq__kv_config_init(kvConfig *kc, const char *bucket, const char *description, int replicas,
@@ -271,10 +303,8 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
     if (!bucket_known(c, b) && (s = naq__kv_ensure(c, b)) != NAQ_OK)
         return s;
     natsMsg *m = NULL;
-    jsDirectGetMsgOptions dg;
-    jsDirectGetMsgOptions_Init(&dg);
-    dg.LastBySubject = subject;
-    natsStatus ns = js_DirectGetMsg(&m, c->js, stream, NULL, &dg);
+    int deleted = 0;
+    natsStatus ns = naq__kv_read_last(c->js, stream, subject, &m, &deleted);
     if (ns == NATS_NOT_FOUND)
         return NAQ_ERR_NOT_FOUND;
     if (ns != NATS_OK) {
@@ -282,7 +312,7 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
         if (ns == NATS_TIMEOUT && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK &&
-            jerr == JS_STREAM_NOT_FOUND) {
+            jerr == NAQ__JS_STREAM_NOT_FOUND) {
             bucket_learn(c, b, 0);
             return NAQ_ERR_NOT_FOUND;
         }
@@ -292,9 +322,7 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
     }
     if (rev != NULL)
         *rev = natsMsg_GetSequence(m);
-    const char *op = NULL;
-    if (natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op != NULL &&
-        (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0)) {
+    if (deleted) {
         natsMsg_Destroy(m);
         return NAQ_ERR_NOT_FOUND;
     }
@@ -315,43 +343,35 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
     return NAQ_OK;
 }
 
-/* One write; with expect_none or last > 0 it is a compare-and-set, which
- * fails with NAQ_ERR_EXISTS (nothing recorded). The bucket is created
- * when no stream answers. */
+/* One write of key to `last` as naq__js_publish_cas takes it: a
+ * compare-and-set unless NAQ__CAS_ANY, which fails with NAQ_ERR_EXISTS
+ * (nothing recorded). The bucket is created when no stream answers. */
 static naq_status write_key(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
-                            int expect_none, uint64_t last, uint64_t *rev)
+                            uint64_t last, uint64_t *rev)
 {
-    char subject[NAQ__KV_KEY_MAX + 64];
+    char subject[NAQ__KV_KEY_MAX + 64], what[NAQ__KV_KEY_MAX + 64];
     naq_status s = subject_of(b, key, subject, sizeof subject);
     if (s != NAQ_OK)
         return s;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.ExpectNoMessage = expect_none != 0;
-    po.ExpectLastSubjectSeq = last;
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_Publish(&ack, c->js, subject, val, (int)len, &po, &jerr);
+    snprintf(what, sizeof what, "%s/%s", buckets[b].name, key);
+    natsMsg *m = NULL;
+    natsStatus ns = natsMsg_Create(&m, subject, NULL, val, (int)len);
+    if (ns != NATS_OK)
+        return naq__fail_nats(NAQ_ERR_NO_MEMORY, ns, 0, "cannot write %s", what);
+    s = naq__js_publish_cas(c->js, m, last, rev, &ns, what);
     if (ns == NATS_NO_RESPONDERS) {
-        if ((s = naq__kv_ensure(c, b)) != NAQ_OK)
-            return s;
-        ns = js_Publish(&ack, c->js, subject, val, (int)len, &po, &jerr);
+        naq__clear_error(); /* the bucket's creation decides */
+        if ((s = naq__kv_ensure(c, b)) == NAQ_OK)
+            s = naq__js_publish_cas(c->js, m, last, rev, NULL, what);
     }
-    if (ns == NATS_OK && rev != NULL)
-        *rev = ack->Sequence;
-    jsPubAck_Destroy(ack);
-    if (ns == NATS_OK)
-        return NAQ_OK;
-    if (jerr == NAQ__JS_WRONG_LAST_SEQUENCE)
-        return NAQ_ERR_EXISTS;
-    return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
-                          "cannot write %s/%s", buckets[b].name, key);
+    natsMsg_Destroy(m);
+    return s;
 }
 
 naq_status naq__kv_put(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
                        uint64_t *rev)
 {
-    return write_key(c, b, key, val, len, 0, 0, rev);
+    return write_key(c, b, key, val, len, NAQ__CAS_ANY, rev);
 }
 
 naq_status naq__kv_create(naq_client *c, naq__kv b, const char *key, const void *val, size_t len,
@@ -360,7 +380,7 @@ naq_status naq__kv_create(naq_client *c, naq__kv b, const char *key, const void 
     /* A key deleted by someone else (`nats kv del`) keeps a marker: then
      * the create is an update of the marker's revision. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        naq_status s = write_key(c, b, key, val, len, 1, 0, rev);
+        naq_status s = write_key(c, b, key, val, len, 0, rev);
         if (s != NAQ_ERR_EXISTS)
             return s;
         uint64_t marker = 0;
@@ -371,7 +391,7 @@ naq_status naq__kv_create(naq_client *c, naq__kv b, const char *key, const void 
             return s;
         if (marker == 0)
             continue; /* removed between the two calls */
-        s = write_key(c, b, key, val, len, 0, marker, rev);
+        s = write_key(c, b, key, val, len, marker, rev);
         if (s != NAQ_ERR_EXISTS)
             return s;
     }
@@ -383,7 +403,7 @@ naq_status naq__kv_update(naq_client *c, naq__kv b, const char *key, const void 
 {
     if (last == 0)
         return naq__kv_create(c, b, key, val, len, rev);
-    return write_key(c, b, key, val, len, 0, last, rev);
+    return write_key(c, b, key, val, len, last, rev);
 }
 
 naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t rev)
@@ -393,13 +413,9 @@ naq_status naq__kv_remove(naq_client *c, naq__kv b, const char *key, uint64_t re
     if (s != NAQ_OK)
         return s;
     stream_of(b, stream, sizeof stream);
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Purge.Subject = subject;
-    jo.Stream.Purge.Sequence = rev > 0 ? rev + 1 : 0; /* purges sequences below this */
     jsErrCode jerr = 0;
-    natsStatus ns = js_PurgeStream(c->js, stream, &jo, &jerr);
-    if (ns == NATS_OK || ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    natsStatus ns = naq__stream_purge(c->js, stream, subject, rev > 0 ? rev + 1 : 0, &jerr);
+    if (ns == NATS_OK || naq__stream_missing(ns, jerr))
         return NAQ_OK;
     return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
                           "cannot remove %s/%s", buckets[b].name, key);

@@ -27,6 +27,25 @@ void naq__kv_config_init(kvConfig *kc, const char *bucket, const char *descripti
  * receives the new revision. del != 0 writes a delete marker instead. */
 naq_status naq__kv_cas(jsCtx *js, const char *bucket, const char *key, const void *data, size_t len,
                        uint64_t last, int del, uint64_t *rev);
+/* `last` for naq__js_publish_cas: store whatever the subject holds. */
+#define NAQ__CAS_ANY UINT64_MAX
+/* Publishes m through js (a synchronous publish), stored only if the last
+ * sequence on its subject is still `last` (0: only if the subject holds
+ * nothing; NAQ__CAS_ANY: whatever it holds): the compare-and-set behind KV
+ * writes and outcome records. NAQ_OK with *seq (may be NULL) the stored
+ * sequence; NAQ_ERR_EXISTS, nothing recorded, when the subject moved on;
+ * else NAQ_ERR_TIMEOUT or NAQ_ERR_NATS, recorded as "cannot write <what>"
+ * with the server's reason. *ns (may be NULL) receives nats.c's status, for
+ * a caller that acts on one. m stays the caller's. */
+naq_status naq__js_publish_cas(jsCtx *js, natsMsg *m, uint64_t last, uint64_t *seq, natsStatus *ns,
+                               const char *what);
+/* The last message on subject in stream by direct get (never the MSG.GET
+ * API: kv.c says why) into *m, which the caller destroys with
+ * natsMsg_Destroy (NULL unless NATS_OK); NATS_NOT_FOUND when the subject
+ * holds nothing. *deleted = 1 when that message is a KV delete or purge
+ * marker, else 0. */
+natsStatus naq__kv_read_last(jsCtx *js, const char *stream, const char *subject, natsMsg **m,
+                             int *deleted);
 /* id.c: FNV-1a (64 bits) of len bytes, continuing from h: NAQ__FNV_OFFSET
  * to start, NAQ__FNV_OFFSET2 for a second hash independent of the first. */
 #define NAQ__FNV_OFFSET 0xcbf29ce484222325ULL

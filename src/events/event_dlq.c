@@ -24,7 +24,6 @@
 #include <string.h>
 
 #define JS_STREAM_NAME_EXISTS 10058
-#define JS_STREAM_NOT_FOUND 10059
 #define DLQ_FORMAT_VERSION 1
 
 naq_status naq__event_dlq_subject(const naq_client *c, const char *group, int replay, char *buf,
@@ -234,7 +233,7 @@ static naq_status dlq_exists(naq_client *c, int *exists)
     natsStatus ns = js_GetStreamInfo(&si, c->ejs, NAQ_EVENT_DLQ_STREAM, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     *exists = ns == NATS_OK;
-    if (ns == NATS_OK || ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    if (ns == NATS_OK || naq__stream_missing(ns, jerr))
         return NAQ_OK;
     return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot read stream %s",
                           NAQ_EVENT_DLQ_STREAM);

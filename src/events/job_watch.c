@@ -56,21 +56,14 @@ static naq_status follow_job(naq_client *c, const char *job_id, int64_t deadline
     char subject[NAQ_URL_MAX];
     if ((s = naq__subject(c, subject, sizeof subject, "jobs.events.%s", job_id)) != NAQ_OK)
         return s;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = c->cfg.event_stream;
-    so.Ordered = true;
-    if (last > 0)
-        so.Config.OptStartSeq = last + 1; /* the seam: see the top of the file */
-    else
-        so.Config.DeliverPolicy = js_DeliverAll;
+    char what[NAQ_ID_SIZE + 64];
+    snprintf(what, sizeof what, "cannot follow the events of job %s", job_id);
     natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&sub, c->ejs, subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot follow the events of job %s",
-                              job_id);
-    s = NAQ_OK;
+    /* After the history's last event: the seam, see the top of the file. */
+    naq__event_start at = {js_DeliverAll, last > 0 ? last + 1 : 0, 0};
+    if ((s = naq__event_subscribe(c, subject, at, &sub, what)) != NAQ_OK)
+        return s;
+    natsStatus ns;
     for (;;) {
         if (stop != NULL && *stop)
             break;

@@ -158,23 +158,14 @@ static naq_status range_exhausted(naq_client *c, const scan_range *r, uint64_t f
 static naq_status scan(naq_client *c, const scan_range *r, scan_fn fn, void *ud, int *stopped)
 {
     *stopped = 0;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = c->cfg.event_stream;
-    so.Ordered = true;
-    if (r->first > 0) {
-        so.Config.DeliverPolicy = js_DeliverByStartSequence;
-        so.Config.OptStartSeq = r->first;
-    } else {
-        so.Config.DeliverPolicy = js_DeliverAll;
-    }
+    char what[NAQ_NAME_MAX + 64];
+    snprintf(what, sizeof what, "cannot open a consumer on event stream %s", c->cfg.event_stream);
     natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&sub, c->ejs, r->subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot open a consumer on event stream %s", c->cfg.event_stream);
-    naq_status s = NAQ_OK;
+    naq__event_start at = {js_DeliverAll, r->first, 0};
+    naq_status s = naq__event_subscribe(c, r->subject, at, &sub, what);
+    if (s != NAQ_OK)
+        return s;
+    natsStatus ns;
     uint64_t next = r->first; /* the next sequence we could see */
     for (;;) {
         if (r->stop != NULL && *r->stop) {

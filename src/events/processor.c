@@ -789,26 +789,18 @@ static void *watchdog_main(void *arg)
 static naq_status open_live(naq_processor *p)
 {
     naq_client *c = p->client;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = c->cfg.event_stream;
-    so.Ordered = true; /* nats.c re-creates it after a gap: nothing lost or repeated */
+    naq__event_start at = {js_DeliverAll, 0, 0};
     switch (p->o.start) {
-    case NAQ_START_NEW: so.Config.DeliverPolicy = js_DeliverNew; break;
-    case NAQ_START_ALL: so.Config.DeliverPolicy = js_DeliverAll; break;
-    case NAQ_START_SEQUENCE: so.Config.OptStartSeq = p->o.start_sequence; break;
-    case NAQ_START_TIME:
-        so.Config.OptStartTime = (int64_t)(p->o.start_time * 1e9); /* nanoseconds */
-        break;
+    case NAQ_START_NEW: at.policy = js_DeliverNew; break;
+    case NAQ_START_ALL: break;
+    case NAQ_START_SEQUENCE: at.seq = p->o.start_sequence; break;
+    case NAQ_START_TIME: at.ns = (int64_t)(p->o.start_time * 1e9); break;
     }
     /* The stream holds only events, so ">" is all of it (see live.c). */
     const char *subject = p->filter_subject[0] ? p->filter_subject : ">";
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&p->live_sub, c->ejs, subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot follow event stream %s live",
-                              c->cfg.event_stream);
-    return NAQ_OK;
+    char what[NAQ_NAME_MAX + 64];
+    snprintf(what, sizeof what, "cannot follow event stream %s live", c->cfg.event_stream);
+    return naq__event_subscribe(c, subject, at, &p->live_sub, what);
 }
 
 static void close_source(naq_processor *p)

@@ -359,12 +359,9 @@ static int count_one(const naq_event *e, int64_t stored_ns, void *ud)
 static naq_status subject_count(naq_client *c, const char *subject, uint64_t *out)
 {
     *out = 0;
-    jsOptions o;
-    jsOptions_Init(&o);
-    o.Stream.Info.SubjectsFilter = subject;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->ejs, c->cfg.event_stream, &o, &jerr);
+    natsStatus ns = naq__stream_info(c->ejs, c->cfg.event_stream, subject, &si, &jerr);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                               "cannot read the state of event stream %s", c->cfg.event_stream);
@@ -464,11 +461,8 @@ naq_status naq_job_events_delete(naq_client *c, const char *job_id, uint64_t *de
     if (n > 0) {
         /* A purge filtered on the job's literal subject removes exactly its
          * events, wherever they sit in the stream. */
-        jsOptions o;
-        jsOptions_Init(&o);
-        o.Stream.Purge.Subject = subject;
         jsErrCode jerr = 0;
-        natsStatus ns = js_PurgeStream(c->ejs, c->cfg.event_stream, &o, &jerr);
+        natsStatus ns = naq__stream_purge(c->ejs, c->cfg.event_stream, subject, 0, &jerr);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                   "cannot delete the events of job %s from stream %s", job_id,
@@ -536,11 +530,8 @@ naq_status naq_events_cleanup(naq_client *c, int64_t older_than_ms, uint64_t *de
     if (s != NAQ_OK)
         return s;
     if (keep > before.FirstSeq) {
-        jsOptions o;
-        jsOptions_Init(&o);
-        o.Stream.Purge.Sequence = keep; /* removes everything below it */
-        jsErrCode jerr = 0;
-        natsStatus ns = js_PurgeStream(c->ejs, c->cfg.event_stream, &o, &jerr);
+        jsErrCode jerr = 0; /* removes everything below keep */
+        natsStatus ns = naq__stream_purge(c->ejs, c->cfg.event_stream, NULL, keep, &jerr);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                   "cannot purge event stream %s below sequence %llu",

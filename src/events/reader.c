@@ -3,7 +3,10 @@
  * more than one job goes through (queries, rollups, metrics): an ordered
  * consumer (nats.c re-creates it after a gap, so nothing is lost or
  * repeated) positioned at a sequence or at a stored time, read on the
- * caller's thread. Also the stream's state in one request.
+ * caller's thread. Its consumer set-up, naq__event_subscribe, is also the
+ * one every other ordered consumer on the event stream is opened with
+ * (live scans, job watches, a processor's live source, the gone-workers
+ * read). Also the stream's state in one request.
  */
 #include "events.h"
 
@@ -25,38 +28,44 @@ struct naq__reader {
     uint64_t cseq;     /* consumer sequence of the last message received, 0 = none */
 };
 
-/* Subscribes r's ordered consumer: after the last message handed out
- * when there is one, else where the read begins. */
-static naq_status reader_subscribe(naq__reader *r)
+naq_status naq__event_subscribe(naq_client *c, const char *subject, naq__event_start start,
+                                natsSubscription **sub, const char *what)
 {
-    naq_client *c = r->c;
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = c->cfg.event_stream;
     so.Ordered = true;
+    so.Config.DeliverPolicy = start.policy;
+    so.Config.OptStartSeq = start.seq;
+    so.Config.OptStartTime = start.ns;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_SubscribeSync(sub, c->ejs, subject, NULL, &so, &jerr);
+    if (ns != NATS_OK)
+        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "%s", what);
+    return NAQ_OK;
+}
+
+/* Subscribes r's ordered consumer: after the last message handed out
+ * when there is one, else where the read begins. */
+static naq_status reader_subscribe(naq__reader *r)
+{
+    naq__event_start at = {js_DeliverAll, 0, 0};
     if (r->last_seq > 0) {
-        so.Config.DeliverPolicy = js_DeliverByStartSequence;
-        so.Config.OptStartSeq = r->last_seq + 1;
+        at.seq = r->last_seq + 1;
     } else if (r->start_seq > 0) {
-        so.Config.DeliverPolicy = js_DeliverByStartSequence;
-        so.Config.OptStartSeq = r->start_seq;
+        at.seq = r->start_seq;
     } else if (r->by_time) {
         /* OptStartTime is nanoseconds since the epoch. nats.c 3.4.1 encodes
          * the fraction of a second without leading zeros (".057" goes out as
          * ".57"), so the server would start up to 0.9 s late: ask for the
          * whole second before, and skip what precedes start_ns on reading. */
-        so.Config.DeliverPolicy = js_DeliverByStartTime;
-        so.Config.OptStartTime = r->start_ns - r->start_ns % 1000000000LL;
-    } else {
-        so.Config.DeliverPolicy = js_DeliverAll;
+        at.ns = r->start_ns - r->start_ns % 1000000000LL;
     }
     r->cseq = 0;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&r->sub, c->ejs, r->subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
-                              "cannot open a consumer on event stream %s", c->cfg.event_stream);
-    return NAQ_OK;
+    char what[NAQ_NAME_MAX + 64];
+    snprintf(what, sizeof what, "cannot open a consumer on event stream %s",
+             r->c->cfg.event_stream);
+    return naq__event_subscribe(r->c, r->subject, at, &r->sub, what);
 }
 
 /* nats.c drops messages a slow reader has no room for (its pending

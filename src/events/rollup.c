@@ -492,8 +492,7 @@ naq_status naq_rollup_run(naq_client *c, const volatile int *stop)
             naq__log(NAQ_LOG_WARN, "naq rollup: %s; retrying every %d s\n", naq_last_error(),
                      RETRY_SLEEP_MS / 1000);
         failing = 1;
-        for (int64_t waited = 0; waited < RETRY_SLEEP_MS && !*stop; waited += 100)
-            naq__sleep_ms(100);
+        naq__nap(RETRY_SLEEP_MS, stop);
     }
     maintainer_close(&m);
     return s == NAQ_ERR_CLOSED ? s : NAQ_OK;

@@ -355,6 +355,30 @@ void naq_live_add(naq_live *l, const naq_event *e)
     pthread_mutex_unlock(&l->lock);
 }
 
+static int live_take(const naq_event *e, void *live)
+{
+    naq_live_add(live, e);
+    return 0;
+}
+
+void naq__live_follow(naq_client *c, naq_live *live, int tail, const volatile int *stop,
+                      void (*on_break)(const char *why, void *ud), void *ud)
+{
+    while (!*stop) {
+        naq_stream_opts so;
+        memset(&so, 0, sizeof so);
+        so.tail = tail;
+        so.follow = 1;
+        so.stop = stop;
+        naq_status s = naq_events_stream(c, &so, live_take, live);
+        if (*stop)
+            break;
+        on_break(s != NAQ_OK ? naq_last_error() : "ended", ud);
+        tail = 0; /* the window already holds what came before */
+        naq__nap(1000, stop);
+    }
+}
+
 void naq_live_query_init(naq_live_query *q)
 {
     memset(q, 0, sizeof *q);

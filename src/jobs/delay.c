@@ -351,12 +351,8 @@ static naq_status release_bucket(naq__due_index *d, int64_t b, int *count, int *
     if (n > 0) {
         /* Only what was released: a job that arrived in this bucket since
          * (sequence > last) stays, and its arrival brings us back. */
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.Stream.Purge.Subject = subject;
-        jo.Stream.Purge.Sequence = last + 1;
         jsErrCode jerr = 0;
-        ns = js_PurgeStream(d->js, d->c->delayed_stream, &jo, &jerr);
+        ns = naq__stream_purge(d->js, d->c->delayed_stream, subject, last + 1, &jerr);
         if (ns != NATS_OK)
             return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                                   "released the jobs of %s but cannot purge them (they will be "

@@ -236,20 +236,8 @@ naq_status naq__function_validate(const char *name)
         return naq__fail(NAQ_ERR_INVALID_ARG,
                          "function name is empty; name the handler that runs the job: "
                          "\"exec\" for a command, or the name a worker program registered");
-    size_t n = strlen(name);
-    if (n > NAQ_ID_MAX)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "function name is %zu characters long; at most %d are allowed", n,
-                         NAQ_ID_MAX);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if (ch <= 0x20 || ch >= 0x7f)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "function name '%s' contains white space or a non-printable "
-                             "character at position %zu; use letters, digits, '.', '-' or '_'",
-                             name, i + 1);
-    }
-    return NAQ_OK;
+    /* '.' is allowed: a function name never becomes a subject token. */
+    return naq__name_validate("function name", name, NAQ_ID_MAX, NAQ__NAME_PRINTABLE);
 }
 
 /* NAQ_OK when v is a JSON object whose values are all strings. */

@@ -113,20 +113,9 @@ naq_status naq__outcome_msg(naq_client *c, const char *job_id, const char *kind,
 
 naq_status naq__outcome_write(naq_client *c, natsMsg *m, uint64_t last_seq)
 {
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.ExpectNoMessage = last_seq == 0;
-    po.ExpectLastSubjectSeq = last_seq;
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_PublishMsg(&ack, c->js, m, &po, &jerr);
-    jsPubAck_Destroy(ack);
-    if (ns == NATS_OK)
-        return NAQ_OK;
-    if (jerr == NAQ__JS_WRONG_LAST_SEQUENCE)
-        return NAQ_ERR_EXISTS;
-    return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
-                          "cannot write to %s", natsMsg_GetSubject(m));
+    char what[NAQ_URL_MAX + 8];
+    snprintf(what, sizeof what, "to %s", natsMsg_GetSubject(m));
+    return naq__js_publish_cas(c->js, m, last_seq, NULL, NULL, what);
 }
 
 naq_status naq__outcome_wait_for(naq_client *c, const char *dep, const char *dependent,

@@ -27,15 +27,9 @@
 static void unique_kv_key(const char *queue, const char *key, char out[NAQ__KV_KEY_MAX])
 {
     char q[NAQ__KV_KEY_MAX], k[NAQ__KV_KEY_MAX];
-    if (naq__kv_key(queue, q, sizeof q) == NAQ_OK && naq__kv_key(key, k, sizeof k) == NAQ_OK) {
-        size_t nq = strlen(q), nk = strlen(k);
-        if (nq + 1 + nk <= UNIQUE_KEY_READABLE) {
-            memcpy(out, q, nq);
-            out[nq] = '/';
-            memcpy(out + nq + 1, k, nk + 1);
-            return;
-        }
-    }
+    if (naq__kv_key(queue, q, sizeof q) == NAQ_OK && naq__kv_key(key, k, sizeof k) == NAQ_OK &&
+        naq__join_if_fits(out, UNIQUE_KEY_READABLE, q, '/', k))
+        return;
     naq__clear_error(); /* the failed encodings above are not the caller's */
     /* Two FNV-1a 64 hashes of "<queue>\0<key>": a collision is out of reach.
      * "=h" cannot come from an encoding ('=' is followed by hex digits). */

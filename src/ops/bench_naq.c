@@ -42,11 +42,8 @@ static naq_status purge_queue(naq_client *c, const char *queue)
         s = naq__subject(c, subject, sizeof subject, "queue.%s.>", queue);
     if (s != NAQ_OK)
         return s;
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Purge.Subject = subject;
     jsErrCode jerr = 0;
-    natsStatus ns = js_PurgeStream(c->js, c->cfg.job_stream, &jo, &jerr);
+    natsStatus ns = naq__stream_purge(c->js, c->cfg.job_stream, subject, 0, &jerr);
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot purge queue %s", queue);
     return NAQ_OK;

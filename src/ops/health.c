@@ -12,9 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* JetStream API error code: "stream not found". */
-#define JS_STREAM_NOT_FOUND 10059
-
 static int is_up(natsConnection *nc)
 {
     return nc != NULL && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
@@ -33,7 +30,7 @@ static void stream_health(jsCtx *js, const char *name, naq_stream_health *out)
         out->first_seq = si->State.FirstSeq;
         out->last_seq = si->State.LastSeq;
         out->consumers = si->State.Consumers;
-    } else if (ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND) {
+    } else if (naq__stream_missing(ns, jerr)) {
         snprintf(out->error, sizeof out->error,
                  "stream %s does not exist (any naq command that connects creates it)", name);
     } else if (ns == NATS_NO_RESPONDERS || ns == NATS_TIMEOUT) {

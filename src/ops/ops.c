@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JS_STREAM_NOT_FOUND 10059
-
 void naq_ops_free(naq_ops *o)
 {
     if (o == NULL)
@@ -61,13 +59,10 @@ static naq_status read_stream(jsCtx *js, const char *name, const char *subject_f
                               naq_ops_stream *out, naq_ops_count **counts, size_t *ncounts)
 {
     snprintf(out->name, sizeof out->name, "%s", name);
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Info.SubjectsFilter = subject_filter;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, js, name, subject_filter ? &jo : NULL, &jerr);
-    if (ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    natsStatus ns = naq__stream_info(js, name, subject_filter, &si, &jerr);
+    if (naq__stream_missing(ns, jerr))
         return NAQ_OK;
     if (ns != NATS_OK || si == NULL) {
         const char *why = nats_GetLastError(NULL);
@@ -111,7 +106,7 @@ static naq_status read_consumers(jsCtx *js, const char *stream, naq_ops_consumer
     jsConsumerInfoList *list = NULL;
     jsErrCode jerr = 0;
     natsStatus ns = js_Consumers(&list, js, stream, NULL, &jerr);
-    if (ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    if (naq__stream_missing(ns, jerr))
         return NAQ_OK;
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot list the consumers of %s",
@@ -162,12 +157,9 @@ static naq_status read_unserved(naq_client *c, naq_ops *out)
     if (s != NAQ_OK)
         return s;
     size_t skip = strlen(filter) - 1; /* "<p>.queue." */
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Info.SubjectsFilter = filter;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->js, c->cfg.job_stream, &jo, &jerr);
+    natsStatus ns = naq__stream_info(c->js, c->cfg.job_stream, filter, &si, &jerr);
     if (ns != NATS_OK || si == NULL || si->State.Subjects == NULL) {
         jsStreamInfo_Destroy(si);
         return NAQ_OK; /* no stream (reported elsewhere) or no jobs */

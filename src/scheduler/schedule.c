@@ -49,24 +49,7 @@ naq_status naq_misfire_policy_parse(const char *text, naq_misfire_policy *out)
 
 naq_status naq_schedule_name_validate(const char *name)
 {
-    if (name == NULL || name[0] == '\0')
-        return naq__fail(NAQ_ERR_INVALID_ARG, "schedule name is empty");
-    size_t n = strlen(name);
-    if (n > NAQ_SCHEDULE_NAME_MAX)
-        return naq__fail(NAQ_ERR_INVALID_ARG,
-                         "schedule name is %zu characters long; at most %d are allowed", n,
-                         NAQ_SCHEDULE_NAME_MAX);
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '-' || ch == '_';
-        if (!ok)
-            return naq__fail(NAQ_ERR_INVALID_ARG,
-                             "schedule name '%s' contains '%c' at position %zu; use letters, "
-                             "digits, '-' or '_'",
-                             name, ch, i + 1);
-    }
-    return NAQ_OK;
+    return naq__name_validate("schedule name", name, NAQ_SCHEDULE_NAME_MAX, NAQ__NAME_WORD);
 }
 
 naq_status naq_schedule_job_id(const char *name, int64_t due_ms, char out[NAQ_ID_SIZE])

@@ -13,6 +13,7 @@
  * start time would scan 345,600 messages to keep 20).
  */
 #include "worker.h"
+#include "core/kv.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -25,8 +26,6 @@
 /* A reader that got nothing for this long asks the consumer whether
  * anything is left (normally the last message read says so). */
 #define SILENCE_MS 200
-/* JetStream API error: "stream not found". */
-#define JS_STREAM_NOT_FOUND 10059
 
 /* A NULL-terminated heap copy of the strings of a JSON array (non-strings
  * are skipped); NULL only when out of memory. */
@@ -231,21 +230,17 @@ static naq_status read_last_per_subject(naq_client *c, const char *subject, uint
                                         last_msg_fn fn, void *ud)
 {
     const char *stream = c->cfg.event_stream;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+    char what[NAQ_NAME_MAX + 64];
+    snprintf(what, sizeof what, "cannot open a consumer on stream %s", stream);
     natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_SubscribeSync(&sub, c->ejs, subject, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "cannot open a consumer on stream %s",
-                              stream);
+    naq__event_start at = {js_DeliverLastPerSubject, 0, 0};
+    naq_status s = naq__event_subscribe(c, subject, at, &sub, what);
+    if (s != NAQ_OK)
+        return s;
+    natsStatus ns;
     uint64_t got_cseq = 0; /* consumer sequence of the last message read */
     int64_t deadline = naq__mono_ms() + READ_DEADLINE_MS;
     int done = 0;
-    naq_status s = NAQ_OK;
     while (s == NAQ_OK && !done) {
         if (naq__mono_ms() > deadline) {
             s = naq__fail(NAQ_ERR_TIMEOUT, "reading stream %s took longer than %d s", stream,
@@ -289,23 +284,15 @@ static naq_status read_entry(naq_client *c, const char *stream, const char *subj
 {
     *found = 0;
     natsMsg *m = NULL;
-    /* A direct get: nats-server 2.9.10 crashes on a MSG.GET request that
-     * meets a stream still being created (KV buckets are made on first
-     * use), while direct gets are served safely. nats.c creates KV
-     * streams with allow_direct. */
-    jsDirectGetMsgOptions dg;
-    jsDirectGetMsgOptions_Init(&dg);
-    dg.LastBySubject = subject;
-    natsStatus ns = js_DirectGetMsg(&m, c->js, stream, NULL, &dg);
+    int deleted = 0;
+    natsStatus ns = naq__kv_read_last(c->js, stream, subject, &m, &deleted);
     if (ns == NATS_NOT_FOUND)
         return NAQ_OK;
     if (ns != NATS_OK)
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                               "cannot read the worker registry (stream %s)", stream);
-    const char *op = NULL; /* only deletions carry KV-Operation (DEL or PURGE) */
-    json_t *o = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK
-                    ? NULL
-                    : json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_t *o =
+        deleted ? NULL : json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
     natsMsg_Destroy(m);
     naq_status s = NAQ_OK;
     if (json_is_object(o) && (s = info_from_json(o, w)) == NAQ_OK) {
@@ -336,13 +323,10 @@ naq_status naq_workers_list(naq_client *c, naq_worker_info_list *out)
     snprintf(stream, sizeof stream, "KV_%s", bucket);
     int n = snprintf(filter, sizeof filter, "$KV.%s.>", bucket);
     size_t key_at = (size_t)n - 1;
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Info.SubjectsFilter = filter;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, &jo, &jerr);
-    if (ns == NATS_NOT_FOUND || jerr == JS_STREAM_NOT_FOUND)
+    natsStatus ns = naq__stream_info(c->js, stream, filter, &si, &jerr);
+    if (naq__stream_missing(ns, jerr))
         return NAQ_OK; /* no worker ever registered */
     if (ns != NATS_OK)
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
