@@ -16,6 +16,8 @@
  */
 #include "web_int.h"
 
+#include "core/jsonw.h" /* naq__json_dumps: shortest reals */
+
 #include "core/crypt.h" /* naq__crypt_show_args: a dead job's args, opened with the key */
 #include "internal.h"   /* c->crypt */
 
@@ -284,7 +286,7 @@ static json_t *rollups(naq_web *w, int hours, double now, naq_status *status)
 
 void web_rollups_store(naq_web *w, const json_t *v, double at)
 {
-    char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = v != NULL ? naq__json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     if (text == NULL)
         return;
     pthread_mutex_lock(&w->lock);

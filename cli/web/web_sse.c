@@ -27,6 +27,8 @@
  */
 #include "web_int.h"
 
+#include "core/jsonw.h" /* naq__json_dumps: shortest reals */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +114,7 @@ static int on_event(const naq_event *e, void *user)
 {
     sse_feed *f = user;
     json_t *o = web_event_json(e);
-    char *data = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *data = o ? naq__json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(o);
     if (data == NULL)
         return 0; /* an event that cannot be encoded is skipped, like an undecodable one */
