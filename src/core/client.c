@@ -230,13 +230,12 @@ typedef struct {
     int64_t dup_window_ns;
 } stream_spec;
 
-/* Whether an existing stream already has the limits we would set, so that
- * a connect changes nothing (and logs nothing) when nothing changed.
- * *exists: whether the stream is there at all. */
-/* The stream as it is on the server, when it exists. *foreign gets the
- * first of its subjects outside "<prefix>." (empty when none is): such a
- * stream belongs to another naq installation in this account, and taking
- * it over would cut that installation off from it. */
+/* The stream as it is on the server: whether it exists, whether it already
+ * has the limits we would set (so that a connect changes nothing, and logs
+ * nothing, when nothing changed), and in foreign the first of its subjects
+ * outside "<prefix>." (empty when none is): such a stream belongs to
+ * another naq installation in this account, and taking it over would cut
+ * that installation off from it. */
 typedef struct {
     int exists, same;
     char foreign[NAQ_URL_MAX];
