@@ -50,6 +50,9 @@
 #define RETRY_AFTER_MS 1000
 #define COMMIT_ATTEMPTS 3
 #define TICK_BUDGET_MS 500
+/* How long a scheduler keeps trying to make its lock bucket when the
+ * server times out (naq_scheduler_create). */
+#define LEASE_CREATE_MS 20000
 
 /* ---------------------------------------------------------------- state */
 
@@ -632,8 +635,17 @@ naq_status naq_scheduler_create(naq_client *c, const naq_scheduler_opts *o, naq_
         st = naq__fail_nats(NAQ_ERR_NATS, ns, 0, "cannot set up the scheduler");
         goto fail;
     }
-    if ((st = naq__lease_create(s->js, c->cfg.replicas, s->id, o->lease_ms, &s->ctr, &s->lease)) !=
-        NAQ_OK)
+    /* Making the lock bucket on a cluster that is busy or still settling
+     * (replicated streams being created at the same moment) can outlast one
+     * short Wait: seen in a failover test whose schedulers started with its
+     * 3-node cluster. A timeout is tried again for up to LEASE_CREATE_MS;
+     * any other failure is reported at once. */
+    int64_t give_up = naq__mono_ms() + LEASE_CREATE_MS;
+    while ((st = naq__lease_create(s->js, c->cfg.replicas, s->id, o->lease_ms, &s->ctr,
+                                   &s->lease)) != NAQ_OK &&
+           naq_last_error_nats_status() == NATS_TIMEOUT && naq__mono_ms() < give_up)
+        naq__sleep_ms(250);
+    if (st != NAQ_OK)
         goto fail;
     reconnected(s); /* remember the current count */
     *out = s;
