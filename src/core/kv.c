@@ -311,12 +311,16 @@ naq_status naq__kv_get(naq_client *c, naq__kv b, const char *key, char **val, si
         /* No answer: the bucket may have been deleted since we saw it. */
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
-        if (ns == NATS_TIMEOUT && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK &&
-            jerr == NAQ__JS_STREAM_NOT_FOUND) {
+        int missing = 0;
+        if (ns == NATS_TIMEOUT) {
+            natsStatus info = naq__stream_info(c->js, stream, NULL, &si, &jerr);
+            missing = info != NATS_OK && naq__stream_missing(info, jerr);
+        }
+        jsStreamInfo_Destroy(si);
+        if (missing) {
             bucket_learn(c, b, 0);
             return NAQ_ERR_NOT_FOUND;
         }
-        jsStreamInfo_Destroy(si);
         return naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, 0,
                               "cannot read %s/%s", buckets[b].name, key);
     }
