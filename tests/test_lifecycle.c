@@ -702,6 +702,7 @@ static void installations_with_other_prefixes_run_their_jobs_side_by_side(void *
     assert_null(connect_installation(fx, "third", NULL));
     assert_non_null(strstr(naq_last_error(), "another naq installation"));
     assert_non_null(strstr(naq_last_error(), "NATS account"));
+    assert_non_null(strstr(naq_last_error(), "set NAQ_NATS_STREAM_NAME"));
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -228,6 +228,7 @@ typedef struct {
     int64_t max_msgs;
     int64_t max_bytes;
     int64_t dup_window_ns;
+    const char *setting; /* the variable that names it, NULL: it follows the prefix */
 } stream_spec;
 
 /* The stream as it is on the server: whether it exists, whether it already
@@ -263,14 +264,19 @@ static void look_up_stream(jsCtx *js, const jsStreamConfig *want, const char *pr
     jsStreamInfo_Destroy(si);
 }
 
-static naq_status refuse_foreign(const naq_config *cfg, const char *name, const char *subject)
+static naq_status refuse_foreign(const naq_config *cfg, const stream_spec *sp, const char *subject)
 {
+    char own_name[NAQ_NAME_MAX + 64] = "";
+    if (sp->setting != NULL)
+        snprintf(own_name, sizeof own_name, "set %s to a stream name of this installation's, ",
+                 sp->setting);
     return naq__fail(NAQ_ERR_EXISTS,
                      "stream %s on this server serves subject %s, of another naq installation "
-                     "(another subject prefix), and prefix '%s' cannot share it; give each "
+                     "(another subject prefix), and prefix '%s' cannot share it; %sgive each "
                      "installation a NATS account (or server) of its own, or use that "
-                     "installation's prefix",
-                     name, subject, cfg->subject_prefix);
+                     "installation's prefix (docs/configuration.md, \"Several installations on "
+                     "one server\")",
+                     sp->name, subject, cfg->subject_prefix, own_name);
 }
 
 /* Creates the stream, or updates an existing one to sp's limits; *changed
@@ -306,7 +312,7 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     stream_found f;
     look_up_stream(js, &sc, cfg->subject_prefix, &f);
     if (f.foreign[0] != '\0')
-        return refuse_foreign(cfg, sp->name, f.foreign);
+        return refuse_foreign(cfg, sp, f.foreign);
     if (f.same)
         return NAQ_OK;
     natsStatus ns = NATS_OK;
@@ -318,7 +324,7 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
         ns = NATS_OK;
         look_up_stream(js, &sc, cfg->subject_prefix, &f);
         if (f.foreign[0] != '\0')
-            return refuse_foreign(cfg, sp->name, f.foreign);
+            return refuse_foreign(cfg, sp, f.foreign);
         if (!f.same) {
             char what[NAQ_NAME_MAX + 40];
             snprintf(what, sizeof what, "cannot update stream %s", sp->name);
@@ -385,16 +391,25 @@ static naq_status ensure_streams(naq_client *c, char *changed, size_t cap)
                           cfg->event_max_age_s * s_ns,
                           cfg->event_max_msgs,
                           cfg->event_max_bytes,
-                          cfg->event_dup_window_s * s_ns};
+                          cfg->event_dup_window_s * s_ns,
+                          "NAQ_NATS_STREAM_NAME"};
     /* The duplicate window on the queue makes a re-sent enqueue (same job id
      * as Nats-Msg-Id) a no-op. */
-    stream_spec jobs = {cfg->job_stream, q_subjects, 1, js_WorkQueuePolicy, 0, -1, -1, 120 * s_ns};
-    stream_spec dead = {cfg->dlq_stream, dlq_subjects, 1, js_LimitsPolicy, 0, -1, -1, 120 * s_ns};
+    stream_spec jobs = {cfg->job_stream, q_subjects,           1, js_WorkQueuePolicy, 0, -1, -1,
+                        120 * s_ns,      "NAQ_JOB_STREAM_NAME"};
+    stream_spec dead = {cfg->dlq_stream, dlq_subjects,         1, js_LimitsPolicy, 0, -1, -1,
+                        120 * s_ns,      "NAQ_DLQ_STREAM_NAME"};
     /* Outcome records and the jobs waiting for them (outcome.c); as long
      * as a waiting job may wait. */
-    stream_spec outcomes = {
-        c->outcome_stream, outcome_subjects, 1, js_LimitsPolicy, 7 * 24 * 3600 * s_ns, -1, -1,
-        120 * s_ns};
+    stream_spec outcomes = {c->outcome_stream,
+                            outcome_subjects,
+                            1,
+                            js_LimitsPolicy,
+                            7 * 24 * 3600 * s_ns,
+                            -1,
+                            -1,
+                            120 * s_ns,
+                            NULL};
     const stream_spec *specs[] = {&events, &jobs, &dead, &outcomes};
     changed[0] = '\0';
     for (int i = 0; i < 4; i++) {
