@@ -147,6 +147,12 @@ natsStatus naq__stream_purge(jsCtx *js, const char *stream, const char *subject,
                              jsErrCode *jerr);
 /* Whether a request failed because the stream does not exist. */
 int naq__stream_missing(natsStatus ns, jsErrCode jerr);
+/* Creates the stream sc describes. Several processes connecting to a fresh
+ * server at once all create it; the losers' creates fail, and NATS_OK with
+ * *existed = 1 is returned when a stream of that name is there now (maybe
+ * with another configuration: the caller decides what to do about that).
+ * *jerr: the JetStream error of a create that failed otherwise. */
+natsStatus naq__stream_create(jsCtx *js, jsStreamConfig *sc, int *existed, jsErrCode *jerr);
 
 /* ---- clocks (clock.c) ---- */
 

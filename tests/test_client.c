@@ -5,6 +5,7 @@
  * error.
  */
 #include "harness.h"
+#include "events/events.h"
 #include "internal.h"
 
 #include <fcntl.h>
@@ -161,11 +162,99 @@ static void a_tls_handshake_failure_says_so_not_that_nothing_answers(void **stat
     naq_test_rmtree(dir);
 }
 
+/* A racer: waits for the start, then connects (making every stream and
+ * bucket) and makes the event dead-letter stream; exits 0 when both work. */
+static void race_to_connect(const char *url, int start_fd)
+{
+    char go;
+    if (read(start_fd, &go, 1) < 0)
+        _exit(3);
+    naq_config cfg;
+    naq_config_init(&cfg);
+    snprintf(cfg.url, sizeof cfg.url, "%s", url);
+    naq_client *c = NULL;
+    if (naq_client_connect(&cfg, &c) != NAQ_OK || naq__event_dlq_ensure(c) != NAQ_OK) {
+        fprintf(stderr, "racer %d: %s\n", (int)getpid(), naq_last_error());
+        _exit(1);
+    }
+    naq_client_destroy(c);
+    _exit(0);
+}
+
+/* Processes that start together on a fresh server (a worker, a scheduler
+ * and a producer started by one script) all create the streams and
+ * buckets; every one of them must connect. */
+static void first_connects_racing_on_a_fresh_server_all_succeed(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 100, RACERS = 8 };
+    /* The server's window for the race is small (2.9.10 answers a losing
+     * create with "subjects overlap"): the old code failed about one round
+     * in 150. Fork before any client exists in this process (nats.c's
+     * threads do not survive a fork). */
+    for (int round = 0; round < ROUNDS; round++) {
+        naq_test_server srv;
+        naq_test_server_start(&srv);
+        int start[2];
+        assert_int_equal(pipe(start), 0);
+        pid_t pids[RACERS];
+        for (int k = 0; k < RACERS; k++) {
+            pids[k] = fork();
+            assert_true(pids[k] >= 0);
+            if (pids[k] == 0) {
+                close(start[1]);
+                race_to_connect(srv.url, start[0]);
+            }
+        }
+        close(start[0]);
+        close(start[1]); /* every racer's read returns now */
+        for (int k = 0; k < RACERS; k++) {
+            int st = 0;
+            assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                fail_msg("round %d: racer %d of %d failed (status %d)", round, k, RACERS, st);
+        }
+        naq_test_server_destroy(&srv);
+    }
+}
+
+/* What a losing create meets, made on purpose: its stream there with
+ * another configuration is used; its subjects held by a stream of another
+ * name are a conflict, reported as the server's. */
+static void a_stream_create_takes_the_same_stream_made_first_and_refuses_a_conflict(void **state)
+{
+    (void)state;
+    naq_test_server srv;
+    naq_test_server_start(&srv);
+    naq_client *c = naq_test_connect(&srv);
+    const char *subjects[] = {"race.>"};
+    jsStreamConfig sc;
+    naq__stream_config_init(&sc, "RACE", subjects, 1, 1);
+    int existed = -1;
+    jsErrCode jerr = 1;
+    assert_int_equal(naq__stream_create(c->js, &sc, &existed, &jerr), NATS_OK);
+    assert_int_equal(existed, 0);
+    assert_int_equal(jerr, 0);
+
+    sc.MaxMsgs = 10; /* another process's configuration */
+    assert_int_equal(naq__stream_create(c->js, &sc, &existed, &jerr), NATS_OK);
+    assert_int_equal(existed, 1);
+
+    naq__stream_config_init(&sc, "OTHER", subjects, 1, 1);
+    assert_int_not_equal(naq__stream_create(c->js, &sc, &existed, &jerr), NATS_OK);
+    assert_int_equal(existed, 0);
+    assert_int_equal(jerr, 10065); /* subjects overlap */
+    naq_client_destroy(c);
+    naq_test_server_destroy(&srv);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(streams_follow_the_configuration_and_a_change_is_an_event),
     cmocka_unit_test(nothing_listening_fails_fast_saying_how_to_start_a_server),
     cmocka_unit_test(bad_names_in_the_configuration_are_refused_before_connecting),
     cmocka_unit_test(a_tls_handshake_failure_says_so_not_that_nothing_answers),
+    cmocka_unit_test(first_connects_racing_on_a_fresh_server_all_succeed),
+    cmocka_unit_test(a_stream_create_takes_the_same_stream_made_first_and_refuses_a_conflict),
 };
 
 NAQ_TEST_MAIN(tests)

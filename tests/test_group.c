@@ -106,13 +106,6 @@ static void run_member(const char *url, const char *dir, int k)
     char path[512];
     snprintf(path, sizeof path, "%s/member-%d.log", dir, k);
     member_log l = {open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)};
-    /* One after another: concurrent first connects to a fresh server can
-     * race in creating the streams (client.c, reported). */
-    if (k > 0) {
-        snprintf(path, sizeof path, "%s/ready-%d", dir, k - 1);
-        for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
-            sleep_ms(20);
-    }
     naq_config cfg;
     naq_config_init(&cfg);
     snprintf(cfg.url, sizeof cfg.url, "%s", url);

@@ -22,12 +22,6 @@
  * nodes; clients learn of the others from the server anyway). */
 #define NAQ__MAX_URLS 16
 
-/* JetStream API error codes: "stream name already in use", and "subjects
- * overlap with an existing stream", which a create racing another
- * process's create of the same stream gets on 2.9.10. */
-#define JS_STREAM_NAME_EXISTS 10058
-#define JS_STREAM_SUBJECT_OVERLAP 10065
-
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)
 {
     int n = snprintf(buf, cap, "%s.", c->cfg.subject_prefix);
@@ -316,12 +310,10 @@ static naq_status ensure_stream(jsCtx *js, const naq_config *cfg, const stream_s
     if (f.same)
         return NAQ_OK;
     natsStatus ns = NATS_OK;
+    int existed = f.exists;
     if (!f.exists)
-        ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-    if (f.exists ||
-        (ns != NATS_OK && (jerr == JS_STREAM_NAME_EXISTS || jerr == JS_STREAM_SUBJECT_OVERLAP))) {
-        jerr = 0;
-        ns = NATS_OK;
+        ns = naq__stream_create(js, &sc, &existed, &jerr);
+    if (ns == NATS_OK && existed) {
         look_up_stream(js, &sc, cfg->subject_prefix, &f);
         if (f.foreign[0] != '\0')
             return refuse_foreign(cfg, sp, f.foreign);

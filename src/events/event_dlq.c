@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JS_STREAM_NAME_EXISTS 10058
 #define DLQ_FORMAT_VERSION 1
 
 naq_status naq__event_dlq_subject(const naq_client *c, const char *group, int replay, char *buf,
@@ -87,11 +86,10 @@ naq_status naq__event_dlq_ensure(naq_client *c)
     /* A dead-letter write re-sent after a crash carries the same id. */
     sc.Duplicates = 120LL * 1000000000LL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_AddStream(NULL, c->ejs, &sc, NULL, &jerr);
-    if (ns == NATS_OK)
-        return NAQ_OK;
-    if (jerr == JS_STREAM_NAME_EXISTS) /* exists with another configuration: keep it */
-        return add_subject(c, subject);
+    int existed;
+    natsStatus ns = naq__stream_create(c->ejs, &sc, &existed, &jerr);
+    if (ns == NATS_OK) /* one that exists (maybe another prefix's) is kept */
+        return existed ? add_subject(c, subject) : NAQ_OK;
     return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
                           "cannot create the event dead-letter stream %s", NAQ_EVENT_DLQ_STREAM);
 }

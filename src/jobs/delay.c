@@ -44,7 +44,6 @@
 #define RELEASE_BATCH 5000
 #define RELEASE_PER_TICK 20000
 #define PUBLISH_WAIT_MS 5000
-#define JS_STREAM_NAME_EXISTS 10058
 
 struct naq__due_index {
     naq_client *c;
@@ -78,10 +77,8 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
         naq__stream_config_init(&sc, c->delayed_stream, subjects, 1, c->cfg.replicas);
         /* Enqueueing the same delayed job id twice stores it once. */
         sc.Duplicates = 120 * 1000000000LL;
-        jerr = 0;
-        ns = js_AddStream(NULL, js, &sc, NULL, &jerr);
-        if (ns != NATS_OK && jerr == JS_STREAM_NAME_EXISTS)
-            ns = NATS_OK; /* another process created it first */
+        int existed;
+        ns = naq__stream_create(js, &sc, &existed, &jerr);
     }
     if (ns != NATS_OK)
         return naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr,
