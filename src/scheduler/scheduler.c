@@ -637,13 +637,17 @@ naq_status naq_scheduler_create(naq_client *c, const naq_scheduler_opts *o, naq_
     }
     /* Making the lock bucket on a cluster that is busy or still settling
      * (replicated streams being created at the same moment) can outlast one
-     * short Wait: seen in a failover test whose schedulers started with its
-     * 3-node cluster. A timeout is tried again for up to LEASE_CREATE_MS;
-     * any other failure is reported at once. */
+     * short Wait, and a bucket another scheduler is making meanwhile can be
+     * "not found" until its stream has a leader: both seen in a failover
+     * test whose schedulers started with its 3-node cluster. These are
+     * tried again for up to LEASE_CREATE_MS; any other failure is reported
+     * at once. */
     int64_t give_up = naq__mono_ms() + LEASE_CREATE_MS;
     while ((st = naq__lease_create(s->js, c->cfg.replicas, s->id, o->lease_ms, &s->ctr,
                                    &s->lease)) != NAQ_OK &&
-           naq_last_error_nats_status() == NATS_TIMEOUT && naq__mono_ms() < give_up)
+           (naq_last_error_nats_status() == NATS_TIMEOUT ||
+            naq_last_error_nats_status() == NATS_NOT_FOUND) &&
+           naq__mono_ms() < give_up)
         naq__sleep_ms(250);
     if (st != NAQ_OK)
         goto fail;
