@@ -102,19 +102,27 @@ natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out)
 {
     *out = NULL;
     natsStatus ns = NATS_TIMEOUT;
-    for (int attempt = 0; attempt < 3 && ns == NATS_TIMEOUT; attempt++) {
+    int again = 1;
+    for (int attempt = 0; attempt < 3 && again; attempt++) {
+        if (attempt > 0)
+            naq__sleep_ms(100 * attempt);
         /* Look before creating: a role that may read a bucket but not
          * create one (docs/security.md) must not be refused for a create
          * it does not need. */
         ns = js_KeyValue(out, js, kc->Bucket);
+        again = ns == NATS_TIMEOUT;
         if (ns != NATS_NOT_FOUND)
             continue;
         ns = js_CreateKeyValue(out, js, kc);
+        if (ns == NATS_OK)
+            break;
         /* Made meanwhile by another process (maybe with another TTL: it
          * is used as it is), or made by a create the cluster answered too
-         * late: look again. */
-        if (ns != NATS_OK)
-            ns = js_KeyValue(out, js, kc->Bucket);
+         * late: look again. On a settling cluster the other process's
+         * bucket may not be served yet ("not found"): that is tried again
+         * too. */
+        ns = js_KeyValue(out, js, kc->Bucket);
+        again = ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND;
     }
     return ns;
 }

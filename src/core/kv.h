@@ -14,7 +14,9 @@
 /* Binds KV bucket kc->Bucket into *out (the caller destroys it), creating
  * it with kc when it is missing. A bucket another process made meanwhile
  * is used as it is; a request the cluster did not answer in time (it is
- * electing a leader, or busy) is tried again, three times in all. */
+ * electing a leader, or busy), and a failed create after which no bucket
+ * is found yet (another process's is still being made), are tried again,
+ * three times in all. */
 natsStatus naq__kv_bind(jsCtx *js, kvConfig *kc, kvStore **out);
 /* Fills kc as every naq bucket is made: one value per key (History 1), on
  * disk, `replicas` copies, entries expiring after ttl_ns (0: never). The
