@@ -54,11 +54,10 @@ natsStatus naq__stream_create(jsCtx *js, jsStreamConfig *sc, int *existed, jsErr
      * create's own error says so. */
     jsStreamInfo *si = NULL;
     jsErrCode ignored = 0;
-    if (naq__stream_info(js, sc->Name, NULL, &si, &ignored) != NATS_OK) {
-        jsStreamInfo_Destroy(si);
-        return ns;
-    }
+    natsStatus found = naq__stream_info(js, sc->Name, NULL, &si, &ignored);
     jsStreamInfo_Destroy(si);
+    if (found != NATS_OK)
+        return ns;
     *existed = 1;
     *jerr = 0;
     return NATS_OK;

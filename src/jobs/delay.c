@@ -67,11 +67,11 @@ naq_status naq__delayed_stream_ensure(naq_client *c, jsCtx *js)
         return s;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, js, c->delayed_stream, NULL, &jerr);
+    natsStatus ns = naq__stream_info(js, c->delayed_stream, NULL, &si, &jerr);
     jsStreamInfo_Destroy(si);
     if (ns == NATS_OK)
         return NAQ_OK;
-    if (ns == NATS_NOT_FOUND) {
+    if (naq__stream_missing(ns, jerr)) {
         const char *subjects[] = {subject};
         jsStreamConfig sc;
         naq__stream_config_init(&sc, c->delayed_stream, subjects, 1, c->cfg.replicas);

@@ -51,7 +51,7 @@
 #define COMMIT_ATTEMPTS 3
 #define TICK_BUDGET_MS 500
 /* How long a scheduler keeps trying to make its lock bucket when the
- * server times out (naq_scheduler_create). */
+ * server times out or does not serve the bucket yet (naq_scheduler_create). */
 #define LEASE_CREATE_MS 20000
 
 /* ---------------------------------------------------------------- state */
