@@ -506,6 +506,47 @@ static void waiting_jobs_run_highest_priority_first(void **state)
     stop(&r);
 }
 
+/* Jobs that come one at a time fill a poll that asks beyond the free
+ * slots; a job at a higher level waits only for that poll's end
+ * (PREFETCH_PULL_MS, worker_pull.c), not for an idle worker's long one. */
+static void a_higher_priority_job_overtakes_a_trickle_of_normal_ones(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    const char *queues[] = {"trickle", NULL};
+    naq_worker_opts wo;
+    naq_worker_opts_init(&wo);
+    wo.queues = queues;
+    wo.prefetch = 16;
+    naq_worker *w = NULL;
+    assert_int_equal(naq_worker_create(fx->c, &wo, &w), NAQ_OK);
+    assert_int_equal(naq_worker_register(w, "order", order_handler, NULL), NAQ_OK);
+    running r;
+    start(fx, &r, w);
+    char id[NAQ_ID_SIZE];
+    for (int i = 0; i < 40; i++) {
+        enqueue(fx->c, "trickle", "order", NULL, 0, NAQ_PRIORITY_NORMAL, id);
+        sleep_ms(2);
+    }
+    enqueue(fx->c, "trickle", "order", NULL, 0, NAQ_PRIORITY_CRITICAL, id);
+    sleep_ms(300); /* well past a prefetch poll's end, short of an idle poll's */
+    for (int i = 0; i < 5; i++)
+        enqueue(fx->c, "trickle", "order", NULL, 0, NAQ_PRIORITY_NORMAL, id);
+    int64_t deadline = mono_ms() + 15000;
+    while (atomic_load(&order_len) < 46 && mono_ms() < deadline)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&order_len), 46);
+    int at = -1;
+    for (int i = 0; i < 46; i++)
+        if (atomic_load(&order[i]) == NAQ_PRIORITY_CRITICAL)
+            at = i;
+    if (at < 0 || at > 40)
+        fail_msg("the high-priority job ran as job %d of 46; it should run before the 5 normal "
+                 "jobs enqueued 300 ms after it",
+                 at + 1);
+    stop(&r);
+}
+
 static void in_progress_acks_keep_a_long_job_from_running_twice(void **state)
 {
     fixture *fx = *state;
@@ -906,6 +947,7 @@ static const struct CMUnitTest tests[] = {
     T(c_handler_past_its_timeout_sees_cancel_and_is_recorded_as_timeout),
     T(concurrency_4_runs_4_sleeping_jobs_at_once),
     T(waiting_jobs_run_highest_priority_first),
+    T(a_higher_priority_job_overtakes_a_trickle_of_normal_ones),
     T(auto_prefetch_fetches_short_jobs_ahead_and_runs_each_once),
     T(auto_prefetch_spreads_long_jobs_that_follow_short_ones_over_workers),
     T(in_progress_acks_keep_a_long_job_from_running_twice),

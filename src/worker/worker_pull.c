@@ -54,11 +54,26 @@
  * to 0 with no-wait requests, skipping a level found empty within the last
  * EMPTY_HINT_MS; within a level, queues are asked round-robin, so one busy
  * queue cannot starve another of the same priority. Jobs fetched are
- * handed out highest level first. When every level is empty the fetcher
- * long-polls (IDLE_PULL_MS, with heartbeats) the level where it last found
- * a job: a stream of jobs at one level starts at once, a job at another
- * level within IDLE_PULL_MS. A job whose retry is delayed is held by the
- * server (a delayed nak) and comes back through the same requests.
+ * handed out highest level first. A job whose retry is delayed is held
+ * by the server (a delayed nak) and comes back through the same requests.
+ *
+ * Polling. When every level is empty the fetcher polls the level where it
+ * last found a job: a stream of jobs at one level starts at once, a job at
+ * another level within the poll's expiry. A poll asks for what the worker
+ * can take (free slots + prefetch), and while it is open the worker asks
+ * again only once half of the room is free, as while jobs run. So jobs
+ * that come one at a time, as from a producer that waits for each
+ * enqueue, come several to a request when they are short, instead of one
+ * request and a round of probes per job (docs/benchmarks.md, "Requests
+ * per job"). Polls differ in length:
+ *  - for the free slots only (auto prefetch after a quiet spell is 0: the
+ *    next jobs may be long ones): IDLE_PULL_MS, with heartbeats, so an
+ *    idle worker costs the server two requests a second;
+ *  - beyond the free slots: PREFETCH_PULL_MS, without heartbeats. The
+ *    server cannot be asked to shrink a request, so this bounds how old
+ *    the prefetch it was sized with can be when a job fills it: long jobs
+ *    that follow short ones come to a worker already busy only within
+ *    that time.
  */
 #include "worker.h"
 
@@ -70,6 +85,9 @@
 /* Longest wait of one long poll when idle; also how long a job at another
  * level may wait for an idle worker to look there. */
 #define IDLE_PULL_MS 500
+/* Longest wait of a poll that asks for more than the free slots (see
+ * "Polling" above): the prefetch it was sized with is never older. */
+#define PREFETCH_PULL_MS 50
 /* Heartbeats of a long poll; three missed ones and it counts as lost. */
 #define HEARTBEAT_MS 100
 /* A no-wait request unanswered this long counts as lost (the server went
@@ -97,6 +115,7 @@ typedef struct {
     int open;
     int batch, delivered;
     int no_wait;
+    int64_t expires_ms; /* a poll's expiry; 0 for a no-wait request */
     int64_t last_heard_ms;
     int64_t sent_us;
 } pull_req;
@@ -166,17 +185,35 @@ static void req_end(naq__fetcher *f, pull_req *r)
 
 /* ---------------------------------------------------------------- requests */
 
-/* Lock held. Sends a request for n jobs to (q, level). */
-static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
+/* The server refuses heartbeats more than half a poll's expiry. */
+static int has_heartbeats(int64_t expires_ms)
+{
+    return expires_ms >= 2 * HEARTBEAT_MS;
+}
+
+/* How long an open request may stay silent before it counts as lost: a
+ * poll with heartbeats hears one every HEARTBEAT_MS, other requests are
+ * answered by their expiry at the latest. */
+static int64_t silence_limit_ms(const pull_req *r)
+{
+    return has_heartbeats(r->expires_ms) ? 3 * HEARTBEAT_MS : r->expires_ms + NOWAIT_LOST_MS;
+}
+
+/* Lock held. Sends a request for n jobs to (q, level): a no-wait probe
+ * (expires_ms 0), or a poll that waits up to expires_ms. */
+static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expires_ms)
 {
     naq_worker *w = f->w;
     char reply[96], body[128];
     snprintf(reply, sizeof reply, "%s.%d", f->inbox, q * NAQ_PRIORITY_LEVELS + level);
-    if (no_wait) /* expires is in nanoseconds */
+    if (expires_ms == 0) /* expires is in nanoseconds */
         snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
-    else
+    else if (has_heartbeats(expires_ms))
         snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld,\"idle_heartbeat\":%lld}", n,
-                 (long long)IDLE_PULL_MS * 1000000LL, (long long)HEARTBEAT_MS * 1000000LL);
+                 (long long)expires_ms * 1000000LL, (long long)HEARTBEAT_MS * 1000000LL);
+    else
+        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", n,
+                 (long long)expires_ms * 1000000LL);
     natsStatus ns =
         natsConnection_PublishRequestString(w->nc, w->queues[q].next_subject[level], reply, body);
     if (ns != NATS_OK) {
@@ -189,7 +226,8 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int no_wait)
     r->open = 1;
     r->batch = n;
     r->delivered = 0;
-    r->no_wait = no_wait;
+    r->no_wait = expires_ms == 0;
+    r->expires_ms = expires_ms;
     r->last_heard_ms = naq__mono_ms();
     r->sent_us = naq__mono_us();
     f->requested += n;
@@ -208,12 +246,6 @@ static void refill(naq__fetcher *f)
     atomic_store(&w->prefetch_now, prefetch);
     int slots = atomic_load(&w->slots_now);
     int want = slots - f->running + prefetch - f->nready - f->requested;
-    /* While jobs still run, ask only once half of the room is free: one
-     * request for several jobs costs the server a fraction of several
-     * requests for one (a request is a JetStream API call). */
-    int room = slots + prefetch;
-    if (want <= 0 || (f->running > 0 && want < (room + 1) / 2))
-        return;
     /* One probe at a time, highest level first: were two levels asked at
      * once, the lower one's answer could come first and its job start
      * while the higher one's is on its way. */
@@ -223,25 +255,32 @@ static void refill(naq__fetcher *f)
             return;
         any_open |= f->reqs[i].open;
     }
+    /* While jobs still run or a poll is open, ask only once half of the
+     * room is free: one request for several jobs costs the server a
+     * fraction of several requests for one (a request is a JetStream API
+     * call), and a round of probes per job costs more than a no-op job. */
+    int room = slots + prefetch;
+    if (want <= 0 || ((f->running > 0 || any_open) && want < (room + 1) / 2))
+        return;
     for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && want > 0; level--) {
         for (int k = 0; k < w->nqueues && want > 0; k++) {
             int q = (f->next_queue + k) % w->nqueues;
             pull_req *r = req_of(f, q, level);
             if (r->open || w->queues[q].empty_until[level] > now)
                 continue;
-            if (!send_request(f, q, level, want, 1))
+            if (!send_request(f, q, level, want, 0))
                 return;
             want = 0; /* its answer says what is left to ask for */
             any_open = 1;
             f->next_queue = (q + 1) % w->nqueues;
         }
     }
-    /* Everything is empty (as far as we know): wait where jobs came last,
-     * for the free slots only. Jobs that come after a quiet spell may be
-     * long ones; the probes that follow the first job fetch ahead. */
+    /* Everything is empty (as far as we know): poll where jobs came last,
+     * for what the worker can take (see "Polling" above). */
     int free_slots = slots - f->running - f->nready - f->requested;
-    if (want > 0 && free_slots > 0 && !any_open)
-        send_request(f, f->focus_q, f->focus_l, free_slots, 0);
+    if (want > 0 && !any_open)
+        send_request(f, f->focus_q, f->focus_l, want,
+                     want > free_slots ? PREFETCH_PULL_MS : IDLE_PULL_MS);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -356,8 +395,7 @@ static void expire_requests(naq__fetcher *f)
     int64_t now = naq__mono_ms();
     for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
         pull_req *r = &f->reqs[i];
-        int64_t limit = r->no_wait ? NOWAIT_LOST_MS : 3 * HEARTBEAT_MS;
-        if (!r->open || now - r->last_heard_ms < limit)
+        if (!r->open || now - r->last_heard_ms < silence_limit_ms(r))
             continue;
         naq__worker_error(w, "PullFailed", "consumer %s did not answer a request for jobs",
                           w->queues[i / NAQ_PRIORITY_LEVELS].consumer[i % NAQ_PRIORITY_LEVELS]);
@@ -412,7 +450,12 @@ natsMsg *naq__worker_next_job(naq__executor *x)
            naq__mono_ms() < deadline) {
         if (!f->reading) {
             f->reading = 1;
-            read_reply(f, FETCH_TICK_MS);
+            /* All that came, not one: a job left in nats.c's queue gets no
+             * in-progress acks, and one prefetched there while executors
+             * took turns reading could outwait the ack wait. */
+            if (read_reply(f, FETCH_TICK_MS))
+                while (read_reply(f, 0))
+                    ;
             f->reading = 0;
             pthread_cond_signal(&f->ready_cv); /* another may read now */
             continue;
