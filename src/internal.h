@@ -77,9 +77,10 @@ struct naq_client {
  * validated first. *nc, *js: the caller destroys both (js first). */
 naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js);
 
-/* A second connection to the job server whose publishes are sent at once
- * (the worker's pulls and acks). *out: natsConnection_Destroy it. */
-naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out);
+/* Another connection to the job server, configured as the client's; with
+ * send_asap its publishes are written at once instead of by nats.c's
+ * flusher (the worker's pulls). *out: natsConnection_Destroy it. */
+naq_status naq__client_open_conn(naq_client *c, int send_asap, natsConnection **out);
 
 /* Formats "<prefix>.<rest...>" into buf. NAQ_ERR_INVALID_ARG if it does not fit. */
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)

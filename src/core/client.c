@@ -427,10 +427,10 @@ naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection *
     return open_connection(cfg, url, 0, nc, js);
 }
 
-naq_status naq__client_open_latency_conn(naq_client *c, natsConnection **out)
+naq_status naq__client_open_conn(naq_client *c, int send_asap, natsConnection **out)
 {
     jsCtx *js = NULL;
-    naq_status s = open_connection(&c->cfg, c->cfg.url, 1, out, &js);
+    naq_status s = open_connection(&c->cfg, c->cfg.url, send_asap, out, &js);
     jsCtx_Destroy(js);
     return s;
 }

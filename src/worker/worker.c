@@ -315,7 +315,7 @@ int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
 {
     if (reply == NULL || reply[0] == '\0')
         return -1;
-    natsStatus ns = natsConnection_PublishString(w->client->nc, reply, body);
+    natsStatus ns = natsConnection_PublishString(w->ack_nc, reply, body);
     if (ns != NATS_OK) {
         naq__log(NAQ_LOG_WARN,
                  "naq worker %s: cannot send %s for a job (%s); it will be delivered "
@@ -462,21 +462,27 @@ naq_status naq_worker_run(naq_worker *w)
         atomic_store(&w->running, 0);
         return s;
     }
-    /* The worker's own connection, whose publishes go out at once, carries
-     * its pull requests: a job waits for those. Outcome records and acks
-     * go on the client's connection, batched by nats.c's flusher (about
-     * 1 ms later, and far fewer writes for the server to read: measured,
-     * the server's CPU per job fell by a fifth); nothing waits for them
-     * but the ack itself. */
-    if ((s = naq__client_open_latency_conn(w->client, &w->nc)) != NAQ_OK ||
+    /* Two connections of the worker's own. One, whose publishes go out at
+     * once, carries its pull requests: a job waits for those. The other
+     * carries acks and in-progress acks, batched by nats.c's flusher
+     * (about 1 ms later, and far fewer writes for the server to read: sent
+     * at once, 10-20% fewer jobs/s on a full queue). Not the client's
+     * connection: there they queued behind the events, and under load an
+     * ack came seconds late, after the ack wait, so thousands of jobs ran
+     * twice (docs/benchmarks.md, "Acks behind events"). Outcome records
+     * stay there, batched with the events: an ack waits for both. */
+    if ((s = naq__client_open_conn(w->client, 1, &w->nc)) != NAQ_OK ||
+        (s = naq__client_open_conn(w->client, 0, &w->ack_nc)) != NAQ_OK ||
         (s = naq__finisher_create(w->client, w->client->nc, &w->finisher)) != NAQ_OK ||
         (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK ||
         (s = naq__fetcher_start(w, &w->fetcher)) != NAQ_OK) {
         naq__ack_sink_close(w->sink, 0);
         naq__finisher_destroy(w->finisher, 0);
         w->sink = NULL;
+        natsConnection_Destroy(w->ack_nc);
         natsConnection_Destroy(w->nc);
         w->finisher = NULL;
+        w->ack_nc = NULL;
         w->nc = NULL;
         naq__registry_stop(w->registry, "graceful", 0);
         w->registry = NULL;
@@ -519,13 +525,15 @@ naq_status naq_worker_run(naq_worker *w)
     naq__finisher_destroy(w->finisher, SETTLE_WAIT_MS);
     naq__ack_sink_close(w->sink, SETTLE_WAIT_MS);
     naq__cancel_watch_stop(w->watch); /* no callback runs after this */
-    /* Acks wait in the client's write buffer: send them before the caller
-     * may exit. */
-    natsConnection_FlushTimeout(w->client->nc, 2000);
+    /* Acks wait in the write buffer: send them before the caller may
+     * exit. */
+    natsConnection_FlushTimeout(w->ack_nc, 2000);
+    natsConnection_Destroy(w->ack_nc);
     natsConnection_Destroy(w->nc);
     w->finisher = NULL;
     w->sink = NULL;
     w->watch = NULL;
+    w->ack_nc = NULL;
     w->nc = NULL;
 
     naq__registry_stop(w->registry, atomic_load(&w->stop_requests) >= 2 ? "forced" : "graceful",

@@ -94,6 +94,7 @@ typedef struct naq__ack_sink naq__ack_sink;
 struct naq_worker {
     naq_client *client;
     natsConnection *nc;       /* while running: pull requests (sent at once) */
+    natsConnection *ack_nc;   /* while running: acks and in-progress acks (batched) */
     naq__finisher *finisher;  /* while running */
     naq__cancel_watch *watch; /* while running; NULL when it could not start */
     naq__ack_sink *sink;      /* while running */
