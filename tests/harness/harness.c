@@ -100,6 +100,10 @@ static void spawn_server(naq_test_server *s)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* It dies with the test process (tests start servers from the main
+         * thread): a test that fails or crashes before its teardown leaves
+         * no server running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
