@@ -91,12 +91,32 @@ static int port_accepts(int port)
     return ok;
 }
 
-static void spawn_server(naq_test_server *s)
+/* Whether the log at path says "Server is ready" after byte offset from. */
+static int log_says_ready(const char *path, long from)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[512];
+    int ready = 0;
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (!ready && fgets(line, sizeof line, f) != NULL)
+            ready = strstr(line, "Server is ready") != NULL;
+    fclose(f);
+    return ready;
+}
+
+/* Starts the server of s on s->port. 0 once it is ready; -1 when it
+ * exited at start (the log says why: a port taken since it was picked).
+ * The port answering is not enough: it may be another test's server. */
+static int spawn_server(naq_test_server *s)
 {
     char store[300], log[300], port[16];
     snprintf(store, sizeof store, "%s/store", s->dir);
     snprintf(log, sizeof log, "%s/server.log", s->dir);
     snprintf(port, sizeof port, "%d", s->port);
+    struct stat before;
+    long from = stat(log, &before) == 0 ? (long)before.st_size : 0;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -121,16 +141,17 @@ static void spawn_server(naq_test_server *s)
     }
     s->pid = pid;
     for (int i = 0; i < 500; i++) {
-        if (port_accepts(s->port))
-            return;
+        if (log_says_ready(log, from) && port_accepts(s->port))
+            return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             s->pid = 0;
-            fail_msg("nats-server exited at start (see %s)", log);
+            return -1;
         }
         sleep_ms(10);
     }
     fail_msg("nats-server did not accept connections on port %d within 5 s", s->port);
+    return -1;
 }
 
 void naq_test_server_start(naq_test_server *s)
@@ -147,9 +168,16 @@ void naq_test_server_start_with(naq_test_server *s, const char *const *extra)
     }
     snprintf(s->dir, sizeof s->dir, "/tmp/naq-test-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
-    s->port = naq_test_free_port();
-    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
-    spawn_server(s);
+    /* Another test may take the port between its pick and the bind: then
+     * pick another (a cluster's ports are in its arguments: no retry). */
+    for (int attempt = 0;; attempt++) {
+        s->port = naq_test_free_port();
+        snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+        if (spawn_server(s) == 0)
+            return;
+        if (extra != NULL || attempt == 4)
+            fail_msg("nats-server exited at start (see %s/server.log)", s->dir);
+    }
 }
 
 static void stop_with(naq_test_server *s, int sig)
@@ -181,7 +209,8 @@ void naq_test_server_kill(naq_test_server *s)
 void naq_test_server_restart(naq_test_server *s)
 {
     naq_test_server_stop(s);
-    spawn_server(s);
+    if (spawn_server(s) != 0)
+        fail_msg("nats-server exited at its restart (see %s/server.log)", s->dir);
 }
 
 void naq_test_rmtree(const char *dir)
