@@ -114,7 +114,6 @@ typedef struct ready_msg {
 typedef struct {
     int open;
     int batch, delivered;
-    int no_wait;
     int64_t expires_ms; /* a poll's expiry; 0 for a no-wait request */
     int64_t last_heard_ms;
     int64_t sent_us;
@@ -226,7 +225,6 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expire
     r->open = 1;
     r->batch = n;
     r->delivered = 0;
-    r->no_wait = expires_ms == 0;
     r->expires_ms = expires_ms;
     r->last_heard_ms = naq__mono_ms();
     r->sent_us = naq__mono_us();
@@ -251,7 +249,7 @@ static void refill(naq__fetcher *f)
      * while the higher one's is on its way. */
     int any_open = 0;
     for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
-        if (f->reqs[i].open && f->reqs[i].no_wait)
+        if (f->reqs[i].open && f->reqs[i].expires_ms == 0)
             return;
         any_open |= f->reqs[i].open;
     }
@@ -317,7 +315,7 @@ static void on_job(naq__fetcher *f, natsMsg *m)
     if (q >= 0) {
         pull_req *r = req_of(f, q, level);
         if (r->open) {
-            if (r->delivered == 0 && r->no_wait) /* a long poll waits for jobs: no trip */
+            if (r->delivered == 0 && r->expires_ms == 0) /* a poll waits for jobs: no trip */
                 average_in(&f->trip_us, naq__mono_us() - r->sent_us);
             r->delivered++;
             r->last_heard_ms = naq__mono_ms();
@@ -430,6 +428,17 @@ static int read_reply(naq__fetcher *f, int64_t wait_ms)
     return 1;
 }
 
+/* Lock held, f->reading set by the caller. Reads the replies that came,
+ * waiting up to wait_ms for the first: all of them, not one, since a job
+ * left in nats.c's queue gets no in-progress acks (one prefetched there
+ * while executors took turns reading could outwait the ack wait). */
+static void read_replies(naq__fetcher *f, int64_t wait_ms)
+{
+    if (read_reply(f, wait_ms))
+        while (read_reply(f, 0))
+            ;
+}
+
 /* ---------------------------------------------------------------- executors */
 
 /* Lock held. A fetched job waits and a slot is free for it: with
@@ -450,12 +459,7 @@ natsMsg *naq__worker_next_job(naq__executor *x)
            naq__mono_ms() < deadline) {
         if (!f->reading) {
             f->reading = 1;
-            /* All that came, not one: a job left in nats.c's queue gets no
-             * in-progress acks, and one prefetched there while executors
-             * took turns reading could outwait the ack wait. */
-            if (read_reply(f, FETCH_TICK_MS))
-                while (read_reply(f, 0))
-                    ;
+            read_replies(f, FETCH_TICK_MS);
             f->reading = 0;
             pthread_cond_signal(&f->ready_cv); /* another may read now */
             continue;
@@ -511,8 +515,7 @@ void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
      * jobs, statuses, lost requests). */
     if (!f->reading && !f->stopping) {
         f->reading = 1;
-        while (read_reply(f, 0))
-            ;
+        read_replies(f, 0);
         f->reading = 0;
         /* An executor that found the keeper reading waits to take over. */
         pthread_cond_signal(&f->ready_cv);
