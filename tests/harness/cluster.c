@@ -51,7 +51,7 @@ void naq_test_cluster_start(naq_test_cluster *c, int n)
         snprintf(c->url + len, sizeof c->url - len, "%s%s", i ? "," : "", c->node[i].url);
     }
     if (!naq_test_cluster_wait_ready(c, 30000))
-        fail_msg("the %d-node cluster elected no JetStream meta leader within 30 s (logs in "
+        fail_msg("the %d-node cluster could not place a stream on every node within 30 s (logs in "
                  "%s/server.log and the other nodes')",
                  n, c->node[0].dir);
 }
@@ -95,16 +95,33 @@ static int js_open(const naq_test_cluster *c, natsConnection **nc, jsCtx **js)
     return ok;
 }
 
+/* Creates and deletes a stream of `replicas` replicas; 1 when both work. */
+static int place_probe_stream(jsCtx *js, int replicas)
+{
+    static const char *subjects[] = {"naq_test.ready_probe"};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = "NAQ_TEST_READY_PROBE";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Replicas = replicas;
+    sc.Storage = js_MemoryStorage;
+    jsStreamInfo *si = NULL;
+    int ok = js_AddStream(&si, js, &sc, NULL, NULL) == NATS_OK;
+    jsStreamInfo_Destroy(si);
+    return ok && js_DeleteStream(js, sc.Name, NULL, NULL) == NATS_OK;
+}
+
 int naq_test_cluster_wait_ready(const naq_test_cluster *c, int64_t timeout_ms)
 {
     int64_t end = naq__mono_ms() + timeout_ms;
     do {
         natsConnection *nc = NULL;
         jsCtx *js = NULL;
-        jsAccountInfo *ai = NULL;
-        /* The meta leader answers account info; without one nobody does. */
-        int ok = js_open(c, &nc, &js) && js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK;
-        jsAccountInfo_Destroy(ai);
+        /* A meta leader alone is not enough: a stream of n replicas is
+         * refused ("no suitable peers for placement") until the leader
+         * knows every peer, so ready means such a stream can be placed. */
+        int ok = js_open(c, &nc, &js) && place_probe_stream(js, c->n);
         jsCtx_Destroy(js);
         natsConnection_Destroy(nc);
         if (ok)

@@ -105,8 +105,8 @@ void naq_test_cluster_start(naq_test_cluster *c, int n);
  * same ports and store. */
 void naq_test_cluster_kill(naq_test_cluster *c, int i);
 void naq_test_cluster_restart(naq_test_cluster *c, int i);
-/* Waits up to timeout_ms for the cluster to answer JetStream requests (an
- * elected meta leader); 1 when it does. */
+/* Waits up to timeout_ms until the cluster can place a stream on every
+ * node (a meta leader that knows all its peers); 1 when it can. */
 int naq_test_cluster_wait_ready(const naq_test_cluster *c, int64_t timeout_ms);
 /* The index of the node named `server_name` ("n2" -> 1), or -1. */
 int naq_test_cluster_node_index(const naq_test_cluster *c, const char *server_name);
