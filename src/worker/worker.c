@@ -440,6 +440,20 @@ static void keeper_tick(naq_worker *w, int64_t *next_consumer_retry, int64_t *st
     }
 }
 
+/* Puts the worker in the registry (naq_workers): from then on it is ready. */
+static naq_status register_worker(naq_worker *w)
+{
+    const char **names = calloc((size_t)w->nqueues + 1, sizeof *names);
+    if (names == NULL)
+        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
+    for (int i = 0; i < w->nqueues; i++)
+        names[i] = w->queues[i].name;
+    naq__registry_info info = {w->id, names, atomic_load(&w->slots_now)};
+    naq_status s = naq__registry_start(w->client, &info, &w->registry);
+    free(names);
+    return s;
+}
+
 naq_status naq_worker_run(naq_worker *w)
 {
     if (w == NULL)
@@ -448,20 +462,6 @@ naq_status naq_worker_run(naq_worker *w)
     if (!atomic_compare_exchange_strong(&w->running, &expected, 1))
         return naq__fail(NAQ_ERR_INVALID_ARG, "worker %s is already running", w->id);
 
-    const char **names = calloc((size_t)w->nqueues + 1, sizeof *names);
-    if (names == NULL) {
-        atomic_store(&w->running, 0);
-        return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
-    }
-    for (int i = 0; i < w->nqueues; i++)
-        names[i] = w->queues[i].name;
-    naq__registry_info info = {w->id, names, atomic_load(&w->slots_now)};
-    naq_status s = naq__registry_start(w->client, &info, &w->registry);
-    free(names);
-    if (s != NAQ_OK) {
-        atomic_store(&w->running, 0);
-        return s;
-    }
     /* Two connections of the worker's own. One, whose publishes go out at
      * once, carries its pull requests: a job waits for those. The other
      * carries acks and in-progress acks, batched by nats.c's flusher
@@ -470,22 +470,25 @@ naq_status naq_worker_run(naq_worker *w)
      * connection: there they queued behind the events, and under load an
      * ack came seconds late, after the ack wait, so thousands of jobs ran
      * twice (docs/benchmarks.md, "Acks behind events"). Outcome records
-     * stay there, batched with the events: an ack waits for both. */
+     * stay there, batched with the events: an ack waits for both.
+     * They open before the worker registers: registered is what "ready"
+     * means to others, so a ready worker can be stopped at once. */
+    naq_status s;
     if ((s = naq__client_open_conn(w->client, 1, &w->nc)) != NAQ_OK ||
         (s = naq__client_open_conn(w->client, 0, &w->ack_nc)) != NAQ_OK ||
         (s = naq__finisher_create(w->client, w->client->nc, &w->finisher)) != NAQ_OK ||
         (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK ||
-        (s = naq__fetcher_start(w, &w->fetcher)) != NAQ_OK) {
+        (s = naq__fetcher_start(w, &w->fetcher)) != NAQ_OK || (s = register_worker(w)) != NAQ_OK) {
+        naq__fetcher_stop(w->fetcher);
         naq__ack_sink_close(w->sink, 0);
         naq__finisher_destroy(w->finisher, 0);
-        w->sink = NULL;
         natsConnection_Destroy(w->ack_nc);
         natsConnection_Destroy(w->nc);
+        w->fetcher = NULL;
+        w->sink = NULL;
         w->finisher = NULL;
         w->ack_nc = NULL;
         w->nc = NULL;
-        naq__registry_stop(w->registry, "graceful", 0);
-        w->registry = NULL;
         atomic_store(&w->running, 0);
         return s;
     }
