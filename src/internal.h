@@ -197,6 +197,9 @@ typedef struct naq__ack_info {
 /* Fills *out and returns 1 when reply (may be NULL) is an ack subject
  * naming a consumer; returns 0 and leaves *out alone otherwise. */
 int naq__ack_subject_parse(const char *reply, naq__ack_info *out);
+/* The stream sequence of the message whose ack subject reply is (either
+ * of the server's two formats); 0 when reply is not an ack subject. */
+uint64_t naq__ack_subject_stream_seq(const char *reply);
 
 /* ---- ids, names and hashes (id.c, config.c) ---- */
 
@@ -312,14 +315,19 @@ void naq__cancel_watch_stop(naq__cancel_watch *w); /* accepts NULL */
 int naq__cancel_requested(naq_client *c, const char *job_id);
 
 /* jobs/finish.c: the job-finish protocol (see finish.c). The outcome record
- * (heap JSON, docs/protocol.md "Results") of job j ending with status
+ * (heap JSON, docs/protocol.md "Outcomes") of job j ending with status
  * ("completed" | "failed" | "cancelled"); details (may be NULL) gives the
- * result and exec fields. With keys (k, may be NULL) the result, output
- * tails and error message are sealed into "sealed" (crypt.h). NULL when out
- * of memory. */
-char *naq__outcome_record(const struct naq__crypt *k, const naq_job *j, const char *status,
-                          const struct json_t *details, const char *error_type,
+ * result and exec fields. message_seq (0: none) is the sequence of the
+ * queue message the record settles. With keys (k, may be NULL) the result,
+ * output tails and error message are sealed into "sealed" (crypt.h). NULL
+ * when out of memory. */
+char *naq__outcome_record(const struct naq__crypt *k, const naq_job *j, uint64_t message_seq,
+                          const char *status, const struct json_t *details, const char *error_type,
                           const char *error_message);
+/* 1 when job_id's outcome record says it settled the queue message of
+ * sequence message_seq: that message ran to its end already. 0 otherwise,
+ * also when the record cannot be read (one direct get). */
+int naq__outcome_settled(naq_client *c, const char *job_id, uint64_t message_seq);
 /* Records j's end synchronously: its outcome record (taken from record),
  * its dependents told, its unique key released. */
 naq_status naq__finish(naq_client *c, const naq_job *j, const char *record, int succeeded);

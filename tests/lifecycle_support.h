@@ -231,7 +231,7 @@ static inline void lc_finish(lc_fixture *fx, const char *id, int ok)
     snprintf(j.queue, sizeof j.queue, "any");
     snprintf(j.function, sizeof j.function, "any");
     j.attempt = 1;
-    char *record = naq__outcome_record(NULL, &j, ok ? "completed" : "failed", NULL, NULL, NULL);
+    char *record = naq__outcome_record(NULL, &j, 0, ok ? "completed" : "failed", NULL, NULL, NULL);
     naq_status s = naq__finish(fx->c, &j, record, ok);
     free(record);
     if (s != NAQ_OK)

@@ -58,10 +58,34 @@ static void subjects_that_are_not_ack_subjects_are_refused_and_out_untouched(voi
     assert_int_equal(naq__ack_subject_parse(NULL, &a), 0);
 }
 
+/* The outcome record names the message it settled by this sequence. */
+static void the_stream_sequence_is_read_from_either_format_and_0_when_there_is_none(void **state)
+{
+    (void)state;
+    assert_int_equal(naq__ack_subject_stream_seq(
+                         "$JS.ACK.NAQ_JOBS.naq_w_default_p2.3.4711.12.1733400000000000000.37"),
+                     4711);
+    assert_int_equal(naq__ack_subject_stream_seq(
+                         "$JS.ACK._.ACCHASH.NAQ_JOBS.naq_w_default_p2.1.18446744073709551615.12."
+                         "1733400000000000000.0.x1y2"),
+                     UINT64_MAX);
+    const char *none[] = {"",
+                          "_INBOX.a.b",
+                          "$JS.ACK.S.c.1.2.3.4",
+                          "$JS.ACK.S.c.1.x.3.4.0",
+                          "$JS.ACK.S.c.1..3.4.0",
+                          "$JS.ACK.a.b.S.c.1.2.3.4"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        if (naq__ack_subject_stream_seq(none[i]) != 0)
+            fail_msg("read a sequence from \"%s\"", none[i]);
+    assert_int_equal(naq__ack_subject_stream_seq(NULL), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_delivered_message_names_its_consumer_and_pending_count),
     cmocka_unit_test(the_pending_count_is_the_last_token_and_may_be_zero_or_large),
     cmocka_unit_test(subjects_that_are_not_ack_subjects_are_refused_and_out_untouched),
+    cmocka_unit_test(the_stream_sequence_is_read_from_either_format_and_0_when_there_is_none),
 };
 
 NAQ_TEST_MAIN(tests)

@@ -168,7 +168,7 @@ static void *finish_main(void *arg)
     memset(&j, 0, sizeof j);
     snprintf(j.id, sizeof j.id, "%s", f->id);
     snprintf(j.queue, sizeof j.queue, "deps");
-    char *record = naq__outcome_record(NULL, &j, "completed", NULL, NULL, NULL);
+    char *record = naq__outcome_record(NULL, &j, 0, "completed", NULL, NULL, NULL);
     f->s = naq__finish(f->fx->c, &j, record, 1);
     free(record);
     return NULL;

@@ -13,6 +13,8 @@
  */
 #include "worker_support.h"
 
+#include "internal.h"
+
 #include "naq/dlq.h"
 #include "naq/query.h"
 #include "naq/results.h"
@@ -594,6 +596,92 @@ first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_jo
     naq_event_clear(&e);
 }
 
+/* The sequence of the last job message queued on `queue` (normal
+ * priority), read back from the job stream. */
+static uint64_t last_queued_seq(fixture *fx, const char *queue)
+{
+    char subject[NAQ_URL_MAX];
+    assert_int_equal(
+        naq__subject(fx->c, subject, sizeof subject, "queue.%s.%d", queue, NAQ_PRIORITY_NORMAL),
+        NAQ_OK);
+    natsMsg *m = NULL;
+    natsStatus ns = js_GetLastMsg(&m, fx->c->js, fx->c->cfg.job_stream, subject, NULL, NULL);
+    if (ns != NATS_OK)
+        fail_msg("last message on %s: %s", subject, natsStatus_GetText(ns));
+    uint64_t seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    return seq;
+}
+
+/* Stores job id's outcome record "completed" as a worker would, naming the
+ * queue message of sequence message_seq as the one it settled. */
+static void record_completed(fixture *fx, const char *id, const char *queue, uint64_t message_seq)
+{
+    naq_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.id, sizeof j.id, "%s", id);
+    snprintf(j.queue, sizeof j.queue, "%s", queue);
+    snprintf(j.function, sizeof j.function, "sleep");
+    j.attempt = 1;
+    char *record = naq__outcome_record(NULL, &j, message_seq, "completed", NULL, NULL, NULL);
+    assert_non_null(record);
+    naq_status s = naq__finish(fx->c, &j, record, 1);
+    free(record);
+    if (s != NAQ_OK)
+        fail_msg("record of %s: %s", id, naq_last_error());
+}
+
+static int job_stream_is_empty(void *ud)
+{
+    fixture *fx = ud;
+    jsStreamInfo *si = NULL;
+    int empty = js_GetStreamInfo(&si, fx->c->js, fx->c->cfg.job_stream, NULL, NULL) == NATS_OK &&
+                si->State.Msgs == 0;
+    jsStreamInfo_Destroy(si);
+    return empty;
+}
+
+/* A run ended and its record was stored, but the ack was lost or came after
+ * the ack wait: the message comes again. The worker that gets it sees its
+ * own message named in the record, acks it and does not run it a second
+ * time. A record naming another message (an earlier run of the job, say
+ * one retried from the dead-letter queue) does not stop a run. The lost
+ * ack is made here by handing both jobs back at a stop after their records
+ * were written. */
+static void a_message_delivered_again_after_its_run_was_recorded_is_acked_not_run(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running a;
+    start(fx, &a, make_worker_opts(fx->c, "again", 2, 100));
+    char ran[NAQ_ID_SIZE], other[NAQ_ID_SIZE];
+    naq_job_opts o = job("again", "sleep", "[30000]", 0, 0);
+    enqueue_opts(fx->c, &o, ran);
+    wait_event(fx->c, ran, NAQ_EVENT_STARTED, 10000);
+    uint64_t ran_seq = last_queued_seq(fx, "again");
+    enqueue_opts(fx->c, &o, other);
+    wait_event(fx->c, other, NAQ_EVENT_STARTED, 10000);
+    assert_true(last_queued_seq(fx, "again") > ran_seq);
+    record_completed(fx, ran, "again", ran_seq);
+    record_completed(fx, other, "again", ran_seq); /* not its message */
+    assert_int_equal(finish(&a), NAQ_OK);          /* both handed back */
+
+    atomic_store(&calls, 0);
+    running b;
+    naq_worker *wb = make_worker(fx->c, "again");
+    assert_int_equal(naq_worker_register(wb, "sleep", count_handler, NULL), NAQ_OK);
+    start(fx, &b, wb);
+    naq_event e = outcome(fx->c, other, NAQ_EVENT_COMPLETED);
+    assert_int_equal(e.attempt, 2);
+    naq_event_clear(&e);
+    if (!naq_test_wait_for(job_stream_is_empty, fx, 10000))
+        fail_msg("the message of job %s was not acknowledged", ran);
+    stop(&b);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(count_type(fx->c, ran, NAQ_EVENT_STARTED), 1);
+    assert_int_equal(count_type(fx->c, other, NAQ_EVENT_STARTED), 2);
+}
+
 static void
 a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back(void **state)
 {
@@ -718,6 +806,7 @@ static const struct CMUnitTest tests[] = {
     T(cancelled_queued_job_never_runs),
     T(cancelling_a_running_exec_job_kills_it_and_logs_cancelled_not_failed),
     T(first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job),
+    T(a_message_delivered_again_after_its_run_was_recorded_is_acked_not_run),
     T(a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back),
     T(second_stop_hands_back_at_once_and_worker_stopped_says_forced),
     T(installations_with_other_prefixes_run_their_jobs_side_by_side),

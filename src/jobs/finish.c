@@ -57,8 +57,9 @@ static int seal_payload(const naq__crypt *k, const naq_job *j, json_t *payload, 
     return text != NULL;
 }
 
-char *naq__outcome_record(const naq__crypt *k, const naq_job *j, const char *status,
-                          const json_t *details, const char *error_type, const char *error_message)
+char *naq__outcome_record(const naq__crypt *k, const naq_job *j, uint64_t message_seq,
+                          const char *status, const json_t *details, const char *error_type,
+                          const char *error_message)
 {
     /* Written straight into one buffer (jsonw.h): every job ends with one,
      * and a jansson tree costs an allocation per field. */
@@ -72,6 +73,8 @@ char *naq__outcome_record(const naq__crypt *k, const naq_job *j, const char *sta
     naq__jsonw_str(&w, "function", j->function);
     naq__jsonw_str(&w, "status", status);
     naq__jsonw_int(&w, "attempt", j->attempt);
+    if (message_seq > 0)
+        naq__jsonw_int(&w, "message_seq", (long long)message_seq);
     naq__jsonw_fixed(&w, "finished_at", now, 6);
     naq__jsonw_fixed(&w, "expires_at", now + (double)ttl / 1000.0, 6);
     /* exit_status and signal say how a run ended, not what it computed:
@@ -182,7 +185,7 @@ naq_status naq__finish_unrun(naq_client *c, json_t *ended)
         if (s != NAQ_OK)
             break;
         j.attempt = 0; /* it never ran */
-        char *record = naq__outcome_record(c->crypt, &j, "cancelled", NULL,
+        char *record = naq__outcome_record(c->crypt, &j, 0, "cancelled", NULL,
                                            json_string_value(json_object_get(e, "error_type")),
                                            json_string_value(json_object_get(e, "message")));
         s = record ? finish_one(c, j.id, j.queue, j.unique_key, record, 0, ended)

@@ -162,6 +162,22 @@ naq_status naq__outcome_wait_for(naq_client *c, const char *dep, const char *dep
     return s;
 }
 
+int naq__outcome_settled(naq_client *c, const char *job_id, uint64_t message_seq)
+{
+    natsMsg *last = NULL;
+    int settled = 0;
+    if (message_seq > 0 && naq__outcome_last(c, job_id, &last) == NAQ_OK &&
+        naq__outcome_is_record(last)) {
+        json_t *o = json_loadb(natsMsg_GetData(last), (size_t)natsMsg_GetDataLength(last), 0, NULL);
+        json_t *seq = json_object_get(o, "message_seq");
+        settled = json_is_integer(seq) && (uint64_t)json_integer_value(seq) == message_seq;
+        json_decref(o);
+    }
+    natsMsg_Destroy(last);
+    naq__clear_error();
+    return settled;
+}
+
 int naq__job_finished(naq_client *c, const char *job_id)
 {
     natsMsg *last = NULL;

@@ -350,8 +350,9 @@ static void settle_final(naq_worker *w, const char *reply, const naq_job *j, con
         return;
     }
     naq__client_log_confirmed(w->client, e, settlement_confirm, st);
-    char *record = naq__outcome_record(w->client->crypt, j, status, ctx ? ctx->details : NULL,
-                                       error_type, error_message);
+    char *record =
+        naq__outcome_record(w->client->crypt, j, naq__ack_subject_stream_seq(reply), status,
+                            ctx ? ctx->details : NULL, error_type, error_message);
     naq__finisher_submit(w->finisher, j, record, succeeded, settlement_confirm, st);
 }
 
@@ -508,8 +509,9 @@ static void settle_failure(naq_worker *w, const char *reply, natsMsg *m, const n
     atomic_fetch_add(&w->dead_lettered, 1);
     if (st != NULL)
         naq__finisher_submit(w->finisher, j,
-                             naq__outcome_record(w->client->crypt, j, "failed", ctx->details,
-                                                 ctx->error_type, ctx->error_message),
+                             naq__outcome_record(w->client->crypt, j,
+                                                 naq__ack_subject_stream_seq(reply), "failed",
+                                                 ctx->details, ctx->error_type, ctx->error_message),
                              0, settlement_confirm, st);
 }
 
@@ -530,6 +532,18 @@ void naq__worker_run_message(naq__executor *x, natsMsg *m)
         char why[512];
         snprintf(why, sizeof why, "%s", naq_last_error());
         reject_malformed(w, m, &j, why);
+        naq_job_clear(&j);
+        return;
+    }
+
+    /* A redelivery of a message that ran to its end: its ack was lost, or
+     * reached the server after the ack wait. Its outcome record names the
+     * message, so it is settled again without a second run and without
+     * events (the job's last event stays its outcome). Retries come here
+     * too, and pay one read; a first delivery never does. */
+    if (j.attempt > 1 &&
+        naq__outcome_settled(w->client, j.id, naq__ack_subject_stream_seq(natsMsg_GetReply(m)))) {
+        naq__worker_ack(w, natsMsg_GetReply(m), "+ACK");
         naq_job_clear(&j);
         return;
     }
