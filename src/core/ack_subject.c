@@ -36,10 +36,10 @@ int naq__ack_subject_parse(const char *reply, naq__ack_info *out)
     return 1;
 }
 
-/* Newer servers may send
- *   $JS.ACK.<domain>.<account
- * hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token> so the sequence is the
- * 4th token after "$JS.ACK." of 7, and the 6th of 9 or more (as nats.c reads them). */
+/* After "$JS.ACK." come 7 tokens (the format above), or, from newer
+ * servers, 9 or more: <domain>.<account hash> first and a random token
+ * last. The sequence is the 4th of 7 and the 6th of 9 or more, as nats.c
+ * reads them. */
 uint64_t naq__ack_subject_stream_seq(const char *reply)
 {
     if (reply == NULL || strncmp(reply, ACK_PREFIX, sizeof ACK_PREFIX - 1) != 0)
