@@ -50,6 +50,9 @@
 #define BATCH_MAX 10000
 #define LINGER_MS 1000 /* a running maintainer collects a batch for up to this long */
 #define POLL_MS 250
+/* A reader that gets nothing while the stream holds more is re-opened
+ * after this long, and given up on after twice as long. */
+#define STALL_MS 5000
 #define CAS_ATTEMPTS 100
 #define RETRY_SLEEP_MS 1000
 #define CURSOR_KEY "cursor"
@@ -337,6 +340,30 @@ static naq_status stored_after(naq_client *c, uint64_t seq, int *more)
  * not where it stands), up to max events. linger_ms > 0: keep collecting
  * for that long after the first event (a running maintainer); 0: stop as
  * soon as the stream has nothing more (a step). */
+/* Called when a step's reader timed out although events follow m->pos.
+ * Its ordered consumer should recover by itself; if it gets nothing for
+ * STALL_MS, the reader is opened again at m->pos, and after as long again
+ * the step fails instead of waiting for ever (`naq events stats` once hung
+ * here under heavy load). *since: when the stall began, 0 = not stalled;
+ * *reopened: the reader was opened again in this stall. */
+static naq_status unstall(maintainer *m, int64_t *since, int *reopened)
+{
+    int64_t now = naq__mono_ms();
+    if (*since == 0)
+        *since = now;
+    if (now - *since < STALL_MS || (*reopened && now - *since < 2 * STALL_MS))
+        return NAQ_OK;
+    if (*reopened)
+        return naq__fail(NAQ_ERR_TIMEOUT,
+                         "event stream %s holds events after sequence %llu, but none came in "
+                         "%d s; is the server overloaded? Try again",
+                         m->c->cfg.event_stream, (unsigned long long)m->pos, 2 * STALL_MS / 1000);
+    naq__reader_close(m->reader);
+    m->reader = NULL;
+    *reopened = 1;
+    return naq__reader_open(m->c, NULL, m->pos + 1, 0, &m->reader);
+}
+
 static naq_status fold_batch(maintainer *m, int64_t max, int64_t linger_ms,
                              const volatile int *stop, size_t *folded)
 {
@@ -359,7 +386,8 @@ static naq_status fold_batch(maintainer *m, int64_t max, int64_t linger_ms,
             return s;
     }
     uint64_t batch_end = 0;
-    int64_t first_at = 0;
+    int64_t first_at = 0, stalled_since = 0;
+    int reopened = 0;
     int64_t count = 0;
     while (count < max) {
         if (stop != NULL && *stop)
@@ -380,13 +408,16 @@ static naq_status fold_batch(maintainer *m, int64_t max, int64_t linger_ms,
             s = NAQ_OK;
             if (linger_ms == 0) { /* a step ends when the stream holds nothing more */
                 int more = 0;
-                if ((s = stored_after(m->c, m->pos, &more)) != NAQ_OK || !more)
+                if ((s = stored_after(m->c, m->pos, &more)) != NAQ_OK || !more ||
+                    (s = unstall(m, &stalled_since, &reopened)) != NAQ_OK)
                     break;
             }
             continue;
         }
         if (s != NAQ_OK)
             break;
+        stalled_since = 0;
+        reopened = 0;
         if (first_at == 0)
             first_at = naq__mono_ms();
         m->pos = batch_end = seq;

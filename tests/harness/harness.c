@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,7 +252,21 @@ naq_client *naq_test_connect(const naq_test_server *s)
     return c;
 }
 
-static char *read_all(int fd)
+/* A CLI run by a test that has not exited after this long is killed and
+ * the test fails with its stderr, before ctest's own timeout (300 s)
+ * would kill the test and lose what the command said. */
+#define CLI_LIMIT_MS 240000
+
+static int64_t harness_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads fd to its end; with deadline_ms > 0 (monotonic) stops there and
+ * sets *timed_out. */
+static char *read_until(int fd, int64_t deadline_ms, int *timed_out)
 {
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -262,6 +277,17 @@ static char *read_all(int fd)
             buf = realloc(buf, cap);
             assert_non_null(buf);
         }
+        if (deadline_ms > 0) {
+            int64_t left = deadline_ms - harness_mono_ms();
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0) {
+                *timed_out = 1;
+                break;
+            }
+        }
         ssize_t n = read(fd, buf + len, cap - len - 1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -271,6 +297,11 @@ static char *read_all(int fd)
     }
     buf[len] = '\0';
     return buf;
+}
+
+static char *read_all(int fd)
+{
+    return read_until(fd, 0, NULL);
 }
 
 static void exec_cli(const char *const *argv, const char *const *env)
@@ -309,14 +340,25 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
         exec_cli(argv, env);
     }
     close(p[1]);
-    char *o = read_all(p[0]);
+    int timed_out = 0;
+    char *o = read_until(p[0], harness_mono_ms() + CLI_LIMIT_MS, &timed_out);
     close(p[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
     int st = 0;
     waitpid(pid, &st, 0);
     lseek(efd, 0, SEEK_SET);
     char *e = read_all(efd);
     close(efd);
     unlink(errpath);
+    if (timed_out) {
+        char cmd[512] = "naq";
+        for (const char *const *a = argv; *a != NULL; a++)
+            snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", *a);
+        fail_msg("'%s' did not exit within %d s and was killed; its stdout:\n%s\nits "
+                 "stderr:\n%s",
+                 cmd, CLI_LIMIT_MS / 1000, o, e);
+    }
     if (out)
         *out = o;
     else
