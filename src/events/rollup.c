@@ -336,22 +336,19 @@ static naq_status stored_after(naq_client *c, uint64_t seq, int *more)
     return NAQ_OK;
 }
 
-/* One batch: from the cursor (re-positioning the reader when the cursor is
- * not where it stands), up to max events. linger_ms > 0: keep collecting
- * for that long after the first event (a running maintainer); 0: stop as
- * soon as the stream has nothing more (a step). */
 /* Called when a step's reader timed out although events follow m->pos.
  * Its ordered consumer should recover by itself; if it gets nothing for
- * STALL_MS, the reader is opened again at m->pos, and after as long again
- * the step fails instead of waiting for ever (`naq events stats` once hung
- * here under heavy load). *since: when the stall began, 0 = not stalled;
- * *reopened: the reader was opened again in this stall. */
+ * STALL_MS, the reader is opened again at m->pos, and if that one gets
+ * nothing for as long, the step fails instead of waiting for ever (`naq
+ * events stats` once hung here under heavy load). *since: when the stall
+ * (or the wait after re-opening) began, 0 = not stalled; *reopened: the
+ * reader was opened again in this stall. */
 static naq_status unstall(maintainer *m, int64_t *since, int *reopened)
 {
     int64_t now = naq__mono_ms();
     if (*since == 0)
         *since = now;
-    if (now - *since < STALL_MS || (*reopened && now - *since < 2 * STALL_MS))
+    if (now - *since < STALL_MS)
         return NAQ_OK;
     if (*reopened)
         return naq__fail(NAQ_ERR_TIMEOUT,
@@ -361,9 +358,14 @@ static naq_status unstall(maintainer *m, int64_t *since, int *reopened)
     naq__reader_close(m->reader);
     m->reader = NULL;
     *reopened = 1;
+    *since = now;
     return naq__reader_open(m->c, NULL, m->pos + 1, 0, &m->reader);
 }
 
+/* One batch: from the cursor (re-positioning the reader when the cursor is
+ * not where it stands), up to max events. linger_ms > 0: keep collecting
+ * for that long after the first event (a running maintainer); 0: stop as
+ * soon as the stream has nothing more (a step). */
 static naq_status fold_batch(maintainer *m, int64_t max, int64_t linger_ms,
                              const volatile int *stop, size_t *folded)
 {
