@@ -3,6 +3,8 @@
  */
 #include "harness.h"
 
+#include "internal.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -257,13 +259,6 @@ naq_client *naq_test_connect(const naq_test_server *s)
  * would kill the test and lose what the command said. */
 #define CLI_LIMIT_MS 240000
 
-static int64_t harness_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads fd to its end; with deadline_ms > 0 (monotonic) stops there and
  * sets *timed_out. */
 static char *read_until(int fd, int64_t deadline_ms, int *timed_out)
@@ -278,7 +273,7 @@ static char *read_until(int fd, int64_t deadline_ms, int *timed_out)
             assert_non_null(buf);
         }
         if (deadline_ms > 0) {
-            int64_t left = deadline_ms - harness_mono_ms();
+            int64_t left = deadline_ms - naq__mono_ms();
             struct pollfd pfd = {fd, POLLIN, 0};
             int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
             if (r < 0 && errno == EINTR)
@@ -341,7 +336,7 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
     }
     close(p[1]);
     int timed_out = 0;
-    char *o = read_until(p[0], harness_mono_ms() + CLI_LIMIT_MS, &timed_out);
+    char *o = read_until(p[0], naq__mono_ms() + CLI_LIMIT_MS, &timed_out);
     close(p[0]);
     if (timed_out)
         kill(pid, SIGKILL);
