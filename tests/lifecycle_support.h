@@ -221,9 +221,10 @@ static inline void lc_enqueue(lc_fixture *fx, const naq_job_opts *o, char id[NAQ
 }
 
 /* What the worker's finisher does at a job's final outcome, synchronously
- * (finish.c): the outcome record, the dependents told, the unique key
- * released. */
-static inline void lc_finish(lc_fixture *fx, const char *id, int ok)
+ * (finish.c): the outcome record, naming the queue message of sequence
+ * message_seq as the one it settled (0: none), the dependents told, the
+ * unique key released. */
+static inline void lc_finish_message(naq_client *c, const char *id, uint64_t message_seq, int ok)
 {
     naq_job j;
     memset(&j, 0, sizeof j);
@@ -231,11 +232,17 @@ static inline void lc_finish(lc_fixture *fx, const char *id, int ok)
     snprintf(j.queue, sizeof j.queue, "any");
     snprintf(j.function, sizeof j.function, "any");
     j.attempt = 1;
-    char *record = naq__outcome_record(NULL, &j, 0, ok ? "completed" : "failed", NULL, NULL, NULL);
-    naq_status s = naq__finish(fx->c, &j, record, ok);
+    char *record =
+        naq__outcome_record(NULL, &j, message_seq, ok ? "completed" : "failed", NULL, NULL, NULL);
+    naq_status s = naq__finish(c, &j, record, ok);
     free(record);
     if (s != NAQ_OK)
         fail_msg("finish(%s): %s", id, naq_last_error());
+}
+
+static inline void lc_finish(lc_fixture *fx, const char *id, int ok)
+{
+    lc_finish_message(fx->c, id, 0, ok);
 }
 
 /* 1 when job id has an outcome record. */

@@ -14,6 +14,7 @@
 #include "worker_support.h"
 
 #include "internal.h"
+#include "lifecycle_support.h"
 
 #include "naq/dlq.h"
 #include "naq/query.h"
@@ -613,24 +614,6 @@ static uint64_t last_queued_seq(fixture *fx, const char *queue)
     return seq;
 }
 
-/* Stores job id's outcome record "completed" as a worker would, naming the
- * queue message of sequence message_seq as the one it settled. */
-static void record_completed(fixture *fx, const char *id, const char *queue, uint64_t message_seq)
-{
-    naq_job j;
-    memset(&j, 0, sizeof j);
-    snprintf(j.id, sizeof j.id, "%s", id);
-    snprintf(j.queue, sizeof j.queue, "%s", queue);
-    snprintf(j.function, sizeof j.function, "sleep");
-    j.attempt = 1;
-    char *record = naq__outcome_record(NULL, &j, message_seq, "completed", NULL, NULL, NULL);
-    assert_non_null(record);
-    naq_status s = naq__finish(fx->c, &j, record, 1);
-    free(record);
-    if (s != NAQ_OK)
-        fail_msg("record of %s: %s", id, naq_last_error());
-}
-
 static int job_stream_is_empty(void *ud)
 {
     fixture *fx = ud;
@@ -662,9 +645,9 @@ static void a_message_delivered_again_after_its_run_was_recorded_is_acked_not_ru
     enqueue_opts(fx->c, &o, other);
     wait_event(fx->c, other, NAQ_EVENT_STARTED, 10000);
     assert_true(last_queued_seq(fx, "again") > ran_seq);
-    record_completed(fx, ran, "again", ran_seq);
-    record_completed(fx, other, "again", ran_seq); /* not its message */
-    assert_int_equal(finish(&a), NAQ_OK);          /* both handed back */
+    lc_finish_message(fx->c, ran, ran_seq, 1);
+    lc_finish_message(fx->c, other, ran_seq, 1); /* not its message */
+    assert_int_equal(finish(&a), NAQ_OK);        /* both handed back */
 
     atomic_store(&calls, 0);
     running b;
