@@ -7,7 +7,8 @@
  * The fetcher asks for messages by publishing pull requests
  * ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>) on the worker's own
  * connection, which sends at once (no flush, no PING per request), with
- * the reply subject "<inbox>.<request slot>". At most one request is open
+ * the reply subject "<inbox>.<request slot>.<generation>" (pull_request.h:
+ * the requests and how the server ends them). At most one request is open
  * per consumer. Its batch is what the worker can take now:
  *     free slots (concurrency - jobs running) + prefetch - ready - requested
  * so the server hands out no more than the worker will start, and a slot
@@ -20,12 +21,8 @@
  * not two. When every executor is busy, the keeper drains the replies
  * (naq__fetcher_in_progress), so prefetched jobs get in-progress acks.
  *
- * Measured on nats-server 2.9.10 (a probe program against the real server):
- *  - a no-wait request is answered at once: the messages available (up to
- *    the batch), then status 408 ends it (404 when there were none);
- *  - a request with "expires" ends with 408 at its expiry; with
- *    "idle_heartbeat" the server sends status 100 while it waits, so a
- *    long poll whose server went away is noticed within a few heartbeats;
+ * Measured on nats-server 2.9.10 (a probe program against the real server;
+ * how requests end is in pull_request.h):
  *  - job messages arrive with their own subject, not the reply subject:
  *    their ack subject names the consumer (and the messages still pending
  *    on it, the last token), which is how a job is counted against the
@@ -75,6 +72,7 @@
  *    that follow short ones come to a worker already busy only within
  *    that time.
  */
+#include "pull_request.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -88,12 +86,6 @@
 /* Longest wait of a poll that asks for more than the free slots (see
  * "Polling" above): the prefetch it was sized with is never older. */
 #define PREFETCH_PULL_MS 50
-/* Heartbeats of a long poll; three missed ones and it counts as lost. */
-#define HEARTBEAT_MS 100
-/* A no-wait request unanswered this long counts as lost (the server went
- * away, or the consumer is gone: a request to a missing consumer is never
- * answered). */
-#define NOWAIT_LOST_MS 1000
 /* See "Fairness rule" above: long enough that a busy lower level does not
  * pay a round of probes per job, short enough for priorities to bite. */
 #define EMPTY_HINT_MS 5
@@ -110,24 +102,16 @@ typedef struct ready_msg {
     int64_t since_ms; /* when it arrived: in-progress acks while it waits */
 } ready_msg;
 
-/* The request open on one consumer (queue q, level l: slot q*levels+l). */
-typedef struct {
-    int open;
-    int batch, delivered;
-    int64_t expires_ms; /* a poll's expiry; 0 for a no-wait request */
-    int64_t last_heard_ms;
-    int64_t sent_us;
-} pull_req;
-
 struct naq__fetcher {
     naq_worker *w;
     pthread_mutex_t lock;
     pthread_cond_t ready_cv; /* executors wait here for a job */
-    natsSubscription *sub;   /* "<inbox>.*": every reply to our requests */
+    natsSubscription *sub;   /* "<inbox>.*.*": every reply to our requests */
     char inbox[64];
+    unsigned next_gen; /* of the next request */
     ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
     int nready, running, requested;
-    pull_req *reqs;           /* nqueues * NAQ_PRIORITY_LEVELS */
+    naq__pull_req *reqs;      /* nqueues * NAQ_PRIORITY_LEVELS */
     int next_queue;           /* round-robin start within a level */
     int focus_q, focus_l;     /* where the last job came from */
     int64_t backoff_until_ms; /* after an error, no request before this */
@@ -137,7 +121,7 @@ struct naq__fetcher {
     long long backlog;       /* jobs pending on the server, as the last reply said */
 };
 
-static pull_req *req_of(naq__fetcher *f, int q, int level)
+static naq__pull_req *req_of(naq__fetcher *f, int q, int level)
 {
     return &f->reqs[q * NAQ_PRIORITY_LEVELS + level];
 }
@@ -173,7 +157,7 @@ static void average_in(int64_t *avg, int64_t sample)
 
 /* Lock held. The request of (q, level) has ended: what it did not deliver
  * is no longer expected. */
-static void req_end(naq__fetcher *f, pull_req *r)
+static void req_end(naq__fetcher *f, naq__pull_req *r)
 {
     if (!r->open)
         return;
@@ -184,35 +168,15 @@ static void req_end(naq__fetcher *f, pull_req *r)
 
 /* ---------------------------------------------------------------- requests */
 
-/* The server refuses heartbeats more than half a poll's expiry. */
-static int has_heartbeats(int64_t expires_ms)
-{
-    return expires_ms >= 2 * HEARTBEAT_MS;
-}
-
-/* How long an open request may stay silent before it counts as lost: a
- * poll with heartbeats hears one every HEARTBEAT_MS, other requests are
- * answered by their expiry at the latest. */
-static int64_t silence_limit_ms(const pull_req *r)
-{
-    return has_heartbeats(r->expires_ms) ? 3 * HEARTBEAT_MS : r->expires_ms + NOWAIT_LOST_MS;
-}
-
 /* Lock held. Sends a request for n jobs to (q, level): a no-wait probe
  * (expires_ms 0), or a poll that waits up to expires_ms. */
 static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expires_ms)
 {
     naq_worker *w = f->w;
     char reply[96], body[128];
-    snprintf(reply, sizeof reply, "%s.%d", f->inbox, q * NAQ_PRIORITY_LEVELS + level);
-    if (expires_ms == 0) /* expires is in nanoseconds */
-        snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
-    else if (has_heartbeats(expires_ms))
-        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld,\"idle_heartbeat\":%lld}", n,
-                 (long long)expires_ms * 1000000LL, (long long)HEARTBEAT_MS * 1000000LL);
-    else
-        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", n,
-                 (long long)expires_ms * 1000000LL);
+    unsigned gen = ++f->next_gen;
+    naq__pull_req_subject(f->inbox, q * NAQ_PRIORITY_LEVELS + level, gen, reply, sizeof reply);
+    naq__pull_req_body(n, expires_ms, body, sizeof body);
     natsStatus ns =
         natsConnection_PublishRequestString(w->nc, w->queues[q].next_subject[level], reply, body);
     if (ns != NATS_OK) {
@@ -221,13 +185,7 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expire
         f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
         return 0;
     }
-    pull_req *r = req_of(f, q, level);
-    r->open = 1;
-    r->batch = n;
-    r->delivered = 0;
-    r->expires_ms = expires_ms;
-    r->last_heard_ms = naq__mono_ms();
-    r->sent_us = naq__mono_us();
+    naq__pull_req_sent(req_of(f, q, level), gen, n, expires_ms, naq__mono_ms(), naq__mono_us());
     f->requested += n;
     return 1;
 }
@@ -263,7 +221,7 @@ static void refill(naq__fetcher *f)
     for (int level = NAQ_PRIORITY_LEVELS - 1; level >= 0 && want > 0; level--) {
         for (int k = 0; k < w->nqueues && want > 0; k++) {
             int q = (f->next_queue + k) % w->nqueues;
-            pull_req *r = req_of(f, q, level);
+            naq__pull_req *r = req_of(f, q, level);
             if (r->open || w->queues[q].empty_until[level] > now)
                 continue;
             if (!send_request(f, q, level, want, 0))
@@ -313,12 +271,12 @@ static void on_job(naq__fetcher *f, natsMsg *m)
     long long pending = -1;
     int q = consumer_of(f, m, &level, &pending);
     if (q >= 0) {
-        pull_req *r = req_of(f, q, level);
+        naq__pull_req *r = req_of(f, q, level);
         if (r->open) {
             if (r->delivered == 0 && r->expires_ms == 0) /* a poll waits for jobs: no trip */
                 average_in(&f->trip_us, naq__mono_us() - r->sent_us);
             r->delivered++;
-            r->last_heard_ms = naq__mono_ms();
+            naq__pull_req_heard(r, naq__mono_ms());
             f->requested--;
             if (r->delivered >= r->batch)
                 r->open = 0;
@@ -347,17 +305,21 @@ static void on_job(naq__fetcher *f, natsMsg *m)
     pthread_cond_signal(&f->ready_cv);
 }
 
-/* Lock held. A status reply ("<inbox>.<slot>"). */
+/* Lock held. A status reply. One for a request that has ended already
+ * (a 408 that came after the request's expiry passed) is ignored. */
 static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
 {
     naq_worker *w = f->w;
-    const char *slot = strrchr(natsMsg_GetSubject(m), '.');
-    int i = slot ? atoi(slot + 1) : -1;
-    if (i < 0 || i >= w->nqueues * NAQ_PRIORITY_LEVELS)
+    int i;
+    unsigned gen;
+    if (!naq__pull_req_parse_reply(f->inbox, natsMsg_GetSubject(m),
+                                   w->nqueues * NAQ_PRIORITY_LEVELS, &i, &gen))
         return;
     int q = i / NAQ_PRIORITY_LEVELS, level = i % NAQ_PRIORITY_LEVELS;
-    pull_req *r = &f->reqs[i];
-    r->last_heard_ms = naq__mono_ms();
+    naq__pull_req *r = &f->reqs[i];
+    if (!r->open || r->gen != gen)
+        return;
+    naq__pull_req_heard(r, naq__mono_ms());
     if (strcmp(status, "100") == 0)
         return; /* a heartbeat: the long poll is alive */
     if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
@@ -386,19 +348,29 @@ static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
     f->backoff_until_ms = naq__mono_ms() + ERROR_BACKOFF_MS;
 }
 
-/* Lock held. Requests that went silent count as lost. */
+/* Lock held. The consumer of slot i answers no more. */
+static void consumer_silent(naq__fetcher *f, int i)
+{
+    naq_worker *w = f->w;
+    naq__worker_error(w, "PullFailed", "consumer %s did not answer a request for jobs",
+                      w->queues[i / NAQ_PRIORITY_LEVELS].consumer[i % NAQ_PRIORITY_LEVELS]);
+    atomic_store(&w->consumers_lost, 1); /* the keeper makes sure they exist */
+}
+
+/* Lock held. Ends the polls past their expiry and the requests whose
+ * consumer went silent (pull_request.h). */
 static void expire_requests(naq__fetcher *f)
 {
     naq_worker *w = f->w;
-    int64_t now = naq__mono_ms();
+    int64_t now = naq__mono_ms(), now_us = naq__mono_us();
     for (int i = 0; i < w->nqueues * NAQ_PRIORITY_LEVELS; i++) {
-        pull_req *r = &f->reqs[i];
-        if (!r->open || now - r->last_heard_ms < silence_limit_ms(r))
+        naq__pull_req *r = &f->reqs[i];
+        naq__pull_verdict v = r->open ? naq__pull_req_due(r, now, now_us) : NAQ__PULL_WAITING;
+        if (v == NAQ__PULL_WAITING)
             continue;
-        naq__worker_error(w, "PullFailed", "consumer %s did not answer a request for jobs",
-                          w->queues[i / NAQ_PRIORITY_LEVELS].consumer[i % NAQ_PRIORITY_LEVELS]);
-        atomic_store(&w->consumers_lost, 1); /* the keeper makes sure they exist */
         req_end(f, r);
+        if (v == NAQ__PULL_LOST)
+            consumer_silent(f, i);
     }
 }
 
@@ -550,7 +522,7 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
 {
     *out = NULL;
     naq__fetcher *f = calloc(1, sizeof *f);
-    pull_req *reqs = calloc((size_t)w->nqueues * NAQ_PRIORITY_LEVELS, sizeof *reqs);
+    naq__pull_req *reqs = calloc((size_t)w->nqueues * NAQ_PRIORITY_LEVELS, sizeof *reqs);
     if (f == NULL || reqs == NULL) {
         free(f);
         free(reqs);
@@ -567,7 +539,7 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
     if (ns == NATS_OK) {
         snprintf(f->inbox, sizeof f->inbox, "%s", (const char *)ib);
         natsInbox_Destroy(ib);
-        snprintf(subject, sizeof subject, "%s.*", f->inbox);
+        snprintf(subject, sizeof subject, "%s.*.*", f->inbox);
         ns = natsConnection_SubscribeSync(&f->sub, w->nc, subject);
     }
     if (ns == NATS_OK)
