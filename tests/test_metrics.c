@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,9 +338,13 @@ static pid_t spawn_prometheus(fixture *f, const char *config, const char *data, 
     assert_true(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        FILE *out = freopen(log, "w", stdout);
-        (void)out;
-        dup2(STDOUT_FILENO, STDERR_FILENO);
+        int fd =
+            open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no stdio: see exec in harness.c */
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
         execlp("prometheus", "prometheus", cfg, store, listen, (char *)NULL);
         _exit(127);
     }

@@ -299,19 +299,49 @@ static char *read_all(int fd)
     return read_until(fd, 0, NULL);
 }
 
-static void exec_cli(const char *const *argv, const char *const *env)
+extern char **environ;
+
+/* The environment of a child: env's entries first (getenv finds the first
+ * of a name), then this process's. Built before the fork: the child of a
+ * process with threads (nats.c's, the sanitizer's) may make only
+ * async-signal-safe calls before its exec, since an allocation there can
+ * wait for ever on a lock that another thread held at the fork (putenv in
+ * the child did, under ASan, once in a few dozen runs). Free the array,
+ * not its strings. */
+static char **child_envp(const char *const *env)
 {
-    for (const char *const *e = env; e && *e; e++)
-        putenv((char *)*e);
-    int n = 0;
+    size_t extra = 0, inherited = 0;
+    while (env && env[extra])
+        extra++;
+    while (environ[inherited])
+        inherited++;
+    char **envp = calloc(extra + inherited + 1, sizeof *envp);
+    assert_non_null(envp);
+    memcpy(envp, env, extra * sizeof *envp);
+    memcpy(envp + extra, environ, inherited * sizeof *envp);
+    return envp;
+}
+
+/* NAQ_BIN followed by argv, for execve; free the array, not its strings. */
+static char **cli_argv(const char *const *argv)
+{
+    size_t n = 0;
     while (argv[n])
         n++;
-    const char **full = calloc((size_t)n + 2, sizeof *full);
-    full[0] = NAQ_BIN;
-    for (int i = 0; i < n; i++)
-        full[i + 1] = argv[i];
-    execv(NAQ_BIN, (char *const *)full);
-    fprintf(stderr, "cannot run %s: %s\n", NAQ_BIN, strerror(errno));
+    char **full = calloc(n + 2, sizeof *full);
+    assert_non_null(full);
+    full[0] = (char *)NAQ_BIN;
+    memcpy(full + 1, argv, n * sizeof *full);
+    return full;
+}
+
+/* In the child: only async-signal-safe calls (see child_envp). */
+static void exec_cli(char **argv, char **envp)
+{
+    execve(NAQ_BIN, argv, envp);
+    static const char msg[] = "cannot run " NAQ_BIN "\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
     _exit(127);
 }
 
@@ -324,6 +354,7 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
     char errpath[] = "/tmp/naq-test-stderr-XXXXXX";
     int efd = mkstemp(errpath);
     assert_true(efd >= 0);
+    char **full = cli_argv(argv), **envp = child_envp(env);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -332,8 +363,10 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
         dup2(efd, 2);
         close(p[1]);
         close(efd);
-        exec_cli(argv, env);
+        exec_cli(full, envp);
     }
+    free(full);
+    free(envp);
     close(p[1]);
     int timed_out = 0;
     char *o = read_until(p[0], naq__mono_ms() + CLI_LIMIT_MS, &timed_out);
@@ -369,6 +402,7 @@ int naq_test_run_cli(const char *const *argv, const char *const *env, char **out
 
 pid_t naq_test_spawn_cli(const char *const *argv, const char *const *env, const char *log_path)
 {
+    char **full = cli_argv(argv), **envp = child_envp(env);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -378,27 +412,18 @@ pid_t naq_test_spawn_cli(const char *const *argv, const char *const *env, const 
             dup2(fd, 2);
             close(fd);
         }
-        exec_cli(argv, env);
+        exec_cli(full, envp);
     }
+    free(full);
+    free(envp);
     return pid;
 }
 
-extern char **environ;
 extern char *program_invocation_name; /* glibc: argv[0] as started */
 
 pid_t naq_test_spawn_self(const char *argv0, const char *const *env, const char *log_path)
 {
-    /* Everything is built before fork: only async-signal-safe calls may
-     * run in the child of a threaded process. */
-    size_t extra = 0, inherited = 0;
-    while (env && env[extra])
-        extra++;
-    while (environ[inherited])
-        inherited++;
-    char **envp = calloc(extra + inherited + 1, sizeof *envp);
-    assert_non_null(envp);
-    memcpy(envp, env, extra * sizeof *envp); /* first, so getenv finds them */
-    memcpy(envp + extra, environ, inherited * sizeof *envp);
+    char **envp = child_envp(env);
     char *argv[] = {(char *)argv0, NULL};
     int fd = -1;
     if (log_path != NULL) {
