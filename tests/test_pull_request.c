@@ -28,15 +28,15 @@ static void a_reply_subject_names_its_slot_and_generation(void **state)
 static void subjects_that_are_not_our_replies_are_refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"_INBOX.abc.7",      /* no generation: the old form */
-                         "_INBOX.abd.7.1",    /* another inbox */
-                         "_INBOX.abc.10.1",   /* slot beyond the worker's */
-                         "_INBOX.abc.-1.1",   /* negative slot */
-                         "_INBOX.abc.7.1.2",  /* one token too many */
-                         "_INBOX.abc.7.x",    /* not a number */
-                         "_INBOX.abc..1",     /* empty slot */
-                         "naq.queue.q.2",     /* a job's own subject */
-                         "_INBOX.abcd.7.1"};  /* the inbox only as a prefix */
+    const char *bad[] = {"_INBOX.abc.7",     /* no generation: the old form */
+                         "_INBOX.abd.7.1",   /* another inbox */
+                         "_INBOX.abc.10.1",  /* slot beyond the worker's */
+                         "_INBOX.abc.-1.1",  /* negative slot */
+                         "_INBOX.abc.7.1.2", /* one token too many */
+                         "_INBOX.abc.7.x",   /* not a number */
+                         "_INBOX.abc..1",    /* empty slot */
+                         "naq.queue.q.2",    /* a job's own subject */
+                         "_INBOX.abcd.7.1"}; /* the inbox only as a prefix */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int slot = -1;
         unsigned gen = 0;

@@ -72,7 +72,8 @@ void naq__pull_req_heard(naq__pull_req *r, int64_t now_ms)
 
 naq__pull_verdict naq__pull_req_due(naq__pull_req *r, int64_t now_ms, int64_t now_us)
 {
-    if (r->expires_ms > 0 && now_us - r->sent_us >= (r->expires_ms + NAQ_PULL_EXPIRY_GRACE_MS) * 1000) {
+    if (r->expires_ms > 0 &&
+        now_us - r->sent_us >= (r->expires_ms + NAQ_PULL_EXPIRY_GRACE_MS) * 1000) {
         r->unanswered = r->heard ? 0 : r->unanswered + 1;
         if (r->unanswered < NAQ_PULL_UNANSWERED_LOST)
             return NAQ__PULL_OVER;
@@ -81,7 +82,7 @@ naq__pull_verdict naq__pull_req_due(naq__pull_req *r, int64_t now_ms, int64_t no
     }
     /* A poll with heartbeats hears one every NAQ_PULL_HEARTBEAT_MS; a
      * no-wait request is answered at once. */
-    int64_t limit = has_heartbeats(r->expires_ms) ? 3 * NAQ_PULL_HEARTBEAT_MS
-                                                  : NAQ_PULL_NOWAIT_LOST_MS;
+    int64_t limit =
+        has_heartbeats(r->expires_ms) ? 3 * NAQ_PULL_HEARTBEAT_MS : NAQ_PULL_NOWAIT_LOST_MS;
     return now_ms - r->last_heard_ms >= limit ? NAQ__PULL_LOST : NAQ__PULL_WAITING;
 }

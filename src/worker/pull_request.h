@@ -10,9 +10,9 @@
  *  - a request with "expires" (a poll) ends with 408 at its expiry, or
  *    without a word: a message that comes for the consumer after the
  *    expiry, before the server's own timer has swept the request, finds it
- *    expired and drops it silently (nextWaiting). Under load that was one
- *    poll in a few thousand, and taken as lost it kept the worker from
- *    asking again for a second. So a poll is over once its expiry (and
+ *    expired and drops it silently (nextWaiting). In the benchmarks that
+ *    was one poll in one or two thousand, and taken as lost it kept the
+ *    worker from asking again for a second. So a poll is over once its expiry (and
  *    NAQ_PULL_EXPIRY_GRACE_MS) has passed, answered or not, and only a
  *    consumer that says nothing to NAQ_PULL_UNANSWERED_LOST polls in a row
  *    counts as lost;
