@@ -317,7 +317,8 @@ static char **child_envp(const char *const *env)
         inherited++;
     char **envp = calloc(extra + inherited + 1, sizeof *envp);
     assert_non_null(envp);
-    memcpy(envp, env, extra * sizeof *envp);
+    for (size_t i = 0; i < extra; i++) /* env may be NULL */
+        envp[i] = (char *)env[i];
     memcpy(envp + extra, environ, inherited * sizeof *envp);
     return envp;
 }
