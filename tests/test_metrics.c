@@ -8,9 +8,9 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,8 +338,9 @@ static pid_t spawn_prometheus(fixture *f, const char *config, const char *data, 
     assert_true(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd =
-            open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no stdio: see exec in harness.c */
+        /* No stdio in the child of a threaded process: see child_envp in
+         * harness.c. */
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);

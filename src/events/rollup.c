@@ -340,10 +340,10 @@ static naq_status stored_after(naq_client *c, uint64_t seq, int *more)
  * Its ordered consumer should recover by itself; if it gets nothing for
  * STALL_MS, the reader is opened again at m->pos, and if that one gets
  * nothing for as long, the step fails instead of waiting for ever. (A
- * guard only: the hang of `naq events stats` in a test that prompted it
- * was the test harness's fork, tests/harness/harness.c.) *since: when the stall
- * (or the wait after re-opening) began, 0 = not stalled; *reopened: the
- * reader was opened again in this stall. */
+ * guard only: the test hang of `naq events stats` that prompted it was
+ * the test harness's fork, tests/harness/harness.c.) *since: when the
+ * stall (or the wait after re-opening) began, 0 = not stalled;
+ * *reopened: the reader was opened again in this stall. */
 static naq_status unstall(maintainer *m, int64_t *since, int *reopened)
 {
     int64_t now = naq__mono_ms();
