@@ -65,6 +65,44 @@ static void a_dead_job_is_stored_whole_and_logged(void **state)
     naq_event_clear(&last);
 }
 
+/* The worker whose put was stored but whose reply was lost (the server
+ * killed in between) logged nothing, and its re-run's put is a duplicate:
+ * that put logs the event, and a third logs no second copy. */
+static void a_repeated_put_after_a_lost_reply_keeps_one_entry_and_logs_one_event(void **state)
+{
+    lc_fixture *fx = *state;
+    naq_job_opts o = lc_job("emails", "lost1");
+    char got[NAQ_ID_SIZE];
+    lc_enqueue(fx, &o, got);
+    naq_job j;
+    lc_queued_job(fx, "lost1", &j, NULL, 0);
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+
+    /* The first put as the server stored it: same message id, no event. */
+    char msg_id[NAQ_ID_SIZE];
+    naq__derived_id("dlq", "lost1-1", msg_id);
+    natsMsg *m = NULL;
+    assert_int_equal(natsMsg_Create(&m, "naq.dlq.emails", NULL, "{}", 2), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id), NATS_OK);
+    jsPubAck *ack = NULL;
+    assert_int_equal(js_PublishMsg(&ack, fx->js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(m);
+
+    for (int i = 0; i < 2; i++)
+        if (naq__dlq_put(fx->c, &j, json, len, "IOError", "it broke", 1) != NAQ_OK)
+            fail_msg("dlq put: %s", naq_last_error());
+    free(json);
+    naq_job_clear(&j);
+    size_t n = 0;
+    natsMsg **v = lc_stream_read(fx, "NAQ_DLQ", NULL, &n);
+    assert_int_equal(n, 1);
+    lc_msgs_free(v, n);
+    assert_events(fx, "lost1", "enqueued,max_retries_exceeded");
+}
+
 static void list_and_show_filter_by_queue_error_type_and_job(void **state)
 {
     lc_fixture *fx = *state;
@@ -262,6 +300,7 @@ static void cli_dlq_list_show_retry_and_purge(void **state)
 #define T(f) cmocka_unit_test_setup_teardown(f, lc_setup, lc_teardown)
 static const struct CMUnitTest tests[] = {
     T(a_dead_job_is_stored_whole_and_logged),
+    T(a_repeated_put_after_a_lost_reply_keeps_one_entry_and_logs_one_event),
     T(list_and_show_filter_by_queue_error_type_and_job),
     T(retry_enqueues_a_new_job_linked_to_the_dead_one_and_logs_on_both),
     T(purge_deletes_only_the_matching_entries),

@@ -21,11 +21,12 @@
 #define WS_UNUSED __attribute__((unused))
 
 typedef struct running running;
+typedef struct worker_thread worker_thread;
 
 typedef struct {
     naq_test_server srv;
     naq_client *c;
-    running *runs[8]; /* workers still running, stopped by teardown */
+    worker_thread *runs[8]; /* workers still running, stopped by teardown */
 } fixture;
 
 WS_UNUSED static void stop_all(fixture *fx);
@@ -65,48 +66,67 @@ WS_UNUSED static int64_t mono_ms(void)
 
 /* ---- workers in threads ---- */
 
-struct running {
+/* A worker's thread and what it returned. On the heap, and listed in the
+ * fixture until finished: after a failed assertion the test's frame is
+ * gone (cmocka longjmps out of it), and teardown stops what is listed. */
+struct worker_thread {
     fixture *fx;
     naq_worker *w;
     pthread_t thread;
     naq_status rc;
-    atomic_int done;
+};
+
+/* What a test keeps on its stack: the worker, to read, and its thread. */
+struct running {
+    naq_worker *w;
+    worker_thread *t;
 };
 
 WS_UNUSED static void *run_main(void *arg)
 {
-    running *r = arg;
-    r->rc = naq_worker_run(r->w);
-    atomic_store(&r->done, 1);
+    worker_thread *t = arg;
+    t->rc = naq_worker_run(t->w);
     return NULL;
 }
 
 WS_UNUSED static void start(fixture *fx, running *r, naq_worker *w)
 {
-    memset(r, 0, sizeof *r);
-    r->fx = fx;
+    int slot = 0;
+    while (slot < 8 && fx->runs[slot] != NULL)
+        slot++;
+    if (slot == 8)
+        fail_msg("too many workers in one test");
+    worker_thread *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->fx = fx;
+    t->w = w;
+    assert_int_equal(pthread_create(&t->thread, NULL, run_main, t), 0);
+    fx->runs[slot] = t;
     r->w = w;
-    assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
-    for (int i = 0; i < 8; i++) {
-        if (fx->runs[i] == NULL) {
-            fx->runs[i] = r;
-            return;
-        }
-    }
-    fail_msg("too many workers in one test");
+    r->t = t;
 }
 
-/* Stops, joins and destroys; returns naq_worker_run's status. */
+/* Stops, joins, destroys and frees t; returns naq_worker_run's status. */
+WS_UNUSED static naq_status finish_thread(worker_thread *t)
+{
+    fixture *fx = t->fx;
+    for (int i = 0; i < 8; i++)
+        if (fx->runs[i] == t)
+            fx->runs[i] = NULL;
+    naq_worker_stop(t->w);
+    pthread_join(t->thread, NULL);
+    naq_worker_destroy(t->w);
+    naq_status rc = t->rc;
+    free(t);
+    return rc;
+}
+
 WS_UNUSED static naq_status finish(running *r)
 {
-    for (int i = 0; i < 8; i++)
-        if (r->fx->runs[i] == r)
-            r->fx->runs[i] = NULL;
-    naq_worker_stop(r->w);
-    pthread_join(r->thread, NULL);
-    naq_worker_destroy(r->w);
+    naq_status rc = finish_thread(r->t);
     r->w = NULL;
-    return r->rc;
+    r->t = NULL;
+    return rc;
 }
 
 WS_UNUSED static void stop(running *r)
@@ -118,7 +138,7 @@ WS_UNUSED static void stop_all(fixture *fx)
 {
     for (int i = 0; i < 8; i++)
         if (fx->runs[i] != NULL)
-            finish(fx->runs[i]);
+            finish_thread(fx->runs[i]);
 }
 
 /* ---- reading outcomes ---- */

@@ -90,9 +90,14 @@ naq_status naq__dlq_put(naq_client *c, const naq_job *job, const char *job_json,
         s = naq__fail_nats(ns == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS, ns, (int)jerr,
                            "cannot store job %s in the dead-letter stream %s", job->id,
                            c->cfg.dlq_stream);
-    } else if (!ack->Duplicate) {
+    } else {
+        /* Logged on a duplicate too: the first put may have been stored
+         * with its reply lost (a server killed or away), so nothing logged
+         * it then. The event's id comes from the entry's, and the event
+         * stream keeps one copy. */
         naq_event ev;
         naq_event_init(&ev, NAQ_EVENT_MAX_RETRIES_EXCEEDED);
+        naq__derived_id("max_retries_exceeded", tagged, ev.event_id);
         snprintf(ev.job_id, sizeof ev.job_id, "%s", job->id);
         snprintf(ev.queue_name, sizeof ev.queue_name, "%s", job->queue);
         snprintf(ev.schedule_id, sizeof ev.schedule_id, "%s", job->schedule_id);
