@@ -386,6 +386,36 @@ static void enqueue_of_the_same_job_id_twice_stores_it_once(void **state)
     naq_event_list_free(&l);
 }
 
+/* A first enqueue whose job the server stored but whose reply was lost
+ * (a timeout, which tells the caller to enqueue again with the same id)
+ * logged nothing: the repeat, a duplicate, logs "enqueued". */
+static void a_repeated_enqueue_after_a_lost_reply_logs_the_enqueued_event(void **state)
+{
+    fixture *fx = *state;
+    natsMsg *m = NULL;
+    assert_int_equal(naq__job_msg_to("naq.queue.q.2", "lost-reply", "q", "f", "{}", 2, NULL, &m),
+                     NAQ_OK);
+    jsPubAck *ack = NULL;
+    assert_int_equal(js_PublishMsg(&ack, fx->js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(m);
+
+    naq_job_opts o;
+    naq_job_opts_init(&o);
+    o.queue = "q";
+    o.function = "f";
+    o.job_id = "lost-reply";
+    char id[NAQ_ID_SIZE];
+    assert_int_equal(naq_enqueue(fx->c, &o, id), NAQ_OK);
+    assert_int_equal(queued_messages(fx), 1);
+    assert_int_equal(naq_client_flush_events(fx->c, 5000), NAQ_OK);
+    naq_event_list l;
+    assert_int_equal(naq_job_history(fx->c, "lost-reply", &l), NAQ_OK);
+    assert_int_equal(l.count, 1);
+    assert_int_equal(l.items[0].type, NAQ_EVENT_ENQUEUED);
+    naq_event_list_free(&l);
+}
+
 static void enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone(void **state)
 {
     fixture *fx = *state;
@@ -767,6 +797,7 @@ static const struct CMUnitTest tests[] = {
     T(enqueue_refuses_bad_options_and_publishes_nothing),
     T(enqueue_refuses_an_exec_job_without_a_command_and_publishes_nothing),
     T(enqueue_of_the_same_job_id_twice_stores_it_once),
+    T(a_repeated_enqueue_after_a_lost_reply_logs_the_enqueued_event),
     T(enqueue_fails_and_logs_nothing_when_the_job_stream_is_gone),
     T(enqueue_refuses_a_job_larger_than_the_server_accepts),
     cmocka_unit_test(job_codec_round_trips_every_lifecycle_field),

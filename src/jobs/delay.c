@@ -114,6 +114,25 @@ static naq_status build_job(naq_client *c, const naq_job_opts *o, naq_job *j, ch
     return s == NAQ_ERR_CODEC ? NAQ_ERR_INVALID_ARG : s;
 }
 
+/* "scheduled" for a delayed job stored in the delayed stream; its id is
+ * derived from the job's. */
+static void log_scheduled(naq_client *c, const naq_job *j, const char *tags_json, int64_t run_at_ms)
+{
+    json_t *d = json_pack("{s:f, s:s, s:i}", "run_at", (double)run_at_ms / 1000.0, "function",
+                          j->function, "priority", j->priority);
+    naq_event e;
+    naq_event_init(&e, NAQ_EVENT_SCHEDULED);
+    snprintf(e.job_id, sizeof e.job_id, "%s", j->id);
+    snprintf(e.queue_name, sizeof e.queue_name, "%s", j->queue);
+    naq__derived_id("scheduled", j->id, e.event_id);
+    e.timestamp = j->enqueued_at;
+    e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
+    e.tags_json = tags_json ? strdup(tags_json) : NULL;
+    naq_client_log(c, &e);
+    naq_event_clear(&e);
+    json_decref(d);
+}
+
 naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_unix,
                           char job_id[NAQ_ID_SIZE])
 {
@@ -174,23 +193,8 @@ naq_status naq_enqueue_at(naq_client *c, const naq_job_opts *o, double run_at_un
         goto out;
     }
     snprintf(job_id, NAQ_ID_SIZE, "%s", j.id);
-    if (!ack->Duplicate) {
-        char event_id[NAQ_ID_SIZE];
-        naq__derived_id("scheduled", j.id, event_id);
-        json_t *d = json_pack("{s:f, s:s, s:i}", "run_at", (double)run_at_ms / 1000.0, "function",
-                              j.function, "priority", j.priority);
-        naq_event e;
-        naq_event_init(&e, NAQ_EVENT_SCHEDULED);
-        snprintf(e.job_id, sizeof e.job_id, "%s", j.id);
-        snprintf(e.queue_name, sizeof e.queue_name, "%s", j.queue);
-        snprintf(e.event_id, sizeof e.event_id, "%s", event_id);
-        e.timestamp = j.enqueued_at;
-        e.details_json = d ? naq__json_dumps(d, NAQ__JSON_FLAGS) : NULL;
-        e.tags_json = o->tags_json ? strdup(o->tags_json) : NULL;
-        naq_client_log(c, &e);
-        naq_event_clear(&e);
-        json_decref(d);
-    }
+    /* A duplicate too, as naq_enqueue: the event stream keeps one copy. */
+    log_scheduled(c, &j, o->tags_json, run_at_ms);
 out:
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
@@ -207,8 +211,9 @@ naq_status naq_enqueue_in(naq_client *c, const naq_job_opts *o, int64_t delay_ms
 
 /* ---------------------------------------------------------------- release */
 
-/* "enqueued" for a released job, once the queue stored it (not for a
- * duplicate: then an earlier leader released it already). */
+/* "enqueued" for a released job, once the queue stored it. For a
+ * duplicate too: the earlier leader that released it may have died before
+ * its reply came, and the derived event id keeps one copy. */
 static void log_released(naq__due_index *d, natsMsg *m)
 {
     naq_job j;
@@ -242,7 +247,7 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
     naq__due_index *d = closure;
     if (pae != NULL || pa == NULL)
         atomic_fetch_add(&d->publish_errors, 1);
-    else if (!pa->Duplicate)
+    else
         log_released(d, m);
     natsMsg_Destroy(m);
 }

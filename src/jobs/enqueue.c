@@ -53,12 +53,13 @@ naq_status naq__enqueue_built(naq_client *c, const naq_job *j, const char *json,
             s = naq__finish_unrun(c, ended);
         json_decref(ended);
     } else {
-        int dup = 0;
         s = naq__job_publish(c, c->js, j->id, j->queue, j->function, j->priority, json, len, NULL,
-                             &dup, NULL);
-        /* A duplicate (same id within the window) is stored once, and its
-         * "enqueued" event was logged by the first enqueue. */
-        if (s == NAQ_OK && !dup)
+                             NULL, NULL);
+        /* Logged for a duplicate (same id within the window) too: the
+         * first enqueue may have been stored with its reply lost, and
+         * logged nothing. The event's id is the job's, so the event
+         * stream keeps one copy. */
+        if (s == NAQ_OK)
             naq__log_enqueued(c, j);
     }
     if (s != NAQ_OK) {
@@ -153,8 +154,7 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     naq_status s = NAQ_OK;
     char why[512] = "";
     if (pa != NULL || pae == NULL) {
-        if (pa == NULL || !pa->Duplicate)
-            naq__log_enqueued(c, &a->job);
+        naq__log_enqueued(c, &a->job); /* a duplicate too, as naq_enqueue */
     } else {
         s = pae->Err == NATS_TIMEOUT ? NAQ_ERR_TIMEOUT : NAQ_ERR_NATS;
         snprintf(why, sizeof why,
