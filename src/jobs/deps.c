@@ -146,11 +146,10 @@ static naq_status release(naq_client *c, const char *key, json_t *entry, uint64_
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory releasing a job");
     naq_job j;
     naq_status s = naq_job_decode(text, strlen(text), &j);
-    int dup = 0;
     if (s == NAQ_OK)
         s = naq__job_publish(c, c->js, j.id, j.queue, j.function, j.priority, text, strlen(text),
-                             NULL, &dup, NULL);
-    if (s == NAQ_OK && !dup)
+                             NULL);
+    if (s == NAQ_OK) /* a duplicate too: see naq__enqueue_built */
         naq__log_enqueued(c, &j);
     if (s == NAQ_OK)
         s = naq__kv_remove(c, NAQ__KV_DEPS, key, rev);

@@ -330,15 +330,17 @@ static naq_status retry_one(naq_client *c, const naq_dlq_entry *e, naq_dlq_retri
     naq_job j;
     naq_status s = text ? naq_job_decode(text, strlen(text), &j)
                         : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory retrying a dead job");
-    int dup = 0;
     if (s == NAQ_OK)
         s = naq__job_publish(c, c->js, j.id, j.queue, j.function, j.priority, text, strlen(text),
-                             NULL, &dup, NULL);
-    if (s == NAQ_OK && !dup) {
+                             NULL);
+    if (s == NAQ_OK) {
+        /* A duplicate too (a retry repeated after a lost reply): both
+         * events have ids derived from the new job's, kept once. */
         naq__log_enqueued(c, &j);
-        char msg[NAQ_ID_SIZE + 64];
+        char msg[NAQ_ID_SIZE + 64], event_id[NAQ_ID_SIZE];
         snprintf(msg, sizeof msg, "retried from the dead-letter queue as job %s", j.id);
-        naq__schedule_event(c, NAQ_EVENT_RETRY_SCHEDULED, NULL, e->job_id, e->queue, NULL, msg,
+        naq__derived_id("dlq_retry", j.id, event_id);
+        naq__schedule_event(c, NAQ_EVENT_RETRY_SCHEDULED, NULL, e->job_id, e->queue, event_id, msg,
                             json_pack("{s:s, s:s, s:I}", "new_job_id", j.id, "from", "dlq",
                                       "dlq_sequence", (json_int_t)e->seq));
     }

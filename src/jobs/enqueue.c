@@ -53,8 +53,7 @@ naq_status naq__enqueue_built(naq_client *c, const naq_job *j, const char *json,
             s = naq__finish_unrun(c, ended);
         json_decref(ended);
     } else {
-        s = naq__job_publish(c, c->js, j->id, j->queue, j->function, j->priority, json, len, NULL,
-                             NULL, NULL);
+        s = naq__job_publish(c, c->js, j->id, j->queue, j->function, j->priority, json, len, NULL);
         /* Logged for a duplicate (same id within the window) too: the
          * first enqueue may have been stored with its reply lost, and
          * logged nothing. The event's id is the job's, so the event

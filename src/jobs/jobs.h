@@ -89,11 +89,10 @@ json_t *naq__job_json(const naq_job *j);
 
 /* Publishes job JSON to "<p>.queue.<queue>.<priority>" with its headers
  * and waits for the stream's ack. msg_id is the Nats-Msg-Id (NULL = the
- * job id). *duplicate (may be NULL) tells that the stream had it already;
- * *seq (may be NULL) its sequence. */
+ * job id). A duplicate is success: the stream has the job. */
 naq_status naq__job_publish(naq_client *c, jsCtx *js, const char *job_id, const char *queue,
                             const char *function, int priority, const char *json, size_t len,
-                            const char *msg_id, int *duplicate, uint64_t *seq);
+                            const char *msg_id);
 /* The job's message on a given subject (*out: natsMsg_Destroy it). */
 naq_status naq__job_msg_to(const char *subject, const char *job_id, const char *queue,
                            const char *function, const char *json, size_t len, const char *msg_id,

@@ -61,7 +61,7 @@ naq_status naq__job_msg(naq_client *c, const char *job_id, const char *queue, co
 
 naq_status naq__job_publish(naq_client *c, jsCtx *js, const char *job_id, const char *queue,
                             const char *function, int priority, const char *json, size_t len,
-                            const char *msg_id, int *duplicate, uint64_t *seq)
+                            const char *msg_id)
 {
     char subject[NAQ_URL_MAX];
     naq_status s = naq__subject(c, subject, sizeof subject, "queue.%s.%d", queue, priority);
@@ -86,10 +86,6 @@ naq_status naq__job_publish(naq_client *c, jsCtx *js, const char *job_id, const 
     else if (ns != NATS_OK)
         s = naq__fail_nats(NAQ_ERR_NATS, ns, (int)jerr, "job %s was not queued on %s", job_id,
                            subject);
-    if (s == NAQ_OK && duplicate != NULL)
-        *duplicate = ack->Duplicate;
-    if (s == NAQ_OK && seq != NULL)
-        *seq = ack->Sequence;
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
     return s;

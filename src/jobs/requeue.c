@@ -230,7 +230,7 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
     char msg_id[NAQ_ID_SIZE + 32];
     snprintf(msg_id, sizeof msg_id, "%s:mv%llu", job_id, (unsigned long long)f.seq);
     s = text ? naq__job_publish(c, c->js, job_id, to_queue, function, to_level, text, strlen(text),
-                                msg_id, NULL, NULL)
+                                msg_id)
              : naq__fail(NAQ_ERR_NO_MEMORY, "out of memory moving job %s", job_id);
     if (s != NAQ_OK) {
         /* Put it back where it was, so the job is not lost. */
@@ -239,7 +239,7 @@ static naq_status requeue(naq_client *c, const char *job_id, int priority, const
         snprintf(msg_id, sizeof msg_id, "%s:mv%llu:back", job_id, (unsigned long long)f.seq);
         naq_status b =
             naq__job_publish(c, c->js, job_id, from_queue, function, f.level, natsMsg_GetData(f.m),
-                             (size_t)natsMsg_GetDataLength(f.m), msg_id, NULL, NULL);
+                             (size_t)natsMsg_GetDataLength(f.m), msg_id);
         s = naq__fail(s, "job %s was not changed: %s%s", job_id, why,
                       b == NAQ_OK ? " (it is back in its queue)"
                                   : "; putting it back failed too: enqueue it again");
