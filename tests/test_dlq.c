@@ -6,6 +6,17 @@
  */
 #include "lifecycle_support.h"
 
+/* Enqueues o and reads the job back as a worker gets it: *j and its
+ * JSON *json (heap; the caller frees it and clears j). */
+static void enqueue_and_take(lc_fixture *fx, const naq_job_opts *o, naq_job *j, char **json,
+                             size_t *len)
+{
+    char got[NAQ_ID_SIZE];
+    lc_enqueue(fx, o, got);
+    lc_queued_job(fx, got, j, NULL, 0);
+    assert_int_equal(naq_job_encode(j, json, len), NAQ_OK);
+}
+
 /* Enqueues a job and dead-letters it as the worker would. */
 static void kill_job(lc_fixture *fx, const char *id, const char *queue, const char *error_type,
                      int attempts)
@@ -14,13 +25,10 @@ static void kill_job(lc_fixture *fx, const char *id, const char *queue, const ch
     o.args_json = "{\"n\":7}";
     o.max_retries = attempts - 1;
     o.tags_json = "{\"team\":\"ops\"}";
-    char got[NAQ_ID_SIZE];
-    lc_enqueue(fx, &o, got);
     naq_job j;
-    lc_queued_job(fx, id, &j, NULL, 0);
     char *json = NULL;
     size_t len = 0;
-    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    enqueue_and_take(fx, &o, &j, &json, &len);
     naq_status s = naq__dlq_put(fx->c, &j, json, len, error_type, "it broke", attempts);
     if (s != NAQ_OK)
         fail_msg("dlq put: %s", naq_last_error());
@@ -72,13 +80,10 @@ static void a_repeated_put_after_a_lost_reply_keeps_one_entry_and_logs_one_event
 {
     lc_fixture *fx = *state;
     naq_job_opts o = lc_job("emails", "lost1");
-    char got[NAQ_ID_SIZE];
-    lc_enqueue(fx, &o, got);
     naq_job j;
-    lc_queued_job(fx, "lost1", &j, NULL, 0);
     char *json = NULL;
     size_t len = 0;
-    assert_int_equal(naq_job_encode(&j, &json, &len), NAQ_OK);
+    enqueue_and_take(fx, &o, &j, &json, &len);
 
     /* The first put as the server stored it: same message id, no event. */
     char msg_id[NAQ_ID_SIZE];
