@@ -413,12 +413,12 @@ static int same_last_seq(void *ud)
 /* ---------------------------------------------------------------- the test */
 
 /* Every job's history ends in completed: the last event (by its own
- * time) of the job's highest attempt. Older attempts may report late: a
- * worker whose outcome could not be stored in the outage logs
- * retry_scheduled for its attempt when it gives up, which can be after a
- * later attempt completed. Such histories are counted in *late. (Events
- * the logger re-sent after newer ones are placed by time in the history:
- * they carry Naq-Late.) NULL when all are
+ * time) of the job's highest attempt. Older attempts may report late: an
+ * outcome event the logger re-sent after a later attempt's is placed by
+ * time in the history (it carries Naq-Late), and a worker whose outcome
+ * was not confirmed in the outage reports that in a worker_error, not in
+ * the job's history. Histories whose last stored event is not completed
+ * are counted in *late. NULL when all are
  * complete, else what is wrong (static). *completed counts the
  * completed events. */
 static const char *check_histories(naq_client *c, producer *p, size_t *completed, size_t *late)

@@ -19,6 +19,7 @@
 #include "naq/dlq.h"
 #include "naq/query.h"
 #include "naq/results.h"
+#include "worker/worker.h"
 
 /* ---- handlers ---- */
 
@@ -665,6 +666,50 @@ static void a_message_delivered_again_after_its_run_was_recorded_is_acked_not_ru
     assert_int_equal(count_type(fx->c, other, NAQ_EVENT_STARTED), 2);
 }
 
+/* An outcome the server stored but did not confirm in time (its reply
+ * lost in an outage): the worker gives up on the settlement, says so in a
+ * worker_error naming the job, and naks it. The redelivery finds the
+ * record and acks without a run, so the history ends in the outcome and
+ * holds no verdict that did not come true ("the job will run again"). */
+static void an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_again(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running a;
+    naq_worker *w = make_worker(fx->c, "unconfirmed");
+    char worker_id[NAQ_ID_SIZE];
+    snprintf(worker_id, sizeof worker_id, "%s", naq_worker_id(w));
+    atomic_store(&naq__worker_unconfirm_next, 1);
+    start(fx, &a, w);
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("unconfirmed", "count", NULL, 0, 0);
+    enqueue_opts(fx->c, &o, id);
+    wait_event(fx->c, id, NAQ_EVENT_COMPLETED, 10000);
+    if (!naq_test_wait_for(job_stream_is_empty, fx, 15000)) /* nak 2 s, then the ack */
+        fail_msg("the message of job %s was not acknowledged", id);
+    stop(&a);
+    assert_int_equal(atomic_load(&naq__worker_unconfirm_next), 0);
+    assert_int_equal(atomic_load(&calls), 1);
+    naq_event_type types[] = {NAQ_EVENT_ENQUEUED, NAQ_EVENT_DEQUEUED, NAQ_EVENT_STARTED,
+                              NAQ_EVENT_COMPLETED};
+    int attempts[] = {0, 1, 1, 1};
+    expect_history(fx->c, id, types, attempts, 4);
+
+    naq_query q;
+    memset(&q, 0, sizeof q);
+    q.filter.worker = worker_id;
+    q.filter.type = "worker_error";
+    naq_event_list l;
+    assert_int_equal(naq_events_list(fx->c, &q, &l, NULL), NAQ_OK);
+    int named = 0;
+    for (size_t i = 0; i < l.count; i++)
+        named += l.items[i].error_type != NULL &&
+                 strcmp(l.items[i].error_type, "FinishFailed") == 0 &&
+                 l.items[i].error_message != NULL && strstr(l.items[i].error_message, id) != NULL;
+    naq_event_list_free(&l);
+    assert_int_equal(named, 1);
+}
+
 static void
 a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back(void **state)
 {
@@ -790,6 +835,7 @@ static const struct CMUnitTest tests[] = {
     T(cancelling_a_running_exec_job_kills_it_and_logs_cancelled_not_failed),
     T(first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job),
     T(a_message_delivered_again_after_its_run_was_recorded_is_acked_not_run),
+    T(an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_again),
     T(a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back),
     T(second_stop_hands_back_at_once_and_worker_stopped_says_forced),
     T(installations_with_other_prefixes_run_their_jobs_side_by_side),

@@ -258,5 +258,9 @@ naq_status naq__exec_handler(naq_job_ctx *ctx, const naq_job *job, void *user);
 /* Test seam (worker_job.c): when set, a worker process kills itself with
  * SIGKILL once a job's outcome is confirmed, just before its ack. */
 extern _Atomic int naq__worker_crash_before_ack;
+/* Test seam (worker_job.c): when set, the next confirmation of an outcome
+ * counts as failed although the server has it (a reply lost in an
+ * outage), and the seam clears itself. */
+extern _Atomic int naq__worker_unconfirm_next;
 
 #endif

@@ -25,7 +25,7 @@
  *    asynchronous, and whichever confirmation comes last sends the ack
  *    (a settlement, below), so the executor takes its next job at once.
  *    If either fails, the job is not acknowledged but delivered again
- *    after FOLLOWUP_RETRY_MS (retry_scheduled says why), because a lost
+ *    after FOLLOWUP_RETRY_MS (a worker_error says why), because a lost
  *    result or a dependent that never runs is worse than running a job
  *    twice, which at-least-once delivery allows anyway.
  *  - A retry is a nak with a delay: the server holds the message and no
@@ -76,28 +76,19 @@ static void seal_event(naq_worker *w, naq_event *e, char **text)
     *text = sealed;
 }
 
-/* Logs an event of job j at `timestamp` (0: now); details (may be NULL)
- * is taken. */
-static void log_job_at(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
-                       const char *error_type, const char *error_message, double timestamp)
+/* Logs an event of job j now; details (may be NULL) is taken. */
+static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
+                    const char *error_type, const char *error_message)
 {
     naq_event e;
     char *d = NULL;
     job_event(&e, w, type, j, details, &d);
-    e.timestamp = timestamp;
     e.error_type = (char *)error_type;
     e.error_message = (char *)error_message;
     if (w->client->crypt != NULL && error_message != NULL)
         seal_event(w, &e, &d);
     naq_client_log(w->client, &e);
     free(d);
-}
-
-/* Logs an event of job j now; details (may be NULL) is taken. */
-static void log_job(naq_worker *w, naq_event_type type, const naq_job *j, json_t *details,
-                    const char *error_type, const char *error_message)
-{
-    log_job_at(w, type, j, details, error_type, error_message, 0);
 }
 
 /* "-NAK {"delay": <ns>}" (server 2.9.10 reads a Go duration: nanoseconds),
@@ -245,6 +236,7 @@ void naq__ack_sink_close(naq__ack_sink *sk, int64_t timeout_ms)
 }
 
 _Atomic int naq__worker_crash_before_ack;
+_Atomic int naq__worker_unconfirm_next;
 
 /* One final outcome waiting for its two confirmations; on its sink's open
  * list (under the sink's lock) until it is settled. */
@@ -255,8 +247,7 @@ struct settlement {
     const char *body; /* "+ACK" or "+TERM" */
     atomic_int waiting, failed;
     int64_t next_wpi_ms;
-    double ended_at; /* when the attempt ended: the time of its verdict */
-    naq_job who;     /* id, queue, schedule id and attempt, for the event */
+    naq_job who; /* id, queue, schedule id and attempt, for the event */
 };
 
 static settlement *settlement_new(naq_worker *w, const char *reply, const naq_job *j,
@@ -269,7 +260,6 @@ static settlement *settlement_new(naq_worker *w, const char *reply, const naq_jo
     snprintf(st->reply, sizeof st->reply, "%s", reply ? reply : "");
     st->body = body;
     atomic_init(&st->waiting, 2);
-    st->ended_at = naq__now();
     memcpy(st->who.id, j->id, sizeof st->who.id);
     memcpy(st->who.queue, j->queue, sizeof st->who.queue);
     memcpy(st->who.schedule_id, j->schedule_id, sizeof st->who.schedule_id);
@@ -298,32 +288,44 @@ void naq__ack_sink_in_progress(naq__ack_sink *sk, int64_t interval_ms)
     pthread_mutex_unlock(&sk->lock);
 }
 
+/* A settlement that gave up: the server confirmed its outcome event or its
+ * record too late or not at all (an outage, an election). Whether the
+ * record was stored after all is known only when the message comes back:
+ * the redelivery then acks it without a run (its outcome stands), or runs
+ * it again. So the job's history gets no verdict here, which could be
+ * false either way (a "will run again" after which nothing runs); the
+ * worker reports it, naming the job. The outcome event itself is not
+ * lost: the logger sends it until the server has it. */
+static void report_unconfirmed(naq_worker *w, const settlement *st)
+{
+    char msg[384];
+    snprintf(msg, sizeof msg,
+             "the server did not confirm the outcome of job %s (attempt %d); it is delivered "
+             "again in %d ms, and runs again unless its outcome was recorded after all",
+             st->who.id, st->who.attempt, FOLLOWUP_RETRY_MS);
+    naq__log(NAQ_LOG_WARN, "naq worker %s: %s", w->id, msg);
+    naq__registry_error(w->registry, "FinishFailed", msg);
+}
+
 /* A confirmation (naq__confirm_fn): the outcome event's or the record's.
  * The second one settles the message. Runs on a nats.c thread. */
 static void settlement_confirm(void *ud, int ok)
 {
     settlement *st = ud;
+    if (ok && atomic_load_explicit(&naq__worker_unconfirm_next, memory_order_relaxed))
+        ok = !atomic_exchange(&naq__worker_unconfirm_next, 0);
     if (!ok)
         atomic_store(&st->failed, 1);
     if (atomic_fetch_sub(&st->waiting, 1) != 1)
         return;
     pthread_mutex_lock(&st->sink->lock);
     naq_worker *w = st->sink->w;
-    if (w != NULL && !atomic_load(&st->failed)) {
+    int gave_up = w != NULL && atomic_load(&st->failed);
+    if (w != NULL && !gave_up) {
         if (atomic_load(&naq__worker_crash_before_ack))
             raise(SIGKILL);
         naq__worker_ack(w, st->reply, st->body);
-    } else if (w != NULL) {
-        /* Dated when the attempt ended, not when its confirmations gave
-         * up (seconds later, in an outage): a re-run may have completed
-         * meanwhile, and the history places this verdict before it. */
-        log_job_at(w, NAQ_EVENT_RETRY_SCHEDULED, &st->who,
-                   json_pack("{s:i, s:i, s:s}", "delay_ms", FOLLOWUP_RETRY_MS, "next_attempt",
-                             st->who.attempt + 1, "reason", "finish_failed"),
-                   "FinishFailed",
-                   "the outcome could not be recorded (server away or refusing); the job will "
-                   "run again",
-                   st->ended_at);
+    } else if (gave_up) {
         nak(w, st->reply, FOLLOWUP_RETRY_MS);
     }
     if (st->prev != NULL)
@@ -333,6 +335,8 @@ static void settlement_confirm(void *ud, int ok)
     if (st->next != NULL)
         st->next->prev = st->prev;
     pthread_mutex_unlock(&st->sink->lock);
+    if (gave_up)
+        report_unconfirmed(w, st);
     sink_release(st->sink);
     free(st);
 }
