@@ -325,7 +325,8 @@ static void settlement_confirm(void *ud, int ok)
         if (atomic_load(&naq__worker_crash_before_ack))
             raise(SIGKILL);
         naq__worker_ack(w, st->reply, st->body);
-    } else if (gave_up) {
+    } else if (gave_up) { /* under the lock: w stays valid (naq__ack_sink_close) */
+        report_unconfirmed(w, st);
         nak(w, st->reply, FOLLOWUP_RETRY_MS);
     }
     if (st->prev != NULL)
@@ -335,8 +336,6 @@ static void settlement_confirm(void *ud, int ok)
     if (st->next != NULL)
         st->next->prev = st->prev;
     pthread_mutex_unlock(&st->sink->lock);
-    if (gave_up)
-        report_unconfirmed(w, st);
     sink_release(st->sink);
     free(st);
 }
