@@ -29,9 +29,10 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-void naq_test_cluster_start(naq_test_cluster *c, int n)
+/* Picks the nodes' ports and starts them: 0 when all run; -1 when one
+ * exited at start, and then only c->node[*failed] is left, for its log. */
+static int start_nodes(naq_test_cluster *c, int n, int *failed)
 {
-    assert_true(n >= 1 && n <= NAQ_TEST_CLUSTER_MAX);
     memset(c, 0, sizeof *c);
     c->n = n;
     for (int i = 0; i < n; i++) {
@@ -46,14 +47,32 @@ void naq_test_cluster_start(naq_test_cluster *c, int n)
         const char *extra[] = {
             "--cluster", c->listen[i], "--cluster_name",  "naq", "--routes", c->routes, "-n",
             c->name[i],  "-m",         c->monitor_arg[i], NULL};
-        naq_test_server_start_with(&c->node[i], extra);
+        if (naq_test_server_try_start_with(&c->node[i], extra) != 0) {
+            for (int k = 0; k < i; k++)
+                naq_test_server_destroy(&c->node[k]);
+            *failed = i;
+            return -1;
+        }
         size_t len = strlen(c->url);
         snprintf(c->url + len, sizeof c->url - len, "%s%s", i ? "," : "", c->node[i].url);
     }
+    return 0;
+}
+
+void naq_test_cluster_start(naq_test_cluster *c, int n)
+{
+    assert_true(n >= 1 && n <= NAQ_TEST_CLUSTER_MAX);
+    /* A port picked for a node may be taken by another test before the
+     * node binds it: then the whole cluster starts again on new ports. */
+    for (int attempt = 0, failed = 0; start_nodes(c, n, &failed) != 0; attempt++) {
+        if (attempt == 4)
+            naq_test_server_fail(&c->node[failed], "a cluster node exited at start");
+        naq_test_server_destroy(&c->node[failed]);
+    }
     if (!naq_test_cluster_wait_ready(c, 30000))
-        fail_msg("the %d-node cluster could not place a stream on every node within 30 s (logs in "
-                 "%s/server.log and the other nodes')",
-                 n, c->node[0].dir);
+        naq_test_server_fail(&c->node[0],
+                             "the cluster could not place a stream on every node within 30 s "
+                             "(node n1's log follows)");
 }
 
 void naq_test_cluster_kill(naq_test_cluster *c, int i)

@@ -162,7 +162,21 @@ void naq_test_server_start(naq_test_server *s)
     naq_test_server_start_with(s, NULL);
 }
 
-void naq_test_server_start_with(naq_test_server *s, const char *const *extra)
+void naq_test_server_fail(const naq_test_server *s, const char *what)
+{
+    char path[300], tail[1025] = "";
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fseek(f, -1024, SEEK_END) != 0)
+            rewind(f);
+        tail[fread(tail, 1, sizeof tail - 1, f)] = '\0';
+        fclose(f);
+    }
+    fail_msg("%s; the end of its log:\n%s", what, tail);
+}
+
+int naq_test_server_try_start_with(naq_test_server *s, const char *const *extra)
 {
     memset(s, 0, sizeof *s);
     for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
@@ -171,15 +185,22 @@ void naq_test_server_start_with(naq_test_server *s, const char *const *extra)
     }
     snprintf(s->dir, sizeof s->dir, "/tmp/naq-test-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
+    s->port = naq_test_free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    return spawn_server(s);
+}
+
+void naq_test_server_start_with(naq_test_server *s, const char *const *extra)
+{
     /* Another test may take the port between its pick and the bind: then
-     * pick another (a cluster's ports are in its arguments: no retry). */
+     * pick another (a cluster's ports are in its arguments: the cluster
+     * retries with new ones, naq_test_cluster_start). */
     for (int attempt = 0;; attempt++) {
-        s->port = naq_test_free_port();
-        snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
-        if (spawn_server(s) == 0)
+        if (naq_test_server_try_start_with(s, extra) == 0)
             return;
         if (extra != NULL || attempt == 4)
-            fail_msg("nats-server exited at start (see %s/server.log)", s->dir);
+            naq_test_server_fail(s, "nats-server exited at start");
+        naq_test_server_destroy(s);
     }
 }
 
@@ -213,7 +234,7 @@ void naq_test_server_restart(naq_test_server *s)
 {
     naq_test_server_stop(s);
     if (spawn_server(s) != 0)
-        fail_msg("nats-server exited at its restart (see %s/server.log)", s->dir);
+        naq_test_server_fail(s, "nats-server exited at its restart");
 }
 
 void naq_test_rmtree(const char *dir)

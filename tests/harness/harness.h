@@ -38,6 +38,13 @@ void naq_test_server_start(naq_test_server *s);
  * NAQ_TEST_SERVER_EXTRA_MAX; the strings must outlive the server), e.g.
  * "--tls", "--tlscert", path, ... */
 void naq_test_server_start_with(naq_test_server *s, const char *const *extra);
+/* One try of the above on a port picked now: 0 once it is ready, -1 when
+ * the server exited at start (its log in s->dir says why: usually a port
+ * another test took since it was picked); the caller destroys s either way. */
+int naq_test_server_try_start_with(naq_test_server *s, const char *const *extra);
+/* Fails the test with `what` and the end of s's log, which the teardown
+ * removes with s->dir. */
+void naq_test_server_fail(const naq_test_server *s, const char *what);
 /* Stops the server (SIGTERM, then SIGKILL) keeping its store, so that
  * naq_test_server_restart() brings it back on the same port and store. */
 void naq_test_server_stop(naq_test_server *s);
