@@ -43,11 +43,24 @@ int naq__stream_missing(natsStatus ns, jsErrCode jerr)
 #define JS_STREAM_NAME_EXISTS 10058
 #define JS_STREAM_SUBJECT_OVERLAP 10065
 
+/* "no suitable peers for placement": in a cluster that has just formed, or
+ * whose node has just come back, the meta leader has not yet heard from
+ * enough peers (seen from a client right after `naq server --cluster 3`
+ * said ready). Asked again for a while before it counts as a real shortage
+ * of servers. */
+#define JS_CLUSTER_NO_PEERS 10005
+#define NO_PEERS_WAIT_MS 5000
+
 natsStatus naq__stream_create(jsCtx *js, jsStreamConfig *sc, int *existed, jsErrCode *jerr)
 {
     *existed = 0;
     *jerr = 0;
-    natsStatus ns = js_AddStream(NULL, js, sc, NULL, jerr);
+    natsStatus ns;
+    for (int64_t deadline = naq__mono_ms() + NO_PEERS_WAIT_MS;; naq__sleep_ms(200)) {
+        ns = js_AddStream(NULL, js, sc, NULL, jerr);
+        if (*jerr != JS_CLUSTER_NO_PEERS || naq__mono_ms() >= deadline)
+            break;
+    }
     if (ns == NATS_OK || (*jerr != JS_STREAM_NAME_EXISTS && *jerr != JS_STREAM_SUBJECT_OVERLAP))
         return ns;
     /* An overlap with a stream of another name is a real conflict: the
