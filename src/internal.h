@@ -77,10 +77,19 @@ struct naq_client {
  * validated first. *nc, *js: the caller destroys both (js first). */
 naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection **nc, jsCtx **js);
 
-/* Another connection to the job server, configured as the client's; with
- * send_asap its publishes are written at once instead of by nats.c's
- * flusher (the worker's pulls). *out: natsConnection_Destroy it. */
-naq_status naq__client_open_conn(naq_client *c, int send_asap, natsConnection **out);
+/* Flags of naq__client_open_conn. */
+enum {
+    /* Publishes are written at once instead of by nats.c's flusher (the
+     * worker's pulls). */
+    NAQ__CONN_SEND_ASAP = 1,
+    /* Its asynchronous subscriptions share nats.c's delivery thread instead
+     * of a thread each: for callbacks that only take a lock and publish. */
+    NAQ__CONN_SHARED_DELIVERY = 2
+};
+
+/* Another connection to the job server, configured as the client's, with
+ * the NAQ__CONN_* flags. *out: natsConnection_Destroy it. */
+naq_status naq__client_open_conn(naq_client *c, int flags, natsConnection **out);
 
 /* Formats "<prefix>.<rest...>" into buf. NAQ_ERR_INVALID_ARG if it does not fit. */
 naq_status naq__subject(const naq_client *c, char *buf, size_t cap, const char *fmt, ...)

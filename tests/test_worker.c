@@ -97,6 +97,19 @@ static naq_status order_handler(naq_job_ctx *ctx, const naq_job *job, void *user
     return NAQ_OK;
 }
 
+/* When the last job began, on the monotonic clock (ms). */
+static atomic_llong began_ms;
+
+static naq_status note_start_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
+{
+    (void)ctx;
+    (void)job;
+    (void)user;
+    atomic_store(&began_ms, mono_ms());
+    atomic_fetch_add(&calls, 1);
+    return NAQ_OK;
+}
+
 static naq_status count_handler(naq_job_ctx *ctx, const naq_job *job, void *user)
 {
     (void)ctx;
@@ -547,6 +560,51 @@ static void a_higher_priority_job_overtakes_a_trickle_of_normal_ones(void **stat
     stop(&r);
 }
 
+/* The job enqueued at one level and the time it took to begin (ms). */
+static int64_t time_to_begin(naq_client *c, const char *queue, int priority)
+{
+    int before = atomic_load(&calls);
+    int64_t t0 = mono_ms();
+    char id[NAQ_ID_SIZE];
+    enqueue(c, queue, "note", NULL, 0, priority, id);
+    while (atomic_load(&calls) == before && mono_ms() - t0 < 10000)
+        sleep_ms(1);
+    assert_int_equal(atomic_load(&calls), before + 1);
+    return atomic_load(&began_ms) - t0;
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void an_idle_worker_takes_a_job_at_another_level_without_waiting_out_its_poll(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    naq_worker *w = make_worker(fx->c, "bells", 1);
+    assert_int_equal(naq_worker_register(w, "note", note_start_handler, NULL), NAQ_OK);
+    running r;
+    start(fx, &r, w);
+    /* Each round: a normal job makes the normal level the one the idle
+     * worker then polls (for 500 ms); a critical job comes 100 ms into
+     * that poll. Without doorbells it waits for the poll to end (about
+     * 400 ms every time). */
+    int64_t waits[3];
+    for (int i = 0; i < 3; i++) {
+        time_to_begin(fx->c, "bells", NAQ_PRIORITY_NORMAL);
+        sleep_ms(100);
+        waits[i] = time_to_begin(fx->c, "bells", NAQ_PRIORITY_CRITICAL);
+    }
+    qsort(waits, 3, sizeof *waits, cmp_int64);
+    if (waits[1] >= 250)
+        fail_msg("a critical job waited %lld ms (median of 3) for an idle worker polling the "
+                 "normal level; it should not wait for the poll to end",
+                 (long long)waits[1]);
+    stop(&r);
+}
+
 static void in_progress_acks_keep_a_long_job_from_running_twice(void **state)
 {
     fixture *fx = *state;
@@ -948,6 +1006,7 @@ static const struct CMUnitTest tests[] = {
     T(concurrency_4_runs_4_sleeping_jobs_at_once),
     T(waiting_jobs_run_highest_priority_first),
     T(a_higher_priority_job_overtakes_a_trickle_of_normal_ones),
+    T(an_idle_worker_takes_a_job_at_another_level_without_waiting_out_its_poll),
     T(auto_prefetch_fetches_short_jobs_ahead_and_runs_each_once),
     T(auto_prefetch_spreads_long_jobs_that_follow_short_ones_over_workers),
     T(in_progress_acks_keep_a_long_job_from_running_twice),

@@ -159,7 +159,7 @@ static naq_status connect_failed(const naq_config *cfg, const char *url, natsSta
                      shown, why);
 }
 
-static naq_status open_connection(const naq_config *cfg, const char *url, int send_asap,
+static naq_status open_connection(const naq_config *cfg, const char *url, int flags,
                                   natsConnection **nc, jsCtx **js)
 {
     natsOptions *o = NULL;
@@ -180,8 +180,10 @@ static naq_status open_connection(const naq_config *cfg, const char *url, int se
         ns = natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
     /* Without it a publish waits for nats.c's flusher (about 1 ms): the
      * worker's pulls and acks go out at once instead. */
-    if (ns == NATS_OK && send_asap)
+    if (ns == NATS_OK && (flags & NAQ__CONN_SEND_ASAP))
         ns = natsOptions_SetSendAsap(o, true);
+    if (ns == NATS_OK && (flags & NAQ__CONN_SHARED_DELIVERY))
+        ns = natsOptions_UseGlobalMessageDelivery(o, true);
     if (ns != NATS_OK) {
         natsOptions_Destroy(o);
         char shown[NAQ_URL_MAX];
@@ -427,10 +429,10 @@ naq_status naq__connect_bare(const naq_config *cfg, int events, natsConnection *
     return open_connection(cfg, url, 0, nc, js);
 }
 
-naq_status naq__client_open_conn(naq_client *c, int send_asap, natsConnection **out)
+naq_status naq__client_open_conn(naq_client *c, int flags, natsConnection **out)
 {
     jsCtx *js = NULL;
-    naq_status s = open_connection(&c->cfg, c->cfg.url, send_asap, out, &js);
+    naq_status s = open_connection(&c->cfg, c->cfg.url, flags, out, &js);
     jsCtx_Destroy(js);
     return s;
 }

@@ -172,6 +172,7 @@ static void worker(perms *p, const naq_config *cfg, const bucket_names *b,
         add(p, 0, "$JS.API.CONSUMER.MSG.NEXT.%s.*", js);
         add(p, 0, "$JS.ACK.%s.>", js);
         add(p, 0, "%s.dlq.>", px);
+        add(p, 1, "%s.queue.>", px); /* doorbells of empty levels */
     }
     for (int q = 0; !all && queues[q] != NULL; q++) {
         for (int level = NAQ_PRIORITY_LOWEST; level <= NAQ_PRIORITY_CRITICAL; level++) {
@@ -181,6 +182,7 @@ static void worker(perms *p, const naq_config *cfg, const bucket_names *b,
             add(p, 0, "$JS.ACK.%s.naq_%s_p%d.>", js, queues[q], level);
         }
         add(p, 0, "%s.dlq.%s", px, queues[q]);
+        add(p, 1, "%s.queue.%s.*", px, queues[q]); /* doorbells of empty levels */
     }
     /* Retries and released dependents are queued again, possibly in
      * another queue: publishing is not taking. */

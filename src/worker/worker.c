@@ -463,7 +463,8 @@ naq_status naq_worker_run(naq_worker *w)
         return naq__fail(NAQ_ERR_INVALID_ARG, "worker %s is already running", w->id);
 
     /* Two connections of the worker's own. One, whose publishes go out at
-     * once, carries its pull requests: a job waits for those. The other
+     * once, carries its pull requests (a job waits for those) and the
+     * doorbells of empty levels (worker_pull.c). The other
      * carries acks and in-progress acks, batched by nats.c's flusher
      * (about 1 ms later, and far fewer writes for the server to read: sent
      * at once, 10-20% fewer jobs/s on a full queue). Not the client's
@@ -474,7 +475,8 @@ naq_status naq_worker_run(naq_worker *w)
      * They open before the worker registers: registered is what "ready"
      * means to others, so a ready worker can be stopped at once. */
     naq_status s;
-    if ((s = naq__client_open_conn(w->client, 1, &w->nc)) != NAQ_OK ||
+    if ((s = naq__client_open_conn(w->client, NAQ__CONN_SEND_ASAP | NAQ__CONN_SHARED_DELIVERY,
+                                   &w->nc)) != NAQ_OK ||
         (s = naq__client_open_conn(w->client, 0, &w->ack_nc)) != NAQ_OK ||
         (s = naq__finisher_create(w->client, w->client->nc, &w->finisher)) != NAQ_OK ||
         (s = naq__ack_sink_create(w, &w->sink)) != NAQ_OK ||

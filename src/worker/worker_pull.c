@@ -48,11 +48,32 @@
  *
  * Fairness rule. A job is taken from the highest priority level that has
  * one waiting: when the worker can take more, levels are asked from 4 down
- * to 0 with no-wait requests, skipping a level found empty within the last
- * EMPTY_HINT_MS; within a level, queues are asked round-robin, so one busy
- * queue cannot starve another of the same priority. Jobs fetched are
- * handed out highest level first. A job whose retry is delayed is held
- * by the server (a delayed nak) and comes back through the same requests.
+ * to 0 with no-wait requests, skipping a level known to be empty; within a
+ * level, queues are asked round-robin, so one busy queue cannot starve
+ * another of the same priority. Jobs fetched are handed out highest level
+ * first. A job whose retry is delayed is held by the server (a delayed
+ * nak) and comes back through the same requests.
+ *
+ * Doorbells. Which levels are empty is not found by asking each of them
+ * every few milliseconds (a JetStream request and its "no messages" answer
+ * per level: with jobs at one level, most of the requests a worker made).
+ * The level jobs last came from (the focus) counts as empty for
+ * EMPTY_HINT_MS after it was found so, as before. Every other level found
+ * empty gets a doorbell: a plain NATS subscription on its job subject
+ * ("<prefix>.queue.<queue>.<level>"), which hears every job published
+ * there (new jobs, retries from the dead-letter queue, released delayed
+ * jobs and dependents) and makes the level worth asking again at once.
+ * What a doorbell cannot hear is a message the server delivers again (a
+ * delayed nak, an ack wait that ran out, a worker that stopped), so a
+ * level with a doorbell is still asked every BELL_PROBE_MS. A job that
+ * comes from a level ends its doorbell (the level is busy: every job there
+ * would ring it) and gives the level jobs came from before a doorbell;
+ * the first time a level without one is found empty, the doorbell is set
+ * up and the level asked once more, for the jobs published before the
+ * server had the subscription. So a job published at another level than
+ * the one an idle worker polls starts at once, not when the poll ends. The doorbells share nats.c's
+ * delivery thread (the pull connection's option), so they cost no thread
+ * of their own.
  *
  * Polling. When every level is empty the fetcher polls the level where it
  * last found a job: a stream of jobs at one level starts at once, a job at
@@ -86,9 +107,13 @@
 /* Longest wait of a poll that asks for more than the free slots (see
  * "Polling" above): the prefetch it was sized with is never older. */
 #define PREFETCH_PULL_MS 50
-/* See "Fairness rule" above: long enough that a busy lower level does not
- * pay a round of probes per job, short enough for priorities to bite. */
+/* See "Doorbells" above: how long the focus level counts as empty; long
+ * enough that a busy lower level does not pay a probe per job, short
+ * enough for priorities to bite. */
 #define EMPTY_HINT_MS 5
+/* How often a level with a doorbell is asked anyway, for the jobs the
+ * server delivers again (they ring no bell). */
+#define BELL_PROBE_MS 250
 /* Pause after a failed request (server away, consumer missing). */
 #define ERROR_BACKOFF_MS 250
 /* How long the reader waits for a reply before it looks at its requests. */
@@ -102,11 +127,21 @@ typedef struct ready_msg {
     int64_t since_ms; /* when it arrived: in-progress acks while it waits */
 } ready_msg;
 
+/* The closure of one doorbell: its fetcher and its request slot. */
+typedef struct {
+    naq__fetcher *f;
+    int slot;
+} bell_ctx;
+
 struct naq__fetcher {
     naq_worker *w;
     pthread_mutex_t lock;
-    pthread_cond_t ready_cv; /* executors wait here for a job */
-    natsSubscription *sub;   /* "<inbox>.*.*": every reply to our requests */
+    pthread_cond_t ready_cv;  /* executors wait here for a job */
+    pthread_cond_t bells_cv;  /* a doorbell's last callback returned */
+    natsSubscription **bells; /* per request slot; NULL: none */
+    bell_ctx *bell_ctx;       /* per request slot */
+    int bells_live;           /* subscriptions whose last callback may not have returned */
+    natsSubscription *sub;    /* "<inbox>.*.*": every reply to our requests */
     char inbox[64];
     unsigned next_gen; /* of the next request */
     ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
@@ -166,6 +201,117 @@ static void req_end(naq__fetcher *f, naq__pull_req *r)
     r->open = 0;
 }
 
+static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expires_ms);
+static void refill(naq__fetcher *f);
+
+/* ---------------------------------------------------------------- doorbells */
+
+/* Lock held. Whether a request may go out now. */
+static int may_ask(const naq__fetcher *f)
+{
+    return !f->stopping && !naq__worker_stopping(f->w) && naq__mono_ms() >= f->backoff_until_ms;
+}
+
+/* nats.c's delivery thread: a job was published at a level with a
+ * doorbell, which is then worth asking at once. */
+static void bell_rang(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    const bell_ctx *b = closure;
+    naq__fetcher *f = b->f;
+    int q = b->slot / NAQ_PRIORITY_LEVELS, level = b->slot % NAQ_PRIORITY_LEVELS;
+    natsMsg_Destroy(m);
+    pthread_mutex_lock(&f->lock);
+    f->w->queues[q].empty_until[level] = 0;
+    /* A worker with a slot free and nothing to start waits in a poll at
+     * another level, which the server cannot be asked to end: this level
+     * is asked too (at worst one job more than the worker can start at
+     * once, which waits its turn here). */
+    if (f->running + f->nready < atomic_load(&f->w->slots_now) && !req_of(f, q, level)->open &&
+        may_ask(f))
+        send_request(f, q, level, 1, 0);
+    else
+        refill(f);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* nats.c's delivery thread: a doorbell's last callback has returned. */
+static void bell_closed(void *closure)
+{
+    naq__fetcher *f = ((const bell_ctx *)closure)->f;
+    pthread_mutex_lock(&f->lock);
+    f->bells_live--;
+    pthread_cond_broadcast(&f->bells_cv);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Lock held. Sets up the doorbell of (q, level); 0 when it cannot (the
+ * level is then asked as the focus is). */
+static int bell_open(naq__fetcher *f, int q, int level)
+{
+    naq_worker *w = f->w;
+    int i = q * NAQ_PRIORITY_LEVELS + level;
+    char subject[NAQ_URL_MAX];
+    if (naq__subject(w->client, subject, sizeof subject, "queue.%s.%d", w->queues[q].name, level) !=
+        NAQ_OK)
+        return 0;
+    f->bell_ctx[i] = (bell_ctx){f, i};
+    natsSubscription *sub = NULL;
+    /* No callback runs before the lock is let go, so the completion
+     * callback is in place before the first one can. */
+    if (natsConnection_Subscribe(&sub, w->nc, subject, bell_rang, &f->bell_ctx[i]) != NATS_OK)
+        return 0;
+    if (natsSubscription_SetOnCompleteCB(sub, bell_closed, &f->bell_ctx[i]) != NATS_OK) {
+        natsSubscription_Destroy(sub); /* closed already: it delivers nothing */
+        return 0;
+    }
+    natsSubscription_SetPendingLimits(sub, -1, -1); /* a burst of jobs rings it many times */
+    f->bells[i] = sub;
+    f->bells_live++;
+    return 1;
+}
+
+/* Lock held. Ends the doorbell of slot i, if it has one. */
+static void bell_close(naq__fetcher *f, int i)
+{
+    if (f->bells[i] == NULL)
+        return;
+    natsSubscription_Unsubscribe(f->bells[i]);
+    natsSubscription_Destroy(f->bells[i]);
+    f->bells[i] = NULL;
+}
+
+/* Lock held. A job came from (q, level): the level is busy (each job
+ * there would ring its doorbell), and the level jobs came from before
+ * gets a doorbell as the other levels have. */
+static void focus_on(naq__fetcher *f, int q, int level)
+{
+    int was = f->focus_q * NAQ_PRIORITY_LEVELS + f->focus_l;
+    int now = q * NAQ_PRIORITY_LEVELS + level;
+    bell_close(f, now);
+    f->focus_q = q;
+    f->focus_l = level;
+    if (was != now && f->bells[was] == NULL && !f->stopping)
+        bell_open(f, was / NAQ_PRIORITY_LEVELS, was % NAQ_PRIORITY_LEVELS);
+}
+
+/* Lock held. (q, level) was found empty: see "Doorbells" above for when
+ * it is asked again. */
+static void found_empty(naq__fetcher *f, int q, int level)
+{
+    int64_t *until = &f->w->queues[q].empty_until[level];
+    int64_t now = naq__mono_ms();
+    if (q == f->focus_q && level == f->focus_l)
+        *until = now + EMPTY_HINT_MS;
+    else if (f->bells[q * NAQ_PRIORITY_LEVELS + level] != NULL)
+        *until = now + BELL_PROBE_MS;
+    else if (!f->stopping && bell_open(f, q, level))
+        *until = 0; /* once more: a job published before the subscription */
+    else
+        *until = now + EMPTY_HINT_MS;
+}
+
 /* ---------------------------------------------------------------- requests */
 
 /* Lock held. Sends a request for n jobs to (q, level): a no-wait probe
@@ -196,7 +342,7 @@ static void refill(naq__fetcher *f)
 {
     naq_worker *w = f->w;
     int64_t now = naq__mono_ms();
-    if (f->stopping || naq__worker_stopping(w) || now < f->backoff_until_ms)
+    if (!may_ask(f))
         return;
     int prefetch = prefetch_now(f);
     atomic_store(&w->prefetch_now, prefetch);
@@ -266,7 +412,6 @@ static int consumer_of(naq__fetcher *f, natsMsg *m, int *level, long long *pendi
 /* Lock held. A job arrived: count it against its request, queue it. */
 static void on_job(naq__fetcher *f, natsMsg *m)
 {
-    naq_worker *w = f->w;
     int level = NAQ_PRIORITY_NORMAL;
     long long pending = -1;
     int q = consumer_of(f, m, &level, &pending);
@@ -281,11 +426,10 @@ static void on_job(naq__fetcher *f, natsMsg *m)
             if (r->delivered >= r->batch)
                 r->open = 0;
         }
-        if (pending == 0) /* the level is empty now: do not ask it again at once */
-            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
         f->backlog = pending;
-        f->focus_q = q;
-        f->focus_l = level;
+        focus_on(f, q, level);
+        if (pending == 0) /* the level is empty now: do not ask it again at once */
+            found_empty(f, q, level);
     }
     ready_msg *rm = malloc(sizeof *rm);
     if (rm == NULL) {
@@ -324,7 +468,7 @@ static void on_status(naq__fetcher *f, natsMsg *m, const char *status)
         return; /* a heartbeat: the long poll is alive */
     if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
         if (r->open && r->delivered == 0) {
-            w->queues[q].empty_until[level] = naq__mono_ms() + EMPTY_HINT_MS;
+            found_empty(f, q, level);
             f->backlog = 0;
             if (f->running == 0 && f->nready == 0) /* ran dry: jobs may be long now */
                 f->job_us = 0;
@@ -507,32 +651,59 @@ void naq__fetcher_in_progress(naq__fetcher *f, int64_t older_than_ms)
 /* ---------------------------------------------------------------- lifetime */
 
 /* Frees f and what it holds: the subscription (destroyed, so unsubscribe
- * first when it must stop delivering), the lock, the condition and the
- * request table. The ready lists must be empty. */
+ * first when it must stop delivering), the lock, the conditions and the
+ * tables. The ready lists must be empty and the doorbells closed. */
 static void fetcher_free(naq__fetcher *f)
 {
     natsSubscription_Destroy(f->sub);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->ready_cv);
+    pthread_cond_destroy(&f->bells_cv);
     free(f->reqs);
+    free(f->bells);
+    free(f->bell_ctx);
     free(f);
+}
+
+/* Closes the doorbells and waits for their last callbacks; 0 when one is
+ * still due after timeout_ms (then f must not be freed). */
+static int bells_close_all(naq__fetcher *f, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < f->w->nqueues * NAQ_PRIORITY_LEVELS; i++)
+        bell_close(f, i);
+    struct timespec until = naq__deadline(CLOCK_REALTIME, timeout_ms);
+    int rc = 0;
+    while (f->bells_live > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&f->bells_cv, &f->lock, &until);
+    int closed = f->bells_live == 0;
+    pthread_mutex_unlock(&f->lock);
+    return closed;
 }
 
 naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
 {
     *out = NULL;
+    size_t slots = (size_t)w->nqueues * NAQ_PRIORITY_LEVELS;
     naq__fetcher *f = calloc(1, sizeof *f);
-    naq__pull_req *reqs = calloc((size_t)w->nqueues * NAQ_PRIORITY_LEVELS, sizeof *reqs);
-    if (f == NULL || reqs == NULL) {
+    naq__pull_req *reqs = calloc(slots, sizeof *reqs);
+    natsSubscription **bells = calloc(slots, sizeof *bells);
+    bell_ctx *ctx = calloc(slots, sizeof *ctx);
+    if (f == NULL || reqs == NULL || bells == NULL || ctx == NULL) {
         free(f);
         free(reqs);
+        free(bells);
+        free(ctx);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
     }
     f->w = w;
     f->reqs = reqs;
+    f->bells = bells;
+    f->bell_ctx = ctx;
     f->focus_l = NAQ_PRIORITY_NORMAL;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->ready_cv, NULL);
+    pthread_cond_init(&f->bells_cv, NULL);
     natsInbox *ib = NULL;
     natsStatus ns = natsInbox_Create(&ib);
     char subject[80];
@@ -581,6 +752,13 @@ void naq__fetcher_stop(naq__fetcher *f)
             natsMsg_Destroy(rm->m);
             free(rm);
         }
+    }
+    /* nats.c's shared delivery thread would only be stuck by another
+     * program's callback; rather leak f then than free it under one. */
+    if (!bells_close_all(f, 5000)) {
+        naq__log(NAQ_LOG_WARN, "naq worker %s: a doorbell did not close; its memory is kept",
+                 f->w->id);
+        return;
     }
     fetcher_free(f);
 }
