@@ -13,11 +13,15 @@
 #include "cmd_top.h"
 #include "web/web.h"
 
+#include <nats/nats.h>
 #include <string.h>
 
 #ifndef NAQ_VERSION
 #define NAQ_VERSION "0.1.0"
 #endif
+
+/* How long the end of a command waits for nats.c's threads (see run()). */
+#define EXIT_WAIT_MS 2000
 
 /* {name, how errors name it, run, summary}: naq_cli_sub (cli.h). */
 typedef naq_cli_sub command;
@@ -90,6 +94,13 @@ static int run(const command *cmd, int argc, char **argv)
     int rc = cmd->run(argc, argv);
     if (fflush(stdout) != 0 && rc == NAQ_EXIT_OK)
         rc = NAQ_EXIT_FAILURE;
+    /* nats.c's own threads (its collector, timers, a connection's last
+     * callbacks) may outlive the command by a moment. Its exit hook then
+     * leaves them running, and OpenSSL's exit hook, registered later and
+     * so run first, frees what a TLS connection's thread may still touch:
+     * a rare crash at exit after a command over TLS had succeeded. Wait
+     * for them here (a no-op for commands that never connected). */
+    nats_CloseAndWait(EXIT_WAIT_MS);
     return rc;
 }
 
