@@ -71,13 +71,13 @@
  * the first time a level without one is found empty, the doorbell is set
  * up and the level asked once more, for the jobs published before the
  * server had the subscription. So a job published at another level than
- * the one an idle worker polls starts at once, not when the poll ends. The doorbells share nats.c's
- * delivery thread (the pull connection's option), so they cost no thread
- * of their own.
+ * the one an idle worker polls starts at once, not when the poll ends.
+ * The doorbells share nats.c's delivery thread (the pull connection's
+ * option), so they cost no thread of their own.
  *
  * Polling. When every level is empty the fetcher polls the level where it
  * last found a job: a stream of jobs at one level starts at once, a job at
- * another level within the poll's expiry. A poll asks for what the worker
+ * another level when its doorbell rings. A poll asks for what the worker
  * can take (free slots + prefetch), and while it is open the worker asks
  * again only once half of the room is free, as while jobs run. So jobs
  * that come one at a time, as from a producer that waits for each
@@ -101,8 +101,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Longest wait of one long poll when idle; also how long a job at another
- * level may wait for an idle worker to look there. */
+/* Longest wait of one long poll when idle. */
 #define IDLE_PULL_MS 500
 /* Longest wait of a poll that asks for more than the free slots (see
  * "Polling" above): the prefetch it was sized with is never older. */
