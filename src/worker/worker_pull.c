@@ -155,9 +155,15 @@ struct naq__fetcher {
     long long backlog;       /* jobs pending on the server, as the last reply said */
 };
 
+/* The request slot of (queue q, level): the index into reqs and bells. */
+static int slot_of(int q, int level)
+{
+    return q * NAQ_PRIORITY_LEVELS + level;
+}
+
 static naq__pull_req *req_of(naq__fetcher *f, int q, int level)
 {
-    return &f->reqs[q * NAQ_PRIORITY_LEVELS + level];
+    return &f->reqs[slot_of(q, level)];
 }
 
 /* Lock held. The prefetch in force (see "Prefetch" above). */
@@ -245,15 +251,14 @@ static void bell_closed(void *closure)
     pthread_mutex_unlock(&f->lock);
 }
 
-/* Lock held. Sets up the doorbell of (q, level); 0 when it cannot (the
- * level is then asked as the focus is). */
-static int bell_open(naq__fetcher *f, int q, int level)
+/* Lock held. Sets up the doorbell of slot i; 0 when it cannot (the level
+ * is then asked as the focus is). */
+static int bell_open(naq__fetcher *f, int i)
 {
     naq_worker *w = f->w;
-    int i = q * NAQ_PRIORITY_LEVELS + level;
     char subject[NAQ_URL_MAX];
-    if (naq__subject(w->client, subject, sizeof subject, "queue.%s.%d", w->queues[q].name, level) !=
-        NAQ_OK)
+    if (naq__subject(w->client, subject, sizeof subject, "queue.%s.%d",
+                     w->queues[i / NAQ_PRIORITY_LEVELS].name, i % NAQ_PRIORITY_LEVELS) != NAQ_OK)
         return 0;
     f->bell_ctx[i] = (bell_ctx){f, i};
     natsSubscription *sub = NULL;
@@ -286,13 +291,12 @@ static void bell_close(naq__fetcher *f, int i)
  * gets a doorbell as the other levels have. */
 static void focus_on(naq__fetcher *f, int q, int level)
 {
-    int was = f->focus_q * NAQ_PRIORITY_LEVELS + f->focus_l;
-    int now = q * NAQ_PRIORITY_LEVELS + level;
+    int was = slot_of(f->focus_q, f->focus_l), now = slot_of(q, level);
     bell_close(f, now);
     f->focus_q = q;
     f->focus_l = level;
     if (was != now && f->bells[was] == NULL && !f->stopping)
-        bell_open(f, was / NAQ_PRIORITY_LEVELS, was % NAQ_PRIORITY_LEVELS);
+        bell_open(f, was);
 }
 
 /* Lock held. (q, level) was found empty: see "Doorbells" above for when
@@ -301,11 +305,12 @@ static void found_empty(naq__fetcher *f, int q, int level)
 {
     int64_t *until = &f->w->queues[q].empty_until[level];
     int64_t now = naq__mono_ms();
-    if (q == f->focus_q && level == f->focus_l)
+    int i = slot_of(q, level);
+    if (i == slot_of(f->focus_q, f->focus_l))
         *until = now + EMPTY_HINT_MS;
-    else if (f->bells[q * NAQ_PRIORITY_LEVELS + level] != NULL)
+    else if (f->bells[i] != NULL)
         *until = now + BELL_PROBE_MS;
-    else if (!f->stopping && bell_open(f, q, level))
+    else if (!f->stopping && bell_open(f, i))
         *until = 0; /* once more: a job published before the subscription */
     else
         *until = now + EMPTY_HINT_MS;
@@ -320,7 +325,7 @@ static int send_request(naq__fetcher *f, int q, int level, int n, int64_t expire
     naq_worker *w = f->w;
     char reply[96], body[128];
     unsigned gen = ++f->next_gen;
-    naq__pull_req_subject(f->inbox, q * NAQ_PRIORITY_LEVELS + level, gen, reply, sizeof reply);
+    naq__pull_req_subject(f->inbox, slot_of(q, level), gen, reply, sizeof reply);
     naq__pull_req_body(n, expires_ms, body, sizeof body);
     natsStatus ns =
         natsConnection_PublishRequestString(w->nc, w->queues[q].next_subject[level], reply, body);
