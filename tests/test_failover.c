@@ -393,21 +393,45 @@ static int check_schedule(jsCtx *js, const char *name, int64_t every_ms)
     return n;
 }
 
+/* Whether the nodes caught up with a stream after the outage: its leader
+ * sees every other node as a current replica with no Raft lag, and the
+ * nodes' own copies (/jsz) end at last sequences at most `spread` apart.
+ *
+ * Why a spread: nats-server 2.9.10 decides duplicates (Nats-Msg-Id) on
+ * each replica from that replica's memory, and a restarted node rebuilds
+ * that memory only from the messages it still stores. A job that was run
+ * and acknowledged is deleted from NAQ_JOBS, so when the producer retries
+ * its enqueue after the restart, the restarted node stores the retry as a
+ * new message while the others refuse it as a duplicate (docs/deployment.md,
+ * "Known limits"). So each job the producer enqueued again, and each
+ * scheduled job (a scheduler enqueues a due time again after an outage),
+ * can leave at most one such message on a node. */
 typedef struct {
     naq_test_cluster *cl;
     const char *stream;
+    int64_t spread;
+    int current;
     int64_t seq[NAQ_TEST_CLUSTER_MAX];
 } catch_up;
 
-static int same_last_seq(void *ud)
+static int64_t seq_spread(const catch_up *cu)
+{
+    int64_t lo = cu->seq[0], hi = cu->seq[0];
+    for (int i = 1; i < cu->cl->n; i++) {
+        lo = cu->seq[i] < lo ? cu->seq[i] : lo;
+        hi = cu->seq[i] > hi ? cu->seq[i] : hi;
+    }
+    return lo > 0 ? hi - lo : -1;
+}
+
+static int caught_up(void *ud)
 {
     catch_up *cu = ud;
+    cu->current = naq_test_cluster_replicas_current(cu->cl, cu->stream);
     for (int i = 0; i < cu->cl->n; i++)
         cu->seq[i] = naq_test_cluster_node_last_seq(cu->cl, i, cu->stream);
-    for (int i = 1; i < cu->cl->n; i++)
-        if (cu->seq[i] != cu->seq[0])
-            return 0;
-    return cu->seq[0] > 0;
+    int64_t spread = seq_spread(cu);
+    return cu->current && spread >= 0 && spread <= cu->spread;
 }
 
 /* ---------------------------------------------------------------- the test */
@@ -637,26 +661,31 @@ jobs_and_schedules_survive_killing_the_queue_leader_and_the_meta_leader_of_a_3_n
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 
-    /* The restarted nodes hold the same streams as the others. */
+    /* The restarted nodes caught up with both streams (caught_up). */
     assert_int_equal(naq_client_flush_events(c, 10000), NAQ_OK);
-    const char *streams[] = {"NAQ_JOBS", "NAQ_JOB_EVENTS"};
+    catch_up jobs = {cl, "NAQ_JOBS", p.retries + t1 + t2, 0, {0}};
+    catch_up events = {cl, "NAQ_JOB_EVENTS", 0, 0, {0}};
+    catch_up *streams[] = {&jobs, &events};
     for (int s = 0; s < 2; s++) {
-        catch_up cu = {cl, streams[s], {0}};
-        if (!naq_test_cluster_wait_ready(cl, 1) || !naq_test_wait_for(same_last_seq, &cu, 30000))
-            fail_msg("%s: last sequence n1 %lld, n2 %lld, n3 %lld", streams[s],
-                     (long long)cu.seq[0], (long long)cu.seq[1], (long long)cu.seq[2]);
+        catch_up *cu = streams[s];
+        if (!naq_test_cluster_wait_ready(cl, 1) || !naq_test_wait_for(caught_up, cu, 30000))
+            fail_msg("%s: replicas %s; last sequence n1 %lld, n2 %lld, n3 %lld (at most %lld "
+                     "apart)",
+                     cu->stream, cu->current ? "current" : "not current", (long long)cu->seq[0],
+                     (long long)cu->seq[1], (long long)cu->seq[2], (long long)cu->spread);
     }
     /* `late`: histories whose last event is not the outcome, because an
      * older attempt's verdict was logged after the re-run completed.
      * Reported, not asserted: a known limit (docs/deployment.md). */
     print_message("failover: %d jobs (%d enqueue retries), %zu runs, %zu re-runs, %zu histories "
-                  "ending in an older attempt's late verdict; NAQ_JOBS leader "
+                  "ending in an older attempt's late verdict; NAQ_JOBS copies end %lld "
+                  "apart; NAQ_JOBS leader "
                   "n%d killed, new leader after %lld ms; meta leader n%d killed; schedules "
                   "triggered %d + %d times, each due time once; all back %lld ms before the "
                   "last job was enqueued; %lld ms in all\n",
-                  JOBS, p.retries, nruns, reruns, late, jobs_leader + 1, (long long)elected_after,
-                  meta + 1, t1, t2, (long long)(produced_ms - (t_back - t0)),
-                  (long long)(naq__mono_ms() - t0));
+                  JOBS, p.retries, nruns, reruns, late, (long long)seq_spread(&jobs),
+                  jobs_leader + 1, (long long)elected_after, meta + 1, t1, t2,
+                  (long long)(produced_ms - (t_back - t0)), (long long)(naq__mono_ms() - t0));
     free(runs);
     free(p.ids);
     naq_client_destroy(c);

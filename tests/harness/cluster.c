@@ -180,6 +180,24 @@ int naq_test_cluster_stream_leader(const naq_test_cluster *c, const char *stream
     return -1;
 }
 
+int naq_test_cluster_replicas_current(const naq_test_cluster *c, const char *stream)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    int current = js_open(c, &nc, &js) &&
+                  js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK && si->Cluster &&
+                  si->Cluster->ReplicasLen == c->n - 1;
+    for (int i = 0; current && i < si->Cluster->ReplicasLen; i++) {
+        const jsPeerInfo *p = si->Cluster->Replicas[i];
+        current = p->Current && !p->Offline && p->Lag == 0;
+    }
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return current;
+}
+
 /* GET path from node i's monitoring port; the JSON body, NULL when the
  * node does not answer. The caller json_decref()s it. */
 static json_t *monitor_get(const naq_test_cluster *c, int i, const char *path)

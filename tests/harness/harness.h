@@ -121,6 +121,9 @@ int naq_test_cluster_node_index(const naq_test_cluster *c, const char *server_na
  * answers within timeout_ms. */
 int naq_test_cluster_stream_leader(const naq_test_cluster *c, const char *stream,
                                    int64_t timeout_ms);
+/* 1 when the leader of `stream` sees each of the other n - 1 nodes as a
+ * current replica with no Raft lag (stream info cluster.replicas). */
+int naq_test_cluster_replicas_current(const naq_test_cluster *c, const char *stream);
 /* The node the others follow as JetStream meta leader (the /jsz monitoring
  * endpoint of a running node), -1 when none within timeout_ms. */
 int naq_test_cluster_meta_leader(const naq_test_cluster *c, int64_t timeout_ms);
