@@ -126,21 +126,21 @@ typedef struct ready_msg {
     int64_t since_ms; /* when it arrived: in-progress acks while it waits */
 } ready_msg;
 
-/* The closure of one doorbell: its fetcher and its request slot. */
+/* The doorbell of one request slot, and the closure of its callbacks. */
 typedef struct {
     naq__fetcher *f;
     int slot;
-} bell_ctx;
+    natsSubscription *sub; /* NULL: none */
+} bell;
 
 struct naq__fetcher {
     naq_worker *w;
     pthread_mutex_t lock;
-    pthread_cond_t ready_cv;  /* executors wait here for a job */
-    pthread_cond_t bells_cv;  /* a doorbell's last callback returned */
-    natsSubscription **bells; /* per request slot; NULL: none */
-    bell_ctx *bell_ctx;       /* per request slot */
-    int bells_live;           /* subscriptions whose last callback may not have returned */
-    natsSubscription *sub;    /* "<inbox>.*.*": every reply to our requests */
+    pthread_cond_t ready_cv; /* executors wait here for a job */
+    pthread_cond_t bells_cv; /* a doorbell's last callback returned */
+    bell *bells;             /* per request slot */
+    int bells_live;          /* subscriptions whose last callback may not have returned */
+    natsSubscription *sub;   /* "<inbox>.*.*": every reply to our requests */
     char inbox[64];
     unsigned next_gen; /* of the next request */
     ready_msg *ready[NAQ_PRIORITY_LEVELS], *ready_tail[NAQ_PRIORITY_LEVELS];
@@ -223,7 +223,7 @@ static void bell_rang(natsConnection *nc, natsSubscription *sub, natsMsg *m, voi
 {
     (void)nc;
     (void)sub;
-    const bell_ctx *b = closure;
+    const bell *b = closure;
     naq__fetcher *f = b->f;
     int q = b->slot / NAQ_PRIORITY_LEVELS, level = b->slot % NAQ_PRIORITY_LEVELS;
     natsMsg_Destroy(m);
@@ -244,7 +244,7 @@ static void bell_rang(natsConnection *nc, natsSubscription *sub, natsMsg *m, voi
 /* nats.c's delivery thread: a doorbell's last callback has returned. */
 static void bell_closed(void *closure)
 {
-    naq__fetcher *f = ((const bell_ctx *)closure)->f;
+    naq__fetcher *f = ((const bell *)closure)->f;
     pthread_mutex_lock(&f->lock);
     f->bells_live--;
     pthread_cond_broadcast(&f->bells_cv);
@@ -260,18 +260,18 @@ static int bell_open(naq__fetcher *f, int i)
     if (naq__subject(w->client, subject, sizeof subject, "queue.%s.%d",
                      w->queues[i / NAQ_PRIORITY_LEVELS].name, i % NAQ_PRIORITY_LEVELS) != NAQ_OK)
         return 0;
-    f->bell_ctx[i] = (bell_ctx){f, i};
+    bell *b = &f->bells[i];
     natsSubscription *sub = NULL;
     /* No callback runs before the lock is let go, so the completion
      * callback is in place before the first one can. */
-    if (natsConnection_Subscribe(&sub, w->nc, subject, bell_rang, &f->bell_ctx[i]) != NATS_OK)
+    if (natsConnection_Subscribe(&sub, w->nc, subject, bell_rang, b) != NATS_OK)
         return 0;
-    if (natsSubscription_SetOnCompleteCB(sub, bell_closed, &f->bell_ctx[i]) != NATS_OK) {
+    if (natsSubscription_SetOnCompleteCB(sub, bell_closed, b) != NATS_OK) {
         natsSubscription_Destroy(sub); /* closed already: it delivers nothing */
         return 0;
     }
     natsSubscription_SetPendingLimits(sub, -1, -1); /* a burst of jobs rings it many times */
-    f->bells[i] = sub;
+    b->sub = sub;
     f->bells_live++;
     return 1;
 }
@@ -279,11 +279,12 @@ static int bell_open(naq__fetcher *f, int i)
 /* Lock held. Ends the doorbell of slot i, if it has one. */
 static void bell_close(naq__fetcher *f, int i)
 {
-    if (f->bells[i] == NULL)
+    bell *b = &f->bells[i];
+    if (b->sub == NULL)
         return;
-    natsSubscription_Unsubscribe(f->bells[i]);
-    natsSubscription_Destroy(f->bells[i]);
-    f->bells[i] = NULL;
+    natsSubscription_Unsubscribe(b->sub);
+    natsSubscription_Destroy(b->sub);
+    b->sub = NULL;
 }
 
 /* Lock held. A job came from (q, level): the level is busy (each job
@@ -295,7 +296,7 @@ static void focus_on(naq__fetcher *f, int q, int level)
     bell_close(f, now);
     f->focus_q = q;
     f->focus_l = level;
-    if (was != now && f->bells[was] == NULL && !f->stopping)
+    if (was != now && f->bells[was].sub == NULL && !f->stopping)
         bell_open(f, was);
 }
 
@@ -308,7 +309,7 @@ static void found_empty(naq__fetcher *f, int q, int level)
     int i = slot_of(q, level);
     if (i == slot_of(f->focus_q, f->focus_l))
         *until = now + EMPTY_HINT_MS;
-    else if (f->bells[i] != NULL)
+    else if (f->bells[i].sub != NULL)
         *until = now + BELL_PROBE_MS;
     else if (!f->stopping && bell_open(f, i))
         *until = 0; /* once more: a job published before the subscription */
@@ -665,7 +666,6 @@ static void fetcher_free(naq__fetcher *f)
     pthread_cond_destroy(&f->bells_cv);
     free(f->reqs);
     free(f->bells);
-    free(f->bell_ctx);
     free(f);
 }
 
@@ -691,19 +691,18 @@ naq_status naq__fetcher_start(naq_worker *w, naq__fetcher **out)
     size_t slots = (size_t)w->nqueues * NAQ_PRIORITY_LEVELS;
     naq__fetcher *f = calloc(1, sizeof *f);
     naq__pull_req *reqs = calloc(slots, sizeof *reqs);
-    natsSubscription **bells = calloc(slots, sizeof *bells);
-    bell_ctx *ctx = calloc(slots, sizeof *ctx);
-    if (f == NULL || reqs == NULL || bells == NULL || ctx == NULL) {
+    bell *bells = calloc(slots, sizeof *bells);
+    if (f == NULL || reqs == NULL || bells == NULL) {
         free(f);
         free(reqs);
         free(bells);
-        free(ctx);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory starting worker %s", w->id);
     }
+    for (size_t i = 0; i < slots; i++)
+        bells[i] = (bell){f, (int)i, NULL};
     f->w = w;
     f->reqs = reqs;
     f->bells = bells;
-    f->bell_ctx = ctx;
     f->focus_l = NAQ_PRIORITY_NORMAL;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->ready_cv, NULL);
