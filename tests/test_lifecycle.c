@@ -710,6 +710,71 @@ static void an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_
     assert_int_equal(named, 1);
 }
 
+
+/* nats.c's MaxWait is not used for outcome records (finish.c): the
+ * finisher keeps the deadline itself. A record the server never answers
+ * (here a plain subscriber takes it while the outcome stream is gone) is
+ * given up after it, the worker says so naming the job and naks it, and
+ * the redelivery runs it again once the stream is back. */
+static void an_outcome_record_never_answered_hands_the_job_back_after_the_deadline(void **state)
+{
+    fixture *fx = *state;
+    reset_counters();
+    running a;
+    naq_worker *w = make_worker(fx->c, "unanswered");
+    char worker_id[NAQ_ID_SIZE];
+    snprintf(worker_id, sizeof worker_id, "%s", naq_worker_id(w));
+    start(fx, &a, w);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    natsSubscription *hole = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, fx->srv.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_GetStreamInfo(&si, js, "NAQ_OUTCOMES", NULL, NULL), NATS_OK);
+    assert_int_equal(js_DeleteStream(js, "NAQ_OUTCOMES", NULL, NULL), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&hole, nc, "naq.outcome.>"), NATS_OK);
+    assert_int_equal(natsConnection_Flush(nc), NATS_OK);
+
+    char id[NAQ_ID_SIZE];
+    naq_job_opts o = job("unanswered", "count", NULL, 0, 0);
+    enqueue_opts(fx->c, &o, id);
+    natsMsg *m = NULL;
+    assert_int_equal(natsSubscription_NextMsg(&m, hole, 10000), NATS_OK); /* its record */
+    natsMsg_Destroy(m);
+    naq_query q;
+    memset(&q, 0, sizeof q);
+    q.filter.worker = worker_id;
+    q.filter.type = "worker_error";
+    naq_event_list l = {0};
+    int named = 0;
+    for (int64_t until = mono_ms() + 15000; named == 0 && mono_ms() < until;) {
+        naq__sleep_ms(200);
+        assert_int_equal(naq_events_list(fx->c, &q, &l, NULL), NAQ_OK);
+        for (size_t i = 0; i < l.count; i++)
+            named += l.items[i].error_type != NULL &&
+                     strcmp(l.items[i].error_type, "FinishFailed") == 0 &&
+                     l.items[i].error_message != NULL && strstr(l.items[i].error_message, id);
+        naq_event_list_free(&l);
+    }
+    assert_int_equal(named, 1);
+    assert_int_equal(atomic_load(&calls), 1);
+
+    natsSubscription_Destroy(hole);
+    assert_int_equal(js_AddStream(NULL, js, si->Config, NULL, NULL), NATS_OK);
+    if (!naq_test_wait_for(job_stream_is_empty, fx, 15000)) /* nak 2 s, the run, the ack */
+        fail_msg("the message of job %s was not acknowledged", id);
+    stop(&a);
+    assert_int_equal(atomic_load(&calls), 2);
+    char *record = NULL;
+    assert_int_equal(naq_job_result(fx->c, id, 0, &record), NAQ_OK);
+    assert_non_null(strstr(record, "\"status\":\"completed\""));
+    free(record);
+    assert_int_equal(count_type(fx->c, id, NAQ_EVENT_STARTED), 2);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
 static void
 a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back(void **state)
 {
@@ -836,6 +901,7 @@ static const struct CMUnitTest tests[] = {
     T(first_stop_hands_back_after_the_grace_period_and_another_worker_completes_the_job),
     T(a_message_delivered_again_after_its_run_was_recorded_is_acked_not_run),
     T(an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_again),
+    T(an_outcome_record_never_answered_hands_the_job_back_after_the_deadline),
     T(a_job_that_finishes_within_the_grace_period_completes_and_nothing_is_handed_back),
     T(second_stop_hands_back_at_once_and_worker_stopped_says_forced),
     T(installations_with_other_prefixes_run_their_jobs_side_by_side),

@@ -323,6 +323,57 @@ static void an_event_logged_with_an_old_timestamp_is_marked_late(void **state)
     naq_test_server_destroy(&srv);
 }
 
+/* A publish the server never answers (here a plain subscriber takes the
+ * events while their stream is gone; in production an election or a server
+ * that went away) is noticed by the logger's own deadline and sent again,
+ * until the server has it: then it is stored once. */
+static void an_event_whose_ack_never_comes_is_sent_again_until_stored(void **state)
+{
+    (void)state;
+    naq_test_server srv;
+    naq_test_server_start(&srv);
+    naq_client *c = naq_test_connect(&srv);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    natsSubscription *hole = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_GetStreamInfo(&si, js, "NAQ_JOB_EVENTS", NULL, NULL), NATS_OK);
+    assert_int_equal(js_DeleteStream(js, "NAQ_JOB_EVENTS", NULL, NULL), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&hole, nc, "naq.jobs.events.>"), NATS_OK);
+    assert_int_equal(natsConnection_Flush(nc), NATS_OK);
+
+    log_events(c, 1, "unanswered");
+    /* The deadline is 5 s: by 7 s it was sent again at least once. */
+    naq__sleep_ms(7000);
+    naq_logger_stats st;
+    naq_client_logger_stats(c, &st);
+    assert_true(st.retried >= 1);
+    assert_int_equal(st.published, 0);
+    int copies = 0;
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, hole, 10) == NATS_OK) {
+        copies++;
+        natsMsg_Destroy(m);
+    }
+    assert_true(copies >= 2);
+
+    natsSubscription_Destroy(hole);
+    assert_int_equal(js_AddStream(NULL, js, si->Config, NULL, NULL), NATS_OK);
+    assert_int_equal(naq_client_flush_events(c, 20000), NAQ_OK);
+    naq_client_logger_stats(c, &st);
+    assert_int_equal(st.published, 1);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(stream_count(&srv), 1);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    naq_client_destroy(c);
+    naq_test_server_destroy(&srv);
+}
+
+
 static void a_short_outage_is_ridden_out_in_memory(void **state)
 {
     (void)state;
@@ -381,6 +432,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(full_buffer_spools_and_every_event_arrives_once),
     cmocka_unit_test(events_logged_while_the_server_is_down_are_delivered_later),
     cmocka_unit_test(a_short_outage_is_ridden_out_in_memory),
+    cmocka_unit_test(an_event_whose_ack_never_comes_is_sent_again_until_stored),
     cmocka_unit_test(an_event_logged_with_an_old_timestamp_is_marked_late),
 };
 

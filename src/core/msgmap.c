@@ -16,6 +16,7 @@ typedef struct entry {
     struct entry *next;
     const void *key;
     void *val;
+    int64_t put_ms; /* monotonic: how long its acknowledgement is awaited */
 } entry;
 
 struct naq__msgmap {
@@ -61,6 +62,7 @@ naq_status naq__msgmap_put(naq__msgmap *m, const void *key, void *val)
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory tracking a message");
     e->key = key;
     e->val = val;
+    e->put_ms = naq__mono_ms();
     size_t i = slot(key);
     pthread_mutex_lock(&m->lock);
     e->next = m->buckets[i];
@@ -92,4 +94,20 @@ void *naq__msgmap_take(naq__msgmap *m, const void *key)
 size_t naq__msgmap_count(naq__msgmap *m)
 {
     return atomic_load_explicit(&m->count, memory_order_relaxed);
+}
+
+int64_t naq__msgmap_oldest_ms(naq__msgmap *m)
+{
+    int64_t oldest = 0;
+    if (naq__msgmap_count(m) == 0)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < BUCKETS; i++) {
+        for (const entry *e = m->buckets[i]; e != NULL; e = e->next) {
+            if (oldest == 0 || e->put_ms < oldest)
+                oldest = e->put_ms;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return oldest;
 }

@@ -2,17 +2,23 @@
  * logger.c - the event logger: never blocks or fails the job path, never
  * loses an event it accepted.
  *
- * Job path (any thread): naq__logger_log() encodes the event, packs subject,
- * headers and JSON into one record and pushes it into a bounded queue
- * (bqueue.c). If the queue is full, the record is appended to an on-disk
- * spool instead (spool.c, one write()); only with no spool, or a full one,
- * is it dropped, and then it is counted in `dropped`.
+ * Job path (any thread): naq__logger_log() encodes the event. While the
+ * server is there and nothing logged earlier still waits in the queue, it
+ * publishes the event itself with js_PublishMsgAsync, which only writes to
+ * the connection's buffer (publish_now). Otherwise it packs subject, headers
+ * and JSON into one record and pushes it into a bounded queue (bqueue.c).
+ * If the queue is full, the record is appended to an on-disk spool instead
+ * (spool.c, one write()); only with no spool, or a full one, is it dropped,
+ * and then it is counted in `dropped`.
  *
  * Publisher thread: pops batches and publishes them with js_PublishMsgAsync
  * (pipelined; the jsCtx bounds the acks in flight). Acks arrive on nats.c's
  * thread in on_ack(): success is counted, failure puts the message on a
  * retry list that is re-sent with exponential backoff, keeping its
  * Nats-Msg-Id, so a message the server did store after all is stored once.
+ * An ack that never comes (an election, a server gone) is noticed by the
+ * publisher thread from the age of the oldest message awaiting one
+ * (expire_overdue), and the unanswered messages join the retry list.
  * While the connection is down nothing is published; the queue fills and
  * overflows to the spool. Spooled records are re-sent (through a second
  * jsCtx so their acks are told apart) once the queue is empty and the
@@ -60,8 +66,10 @@
 /* Acks the server may owe us at once; the measured ceiling of
  * js_PublishAsync flattens out above a few thousand (ARCHITECTURE.md). */
 #define MAX_ACKS_IN_FLIGHT 8192
-/* How long an unacknowledged publish waits before it counts as failed. */
+/* How long an unacknowledged publish waits before it counts as failed, and
+ * how often the publisher looks for one. */
 #define ACK_TIMEOUT_MS 5000
+#define OVERDUE_CHECK_MS 500
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 5000
 /* Messages waiting for a retry beyond this go to the spool. */
@@ -100,7 +108,12 @@ typedef struct {
 typedef struct retry_node {
     struct retry_node *next;
     natsMsg *msg;
+    void *owed; /* its confirm_prefix, or PLAIN (see `awaiting`) */
 } retry_node;
+
+/* The value under which a plain event waits in `awaiting`. */
+static char plain_event;
+#define PLAIN ((void *)&plain_event)
 
 struct naq__logger;
 
@@ -117,6 +130,7 @@ struct naq__logger {
     jsCtx *js_spool; /* re-sends from the spool */
     ack_origin mem_origin, spool_origin;
     int batch;
+    int64_t direct_max; /* publish_now only below this many acks awaited */
     int64_t flush_ms;
     int64_t linger_us; /* the linger, when it lingers */
     int linger_adapts; /* NAQ_EVENT_LINGER_US=-1: not after a quiet spell */
@@ -136,13 +150,18 @@ struct naq__logger {
     atomic_int_least64_t backoff_ms; /* written under retry_lock, reset on any success */
 
     natsStatistics *stats; /* publisher thread only: the reconnect count */
-    naq__msgmap *confirms; /* published confirmed message -> confirm_prefix (heap) */
+    /* Every message published from memory until its ack or its failure:
+     * a confirmed event -> its confirm_prefix (heap), a plain one -> PLAIN.
+     * Its put time is the deadline's start (expire_overdue). */
+    naq__msgmap *awaiting;
+    int64_t next_overdue_check_ms; /* publisher thread only */
 
     pthread_t thread;
     atomic_int stopping;
 
     atomic_uint_least64_t logged, published, retried, spooled, dropped, settled;
     atomic_int_least64_t in_flight;       /* memory messages handed to nats.c */
+    atomic_int_least64_t queued;          /* in the memory queue or being published from it */
     atomic_int_least64_t spool_in_flight; /* spool messages handed to nats.c */
 };
 
@@ -285,19 +304,20 @@ static void overflow(struct naq__logger *l, const void *rec, size_t len)
     atomic_fetch_add(&l->settled, 1);
 }
 
-/* Tells a confirmed message's caller it was not stored. */
-static void unconfirm(struct naq__logger *l, natsMsg *m)
+/* Tells a confirmed message's caller whether it was stored, and frees what
+ * `owed` held; nothing for a plain event. */
+static void settle_owed(void *owed, int ok)
 {
-    confirm_prefix *cp = naq__msgmap_count(l->confirms) ? naq__msgmap_take(l->confirms, m) : NULL;
-    if (cp != NULL) {
-        cp->fn(cp->ud, 0);
-        free(cp);
-    }
+    if (owed == NULL || owed == PLAIN)
+        return;
+    confirm_prefix *cp = owed;
+    cp->fn(cp->ud, ok);
+    free(cp);
 }
 
-static void overflow_msg(struct naq__logger *l, natsMsg *m)
+static void overflow_msg(struct naq__logger *l, natsMsg *m, void *owed)
 {
-    unconfirm(l, m);
+    settle_owed(owed, 0);
     size_t len = 0;
     char *rec = record_from_msg(m, &len);
     if (rec != NULL) {
@@ -312,13 +332,14 @@ static void overflow_msg(struct naq__logger *l, natsMsg *m)
 
 /* ---- retries ---- */
 
-static void retry_push(struct naq__logger *l, natsMsg *m)
+static void retry_push(struct naq__logger *l, natsMsg *m, void *owed)
 {
     retry_node *n = malloc(sizeof *n);
     pthread_mutex_lock(&l->retry_lock);
     int full = n == NULL || l->retry_count >= MAX_RETRY_LIST;
     if (!full) {
         n->msg = m;
+        n->owed = owed;
         n->next = NULL;
         if (l->retry_tail)
             l->retry_tail->next = n;
@@ -336,7 +357,7 @@ static void retry_push(struct naq__logger *l, natsMsg *m)
     pthread_mutex_unlock(&l->retry_lock);
     if (full) {
         free(n);
-        overflow_msg(l, m);
+        overflow_msg(l, m, owed);
     }
 }
 
@@ -358,14 +379,9 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     (void)js;
     ack_origin *o = closure;
     struct naq__logger *l = o->logger;
+    void *owed = o->from_spool ? NULL : naq__msgmap_take(l->awaiting, msg);
     if (pa != NULL || pae == NULL) {
-        confirm_prefix *cp = !o->from_spool && naq__msgmap_count(l->confirms)
-                                 ? naq__msgmap_take(l->confirms, msg)
-                                 : NULL;
-        if (cp != NULL) {
-            cp->fn(cp->ud, 1);
-            free(cp);
-        }
+        settle_owed(owed, 1);
         atomic_fetch_add(&l->published, 1);
         if (!o->from_spool)
             atomic_fetch_add(&l->settled, 1);
@@ -379,7 +395,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         natsMsg_Destroy(msg);
     } else {
         atomic_fetch_add(&l->retried, 1);
-        retry_push(l, msg);
+        retry_push(l, msg, owed);
     }
     atomic_fetch_sub(o->from_spool ? &l->spool_in_flight : &l->in_flight, 1);
 }
@@ -391,19 +407,64 @@ static int connected(struct naq__logger *l)
     return natsConnection_Status(l->client->enc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-/* Hands m to nats.c; on refusal keeps it for a retry. Takes ownership. */
-static void publish_msg(struct naq__logger *l, natsMsg *m)
+/* Hands m to nats.c; on refusal keeps it for a retry. Takes ownership of
+ * m and owed (its confirm_prefix or PLAIN). No MaxWait: the deadline is
+ * ours (expire_overdue), as nats.c's costs work on every publish. */
+static void publish_msg(struct naq__logger *l, natsMsg *m, void *owed)
 {
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = ACK_TIMEOUT_MS;
+    if (naq__msgmap_put(l->awaiting, m, owed) != NAQ_OK) {
+        settle_owed(owed, 0); /* published, but nobody could be told */
+        owed = NULL;
+    }
     atomic_fetch_add(&l->in_flight, 1);
-    natsStatus ns = js_PublishMsgAsync(l->js, &m, &po);
+    natsMsg *sent = m;
+    natsStatus ns = js_PublishMsgAsync(l->js, &m, NULL);
     if (ns != NATS_OK) {
         atomic_fetch_sub(&l->in_flight, 1);
         atomic_fetch_add(&l->retried, 1);
-        retry_push(l, m);
+        void *back = naq__msgmap_take(l->awaiting, sent);
+        retry_push(l, m, back ? back : owed);
     }
+}
+
+/* Acks overdue: one lost (an election, a server that went away) shows as
+ * the oldest entry of `awaiting` growing old. nats.c cannot give back one
+ * message, so every unacknowledged one is taken back and re-sent with the
+ * same Nats-Msg-Id: one the server stored is stored once, and nats.c drops
+ * the acks of messages it no longer holds. Publisher thread. */
+static void expire_overdue(struct naq__logger *l)
+{
+    int64_t now = naq__mono_ms();
+    if (now < l->next_overdue_check_ms)
+        return;
+    l->next_overdue_check_ms = now + OVERDUE_CHECK_MS;
+    int64_t oldest = naq__msgmap_oldest_ms(l->awaiting);
+    if (oldest == 0 || now - oldest < ACK_TIMEOUT_MS || atomic_load(&l->in_flight) <= 0)
+        return;
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList(&pending, l->js) != NATS_OK)
+        return;
+    for (int i = 0; i < pending.Count; i++) {
+        void *owed = naq__msgmap_take(l->awaiting, pending.Msgs[i]);
+        atomic_fetch_sub(&l->in_flight, 1);
+        atomic_fetch_add(&l->retried, 1);
+        retry_push(l, pending.Msgs[i], owed ? owed : PLAIN);
+        pending.Msgs[i] = NULL;
+    }
+    natsMsgList_Destroy(&pending);
+}
+
+/* What a published message owes until its ack (see `awaiting`): PLAIN, or
+ * a heap copy of its confirmation, which settle_owed frees. NULL when out
+ * of memory. */
+static void *owed_for(const confirm_prefix *cp)
+{
+    if (cp->fn == NULL)
+        return PLAIN;
+    confirm_prefix *heap = malloc(sizeof *heap);
+    if (heap != NULL)
+        *heap = *cp;
+    return heap;
 }
 
 /* A record of the memory queue: its confirmation and the record proper. */
@@ -444,16 +505,12 @@ static void publish_record(struct naq__logger *l, naq__bqueue_record *r, int64_t
     }
     if (cp.late || now_ms - cp.logged_ms > LATE_MS)
         mark_late(m);
-    if (cp.fn != NULL) {
-        confirm_prefix *heap = malloc(sizeof *heap);
-        if (heap == NULL || naq__msgmap_put(l->confirms, m, heap) != NAQ_OK) {
-            free(heap);
-            cp.fn(cp.ud, 0); /* published, but nobody can be told */
-        } else {
-            *heap = cp;
-        }
+    void *owed = owed_for(&cp);
+    if (owed == NULL) {
+        cp.fn(cp.ud, 0); /* published, but nobody can be told */
+        owed = PLAIN;
     }
-    publish_msg(l, m);
+    publish_msg(l, m, owed);
 }
 
 static void resend_retries(struct naq__logger *l)
@@ -462,7 +519,7 @@ static void resend_retries(struct naq__logger *l)
     while (n != NULL) {
         retry_node *next = n->next;
         mark_late(n->msg);
-        publish_msg(l, n->msg);
+        publish_msg(l, n->msg, n->owed);
         free(n);
         n = next;
     }
@@ -588,7 +645,7 @@ static void spool_leftovers(struct naq__logger *l)
     if (atomic_load(&l->in_flight) > 0 &&
         js_PublishAsyncGetPendingList(&pending, l->js) == NATS_OK) {
         for (int i = 0; i < pending.Count; i++) {
-            overflow_msg(l, pending.Msgs[i]);
+            overflow_msg(l, pending.Msgs[i], naq__msgmap_take(l->awaiting, pending.Msgs[i]));
             pending.Msgs[i] = NULL;
             atomic_fetch_sub(&l->in_flight, 1);
         }
@@ -596,7 +653,7 @@ static void spool_leftovers(struct naq__logger *l)
     }
     for (retry_node *n = retry_take_all(l, 0), *next; n != NULL; n = next) {
         next = n->next;
-        overflow_msg(l, n->msg);
+        overflow_msg(l, n->msg, n->owed);
         free(n);
     }
 }
@@ -650,8 +707,10 @@ static void *publisher_main(void *arg)
         }
         was_up = up;
         last_reconnects = now_reconnects;
-        if (up)
+        if (up) {
+            expire_overdue(l);
             resend_retries(l);
+        }
         /* While the server is away, leave records in the queue (they
          * overflow to the spool when it fills) rather than piling them
          * into nats.c's reconnect buffer. */
@@ -683,6 +742,7 @@ static void *publisher_main(void *arg)
             else
                 overflow_record(l, batch[i]);
             naq__bqueue_record_free(batch[i]);
+            atomic_fetch_sub(&l->queued, 1);
         }
         if (s == NAQ_ERR_CLOSED)
             break;
@@ -700,6 +760,34 @@ static void *publisher_main(void *arg)
 }
 
 /* ---- public side ---- */
+
+/* The caller's thread publishes the event itself when that keeps every
+ * promise of the queue: the server is there, nothing logged before it waits
+ * in the queue (so events stay in the order they were logged), and nats.c
+ * has room for its ack (so js_PublishMsgAsync does not stall) within the
+ * memory buffer's size. An
+ * asynchronous publish only writes to the connection's buffer; waking the
+ * publisher thread for it cost more, measured (docs/benchmarks.md, "One
+ * thread per job's messages"). 1 when published (or handed to the retry
+ * list), 0 when the event must go through the queue. */
+static int publish_now(struct naq__logger *l, const record_view *v, const confirm_prefix *cp)
+{
+    if (atomic_load(&l->queued) != 0 || atomic_load(&l->stopping) ||
+        atomic_load(&l->in_flight) >= l->direct_max || !connected(l))
+        return 0;
+    natsMsg *m = NULL;
+    if (make_msg(v, &m) != NATS_OK)
+        return 0;
+    void *owed = owed_for(cp);
+    if (owed == NULL) {
+        natsMsg_Destroy(m);
+        return 0;
+    }
+    if (cp->late)
+        mark_late(m);
+    publish_msg(l, m, owed);
+    return 1;
+}
 
 static naq_status create_js(naq__logger *l, ack_origin *origin, jsCtx **out)
 {
@@ -724,6 +812,11 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
     const naq_config *cfg = &c->cfg;
     l->client = c;
     l->batch = cfg->logger_batch > 0 ? cfg->logger_batch : 512;
+    /* The memory buffer bounds the events that wait for the server either
+     * way: in the queue, or in nats.c awaiting their ack. */
+    l->direct_max = MAX_ACKS_IN_FLIGHT / 2;
+    if (cfg->logger_buffer_events > 0 && cfg->logger_buffer_events < l->direct_max)
+        l->direct_max = cfg->logger_buffer_events;
     l->flush_ms = cfg->logger_flush_ms > 0 ? cfg->logger_flush_ms : 100;
     l->linger_adapts = cfg->logger_linger_us < 0;
     l->linger_us = l->linger_adapts ? LINGER_US : cfg->logger_linger_us;
@@ -737,7 +830,7 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
     naq_status s = naq__bqueue_create((size_t)cfg->logger_buffer_events,
                                       (size_t)cfg->logger_buffer_bytes, &l->queue);
     if (s == NAQ_OK)
-        s = naq__msgmap_create(&l->confirms);
+        s = naq__msgmap_create(&l->awaiting);
     if (s == NAQ_OK && natsStatistics_Create(&l->stats) != NATS_OK)
         s = naq__fail(NAQ_ERR_NO_MEMORY, "out of memory creating the event logger");
     if (s == NAQ_OK)
@@ -751,7 +844,7 @@ naq_status naq__logger_create(naq_client *c, naq__logger **out)
         jsCtx_Destroy(l->js);
         naq__bqueue_destroy(l->queue);
         natsStatistics_Destroy(l->stats);
-        naq__msgmap_destroy(l->confirms);
+        naq__msgmap_destroy(l->awaiting);
         pthread_mutex_destroy(&l->spool_lock);
         pthread_mutex_destroy(&l->retry_lock);
         free(l);
@@ -772,7 +865,7 @@ void naq__logger_destroy(naq__logger *l)
     jsCtx_Destroy(l->js);
     naq__bqueue_destroy(l->queue);
     natsStatistics_Destroy(l->stats);
-    naq__msgmap_destroy(l->confirms); /* empty: spool_leftovers settled every message */
+    naq__msgmap_destroy(l->awaiting); /* empty: spool_leftovers settled every message */
     naq__spool_close(l->spool);
     if (l->spool != NULL && naq__spool_pending_path(l->spool_path) == 0)
         naq__spool_remove(l->spool_path);
@@ -812,6 +905,12 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
                      copy.queue_name, copy.worker_id, json,
                      json_len};
     confirm_prefix cp = {confirm, ud, naq__mono_ms(), late};
+    atomic_fetch_add(&l->logged, 1);
+    if (publish_now(l, &v, &cp)) {
+        if (json != json_buf)
+            free(json);
+        return NAQ_OK;
+    }
     char stack[2048];
     size_t need = sizeof cp + pack_record(NULL, 0, &v);
     char *rec = need <= sizeof stack ? stack : malloc(need);
@@ -822,13 +921,16 @@ naq_status naq__logger_log_confirmed(naq__logger *l, const naq_event *e, naq__co
     if (json != json_buf)
         free(json);
     if (rec == NULL) {
+        atomic_fetch_add(&l->dropped, 1);
+        atomic_fetch_add(&l->settled, 1);
         if (confirm != NULL)
             confirm(ud, 0);
         return naq__fail(NAQ_ERR_NO_MEMORY, "out of memory logging an event");
     }
-    atomic_fetch_add(&l->logged, 1);
+    atomic_fetch_add(&l->queued, 1);
     if (naq__bqueue_push(l->queue, rec, need) != NAQ_OK) {
         /* full (or closing): to disk, never wait */
+        atomic_fetch_sub(&l->queued, 1);
         overflow(l, rec + sizeof cp, need - sizeof cp);
         if (confirm != NULL)
             confirm(ud, 0);

@@ -32,9 +32,12 @@
 #include <string.h>
 #include <time.h>
 
-/* Acknowledgements of outcome records the server may owe at once. */
+/* Acknowledgements of outcome records the server may owe at once; how long
+ * one may take before its job is handed back, and how often the finisher
+ * looks (our deadline, not nats.c's MaxWait: logger.c, expire_overdue). */
 #define MAX_RECORDS_IN_FLIGHT 4096
 #define RECORD_ACK_WAIT_MS 5000
+#define OVERDUE_CHECK_MS 500
 /* Rounds of "tell the waiters, write after them" before giving up. */
 #define WRITE_ATTEMPTS 50
 
@@ -271,13 +274,42 @@ static void on_record_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
         req_done(f, r, 0);
 }
 
+/* Records whose ack is overdue (see logger.c, expire_overdue): nats.c
+ * gives back every unanswered one, and each is settled as not stored; its
+ * job is delivered again, and a redelivery whose record was stored after
+ * all is acked without a run (worker_job.c). Finisher thread. */
+static void expire_overdue(naq__finisher *f)
+{
+    int64_t oldest = naq__msgmap_oldest_ms(f->in_flight);
+    if (oldest == 0 || naq__mono_ms() - oldest < RECORD_ACK_WAIT_MS)
+        return;
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList(&pending, f->js) != NATS_OK)
+        return;
+    for (int i = 0; i < pending.Count; i++) {
+        finish_req *r = naq__msgmap_take(f->in_flight, pending.Msgs[i]);
+        if (r != NULL)
+            req_done(f, r, 0);
+    }
+    natsMsgList_Destroy(&pending);
+}
+
 static void *slow_main(void *arg)
 {
     naq__finisher *f = arg;
+    int64_t next_check_ms = 0;
     for (;;) {
         pthread_mutex_lock(&f->lock);
-        while (f->head == NULL && !f->stopping)
-            pthread_cond_wait(&f->cond, &f->lock);
+        while (f->head == NULL && !f->stopping) {
+            struct timespec until = naq__deadline(CLOCK_REALTIME, OVERDUE_CHECK_MS);
+            pthread_cond_timedwait(&f->cond, &f->lock, &until);
+            if (naq__mono_ms() >= next_check_ms) {
+                pthread_mutex_unlock(&f->lock);
+                expire_overdue(f);
+                next_check_ms = naq__mono_ms() + OVERDUE_CHECK_MS;
+                pthread_mutex_lock(&f->lock);
+            }
+        }
         finish_req *r = f->head;
         if (r != NULL) {
             f->head = r->next;
@@ -336,11 +368,8 @@ static int publish_fast(naq__finisher *f, finish_req *r)
         natsMsg_Destroy(m);
         return 0;
     }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = RECORD_ACK_WAIT_MS;
     natsMsg *sent = m;
-    if (js_PublishMsgAsync(f->js, &m, &po) != NATS_OK) {
+    if (js_PublishMsgAsync(f->js, &m, NULL) != NATS_OK) {
         naq__msgmap_take(f->in_flight, sent);
         natsMsg_Destroy(m);
         return 0;

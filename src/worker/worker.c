@@ -311,11 +311,11 @@ void naq__worker_job_event(naq_event *e, naq_event_type type, const naq_worker *
 
 /* The JetStream ack protocol on the message's reply subject (natsMsg_Ack
  * needs a JetStream subscription, which plain pulls do not have). */
-int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
+static int send_ack(naq_worker *w, natsConnection *nc, const char *reply, const char *body)
 {
     if (reply == NULL || reply[0] == '\0')
         return -1;
-    natsStatus ns = natsConnection_PublishString(w->ack_nc, reply, body);
+    natsStatus ns = natsConnection_PublishString(nc, reply, body);
     if (ns != NATS_OK) {
         naq__log(NAQ_LOG_WARN,
                  "naq worker %s: cannot send %s for a job (%s); it will be delivered "
@@ -324,6 +324,16 @@ int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
         return -1;
     }
     return 0;
+}
+
+int naq__worker_ack(naq_worker *w, const char *reply, const char *body)
+{
+    return send_ack(w, w->ack_nc, reply, body);
+}
+
+int naq__worker_ack_now(naq_worker *w, const char *reply, const char *body)
+{
+    return send_ack(w, w->nc, reply, body);
 }
 
 void naq__worker_error(naq_worker *w, const char *error_type, const char *fmt, ...)

@@ -136,6 +136,9 @@ int64_t naq__worker_wpi_ms(const naq_worker *w);
  * message's reply subject; 0 on success. A lost ack only means the job
  * is delivered again. */
 int naq__worker_ack(naq_worker *w, const char *reply, const char *body);
+/* The same, sent at once on the pull connection instead of batched: for an
+ * ack nothing else is settled with (worker_job.c, settlement_confirm). */
+int naq__worker_ack_now(naq_worker *w, const char *reply, const char *body);
 naq_status naq__worker_ensure_consumers(naq_worker *w);
 const naq__handler_entry *naq__worker_find_handler(const naq_worker *w, const char *name);
 /* An event about job j run by w; its heap fields are left for the caller

@@ -49,6 +49,9 @@
 /* Delay of the redelivery when the result, the dependents or the unique
  * key could not be written (server away): long enough not to spin. */
 #define FOLLOWUP_RETRY_MS 2000
+/* Acks further apart than this are sent at once, closer ones batched: a
+ * worker of 5,000 jobs/s batches, one fed a job at a time does not. */
+#define SPARSE_ACK_US 200
 
 /* An event of job j (details, may be NULL, is taken and encoded into
  * *text, which the caller frees). */
@@ -190,9 +193,10 @@ typedef struct settlement settlement;
 
 struct naq__ack_sink {
     pthread_mutex_t lock;
-    naq_worker *w;    /* NULL once closed */
-    int refs;         /* the worker's, and one per open settlement */
-    settlement *open; /* waiting for confirmations: in-progress acks */
+    naq_worker *w;       /* NULL once closed */
+    int refs;            /* the worker's, and one per open settlement */
+    settlement *open;    /* waiting for confirmations: in-progress acks */
+    int64_t last_ack_us; /* when the last settlement's ack was sent */
 };
 
 naq_status naq__ack_sink_create(naq_worker *w, naq__ack_sink **out)
@@ -324,7 +328,15 @@ static void settlement_confirm(void *ud, int ok)
     if (w != NULL && !gave_up) {
         if (atomic_load(&naq__worker_crash_before_ack))
             raise(SIGKILL);
-        naq__worker_ack(w, st->reply, st->body);
+        /* Acks far apart (jobs come one at a time) go out at once on the
+         * pull connection: batching one alone behind nats.c's flusher only
+         * costs that thread's wake-up. Close together, they are batched. */
+        int64_t now_us = naq__mono_us();
+        if (now_us - st->sink->last_ack_us > SPARSE_ACK_US)
+            naq__worker_ack_now(w, st->reply, st->body);
+        else
+            naq__worker_ack(w, st->reply, st->body);
+        st->sink->last_ack_us = now_us;
     } else if (gave_up) { /* under the lock: w stays valid (naq__ack_sink_close) */
         report_unconfirmed(w, st);
         nak(w, st->reply, FOLLOWUP_RETRY_MS);
