@@ -476,6 +476,8 @@ naq_status naq_worker_run(naq_worker *w)
      * once, carries its pull requests (a job waits for those) and the
      * doorbells of empty levels (worker_pull.c). The other
      * carries acks and in-progress acks, batched by nats.c's flusher
+     * (an ack alone, far from the last one, goes out at once on the
+     * first: worker_job.c, settlement_confirm)
      * (about 1 ms later, and far fewer writes for the server to read: sent
      * at once, 10-20% fewer jobs/s on a full queue). Not the client's
      * connection: there they queued behind the events, and under load an
