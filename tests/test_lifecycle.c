@@ -710,7 +710,6 @@ static void an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_
     assert_int_equal(named, 1);
 }
 
-
 /* nats.c's MaxWait is not used for outcome records (finish.c): the
  * finisher keeps the deadline itself. A record the server never answers
  * (here a plain subscriber takes it while the outcome stream is gone) is

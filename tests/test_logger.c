@@ -373,7 +373,6 @@ static void an_event_whose_ack_never_comes_is_sent_again_until_stored(void **sta
     naq_test_server_destroy(&srv);
 }
 
-
 static void a_short_outage_is_ridden_out_in_memory(void **state)
 {
     (void)state;
