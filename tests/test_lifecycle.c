@@ -666,6 +666,25 @@ static void a_message_delivered_again_after_its_run_was_recorded_is_acked_not_ru
     assert_int_equal(count_type(fx->c, other, NAQ_EVENT_STARTED), 2);
 }
 
+/* The worker_error events of worker_id that report job id's outcome as
+ * unconfirmed (FinishFailed, naming the job). */
+static int finish_failures_naming(naq_client *c, const char *worker_id, const char *id)
+{
+    naq_query q;
+    memset(&q, 0, sizeof q);
+    q.filter.worker = worker_id;
+    q.filter.type = "worker_error";
+    naq_event_list l;
+    assert_int_equal(naq_events_list(c, &q, &l, NULL), NAQ_OK);
+    int named = 0;
+    for (size_t i = 0; i < l.count; i++)
+        named += l.items[i].error_type != NULL &&
+                 strcmp(l.items[i].error_type, "FinishFailed") == 0 &&
+                 l.items[i].error_message != NULL && strstr(l.items[i].error_message, id) != NULL;
+    naq_event_list_free(&l);
+    return named;
+}
+
 /* An outcome the server stored but did not confirm in time (its reply
  * lost in an outage): the worker gives up on the settlement, says so in a
  * worker_error naming the job, and naks it. The redelivery finds the
@@ -694,20 +713,7 @@ static void an_outcome_stored_but_not_confirmed_stands_and_the_job_does_not_run_
                               NAQ_EVENT_COMPLETED};
     int attempts[] = {0, 1, 1, 1};
     expect_history(fx->c, id, types, attempts, 4);
-
-    naq_query q;
-    memset(&q, 0, sizeof q);
-    q.filter.worker = worker_id;
-    q.filter.type = "worker_error";
-    naq_event_list l;
-    assert_int_equal(naq_events_list(fx->c, &q, &l, NULL), NAQ_OK);
-    int named = 0;
-    for (size_t i = 0; i < l.count; i++)
-        named += l.items[i].error_type != NULL &&
-                 strcmp(l.items[i].error_type, "FinishFailed") == 0 &&
-                 l.items[i].error_message != NULL && strstr(l.items[i].error_message, id) != NULL;
-    naq_event_list_free(&l);
-    assert_int_equal(named, 1);
+    assert_int_equal(finish_failures_naming(fx->c, worker_id, id), 1);
 }
 
 /* nats.c's MaxWait is not used for outcome records (finish.c): the
@@ -741,20 +747,10 @@ static void an_outcome_record_never_answered_hands_the_job_back_after_the_deadli
     natsMsg *m = NULL;
     assert_int_equal(natsSubscription_NextMsg(&m, hole, 10000), NATS_OK); /* its record */
     natsMsg_Destroy(m);
-    naq_query q;
-    memset(&q, 0, sizeof q);
-    q.filter.worker = worker_id;
-    q.filter.type = "worker_error";
-    naq_event_list l = {0};
     int named = 0;
     for (int64_t until = mono_ms() + 15000; named == 0 && mono_ms() < until;) {
         naq__sleep_ms(200);
-        assert_int_equal(naq_events_list(fx->c, &q, &l, NULL), NAQ_OK);
-        for (size_t i = 0; i < l.count; i++)
-            named += l.items[i].error_type != NULL &&
-                     strcmp(l.items[i].error_type, "FinishFailed") == 0 &&
-                     l.items[i].error_message != NULL && strstr(l.items[i].error_message, id);
-        naq_event_list_free(&l);
+        named = finish_failures_naming(fx->c, worker_id, id);
     }
     assert_int_equal(named, 1);
     assert_int_equal(atomic_load(&calls), 1);

@@ -10,7 +10,7 @@
  * acknowledgement that is overdue (naq__msgmap_oldest_ms) without asking
  * nats.c for a deadline per publish (MaxWait), which in nats.c 3.4.1 costs
  * a timer wake-up and, at the deadline, a timeout message per publish,
- * acknowledged or not (docs/benchmarks.md, "Deadlines of our own").
+ * acknowledged or not (docs/benchmarks.md, "One thread per job's messages").
  */
 #ifndef NAQ_MSGMAP_H
 #define NAQ_MSGMAP_H

@@ -409,7 +409,7 @@ static int connected(struct naq__logger *l)
 
 /* Hands m to nats.c; on refusal keeps it for a retry. Takes ownership of
  * m and owed (its confirm_prefix or PLAIN). No MaxWait: the deadline is
- * ours (expire_overdue), as nats.c's costs work on every publish. */
+ * ours (expire_overdue), as nats.c's would cost work on every publish. */
 static void publish_msg(struct naq__logger *l, natsMsg *m, void *owed)
 {
     if (naq__msgmap_put(l->awaiting, m, owed) != NAQ_OK) {
@@ -422,8 +422,8 @@ static void publish_msg(struct naq__logger *l, natsMsg *m, void *owed)
     if (ns != NATS_OK) {
         atomic_fetch_sub(&l->in_flight, 1);
         atomic_fetch_add(&l->retried, 1);
-        void *back = naq__msgmap_take(l->awaiting, sent);
-        retry_push(l, m, back ? back : owed);
+        naq__msgmap_take(l->awaiting, sent);
+        retry_push(l, m, owed);
     }
 }
 
@@ -448,7 +448,7 @@ static void expire_overdue(struct naq__logger *l)
         void *owed = naq__msgmap_take(l->awaiting, pending.Msgs[i]);
         atomic_fetch_sub(&l->in_flight, 1);
         atomic_fetch_add(&l->retried, 1);
-        retry_push(l, pending.Msgs[i], owed ? owed : PLAIN);
+        retry_push(l, pending.Msgs[i], owed);
         pending.Msgs[i] = NULL;
     }
     natsMsgList_Destroy(&pending);
@@ -765,11 +765,11 @@ static void *publisher_main(void *arg)
  * promise of the queue: the server is there, nothing logged before it waits
  * in the queue (so events stay in the order they were logged), and nats.c
  * has room for its ack (so js_PublishMsgAsync does not stall) within the
- * memory buffer's size. An
- * asynchronous publish only writes to the connection's buffer; waking the
- * publisher thread for it cost more, measured (docs/benchmarks.md, "One
- * thread per job's messages"). 1 when published (or handed to the retry
- * list), 0 when the event must go through the queue. */
+ * memory buffer's size. An asynchronous publish only writes to the
+ * connection's buffer; waking the publisher thread for it cost more,
+ * measured (docs/benchmarks.md, "One thread per job's messages"). 1 when
+ * published (or handed to the retry list), 0 when the event must go
+ * through the queue. */
 static int publish_now(struct naq__logger *l, const record_view *v, const confirm_prefix *cp)
 {
     if (atomic_load(&l->queued) != 0 || atomic_load(&l->stopping) ||

@@ -476,14 +476,14 @@ naq_status naq_worker_run(naq_worker *w)
      * once, carries its pull requests (a job waits for those) and the
      * doorbells of empty levels (worker_pull.c). The other
      * carries acks and in-progress acks, batched by nats.c's flusher
-     * (an ack alone, far from the last one, goes out at once on the
-     * first: worker_job.c, settlement_confirm)
      * (about 1 ms later, and far fewer writes for the server to read: sent
      * at once, 10-20% fewer jobs/s on a full queue). Not the client's
      * connection: there they queued behind the events, and under load an
      * ack came seconds late, after the ack wait, so thousands of jobs ran
      * twice (docs/benchmarks.md, "Acks behind events"). Outcome records
-     * stay there, batched with the events: an ack waits for both.
+     * stay there, batched with the events: an ack waits for both. An ack
+     * alone, far from the worker's last one, goes out at once on the
+     * first connection instead (worker_job.c, settlement_confirm).
      * They open before the worker registers: registered is what "ready"
      * means to others, so a ready worker can be stopped at once. */
     naq_status s;
