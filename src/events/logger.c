@@ -83,6 +83,8 @@
 #define LATE_MS 1000
 /* Wait at shutdown for outstanding acks before spooling what is left. */
 #define STOP_ACK_WAIT_MS 3000
+/* Then for ack handlers still running (naq__logger_destroy). */
+#define STOP_HANDLER_WAIT_MS 1000
 
 /* Layout of a record in the queue and in the spool: this header, then the
  * five strings (each NUL-terminated), then the JSON payload. */
@@ -861,6 +863,13 @@ void naq__logger_destroy(naq__logger *l)
     atomic_store(&l->stopping, 1);
     naq__bqueue_close(l->queue);
     pthread_join(l->thread, NULL);
+    /* nats.c takes a message out of its pending map before it calls
+     * on_ack, so an ack handler may still be running; it lets go of l
+     * with its last statement, the in-flight decrement. */
+    for (int i = 0; i < STOP_HANDLER_WAIT_MS &&
+                    (atomic_load(&l->in_flight) > 0 || atomic_load(&l->spool_in_flight) > 0);
+         i++)
+        naq__sleep_ms(1);
     jsCtx_Destroy(l->js_spool);
     jsCtx_Destroy(l->js);
     naq__bqueue_destroy(l->queue);
